@@ -1,0 +1,1 @@
+"""The Flask front end: validates /extract requests, queues jobs, renders results."""

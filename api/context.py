@@ -1,0 +1,28 @@
+"""Per-app dependencies, stored on the Flask app (not in module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from flask import current_app
+
+from shared.jobs import JobStore, WorkerRegistry
+from shared.settings import Settings
+
+EXTENSION_KEY = "facerest"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    settings: Settings
+    redis: redis.Redis
+    store: JobStore
+    workers: WorkerRegistry
+    celery: Celery
+
+
+def context() -> ApiContext:
+    ctx: ApiContext = current_app.extensions[EXTENSION_KEY]
+    return ctx

@@ -1,0 +1,83 @@
+"""The API edge: domain errors and framework errors become JSON ``{code, message}`` responses."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import redis
+from flask import Flask, Response
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from shared.errors import (
+    FaceRestError,
+    InvalidImage,
+    InvalidRequest,
+    JobFailed,
+    JobNotFound,
+    LimitExceeded,
+    ResultTimeout,
+    ServiceUnavailable,
+)
+
+log = logging.getLogger("facerest.api")
+
+STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
+    InvalidRequest: 400,
+    InvalidImage: 422,
+    LimitExceeded: 413,
+    JobNotFound: 404,
+    ResultTimeout: 504,
+    ServiceUnavailable: 503,
+    JobFailed: 500,
+}
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> Response:
+    body = {"code": code, "message": message, **extra}
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _status_of(exc: FaceRestError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]  # type: ignore[index]
+    return 400
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(FaceRestError)
+    def _domain(exc: FaceRestError) -> Response:
+        extra: dict[str, object] = {}
+        if isinstance(exc, ResultTimeout):
+            extra = {"id": exc.job_id, "status_url": f"/results/{exc.job_id}"}
+        return error_response(_status_of(exc), exc.code, exc.message, **extra)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        return error_response(422, "validation_error", _describe(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(status, code, exc.description or exc.name)
+
+    @app.errorhandler(redis.RedisError)
+    def _redis(exc: redis.RedisError) -> Response:
+        log.warning("Redis unavailable: %s", exc)
+        return error_response(503, "unavailable", "the job store (Redis) is unavailable; retry later")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; see the API log")

@@ -1,0 +1,183 @@
+"""The OpenAPI document, generated from the pydantic wire schemas, and the offline Swagger UI."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+
+from shared.schemas import ExtractRequest
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable error code")
+    message: str = Field(description="What is wrong, naming the field or limit")
+
+
+class FaceV1(BaseModel):
+    vec: list[float] | None = Field(description="L2-normalised 512-d ArcFace embedding")
+    det: int = Field(description="Index of the face in its image")
+    prob: float = Field(description="Detection score")
+    bbox: list[int] = Field(description="x1, y1, x2, y2 in original image pixels")
+    landmarks: list[list[int]] | None = None
+    facedata: str | None = Field(None, description="Aligned 112x112 crop, base64 JPEG")
+
+
+class FaceV2(BaseModel):
+    bbox: list[float]
+    prob: float
+    size: list[float] = Field(description="Box width and height in pixels")
+    landmarks: list[list[float]] | None = None
+    vec: list[float] | None = None
+    norm: float | None = Field(None, description="Norm of the raw embedding (a quality hint)")
+    facedata: str | None = None
+
+
+class ImageV2(BaseModel):
+    status: Literal["ok", "error"]
+    took_ms: float
+    size: list[int] | None = Field(None, description="Image width and height")
+    faces: list[FaceV2] | None = None
+    error: ErrorBody | None = None
+    timings: dict[str, float] | None = None
+
+
+class ExtractV2(BaseModel):
+    took: dict[str, float]
+    worker: str
+    data: list[ImageV2]
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: Literal["queued"]
+    status_url: str
+
+
+class JobState(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    created: float
+    started: float | None
+    finished: float | None
+    worker: str | None
+    result: Any = Field(None, description="When done: what the synchronous /extract returns")
+    error: ErrorBody | None = None
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("ErrorBody", description)
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (ExtractRequest, "validation"),
+        (ErrorBody, "serialization"),
+        (FaceV1, "serialization"),
+        (ExtractV2, "serialization"),
+        (JobAccepted, "serialization"),
+        (JobState, "serialization"),
+    ]
+    _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    extract_ok = {
+        "description": "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. "
+        "MessagePack when Accept is application/x-msgpack.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "type": "array",
+                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/FaceV1"}},
+                        },
+                        {"$ref": "#/components/schemas/ExtractV2"},
+                    ]
+                }
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "facerest",
+            "version": version,
+            "description": "Face detection, alignment and ArcFace embeddings over HTTP.",
+        },
+        "paths": {
+            "/extract": {
+                "post": {
+                    "summary": "Detect faces and extract embeddings",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ExtractRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": extract_ok,
+                        "202": _json("JobAccepted", 'Queued ("async": true); poll status_url'),
+                        "400": _error("Malformed JSON or request"),
+                        "413": _error("A size limit was exceeded"),
+                        "422": _error("Invalid field or image"),
+                        "503": _error("Redis unavailable"),
+                        "504": _error("No result within the synchronous timeout; the body has the job id"),
+                    },
+                }
+            },
+            "/results/{job_id}": {
+                "get": {
+                    "summary": "State and result of a job",
+                    "parameters": [
+                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": _json("JobState", "The job"),
+                        "404": _error("Unknown or expired job"),
+                    },
+                }
+            },
+            "/info": {
+                "get": {
+                    "summary": "Version, workers, models, licenses, limits",
+                    "responses": {"200": {"description": "Service information"}},
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "API and Redis are up",
+                    "responses": {"200": {"description": "Healthy"}, "503": {"description": "Redis down"}},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "summary": "At least one worker has its models loaded",
+                    "responses": {"200": {"description": "Ready"}, "503": {"description": "No worker"}},
+                }
+            },
+        },
+        "components": {"schemas": top.get("$defs", {})},
+    }
+
+
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>facerest API</title>
+  <link rel="stylesheet" href="/docs/static/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/static/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});
+  </script>
+</body>
+</html>
+"""

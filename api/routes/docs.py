@@ -1,0 +1,34 @@
+"""GET /openapi.json, /docs (Swagger UI served from the installed package, offline) and / -> /docs."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import orjson
+import swagger_ui_bundle
+from flask import Blueprint, Response, redirect, send_from_directory
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from api.openapi import SWAGGER_PAGE, build_openapi
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.get("/")
+def index() -> BaseResponse:
+    return redirect("/docs", code=302)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return Response(orjson.dumps(build_openapi(version("facerest"))), mimetype="application/json")
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return Response(SWAGGER_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/static/<path:name>")
+def docs_static(name: str) -> Response:
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)

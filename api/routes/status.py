@@ -1,0 +1,58 @@
+"""GET /health (API and Redis up), /ready (a worker has its models loaded) and /info."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import redis
+from flask import Blueprint, Response
+
+from api.context import context
+from api.render import encode
+
+bp = Blueprint("status", __name__)
+
+
+@bp.get("/health")
+def health() -> Response:
+    try:
+        context().redis.ping()
+    except redis.RedisError as exc:
+        return encode({"status": "error", "redis": f"unreachable: {exc}"}, False, status=503)
+    return encode({"status": "ok", "redis": "ok"}, False)
+
+
+@bp.get("/ready")
+def ready() -> Response:
+    workers = context().workers.online()
+    body = {"ready": bool(workers), "workers": len(workers)}
+    return encode(body, False, status=200 if workers else 503)
+
+
+@bp.get("/info")
+def info() -> Response:
+    ctx = context()
+    workers = ctx.workers.online()
+    models: dict[str, dict[str, Any]] = {}
+    for worker in workers:
+        for model in worker.get("models", []):
+            models.setdefault(model["sha256"], model)
+    settings = ctx.settings
+    body = {
+        "name": "facerest",
+        "version": version("facerest"),
+        "api_versions": ["1", "2"],
+        "workers": workers,
+        "models": list(models.values()),
+        "limits": {
+            "max_body_bytes": settings.max_body_bytes,
+            "max_images": settings.max_images,
+            "max_image_bytes": settings.max_image_bytes,
+            "max_image_pixels": settings.max_image_pixels,
+            "max_faces": settings.max_faces,
+            "sync_timeout_s": settings.sync_timeout_s,
+            "result_ttl_s": settings.result_ttl_s,
+        },
+    }
+    return encode(body, False)

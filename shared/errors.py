@@ -1,0 +1,53 @@
+"""Domain errors. Each carries a stable machine-readable code; the API edge maps them to HTTP."""
+
+from __future__ import annotations
+
+
+class FaceRestError(Exception):
+    """Base of every error a client can be told about."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(FaceRestError):
+    code = "invalid_request"
+
+
+class InvalidImage(FaceRestError):
+    """The bytes are not a decodable image (not base64, not an image format, corrupt)."""
+
+    code = "invalid_image"
+
+
+class LimitExceeded(FaceRestError):
+    """A configured size limit was exceeded; the message names the limit."""
+
+    code = "limit_exceeded"
+
+
+class JobNotFound(FaceRestError):
+    code = "job_not_found"
+
+
+class ResultTimeout(FaceRestError):
+    """The synchronous wait ran out; the job goes on and can be polled."""
+
+    code = "timeout"
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class ServiceUnavailable(FaceRestError):
+    code = "unavailable"
+
+
+class JobFailed(FaceRestError):
+    """The worker could not process the job (a bug or a crash), as opposed to a bad input."""
+
+    code = "job_failed"

@@ -1,0 +1,66 @@
+"""Image input checks that both sides run: base64 decoding and header probing before decode."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from shared.errors import InvalidImage, LimitExceeded
+
+_DATA_URL = re.compile(rb"^data:[\w/+.-]*;base64,")
+_WHITESPACE = re.compile(rb"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    format: str
+    width: int
+    height: int
+
+
+def decode_base64(text: str, max_bytes: int) -> bytes:
+    """Accept plain base64, with whitespace or a ``data:`` URL prefix; reject anything else."""
+    raw = text.encode("ascii", errors="replace")
+    raw = _DATA_URL.sub(b"", raw, count=1)
+    raw = _WHITESPACE.sub(b"", raw)
+    # 4 base64 characters carry 3 bytes: refuse oversized input before decoding it.
+    if len(raw) // 4 * 3 > max_bytes + 2:
+        raise LimitExceeded(f"image is larger than max_image_bytes={max_bytes}")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidImage(f"not valid base64: {exc}") from exc
+    if not data:
+        raise InvalidImage("empty image")
+    if len(data) > max_bytes:
+        raise LimitExceeded(f"image is larger than max_image_bytes={max_bytes}")
+    return data
+
+
+def probe(data: bytes, max_pixels: int) -> ImageHeader:
+    """Read format and size from the header only, so decompression bombs never get decoded."""
+    if not data:
+        raise InvalidImage("empty image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                header = ImageHeader(image.format or "unknown", image.width, image.height)
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(f"image has more pixels than max_image_pixels={max_pixels}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImage("not a recognised image format") from exc
+    if header.width < 1 or header.height < 1:
+        raise InvalidImage(f"image has no pixels ({header.width}x{header.height})")
+    if header.width * header.height > max_pixels:
+        raise LimitExceeded(
+            f"image is {header.width}x{header.height} = {header.width * header.height} pixels, "
+            f"more than max_image_pixels={max_pixels}"
+        )
+    return header

@@ -1,0 +1,157 @@
+"""The job store in Redis: job inputs, states and results, shared by API and workers.
+
+Keys (``{p}`` is the configured prefix):
+  {p}:job:{id}        hash: status, created, started, finished, worker, error, result (msgpack)
+  {p}:job:{id}:input  msgpack JobPayload (raw image bytes), deleted when the job finishes
+  {p}:job:{id}:done   list that receives one token when the job ends, for blocking waits
+  {p}:worker:{name}   a worker's heartbeat (JSON), expiring unless refreshed
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, cast
+
+import msgpack
+import orjson
+import redis
+
+from shared.errors import JobNotFound
+from shared.schemas import ErrorRecord, JobPayload, JobResult
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINISHED = frozenset({JobStatus.DONE, JobStatus.FAILED})
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    id: str
+    status: JobStatus
+    created: float
+    started: float | None
+    finished: float | None
+    worker: str | None
+    error: ErrorRecord | None
+    result: JobResult | None
+    meta: dict[str, str]
+
+
+def pack(value: object) -> bytes:
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class JobStore:
+    """Typed access to job keys; one instance per process, thread-safe through redis-py's pool."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+
+    def _key(self, job_id: str, suffix: str = "") -> str:
+        return f"{self._prefix}:job:{job_id}{suffix}"
+
+    def create(self, job_id: str, payload: JobPayload, meta: dict[str, str]) -> None:
+        """Store the input and the queued state atomically, before the task is sent.
+
+        ``meta`` holds what the API needs later to render the result (api_ver, ...).
+        """
+        state = {"status": JobStatus.QUEUED, "created": time.time()}
+        state |= {f"meta:{k}": v for k, v in meta.items()}
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._key(job_id, ":input"), pack(payload), ex=self._ttl_s)
+        pipe.hset(self._key(job_id), mapping=state)
+        pipe.expire(self._key(job_id), self._ttl_s)
+        pipe.execute()
+
+    def load_input(self, job_id: str) -> JobPayload | None:
+        data = self._redis.get(self._key(job_id, ":input"))
+        return None if data is None else cast(JobPayload, unpack(cast(bytes, data)))
+
+    def mark_running(self, job_id: str, worker: str) -> None:
+        self._redis.hset(
+            self._key(job_id),
+            mapping={"status": JobStatus.RUNNING, "started": time.time(), "worker": worker},
+        )
+
+    def finish(self, job_id: str, result: JobResult | None, error: ErrorRecord | None) -> None:
+        """Record the outcome, drop the input and wake any synchronous waiter."""
+        fields: dict[str, Any] = {"finished": time.time()}
+        if error is None:
+            fields |= {"status": JobStatus.DONE, "result": pack(result)}
+        else:
+            fields |= {"status": JobStatus.FAILED, "error": orjson.dumps(error)}
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._key(job_id), mapping=fields)
+        pipe.expire(self._key(job_id), self._ttl_s)
+        pipe.delete(self._key(job_id, ":input"))
+        pipe.rpush(self._key(job_id, ":done"), b"1")
+        pipe.expire(self._key(job_id, ":done"), self._ttl_s)
+        pipe.execute()
+
+    def state(self, job_id: str) -> JobState:
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(job_id)))
+        if not raw:
+            raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
+
+        def num(name: bytes) -> float | None:
+            return float(raw[name]) if name in raw else None
+
+        return JobState(
+            id=job_id,
+            status=JobStatus(raw[b"status"].decode()),
+            created=float(raw.get(b"created", b"0")),
+            started=num(b"started"),
+            finished=num(b"finished"),
+            worker=raw[b"worker"].decode() if b"worker" in raw else None,
+            error=cast(ErrorRecord, orjson.loads(raw[b"error"])) if b"error" in raw else None,
+            result=cast(JobResult, unpack(raw[b"result"])) if b"result" in raw else None,
+            meta={k.decode()[5:]: v.decode() for k, v in raw.items() if k.startswith(b"meta:")},
+        )
+
+    def wait(self, job_id: str, timeout_s: float) -> JobState:
+        """Block until the job has finished or the timeout passes; return its latest state."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = self.state(job_id)
+            remaining = deadline - time.monotonic()
+            if state.status in FINISHED or remaining <= 0:
+                return state
+            # BLPOP's timeout has one-second granularity on old servers; poll at most every 1 s.
+            popped = self._redis.blpop([self._key(job_id, ":done")], timeout=min(remaining, 1.0))
+            if popped is not None:
+                # Leave the token for any other waiter (a retried request on another replica).
+                self._redis.rpush(self._key(job_id, ":done"), b"1")
+                return self.state(job_id)
+
+
+class WorkerRegistry:
+    """Workers announce themselves with expiring heartbeat keys; the API reads them."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def beat(self, name: str, info: dict[str, Any], ttl_s: int) -> None:
+        self._redis.set(f"{self._prefix}:worker:{name}", orjson.dumps(info), ex=ttl_s)
+
+    def remove(self, name: str) -> None:
+        self._redis.delete(f"{self._prefix}:worker:{name}")
+
+    def online(self) -> list[dict[str, Any]]:
+        keys = sorted(self._redis.scan_iter(match=f"{self._prefix}:worker:*", count=100))
+        values = cast(list[bytes | None], self._redis.mget(keys)) if keys else []
+        return [orjson.loads(v) for v in values if v is not None]

@@ -1,0 +1,31 @@
+"""The Celery application configuration both sides use: the API sends, the workers consume."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings
+
+EXTRACT_TASK = "facerest.extract"
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("facerest", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_serializer="json",
+        accept_content=["json"],
+        # Results live in the job store, not in Celery's backend.
+        task_ignore_result=True,
+        # A job is acknowledged only after it finished: a worker that dies mid-job leaves it in
+        # Redis's unacked set, and it is delivered again after the visibility timeout.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+    )
+    return app

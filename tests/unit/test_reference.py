@@ -1,0 +1,66 @@
+"""Our SCRFD and ArcFace pre/post-processing reproduce insightface 0.7.3 on the same files."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
+
+from shared.settings import load_settings
+from tests.images import GROUP_PHOTOS, read_rgb
+from worker.imaging.align import norm_crop
+from worker.imaging.resize import letterbox_fixed
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.session import Device
+from worker.loader import load_analyzer
+from worker.models.postprocess import box_iou
+from worker.pipeline import FaceAnalyzer
+
+REFERENCE_SIZE = (640, 640)
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    return load_analyzer(load_settings(), Device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[ReferenceSCRFD, ArcFaceONNX]:
+    detector = ReferenceSCRFD(model_file=str(locate(SCRFD_500M)))
+    detector.prepare(-1, input_size=REFERENCE_SIZE, det_thresh=0.5)
+    recognizer = ArcFaceONNX(model_file=str(locate(ARCFACE_MBF)))
+    recognizer.prepare(-1)
+    return detector, recognizer
+
+
+@pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
+def test_detections_and_embeddings_match_insightface(
+    photo: str, analyzer: FaceAnalyzer, reference: tuple[ReferenceSCRFD, ArcFaceONNX]
+) -> None:
+    ref_detector, ref_recognizer = reference
+    rgb = read_rgb(GROUP_PHOTOS[photo])
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ref_boxes, ref_kps = ref_detector.detect(bgr, input_size=REFERENCE_SIZE)
+    assert len(ref_boxes) > 0
+
+    boxed = letterbox_fixed(rgb, REFERENCE_SIZE)
+    ours = analyzer.detector.detect(boxed.canvas, 0.5).scaled(1.0 / boxed.scale)
+
+    assert len(ours) == len(ref_boxes)
+    iou = box_iou(ours.boxes, ref_boxes[:, :4])
+    assert np.all(iou.diagonal() >= 0.99), iou.diagonal()
+    np.testing.assert_allclose(ours.scores, ref_boxes[:, 4], atol=1e-4)
+    np.testing.assert_allclose(ours.keypoints, ref_kps, atol=0.5)
+
+    crops = np.stack([norm_crop(rgb, points) for points in ours.keypoints])
+    embeddings = analyzer.recognizer.embed(crops)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    for embedding, points in zip(embeddings, ref_kps, strict=True):
+        from insightface.utils import face_align
+
+        ref_crop = face_align.norm_crop(bgr, landmark=points, image_size=112)
+        ref_vec = ref_recognizer.get_feat(ref_crop)[0]
+        cosine = float(embedding @ (ref_vec / np.linalg.norm(ref_vec)))
+        assert cosine >= 0.999, cosine

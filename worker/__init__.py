@@ -1,0 +1,1 @@
+"""The Celery worker: models, the face pipeline and the tasks. Nothing here imports Flask."""

@@ -1,0 +1,117 @@
+"""Start a worker pinned to one device: ``python -m worker --device cpu|cuda:N``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutting_down
+
+from shared.jobs import JobStore, WorkerRegistry
+from shared.queue import create_celery
+from shared.settings import SettingsError, load_settings
+from worker.inference.session import Device, DeviceUnavailable
+from worker.loader import load_analyzer, loaded_models
+from worker.tasks import WorkerRuntime, register_tasks
+
+log = logging.getLogger("facerest.worker")
+
+
+class Heartbeat:
+    """Refreshes this worker's registry entry until stopped; the API reads it for /info, /ready."""
+
+    def __init__(
+        self, registry: WorkerRegistry, name: str, info: dict[str, Any], every_s: float, ttl_s: int
+    ) -> None:
+        self._registry = registry
+        self._name = name
+        self._info = info
+        self._every_s = every_s
+        self._ttl_s = ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._registry.remove(self._name)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._registry.beat(self._name, self._info, self._ttl_s)
+            except redis.RedisError:
+                log.warning("heartbeat: Redis unreachable, retrying")
+            self._stop.wait(self._every_s)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--device", help="cpu or cuda:N (default: FACEREST_DEVICE or cpu)")
+    parser.add_argument("--concurrency", type=int, help="jobs in flight (threads)")
+    parser.add_argument("--name", help="worker name (default facerest-<device>-<pid>@<host>)")
+    parser.add_argument("--loglevel", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in {"device": args.device, "concurrency": args.concurrency}.items() if v}
+    try:
+        settings = load_settings(**overrides)
+        device = Device.parse(settings.device)
+        # Models load once, here, before the pool starts; the thread pool never forks.
+        analyzer = load_analyzer(settings, device)
+    except (SettingsError, DeviceUnavailable) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    name = args.name or f"facerest-{str(device).replace(':', '')}-{os.getpid()}@{socket.gethostname()}"
+    client = redis.Redis.from_url(settings.redis_url)
+    runtime = WorkerRuntime(name, analyzer, JobStore(client, settings.key_prefix, settings.result_ttl_s))
+    app = create_celery(settings)
+    register_tasks(app, runtime)
+    info = {
+        "name": name,
+        "device": str(device),
+        "pid": os.getpid(),
+        "concurrency": settings.concurrency,
+        "started": time.time(),
+        "models": [spec.to_info() for spec in loaded_models(analyzer)],
+    }
+    heartbeat = Heartbeat(
+        WorkerRegistry(client, settings.key_prefix),
+        name,
+        info,
+        settings.heartbeat_s,
+        settings.heartbeat_ttl_s,
+    )
+    worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
+    worker_shutting_down.connect(lambda **_: heartbeat.stop(), weak=False)
+    app.worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={settings.concurrency}",
+            f"--hostname={name}",
+            f"--queues={settings.queue}",
+            f"--loglevel={args.loglevel}",
+            "--task-events",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Sizing images for the detector: scale down to fit, never up, and pad to the network stride."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+DETECTOR_STRIDE = 32  # SCRFD and RetinaFace inputs must be multiples of their largest stride
+
+
+@dataclass(frozen=True, slots=True)
+class Letterbox:
+    """An image placed at the top-left of a zero canvas; ``scale`` maps original -> canvas px."""
+
+    canvas: NDArray[np.uint8]
+    scale: float
+
+
+def fit_scale(width: int, height: int, max_size: tuple[int, int]) -> float:
+    """Largest scale <= 1 that fits (width, height) into max_size; (0, 0) keeps the size."""
+    max_w, max_h = max_size
+    if max_w == 0 or max_h == 0:
+        return 1.0
+    return min(1.0, max_w / width, max_h / height)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return max(multiple, -(-value // multiple) * multiple)
+
+
+def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int]) -> Letterbox:
+    """Scale into max_size (never upscaling) and pad right/bottom to a multiple of the stride."""
+    height, width = image.shape[:2]
+    scale = fit_scale(width, height, max_size)
+    # Truncate like the reference implementation: SCRFD's small-face boxes move noticeably
+    # with a one-pixel change of the resized image.
+    new_w, new_h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))
+    resized = image if scale == 1.0 else cv2.resize(image, (new_w, new_h))
+    canvas = np.zeros((_round_up(new_h, DETECTOR_STRIDE), _round_up(new_w, DETECTOR_STRIDE), 3), np.uint8)
+    canvas[:new_h, :new_w] = resized
+    return Letterbox(canvas, new_h / height)
+
+
+def letterbox_fixed(image: NDArray[np.uint8], size: tuple[int, int]) -> Letterbox:
+    """The reference's sizing: fit into exactly ``size`` (w, h), upscaling small images."""
+    height, width = image.shape[:2]
+    target_w, target_h = size
+    if height / width > target_h / target_w:
+        new_h, new_w = target_h, int(target_h / (height / width))
+    else:
+        new_w, new_h = target_w, int(target_w * (height / width))
+    canvas = np.zeros((target_h, target_w, 3), np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    return Letterbox(canvas, new_h / height)

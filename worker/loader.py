@@ -1,0 +1,21 @@
+"""Builds the FaceAnalyzer for a device: locate and verify each model file, open its session."""
+
+from __future__ import annotations
+
+from shared.settings import Settings
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, ModelSpec, locate
+from worker.inference.session import Device, create_session
+from worker.models.arcface import ArcFace
+from worker.models.scrfd import SCRFD
+from worker.pipeline import FaceAnalyzer
+
+
+def load_analyzer(settings: Settings, device: Device) -> FaceAnalyzer:
+    threads = settings.intra_op_threads
+    detector = SCRFD(create_session(locate(SCRFD_500M), device, threads), SCRFD_500M)
+    recognizer = ArcFace(create_session(locate(ARCFACE_MBF), device, threads), ARCFACE_MBF)
+    return FaceAnalyzer(detector, recognizer, settings.max_image_pixels)
+
+
+def loaded_models(analyzer: FaceAnalyzer) -> list[ModelSpec]:
+    return [analyzer.detector.spec, analyzer.recognizer.spec]

@@ -1,0 +1,63 @@
+"""SCRFD face detector (InsightFace) with 5 keypoints, run by ONNX Runtime."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from worker.inference.registry import ModelSpec
+from worker.models.base import Detections
+from worker.models.postprocess import anchor_centers, distance_to_boxes, nms, offsets_to_points
+
+SCRFD_STRIDES = (8, 16, 32)
+SCRFD_ANCHORS_PER_CELL = 2
+SCRFD_MEAN = 127.5
+SCRFD_STD = 128.0
+SCRFD_NMS_IOU = 0.4
+
+
+class SCRFD:
+    """Decoding as in insightface 0.7.3's SCRFD class; outputs ordered score, bbox, kps by stride."""
+
+    def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._session = session
+        self._input = session.get_inputs()[0].name
+        self._outputs = [o.name for o in session.get_outputs()]
+        self._centers: dict[tuple[int, int, int], NDArray[np.float32]] = {}
+
+    def _centers_for(self, height: int, width: int, stride: int) -> NDArray[np.float32]:
+        key = (height, width, stride)
+        if key not in self._centers:
+            self._centers[key] = anchor_centers(height, width, stride, SCRFD_ANCHORS_PER_CELL)
+        return self._centers[key]
+
+    def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
+        height, width = canvas.shape[:2]
+        blob = cv2.dnn.blobFromImage(
+            canvas, 1.0 / SCRFD_STD, (width, height), (SCRFD_MEAN,) * 3, swapRB=False
+        )
+        outputs = self._session.run(self._outputs, {self._input: blob})
+        count = len(SCRFD_STRIDES)
+        boxes, scores, points = [], [], []
+        for level, stride in enumerate(SCRFD_STRIDES):
+            level_scores = outputs[level][0, :, 0]
+            keep = np.flatnonzero(level_scores >= threshold)
+            if keep.size == 0:
+                continue
+            centers = self._centers_for(height // stride, width // stride, stride)[keep]
+            ltrb = outputs[count + level][0, keep] * stride
+            offsets = outputs[2 * count + level][0, keep] * stride
+            boxes.append(distance_to_boxes(centers, ltrb))
+            points.append(offsets_to_points(centers, offsets))
+            scores.append(level_scores[keep])
+        if not scores:
+            return Detections.empty()
+        found = Detections(
+            np.concatenate(boxes).astype(np.float32),
+            np.concatenate(scores).astype(np.float32),
+            np.concatenate(points).astype(np.float32),
+        )
+        return found.take(nms(found.boxes, found.scores, SCRFD_NMS_IOU))

@@ -1,0 +1,54 @@
+"""The Celery task: read a job's input from the store, analyse it, write the result back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from celery import Celery
+
+from shared.jobs import JobStore
+from shared.queue import EXTRACT_TASK
+from shared.schemas import AnalysisOptions, JobResult
+from worker.pipeline import FaceAnalyzer
+
+log = logging.getLogger("facerest.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRuntime:
+    """Everything a task needs, built once at worker start."""
+
+    name: str
+    analyzer: FaceAnalyzer
+    store: JobStore
+
+    def run_job(self, job_id: str) -> None:
+        payload = self.store.load_input(job_id)
+        if payload is None:
+            log.info("job %s: no input (already finished or expired), skipping", job_id)
+            return
+        start = time.perf_counter()
+        self.store.mark_running(job_id, self.name)
+        try:
+            records = self.analyzer.analyze(
+                payload["images"],
+                AnalysisOptions.from_wire(payload["options"]),
+                {int(k): v for k, v in payload["errors"].items()},
+            )
+        except Exception as exc:
+            # A bug fails this job, not the worker or the other jobs.
+            log.exception("job %s failed", job_id)
+            self.store.finish(job_id, None, {"code": "internal_error", "message": str(exc)})
+            return
+        took = round((time.perf_counter() - start) * 1000, 3)
+        result: JobResult = {"images": records, "worker": self.name, "took_ms": took}
+        self.store.finish(job_id, result, None)
+        log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records))
+
+
+def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
+    @app.task(name=EXTRACT_TASK)  # type: ignore[untyped-decorator]
+    def extract(job_id: str) -> None:
+        runtime.run_job(job_id)
