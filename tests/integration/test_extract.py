@@ -89,7 +89,7 @@ def test_bbox_is_in_original_pixels_whatever_max_size(api: str) -> None:
 def test_same_person_matches_and_different_people_do_not(api: str) -> None:
     rgb = read_rgb(GROUP_PHOTOS["t1.jpg"])
     flipped = np.ascontiguousarray(rgb[:, ::-1])
-    resized = cv2.resize(rgb, (rgb.shape[1] * 3 // 5, rgb.shape[0] * 3 // 5))
+    resized = np.asarray(cv2.resize(rgb, (rgb.shape[1] * 3 // 5, rgb.shape[0] * 3 // 5)), np.uint8)
     response = extract(api, [encode(rgb), encode(flipped), encode(resized)], api_ver="2")
     assert response.status_code == 200
     data = response.json()["data"]
@@ -175,7 +175,7 @@ def test_detection_only_and_face_data(api: str) -> None:
     (faces,) = response.json()
     assert faces[0]["vec"] is None
     crop = cv2.imdecode(np.frombuffer(base64.b64decode(faces[0]["facedata"]), np.uint8), cv2.IMREAD_COLOR)
-    assert crop.shape == (112, 112, 3)
+    assert crop is not None and crop.shape == (112, 112, 3)
 
 
 def test_embed_only_matches_the_embedding_of_the_detected_face(api: str) -> None:
@@ -184,7 +184,9 @@ def test_embed_only_matches_the_embedding_of_the_detected_face(api: str) -> None
     assert len(embedded) == 1 and len(embedded[0]["vec"]) == 512
     # The aligned crop, padded and detected again, gives nearly the same vector.
     rgb = read_rgb(ALIGNED_CROP)
-    padded = cv2.copyMakeBorder(rgb, 56, 56, 56, 56, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    padded = np.asarray(
+        cv2.copyMakeBorder(rgb, 56, 56, 56, 56, cv2.BORDER_CONSTANT, value=(0, 0, 0)), np.uint8
+    )
     (detected,) = extract(api, [encode(padded, ".png")]).json()
     assert len(detected) == 1
     assert float(np.dot(embedded[0]["vec"], detected[0]["vec"])) > 0.8
@@ -196,6 +198,8 @@ def test_limit_faces_keeps_the_largest(api: str) -> None:
     (two,) = extract(api, [photo], limit_faces=2).json()
     areas = sorted(((b[2] - b[0]) * (b[3] - b[1]) for b in (f["bbox"] for f in all_faces)), reverse=True)
     assert len(two) == 2
-    assert sorted(((b[2] - b[0]) * (b[3] - b[1]) for b in (f["bbox"] for f in two)), reverse=True) == areas[:2]
+    assert (
+        sorted(((b[2] - b[0]) * (b[3] - b[1]) for b in (f["bbox"] for f in two)), reverse=True) == areas[:2]
+    )
     (none_small,) = extract(api, [photo], min_face_size=10_000).json()
     assert none_small == []

@@ -1,0 +1,67 @@
+"""/health, /ready, /info, the API docs, and Flower's view of the workers and tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from tests.client import extract
+from tests.images import GROUP_PHOTOS
+from tests.processes import Stack, stack, wait_until
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
+
+
+def test_health_and_ready(api: str) -> None:
+    health = requests.get(f"{api}/health", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok", "redis": "ok"}
+    ready = requests.get(f"{api}/ready", timeout=10)
+    assert ready.status_code == 200 and ready.json()["workers"] == 1
+
+
+def test_ready_is_503_without_workers(tmp_path: Path) -> None:
+    with stack(tmp_path) as running:
+        running.start_api()
+        response = requests.get(f"{running.api_url}/ready", timeout=10)
+        assert response.status_code == 503
+        assert response.json() == {"ready": False, "workers": 0}
+
+
+def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
+    info = requests.get(f"{api}/info", timeout=10).json()
+    (worker,) = info["workers"]
+    assert worker["device"] == "cpu"
+    assert worker["name"].startswith("facerest-cpu-")
+    hashes = {model["sha256"]: model for model in info["models"]}
+    for spec in (SCRFD_500M, ARCFACE_MBF):
+        assert hashes[spec.sha256]["license"] == spec.license
+        assert hashes[spec.sha256]["name"] == spec.name
+    assert info["limits"]["max_images"] == 64
+
+
+def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:
+    root = requests.get(f"{api}/", timeout=10, allow_redirects=False)
+    assert root.status_code == 302 and root.headers["Location"].endswith("/docs")
+    page = requests.get(f"{api}/docs", timeout=10).text
+    assert "/openapi.json" in page and "/docs/static/swagger-ui-bundle.js" in page
+    bundle = requests.get(f"{api}/docs/static/swagger-ui-bundle.js", timeout=10)
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    spec = requests.get(f"{api}/openapi.json", timeout=10).json()
+    assert spec["openapi"].startswith("3.")
+    assert set(spec["paths"]) >= {"/extract", "/results/{job_id}", "/info", "/health", "/ready"}
+    props = spec["components"]["schemas"]["ExtractRequest"]["properties"]
+    assert {"images", "max_size", "threshold", "api_ver", "async"} <= set(props)
+
+
+def test_flower_lists_the_worker_and_finished_tasks(system: Stack, api: str) -> None:
+    flower = system.start_flower()
+    accepted = extract(api, [GROUP_PHOTOS["yaoming.jpg"].read_bytes()], **{"async": True}).json()
+
+    def task_finished() -> bool:
+        tasks = requests.get(f"{flower}/api/tasks", timeout=5).json()
+        task = tasks.get(accepted["id"])
+        return task is not None and task["state"] == "SUCCESS"
+
+    wait_until(task_finished, 30, "task in Flower")
+    workers = requests.get(f"{flower}/api/workers", params={"refresh": "true"}, timeout=15).json()
+    assert any(name.startswith("facerest-cpu-") for name in workers)

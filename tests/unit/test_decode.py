@@ -1,0 +1,81 @@
+"""The one decoder: formats, colour modes, EXIF orientation, base64 forms, and clean refusals."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.errors import InvalidImage, LimitExceeded
+from shared.images import decode_base64, probe
+from worker.imaging.decode import decode_image
+
+MAX_PIXELS = 40_000_000
+
+
+def _pil_bytes(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _gradient() -> Image.Image:
+    array = np.zeros((40, 60, 3), np.uint8)
+    array[..., 0] = np.arange(60, dtype=np.uint8)[None, :] * 4
+    array[:20, :, 1] = 200  # top half green: tells rotations apart
+    return Image.fromarray(array)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("RGB", "JPEG"), ("L", "PNG"), ("RGBA", "PNG"), ("I;16", "PNG"), ("CMYK", "JPEG"), ("RGB", "WEBP")],
+)
+def test_every_colour_mode_becomes_rgb(mode: str, fmt: str) -> None:
+    data = _pil_bytes(_gradient().convert(mode), fmt)
+    decoded = decode_image(data, MAX_PIXELS)
+    assert decoded.shape == (40, 60, 3) and decoded.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = _gradient()
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    decoded = decode_image(_pil_bytes(image, "JPEG", exif=exif, quality=95), MAX_PIXELS)
+    assert decoded.shape == (60, 40, 3)
+    # After a clockwise turn the green top half is on the right.
+    assert decoded[:, 30:, 1].mean() > 150 > decoded[:, :10, 1].mean()
+
+
+def test_animated_gif_gives_its_first_frame() -> None:
+    frames = [Image.new("RGB", (30, 20), color) for color in ((255, 0, 0), (0, 0, 255))]
+    data = _pil_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    decoded = decode_image(data, MAX_PIXELS)
+    assert decoded.shape == (20, 30, 3) and decoded[..., 0].mean() > 200
+
+
+def test_base64_forms() -> None:
+    raw = _pil_bytes(_gradient(), "PNG")
+    text = base64.b64encode(raw).decode()
+    assert decode_base64(text, 10**6) == raw
+    assert decode_base64("data:image/png;base64," + text, 10**6) == raw
+    assert decode_base64("\n".join(text[i : i + 76] for i in range(0, len(text), 76)), 10**6) == raw
+    with pytest.raises(InvalidImage):
+        decode_base64("###", 10**6)
+    with pytest.raises(LimitExceeded, match="max_image_bytes=100"):
+        decode_base64(text, 100)
+
+
+@pytest.mark.parametrize("data", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, b"plain text"])
+def test_garbage_is_refused(data: bytes) -> None:
+    with pytest.raises(InvalidImage):
+        decode_image(data, MAX_PIXELS)
+
+
+def test_pixel_limit_is_checked_from_the_header() -> None:
+    data = _pil_bytes(Image.new("L", (3000, 3000)), "PNG")
+    assert probe(data, MAX_PIXELS).width == 3000
+    with pytest.raises(LimitExceeded, match="max_image_pixels=1000000"):
+        probe(data, 1_000_000)
