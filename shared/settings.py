@@ -35,7 +35,10 @@ class Settings(BaseSettings):
 
     # Worker
     device: str = "cpu"
-    concurrency: Annotated[int, Field(gt=0, le=256)] = 4
+    concurrency: Annotated[int, Field(gt=0, le=256)] = 8
+    batch_max_images: Annotated[int, Field(gt=0, le=256)] = 8
+    batch_max_faces: Annotated[int, Field(gt=0, le=1024)] = 32
+    batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     visibility_timeout_s: Annotated[int, Field(gt=0)] = 300
     heartbeat_s: Annotated[float, Field(gt=0)] = 5.0

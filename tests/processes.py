@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -34,7 +34,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
                 return
         except (OSError, redis.RedisError, requests.RequestException):
             pass
-        time.sleep(0.1)
+        time.sleep(interval_s)
     raise TimeoutError(f"{what} not ready after {timeout_s} s")
 
 

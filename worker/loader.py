@@ -7,14 +7,19 @@ from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, ModelSpec, locate
 from worker.inference.session import Device, create_session
 from worker.models.arcface import ArcFace
 from worker.models.scrfd import SCRFD
-from worker.pipeline import FaceAnalyzer
+from worker.pipeline import BatchLimits, FaceAnalyzer
 
 
 def load_analyzer(settings: Settings, device: Device) -> FaceAnalyzer:
     threads = settings.intra_op_threads
     detector = SCRFD(create_session(locate(SCRFD_500M), device, threads), SCRFD_500M)
     recognizer = ArcFace(create_session(locate(ARCFACE_MBF), device, threads), ARCFACE_MBF)
-    return FaceAnalyzer(detector, recognizer, settings.max_image_pixels)
+    limits = BatchLimits(
+        max_images=settings.batch_max_images,
+        max_faces=settings.batch_max_faces,
+        max_wait_s=settings.batch_wait_ms / 1000,
+    )
+    return FaceAnalyzer(detector, recognizer, settings.max_image_pixels, limits)
 
 
 def loaded_models(analyzer: FaceAnalyzer) -> list[ModelSpec]:

@@ -1,9 +1,15 @@
-"""FaceAnalyzer: decode -> resize -> detect -> align -> embed, for the images of one job."""
+"""FaceAnalyzer: decode -> resize -> detect -> align -> embed, for the images of one job.
+
+Many jobs run at once on a worker's threads. Their model calls meet in two micro-batchers
+(detection, embedding), so faces of several jobs share one network call, and one device lock
+keeps model calls from competing for the same cores or GPU.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -12,12 +18,20 @@ from numpy.typing import NDArray
 
 from shared.errors import FaceRestError
 from shared.schemas import AnalysisOptions, ErrorRecord, FaceRecord, ImageRecord
+from worker.batching import MicroBatcher
 from worker.imaging.align import norm_crop
 from worker.imaging.decode import RGBImage, decode_image
 from worker.imaging.resize import letterbox
 from worker.models.base import Detections, Detector, Recognizer
 
-EMBED_BATCH = 32  # faces per recognizer call; larger batches gain nothing measurable on CPU
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How much work one model call may gather across jobs, and how long it may wait for it."""
+
+    max_images: int = 8
+    max_faces: int = 32
+    max_wait_s: float = 0.002
 
 
 def _ms_since(start: float) -> float:
@@ -60,16 +74,58 @@ def _encode_jpeg(crop: NDArray[np.uint8]) -> bytes:
 class FaceAnalyzer:
     """Holds the loaded models; every per-request choice comes in as an argument."""
 
-    def __init__(self, detector: Detector, recognizer: Recognizer, max_pixels: int) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        recognizer: Recognizer,
+        max_pixels: int,
+        limits: BatchLimits | None = None,
+    ) -> None:
         self.detector = detector
         self.recognizer = recognizer
         self._max_pixels = max_pixels
-        # Model calls take the whole CPU: run one at a time, decode in parallel outside it.
-        self._model_lock = threading.Lock()
+        self._limits = limits or BatchLimits()
+        # One model call at a time per device: on a CPU each call already uses every core.
+        self._device_lock = threading.Lock()
+        self._detect_batcher: MicroBatcher[tuple[NDArray[np.uint8], float], Detections] = MicroBatcher(
+            self._detect_many, self._limits.max_images, self._limits.max_wait_s, "detect"
+        )
+        self._embed_batcher: MicroBatcher[NDArray[np.uint8], NDArray[np.float32]] = MicroBatcher(
+            self._embed_many, self._limits.max_faces, self._limits.max_wait_s, "embed"
+        )
+
+    def close(self) -> None:
+        self._detect_batcher.close()
+        self._embed_batcher.close()
+
+    def _detect_many(self, items: list[tuple[NDArray[np.uint8], float]]) -> list[Detections]:
+        """Detect in canvases of several jobs: one network call per canvas size."""
+        results: list[Detections | None] = [None] * len(items)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (canvas, _) in enumerate(items):
+            by_shape.setdefault(canvas.shape, []).append(index)
+        for indices in by_shape.values():
+            for begin in range(0, len(indices), self._limits.max_images):
+                chunk = indices[begin : begin + self._limits.max_images]
+                with self._device_lock:
+                    found = self.detector.detect_batch(
+                        [items[i][0] for i in chunk], [items[i][1] for i in chunk]
+                    )
+                for index, detections in zip(chunk, found, strict=True):
+                    results[index] = detections
+        return [r if r is not None else Detections.empty() for r in results]
+
+    def _embed_many(self, crops: list[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
+        vectors: list[NDArray[np.float32]] = []
+        for begin in range(0, len(crops), self._limits.max_faces):
+            batch = np.stack(crops[begin : begin + self._limits.max_faces])
+            with self._device_lock:
+                vectors.extend(self.recognizer.embed(batch))
+        return vectors
 
     def analyze(
         self,
-        images: list[bytes | None],
+        images: Sequence[bytes | None],
         options: AnalysisOptions,
         known_errors: dict[int, ErrorRecord] | None = None,
     ) -> list[ImageRecord]:
@@ -95,13 +151,12 @@ class FaceAnalyzer:
         height, width = image.shape[:2]
         record: ImageRecord = {"status": "ok", "size": [width, height], "took_ms": 0.0}
         if options.embed_only:
-            crop = self._as_crop(image)
             found = Detections(
                 np.array([[0, 0, width, height]], np.float32),
                 np.ones(1, np.float32),
                 np.zeros((1, 5, 2), np.float32),
             )
-            item = _Pending(record, found, [crop])
+            item = _Pending(record, found, [self._as_crop(image)])
         else:
             item = self._detect(image, options, record, timings)
         record["took_ms"] = _ms_since(start)
@@ -120,56 +175,51 @@ class FaceAnalyzer:
     ) -> _Pending:
         step = time.perf_counter()
         boxed = letterbox(image, options.max_size)
-        with self._model_lock:
-            found = self.detector.detect(boxed.canvas, options.threshold)
+        (found,) = self._detect_batcher.submit([(boxed.canvas, options.threshold)])
         found = select_faces(found.scaled(1.0 / boxed.scale), options)
         timings["detect_ms"] = _ms_since(step)
         step = time.perf_counter()
         crops = []
         if options.extract_embedding or options.return_face_data:
-            crops = [norm_crop(image, points, self.recognizer.input_size) for points in found.keypoints]
+            size = self.recognizer.input_size
+            crops = [norm_crop(image, points, size) for points in found.keypoints]
         timings["align_ms"] = _ms_since(step)
         return _Pending(record, found, crops)
 
     def _embed(self, pending: list[_Pending], options: AnalysisOptions) -> None:
-        """Embed the faces of all images in shared batches, then build the face records."""
+        """Embed the faces of all images of the job, then build the face records."""
         crops = [crop for item in pending for crop in item.crops]
-        vectors = np.zeros((0, self.recognizer.dimension), np.float32)
+        vectors: list[NDArray[np.float32]] = []
         per_face_ms = 0.0
         if options.extract_embedding and crops:
             step = time.perf_counter()
-            parts = []
-            for begin in range(0, len(crops), EMBED_BATCH):
-                batch = np.stack(crops[begin : begin + EMBED_BATCH])
-                with self._model_lock:
-                    parts.append(self.recognizer.embed(batch))
-            vectors = np.concatenate(parts)
+            vectors = self._embed_batcher.submit(crops)
             per_face_ms = _ms_since(step) / len(crops)
         offset = 0
         for item in pending:
             if item.record["status"] != "ok":
                 continue
             count = len(item.detections)
-            faces: list[FaceRecord] = []
-            for i in range(count):
-                face: FaceRecord = {
-                    "bbox": [round(float(v), 2) for v in item.detections.boxes[i]],
-                    "prob": round(float(item.detections.scores[i]), 5),
-                    "landmarks": [
-                        [round(float(x), 2), round(float(y), 2)] for x, y in item.detections.keypoints[i]
-                    ],
-                }
-                if options.extract_embedding:
-                    raw = vectors[offset + i]
+            faces = [self._face(item, i, options) for i in range(count)]
+            if options.extract_embedding:
+                for face, raw in zip(faces, vectors[offset : offset + count], strict=True):
                     norm = float(np.linalg.norm(raw))
                     face["vec"] = (raw / max(norm, 1e-12)).astype(np.float32).tobytes()
                     face["norm"] = round(norm, 4)
-                if options.return_face_data and item.crops:
-                    face["facedata"] = _encode_jpeg(item.crops[i])
-                faces.append(face)
-            if options.extract_embedding:
                 offset += count
                 item.record["took_ms"] = round(item.record["took_ms"] + per_face_ms * count, 3)
                 if "timings" in item.record:
                     item.record["timings"]["embed_ms"] = round(per_face_ms * count, 3)
             item.record["faces"] = faces
+
+    @staticmethod
+    def _face(item: _Pending, index: int, options: AnalysisOptions) -> FaceRecord:
+        points = item.detections.keypoints[index]
+        face: FaceRecord = {
+            "bbox": [round(float(v), 2) for v in item.detections.boxes[index]],
+            "prob": round(float(item.detections.scores[index]), 5),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+        }
+        if options.return_face_data and item.crops:
+            face["facedata"] = _encode_jpeg(item.crops[index])
+        return face

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,12 @@ class Detector(Protocol):
 
     def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
         """Detect faces in an RGB canvas whose sides are multiples of the stride."""
+        ...
+
+    def detect_batch(
+        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+    ) -> list[Detections]:
+        """Detect in several canvases of one size with one network call."""
         ...
 
 

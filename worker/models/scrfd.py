@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -35,21 +37,35 @@ class SCRFD:
         return self._centers[key]
 
     def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        height, width = canvas.shape[:2]
-        blob = cv2.dnn.blobFromImage(
-            canvas, 1.0 / SCRFD_STD, (width, height), (SCRFD_MEAN,) * 3, swapRB=False
+        return self.detect_batch([canvas], [threshold])[0]
+
+    def detect_batch(
+        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+    ) -> list[Detections]:
+        """One network call for same-sized canvases; each image keeps its own threshold."""
+        height, width = canvases[0].shape[:2]
+        blob = cv2.dnn.blobFromImages(
+            list(canvases), 1.0 / SCRFD_STD, (width, height), (SCRFD_MEAN,) * 3, swapRB=False
         )
         outputs = self._session.run(self._outputs, {self._input: blob})
+        return [
+            self._decode(outputs, index, height, width, threshold)
+            for index, threshold in enumerate(thresholds)
+        ]
+
+    def _decode(
+        self, outputs: list[NDArray[np.float32]], index: int, height: int, width: int, threshold: float
+    ) -> Detections:
         count = len(SCRFD_STRIDES)
         boxes, scores, points = [], [], []
         for level, stride in enumerate(SCRFD_STRIDES):
-            level_scores = outputs[level][0, :, 0]
+            level_scores = outputs[level][index, :, 0]
             keep = np.flatnonzero(level_scores >= threshold)
             if keep.size == 0:
                 continue
             centers = self._centers_for(height // stride, width // stride, stride)[keep]
-            ltrb = outputs[count + level][0, keep] * stride
-            offsets = outputs[2 * count + level][0, keep] * stride
+            ltrb = outputs[count + level][index, keep] * stride
+            offsets = outputs[2 * count + level][index, keep] * stride
             boxes.append(distance_to_boxes(centers, ltrb))
             points.append(offsets_to_points(centers, offsets))
             scores.append(level_scores[keep])
