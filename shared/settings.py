@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+
+
+class Backend(StrEnum):
+    """The runtime a model runs on; ``auto`` picks the fastest measured for that model and device."""
+
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
 
 
 class SettingsError(RuntimeError):
@@ -42,7 +51,8 @@ class Settings(BaseSettings):
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     visibility_timeout_s: Annotated[int, Field(gt=0)] = 300
     heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
-    det_max_size: Annotated[int, Field(ge=0)] = 640
+    detector_backend: Backend = Backend.AUTO
+    recognizer_backend: Backend = Backend.AUTO
 
     @field_validator("device")
     @classmethod

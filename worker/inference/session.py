@@ -1,13 +1,24 @@
-"""The one place that chooses ONNX Runtime execution providers and builds sessions."""
+"""The one place that chooses how a model runs: the runtime (backend) and its execution providers.
+
+Models program against ``ModelSession``, the small part of ONNX Runtime's InferenceSession they
+use; an OpenVINO-compiled model is wrapped to offer the same calls, so any model class runs on
+either runtime.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import onnxruntime as ort
+from numpy.typing import NDArray
+
+from shared.settings import Backend
 
 
 class DeviceUnavailable(RuntimeError):
@@ -47,11 +58,87 @@ def providers_for(device: Device) -> list[str | tuple[str, dict[str, Any]]]:
     return [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
 
 
-def create_session(path: Path, device: Device, intra_op_threads: int = 0) -> ort.InferenceSession:
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    name: str
+    shape: list[int | str | None]
+
+
+class ModelSession(Protocol):
+    def get_inputs(self) -> Sequence[Any]: ...
+
+    def get_outputs(self) -> Sequence[Any]: ...
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list[Any]: ...
+
+
+class OpenVinoSession:
+    """An OpenVINO CPU model behind InferenceSession's ``get_inputs``/``get_outputs``/``run``."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        # Let the batch axis vary (w600k_mbf's file declares batch 1 on its output).
+        model.reshape(
+            {
+                port.get_any_name(): ov.PartialShape([-1, *port.get_partial_shape()[1:]])
+                for port in model.inputs
+            }
+        )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: calls take turns
+        self._inputs = [
+            TensorInfo(p.get_any_name(), _dims(p.get_partial_shape())) for p in self._compiled.inputs
+        ]
+        self._outputs = [
+            TensorInfo(p.get_any_name(), _dims(p.get_partial_shape())) for p in self._compiled.outputs
+        ]
+
+    def get_inputs(self) -> list[TensorInfo]:
+        return self._inputs
+
+    def get_outputs(self) -> list[TensorInfo]:
+        return self._outputs
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list[NDArray[np.float32]]:
+        names = list(output_names) if output_names is not None else [o.name for o in self._outputs]
+        with self._lock:
+            results = self._request.infer(dict(feeds))
+            by_name = {port.get_any_name(): value for port, value in results.items()}
+            return [np.array(by_name[name], copy=True) for name in names]
+
+
+def _dims(shape: Any) -> list[int | str | None]:
+    return [d.get_length() if d.is_static else None for d in shape]
+
+
+def resolve_backend(requested: Backend, device: Device, preferred_on_cpu: Backend) -> Backend:
+    """``auto`` picks the runtime measured fastest for this model on this device (bench/runtimes.py)."""
+    if requested is not Backend.AUTO:
+        if requested is Backend.OPENVINO and device.kind != "cpu":
+            raise DeviceUnavailable(f"the OpenVINO backend runs on the CPU only, not on {device}")
+        return requested
+    return preferred_on_cpu if device.kind == "cpu" else Backend.ONNXRUNTIME
+
+
+def create_session(
+    path: Path, device: Device, intra_op_threads: int = 0, backend: Backend = Backend.ONNXRUNTIME
+) -> ModelSession:
+    if backend is Backend.OPENVINO:
+        return OpenVinoSession(path, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     # w600k_mbf declares batch 1 in its output shape and warns on every batched call.
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers_for(device))
+    session: ModelSession = ort.InferenceSession(
+        str(path), sess_options=options, providers=providers_for(device)
+    )
+    return session

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from worker.inference.registry import ModelSpec
+from worker.inference.session import ModelSession
 
 ARCFACE_MEAN = 127.5
 ARCFACE_STD = 127.5
 
 
 class ArcFace:
-    def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
+    def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec
         self._session = session
         model_input = session.get_inputs()[0]

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from worker.inference.registry import ModelSpec
+from worker.inference.session import ModelSession
 from worker.models.base import Detections
 from worker.models.postprocess import anchor_centers, distance_to_boxes, nms, offsets_to_points
 
@@ -23,7 +23,7 @@ SCRFD_NMS_IOU = 0.4
 class SCRFD:
     """Decoding as in insightface 0.7.3's SCRFD class; outputs ordered score, bbox, kps by stride."""
 
-    def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
+    def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec
         self._session = session
         self._input = session.get_inputs()[0].name

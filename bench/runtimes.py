@@ -1,0 +1,81 @@
+"""SCRFD and ArcFace latency on each runtime (ONNX Runtime, OpenVINO), side by side in one run.
+
+    python -m bench.runtimes
+
+Feeds real aligned faces and real photos; medians of --runs calls after warm-up. The worker's
+``auto`` backend choice (worker/loader.py) follows this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from shared.settings import Backend
+from tests.images import GROUP_PHOTOS, read_rgb
+from worker.imaging.align import norm_crop
+from worker.imaging.resize import letterbox
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.session import Device, create_session
+from worker.models.arcface import ArcFace
+from worker.models.scrfd import SCRFD
+
+RESULTS = Path(__file__).parent / "results"
+CPU = Device("cpu")
+
+
+def median_ms(call: Callable[[], object], runs: int) -> float:
+    for _ in range(3):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    backends = (Backend.ONNXRUNTIME, Backend.OPENVINO)
+    detectors = {b: SCRFD(create_session(locate(SCRFD_500M), CPU, 0, b), SCRFD_500M) for b in backends}
+    recognizers = {b: ArcFace(create_session(locate(ARCFACE_MBF), CPU, 0, b), ARCFACE_MBF) for b in backends}
+
+    rgb = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    canvas = letterbox(rgb, (640, 640)).canvas
+    found = detectors[Backend.ONNXRUNTIME].detect(canvas, 0.5).scaled(1 / letterbox(rgb, (640, 640)).scale)
+    faces = [norm_crop(rgb, points) for points in found.keypoints]
+    crops = np.stack((faces * 6)[:32])
+
+    rows: dict[str, dict[str, float]] = {}
+    for backend in backends:
+        detector, recognizer = detectors[backend], recognizers[backend]
+        row = {
+            f"SCRFD-500M {canvas.shape[1]}x{canvas.shape[0]}, per image": median_ms(
+                partial(detector.detect, canvas, 0.5), args.runs
+            )
+        }
+        for n in (1, 8, 32):
+            per_call = median_ms(partial(recognizer.embed, crops[:n]), args.runs)
+            row[f"ArcFace MBF batch {n}, per face"] = per_call / n
+        rows[backend.value] = row
+    names = list(rows[Backend.ONNXRUNTIME.value])
+    print("| model, unit | ONNX Runtime ms | OpenVINO ms | ratio |\n|---|---|---|---|")
+    for name in names:
+        a, b = rows["onnxruntime"][name], rows["openvino"][name]
+        print(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "runtimes.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Side-by-side throughput: the insightface reference, the pipeline in-process, the whole system.
+
+    python -m bench.throughput [--rounds 3] [--quick]
+
+(a) insightface==0.7.3 SCRFD + ArcFaceONNX in a plain loop, as its users run it;
+(b) facerest's FaceAnalyzer in-process, 1 thread and 8 threads (batching across jobs);
+(c) API + Redis + worker over HTTP, synchronous /extract, 1/4/16 clients, JSON and msgpack;
+(d) an async burst: submit every job at once, time until all results are in.
+Same images (bench/workload.py), same model files. Prints a table, writes bench/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import msgpack
+import numpy as np
+import psutil
+import requests
+
+from bench.workload import WorkItem, workload
+from shared.schemas import AnalysisOptions
+from shared.settings import load_settings
+from tests.processes import Stack, stack
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.session import Device
+from worker.loader import load_analyzer
+
+RESULTS = Path(__file__).parent / "results"
+THRESHOLD = 0.5  # insightface's default, used on both sides
+
+
+@dataclass
+class Row:
+    name: str
+    images: int
+    faces: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    @property
+    def faces_per_s(self) -> float:
+        return self.faces / self.seconds
+
+
+def _row(name: str, latencies: list[float], faces: int, seconds: float) -> Row:
+    values = np.array(latencies) * 1000
+    p50, p95, p99 = (float(np.percentile(values, q)) for q in (50, 95, 99))
+    return Row(name, len(latencies), faces, seconds, p50, p95, p99)
+
+
+def run_concurrently(name: str, task: Callable[[WorkItem], int], items: list[WorkItem], clients: int) -> Row:
+    latencies: list[float] = []
+    faces = 0
+    lock = threading.Lock()
+
+    def one(item: WorkItem) -> None:
+        nonlocal faces
+        start = time.perf_counter()
+        count = task(item)
+        elapsed = time.perf_counter() - start
+        with lock:
+            latencies.append(elapsed)
+            faces += count
+
+    for item in items[: min(len(items), 4)]:  # warm-up
+        task(item)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, items))
+    return _row(name, latencies, faces, time.perf_counter() - start)
+
+
+def reference_task() -> Callable[[WorkItem], int]:
+    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+    from insightface.model_zoo.scrfd import SCRFD
+    from insightface.utils import face_align
+
+    detector = SCRFD(model_file=str(locate(SCRFD_500M)))
+    detector.prepare(-1, input_size=(640, 640), det_thresh=THRESHOLD)
+    recognizer = ArcFaceONNX(model_file=str(locate(ARCFACE_MBF)))
+    recognizer.prepare(-1)
+
+    def task(item: WorkItem) -> int:
+        image = cv2.imdecode(np.frombuffer(item.jpeg, np.uint8), cv2.IMREAD_COLOR)
+        boxes, keypoints = detector.detect(image, input_size=(640, 640))
+        for points in keypoints:
+            recognizer.get_feat(face_align.norm_crop(image, landmark=points))
+        return len(boxes)
+
+    return task
+
+
+def pipeline_task() -> Callable[[WorkItem], int]:
+    analyzer = load_analyzer(load_settings(), Device("cpu"))
+    options = AnalysisOptions(threshold=THRESHOLD)
+
+    def task(item: WorkItem) -> int:
+        (record,) = analyzer.analyze([item.jpeg], options)
+        return len(record.get("faces", []))
+
+    return task
+
+
+def http_task(url: str, as_msgpack: bool) -> Callable[[WorkItem], int]:
+    local = threading.local()
+    headers = {"Accept": "application/x-msgpack"} if as_msgpack else {}
+
+    def task(item: WorkItem) -> int:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        body = {"images": {"data": [base64.b64encode(item.jpeg).decode()]}, "threshold": THRESHOLD}
+        response = local.session.post(f"{url}/extract", json=body, headers=headers, timeout=120)
+        response.raise_for_status()
+        images = msgpack.unpackb(response.content) if as_msgpack else response.json()
+        return len(images[0])
+
+    return task
+
+
+def async_burst(url: str, items: list[WorkItem]) -> Row:
+    session = requests.Session()
+    start = time.perf_counter()
+    submitted = []
+    for item in items:
+        body = {"images": {"data": [base64.b64encode(item.jpeg).decode()]}, "threshold": THRESHOLD}
+        job = session.post(f"{url}/extract", json={**body, "async": True}, timeout=60).json()
+        submitted.append((job["status_url"], time.perf_counter()))
+    latencies, faces = [], 0
+    pending = list(submitted)
+    while pending:
+        still = []
+        for status_url, sent in pending:
+            state = session.get(f"{url}{status_url}", timeout=60).json()
+            if state["status"] == "done":
+                latencies.append(state["finished"] - state["created"])
+                faces += len(state["result"][0])
+            elif state["status"] == "failed":
+                raise RuntimeError(state)
+            else:
+                still.append((status_url, sent))
+        pending = still
+        if pending:
+            time.sleep(0.05)
+    return _row(f"(d) async burst of {len(items)} jobs", latencies, faces, time.perf_counter() - start)
+
+
+class PeakRss:
+    """Samples the RSS of process trees (API: gunicorn master + workers; worker) in the background."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.peaks = dict.fromkeys(pids, 0)
+        self._pids = pids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self._pids.items():
+                try:
+                    root = psutil.Process(pid)
+                    tree = [root, *root.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in tree)
+                except psutil.Error:
+                    continue
+                self.peaks[name] = max(self.peaks[name], rss)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def system() -> Iterator[Stack]:
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as running:
+        running.start_worker()
+        running.start_api()
+        yield running
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the workload per measurement")
+    parser.add_argument("--quick", action="store_true", help="one round, fewer client counts")
+    args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
+    items = workload() * rounds
+    rows: list[Row] = []
+
+    reference = run_concurrently("(a) insightface reference, plain loop", reference_task(), items, 1)
+    rows.append(reference)
+    pipeline = pipeline_task()
+    rows.append(run_concurrently("(b) pipeline in-process, 1 thread", pipeline, items, 1))
+    rows.append(run_concurrently("(b) pipeline in-process, 8 threads", pipeline, items, 8))
+    best_b = max(rows[1:], key=lambda r: r.images_per_s)
+
+    with system() as running:
+        worker = next(s for s in running.services if s.name == "worker")
+        api = next(s for s in running.services if s.name == "api")
+        with PeakRss({"api": api.process.pid, "worker": worker.process.pid}) as rss:
+            for clients in (1, 4) if args.quick else (1, 4, 16):
+                for as_msgpack in (False, True):
+                    fmt = "msgpack" if as_msgpack else "JSON"
+                    name = f"(c) HTTP sync, {clients} clients, {fmt}"
+                    task = http_task(running.api_url, as_msgpack)
+                    rows.append(run_concurrently(name, task, items * (2 if clients == 16 else 1), clients))
+            rows.append(async_burst(running.api_url, items))
+    c16 = [r for r in rows if r.name.startswith("(c)")][-2]
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(f"\nmachine: {machine}; workload: {len(workload())} images x {rounds}")
+    print("| run | images/s | faces/s | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r.name} | {r.images_per_s:.2f} | {r.faces_per_s:.1f} | "
+            f"{r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.p99_ms:.0f} |"
+        )
+    ratios = {
+        "(b)/(a) images/s": best_b.images_per_s / reference.images_per_s,
+        f"(c)/(b) images/s, {c16.name}": c16.images_per_s / best_b.images_per_s,
+        "(c) p99/p50 at that load": c16.p99_ms / c16.p50_ms,
+    }
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    peaks = {name: round(value / 2**20) for name, value in rss.peaks.items()}
+    print(f"peak RSS MB: {peaks}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "throughput.json"
+    report = {
+        "rows": [asdict(r) | {"images_per_s": r.images_per_s, "faces_per_s": r.faces_per_s} for r in rows],
+        "ratios": ratios,
+        "peak_rss_mb": peaks,
+    }
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

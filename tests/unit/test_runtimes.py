@@ -1,0 +1,67 @@
+"""Every runtime a model may run on gives the same answers as ONNX Runtime's fp32 on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from shared.settings import Backend
+from tests.images import GROUP_PHOTOS, read_rgb
+from worker.imaging.align import norm_crop
+from worker.imaging.resize import letterbox
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
+from worker.models.arcface import ArcFace
+from worker.models.postprocess import box_iou
+from worker.models.scrfd import SCRFD
+
+CPU = Device("cpu")
+
+
+def _detectors(backend: Backend) -> SCRFD:
+    return SCRFD(create_session(locate(SCRFD_500M), CPU, 0, backend), SCRFD_500M)
+
+
+@pytest.fixture(scope="module")
+def faces() -> list[tuple[str, np.ndarray]]:
+    detector = _detectors(Backend.ONNXRUNTIME)
+    crops = []
+    for name, path in GROUP_PHOTOS.items():
+        rgb = read_rgb(path)
+        boxed = letterbox(rgb, (640, 640))
+        found = detector.detect(boxed.canvas, 0.5).scaled(1 / boxed.scale)
+        crops += [(name, norm_crop(rgb, points)) for points in found.keypoints]
+    assert len(crops) >= 30
+    return crops
+
+
+def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[str, np.ndarray]]) -> None:
+    batch = np.stack([crop for _, crop in faces])
+    vectors = {
+        backend: ArcFace(create_session(locate(ARCFACE_MBF), CPU, 0, backend), ARCFACE_MBF).embed(batch)
+        for backend in (Backend.ONNXRUNTIME, Backend.OPENVINO)
+    }
+    a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors.values())
+    cosine = (a * b).sum(axis=1)
+    assert cosine.min() >= 0.99, cosine.min()
+
+
+@pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
+def test_openvino_detections_match_onnxruntime(photo: str) -> None:
+    canvas = letterbox(read_rgb(GROUP_PHOTOS[photo]), (640, 640)).canvas
+    ort_found = _detectors(Backend.ONNXRUNTIME).detect(canvas, 0.5)
+    ov_found = _detectors(Backend.OPENVINO).detect(canvas, 0.5)
+    assert len(ov_found) == len(ort_found)
+    assert box_iou(ov_found.boxes, ort_found.boxes).max(axis=1).min() >= 0.95
+
+
+def test_auto_backend_choice_and_refusals() -> None:
+    assert resolve_backend(Backend.AUTO, CPU, Backend.OPENVINO) is Backend.OPENVINO
+    assert resolve_backend(Backend.AUTO, Device("cuda", 0), Backend.OPENVINO) is Backend.ONNXRUNTIME
+    assert resolve_backend(Backend.ONNXRUNTIME, CPU, Backend.OPENVINO) is Backend.ONNXRUNTIME
+    with pytest.raises(DeviceUnavailable, match="OpenVINO"):
+        resolve_backend(Backend.OPENVINO, Device("cuda", 0), Backend.OPENVINO)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(DeviceUnavailable, match="CUDAExecutionProvider"):
+            create_session(locate(SCRFD_500M), Device("cuda", 0))
