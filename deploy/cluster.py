@@ -164,7 +164,11 @@ class Cluster:
         if opts.logs is not None:
             opts.logs.mkdir(parents=True, exist_ok=True)
         python = sys.executable
-        if opts.redis_url is None:
+        if opts.redis_url is None and opts.redis_port and port_open(opts.redis_port):
+            # Like `make run`: a Redis already on the port (from `make run`, say) is used as is.
+            print(f"cluster: using the Redis already running on port {opts.redis_port}", flush=True)
+            self.redis_url = f"redis://127.0.0.1:{opts.redis_port}/0"
+        elif opts.redis_url is None:
             redis_port = self._port(opts.redis_port)
             self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
             redis_dir = opts.workdir / "redis"
@@ -347,8 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     urls = cluster.urls()
     replicas = ", ".join(f"http://127.0.0.1:{p}" for p in cluster.api_ports)
     print(f"facerest cluster: API {urls['url']} (replicas {replicas}), stats {urls['stats']}", flush=True)
-    print(f"  Flower {urls['flower']}, Redis {urls['redis_url']}; /ready turns 200 once a worker has loaded")
-    print("  its models. Ctrl-C stops everything.", flush=True)
+    print(f"  Flower {urls['flower'] or 'off'}, Redis {urls['redis_url']}; /ready turns 200 once a worker")
+    print("  has loaded its models. Ctrl-C stops everything.", flush=True)
     while not stopping.wait(0.2):
         cluster.supervise()
     print("cluster: stopping...", flush=True)
