@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.facerest-installed
 
-.PHONY: setup system run test lint bench clean
+.PHONY: setup system run cluster test lint bench clean
 
 setup: system $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 
 run: setup
 	scripts/run.sh
+
+API ?= 2
+WORKERS ?= 2
+cluster: setup
+	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS)
 
 lint: setup
 	$(BIN)/ruff check .

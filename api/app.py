@@ -9,6 +9,7 @@ from flask import Flask
 
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
+from api.lifecycle import Lifecycle
 from api.routes import docs, extract, results, status
 from shared.jobs import JobStore, WorkerRegistry
 from shared.queue import create_celery
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=JobStore(client, settings.key_prefix, settings.result_ttl_s),
         workers=WorkerRegistry(client, settings.key_prefix),
         celery=create_celery(settings),
+        lifecycle=Lifecycle(),
     )
     for blueprint in (extract.bp, results.bp, status.bp, docs.bp):
         app.register_blueprint(blueprint)

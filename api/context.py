@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import redis
 from celery import Celery
-from flask import current_app
+from flask import Flask, current_app
 
+from api.lifecycle import Lifecycle
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
 
@@ -21,8 +22,13 @@ class ApiContext:
     store: JobStore
     workers: WorkerRegistry
     celery: Celery
+    lifecycle: Lifecycle
 
 
 def context() -> ApiContext:
-    ctx: ApiContext = current_app.extensions[EXTENSION_KEY]
+    return app_context(current_app)
+
+
+def app_context(app: Flask) -> ApiContext:
+    ctx: ApiContext = app.extensions[EXTENSION_KEY]
     return ctx

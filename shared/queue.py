@@ -7,6 +7,13 @@ from celery import Celery
 from shared.settings import Settings
 
 EXTRACT_TASK = "facerest.extract"
+# Longest pause between two sweeps that return expired unacknowledged jobs to the queue.
+RESTORE_SWEEP_MAX_S = 10
+
+
+def restore_sweep_s(visibility_timeout_s: int) -> int:
+    """Sweep at least twice per visibility timeout, so a lost job waits at most ~1.5 timeouts."""
+    return max(1, min(RESTORE_SWEEP_MAX_S, visibility_timeout_s // 2))
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -22,11 +29,11 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # kombu sweeps for expired unacked messages every interval * throttle seconds, 100 s by
+        # default; a throttle of 1 makes the interval the only control.
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
-            # Sweep for expired unacked jobs often (one cheap ZRANGE), so a lost job comes
-            # back about visibility_timeout_s after its worker died, not minutes later.
-            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 2)),
+            "unacked_restore_interval": restore_sweep_s(settings.visibility_timeout_s),
             "unacked_restore_throttle": 1,
         },
         broker_connection_retry_on_startup=True,

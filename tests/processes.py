@@ -114,10 +114,8 @@ class Stack:
             "api",
             [
                 str(BIN / "gunicorn"),
+                "--config=python:api.gunicorn_conf",
                 f"--bind=127.0.0.1:{port}",
-                "--workers=2",
-                "--threads=16",
-                "--worker-class=gthread",
                 "api.app:create_app()",
             ],
             extra_env,

@@ -1,4 +1,8 @@
-"""GET /health (API and Redis up), /ready (a worker has its models loaded) and /info."""
+"""GET /health (API and Redis up), /ready (a worker has its models loaded) and /info.
+
+Both /health and /ready answer 503 once this process drains (SIGTERM): the balancer stops
+sending it new requests while gunicorn finishes the ones in flight.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,11 @@ bp = Blueprint("status", __name__)
 
 @bp.get("/health")
 def health() -> Response:
+    ctx = context()
+    if ctx.lifecycle.draining:
+        return encode({"status": "draining"}, False, status=503)
     try:
-        context().redis.ping()
+        ctx.redis.ping()
     except redis.RedisError as exc:
         return encode({"status": "error", "redis": f"unreachable: {exc}"}, False, status=503)
     return encode({"status": "ok", "redis": "ok"}, False)
@@ -25,7 +32,10 @@ def health() -> Response:
 
 @bp.get("/ready")
 def ready() -> Response:
-    workers = context().workers.online()
+    ctx = context()
+    if ctx.lifecycle.draining:
+        return encode({"ready": False, "draining": True}, False, status=503)
+    workers = ctx.workers.online()
     body = {"ready": bool(workers), "workers": len(workers)}
     return encode(body, False, status=200 if workers else 503)
 

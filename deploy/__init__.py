@@ -1,0 +1,1 @@
+"""Deployment tooling: the HAProxy config renderer and the one-machine cluster launcher."""

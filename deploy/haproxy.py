@@ -1,0 +1,136 @@
+"""Render docker/haproxy.cfg.template for compose or for the loopback cluster.
+
+``python -m deploy.haproxy compose > docker/haproxy.cfg`` regenerates the compose config;
+``deploy.cluster`` renders its own with the replicas' loopback ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "docker" / "haproxy.cfg.template"
+COMPOSE_CONFIG = ROOT / "docker" / "haproxy.cfg"
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+# The API listens on this port inside its container (compose.yaml, docker/Dockerfile).
+COMPOSE_API_PORT = 18080
+# Slots HAProxy keeps for API replicas found through DNS; unused slots stay in maintenance.
+COMPOSE_API_SLOTS = 16
+DOCKER_RESOLVERS = """
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    accepted_payload_size 8192
+    hold valid 5s
+    hold other 5s
+    hold nx 5s
+"""
+
+
+class TemplateError(ValueError):
+    """The template and the values given for it do not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    """What differs between deployments; everything else is in the template."""
+
+    bind: str
+    stats_bind: str
+    max_body_bytes: int
+    server_timeout_s: int
+    check_inter_ms: int = 2000
+    maxconn: int = 2000
+    bufsize: int = 256 * 1024
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, bind: str, stats_bind: str, check_inter_ms: int = 2000
+    ) -> ProxyOptions:
+        return cls(
+            bind=bind,
+            stats_bind=stats_bind,
+            max_body_bytes=settings.max_body_bytes,
+            # The API gives up on a synchronous job after sync_timeout_s and answers 504 itself.
+            server_timeout_s=int(settings.sync_timeout_s) + 15,
+            check_inter_ms=check_inter_ms,
+        )
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Replace each ``{{name}}``; a placeholder without a value, or a value without a place, fails."""
+    used = set(PLACEHOLDER.findall(template))
+    if missing := used - values.keys():
+        raise TemplateError(f"no value for {sorted(missing)}")
+    if unused := values.keys() - used:
+        raise TemplateError(f"template has no place for {sorted(unused)}")
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def render(options: ProxyOptions, servers: str, resolvers: str = "", template: str | None = None) -> str:
+    text = TEMPLATE.read_text() if template is None else template
+    values = {
+        "bind": options.bind,
+        "stats_bind": options.stats_bind,
+        "max_body_bytes": str(options.max_body_bytes),
+        "server_timeout_s": str(options.server_timeout_s),
+        "check_inter_ms": str(options.check_inter_ms),
+        "check_fastinter_ms": str(max(100, options.check_inter_ms // 4)),
+        "maxconn": str(options.maxconn),
+        "bufsize": str(options.bufsize),
+        "servers": servers,
+        "resolvers": resolvers,
+    }
+    return fill(text, values)
+
+
+def loopback_servers(ports: Sequence[int]) -> str:
+    return "\n".join(f"    server api{i + 1} 127.0.0.1:{port} check" for i, port in enumerate(ports))
+
+
+def render_cluster(options: ProxyOptions, api_ports: Sequence[int]) -> str:
+    return render(options, loopback_servers(api_ports))
+
+
+def render_compose(settings: Settings | None = None) -> str:
+    """Replicas of the compose service ``api`` are found in Docker's DNS, up to COMPOSE_API_SLOTS.
+
+    Without ``settings``, the defaults (not this shell's FACEREST_* variables): the committed
+    file must not depend on who renders it.
+    """
+    options = ProxyOptions.from_settings(settings or Settings.model_construct(), "*:18081", "*:8404")
+    servers = (
+        f"    server-template api {COMPOSE_API_SLOTS} api:{COMPOSE_API_PORT} check "
+        "resolvers docker init-addr none"
+    )
+    return render(options, servers, DOCKER_RESOLVERS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.haproxy", description=__doc__)
+    sub = parser.add_subparsers(dest="target", required=True)
+    compose = sub.add_parser("compose", help="the config compose.yaml mounts (docker/haproxy.cfg)")
+    compose.add_argument("--from-env", action="store_true", help="use FACEREST_* limits, not the defaults")
+    cluster = sub.add_parser("cluster", help="API replicas on loopback ports")
+    cluster.add_argument("--bind", default="127.0.0.1:18081")
+    cluster.add_argument("--stats-bind", default="127.0.0.1:8404")
+    cluster.add_argument("--check-inter-ms", type=int, default=2000)
+    cluster.add_argument("ports", type=int, nargs="+", help="the API replicas' ports")
+    args = parser.parse_args(argv)
+    if args.target == "compose":
+        sys.stdout.write(render_compose(load_settings() if args.from_env else None))
+    else:
+        options = ProxyOptions.from_settings(load_settings(), args.bind, args.stats_bind, args.check_inter_ms)
+        sys.stdout.write(render_cluster(options, args.ports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

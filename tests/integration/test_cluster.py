@@ -1,0 +1,242 @@
+"""``make cluster`` for real: HAProxy, 2 API replicas, 2 workers; kill -9 one of each mid-stream.
+
+The cluster is started by the same launcher users run (``python -m deploy.cluster``). The
+visibility timeout is short here (6 s) so the jobs of the killed worker come back quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+import requests
+
+from tests.client import b64
+from tests.images import GROUP_PHOTOS
+from tests.processes import ROOT, wait_until
+
+VISIBILITY_TIMEOUT_S = 6
+STREAMS = 4
+# yaoming.jpg: one face, 21 kB, so a request fits HAProxy's retry buffer.
+PHOTO = GROUP_PHOTOS["yaoming.jpg"]
+FACES_IN_PHOTO = 1
+# Several images per job make each job last long enough for the kill to land mid-job, while the
+# body (about 230 KB) still fits HAProxy's buffer, which a retry is replayed from.
+IMAGES_PER_JOB = 8
+# haproxy httplog: ".../srv_conn/retries" before the queue counters; "+N" marks a redispatch.
+HAPROXY_RETRIES = re.compile(r" \d+/\d+/\d+/\d+/\+?(\d+) \d+/\d+ \"POST /extract")
+
+
+@dataclass
+class RunningCluster:
+    process: subprocess.Popen[bytes]
+    workdir: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "state.json"
+
+    def state(self) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(self.state_file.read_text()))
+
+    def child(self, name: str) -> dict[str, Any]:
+        (found,) = [c for c in self.state()["children"] if c["name"] == name]
+        return cast(dict[str, Any], found)
+
+    @property
+    def url(self) -> str:
+        return str(self.state()["url"])
+
+    def replica_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{c['port']}" for c in self.state()["children"] if c["role"] == "api"]
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.state()["redis_url"])
+
+    def log(self, name: str) -> str:
+        return (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")
+
+    def online_workers(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], requests.get(f"{self.url}/info", timeout=5).json()["workers"])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
+    workdir = Path(tmp_path_factory.mktemp("cluster"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
+    env |= {
+        "FACEREST_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+        # Jobs of the killed worker come back within ~1.5 visibility timeouts: wait for them.
+        "FACEREST_SYNC_TIMEOUT_S": "60",
+        "FACEREST_HEARTBEAT_S": "1",
+        # Two workers, two API replicas, HAProxy, Redis and Flower share this machine's cores.
+        "FACEREST_CONCURRENCY": "2",
+        "FACEREST_INTRA_OP_THREADS": "1",
+    }
+    args = [sys.executable, "-m", "deploy.cluster", "--api=2", "--workers=2", "--api-processes=1"]
+    args += ["--port=0", "--stats-port=0", "--api-base-port=0", "--redis-port=0", "--flower-port=0"]
+    args += ["--check-inter-ms=250", f"--workdir={workdir}", f"--logs={workdir / 'logs'}"]
+    args += [f"--state={workdir / 'state.json'}"]
+    with (workdir / "launcher.log").open("wb") as output:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    running = RunningCluster(process, workdir)
+    try:
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError((workdir / "launcher.log").read_text())
+            return running.state_file.exists() and len(running.online_workers()) == 2
+
+        wait_until(up, 90, "cluster with 2 workers")
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(90)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    run_async: bool
+    status: int | None
+    job_id: str | None
+    faces: int | None
+    error: str | None
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == (202 if self.run_async else 200)
+
+
+def stream(url: str, image: str, first_async: bool, stop: threading.Event, out: list[Outcome]) -> None:
+    """POST /extract through HAProxy until stopped, alternating synchronous and async requests."""
+    run_async = first_async
+    while not stop.is_set():
+        body: dict[str, Any] = {"images": {"data": [image] * IMAGES_PER_JOB}, "async": run_async}
+        try:
+            response = requests.post(f"{url}/extract", json=body, timeout=90)
+        except requests.RequestException as exc:
+            out.append(Outcome(run_async, None, None, None, repr(exc), time.monotonic()))
+        else:
+            payload: Any = response.json() if response.ok else None
+            job_id = payload["id"] if run_async and response.ok else None
+            faces = len(payload[0]) if not run_async and response.ok else None
+            error = None if response.ok else response.text[:300]
+            out.append(Outcome(run_async, response.status_code, job_id, faces, error, time.monotonic()))
+        run_async = not run_async
+
+
+def jobs_running_on(client: redis.Redis, worker: str) -> list[str]:
+    running = []
+    for key in client.scan_iter(match="facerest:job:*", count=1000):
+        name = key.decode()
+        if name.count(":") != 2:
+            continue  # :input and :done keys
+        status, on = client.hmget(name, ["status", "worker"])
+        if status == b"running" and on == worker.encode():
+            running.append(name.rsplit(":", 1)[1])
+    return running
+
+
+def result(url: str, job_id: str) -> dict[str, Any]:
+    return cast(dict[str, Any], requests.get(f"{url}/results/{job_id}", timeout=5).json())
+
+
+def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
+    cluster: RunningCluster,
+) -> None:
+    url = cluster.url
+    client = cluster.redis()
+    image = b64(PHOTO.read_bytes())
+    victim_api = cluster.child("api1")
+    victim_worker = cluster.child("worker1-cpu")
+    (victim_name,) = [w["name"] for w in cluster.online_workers() if w["pid"] == victim_worker["pid"]]
+
+    outcomes: list[Outcome] = []
+    stop = threading.Event()
+    with ThreadPoolExecutor(STREAMS) as pool:
+        streams = [pool.submit(stream, url, image, i % 2 == 0, stop, outcomes) for i in range(STREAMS)]
+        try:
+            wait_until(lambda: sum(o.ok for o in outcomes) >= 8, 30, "first answers")
+            # Kill the worker while it holds a job, so that one really has to come back.
+            wait_until(lambda: bool(jobs_running_on(client, victim_name)), 15, "a job on the victim worker")
+            os.killpg(victim_api["pid"], signal.SIGKILL)
+            os.killpg(victim_worker["pid"], signal.SIGKILL)
+            killed_at = time.monotonic()
+            lost = jobs_running_on(client, victim_name)
+
+            # Keep streaming while HAProxy notices, the launcher restarts both, and lost jobs return.
+            def recovered() -> bool:
+                restarted = (
+                    cluster.child("api1")["restarts"] == 1 and cluster.child("worker1-cpu")["restarts"] == 1
+                )
+                replica = requests.get(f"http://127.0.0.1:{victim_api['port']}/health", timeout=1).ok
+                back = all(result(url, job)["status"] == "done" for job in lost)
+                later = sum(o.ok and o.at > killed_at for o in outcomes)
+                return restarted and replica and back and len(cluster.online_workers()) == 2 and later >= 8
+
+            wait_until(recovered, 60, "recovery after kill -9")
+        finally:
+            stop.set()
+        for future in streams:
+            future.result()
+    recovery_s = time.monotonic() - killed_at
+
+    failures = [o for o in outcomes if not o.ok]
+    assert failures == [], f"{len(failures)} of {len(outcomes)} requests failed: {failures[:5]}"
+    assert {o.faces for o in outcomes if not o.run_async} == {FACES_IN_PHOTO}
+    assert sum(o.at > killed_at for o in outcomes) >= 8
+
+    # The killed worker held these jobs; another worker did them once they came back.
+    assert lost, "the victim worker finished its job before the kill; nothing was lost to recover"
+    for job in lost:
+        state = result(url, job)
+        assert state["status"] == "done" and state["worker"] != victim_name, state
+
+    # Every accepted job ends done, with its face, through HAProxy and through either replica.
+    accepted = [o.job_id for o in outcomes if o.run_async and o.job_id is not None]
+    assert len(accepted) == sum(o.run_async for o in outcomes)
+
+    def all_done() -> bool:
+        return all(result(url, job)["status"] == "done" for job in accepted)
+
+    wait_until(all_done, 60, "every accepted job done")
+    for replica in cluster.replica_urls():
+        for job in accepted:
+            state = result(replica, job)
+            assert state["status"] == "done" and len(state["result"][0]) == FACES_IN_PHOTO, (replica, state)
+
+    retried = [int(n) for n in HAPROXY_RETRIES.findall(cluster.log("haproxy")) if int(n) > 0]
+    print(
+        f"\ncluster: {len(outcomes)} requests ({len(accepted)} async), 0 failed; "
+        f"{len(lost)} jobs lost with the worker came back; recovered in {recovery_s:.1f} s; "
+        f"HAProxy retried {len(retried)} requests"
+    )
+
+
+def test_sigterm_stops_every_process_of_the_cluster(cluster: RunningCluster) -> None:
+    pids = [c["pid"] for c in cluster.state()["children"]]
+    cluster.process.send_signal(signal.SIGTERM)
+    assert cluster.process.wait(90) == 0, (cluster.workdir / "launcher.log").read_text()
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    assert alive == []
