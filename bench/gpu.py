@@ -32,6 +32,7 @@ from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
 from worker.inference.session import Device, create_session
 from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
+from worker.models.postprocess import box_iou
 from worker.models.scrfd import SCRFD
 
 RESULTS = Path(__file__).parent / "results"
@@ -92,6 +93,24 @@ def model_rows(device: Device) -> dict[str, float]:
     return rows
 
 
+def agreement(device: Device) -> dict[str, float]:
+    """Detections and embeddings on ``device`` against the CPU's, on every face of the photos."""
+    cpu = Device("cpu")
+    detectors = [SCRFD(create_session(locate(SCRFD_500M), d), SCRFD_500M) for d in (device, cpu)]
+    recognizers = [ArcFace(create_session(locate(ARCFACE_MBF), d), ARCFACE_MBF) for d in (device, cpu)]
+    ious, cosines = [], []
+    for name in ("players.jpg", "gdp.jpg", "yaoming.jpg"):
+        rgb = photo(name)
+        canvas = letterbox(rgb, (640, 640)).canvas
+        found = [d.detect(canvas, 0.5) for d in detectors]
+        ious += list(box_iou(found[0].boxes, found[1].boxes).max(axis=1))
+        crops = np.stack([norm_crop(canvas, points) for points in found[1].keypoints])
+        a, b = (r.embed(crops) for r in recognizers)
+        a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (a, b))
+        cosines += list((a * b).sum(axis=1))
+    return {"faces": len(cosines), "min box IoU": min(ious), "min embedding cosine": min(cosines)}
+
+
 def pipeline_rows(device: Device, rounds: int) -> dict[str, float]:
     settings = load_settings(
         device=str(device), detector_backend=Backend.ONNXRUNTIME, recognizer_backend=Backend.ONNXRUNTIME
@@ -120,7 +139,9 @@ def main() -> None:
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # CUDA and cuDNN libraries from the nvidia-* wheels
     print("providers:", ort.get_available_providers())
-    report: dict[str, dict[str, float]] = {}
+    check = agreement(Device.parse(args.device))
+    print(f"{args.device} vs cpu: {check}")
+    report: dict[str, dict[str, float]] = {"agreement": check}
     for device in (Device.parse(args.device), Device("cpu")):
         rows = model_rows(device)
         rows |= pipeline_rows(device, args.rounds if device.kind != "cpu" else max(2, args.rounds // 10))

@@ -24,6 +24,7 @@ def load_analyzer(settings: Settings, device: Device) -> FaceAnalyzer:
         max_images=settings.batch_max_images,
         max_faces=settings.batch_max_faces,
         max_wait_s=settings.batch_wait_ms / 1000,
+        static_shapes=device.kind == "cuda",
     )
     return FaceAnalyzer(detector, recognizer, settings.max_image_pixels, limits)
 

@@ -32,6 +32,9 @@ class BatchLimits:
     max_images: int = 8
     max_faces: int = 32
     max_wait_s: float = 0.002
+    # Give each network one input shape: canvases fill max_size, face batches are padded to
+    # max_faces. On a GPU every new shape costs ONNX Runtime's cuDNN about a second.
+    static_shapes: bool = False
 
 
 def _ms_since(start: float) -> float:
@@ -104,9 +107,12 @@ class FaceAnalyzer:
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, (canvas, _) in enumerate(items):
             by_shape.setdefault(canvas.shape, []).append(index)
+        # With static shapes the detector keeps batch 1: SCRFD gains nothing from larger
+        # batches even on a GPU (bench/gpu.py), and one batch size means one input shape.
+        step = 1 if self._limits.static_shapes else self._limits.max_images
         for indices in by_shape.values():
-            for begin in range(0, len(indices), self._limits.max_images):
-                chunk = indices[begin : begin + self._limits.max_images]
+            for begin in range(0, len(indices), step):
+                chunk = indices[begin : begin + step]
                 with self._device_lock:
                     found = self.detector.detect_batch(
                         [items[i][0] for i in chunk], [items[i][1] for i in chunk]
@@ -117,10 +123,14 @@ class FaceAnalyzer:
 
     def _embed_many(self, crops: list[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
         vectors: list[NDArray[np.float32]] = []
-        for begin in range(0, len(crops), self._limits.max_faces):
-            batch = np.stack(crops[begin : begin + self._limits.max_faces])
+        size = self._limits.max_faces
+        for begin in range(0, len(crops), size):
+            chunk = crops[begin : begin + size]
+            batch = np.stack(chunk)
+            if self._limits.static_shapes and len(chunk) < size:
+                batch = np.concatenate([batch, np.zeros((size - len(chunk), *batch.shape[1:]), np.uint8)])
             with self._device_lock:
-                vectors.extend(self.recognizer.embed(batch))
+                vectors.extend(self.recognizer.embed(batch)[: len(chunk)])
         return vectors
 
     def analyze(
@@ -174,7 +184,7 @@ class FaceAnalyzer:
         self, image: RGBImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
     ) -> _Pending:
         step = time.perf_counter()
-        boxed = letterbox(image, options.max_size)
+        boxed = letterbox(image, options.max_size, fill_max_size=self._limits.static_shapes)
         (found,) = self._detect_batcher.submit([(boxed.canvas, options.threshold)])
         found = select_faces(found.scaled(1.0 / boxed.scale), options)
         timings["detect_ms"] = _ms_since(step)

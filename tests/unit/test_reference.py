@@ -64,3 +64,26 @@ def test_detections_and_embeddings_match_insightface(
         ref_vec = ref_recognizer.get_feat(ref_crop)[0]
         cosine = float(embedding @ (ref_vec / np.linalg.norm(ref_vec)))
         assert cosine >= 0.999, cosine
+
+
+def test_static_shapes_give_the_same_faces(analyzer: FaceAnalyzer) -> None:
+    """The GPU shape policy (full canvases, padded face batches) changes no result."""
+    from dataclasses import replace
+
+    from shared.schemas import AnalysisOptions
+    from worker.pipeline import BatchLimits
+
+    static = FaceAnalyzer(
+        analyzer.detector, analyzer.recognizer, 40_000_000, replace(BatchLimits(), static_shapes=True)
+    )
+    photos = [GROUP_PHOTOS[name].read_bytes() for name in ("t1.jpg", "gdp.jpg", "yaoming.jpg")]
+    options = AnalysisOptions(max_size=(1280, 1280))
+    for plain, padded in zip(analyzer.analyze(photos, options), static.analyze(photos, options), strict=True):
+        plain_faces, padded_faces = plain.get("faces", []), padded.get("faces", [])
+        assert len(plain_faces) == len(padded_faces) > 0
+        iou = box_iou(np.array([f["bbox"] for f in plain_faces]), np.array([f["bbox"] for f in padded_faces]))
+        assert iou.diagonal().min() >= 0.99
+        for a, b in zip(plain_faces, padded_faces, strict=True):
+            cosine = float(np.frombuffer(a["vec"], np.float32) @ np.frombuffer(b["vec"], np.float32))
+            assert cosine >= 0.999
+    static.close()

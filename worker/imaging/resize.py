@@ -31,15 +31,24 @@ def _round_up(value: int, multiple: int) -> int:
     return max(multiple, -(-value // multiple) * multiple)
 
 
-def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int]) -> Letterbox:
-    """Scale into max_size (never upscaling) and pad right/bottom to a multiple of the stride."""
+def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int], fill_max_size: bool = False) -> Letterbox:
+    """Scale into max_size (never upscaling) and pad right/bottom to a multiple of the stride.
+
+    ``fill_max_size`` pads the canvas to the whole of max_size, so that every image of a request
+    size gives the network one input shape (GPUs pay dearly for each new shape).
+    """
     height, width = image.shape[:2]
     scale = fit_scale(width, height, max_size)
     # Truncate like the reference implementation: SCRFD's small-face boxes move noticeably
     # with a one-pixel change of the resized image.
     new_w, new_h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))
     resized = image if scale == 1.0 else cv2.resize(image, (new_w, new_h))
-    canvas = np.zeros((_round_up(new_h, DETECTOR_STRIDE), _round_up(new_w, DETECTOR_STRIDE), 3), np.uint8)
+    canvas_w, canvas_h = (
+        (max(new_w, max_size[0]), max(new_h, max_size[1])) if fill_max_size else (new_w, new_h)
+    )
+    canvas = np.zeros(
+        (_round_up(canvas_h, DETECTOR_STRIDE), _round_up(canvas_w, DETECTOR_STRIDE), 3), np.uint8
+    )
     canvas[:new_h, :new_w] = resized
     return Letterbox(canvas, new_h / height)
 
