@@ -108,7 +108,11 @@ def agreement(device: Device) -> dict[str, float]:
         a, b = (r.embed(crops) for r in recognizers)
         a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (a, b))
         cosines += list((a * b).sum(axis=1))
-    return {"faces": len(cosines), "min box IoU": min(ious), "min embedding cosine": min(cosines)}
+    return {
+        "faces": len(cosines),
+        "min box IoU": float(min(ious)),
+        "min embedding cosine": float(min(cosines)),
+    }
 
 
 def pipeline_rows(device: Device, rounds: int) -> dict[str, float]:
