@@ -8,6 +8,9 @@ import redis
 from celery import Celery
 from flask import current_app
 
+from api.auth import ApiKeys
+from api.observability import ApiMetrics
+from shared.fetch import UrlFetcher
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
 
@@ -21,6 +24,9 @@ class ApiContext:
     store: JobStore
     workers: WorkerRegistry
     celery: Celery
+    fetcher: UrlFetcher
+    api_keys: ApiKeys
+    metrics: ApiMetrics
 
 
 def context() -> ApiContext:

@@ -1,7 +1,7 @@
 """Latency of one synchronous /extract call for a group photo, end to end and in-process.
 
-    python -m bench.latency                  # starts its own Redis, worker and API
-    python -m bench.latency --url http://localhost:18081   # measures a running system
+python -m bench.latency                  # starts its own Redis, worker and API
+python -m bench.latency --url http://localhost:18081   # measures a running system
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ fi
 
 $BIN/python -m worker --device "${FACEREST_DEVICE:-cpu}" &
 pids+=($!)
-$BIN/gunicorn --bind "0.0.0.0:${API_PORT}" --workers "${API_PROCESSES:-2}" --threads "${API_THREADS:-16}" \
+$BIN/gunicorn --config api/gunicorn_conf.py --bind "0.0.0.0:${API_PORT}" --workers "${API_PROCESSES:-2}" --threads "${API_THREADS:-16}" \
   --worker-class gthread --timeout 120 --graceful-timeout 30 'api.app:create_app()' &
 pids+=($!)
 $BIN/celery --broker "$FACEREST_REDIS_URL" flower --address=0.0.0.0 --port="$FLOWER_PORT" &

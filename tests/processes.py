@@ -114,6 +114,7 @@ class Stack:
             "api",
             [
                 str(BIN / "gunicorn"),
+                "--config=api/gunicorn_conf.py",
                 f"--bind=127.0.0.1:{port}",
                 "--workers=2",
                 "--threads=16",
@@ -144,6 +145,22 @@ class Stack:
         wait_until(lambda: requests.get(f"{url}/healthcheck", timeout=1).ok, 30, "Flower")
         return url
 
+    def start_redis(self) -> Service:
+        """Redis with its append-only file on, in the stack's directory; always stopped last."""
+        args = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        args += ["--dir", str(self.workdir), "--appendonly", "yes", "--save", ""]
+        server = self.spawn("redis", args)
+        self.services.remove(server)
+        self.services.insert(0, server)
+        wait_until(lambda: bool(self.client().ping()), 10, "redis")
+        return server
+
+    def stop_redis(self) -> None:
+        """Stop Redis gracefully (SIGTERM: it flushes its append-only file)."""
+        for service in self.services:
+            if service.name == "redis" and service.process.poll() is None:
+                service.stop()
+
     def stop_all(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -158,25 +175,8 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
     env |= {"FACEREST_REDIS_URL": f"redis://127.0.0.1:{port}/0", "PYTHONUNBUFFERED": "1"}
     env |= {f"FACEREST_{k.upper()}": v for k, v in settings.items()}
     result = Stack(workdir, port, env)
-    redis_server = result.spawn(
-        "redis",
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-        ],
-    )
     try:
-        wait_until(lambda: bool(result.client().ping()), 10, "redis")
+        result.start_redis()
         yield result
     finally:
         result.stop_all()
-        redis_server.stop()

@@ -24,6 +24,7 @@ def get_result(job_id: str) -> Response:
         "started": state.started,
         "finished": state.finished,
         "worker": state.worker,
+        "attempts": state.attempts,
     }
     if state.status is JobStatus.FAILED:
         body["error"] = state.error
