@@ -45,6 +45,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    url: str = ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         if self.process.poll() is None:
@@ -123,8 +124,9 @@ class Stack:
             ],
             extra_env,
         )
-        self.api_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, 30, "API")
+        api.url = f"http://127.0.0.1:{port}"
+        self.api_url = self.api_url or api.url
+        wait_until(lambda: requests.get(f"{api.url}/health", timeout=1).ok, 30, "API")
         return api
 
     def start_flower(self) -> str:
