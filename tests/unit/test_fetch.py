@@ -8,70 +8,21 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from shared.errors import LimitExceeded, UrlFetchFailed, UrlRefused
 from shared.fetch import UrlFetcher, address_kind
-
-Route = Callable[[BaseHTTPRequestHandler], None]
-
-
-def _body(payload: bytes, status: int = 200) -> Route:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.end_headers()
-        handler.wfile.write(payload)
-
-    return answer
-
-
-def _redirect(location: str) -> Route:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(302)
-        handler.send_header("Location", location)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    return answer
-
-
-class LocalServer:
-    """A tiny HTTP server on 127.0.0.1 answering fixed routes; records the Host headers it saw."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.hosts: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.hosts.append(self.headers.get("Host", ""))
-                owner.routes.get(self.path, _body(b"missing", 404))(self)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+from tests.localserver import LocalServer, body, redirect
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
-    local = LocalServer()
-    local.thread.start()
-    yield local
-    local.server.shutdown()
-    local.server.server_close()
+    with LocalServer() as local:
+        yield local
 
 
 @pytest.fixture
@@ -150,19 +101,19 @@ def test_one_private_address_among_public_ones_is_refused(no_connections: None) 
 
 
 def test_loopback_is_fetched_when_its_network_is_allowed(server: LocalServer) -> None:
-    server.routes["/a.jpg"] = _body(b"image bytes")
+    server.routes["/a.jpg"] = body(b"image bytes")
     assert UrlFetcher(allow=["127.0.0.1/32"]).fetch(server.url("/a.jpg")) == b"image bytes"
 
 
 def test_allowed_host_name_connects_to_the_checked_address(server: LocalServer) -> None:
-    server.routes["/a.jpg"] = _body(b"pinned")
+    server.routes["/a.jpg"] = body(b"pinned")
     fetcher = UrlFetcher(allow=["images.internal"], resolver=_resolve_to("127.0.0.1"))
     assert fetcher.fetch(server.url("/a.jpg", host="images.internal")) == b"pinned"
     assert server.hosts == [f"images.internal:{server.port}"]
 
 
 def test_redirect_to_a_refused_address_is_refused(server: LocalServer) -> None:
-    server.routes["/start"] = _redirect(f"http://127.0.0.2:{server.port}/a.jpg")
+    server.routes["/start"] = redirect(f"http://127.0.0.2:{server.port}/a.jpg")
     fetcher = UrlFetcher(allow=["127.0.0.1/32"])
     with pytest.raises(UrlRefused, match=r"redirect to 'http://127\.0\.0\.2:\d+/a\.jpg': .*loopback"):
         fetcher.fetch(server.url("/start"))
@@ -170,10 +121,10 @@ def test_redirect_to_a_refused_address_is_refused(server: LocalServer) -> None:
 
 
 def test_redirects_are_followed_up_to_the_limit(server: LocalServer) -> None:
-    server.routes["/a.jpg"] = _body(b"after redirects")
-    server.routes["/r1"] = _redirect("/a.jpg")
-    server.routes["/r2"] = _redirect("/r1")
-    server.routes["/r3"] = _redirect("/r2")
+    server.routes["/a.jpg"] = body(b"after redirects")
+    server.routes["/r1"] = redirect("/a.jpg")
+    server.routes["/r2"] = redirect("/r1")
+    server.routes["/r3"] = redirect("/r2")
     allowed = ["127.0.0.0/8"]
     assert UrlFetcher(allow=allowed, max_redirects=2).fetch(server.url("/r2")) == b"after redirects"
     with pytest.raises(UrlRefused, match="url_max_redirects=2"):
@@ -181,13 +132,13 @@ def test_redirects_are_followed_up_to_the_limit(server: LocalServer) -> None:
 
 
 def test_redirect_to_a_file_url_is_refused(server: LocalServer) -> None:
-    server.routes["/start"] = _redirect("file:///etc/passwd")
+    server.routes["/start"] = redirect("file:///etc/passwd")
     with pytest.raises(UrlRefused, match="scheme 'file'"):
         UrlFetcher(allow=["127.0.0.1"]).fetch(server.url("/start"))
 
 
 def test_size_limit_from_header_and_from_the_stream(server: LocalServer) -> None:
-    server.routes["/big"] = _body(b"x" * 5000)
+    server.routes["/big"] = body(b"x" * 5000)
 
     def no_length(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -206,7 +157,7 @@ def test_size_limit_from_header_and_from_the_stream(server: LocalServer) -> None
 def test_http_errors_and_timeouts_fail_cleanly(server: LocalServer) -> None:
     def slow(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(2)
-        _body(b"late")(handler)
+        body(b"late")(handler)
 
     server.routes["/slow"] = slow
     fetcher = UrlFetcher(allow=["127.0.0.1"], timeout_s=0.5)
