@@ -80,12 +80,15 @@ def _error(description: str) -> dict[str, Any]:
     return _json("ErrorBody", description)
 
 
-MSGPACK = {"application/x-msgpack": {"schema": {}}}
-AUTH_ERRORS = {
-    "401": _error("API keys are on and no X-API-Key header was sent"),
-    "403": _error("The API key is not valid"),
-}
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+def _msgpack() -> dict[str, Any]:
+    return {"application/x-msgpack": {"schema": {}}}
+
+
+def _auth_errors() -> dict[str, Any]:
+    return {
+        "401": _error("API keys are on and no X-API-Key header was sent"),
+        "403": _error("The API key is not valid"),
+    }
 
 
 def build_openapi(version: str) -> dict[str, Any]:
@@ -114,15 +117,15 @@ def build_openapi(version: str) -> dict[str, Any]:
                     ]
                 }
             },
-            **MSGPACK,
+            **_msgpack(),
         },
     }
     accepted = _json("JobAccepted", 'Queued ("async": true); poll status_url')
-    accepted["content"] |= MSGPACK
+    accepted["content"] |= _msgpack()
     overloaded = _json("Overload", "Too many jobs queued (max_queue_depth): retry after Retry-After seconds")
-    overloaded["headers"] = RETRY_AFTER
+    overloaded["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
     job_state = _json("JobState", "The job")
-    job_state["content"] |= MSGPACK
+    job_state["content"] |= _msgpack()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -144,7 +147,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "200": extract_ok,
                         "202": accepted,
                         "400": _error("Malformed JSON or request"),
-                        **AUTH_ERRORS,
+                        **_auth_errors(),
                         "413": _error("A size limit was exceeded"),
                         "422": _error("Invalid field, image or image URL"),
                         "500": _error("The job failed in the worker (crashed it max_attempts times)"),
@@ -161,7 +164,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": job_state,
-                        **AUTH_ERRORS,
+                        **_auth_errors(),
                         "404": _error("Unknown or expired job"),
                         "503": _error("Redis unavailable"),
                     },
@@ -172,7 +175,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "summary": "Version, workers, models, licenses, limits",
                     "responses": {
                         "200": {"description": "Service information", "content": {"application/json": {}}},
-                        **AUTH_ERRORS,
+                        **_auth_errors(),
                     },
                 }
             },
@@ -181,7 +184,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "summary": "Prometheus metrics: requests, latency, images and faces, queue depth",
                     "responses": {
                         "200": {"description": "Prometheus text format", "content": {"text/plain": {}}},
-                        **AUTH_ERRORS,
+                        **_auth_errors(),
                     },
                 }
             },
