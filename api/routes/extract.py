@@ -113,7 +113,11 @@ def extract() -> Response:
         "options": req.options(ctx.settings.max_faces).to_wire(),
         "request_id": g.request_id,
     }
-    meta = {"api_ver": req.api_ver, "landmarks": "1" if req.return_landmarks else ""}
+    meta = {
+        "api_ver": req.api_ver,
+        "landmarks": "1" if req.return_landmarks else "",
+        "data_count": str(len(req.images.data)),
+    }
     ctx.store.create(job_id, payload, meta)
     ctx.celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=ctx.settings.queue)
 
@@ -131,4 +135,5 @@ def extract() -> Response:
         )
     ctx.metrics.faces.observe(_faces(state.result))
     total_ms = (time.perf_counter() - started) * 1000
-    return encode(render(state.result, req.api_ver, req.return_landmarks, total_ms), as_msgpack)
+    rendered = render(state.result, req.api_ver, req.return_landmarks, total_ms, len(req.images.data))
+    return encode(rendered, as_msgpack)

@@ -11,11 +11,12 @@ import pytest
 import requests
 
 from tests.client import b64
-from tests.images import GROUP_PHOTOS
+from tests.images import GROUP_PHOTOS, encode, read_rgb
 from tests.localserver import LocalServer, body, redirect
 from tests.processes import Service, Stack
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
+PNG = encode(read_rgb(GROUP_PHOTOS["yaoming.jpg"]), ".png")
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +96,10 @@ def test_fetch_errors_name_the_url(allowing_api: str, images: LocalServer) -> No
     assert text.status_code == 422
     assert text.json()["code"] == "invalid_image"
     assert images.url("/text") in text.json()["message"]
+
+
+def test_worker_side_errors_of_url_images_name_the_url_slot(allowing_api: str, images: LocalServer) -> None:
+    images.routes["/truncated.png"] = body(PNG[: len(PNG) // 2])  # header fine, data cut: fails in the worker
+    response = _post(allowing_api, [images.url("/truncated.png")], data=[b64(PHOTO)])
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("images.urls[0]: ")
