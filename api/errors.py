@@ -8,7 +8,7 @@ import orjson
 import redis
 from flask import Flask, Response
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.errors import (
     FaceRestError,
@@ -90,7 +90,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name)
+        message = exc.description or exc.name
+        if isinstance(exc, RequestEntityTooLarge):
+            message = f"the request body is larger than max_body_bytes={app.config['MAX_CONTENT_LENGTH']}"
+        return error_response(status, code, message)
 
     @app.errorhandler(redis.RedisError)
     def _redis(exc: redis.RedisError) -> Response:

@@ -197,6 +197,7 @@ def test_body_over_the_limit_is_413(api: str) -> None:
     response = requests.post(f"{api}/extract", data=body, timeout=60)
     assert response.status_code == 413
     assert response.json()["code"] == "request_entity_too_large"
+    assert "max_body_bytes=67108864" in response.json()["message"]
 
 
 def test_decompression_bomb_is_refused_before_decoding(api: str) -> None:
