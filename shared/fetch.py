@@ -67,7 +67,9 @@ class UrlFetcher:
         max_redirects: int = 3,
         max_bytes: int = 16 * 1024 * 1024,
         resolver: Resolver = system_resolver,
+        ca_certs: str | None = None,
     ) -> None:
+        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA)."""
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
         for entry in allow:
@@ -81,6 +83,7 @@ class UrlFetcher:
         self._max_redirects = max_redirects
         self._max_bytes = max_bytes
         self._resolve = resolver
+        self._ca_certs = ca_certs
 
     def fetch(self, url: str) -> bytes:
         """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error."""
@@ -148,10 +151,18 @@ class UrlFetcher:
         timeout = urllib3.Timeout(connect=remaining, read=remaining)
         pool: urllib3.HTTPConnectionPool
         if hop.scheme == "https":
+            # Connect to the checked address; verify the certificate against the URL's host name.
             pool = urllib3.HTTPSConnectionPool(
-                hop.address, hop.port, timeout=timeout, retries=False, maxsize=1,
-                server_hostname=hop.host, assert_hostname=hop.host, cert_reqs="CERT_REQUIRED",
-            )  # fmt: skip
+                hop.address,
+                hop.port,
+                timeout=timeout,
+                retries=False,
+                maxsize=1,
+                server_hostname=hop.host,
+                assert_hostname=hop.host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
+            )
         else:
             pool = urllib3.HTTPConnectionPool(
                 hop.address, hop.port, timeout=timeout, retries=False, maxsize=1

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -175,3 +177,43 @@ def test_connection_refused_is_a_fetch_error() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(UrlFetchFailed):
         UrlFetcher(allow=["127.0.0.1"]).fetch(f"http://127.0.0.1:{port}/a.jpg")
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for images.test (its own CA)."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    names = ["-subj", "/CN=images.test", "-addext", "subjectAltName=DNS:images.test"]
+    files = ["-keyout", key, "-out", cert, "-days", "1"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", *files, *names],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate: tuple[str, str]) -> Iterator[LocalServer]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    with LocalServer(tls=context) as local:
+        local.routes["/a.jpg"] = body(b"over tls")
+        yield local
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+    tls_server: LocalServer, certificate: tuple[str, str]
+) -> None:
+    url = tls_server.url("/a.jpg", host="images.test")
+    resolver = _resolve_to("127.0.0.1")
+    trusted = UrlFetcher(allow=["images.test"], resolver=resolver, ca_certs=certificate[0])
+    assert trusted.fetch(url) == b"over tls"
+    assert tls_server.hosts == [f"images.test:{tls_server.port}"]
+    # The same server under another name, or with the system's CAs only, is not trusted.
+    renamed = UrlFetcher(allow=["other.test"], resolver=resolver, ca_certs=certificate[0])
+    with pytest.raises(UrlFetchFailed, match="SSLError"):
+        renamed.fetch(tls_server.url("/a.jpg", host="other.test"))
+    with pytest.raises(UrlFetchFailed, match="SSLError"):
+        UrlFetcher(allow=["images.test"], resolver=resolver).fetch(url)
