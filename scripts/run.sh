@@ -31,7 +31,8 @@ fi
 
 $BIN/python -m worker --device "${FACEREST_DEVICE:-cpu}" &
 pids+=($!)
-$BIN/gunicorn --config api/gunicorn_conf.py --bind "0.0.0.0:${API_PORT}" --workers "${API_PROCESSES:-2}" --threads "${API_THREADS:-16}" \
+# Fewer glibc malloc arenas for gunicorn's many threads: less RSS creep from fragmentation (see README, Soak test).
+MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} $BIN/gunicorn --config api/gunicorn_conf.py --bind "0.0.0.0:${API_PORT}" --workers "${API_PROCESSES:-2}" --threads "${API_THREADS:-16}" \
   --worker-class gthread --timeout 120 --graceful-timeout 30 'api.app:create_app()' &
 pids+=($!)
 $BIN/celery --broker "$FACEREST_REDIS_URL" flower --address=0.0.0.0 --port="$FLOWER_PORT" &
