@@ -34,8 +34,15 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 def address_kind(address: IPAddress) -> str | None:
     """Why an address must not be fetched from (``None``: a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo server) are judged by it.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[0]
+        if embedded is not None:
+            kind = address_kind(embedded)
+            if kind is not None:
+                return kind
+            if address.ipv4_mapped is not None:
+                return None
     checks = (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),

@@ -60,6 +60,9 @@ def _resolve_to(address: str) -> Callable[[str, int], list[str]]:
         ("ff02::1", "multicast"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
+        ("::ffff:8.8.8.8", None),
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::", "link-local"),  # 6to4 of 169.254.169.254
         ("8.8.8.8", None),
         ("2001:4860:4860::8888", None),
     ],
