@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import logging
-
 import redis
-from flask import Flask
+from flask import Flask, request
 
+from api import observability
+from api.auth import OPEN_ENDPOINTS, ApiKeys, presented_key
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
 from api.lifecycle import Lifecycle
-from api.routes import docs, extract, results, status
+from api.routes import docs, extract, metrics, results, status
+from shared.fetch import UrlFetcher
 from shared.jobs import JobStore, WorkerRegistry
+from shared.logs import configure_logging
 from shared.queue import create_celery
 from shared.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", settings.log_format, [observability.RequestIdFilter()])
     app = Flask("facerest")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    # Bounded socket waits: a Redis that vanished fails a request (503) instead of hanging it;
+    # redis-py reconnects on the next command once Redis is back.
+    client = redis.Redis.from_url(
+        settings.redis_url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=15
+    )
+    api_keys = ApiKeys(settings.load_api_keys())
     app.extensions[EXTENSION_KEY] = ApiContext(
         settings=settings,
         redis=client,
@@ -29,8 +36,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         workers=WorkerRegistry(client, settings.key_prefix),
         celery=create_celery(settings),
         lifecycle=Lifecycle(),
+        fetcher=UrlFetcher(
+            allow=settings.url_allow_list,
+            timeout_s=settings.url_timeout_s,
+            max_redirects=settings.url_max_redirects,
+            max_bytes=settings.max_image_bytes,
+        ),
+        api_keys=api_keys,
+        metrics=observability.ApiMetrics(
+            observability.QueueCollector(client, settings.queue, settings.key_prefix)
+        ),
     )
-    for blueprint in (extract.bp, results.bp, status.bp, docs.bp):
+    observability.install(app, app.extensions[EXTENSION_KEY].metrics)
+    if api_keys.enabled:
+
+        @app.before_request
+        def _authenticate() -> None:
+            if request.endpoint not in OPEN_ENDPOINTS:
+                api_keys.check(
+                    presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+                )
+
+    for blueprint in (extract.bp, results.bp, status.bp, docs.bp, metrics.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -8,7 +8,10 @@ import redis
 from celery import Celery
 from flask import Flask, current_app
 
+from api.auth import ApiKeys
 from api.lifecycle import Lifecycle
+from api.observability import ApiMetrics
+from shared.fetch import UrlFetcher
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
 
@@ -23,6 +26,9 @@ class ApiContext:
     workers: WorkerRegistry
     celery: Celery
     lifecycle: Lifecycle
+    fetcher: UrlFetcher
+    api_keys: ApiKeys
+    metrics: ApiMetrics
 
 
 def context() -> ApiContext:

@@ -8,17 +8,23 @@ import orjson
 import redis
 from flask import Flask, Response
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.errors import (
     FaceRestError,
+    InvalidApiKey,
+    InvalidField,
     InvalidImage,
     InvalidRequest,
     JobFailed,
     JobNotFound,
     LimitExceeded,
+    MissingApiKey,
+    Overloaded,
     ResultTimeout,
     ServiceUnavailable,
+    UrlFetchFailed,
+    UrlRefused,
 )
 
 log = logging.getLogger("facerest.api")
@@ -26,7 +32,13 @@ log = logging.getLogger("facerest.api")
 STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     InvalidRequest: 400,
     InvalidImage: 422,
+    InvalidField: 422,
+    UrlRefused: 422,
+    UrlFetchFailed: 422,
     LimitExceeded: 413,
+    MissingApiKey: 401,
+    InvalidApiKey: 403,
+    Overloaded: 503,
     JobNotFound: 404,
     ResultTimeout: 504,
     ServiceUnavailable: 503,
@@ -34,9 +46,11 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
 }
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> Response:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> Response:
     body = {"code": code, "message": message, **extra}
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+    return Response(orjson.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def _status_of(exc: FaceRestError) -> int:
@@ -58,9 +72,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(FaceRestError)
     def _domain(exc: FaceRestError) -> Response:
         extra: dict[str, object] = {}
+        headers: dict[str, str] = {}
         if isinstance(exc, ResultTimeout):
             extra = {"id": exc.job_id, "status_url": f"/results/{exc.job_id}"}
-        return error_response(_status_of(exc), exc.code, exc.message, **extra)
+        elif isinstance(exc, Overloaded):
+            headers["Retry-After"] = str(exc.retry_after_s)
+            extra = {"retry_after_s": exc.retry_after_s}
+        elif isinstance(exc, MissingApiKey):
+            headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+        return error_response(_status_of(exc), exc.code, exc.message, headers, **extra)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:
@@ -70,7 +90,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(status, code, exc.description or exc.name)
+        message = exc.description or exc.name
+        if isinstance(exc, RequestEntityTooLarge):
+            message = f"the request body is larger than max_body_bytes={app.config['MAX_CONTENT_LENGTH']}"
+        return error_response(status, code, message)
 
     @app.errorhandler(redis.RedisError)
     def _redis(exc: redis.RedisError) -> Response:

@@ -1,18 +1,46 @@
 """gunicorn settings for every API deployment.
 
 ``gunicorn -c python:api.gunicorn_conf 'api.app:create_app()'``; command-line flags (or
-``GUNICORN_CMD_ARGS``) override these. ``graceful_timeout`` outlasts the longest synchronous
-/extract wait, so a replica told to stop finishes every request it already accepted.
+``GUNICORN_CMD_ARGS``) override these.
+
+- ``graceful_timeout`` outlasts the longest synchronous /extract wait, so a replica told to stop
+  finishes every request it already accepted; /ready turns 503 first (api/lifecycle.py).
+- The worker processes share one Prometheus multiprocess directory, so /metrics answers the sum
+  over all of them. The variable is set when gunicorn loads this file, before anything imports
+  prometheus-client (which picks its storage at first import): app imports stay inside hooks.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from api.context import app_context
-from api.lifecycle import drain_on_signal
 from shared.settings import load_settings
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OWN_DIR_PREFIX = "facerest-metrics-"
+# Set once the directory is prepared: a configuration reload (SIGHUP) must not wipe live samples.
+PREPARED_ENV = "FACEREST_GUNICORN_METRICS_PREPARED"
+
+
+def _prepare_metrics_dir() -> None:
+    if os.environ.get(PREPARED_ENV):
+        return
+    os.environ[PREPARED_ENV] = "1"
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        # Samples of a previous run would be added to this one's.
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=OWN_DIR_PREFIX)
+
+
+_prepare_metrics_dir()
 SETTINGS = load_settings()
 
 bind = "0.0.0.0:18080"
@@ -26,4 +54,19 @@ keepalive = 5
 
 def post_worker_init(worker: Any) -> None:
     """Runs in each gunicorn worker after the app loaded and gunicorn's signal handlers are set."""
+    from api.context import app_context
+    from api.lifecycle import drain_on_signal
+
     drain_on_signal(app_context(worker.wsgi).lifecycle)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    directory = Path(os.environ.get(MULTIPROC_ENV, ""))
+    if directory.name.startswith(OWN_DIR_PREFIX) and directory.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -49,6 +49,10 @@ class ExtractV2(BaseModel):
     data: list[ImageV2]
 
 
+class Overload(ErrorBody):
+    retry_after_s: int = Field(description="Seconds to wait before retrying (also in Retry-After)")
+
+
 class JobAccepted(BaseModel):
     id: str
     status: Literal["queued"]
@@ -62,6 +66,7 @@ class JobState(BaseModel):
     started: float | None
     finished: float | None
     worker: str | None
+    attempts: int = Field(0, description="Deliveries to a worker so far (more than one after a crash)")
     result: Any = Field(None, description="When done: what the synchronous /extract returns")
     error: ErrorBody | None = None
 
@@ -75,6 +80,17 @@ def _error(description: str) -> dict[str, Any]:
     return _json("ErrorBody", description)
 
 
+def _msgpack() -> dict[str, Any]:
+    return {"application/x-msgpack": {"schema": {}}}
+
+
+def _auth_errors() -> dict[str, Any]:
+    return {
+        "401": _error("API keys are on and no X-API-Key header was sent"),
+        "403": _error("The API key is not valid"),
+    }
+
+
 def build_openapi(version: str) -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
         (ExtractRequest, "validation"),
@@ -82,6 +98,7 @@ def build_openapi(version: str) -> dict[str, Any]:
         (FaceV1, "serialization"),
         (ExtractV2, "serialization"),
         (JobAccepted, "serialization"),
+        (Overload, "serialization"),
         (JobState, "serialization"),
     ]
     _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
@@ -99,9 +116,16 @@ def build_openapi(version: str) -> dict[str, Any]:
                         {"$ref": "#/components/schemas/ExtractV2"},
                     ]
                 }
-            }
+            },
+            **_msgpack(),
         },
     }
+    accepted = _json("JobAccepted", 'Queued ("async": true); poll status_url')
+    accepted["content"] |= _msgpack()
+    overloaded = _json("Overload", "Too many jobs queued (max_queue_depth): retry after Retry-After seconds")
+    overloaded["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+    job_state = _json("JobState", "The job")
+    job_state["content"] |= _msgpack()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -121,11 +145,13 @@ def build_openapi(version: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": extract_ok,
-                        "202": _json("JobAccepted", 'Queued ("async": true); poll status_url'),
+                        "202": accepted,
                         "400": _error("Malformed JSON or request"),
+                        **_auth_errors(),
                         "413": _error("A size limit was exceeded"),
-                        "422": _error("Invalid field or image"),
-                        "503": _error("Redis unavailable"),
+                        "422": _error("Invalid field, image or image URL"),
+                        "500": _error("The job failed in the worker (crashed it max_attempts times)"),
+                        "503": overloaded,
                         "504": _error("No result within the synchronous timeout; the body has the job id"),
                     },
                 }
@@ -137,31 +163,58 @@ def build_openapi(version: str) -> dict[str, Any]:
                         {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
                     "responses": {
-                        "200": _json("JobState", "The job"),
+                        "200": job_state,
+                        **_auth_errors(),
                         "404": _error("Unknown or expired job"),
+                        "503": _error("Redis unavailable"),
                     },
                 }
             },
             "/info": {
                 "get": {
                     "summary": "Version, workers, models, licenses, limits",
-                    "responses": {"200": {"description": "Service information"}},
+                    "responses": {
+                        "200": {"description": "Service information", "content": {"application/json": {}}},
+                        **_auth_errors(),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: requests, latency, images and faces, queue depth",
+                    "responses": {
+                        "200": {"description": "Prometheus text format", "content": {"text/plain": {}}},
+                        **_auth_errors(),
+                    },
                 }
             },
             "/health": {
                 "get": {
                     "summary": "API and Redis are up",
-                    "responses": {"200": {"description": "Healthy"}, "503": {"description": "Redis down"}},
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Healthy", "content": {"application/json": {}}},
+                        "503": {"description": "Redis down", "content": {"application/json": {}}},
+                    },
                 }
             },
             "/ready": {
                 "get": {
                     "summary": "At least one worker has its models loaded",
-                    "responses": {"200": {"description": "Ready"}, "503": {"description": "No worker"}},
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Ready", "content": {"application/json": {}}},
+                        "503": {"description": "No worker", "content": {"application/json": {}}},
+                    },
                 }
             },
         },
-        "components": {"schemas": top.get("$defs", {})},
+        # API keys are optional (FACEREST_API_KEYS): without them every operation is open.
+        "security": [{}, {"ApiKey": []}],
+        "components": {
+            "schemas": top.get("$defs", {}),
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
     }
 
 

@@ -38,13 +38,22 @@ def _face_v1(face: FaceRecord, index: int, landmarks: bool) -> dict[str, Any]:
     return out
 
 
-def render_v1(result: JobResult, landmarks: bool) -> list[list[dict[str, Any]]]:
+def image_label(index: int, data_count: int | None) -> str:
+    """Where image ``index`` of a job came from: images.data first, then images.urls."""
+    if data_count is None or index < data_count:
+        return f"images.data[{index}]"
+    return f"images.urls[{index - data_count}]"
+
+
+def render_v1(
+    result: JobResult, landmarks: bool, data_count: int | None = None
+) -> list[list[dict[str, Any]]]:
     """The original InsightFace-REST format: one list of faces per image, in request order."""
     rendered = []
     for index, image in enumerate(result["images"]):
         if image["status"] != "ok":
             error = image.get("error", {"code": "invalid_image", "message": "failed"})
-            raise InvalidImage(f"images.data[{index}]: {error['message']}")
+            raise InvalidImage(f"{image_label(index, data_count)}: {error['message']}")
         faces = image.get("faces", [])
         rendered.append([_face_v1(face, i, landmarks) for i, face in enumerate(faces)])
     return rendered
@@ -87,10 +96,12 @@ def render_v2(result: JobResult, landmarks: bool, total_ms: float) -> dict[str, 
     }
 
 
-def render(result: JobResult, api_ver: str, landmarks: bool, total_ms: float) -> Any:
+def render(
+    result: JobResult, api_ver: str, landmarks: bool, total_ms: float, data_count: int | None = None
+) -> Any:
     if api_ver == "2":
         return render_v2(result, landmarks, total_ms)
-    return render_v1(result, landmarks)
+    return render_v1(result, landmarks, data_count)
 
 
 def _msgpack_default(value: object) -> object:

@@ -29,12 +29,18 @@ from typing import Any
 from deploy.haproxy import ProxyOptions, render_cluster
 from shared.settings import SettingsError, load_settings
 
+# Each API replica makes its own Prometheus directory: a shared one would mix their samples.
+METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
+
 ROOT = Path(__file__).resolve().parent.parent
 # First restart waits this long, doubling on each quick crash up to RESTART_MAX_DELAY_S.
 RESTART_DELAY_S = 1.0
 RESTART_MAX_DELAY_S = 30.0
 # A child that ran this long before dying is restarted without back-off.
 STABLE_AFTER_S = 30.0
+
+
+METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
 
 
 def free_port() -> int:
@@ -144,7 +150,8 @@ class Cluster:
         return wanted or free_port()
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # Each API replica makes its own Prometheus directory: a shared one would mix their samples.
+        env = {k: v for k, v in os.environ.items() if k not in METRICS_ENV}
         env |= {
             "FACEREST_REDIS_URL": self.redis_url,
             "PYTHONUNBUFFERED": "1",

@@ -29,6 +29,42 @@ class LimitExceeded(FaceRestError):
     code = "limit_exceeded"
 
 
+class InvalidField(FaceRestError):
+    """A field holds a value the schema allows but a configured limit does not."""
+
+    code = "validation_error"
+
+
+class UrlRefused(FaceRestError):
+    """An image URL is not allowed: its scheme, or an address it resolves or redirects to."""
+
+    code = "url_refused"
+
+
+class UrlFetchFailed(FaceRestError):
+    """An allowed image URL could not be fetched (network error, HTTP status, timeout)."""
+
+    code = "url_fetch_failed"
+
+
+class Overloaded(FaceRestError):
+    """Too much work is queued; the client should come back after ``retry_after_s``."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class MissingApiKey(FaceRestError):
+    code = "missing_api_key"
+
+
+class InvalidApiKey(FaceRestError):
+    code = "invalid_api_key"
+
+
 class JobNotFound(FaceRestError):
     code = "job_not_found"
 

@@ -1,7 +1,7 @@
 """The job store in Redis: job inputs, states and results, shared by API and workers.
 
 Keys (``{p}`` is the configured prefix):
-  {p}:job:{id}        hash: status, created, started, finished, worker, error, result (msgpack)
+  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, error, result (msgpack)
   {p}:job:{id}:input  msgpack JobPayload (raw image bytes), deleted when the job finishes
   {p}:job:{id}:done   list that receives one token when the job ends, for blocking waits
   {p}:worker:{name}   a worker's heartbeat (JSON), expiring unless refreshed
@@ -40,6 +40,7 @@ class JobState:
     started: float | None
     finished: float | None
     worker: str | None
+    attempts: int
     error: ErrorRecord | None
     result: JobResult | None
     meta: dict[str, str]
@@ -81,6 +82,10 @@ class JobStore:
         data = self._redis.get(self._key(job_id, ":input"))
         return None if data is None else cast(JobPayload, unpack(cast(bytes, data)))
 
+    def add_attempt(self, job_id: str) -> int:
+        """Count one more delivery of the job to a worker; returns the count so far."""
+        return int(self._redis.hincrby(self._key(job_id), "attempts", 1))
+
     def mark_running(self, job_id: str, worker: str) -> None:
         self._redis.hset(
             self._key(job_id),
@@ -117,6 +122,7 @@ class JobStore:
             started=num(b"started"),
             finished=num(b"finished"),
             worker=raw[b"worker"].decode() if b"worker" in raw else None,
+            attempts=int(raw.get(b"attempts", b"0")),
             error=cast(ErrorRecord, orjson.loads(raw[b"error"])) if b"error" in raw else None,
             result=cast(JobResult, unpack(raw[b"result"])) if b"result" in raw else None,
             meta={k.decode()[5:]: v.decode() for k, v in raw.items() if k.startswith(b"meta:")},

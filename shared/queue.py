@@ -37,6 +37,9 @@ def create_celery(settings: Settings) -> Celery:
             "unacked_restore_throttle": 1,
         },
         broker_connection_retry_on_startup=True,
+        # After a Redis restart, keep reconnecting (never give up and exit).
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,

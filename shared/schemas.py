@@ -11,11 +11,16 @@ DEFAULT_MAX_SIZE = (640, 640)
 
 
 class Images(BaseModel):
-    """Images as base64 strings (plain or ``data:`` URLs)."""
+    """Images as base64 strings (plain or ``data:`` URLs) and/or http(s) URLs the API fetches."""
 
     model_config = ConfigDict(extra="forbid")
 
     data: list[str] = Field(default_factory=list, description="Base64-encoded image files.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="http(s) URLs of image files, answered after the images in data. Private, "
+        "loopback, link-local and multicast addresses are refused unless allowed by FACEREST_URL_ALLOW.",
+    )
 
 
 class ExtractRequest(BaseModel):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
 class Backend(StrEnum):
@@ -41,6 +44,21 @@ class Settings(BaseSettings):
     max_image_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(gt=0)] = 40_000_000
     max_faces: Annotated[int, Field(gt=0)] = 256
+    # Overload: more queued jobs than this and /extract answers 503 with Retry-After at once.
+    max_queue_depth: Annotated[int, Field(gt=0)] = 100
+    retry_after_s: Annotated[int, Field(gt=0, le=3600)] = 5
+
+    # URL input (images.urls): private, loopback, link-local and multicast addresses are refused
+    # unless listed here (comma-separated CIDRs or host names).
+    url_allow: str = ""
+    url_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    url_max_redirects: Annotated[int, Field(ge=0, le=20)] = 3
+
+    # API keys (off while both are empty): comma-separated keys, or a file with one key a line.
+    api_keys: SecretStr = SecretStr("")
+    api_keys_file: Path | None = None
+
+    log_format: Literal["json", "text"] = "json"
 
     # Worker
     device: str = "cpu"
@@ -53,6 +71,8 @@ class Settings(BaseSettings):
     heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
     detector_backend: Backend = Backend.AUTO
     recognizer_backend: Backend = Backend.AUTO
+    # A job delivered more often than this (its worker crashed each time) is failed, not retried.
+    max_attempts: Annotated[int, Field(gt=0, le=100)] = 3
 
     @field_validator("device")
     @classmethod
@@ -68,10 +88,49 @@ class Settings(BaseSettings):
             raise ValueError(f"redis_url must start with redis://, rediss:// or unix://, got {value!r}")
         return value
 
+    @field_validator("url_allow")
+    @classmethod
+    def _check_url_allow(cls, value: str) -> str:
+        for entry in _split(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not HOST_PATTERN.match(entry.lower()):
+                    raise ValueError(f"url_allow: {entry!r} is neither a CIDR nor a host name") from None
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _check_api_keys_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"api_keys_file {str(value)!r} is not a readable file")
+        return value
+
+    @property
+    def url_allow_list(self) -> tuple[str, ...]:
+        return tuple(_split(self.url_allow))
+
+    def load_api_keys(self) -> tuple[str, ...]:
+        """Keys from api_keys and api_keys_file (blank lines and ``#`` comments skipped)."""
+        keys = _split(self.api_keys.get_secret_value())
+        if self.api_keys_file is not None:
+            try:
+                lines = self.api_keys_file.read_text().splitlines()
+            except OSError as exc:
+                raise SettingsError(f"FACEREST_API_KEYS_FILE: cannot read: {exc}") from exc
+            keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+            if not keys:
+                raise SettingsError("FACEREST_API_KEYS_FILE: the file holds no key")
+        return tuple(keys)
+
     @property
     def heartbeat_ttl_s(self) -> int:
         """A worker missing three heartbeats is considered gone."""
         return max(1, round(self.heartbeat_s * 3))
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

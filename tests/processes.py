@@ -45,6 +45,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    url: str = ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> None:
         if self.process.poll() is None:
@@ -120,8 +121,9 @@ class Stack:
             ],
             extra_env,
         )
-        self.api_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: requests.get(f"{self.api_url}/health", timeout=1).ok, 30, "API")
+        api.url = f"http://127.0.0.1:{port}"
+        self.api_url = self.api_url or api.url
+        wait_until(lambda: requests.get(f"{api.url}/health", timeout=1).ok, 30, "API")
         return api
 
     def start_flower(self) -> str:
@@ -142,6 +144,22 @@ class Stack:
         wait_until(lambda: requests.get(f"{url}/healthcheck", timeout=1).ok, 30, "Flower")
         return url
 
+    def start_redis(self) -> Service:
+        """Redis with its append-only file on, in the stack's directory; always stopped last."""
+        args = ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        args += ["--dir", str(self.workdir), "--appendonly", "yes", "--save", ""]
+        server = self.spawn("redis", args)
+        self.services.remove(server)
+        self.services.insert(0, server)
+        wait_until(lambda: bool(self.client().ping()), 10, "redis")
+        return server
+
+    def stop_redis(self) -> None:
+        """Stop Redis gracefully (SIGTERM: it flushes its append-only file)."""
+        for service in self.services:
+            if service.name == "redis" and service.process.poll() is None:
+                service.stop()
+
     def stop_all(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -152,29 +170,17 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
     """Start a Redis server on a free port; stop everything started on it at exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
+    # Each API makes its own Prometheus directory (api/gunicorn_conf.py); never inherit one.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FACEREST_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env |= {"FACEREST_REDIS_URL": f"redis://127.0.0.1:{port}/0", "PYTHONUNBUFFERED": "1"}
     env |= {f"FACEREST_{k.upper()}": v for k, v in settings.items()}
     result = Stack(workdir, port, env)
-    redis_server = result.spawn(
-        "redis",
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-        ],
-    )
     try:
-        wait_until(lambda: bool(result.client().ping()), 10, "redis")
+        result.start_redis()
         yield result
     finally:
         result.stop_all()
-        redis_server.stop()

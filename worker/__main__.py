@@ -15,6 +15,7 @@ import redis
 from celery.signals import worker_ready, worker_shutting_down
 
 from shared.jobs import JobStore, WorkerRegistry
+from shared.logs import configure_logging
 from shared.queue import create_celery
 from shared.settings import SettingsError, load_settings
 from worker.inference.session import Device, DeviceUnavailable
@@ -65,10 +66,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {k: v for k, v in {"device": args.device, "concurrency": args.concurrency}.items() if v}
     try:
         settings = load_settings(**overrides)
+        configure_logging(args.loglevel, settings.log_format)
         device = Device.parse(settings.device)
         # Models load once, here, before the pool starts; the thread pool never forks.
         analyzer = load_analyzer(settings, device)
@@ -76,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     name = args.name or f"facerest-{str(device).replace(':', '')}-{os.getpid()}@{socket.gethostname()}"
-    client = redis.Redis.from_url(settings.redis_url)
-    runtime = WorkerRuntime(name, analyzer, JobStore(client, settings.key_prefix, settings.result_ttl_s))
+    # Bounded socket waits; redis-py reconnects by itself when Redis comes back after a restart.
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
+    store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
+    runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts)
     app = create_celery(settings)
     register_tasks(app, runtime)
     info = {

@@ -23,14 +23,31 @@ class WorkerRuntime:
     name: str
     analyzer: FaceAnalyzer
     store: JobStore
+    max_attempts: int = 3
 
     def run_job(self, job_id: str) -> None:
         payload = self.store.load_input(job_id)
         if payload is None:
-            log.info("job %s: no input (already finished or expired), skipping", job_id)
+            log.info(
+                "job %s: no input (already finished or expired), skipping", job_id, extra={"job_id": job_id}
+            )
+            return
+        ids = {"job_id": job_id, "request_id": payload.get("request_id")}
+        # Counted before the work: a job that kills its worker is redelivered, and must not be forever.
+        attempts = self.store.add_attempt(job_id)
+        if attempts > self.max_attempts:
+            message = (
+                f"job was delivered {attempts} times, more than max_attempts={self.max_attempts}: "
+                "its worker crashed or was lost each time; giving up"
+            )
+            log.error("job %s: %s", job_id, message, extra=ids)
+            self.store.finish(job_id, None, {"code": "too_many_attempts", "message": message})
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
+        log.info(
+            "job %s started (attempt %d, %d images)", job_id, attempts, len(payload["images"]), extra=ids
+        )
         try:
             records = self.analyzer.analyze(
                 payload["images"],
@@ -39,13 +56,13 @@ class WorkerRuntime:
             )
         except Exception as exc:
             # A bug fails this job, not the worker or the other jobs.
-            log.exception("job %s failed", job_id)
+            log.exception("job %s failed", job_id, extra=ids)
             self.store.finish(job_id, None, {"code": "internal_error", "message": str(exc)})
             return
         took = round((time.perf_counter() - start) * 1000, 3)
         result: JobResult = {"images": records, "worker": self.name, "took_ms": took}
         self.store.finish(job_id, result, None)
-        log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records))
+        log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records), extra=ids)
 
 
 def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:

@@ -24,14 +24,20 @@ def get_result(job_id: str) -> Response:
         "started": state.started,
         "finished": state.finished,
         "worker": state.worker,
+        "attempts": state.attempts,
     }
     if state.status is JobStatus.FAILED:
         body["error"] = state.error
     elif state.result is not None:
         total_ms = ((state.finished or state.created) - state.created) * 1000
         try:
+            data_count = state.meta.get("data_count")
             body["result"] = render(
-                state.result, state.meta.get("api_ver", "1"), bool(state.meta.get("landmarks")), total_ms
+                state.result,
+                state.meta.get("api_ver", "1"),
+                bool(state.meta.get("landmarks")),
+                total_ms,
+                int(data_count) if data_count else None,
             )
         except InvalidImage as exc:
             body["status"] = JobStatus.FAILED.value

@@ -63,6 +63,11 @@ def info() -> Response:
             "max_faces": settings.max_faces,
             "sync_timeout_s": settings.sync_timeout_s,
             "result_ttl_s": settings.result_ttl_s,
+            "max_queue_depth": settings.max_queue_depth,
+            "url_timeout_s": settings.url_timeout_s,
+            "url_max_redirects": settings.url_max_redirects,
         },
+        # Whether keys are required; the keys themselves are never shown.
+        "api_keys": ctx.api_keys.enabled,
     }
     return encode(body, False)

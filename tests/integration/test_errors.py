@@ -3,17 +3,94 @@
 from __future__ import annotations
 
 import base64
+import io
 
+import cv2
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from tests.client import b64, extract
 from tests.images import GROUP_PHOTOS, encode
 from tests.processes import Stack
 
-GOOD = b64(GROUP_PHOTOS["yaoming.jpg"].read_bytes())
-TRUNCATED_JPEG = GROUP_PHOTOS["yaoming.jpg"].read_bytes()[:300]
+PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
+GOOD = b64(PHOTO)
+TRUNCATED_JPEG = PHOTO[:300]
+
+
+def _saved(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _photo() -> Image.Image:
+    with Image.open(io.BytesIO(PHOTO)) as image:
+        return image.convert("RGB")
+
+
+def _exif_rotated() -> bytes:
+    """The photo stored turned on its side, with EXIF orientation 6 saying how to show it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _saved(_photo().transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif, quality=95)
+
+
+def _animated(fmt: str) -> bytes:
+    blank = Image.new("RGB", _photo().size, (0, 0, 0))
+    return _saved(_photo(), fmt, save_all=True, append_images=[blank], duration=100, loop=0)
+
+
+def _png_16_bit() -> bytes:
+    """A 16-bit-per-channel RGB PNG using the full 0..65535 range, as scanners and RAW tools write."""
+    wide = np.asarray(_photo(), np.uint16)[..., ::-1] * 257
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(wide))
+    assert ok
+    return data.tobytes()
+
+
+PNG = _saved(_photo(), "PNG")
+
+# Every kind of hostile or unusual image: (name, base64 text, status, error code, faces expected).
+# Decodable images must give the photo's one face; broken ones their 4xx, naming the image.
+IMAGES: list[tuple[str, str, int, str | None, int]] = [
+    ("zero bytes", "", 422, "invalid_image", 0),
+    ("not an image", b64(b"hello world, not a picture"), 422, "invalid_image", 0),
+    ("PDF bytes", b64(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj"), 422, "invalid_image", 0),
+    ("JPEG marker then garbage", b64(b"\xff\xd8\xff\xe0" + bytes(100)), 422, "invalid_image", 0),
+    ("truncated JPEG", b64(TRUNCATED_JPEG), 422, "invalid_image", 0),
+    ("truncated PNG", b64(PNG[: len(PNG) // 2]), 422, "invalid_image", 0),
+    (
+        "corrupt PNG",
+        b64(PNG[:200] + bytes(b ^ 0x5A for b in PNG[200:400]) + PNG[400:]),
+        422,
+        "invalid_image",
+        0,
+    ),
+    ("1x1 PNG", b64(_saved(Image.new("RGB", (1, 1)), "PNG")), 200, None, 0),
+    ("1x1 JPEG", b64(_saved(Image.new("RGB", (1, 1)), "JPEG")), 200, None, 0),
+    ("grayscale JPEG", b64(_saved(_photo().convert("L"), "JPEG")), 200, None, 1),
+    ("CMYK JPEG", b64(_saved(_photo().convert("CMYK"), "JPEG")), 200, None, 1),
+    ("16-bit RGB PNG", b64(_png_16_bit()), 200, None, 1),
+    (
+        "16-bit grayscale PNG",
+        b64(_saved(Image.fromarray(np.asarray(_photo().convert("L"), np.uint16) * 257), "PNG")),
+        200,
+        None,
+        1,
+    ),
+    ("RGBA PNG", b64(_saved(_photo().convert("RGBA"), "PNG")), 200, None, 1),
+    ("animated GIF", b64(_animated("GIF")), 200, None, 1),
+    ("animated WebP", b64(_animated("WEBP")), 200, None, 1),
+    ("EXIF-rotated JPEG", b64(_exif_rotated()), 200, None, 1),
+    ("BMP", b64(_saved(_photo(), "BMP")), 200, None, 1),
+    ("TIFF", b64(_saved(_photo(), "TIFF")), 200, None, 1),
+    ("base64 with line breaks", "\n".join(GOOD[i : i + 76] for i in range(0, len(GOOD), 76)), 200, None, 1),
+    ("data: URL prefix", "data:image/jpeg;base64," + GOOD, 200, None, 1),
+    ("bad base64", "@@@not base64@@@", 422, "invalid_image", 0),
+]
 
 CASES: list[tuple[str, bytes | dict[str, object], int, str, str]] = [
     ("malformed JSON", b'{"images": {"data": [', 400, "invalid_request", "not valid JSON"),
@@ -22,15 +99,9 @@ CASES: list[tuple[str, bytes | dict[str, object], int, str, str]] = [
     ("images.data not a list", {"images": {"data": "abc"}}, 422, "validation_error", "images.data"),
     ("empty image list", {"images": {"data": []}}, 400, "invalid_request", "images.data is empty"),
     ("bad base64", {"images": {"data": ["@@@not base64@@@"]}}, 422, "invalid_image", "base64"),
-    (
-        "not an image",
-        {"images": {"data": [b64(b"hello world, not a picture")]}},
-        422,
-        "invalid_image",
-        "images.data[0]",
-    ),
     ("zero bytes", {"images": {"data": [""]}}, 422, "invalid_image", "empty"),
-    ("truncated JPEG", {"images": {"data": [b64(TRUNCATED_JPEG)]}}, 422, "invalid_image", "images.data[0]"),
+    ("images.urls not a list", {"images": {"urls": "http://x"}}, 422, "validation_error", "images.urls"),
+    ("unknown images field", {"images": {"data": [GOOD], "files": []}}, 422, "validation_error", "files"),
     ("bad max_size", {"images": {"data": [GOOD]}, "max_size": [640]}, 422, "validation_error", "max_size"),
     (
         "negative limit_faces",
@@ -42,7 +113,66 @@ CASES: list[tuple[str, bytes | dict[str, object], int, str, str]] = [
     ("threshold above 1", {"images": {"data": [GOOD]}, "threshold": 3}, 422, "validation_error", "threshold"),
     ("unknown api_ver", {"images": {"data": [GOOD]}, "api_ver": "7"}, 422, "validation_error", "api_ver"),
     ("too many images", {"images": {"data": [GOOD] * 65}}, 413, "limit_exceeded", "max_images=64"),
+    (
+        "too many images and URLs together",
+        {"images": {"data": [GOOD] * 60, "urls": ["http://127.0.0.1/a.jpg"] * 5}},
+        413,
+        "limit_exceeded",
+        "max_images=64",
+    ),
+    (
+        "limit_faces above max_faces",
+        {"images": {"data": [GOOD]}, "limit_faces": 1000},
+        422,
+        "validation_error",
+        "max_faces=256",
+    ),
+    (
+        "image over max_image_bytes",
+        {"images": {"data": ["A" * (23 * 1024 * 1024)]}},
+        413,
+        "limit_exceeded",
+        "max_image_bytes",
+    ),
+    ("deeply nested JSON", b"[" * 5000 + b"]" * 5000, 400, "invalid_request", "not valid JSON"),
 ]
+
+
+def _worker(system: Stack) -> None:
+    worker = next(s for s in system.services if s.name == "worker")
+    assert worker.process.poll() is None, worker.tail()
+
+
+@pytest.mark.parametrize(("name", "text", "status", "code", "faces"), IMAGES, ids=[c[0] for c in IMAGES])
+def test_hostile_image_gets_its_documented_answer(
+    api: str, system: Stack, name: str, text: str, status: int, code: str | None, faces: int
+) -> None:
+    response = requests.post(f"{api}/extract", json={"images": {"data": [text]}}, timeout=60)
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    if code is None:
+        (found,) = response.json()
+        assert len(found) == faces
+    else:
+        assert response.json()["code"] == code
+        assert "images.data[0]" in response.json()["message"]
+    _worker(system)
+
+
+@pytest.mark.parametrize(("name", "text", "status", "code", "faces"), IMAGES, ids=[c[0] for c in IMAGES])
+def test_hostile_image_fails_alone_in_api_v2(
+    api: str, system: Stack, name: str, text: str, status: int, code: str | None, faces: int
+) -> None:
+    body = {"images": {"data": [text, GOOD]}, "api_ver": "2"}
+    response = requests.post(f"{api}/extract", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    hostile, good = response.json()["data"]
+    assert good["status"] == "ok" and len(good["faces"]) == 1
+    if code is None:
+        assert hostile["status"] == "ok" and len(hostile["faces"]) == faces
+    else:
+        assert hostile["status"] == "error" and hostile["error"]["code"] == code
+    _worker(system)
 
 
 @pytest.mark.parametrize(("name", "body", "status", "code", "mentions"), CASES, ids=[c[0] for c in CASES])
@@ -67,6 +197,7 @@ def test_body_over_the_limit_is_413(api: str) -> None:
     response = requests.post(f"{api}/extract", data=body, timeout=60)
     assert response.status_code == 413
     assert response.json()["code"] == "request_entity_too_large"
+    assert "max_body_bytes=67108864" in response.json()["message"]
 
 
 def test_decompression_bomb_is_refused_before_decoding(api: str) -> None:

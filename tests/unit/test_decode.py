@@ -79,3 +79,20 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
     assert probe(data, MAX_PIXELS).width == 3000
     with pytest.raises(LimitExceeded, match="max_image_pixels=1000000"):
         probe(data, 1_000_000)
+
+
+def test_animated_webp_gives_its_first_frame() -> None:
+    frames = [Image.new("RGB", (30, 20), color) for color in ((255, 0, 0), (0, 0, 255))]
+    data = _pil_bytes(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    decoded = decode_image(data, MAX_PIXELS)
+    assert decoded.shape == (20, 30, 3)
+    assert decoded[..., 0].mean() > 200 > decoded[..., 2].mean()
+
+
+def test_truncated_and_corrupt_png_are_refused() -> None:
+    data = _pil_bytes(_gradient(), "PNG", compress_level=0)
+    with pytest.raises(InvalidImage):
+        decode_image(data[: len(data) // 2], MAX_PIXELS)
+    corrupt = data[:100] + bytes(b ^ 0x5A for b in data[100:-20]) + data[-20:]
+    with pytest.raises(InvalidImage):
+        decode_image(corrupt, MAX_PIXELS)

@@ -1,0 +1,49 @@
+"""Optional API keys: ``X-API-Key`` (or ``Authorization: Bearer``) checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from shared.errors import InvalidApiKey, MissingApiKey
+
+# Load balancers and people reading the docs need these without a key; they hold no user data.
+OPEN_ENDPOINTS = frozenset(
+    {"status.health", "status.ready", "docs.index", "docs.openapi", "docs.docs", "docs.docs_static"}
+)
+
+
+def _digest(key: str) -> bytes:
+    # Comparing fixed-length digests keeps compare_digest from leaking the keys' lengths.
+    return hashlib.sha256(key.encode()).digest()
+
+
+class ApiKeys:
+    """The accepted keys, kept only as SHA-256 digests; empty means authentication is off."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._digests = tuple(_digest(key) for key in keys)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def check(self, presented: str | None) -> None:
+        """Raise unless ``presented`` is one of the keys; every key is compared, match or not."""
+        if not presented:
+            raise MissingApiKey("this endpoint needs an API key in the X-API-Key header")
+        candidate = _digest(presented)
+        matched = False
+        for digest in self._digests:
+            matched |= hmac.compare_digest(candidate, digest)
+        if not matched:
+            raise InvalidApiKey("the API key is not valid")
+
+
+def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    if x_api_key:
+        return x_api_key
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None

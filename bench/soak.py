@@ -1,0 +1,273 @@
+"""Soak run: concurrent clients send mixed valid and invalid requests for a while; we count answers
+by status and sample the memory (RSS) of the API and worker processes, to see that nothing fails
+with a 5xx and nothing grows without bound.
+
+    python -m bench.soak                   # 180 s, 8 clients, starts its own Redis, worker and API
+    python -m bench.soak --seconds 600 --clients 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import platform
+import random
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+import requests
+
+from tests.images import GROUP_PHOTOS, encode
+from tests.processes import Service, stack
+
+RESULTS = Path(__file__).parent / "results"
+MiB = 1024 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of request; ``expected`` is the set of statuses it may get."""
+
+    name: str
+    weight: int
+    send: Callable[[requests.Session, str], int]
+    expected: frozenset[int]
+
+
+def _post(body: object) -> Callable[[requests.Session, str], int]:
+    def send(session: requests.Session, url: str) -> int:
+        return session.post(f"{url}/extract", json=body, timeout=120).status_code
+
+    return send
+
+
+def _raw(data: bytes) -> Callable[[requests.Session, str], int]:
+    def send(session: requests.Session, url: str) -> int:
+        headers = {"Content-Type": "application/json"}
+        return session.post(f"{url}/extract", data=data, headers=headers, timeout=120).status_code
+
+    return send
+
+
+def _get(path: str) -> Callable[[requests.Session, str], int]:
+    def send(session: requests.Session, url: str) -> int:
+        return session.get(f"{url}{path}", timeout=30).status_code
+
+    return send
+
+
+def _async_then_poll(body: dict[str, object]) -> Callable[[requests.Session, str], int]:
+    def send(session: requests.Session, url: str) -> int:
+        accepted = session.post(f"{url}/extract", json={**body, "async": True}, timeout=120)
+        if accepted.status_code != 202:
+            return accepted.status_code
+        status_url = f"{url}{accepted.json()['status_url']}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = session.get(status_url, timeout=30)
+            if state.status_code != 200:
+                return state.status_code
+            status = state.json()["status"]
+            if status in {"done", "failed"}:
+                return 200 if status == "done" else 500  # a failed job counts as a server error
+            time.sleep(0.2)
+        return 504
+
+    return send
+
+
+def request_mix() -> list[Kind]:
+    photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+    group = GROUP_PHOTOS["t1.jpg"].read_bytes()
+    bomb = encode(np.zeros((9000, 9000, 3), np.uint8), ".png")
+    ok = frozenset({200})
+    return [
+        Kind("valid v1, 1 face", 6, _post({"images": {"data": [_b64(photo)]}}), ok),
+        Kind(
+            "valid v2, group + bad", 3, _post({"images": {"data": [_b64(group), "###"]}, "api_ver": "2"}), ok
+        ),
+        Kind("async + poll", 2, _async_then_poll({"images": {"data": [_b64(photo)]}}), ok),
+        Kind("not base64", 2, _post({"images": {"data": ["@@@"]}}), frozenset({422})),
+        Kind("not an image", 2, _post({"images": {"data": [_b64(b"plain text")]}}), frozenset({422})),
+        Kind("truncated JPEG", 2, _post({"images": {"data": [_b64(photo[:2000])]}}), frozenset({422})),
+        Kind("decompression bomb", 1, _post({"images": {"data": [_b64(bomb)]}}), frozenset({413})),
+        Kind("too many images", 1, _post({"images": {"data": ["AAAA"] * 65}}), frozenset({413})),
+        Kind("malformed JSON", 2, _raw(b'{"images": {"data": ['), frozenset({400})),
+        Kind("wrong field type", 2, _post({"images": {"data": "x"}, "threshold": "high"}), frozenset({422})),
+        Kind("loopback URL", 2, _post({"images": {"urls": ["http://127.0.0.1:9/a.jpg"]}}), frozenset({422})),
+        Kind("file URL", 1, _post({"images": {"urls": ["file:///etc/passwd"]}}), frozenset({422})),
+        Kind("GET /health", 1, _get("/health"), ok),
+        Kind("GET /metrics", 1, _get("/metrics"), ok),
+    ]
+
+
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    exceptions: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str, status: int, seconds: float) -> None:
+        with self.lock:
+            self.statuses[(kind, status)] += 1
+            self.latencies.setdefault(kind, []).append(seconds)
+
+
+def client(url: str, kinds: list[Kind], until: float, seed: int, tally: Tally) -> None:
+    rng = random.Random(seed)
+    weights = [kind.weight for kind in kinds]
+    session = requests.Session()
+    while time.monotonic() < until:
+        kind = rng.choices(kinds, weights)[0]
+        start = time.perf_counter()
+        try:
+            status = kind.send(session, url)
+        except requests.RequestException as exc:
+            with tally.lock:
+                tally.exceptions[f"{kind.name}: {type(exc).__name__}"] += 1
+            continue
+        tally.add(kind.name, status, time.perf_counter() - start)
+
+
+def rss_mib(service: Service) -> float:
+    """RSS of a process and its children (gunicorn's master and workers), in MiB."""
+    try:
+        root = psutil.Process(service.process.pid)
+        processes = [root, *root.children(recursive=True)]
+        return float(sum(p.memory_info().rss for p in processes)) / MiB
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=180)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--sample-s", type=float, default=5)
+    args = parser.parse_args()
+    kinds = request_mix()
+    tally = Tally()
+    samples: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as running:
+        worker = running.start_worker()
+        api = running.start_api()
+        started = time.monotonic()
+        until = started + args.seconds
+        threads = [
+            threading.Thread(target=client, args=(api.url, kinds, until, seed, tally), daemon=True)
+            for seed in range(args.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            samples.append(
+                {
+                    "t_s": round(time.monotonic() - started, 1),
+                    "api_mib": round(rss_mib(api), 1),
+                    "worker_mib": round(rss_mib(worker), 1),
+                }
+            )
+            last = samples[-1]
+            print(
+                f"  t={last['t_s']:6.1f}s  API {last['api_mib']:7.1f} MiB  "
+                f"worker {last['worker_mib']:7.1f} MiB  requests {sum(tally.statuses.values())}"
+            )
+            time.sleep(args.sample_s)
+        alive = {"api": api.process.poll() is None, "worker": worker.process.poll() is None}
+        health = requests.get(f"{api.url}/health", timeout=10).status_code
+
+    report = summarize(args, kinds, tally, samples, alive, health)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "soak.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written to {out}")
+
+
+def _growth(samples: list[dict[str, float]], key: str) -> dict[str, float]:
+    """Median RSS over the second sixth of the run against the last sixth (warm-up left out)."""
+    values = [s[key] for s in samples]
+    sixth = max(1, len(values) // 6)
+    early = statistics.median(values[sixth : 2 * sixth] or values[:1])
+    late = statistics.median(values[-sixth:])
+    return {
+        "early_mib": early,
+        "late_mib": late,
+        "growth_mib": round(late - early, 1),
+        "max_mib": max(values),
+    }
+
+
+def summarize(
+    args: argparse.Namespace,
+    kinds: list[Kind],
+    tally: Tally,
+    samples: list[dict[str, float]],
+    alive: dict[str, bool],
+    health: int,
+) -> dict[str, object]:
+    by_status: Counter[int] = Counter()
+    unexpected = 0
+    rows: list[dict[str, object]] = []
+    for kind in kinds:
+        statuses = {s: n for (name, s), n in tally.statuses.items() if name == kind.name}
+        by_status.update(statuses)
+        wrong = sum(n for s, n in statuses.items() if s not in kind.expected)
+        unexpected += wrong
+        latencies = tally.latencies.get(kind.name, [0.0])
+        rows.append(
+            {
+                "kind": kind.name,
+                "statuses": {str(s): n for s, n in sorted(statuses.items())},
+                "unexpected": wrong,
+                "median_ms": round(statistics.median(latencies) * 1000, 1),
+                "p95_ms": round(float(np.percentile(latencies, 95)) * 1000, 1),
+            }
+        )
+    total = sum(by_status.values())
+    print(f"\n{args.seconds:.0f} s, {args.clients} clients, {total} requests, {platform.machine()}")
+    print("| request | statuses | unexpected | median ms | p95 ms |\n|---|---|---|---|---|")
+    for row in rows:
+        counts = ", ".join(f"{s}: {n}" for s, n in dict(row["statuses"]).items())  # type: ignore[call-overload]
+        print(f"| {row['kind']} | {counts} | {row['unexpected']} | {row['median_ms']} | {row['p95_ms']} |")
+    server_errors = sum(n for s, n in by_status.items() if s >= 500)
+    print(f"\nby status: {dict(sorted(by_status.items()))}; 5xx: {server_errors}; unexpected: {unexpected}")
+    print(f"client exceptions: {dict(tally.exceptions) or 0}")
+    memory = {"api": _growth(samples, "api_mib"), "worker": _growth(samples, "worker_mib")}
+    for name, growth in memory.items():
+        print(
+            f"{name} RSS: {growth['early_mib']:.1f} MiB early -> {growth['late_mib']:.1f} MiB late "
+            f"(growth {growth['growth_mib']:+.1f} MiB, max {growth['max_mib']:.1f} MiB)"
+        )
+    print(f"processes alive at the end: {alive}; /health: {health}")
+    return {
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "requests": total,
+        "by_status": {str(s): n for s, n in sorted(by_status.items())},
+        "server_errors": server_errors,
+        "unexpected": unexpected,
+        "client_exceptions": dict(tally.exceptions),
+        "kinds": rows,
+        "memory": memory,
+        "rss_samples": samples,
+        "alive": alive,
+        "health": health,
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Fetch images named by URL without letting a client reach into the service's own network (SSRF).
+
+Every hop (the URL and each redirect) is resolved once, every resolved address is checked, and the
+connection goes to the checked address (the Host header and TLS name stay the URL's host), so a
+second DNS answer cannot swap in an internal address between check and connect (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+
+from shared.errors import LimitExceeded, UrlFetchFailed, UrlRefused
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[str]]
+
+SCHEMES = {"http": 80, "https": 443}
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+CHUNK_BYTES = 64 * 1024
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def address_kind(address: IPAddress) -> str | None:
+    """Why an address must not be fetched from (``None``: a public address)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address (mapped, 6to4, Teredo server) are judged by it.
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[0]
+        if embedded is not None:
+            kind = address_kind(embedded)
+            if kind is not None:
+                return kind
+            if address.ipv4_mapped is not None:
+                return None
+    checks = (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("non-global", not address.is_global),
+    )
+    return next((kind for kind, hit in checks if hit), None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    scheme: str
+    host: str
+    port: int
+    target: str  # path and query
+    address: str  # the checked address to connect to
+
+
+class UrlFetcher:
+    """Fetches one URL at a time under a policy; safe to share between threads."""
+
+    def __init__(
+        self,
+        allow: Sequence[str] = (),
+        timeout_s: float = 10.0,
+        max_redirects: int = 3,
+        max_bytes: int = 16 * 1024 * 1024,
+        resolver: Resolver = system_resolver,
+        ca_certs: str | None = None,
+    ) -> None:
+        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA)."""
+        networks: list[IPNetwork] = []
+        hosts: set[str] = set()
+        for entry in allow:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                hosts.add(entry.lower().rstrip("."))
+        self._networks = tuple(networks)
+        self._hosts = frozenset(hosts)
+        self._timeout_s = timeout_s
+        self._max_redirects = max_redirects
+        self._max_bytes = max_bytes
+        self._resolve = resolver
+        self._ca_certs = ca_certs
+
+    def fetch(self, url: str) -> bytes:
+        """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error."""
+        deadline = time.monotonic() + self._timeout_s
+        current = url
+        for hop_number in range(self._max_redirects + 1):
+            where = "" if hop_number == 0 else f"redirect to {current!r}: "
+            try:
+                hop = self._check(current)
+            except UrlRefused as exc:
+                raise UrlRefused(where + exc.message) from None
+            response = self._request(hop, deadline, where)
+            try:
+                if response.status in REDIRECTS:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise UrlFetchFailed(f"{where}HTTP {response.status} without a Location header")
+                    current = urljoin(current, location)
+                    continue
+                if response.status != 200:
+                    raise UrlFetchFailed(f"{where}HTTP status {response.status}")
+                return self._read(response, deadline, where)
+            finally:
+                response.release_conn()
+        raise UrlRefused(f"more than url_max_redirects={self._max_redirects} redirects")
+
+    def _check(self, url: str) -> _Hop:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise UrlRefused(f"not a valid URL: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            raise UrlRefused(f"scheme {scheme or '(none)'!r} is not allowed; use http or https")
+        host = (parts.hostname or "").rstrip(".")
+        if not host:
+            raise UrlRefused("the URL has no host")
+        if parts.username is not None or parts.password is not None:
+            raise UrlRefused("credentials in URLs are not accepted")
+        port = port or SCHEMES[scheme]
+        try:
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self._resolve(host, port)]
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise UrlFetchFailed(f"cannot resolve host {host!r}: {exc}") from None
+        if not addresses:
+            raise UrlFetchFailed(f"host {host!r} has no address")
+        # Every address must pass: a client must not pick the one a connection happens to use.
+        if host.lower() not in self._hosts:
+            for address in addresses:
+                kind = address_kind(address)
+                if kind is not None and not any(address in net for net in self._networks):
+                    raise UrlRefused(
+                        f"{host} resolves to {address}, a {kind} address (not in FACEREST_URL_ALLOW)"
+                    )
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        return _Hop(scheme, host, port, target, str(addresses[0]))
+
+    def _request(self, hop: _Hop, deadline: float, where: str) -> urllib3.BaseHTTPResponse:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
+        timeout = urllib3.Timeout(connect=remaining, read=remaining)
+        pool: urllib3.HTTPConnectionPool
+        if hop.scheme == "https":
+            # Connect to the checked address; verify the certificate against the URL's host name.
+            pool = urllib3.HTTPSConnectionPool(
+                hop.address,
+                hop.port,
+                timeout=timeout,
+                retries=False,
+                maxsize=1,
+                server_hostname=hop.host,
+                assert_hostname=hop.host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(
+                hop.address, hop.port, timeout=timeout, retries=False, maxsize=1
+            )
+        default_port = SCHEMES[hop.scheme] == hop.port
+        host_header = hop.host if default_port else f"{hop.host}:{hop.port}"
+        if ":" in hop.host:
+            host_header = f"[{hop.host}]" if default_port else f"[{hop.host}]:{hop.port}"
+        try:
+            return pool.urlopen(
+                "GET",
+                hop.target,
+                headers={
+                    "Host": host_header,
+                    "User-Agent": "facerest",
+                    "Accept": "image/*",
+                    # Compressed transfer could hide a bomb behind the byte limit.
+                    "Accept-Encoding": "identity",
+                },
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise UrlFetchFailed(f"{where}{type(exc).__name__}: {exc}") from None
+        finally:
+            pool.close()
+
+    def _read(self, response: urllib3.BaseHTTPResponse, deadline: float, where: str) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self._max_bytes:
+            raise LimitExceeded(f"{where}{length} bytes, more than max_image_bytes={self._max_bytes}")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := response.read1(CHUNK_BYTES, decode_content=False):
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise LimitExceeded(f"{where}more than max_image_bytes={self._max_bytes}")
+                if time.monotonic() > deadline:
+                    raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
+                chunks.append(chunk)
+        except urllib3.exceptions.HTTPError as exc:
+            raise UrlFetchFailed(f"{where}{type(exc).__name__}: {exc}") from None
+        return b"".join(chunks)

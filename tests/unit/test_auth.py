@@ -1,0 +1,60 @@
+"""API-key checks and key settings, without a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.auth import ApiKeys, presented_key
+from shared.errors import InvalidApiKey, MissingApiKey
+from shared.settings import SettingsError, load_settings
+
+
+def test_keys_are_checked_against_all_configured_keys() -> None:
+    keys = ApiKeys(["alpha", "beta"])
+    keys.check("alpha")
+    keys.check("beta")
+    with pytest.raises(InvalidApiKey):
+        keys.check("alph")
+    with pytest.raises(InvalidApiKey):
+        keys.check("alphaa")
+    with pytest.raises(MissingApiKey):
+        keys.check(None)
+    with pytest.raises(MissingApiKey):
+        keys.check("")
+
+
+def test_keys_from_setting_and_file(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# comment\nfile-key\n\n  spaced-key  \n")
+    settings = load_settings(api_keys="a, b", api_keys_file=keys_file)
+    assert settings.load_api_keys() == ("a", "b", "file-key", "spaced-key")
+    assert "a, b" not in repr(settings)
+    assert load_settings().load_api_keys() == ()
+
+
+def test_bad_key_files_fail_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FACEREST_API_KEYS_FILE"):
+        load_settings(api_keys_file=tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.write_text("# no keys\n")
+    with pytest.raises(SettingsError, match="holds no key"):
+        load_settings(api_keys_file=empty).load_api_keys()
+
+
+def test_url_allow_list_is_validated() -> None:
+    assert load_settings(url_allow="10.0.0.0/8, images.internal").url_allow_list == (
+        "10.0.0.0/8",
+        "images.internal",
+    )
+    with pytest.raises(SettingsError, match="FACEREST_URL_ALLOW"):
+        load_settings(url_allow="10.0.0.0/8, not a host!")
+
+
+def test_presented_key_header_forms() -> None:
+    assert presented_key("k", None) == "k"
+    assert presented_key(None, "Bearer t0k") == "t0k"
+    assert presented_key(None, "bearer t0k") == "t0k"
+    assert presented_key(None, "Basic abc") is None
+    assert presented_key(None, None) is None
