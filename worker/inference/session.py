@@ -47,11 +47,24 @@ def providers_for(device: Device) -> list[str | tuple[str, dict[str, Any]]]:
     return [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
 
 
-def create_session(path: Path, device: Device, intra_op_threads: int = 0) -> ort.InferenceSession:
+def create_session(model: Path | bytes, device: Device, intra_op_threads: int = 0) -> ort.InferenceSession:
+    """A session for a model file or for a model's verified bytes (see registry.read_model)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     # w600k_mbf declares batch 1 in its output shape and warns on every batched call.
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers_for(device))
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options, providers=providers_for(device))
+
+
+def torch_device(device: Device) -> str:
+    """The PyTorch device string for models run by PyTorch (MTCNN), checked like the providers."""
+    import torch
+
+    if device.kind == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"device {device} requested but PyTorch sees no such CUDA device")
+    return str(device)

@@ -7,6 +7,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from worker.imaging.align import arcface_template
 from worker.inference.registry import ModelSpec
 
 ARCFACE_MEAN = 127.5
@@ -21,6 +22,7 @@ class ArcFace:
         self._input = model_input.name
         self.input_size = int(model_input.shape[2])
         self.dimension = 512
+        self.template = arcface_template(self.input_size)
 
     def embed(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
         if len(crops) == 0:
