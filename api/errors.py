@@ -17,6 +17,7 @@ from shared.errors import (
     JobFailed,
     JobNotFound,
     LimitExceeded,
+    ModelNotLoaded,
     ResultTimeout,
     ServiceUnavailable,
 )
@@ -60,6 +61,8 @@ def register_error_handlers(app: Flask) -> None:
         extra: dict[str, object] = {}
         if isinstance(exc, ResultTimeout):
             extra = {"id": exc.job_id, "status_url": f"/results/{exc.job_id}"}
+        elif isinstance(exc, ModelNotLoaded) and exc.available:
+            extra = {"available": exc.available}
         return error_response(_status_of(exc), exc.code, exc.message, **extra)
 
     @app.errorhandler(ValidationError)

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.schemas import AttributeName, DetectorName, RecognizerName
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+
+Profile = Literal["insightface", "permissive"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSelection:
+    """The models a worker loads; the first detector serves requests that name none."""
+
+    detectors: tuple[DetectorName, ...]
+    recognizer: RecognizerName
+    attributes: tuple[AttributeName, ...]
+
+
+# insightface: the InsightFace models (non-commercial research use only) and the CC0 gender/age.
+# permissive: only weights whose licenses allow commercial use (MIT, CC0).
+PROFILES: dict[str, ModelSelection] = {
+    "insightface": ModelSelection(("scrfd",), "arcface", ("genderage", "landmarks106")),
+    "permissive": ModelSelection(("retinaface",), "dlib", ("genderage",)),
+}
+
+
+def _comma_list(value: Any) -> Any:
+    """``FACEREST_DETECTORS=scrfd,retinaface`` (or a JSON list) -> a list of names."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return [part.strip().strip("\"'") for part in text.strip("[]").split(",") if part.strip()]
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class SettingsError(RuntimeError):
@@ -40,6 +72,37 @@ class Settings(BaseSettings):
     visibility_timeout_s: Annotated[int, Field(gt=0)] = 300
     heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
     det_max_size: Annotated[int, Field(ge=0)] = 640
+
+    # Models: a profile's set, or explicit lists that replace the profile's (FACEREST_DETECTORS=a,b).
+    profile: Profile = "insightface"
+    detectors: Annotated[list[DetectorName] | None, NoDecode] = None
+    recognizer: RecognizerName | None = None
+    attributes: Annotated[list[AttributeName] | None, NoDecode] = None
+
+    @field_validator("detectors", "attributes", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Settings:
+        if self.detectors is not None:
+            if not self.detectors:
+                raise ValueError("detectors: name at least one detector")
+            if len(set(self.detectors)) != len(self.detectors):
+                raise ValueError(f"detectors: a detector is named twice in {self.detectors}")
+        return self
+
+    def models(self) -> ModelSelection:
+        """The profile's models, with any explicit list in its place."""
+        base = PROFILES[self.profile]
+        return ModelSelection(
+            detectors=tuple(self.detectors) if self.detectors is not None else base.detectors,
+            recognizer=self.recognizer or base.recognizer,
+            attributes=tuple(dict.fromkeys(self.attributes))
+            if self.attributes is not None
+            else base.attributes,
+        )
 
     @field_validator("device")
     @classmethod

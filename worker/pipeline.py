@@ -1,27 +1,49 @@
-"""FaceAnalyzer: decode -> resize -> detect -> align -> embed, for the images of one job."""
+"""FaceAnalyzer: decode -> resize -> detect -> attributes -> align -> embed, for the images of one job."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.errors import FaceRestError
+from shared.errors import FaceRestError, ModelNotLoaded
 from shared.schemas import AnalysisOptions, ErrorRecord, FaceRecord, ImageRecord
-from worker.imaging.align import norm_crop
+from worker.imaging.align import warp_to_template
 from worker.imaging.decode import RGBImage, decode_image
 from worker.imaging.resize import letterbox
-from worker.models.base import Detections, Detector, Recognizer
+from worker.inference.registry import ModelSpec
+from worker.models.base import (
+    Detections,
+    Detector,
+    GenderAge,
+    GenderAgeModel,
+    LandmarkModel,
+    Recognizer,
+)
 
 EMBED_BATCH = 32  # faces per recognizer call; larger batches gain nothing measurable on CPU
 
 
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeModels:
+    """The optional per-face models a worker loaded; None where not loaded."""
+
+    landmarks: LandmarkModel | None = None
+    genderage: GenderAgeModel | None = None
+
+    def names(self) -> list[str]:
+        return [
+            name for name, model in (("genderage", self.genderage), ("landmarks106", self.landmarks)) if model
+        ]
 
 
 @dataclass(slots=True)
@@ -31,6 +53,8 @@ class _Pending:
     record: ImageRecord
     detections: Detections = field(default_factory=Detections.empty)
     crops: list[NDArray[np.uint8]] = field(default_factory=list)
+    genderage: GenderAge | None = None
+    landmarks106: NDArray[np.float32] | None = None
 
 
 def select_faces(found: Detections, options: AnalysisOptions) -> Detections:
@@ -57,15 +81,61 @@ def _encode_jpeg(crop: NDArray[np.uint8]) -> bytes:
     return encoded.tobytes() if ok else b""
 
 
-class FaceAnalyzer:
-    """Holds the loaded models; every per-request choice comes in as an argument."""
+def _points(points: NDArray[np.float32]) -> list[list[float]]:
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in points]
 
-    def __init__(self, detector: Detector, recognizer: Recognizer, max_pixels: int) -> None:
-        self.detector = detector
+
+class FaceAnalyzer:
+    """Holds the loaded models; every per-request choice comes in as an argument.
+
+    ``detectors`` maps request names ("scrfd", ...) to detectors; the first is the default.
+    """
+
+    def __init__(
+        self,
+        detectors: Mapping[str, Detector] | Detector,
+        recognizer: Recognizer,
+        max_pixels: int,
+        attributes: AttributeModels | None = None,
+    ) -> None:
+        if not isinstance(detectors, Mapping):
+            detectors = {detectors.spec.key: detectors}
+        if not detectors:
+            raise ValueError("FaceAnalyzer needs at least one detector")
+        self.detectors: dict[str, Detector] = dict(detectors)
+        self.detector = next(iter(self.detectors.values()))
         self.recognizer = recognizer
+        self.attributes = attributes or AttributeModels()
         self._max_pixels = max_pixels
         # Model calls take the whole CPU: run one at a time, decode in parallel outside it.
         self._model_lock = threading.Lock()
+
+    def detector_for(self, options: AnalysisOptions) -> Detector:
+        if options.detector is None:
+            return self.detector
+        if options.detector not in self.detectors:
+            available = list(self.detectors)
+            raise ModelNotLoaded(
+                f"detector {options.detector!r} is not loaded on this worker; "
+                f"available: {', '.join(available)}",
+                available,
+            )
+        return self.detectors[options.detector]
+
+    def check_attributes(self, options: AnalysisOptions) -> None:
+        _, wanted = options.required_models()
+        loaded = self.attributes.names()
+        missing = [name for name in wanted if name not in loaded]
+        if missing:
+            raise ModelNotLoaded(
+                f"{', '.join(missing)} not loaded on this worker; loaded attribute models: "
+                f"{', '.join(loaded) or 'none'}",
+                loaded,
+            )
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelSpec, ModelSpec]:
+        """The detector and recognizer specs that answer a job with these options."""
+        return self.detector_for(options).spec, self.recognizer.spec
 
     def analyze(
         self,
@@ -73,7 +143,12 @@ class FaceAnalyzer:
         options: AnalysisOptions,
         known_errors: dict[int, ErrorRecord] | None = None,
     ) -> list[ImageRecord]:
-        """One record per input image, in order; a bad image fails alone."""
+        """One record per input image, in order; a bad image fails alone.
+
+        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
+        """
+        self.detector_for(options)
+        self.check_attributes(options)
         known_errors = known_errors or {}
         pending: list[_Pending] = []
         for index, data in enumerate(images):
@@ -118,18 +193,51 @@ class FaceAnalyzer:
     def _detect(
         self, image: RGBImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
     ) -> _Pending:
+        detector = self.detector_for(options)
         step = time.perf_counter()
         boxed = letterbox(image, options.max_size)
         with self._model_lock:
-            found = self.detector.detect(boxed.canvas, options.threshold)
+            found = detector.detect(boxed.canvas, options.threshold)
         found = select_faces(found.scaled(1.0 / boxed.scale), options)
         timings["detect_ms"] = _ms_since(step)
+        item = _Pending(record, found)
+        if options.extract_ga or options.return_landmarks106:
+            step = time.perf_counter()
+            item.genderage = self._gender_age(image, found, options)
+            item.landmarks106 = self._landmarks106(image, found, options)
+            timings["attributes_ms"] = _ms_since(step)
         step = time.perf_counter()
-        crops = []
         if options.extract_embedding or options.return_face_data:
-            crops = [norm_crop(image, points, self.recognizer.input_size) for points in found.keypoints]
+            size, template = self.recognizer.input_size, self.recognizer.template
+            item.crops = [warp_to_template(image, points, template, size) for points in found.keypoints]
         timings["align_ms"] = _ms_since(step)
-        return _Pending(record, found, crops)
+        return item
+
+    def _gender_age(self, image: RGBImage, found: Detections, options: AnalysisOptions) -> GenderAge | None:
+        model = self.attributes.genderage
+        if not options.extract_ga or model is None:
+            return None
+        with self._model_lock:
+            return model.predict(image, found.keypoints)
+
+    def _landmarks106(
+        self, image: RGBImage, found: Detections, options: AnalysisOptions
+    ) -> NDArray[np.float32] | None:
+        model = self.attributes.landmarks
+        if not options.return_landmarks106 or model is None:
+            return None
+        with self._model_lock:
+            return model.landmarks(image, found.boxes)
+
+    @staticmethod
+    def _add_attributes(face: FaceRecord, item: _Pending, index: int) -> None:
+        if item.genderage is not None:
+            male = float(item.genderage.male[index])
+            face["gender"] = "male" if male >= 0.5 else "female"
+            face["gender_score"] = round(max(male, 1.0 - male), 4)
+            face["age"] = round(float(item.genderage.age[index]), 1)
+        if item.landmarks106 is not None:
+            face["landmarks106"] = _points(item.landmarks106[index])
 
     def _embed(self, pending: list[_Pending], options: AnalysisOptions) -> None:
         """Embed the faces of all images in shared batches, then build the face records."""
@@ -155,10 +263,9 @@ class FaceAnalyzer:
                 face: FaceRecord = {
                     "bbox": [round(float(v), 2) for v in item.detections.boxes[i]],
                     "prob": round(float(item.detections.scores[i]), 5),
-                    "landmarks": [
-                        [round(float(x), 2), round(float(y), 2)] for x, y in item.detections.keypoints[i]
-                    ],
+                    "landmarks": _points(item.detections.keypoints[i]),
                 }
+                self._add_attributes(face, item, i)
                 if options.extract_embedding:
                     raw = vectors[offset + i]
                     norm = float(np.linalg.norm(raw))

@@ -9,9 +9,17 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
+from api.availability import check_request
 from api.context import context
 from api.render import encode, render, wants_msgpack
-from shared.errors import FaceRestError, InvalidRequest, JobFailed, LimitExceeded, ResultTimeout
+from shared.errors import (
+    FaceRestError,
+    InvalidRequest,
+    JobFailed,
+    LimitExceeded,
+    ModelNotLoaded,
+    ResultTimeout,
+)
 from shared.images import decode_base64, probe
 from shared.jobs import JobStatus
 from shared.queue import EXTRACT_TASK
@@ -56,13 +64,15 @@ def extract() -> Response:
         raise InvalidRequest("images.data is empty: send at least one base64 image")
     if count > ctx.settings.max_images:
         raise LimitExceeded(f"{count} images sent, more than max_images={ctx.settings.max_images}")
+    options = req.options(ctx.settings.max_faces)
+    check_request(options, ctx.workers.online())
     images, errors = _read_images(req)
 
     job_id = uuid.uuid4().hex
     payload: JobPayload = {
         "images": images,
         "errors": errors,
-        "options": req.options(ctx.settings.max_faces).to_wire(),
+        "options": options.to_wire(),
         "request_id": request.headers.get("X-Request-ID", job_id),
     }
     meta = {"api_ver": req.api_ver, "landmarks": "1" if req.return_landmarks else ""}
@@ -75,6 +85,8 @@ def extract() -> Response:
         return encode(accepted, as_msgpack, status=202)
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
     if state.status is JobStatus.FAILED and state.error is not None:
+        if state.error["code"] == ModelNotLoaded.code:
+            raise ModelNotLoaded(state.error["message"], [])
         raise JobFailed(f"job {job_id} failed: {state.error['message']}")
     if state.result is None:
         raise ResultTimeout(
@@ -82,4 +94,4 @@ def extract() -> Response:
             job_id,
         )
     total_ms = (time.perf_counter() - started) * 1000
-    return encode(render(state.result, req.api_ver, req.return_landmarks, total_ms), as_msgpack)
+    return encode(render(state.result, req.api_ver, bool(req.return_landmarks), total_ms), as_msgpack)
