@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.schemas import AttributeName, DetectorName, RecognizerName
@@ -84,14 +84,15 @@ class Settings(BaseSettings):
     def _split_lists(cls, value: Any) -> Any:
         return _comma_list(value)
 
-    @model_validator(mode="after")
-    def _check_models(self) -> Settings:
-        if self.detectors is not None:
-            if not self.detectors:
-                raise ValueError("detectors: name at least one detector")
-            if len(set(self.detectors)) != len(self.detectors):
-                raise ValueError(f"detectors: a detector is named twice in {self.detectors}")
-        return self
+    @field_validator("detectors")
+    @classmethod
+    def _check_detectors(cls, value: list[DetectorName] | None) -> list[DetectorName] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("name at least one detector")
+            if len(set(value)) != len(value):
+                raise ValueError(f"a detector is named twice in {value}")
+        return value
 
     def models(self) -> ModelSelection:
         """The profile's models, with any explicit list in its place."""

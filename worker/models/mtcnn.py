@@ -1,7 +1,9 @@
 """MTCNN (facenet-pytorch's P-, R- and O-nets) with 5 keypoints, run by PyTorch on the worker's device.
 
-The cascade follows facenet-pytorch 2.6.0's ``detect_face``, except that candidate geometry runs in
-numpy with the shared NMS and box regression (its torchvision dependency does not load here).
+The cascade follows facenet-pytorch 2.6.0's ``detect_face`` step by step, including its pixel
+conventions (torchvision's NMS in stages 1-2, inclusive box sizes after stage 1), except that the
+candidate geometry runs in numpy with the shared NMS and box regression: its torchvision
+dependency does not load beside our torch.
 """
 
 from __future__ import annotations
@@ -164,12 +166,12 @@ class MTCNN:
             ).astype(np.float32)
             scores = prob[ys, xs].astype(np.float32)
             level = np.concatenate([boxes, scores[:, None], deltas[0][:, ys, xs].cpu().numpy().T], axis=1)
-            found.append(level[nms(boxes, scores, 0.5)])
+            found.append(level[nms(boxes, scores, 0.5, inclusive=False)])
         if not found:
             return np.zeros((0, 5), np.float32)
         candidates = np.concatenate(found)
-        candidates = candidates[nms(candidates[:, :4], candidates[:, 4], 0.7)]
-        boxes = square_boxes(regress_boxes(candidates[:, :4], candidates[:, 5:9]))
+        candidates = candidates[nms(candidates[:, :4], candidates[:, 4], 0.7, inclusive=False)]
+        boxes = square_boxes(regress_boxes(candidates[:, :4], candidates[:, 5:9], inclusive=False))
         return np.concatenate([boxes, candidates[:, 4:5]], axis=1)
 
     def _crops(self, image: torch.Tensor, boxes: NDArray[np.float32], size: int) -> torch.Tensor:
@@ -190,7 +192,7 @@ class MTCNN:
         scores = probs[:, 1].cpu().numpy()
         keep = np.flatnonzero(scores > MTCNN_STAGE_THRESHOLDS[1])
         boxes, scores, offsets = boxes[keep], scores[keep], deltas.cpu().numpy()[keep]
-        keep = nms(boxes[:, :4], scores, 0.7)
+        keep = nms(boxes[:, :4], scores, 0.7, inclusive=False)
         refined = square_boxes(regress_boxes(boxes[keep, :4], offsets[keep]))
         return np.concatenate([refined, scores[keep, None]], axis=1).astype(np.float32)
 

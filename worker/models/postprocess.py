@@ -53,9 +53,14 @@ def decode_prior_points(
     return offsets_to_points(priors[:, :2], scaled.reshape(len(deltas), -1))
 
 
-def regress_boxes(boxes: NDArray[np.float32], deltas: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Move each corner by a fraction of the box's size (MTCNN's regression, inclusive pixels)."""
-    sizes = boxes[:, 2:4] - boxes[:, :2] + 1
+def regress_boxes(
+    boxes: NDArray[np.float32], deltas: NDArray[np.float32], inclusive: bool = True
+) -> NDArray[np.float32]:
+    """Move each corner by a fraction of the box's size (MTCNN's regression).
+
+    ``inclusive``: a box x1..x2 is x2 - x1 + 1 pixels wide (MTCNN's later stages), else x2 - x1.
+    """
+    sizes = boxes[:, 2:4] - boxes[:, :2] + (1 if inclusive else 0)
     moved: NDArray[np.float32] = (boxes[:, :4] + deltas * np.concatenate([sizes, sizes], axis=1)).astype(
         np.float32
     )
@@ -75,22 +80,25 @@ def nms(
     scores: NDArray[np.float32],
     iou_threshold: float,
     overlap: Literal["union", "min"] = "union",
+    inclusive: bool = True,
 ) -> NDArray[np.intp]:
     """Greedy NMS; returns kept indices in descending score order.
 
     ``overlap="min"`` divides the intersection by the smaller area (MTCNN's last stage), which
-    also removes a box lying inside a larger one.
+    also removes a box lying inside a larger one. ``inclusive``: boxes cover x1..x2 inclusive
+    (one pixel more than x2 - x1), as in the reference SCRFD; torchvision's NMS is not.
     """
     x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    extra = 1 if inclusive else 0
+    areas = (x2 - x1 + extra) * (y2 - y1 + extra)
     order = scores.argsort()[::-1]
     keep: list[int] = []
     while order.size > 0:
         best = int(order[0])
         keep.append(best)
         rest = order[1:]
-        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
-        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
+        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + extra)
+        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + extra)
         inter = inter_w * inter_h
         if overlap == "min":
             iou = inter / np.minimum(areas[best], areas[rest])
