@@ -278,3 +278,16 @@ def test_mtcnn_equals_facenet_pytorchs_detect_face(
         np.testing.assert_allclose(ours.boxes, boxes[order].astype(np.float32), atol=1e-3)
         np.testing.assert_allclose(ours.keypoints, points[order].astype(np.float32), atol=1e-3)
         np.testing.assert_allclose(ours.scores, scores[order].astype(np.float32), atol=1e-5)
+
+
+def test_retinaface_batch_equals_one_image_at_a_time(detectors: dict[str, Detector]) -> None:
+    retinaface = detectors["retinaface"]
+    assert isinstance(retinaface, RetinaFace)
+    photo = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    canvases = [letterbox(image, (640, 640)).canvas for image in (photo, _mirror(photo))]
+    batched = retinaface.detect_batch(canvases, [0.5, 0.7])
+    for canvas, threshold, found in zip(canvases, [0.5, 0.7], batched, strict=True):
+        single = retinaface.detect(canvas, threshold)
+        assert len(found) == len(single) > 0
+        np.testing.assert_allclose(found.boxes, single.boxes, atol=1e-3)
+        np.testing.assert_allclose(found.keypoints, single.keypoints, atol=1e-3)

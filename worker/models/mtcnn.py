@@ -8,6 +8,7 @@ dependency does not load beside our torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,14 @@ class MTCNN:
         self._pnet = _load(PNet(), pnet_path, device)
         self._rnet = _load(RNet(), rnet_path, device)
         self._onet = _load(ONet(), onet_path, device)
+
+    def detect_batch(
+        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+    ) -> list[Detections]:
+        """One canvas at a time: the cascade's later stages depend on each image's candidates."""
+        return [
+            self.detect(canvas, threshold) for canvas, threshold in zip(canvases, thresholds, strict=True)
+        ]
 
     def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
         with torch.inference_mode():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
@@ -41,18 +43,37 @@ class RetinaFace:
         return self._priors[key]
 
     def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        height, width = canvas.shape[:2]
-        bgr = canvas[..., ::-1].astype(np.float32) - RETINAFACE_MEAN_BGR
-        blob = np.ascontiguousarray(bgr.transpose(2, 0, 1)[None])
+        return self.detect_batch([canvas], [threshold])[0]
+
+    def detect_batch(
+        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+    ) -> list[Detections]:
+        """One network call for same-sized canvases; each image keeps its own threshold."""
+        height, width = canvases[0].shape[:2]
+        bgr = np.stack(canvases)[..., ::-1].astype(np.float32) - RETINAFACE_MEAN_BGR
+        blob = np.ascontiguousarray(bgr.transpose(0, 3, 1, 2))
         loc, conf, landmarks = self._session.run(self._outputs, {self._input: blob})
-        scores = conf[0, :, 1]
+        priors = self._priors_for(height, width)
+        return [
+            self._decode(priors, loc[i], conf[i, :, 1], landmarks[i], threshold)
+            for i, threshold in enumerate(thresholds)
+        ]
+
+    @staticmethod
+    def _decode(
+        priors: NDArray[np.float32],
+        loc: NDArray[np.float32],
+        scores: NDArray[np.float32],
+        landmarks: NDArray[np.float32],
+        threshold: float,
+    ) -> Detections:
         keep = np.flatnonzero(scores >= threshold)
         if keep.size == 0:
             return Detections.empty()
-        priors = self._priors_for(height, width)[keep]
+        kept = priors[keep]
         found = Detections(
-            decode_prior_boxes(priors, loc[0, keep], RETINAFACE_VARIANCES),
+            decode_prior_boxes(kept, loc[keep], RETINAFACE_VARIANCES),
             scores[keep].astype(np.float32),
-            decode_prior_points(priors, landmarks[0, keep], RETINAFACE_VARIANCES[0]).astype(np.float32),
+            decode_prior_points(kept, landmarks[keep], RETINAFACE_VARIANCES[0]).astype(np.float32),
         )
         return found.take(nms(found.boxes, found.scores, RETINAFACE_NMS_IOU))
