@@ -129,8 +129,8 @@ def main() -> None:
     print(f"median of {args.runs} runs (MTCNN and dlib: {max(3, args.runs // 4)}) after one warm-up\n")
     print(f"| model | per | batch 1, ms | batch {BATCH}, ms per unit |\n|---|---|---|---|")
     for row in rows:
-        batched = f"{row.batched_ms:.1f}" if row.batched_ms is not None else "— (no batched call)"
-        print(f"| {row.model} | {row.unit} | {row.batch1_ms:.1f} | {batched} |")
+        cell = f"{row.batched_ms:.1f}" if row.batched_ms is not None else "— (no batched call)"
+        print(f"| {row.model} | {row.unit} | {row.batch1_ms:.1f} | {cell} |")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "models.json"
     report = {
