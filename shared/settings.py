@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -27,10 +29,12 @@ class ModelSelection:
 
 # insightface: the InsightFace models (non-commercial research use only) and the CC0 gender/age.
 # permissive: only weights whose licenses allow commercial use (MIT, CC0).
-PROFILES: dict[str, ModelSelection] = {
-    "insightface": ModelSelection(("scrfd",), "arcface", ("genderage", "landmarks106")),
-    "permissive": ModelSelection(("retinaface",), "dlib", ("genderage",)),
-}
+PROFILES: Mapping[str, ModelSelection] = MappingProxyType(
+    {
+        "insightface": ModelSelection(("scrfd",), "arcface", ("genderage", "landmarks106")),
+        "permissive": ModelSelection(("retinaface",), "dlib", ("genderage",)),
+    }
+)
 
 
 def _comma_list(value: Any) -> Any:

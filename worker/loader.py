@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from shared.settings import ModelSelection, Settings, SettingsError
 from worker.inference.registry import (
     AGE_V1,
@@ -26,16 +29,13 @@ from worker.models.retinaface import RetinaFace
 from worker.models.scrfd import SCRFD
 from worker.pipeline import AttributeModels, FaceAnalyzer
 
-DETECTOR_SPECS: dict[str, ModelSpec] = {
-    "scrfd": SCRFD_500M,
-    "retinaface": RETINAFACE_MNET,
-    "mtcnn": MTCNN_NETS,
-}
-RECOGNIZER_SPECS: dict[str, ModelSpec] = {"arcface": ARCFACE_MBF, "dlib": DLIB_RESNET}
-ATTRIBUTE_SPECS: dict[str, tuple[ModelSpec, ...]] = {
-    "genderage": (GENDER_V1, AGE_V1),
-    "landmarks106": (LANDMARKS_2D106,),
-}
+DETECTOR_SPECS: Mapping[str, ModelSpec] = MappingProxyType(
+    {"scrfd": SCRFD_500M, "retinaface": RETINAFACE_MNET, "mtcnn": MTCNN_NETS}
+)
+RECOGNIZER_SPECS: Mapping[str, ModelSpec] = MappingProxyType({"arcface": ARCFACE_MBF, "dlib": DLIB_RESNET})
+ATTRIBUTE_SPECS: Mapping[str, tuple[ModelSpec, ...]] = MappingProxyType(
+    {"genderage": (GENDER_V1, AGE_V1), "landmarks106": (LANDMARKS_2D106,)}
+)
 
 
 def selected_specs(selection: ModelSelection) -> list[ModelSpec]:
