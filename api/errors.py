@@ -20,6 +20,7 @@ from shared.errors import (
     JobNotFound,
     LimitExceeded,
     MissingApiKey,
+    ModelNotLoaded,
     Overloaded,
     ResultTimeout,
     ServiceUnavailable,
@@ -80,6 +81,8 @@ def register_error_handlers(app: Flask) -> None:
             extra = {"retry_after_s": exc.retry_after_s}
         elif isinstance(exc, MissingApiKey):
             headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
+        elif isinstance(exc, ModelNotLoaded) and exc.available:
+            extra = {"available": exc.available}
         return error_response(_status_of(exc), exc.code, exc.message, headers, **extra)
 
     @app.errorhandler(ValidationError)

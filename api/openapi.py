@@ -16,12 +16,17 @@ class ErrorBody(BaseModel):
 
 
 class FaceV1(BaseModel):
-    vec: list[float] | None = Field(description="L2-normalised 512-d ArcFace embedding")
+    vec: list[float] | None = Field(
+        description="L2-normalised embedding (512-d ArcFace, or 128-d dlib in the permissive profile)"
+    )
     det: int = Field(description="Index of the face in its image")
     prob: float = Field(description="Detection score")
     bbox: list[int] = Field(description="x1, y1, x2, y2 in original image pixels")
     landmarks: list[list[int]] | None = None
     facedata: str | None = Field(None, description="Aligned 112x112 crop, base64 JPEG")
+    gender: Literal["female", "male"] | None = Field(None, description="With extract_ga")
+    gender_score: float | None = Field(None, description="Probability of the reported gender, 0.5-1")
+    age: float | None = Field(None, description="Years, with extract_ga")
 
 
 class FaceV2(BaseModel):
@@ -32,6 +37,17 @@ class FaceV2(BaseModel):
     vec: list[float] | None = None
     norm: float | None = Field(None, description="Norm of the raw embedding (a quality hint)")
     facedata: str | None = None
+    gender: Literal["female", "male"] | None = Field(None, description="With extract_ga")
+    gender_score: float | None = Field(None, description="Probability of the reported gender, 0.5-1")
+    age: float | None = Field(None, description="Years, with extract_ga")
+    landmarks106: list[list[float]] | None = Field(None, description='With return_landmarks: "106"')
+
+
+class ModelV2(BaseModel):
+    key: str = Field(description="Request name: scrfd, retinaface, mtcnn, arcface, dlib")
+    name: str
+    version: str = Field(description="The package and version the weights come from")
+    license: str
 
 
 class ImageV2(BaseModel):
@@ -46,6 +62,10 @@ class ImageV2(BaseModel):
 class ExtractV2(BaseModel):
     took: dict[str, float]
     worker: str
+    detector: ModelV2
+    recognizer: ModelV2 = Field(
+        description="Made the vectors; vectors of different recognizers never compare"
+    )
     data: list[ImageV2]
 
 
@@ -146,7 +166,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": extract_ok,
                         "202": accepted,
-                        "400": _error("Malformed JSON or request"),
+                        "400": _error("Malformed JSON or request; model_not_loaded: see 'available'"),
                         **_auth_errors(),
                         "413": _error("A size limit was exceeded"),
                         "422": _error("Invalid field, image or image URL"),

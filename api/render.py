@@ -35,7 +35,15 @@ def _face_v1(face: FaceRecord, index: int, landmarks: bool) -> dict[str, Any]:
         out["landmarks"] = [[round(x), round(y)] for x, y in face["landmarks"]]
     if "facedata" in face:
         out["facedata"] = base64.b64encode(face["facedata"]).decode()
+    _attributes(face, out)
     return out
+
+
+def _attributes(face: FaceRecord, out: dict[str, Any]) -> None:
+    """Gender, age and dense landmarks, where the request asked for them."""
+    for key in ("gender", "gender_score", "age", "landmarks106"):
+        if key in face:
+            out[key] = face[key]
 
 
 def image_label(index: int, data_count: int | None) -> str:
@@ -73,6 +81,7 @@ def _face_v2(face: FaceRecord, landmarks: bool) -> dict[str, Any]:
         out["norm"] = face.get("norm")
     if "facedata" in face:
         out["facedata"] = base64.b64encode(face["facedata"]).decode()
+    _attributes(face, out)
     return out
 
 
@@ -92,6 +101,9 @@ def render_v2(result: JobResult, landmarks: bool, total_ms: float) -> dict[str, 
     return {
         "took": {"total_ms": round(total_ms, 3), "worker_ms": result["took_ms"]},
         "worker": result["worker"],
+        # Vectors of different recognizers are never comparable: say which one made these.
+        "recognizer": result.get("recognizer"),
+        "detector": result.get("detector"),
         "data": [_image_v2(image, landmarks) for image in result["images"]],
     }
 

@@ -87,3 +87,13 @@ class JobFailed(FaceRestError):
     """The worker could not process the job (a bug or a crash), as opposed to a bad input."""
 
     code = "job_failed"
+
+
+class ModelNotLoaded(InvalidRequest):
+    """The request asks for a model that no worker (or not this worker) has loaded."""
+
+    code = "model_not_loaded"
+
+    def __init__(self, message: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.available = available

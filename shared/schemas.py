@@ -9,6 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MAX_SIZE = (640, 640)
 
+# What requests and settings call the models (ModelSpec.key in worker/inference/registry.py).
+DetectorName = Literal["scrfd", "retinaface", "mtcnn"]
+RecognizerName = Literal["arcface", "dlib"]
+AttributeName = Literal["genderage", "landmarks106"]
+DETECTOR_NAMES: tuple[DetectorName, ...] = ("scrfd", "retinaface", "mtcnn")
+RECOGNIZER_NAMES: tuple[RecognizerName, ...] = ("arcface", "dlib")
+ATTRIBUTE_NAMES: tuple[AttributeName, ...] = ("genderage", "landmarks106")
+
 
 class Images(BaseModel):
     """Images as base64 strings (plain or ``data:`` URLs) and/or http(s) URLs the API fetches."""
@@ -41,7 +49,13 @@ class ExtractRequest(BaseModel):
     limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
     min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
     extract_embedding: bool = True
-    return_landmarks: bool = False
+    return_landmarks: bool | Literal["106"] = Field(
+        False, description='true: the 5 keypoints; "106": also the 106 dense landmarks (2d106det).'
+    )
+    extract_ga: bool = Field(False, description="Gender (with its probability) and age of each face.")
+    detector: DetectorName | None = Field(
+        None, description="Detector to use; the worker's first configured detector when omitted."
+    )
     return_face_data: bool = False
     embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
     verbose_timings: bool = False
@@ -74,7 +88,10 @@ class ExtractRequest(BaseModel):
             limit_faces=min(self.limit_faces or max_faces, max_faces),
             min_face_size=self.min_face_size,
             extract_embedding=self.extract_embedding,
-            return_landmarks=self.return_landmarks,
+            return_landmarks=bool(self.return_landmarks),
+            return_landmarks106=self.return_landmarks == "106",
+            extract_ga=self.extract_ga,
+            detector=self.detector,
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
             verbose_timings=self.verbose_timings,
@@ -94,6 +111,18 @@ class AnalysisOptions:
     return_face_data: bool = False
     embed_only: bool = False
     verbose_timings: bool = False
+    return_landmarks106: bool = False
+    extract_ga: bool = False
+    detector: str | None = None  # None: the worker's default detector
+
+    def required_models(self) -> tuple[str | None, list[str]]:
+        """The detector (None: default) and the attribute models these options need."""
+        attributes = []
+        if self.extract_ga:
+            attributes.append("genderage")
+        if self.return_landmarks106:
+            attributes.append("landmarks106")
+        return self.detector, attributes
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +148,10 @@ class FaceRecord(TypedDict):
     vec: NotRequired[bytes]
     norm: NotRequired[float]
     facedata: NotRequired[bytes]
+    gender: NotRequired[Literal["female", "male"]]
+    gender_score: NotRequired[float]  # probability of the reported gender, 0.5 ... 1
+    age: NotRequired[float]  # years
+    landmarks106: NotRequired[list[list[float]]]
 
 
 class ImageRecord(TypedDict):
@@ -130,10 +163,21 @@ class ImageRecord(TypedDict):
     timings: NotRequired[dict[str, float]]
 
 
+class ModelRecord(TypedDict):
+    """Which model made a result: vectors of different recognizers are never comparable."""
+
+    key: str
+    name: str
+    version: str
+    license: str
+
+
 class JobResult(TypedDict):
     images: list[ImageRecord]
     worker: str
     took_ms: float
+    detector: NotRequired[ModelRecord]
+    recognizer: NotRequired[ModelRecord]
 
 
 class JobPayload(TypedDict):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.schemas import AttributeName, DetectorName, RecognizerName
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -21,6 +26,38 @@ class Backend(StrEnum):
     AUTO = "auto"
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
+
+
+Profile = Literal["insightface", "permissive"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSelection:
+    """The models a worker loads; the first detector serves requests that name none."""
+
+    detectors: tuple[DetectorName, ...]
+    recognizer: RecognizerName
+    attributes: tuple[AttributeName, ...]
+
+
+# insightface: the InsightFace models (non-commercial research use only) and the CC0 gender/age.
+# permissive: only weights whose licenses allow commercial use (MIT, CC0).
+PROFILES: Mapping[str, ModelSelection] = MappingProxyType(
+    {
+        "insightface": ModelSelection(("scrfd",), "arcface", ("genderage", "landmarks106")),
+        "permissive": ModelSelection(("retinaface",), "dlib", ("genderage",)),
+    }
+)
+
+
+def _comma_list(value: Any) -> Any:
+    """``FACEREST_DETECTORS=scrfd,retinaface`` (or a JSON list) -> a list of names."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return [part.strip().strip("\"'") for part in text.strip("[]").split(",") if part.strip()]
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
 
 
 class SettingsError(RuntimeError):
@@ -73,6 +110,38 @@ class Settings(BaseSettings):
     recognizer_backend: Backend = Backend.AUTO
     # A job delivered more often than this (its worker crashed each time) is failed, not retried.
     max_attempts: Annotated[int, Field(gt=0, le=100)] = 3
+
+    # Models: a profile's set, or explicit lists that replace the profile's (FACEREST_DETECTORS=a,b).
+    profile: Profile = "insightface"
+    detectors: Annotated[list[DetectorName] | None, NoDecode] = None
+    recognizer: RecognizerName | None = None
+    attributes: Annotated[list[AttributeName] | None, NoDecode] = None
+
+    @field_validator("detectors", "attributes", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("detectors")
+    @classmethod
+    def _check_detectors(cls, value: list[DetectorName] | None) -> list[DetectorName] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("name at least one detector")
+            if len(set(value)) != len(value):
+                raise ValueError(f"a detector is named twice in {value}")
+        return value
+
+    def models(self) -> ModelSelection:
+        """The profile's models, with any explicit list in its place."""
+        base = PROFILES[self.profile]
+        return ModelSelection(
+            detectors=tuple(self.detectors) if self.detectors is not None else base.detectors,
+            recognizer=self.recognizer or base.recognizer,
+            attributes=tuple(dict.fromkeys(self.attributes))
+            if self.attributes is not None
+            else base.attributes,
+        )
 
     @field_validator("device")
     @classmethod

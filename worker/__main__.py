@@ -18,6 +18,7 @@ from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery
 from shared.settings import SettingsError, load_settings
+from worker.inference.registry import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
 from worker.loader import load_analyzer, loaded_models
 from worker.tasks import WorkerRuntime, register_tasks
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         device = Device.parse(settings.device)
         # Models load once, here, before the pool starts; the thread pool never forks.
         analyzer = load_analyzer(settings, device)
-    except (SettingsError, DeviceUnavailable) as exc:
+    except (SettingsError, DeviceUnavailable, ModelIntegrityError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
     name = args.name or f"facerest-{str(device).replace(':', '')}-{os.getpid()}@{socket.gethostname()}"
@@ -89,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         "pid": os.getpid(),
         "concurrency": settings.concurrency,
         "started": time.time(),
+        "profile": settings.profile,
         "models": [spec.to_info() for spec in loaded_models(analyzer)],
+        # What requests may choose; the first detector serves requests that name none.
+        "detectors": list(analyzer.detectors),
+        "recognizer": analyzer.recognizer.spec.to_record() | {"dimension": analyzer.recognizer.dimension},
+        "attributes": analyzer.attributes.names(),
     }
     heartbeat = Heartbeat(
         WorkerRegistry(client, settings.key_prefix),

@@ -1,4 +1,4 @@
-"""FaceAnalyzer: decode -> resize -> detect -> align -> embed, for the images of one job.
+"""FaceAnalyzer: decode -> resize -> detect -> attributes -> align -> embed, for one job's images.
 
 Many jobs run at once on a worker's threads. Their model calls meet in two micro-batchers
 (detection, embedding), so faces of several jobs share one network call, and one device lock
@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.errors import FaceRestError
+from shared.errors import FaceRestError, ModelNotLoaded
 from shared.schemas import AnalysisOptions, ErrorRecord, FaceRecord, ImageRecord
 from worker.batching import MicroBatcher
-from worker.imaging.align import norm_crop
+from worker.imaging.align import warp_to_template
 from worker.imaging.decode import RGBImage, decode_image
 from worker.imaging.resize import letterbox
-from worker.models.base import Detections, Detector, Recognizer
+from worker.inference.registry import ModelSpec
+from worker.models.base import (
+    Detections,
+    Detector,
+    GenderAge,
+    GenderAgeModel,
+    LandmarkModel,
+    Recognizer,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,19 @@ def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
+@dataclass(frozen=True, slots=True)
+class AttributeModels:
+    """The optional per-face models a worker loaded; None where not loaded."""
+
+    landmarks: LandmarkModel | None = None
+    genderage: GenderAgeModel | None = None
+
+    def names(self) -> list[str]:
+        return [
+            name for name, model in (("genderage", self.genderage), ("landmarks106", self.landmarks)) if model
+        ]
+
+
 @dataclass(slots=True)
 class _Pending:
     """One image on its way through the pipeline."""
@@ -48,6 +70,8 @@ class _Pending:
     record: ImageRecord
     detections: Detections = field(default_factory=Detections.empty)
     crops: list[NDArray[np.uint8]] = field(default_factory=list)
+    genderage: GenderAge | None = None
+    landmarks106: NDArray[np.float32] | None = None
 
 
 def select_faces(found: Detections, options: AnalysisOptions) -> Detections:
@@ -74,34 +98,87 @@ def _encode_jpeg(crop: NDArray[np.uint8]) -> bytes:
     return encoded.tobytes() if ok else b""
 
 
+def _points(points: NDArray[np.float32]) -> list[list[float]]:
+    return [[round(float(x), 2), round(float(y), 2)] for x, y in points]
+
+
 class FaceAnalyzer:
-    """Holds the loaded models; every per-request choice comes in as an argument."""
+    """Holds the loaded models; every per-request choice comes in as an argument.
+
+    ``detectors`` maps request names ("scrfd", ...) to detectors; the first is the default.
+    """
 
     def __init__(
         self,
-        detector: Detector,
+        detectors: Mapping[str, Detector] | Detector,
         recognizer: Recognizer,
         max_pixels: int,
+        attributes: AttributeModels | None = None,
         limits: BatchLimits | None = None,
     ) -> None:
-        self.detector = detector
+        if not isinstance(detectors, Mapping):
+            detectors = {detectors.spec.key: detectors}
+        if not detectors:
+            raise ValueError("FaceAnalyzer needs at least one detector")
+        self.detectors: dict[str, Detector] = dict(detectors)
+        self.detector = next(iter(self.detectors.values()))
         self.recognizer = recognizer
+        self.attributes = attributes or AttributeModels()
         self._max_pixels = max_pixels
         self._limits = limits or BatchLimits()
         # One model call at a time per device: on a CPU each call already uses every core.
         self._device_lock = threading.Lock()
-        self._detect_batcher: MicroBatcher[tuple[NDArray[np.uint8], float], Detections] = MicroBatcher(
-            self._detect_many, self._limits.max_images, self._limits.max_wait_s, "detect"
-        )
+        self._detect_batchers: dict[str, MicroBatcher[tuple[NDArray[np.uint8], float], Detections]] = {
+            name: MicroBatcher(
+                partial(self._detect_many, detector),
+                self._limits.max_images,
+                self._limits.max_wait_s,
+                f"detect-{name}",
+            )
+            for name, detector in self.detectors.items()
+        }
         self._embed_batcher: MicroBatcher[NDArray[np.uint8], NDArray[np.float32]] = MicroBatcher(
             self._embed_many, self._limits.max_faces, self._limits.max_wait_s, "embed"
         )
 
     def close(self) -> None:
-        self._detect_batcher.close()
+        for batcher in self._detect_batchers.values():
+            batcher.close()
         self._embed_batcher.close()
 
-    def _detect_many(self, items: list[tuple[NDArray[np.uint8], float]]) -> list[Detections]:
+    def _detector_name(self, options: AnalysisOptions) -> str:
+        if options.detector is None:
+            return next(iter(self.detectors))
+        if options.detector not in self.detectors:
+            available = list(self.detectors)
+            raise ModelNotLoaded(
+                f"detector {options.detector!r} is not loaded on this worker; "
+                f"available: {', '.join(available)}",
+                available,
+            )
+        return options.detector
+
+    def detector_for(self, options: AnalysisOptions) -> Detector:
+        return self.detectors[self._detector_name(options)]
+
+    def check_attributes(self, options: AnalysisOptions) -> None:
+        _, wanted = options.required_models()
+        loaded = self.attributes.names()
+        missing = [name for name in wanted if name not in loaded]
+        if missing:
+            raise ModelNotLoaded(
+                f"{', '.join(missing)} not loaded on this worker; loaded attribute models: "
+                f"{', '.join(loaded) or 'none'}",
+                loaded,
+            )
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelSpec, ModelSpec]:
+        """The detector and recognizer specs that answer a job with these options."""
+        return self.detector_for(options).spec, self.recognizer.spec
+
+    def _detect_many(
+        self, detector: Detector, items: list[tuple[NDArray[np.uint8], float]]
+    ) -> list[Detections]:
         """Detect in canvases of several jobs: one network call per canvas size."""
         results: list[Detections | None] = [None] * len(items)
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -114,9 +191,7 @@ class FaceAnalyzer:
             for begin in range(0, len(indices), step):
                 chunk = indices[begin : begin + step]
                 with self._device_lock:
-                    found = self.detector.detect_batch(
-                        [items[i][0] for i in chunk], [items[i][1] for i in chunk]
-                    )
+                    found = detector.detect_batch([items[i][0] for i in chunk], [items[i][1] for i in chunk])
                 for index, detections in zip(chunk, found, strict=True):
                     results[index] = detections
         return [r if r is not None else Detections.empty() for r in results]
@@ -139,7 +214,12 @@ class FaceAnalyzer:
         options: AnalysisOptions,
         known_errors: dict[int, ErrorRecord] | None = None,
     ) -> list[ImageRecord]:
-        """One record per input image, in order; a bad image fails alone."""
+        """One record per input image, in order; a bad image fails alone.
+
+        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
+        """
+        self.detector_for(options)
+        self.check_attributes(options)
         known_errors = known_errors or {}
         pending: list[_Pending] = []
         for index, data in enumerate(images):
@@ -183,18 +263,50 @@ class FaceAnalyzer:
     def _detect(
         self, image: RGBImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
     ) -> _Pending:
+        batcher = self._detect_batchers[self._detector_name(options)]
         step = time.perf_counter()
         boxed = letterbox(image, options.max_size, fill_max_size=self._limits.static_shapes)
-        (found,) = self._detect_batcher.submit([(boxed.canvas, options.threshold)])
+        (found,) = batcher.submit([(boxed.canvas, options.threshold)])
         found = select_faces(found.scaled(1.0 / boxed.scale), options)
         timings["detect_ms"] = _ms_since(step)
+        item = _Pending(record, found)
+        if options.extract_ga or options.return_landmarks106:
+            step = time.perf_counter()
+            item.genderage = self._gender_age(image, found, options)
+            item.landmarks106 = self._landmarks106(image, found, options)
+            timings["attributes_ms"] = _ms_since(step)
         step = time.perf_counter()
-        crops = []
         if options.extract_embedding or options.return_face_data:
-            size = self.recognizer.input_size
-            crops = [norm_crop(image, points, size) for points in found.keypoints]
+            size, template = self.recognizer.input_size, self.recognizer.template
+            item.crops = [warp_to_template(image, points, template, size) for points in found.keypoints]
         timings["align_ms"] = _ms_since(step)
-        return _Pending(record, found, crops)
+        return item
+
+    def _gender_age(self, image: RGBImage, found: Detections, options: AnalysisOptions) -> GenderAge | None:
+        model = self.attributes.genderage
+        if not options.extract_ga or model is None:
+            return None
+        with self._device_lock:
+            return model.predict(image, found.keypoints)
+
+    def _landmarks106(
+        self, image: RGBImage, found: Detections, options: AnalysisOptions
+    ) -> NDArray[np.float32] | None:
+        model = self.attributes.landmarks
+        if not options.return_landmarks106 or model is None:
+            return None
+        with self._device_lock:
+            return model.landmarks(image, found.boxes)
+
+    @staticmethod
+    def _add_attributes(face: FaceRecord, item: _Pending, index: int) -> None:
+        if item.genderage is not None:
+            male = float(item.genderage.male[index])
+            face["gender"] = "male" if male >= 0.5 else "female"
+            face["gender_score"] = round(max(male, 1.0 - male), 4)
+            face["age"] = round(float(item.genderage.age[index]), 1)
+        if item.landmarks106 is not None:
+            face["landmarks106"] = _points(item.landmarks106[index])
 
     def _embed(self, pending: list[_Pending], options: AnalysisOptions) -> None:
         """Embed the faces of all images of the job, then build the face records."""
@@ -228,8 +340,9 @@ class FaceAnalyzer:
         face: FaceRecord = {
             "bbox": [round(float(v), 2) for v in item.detections.boxes[index]],
             "prob": round(float(item.detections.scores[index]), 5),
-            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in points],
+            "landmarks": _points(points),
         }
+        FaceAnalyzer._add_attributes(face, item, index)
         if options.return_face_data and item.crops:
             face["facedata"] = _encode_jpeg(item.crops[index])
         return face

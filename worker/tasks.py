@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from shared.errors import FaceRestError
 from shared.jobs import JobStore
 from shared.queue import EXTRACT_TASK
 from shared.schemas import AnalysisOptions, JobResult
@@ -45,22 +46,33 @@ class WorkerRuntime:
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
+        options = AnalysisOptions.from_wire(payload["options"])
         log.info(
             "job %s started (attempt %d, %d images)", job_id, attempts, len(payload["images"]), extra=ids
         )
         try:
             records = self.analyzer.analyze(
-                payload["images"],
-                AnalysisOptions.from_wire(payload["options"]),
-                {int(k): v for k, v in payload["errors"].items()},
+                payload["images"], options, {int(k): v for k, v in payload["errors"].items()}
             )
+            detector, recognizer = self.analyzer.models_for(options)
+        except FaceRestError as exc:
+            # The job asks for something this worker cannot do (a model it has not loaded).
+            log.info("job %s refused: %s", job_id, exc.message)
+            self.store.finish(job_id, None, {"code": exc.code, "message": exc.message})
+            return
         except Exception as exc:
             # A bug fails this job, not the worker or the other jobs.
             log.exception("job %s failed", job_id, extra=ids)
             self.store.finish(job_id, None, {"code": "internal_error", "message": str(exc)})
             return
         took = round((time.perf_counter() - start) * 1000, 3)
-        result: JobResult = {"images": records, "worker": self.name, "took_ms": took}
+        result: JobResult = {
+            "images": records,
+            "worker": self.name,
+            "took_ms": took,
+            "detector": detector.to_record(),
+            "recognizer": recognizer.to_record(),
+        }
         self.store.finish(job_id, result, None)
         log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records), extra=ids)
 

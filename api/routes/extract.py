@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, g, request
 
+from api.availability import check_request
 from api.context import ApiContext, context
 from api.render import encode, render, wants_msgpack
 from shared.errors import (
@@ -18,6 +19,7 @@ from shared.errors import (
     InvalidRequest,
     JobFailed,
     LimitExceeded,
+    ModelNotLoaded,
     Overloaded,
     ResultTimeout,
 )
@@ -103,6 +105,8 @@ def extract() -> Response:
         raise LimitExceeded(f"{count} images sent, more than max_images={ctx.settings.max_images}")
     if req.limit_faces > ctx.settings.max_faces:
         raise InvalidField(f"limit_faces={req.limit_faces} is more than max_faces={ctx.settings.max_faces}")
+    options = req.options(ctx.settings.max_faces)
+    check_request(options, ctx.workers.online())
     images, errors = _read_images(ctx, req)
     ctx.metrics.images.observe(count)
 
@@ -110,7 +114,7 @@ def extract() -> Response:
     payload: JobPayload = {
         "images": images,
         "errors": errors,
-        "options": req.options(ctx.settings.max_faces).to_wire(),
+        "options": options.to_wire(),
         "request_id": g.request_id,
     }
     meta = {
@@ -127,6 +131,8 @@ def extract() -> Response:
         return encode(accepted, as_msgpack, status=202)
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
     if state.status is JobStatus.FAILED and state.error is not None:
+        if state.error["code"] == ModelNotLoaded.code:
+            raise ModelNotLoaded(state.error["message"], [])
         raise JobFailed(f"job {job_id} failed: {state.error['message']}")
     if state.result is None:
         raise ResultTimeout(
@@ -135,5 +141,5 @@ def extract() -> Response:
         )
     ctx.metrics.faces.observe(_faces(state.result))
     total_ms = (time.perf_counter() - started) * 1000
-    rendered = render(state.result, req.api_ver, req.return_landmarks, total_ms, len(req.images.data))
+    rendered = render(state.result, req.api_ver, bool(req.return_landmarks), total_ms, len(req.images.data))
     return encode(rendered, as_msgpack)

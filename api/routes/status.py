@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response
 
+from api.availability import available
 from api.context import context
 from api.render import encode
 
@@ -49,12 +50,19 @@ def info() -> Response:
         for model in worker.get("models", []):
             models.setdefault(model["sha256"], model)
     settings = ctx.settings
+    serving = available(workers)
     body = {
         "name": "facerest",
         "version": version("facerest"),
         "api_versions": ["1", "2"],
         "workers": workers,
+        # Each model with its license; "commercial_use" says whether the license allows it.
         "models": list(models.values()),
+        # What every online worker can serve; each recognizer's vectors are comparable only
+        # with vectors of the same recognizer (name and version).
+        "detectors": serving.detectors,
+        "attributes": serving.attributes,
+        "recognizers": serving.recognizers,
         "limits": {
             "max_body_bytes": settings.max_body_bytes,
             "max_images": settings.max_images,

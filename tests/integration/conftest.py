@@ -12,7 +12,8 @@ from tests.processes import Stack, stack
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack(Path(tmp_path_factory.mktemp("system"))) as running:
+    # The default profile plus the other detectors, so that requests can choose among all three.
+    with stack(Path(tmp_path_factory.mktemp("system")), detectors="scrfd,retinaface,mtcnn") as running:
         running.start_worker()
         running.start_api()
         yield running

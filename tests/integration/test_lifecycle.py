@@ -74,7 +74,7 @@ def test_sigterm_on_worker_finishes_its_job_and_hands_back_the_queued_one(tmp_pa
         client = system.client()
         (beat,) = WorkerRegistry(client, "facerest").online()
         # The heartbeat (what /ready reads) is written once the models are loaded.
-        assert len(beat["models"]) == 2
+        assert {model["key"] for model in beat["models"]} >= {"scrfd", "arcface"}
 
         settings = load_settings(redis_url=system.redis_url, concurrency=1)
         store = JobStore(client, settings.key_prefix, settings.result_ttl_s)

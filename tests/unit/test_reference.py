@@ -74,7 +74,7 @@ def test_static_shapes_give_the_same_faces(analyzer: FaceAnalyzer) -> None:
     from worker.pipeline import BatchLimits
 
     static = FaceAnalyzer(
-        analyzer.detector, analyzer.recognizer, 40_000_000, replace(BatchLimits(), static_shapes=True)
+        analyzer.detectors, analyzer.recognizer, 40_000_000, limits=replace(BatchLimits(), static_shapes=True)
     )
     photos = [GROUP_PHOTOS[name].read_bytes() for name in ("t1.jpg", "gdp.jpg", "yaoming.jpg")]
     options = AnalysisOptions(max_size=(1280, 1280))

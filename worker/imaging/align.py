@@ -1,4 +1,4 @@
-"""Face alignment: a similarity transform from 5 keypoints to the ArcFace template."""
+"""Face alignment: a similarity transform from 5 keypoints to a model's template (ArcFace, dlib chips)."""
 
 from __future__ import annotations
 
@@ -41,11 +41,59 @@ def estimate_similarity(src: NDArray[np.floating], dst: NDArray[np.floating]) ->
     return matrix
 
 
+# Where the detectors' 5 keypoints (eyes, nose tip, mouth corners) land in dlib's face chip, in
+# its unit frame (padding 0). dlib aligns with its own 5-point shape predictor (eye corners and
+# nose base); these points were fitted to that alignment on 19 faces of the test photos with
+# scripts/fit_dlib_template.py, then made left/right symmetric about their mean centre line.
+DLIB_CHIP_POINTS = np.array(
+    [
+        [0.2439, 0.1865],
+        [0.7961, 0.1865],
+        [0.5200, 0.5118],
+        [0.2895, 0.7785],
+        [0.7505, 0.7785],
+    ],
+    dtype=np.float32,
+)
+
+
+def arcface_template(size: int = ARCFACE_SIZE) -> NDArray[np.float32]:
+    return (ARCFACE_DST * (size / ARCFACE_SIZE)).astype(np.float32)
+
+
+def dlib_chip_template(size: int, padding: float) -> NDArray[np.float32]:
+    """The keypoints' place in a ``size`` px dlib chip with ``padding`` (as get_face_chip_details)."""
+    return ((DLIB_CHIP_POINTS + padding) / (1 + 2 * padding) * size).astype(np.float32)
+
+
+def warp_to_template(
+    image: NDArray[np.uint8], keypoints: NDArray[np.floating], template: NDArray[np.floating], size: int
+) -> NDArray[np.uint8]:
+    """Warp the face given by 5 keypoints so that they land on ``template`` in a square crop."""
+    matrix = estimate_similarity(keypoints, template)
+    crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
+    return np.asarray(crop, dtype=np.uint8)
+
+
+# Keypoint order after a horizontal mirror: the eyes and the mouth corners swap sides.
+MIRRORED_KEYPOINT_ORDER = [1, 0, 2, 4, 3]
+
+
+def warp_mirrored_to_template(
+    image: NDArray[np.uint8], keypoints: NDArray[np.floating], template: NDArray[np.floating], size: int
+) -> NDArray[np.uint8]:
+    """The crop ``warp_to_template`` would give on the mirrored image, without mirroring the image."""
+    width = image.shape[1]
+    # Mirroring maps pixel column x to width - 1 - x.
+    flip = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    mirrored = keypoints[MIRRORED_KEYPOINT_ORDER].astype(np.float64) * [-1.0, 1.0] + [width - 1.0, 0.0]
+    matrix = estimate_similarity(mirrored, template) @ flip
+    crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
+    return np.asarray(crop, dtype=np.uint8)
+
+
 def norm_crop(
     image: NDArray[np.uint8], keypoints: NDArray[np.floating], size: int = ARCFACE_SIZE
 ) -> NDArray[np.uint8]:
     """Warp the face given by 5 keypoints into a ``size`` x ``size`` ArcFace crop."""
-    template = ARCFACE_DST * (size / ARCFACE_SIZE)
-    matrix = estimate_similarity(keypoints, template)
-    crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
-    return np.asarray(crop, dtype=np.uint8)
+    return warp_to_template(image, keypoints, arcface_template(size), size)

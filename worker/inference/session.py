@@ -128,17 +128,32 @@ def resolve_backend(requested: Backend, device: Device, preferred_on_cpu: Backen
 
 
 def create_session(
-    path: Path, device: Device, intra_op_threads: int = 0, backend: Backend = Backend.ONNXRUNTIME
+    model: Path | bytes, device: Device, intra_op_threads: int = 0, backend: Backend = Backend.ONNXRUNTIME
 ) -> ModelSession:
+    """A session for a model file or for a model's verified bytes (see registry.read_model)."""
     if backend is Backend.OPENVINO:
-        return OpenVinoSession(path, intra_op_threads)
+        if not isinstance(model, Path):
+            raise TypeError("the OpenVINO backend loads models from their (verified) file path")
+        return OpenVinoSession(model, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     # w600k_mbf declares batch 1 in its output shape and warns on every batched call.
     options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
     session: ModelSession = ort.InferenceSession(
-        str(path), sess_options=options, providers=providers_for(device)
+        source, sess_options=options, providers=providers_for(device)
     )
     return session
+
+
+def torch_device(device: Device) -> str:
+    """The PyTorch device string for models run by PyTorch (MTCNN), checked like the providers."""
+    import torch
+
+    if device.kind == "cpu":
+        return "cpu"
+    if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"device {device} requested but PyTorch sees no such CUDA device")
+    return str(device)

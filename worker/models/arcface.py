@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.imaging.align import arcface_template
 from worker.inference.registry import ModelSpec
 from worker.inference.session import ModelSession
 
@@ -21,6 +22,7 @@ class ArcFace:
         self._input = model_input.name
         self.input_size = int(model_input.shape[2])
         self.dimension = 512
+        self.template = arcface_template(self.input_size)
 
     def embed(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
         if len(crops) == 0:

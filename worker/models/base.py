@@ -55,7 +55,34 @@ class Recognizer(Protocol):
     spec: ModelSpec
     input_size: int
     dimension: int
+    # Where the 5 keypoints go in the recognizer's input crop (input px), for alignment.
+    template: NDArray[np.float32]
 
     def embed(self, crops: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Raw (not normalised) embeddings of aligned RGB crops (N, size, size, 3)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GenderAge:
+    """Per face: probability of "male" (the model's second class) and the expected age in years."""
+
+    male: NDArray[np.float32]
+    age: NDArray[np.float32]
+
+
+class GenderAgeModel(Protocol):
+    specs: tuple[ModelSpec, ...]
+
+    def predict(self, image: NDArray[np.uint8], keypoints: NDArray[np.float32]) -> GenderAge:
+        """Gender and age of the faces given by their 5 keypoints (N, 5, 2) in an RGB image."""
+        ...
+
+
+class LandmarkModel(Protocol):
+    spec: ModelSpec
+    points: int
+
+    def landmarks(self, image: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Dense landmarks (N, points, 2) in image pixels for the faces in boxes (N, 4)."""
         ...

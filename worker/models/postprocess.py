@@ -1,6 +1,12 @@
-"""Box decoding and non-maximum suppression, written once for every anchor-based detector."""
+"""Box decoding, priors and non-maximum suppression, written once for every detector.
+
+SCRFD regresses distances from anchor centres; RetinaFace regresses SSD-style offsets from prior
+boxes; MTCNN regresses box corners relative to candidate boxes. All of them end in ``nms``.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,20 +29,81 @@ def offsets_to_points(centers: NDArray[np.float32], offsets: NDArray[np.float32]
     return centers[:, None, :] + offsets.reshape(len(offsets), -1, 2)
 
 
-def nms(boxes: NDArray[np.float32], scores: NDArray[np.float32], iou_threshold: float) -> NDArray[np.intp]:
-    """Greedy NMS; returns kept indices in descending score order."""
+def prior_boxes(height: int, width: int, stride: int, sizes: tuple[int, ...]) -> NDArray[np.float32]:
+    """SSD priors (cx, cy, w, h) in input pixels: one square per size at each cell's centre."""
+    centers = anchor_centers(height, width, stride, len(sizes)) + stride / 2
+    side = np.tile(np.asarray(sizes, np.float32), height * width)[:, None]
+    return np.concatenate([centers, side, side], axis=1).astype(np.float32)
+
+
+def decode_prior_boxes(
+    priors: NDArray[np.float32], deltas: NDArray[np.float32], variances: tuple[float, float]
+) -> NDArray[np.float32]:
+    """Boxes (x1, y1, x2, y2) from SSD offsets: centre shift x variance x prior size, log-size x variance."""
+    centers = priors[:, :2] + deltas[:, :2] * variances[0] * priors[:, 2:]
+    sizes = priors[:, 2:] * np.exp(deltas[:, 2:] * variances[1])
+    return np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1).astype(np.float32)
+
+
+def decode_prior_points(
+    priors: NDArray[np.float32], deltas: NDArray[np.float32], variance: float
+) -> NDArray[np.float32]:
+    """Points (N, K, 2) from SSD offsets (N, 2K), each relative to its prior's centre and size."""
+    scaled = deltas.reshape(len(deltas), -1, 2) * variance * priors[:, None, 2:]
+    return offsets_to_points(priors[:, :2], scaled.reshape(len(deltas), -1))
+
+
+def regress_boxes(
+    boxes: NDArray[np.float32], deltas: NDArray[np.float32], inclusive: bool = True
+) -> NDArray[np.float32]:
+    """Move each corner by a fraction of the box's size (MTCNN's regression).
+
+    ``inclusive``: a box x1..x2 is x2 - x1 + 1 pixels wide (MTCNN's later stages), else x2 - x1.
+    """
+    sizes = boxes[:, 2:4] - boxes[:, :2] + (1 if inclusive else 0)
+    moved: NDArray[np.float32] = (boxes[:, :4] + deltas * np.concatenate([sizes, sizes], axis=1)).astype(
+        np.float32
+    )
+    return moved
+
+
+def square_boxes(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Boxes grown to squares of their longer side around the same centre."""
+    sizes = boxes[:, 2:4] - boxes[:, :2]
+    side = sizes.max(axis=1, keepdims=True)
+    corner = boxes[:, :2] + sizes / 2 - side / 2
+    return np.concatenate([corner, corner + side], axis=1).astype(np.float32)
+
+
+def nms(
+    boxes: NDArray[np.float32],
+    scores: NDArray[np.float32],
+    iou_threshold: float,
+    overlap: Literal["union", "min"] = "union",
+    inclusive: bool = True,
+) -> NDArray[np.intp]:
+    """Greedy NMS; returns kept indices in descending score order.
+
+    ``overlap="min"`` divides the intersection by the smaller area (MTCNN's last stage), which
+    also removes a box lying inside a larger one. ``inclusive``: boxes cover x1..x2 inclusive
+    (one pixel more than x2 - x1), as in the reference SCRFD; torchvision's NMS is not.
+    """
     x1, y1, x2, y2 = boxes.T
-    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    extra = 1 if inclusive else 0
+    areas = (x2 - x1 + extra) * (y2 - y1 + extra)
     order = scores.argsort()[::-1]
     keep: list[int] = []
     while order.size > 0:
         best = int(order[0])
         keep.append(best)
         rest = order[1:]
-        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
-        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
+        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + extra)
+        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + extra)
         inter = inter_w * inter_h
-        iou = inter / (areas[best] + areas[rest] - inter)
+        if overlap == "min":
+            iou = inter / np.minimum(areas[best], areas[rest])
+        else:
+            iou = inter / (areas[best] + areas[rest] - inter)
         order = rest[iou <= iou_threshold]
     return np.array(keep, dtype=np.intp)
 

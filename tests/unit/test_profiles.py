@@ -1,0 +1,126 @@
+"""Profiles and model lists in settings, the registry's integrity checks, the API's model check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from api.availability import available, check_request
+from shared.errors import ModelNotLoaded
+from shared.schemas import AnalysisOptions, ExtractRequest
+from shared.settings import SettingsError, load_settings
+from worker.inference.registry import (
+    MODELS,
+    MTCNN_NETS,
+    RETINAFACE_MNET,
+    ModelFile,
+    ModelIntegrityError,
+    locate_all,
+    read_model,
+)
+from worker.loader import check_profile, selected_specs
+from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
+
+
+def test_default_profile_is_insightface_and_lists_can_replace_its_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    models = load_settings().models()
+    assert models.detectors == ("scrfd",) and models.recognizer == "arcface"
+    monkeypatch.setenv("FACEREST_DETECTORS", "retinaface, mtcnn")
+    monkeypatch.setenv("FACEREST_ATTRIBUTES", "")
+    models = load_settings().models()
+    assert models.detectors == ("retinaface", "mtcnn") and models.attributes == ()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FACEREST_PROFILE", "commercial"),
+        ("FACEREST_DETECTORS", "scrfd,yolo"),
+        ("FACEREST_DETECTORS", "scrfd,scrfd"),
+        ("FACEREST_RECOGNIZER", "facenet"),
+        ("FACEREST_ATTRIBUTES", "emotion"),
+    ],
+)
+def test_bad_model_settings_fail_at_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_permissive_profile_loads_only_commercially_usable_models() -> None:
+    settings = load_settings(profile="permissive")
+    specs = selected_specs(settings.models())
+    assert specs and all(spec.commercial_use for spec in specs)
+    check_profile(settings, settings.models())
+    insightface_detector = load_settings(profile="permissive", detectors="scrfd")
+    with pytest.raises(SettingsError, match="scrfd"):
+        check_profile(insightface_detector, insightface_detector.models())
+
+
+def test_every_registered_file_matches_its_sha256() -> None:
+    for spec in MODELS.values():
+        if spec.symbol:
+            assert len(read_model(spec)) > 1_000_000
+        else:
+            assert len(locate_all(spec)) == 1 + len(spec.extra_files)
+
+
+def test_a_changed_model_fails_loudly() -> None:
+    wrong = "0" * 64
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        read_model(dataclasses.replace(RETINAFACE_MNET, sha256=wrong))
+    changed_extra = (ModelFile(MTCNN_NETS.extra_files[0].resource, wrong),)
+    with pytest.raises(ModelIntegrityError, match="rnet"):
+        locate_all(dataclasses.replace(MTCNN_NETS, extra_files=changed_extra))
+    with pytest.raises(ModelIntegrityError, match="not installed"):
+        read_model(dataclasses.replace(RETINAFACE_MNET, package="no_such_package"))
+
+
+def test_return_landmarks_accepts_bool_or_106() -> None:
+    images = {"data": ["eA=="]}
+    dense = ExtractRequest.model_validate({"images": images, "return_landmarks": "106"}).options(10)
+    assert dense.return_landmarks and dense.return_landmarks106
+    plain = ExtractRequest.model_validate({"images": images, "return_landmarks": True}).options(10)
+    assert plain.return_landmarks and not plain.return_landmarks106
+    with pytest.raises(ValueError, match="return_landmarks"):
+        ExtractRequest.model_validate({"images": images, "return_landmarks": "68"})
+    with pytest.raises(ValueError, match="detector"):
+        ExtractRequest.model_validate({"images": images, "detector": "yolo"})
+
+
+def test_api_refuses_models_not_every_worker_has_naming_the_available_ones() -> None:
+    workers = [
+        {"detectors": ["scrfd", "retinaface"], "attributes": ["genderage"]},
+        {"detectors": ["retinaface", "scrfd", "mtcnn"], "attributes": ["genderage", "landmarks106"]},
+    ]
+    assert available(workers).detectors == ["scrfd", "retinaface"]
+    check_request(AnalysisOptions(detector="retinaface", extract_ga=True), workers)
+    with pytest.raises(ModelNotLoaded, match=r"mtcnn.*available: scrfd, retinaface") as refused:
+        check_request(AnalysisOptions(detector="mtcnn"), workers)
+    assert refused.value.available == ["scrfd", "retinaface"]
+    with pytest.raises(ModelNotLoaded, match="landmarks106"):
+        check_request(AnalysisOptions(return_landmarks106=True), workers)
+
+
+def test_prior_boxes_decode_to_the_prior_itself_at_zero_offsets() -> None:
+    priors = prior_boxes(2, 3, 16, (16, 32))
+    assert priors.shape == (2 * 3 * 2, 4)
+    # Row-major cells, both sizes per cell, centred in the cell.
+    np.testing.assert_allclose(priors[:4], [[8, 8, 16, 16], [8, 8, 32, 32], [24, 8, 16, 16], [24, 8, 32, 32]])
+    boxes = decode_prior_boxes(priors, np.zeros((len(priors), 4), np.float32), (0.1, 0.2))
+    np.testing.assert_allclose(boxes[1], [8 - 16, 8 - 16, 8 + 16, 8 + 16])
+    shifted = decode_prior_points(priors[:1], np.full((1, 10), 1.0, np.float32), 0.1)
+    np.testing.assert_allclose(shifted[0], np.full((5, 2), 8 + 1.6), rtol=1e-6)
+
+
+def test_min_overlap_nms_removes_a_box_inside_a_larger_one() -> None:
+    boxes = np.array([[0, 0, 100, 100], [10, 10, 40, 40]], np.float32)
+    scores = np.array([0.9, 0.8], np.float32)
+    assert nms(boxes, scores, 0.7).tolist() == [0, 1]
+    assert nms(boxes, scores, 0.7, overlap="min").tolist() == [0]
