@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from shared.memory import limit_malloc_arenas
 from shared.settings import load_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -41,6 +42,7 @@ def _prepare_metrics_dir() -> None:
 
 
 _prepare_metrics_dir()
+limit_malloc_arenas()  # in the master, before the workers fork and start their threads
 SETTINGS = load_settings()
 
 bind = "0.0.0.0:18080"

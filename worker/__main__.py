@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutting_down
 
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
+from shared.memory import limit_malloc_arenas
 from shared.queue import create_celery
 from shared.settings import SettingsError, load_settings
 from worker.inference.registry import ModelIntegrityError
@@ -66,6 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_arenas()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     overrides = {k: v for k, v in {"device": args.device, "concurrency": args.concurrency}.items() if v}
     try:
