@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
@@ -24,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from bench.timing import median_ms
 from shared.schemas import AnalysisOptions
 from shared.settings import Backend, load_settings
 from worker.imaging.align import norm_crop
@@ -43,17 +42,6 @@ def photo(name: str) -> NDArray[np.uint8]:
     bgr = cv2.imread(str(path))
     assert bgr is not None, path
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-
-
-def median_ms(call: Callable[[], object], runs: int = 20) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def jpeg(image: NDArray[np.uint8]) -> bytes:

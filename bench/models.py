@@ -9,9 +9,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.timing import median_ms
 from shared.settings import load_settings
 from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
@@ -38,16 +36,6 @@ class Row:
     unit: str
     batch1_ms: float
     batched_ms: float | None  # per unit, at BATCH units per call; None: the model takes one image
-
-
-def median_ms(call: Callable[[], object], runs: int) -> float:
-    call()  # warm-up: first calls allocate and pick kernels
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def faces_of(count: int, found: Detections) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -79,12 +67,14 @@ def measure_once(
         detect_batch = getattr(detector, "detect_batch", None)
         batched = None
         if detect_batch is not None:
-            batched = median_ms(partial(detect_batch, [canvas] * BATCH, [0.5] * BATCH), runs) / BATCH
+            batched = (
+                median_ms(partial(detect_batch, [canvas] * BATCH, [0.5] * BATCH), runs, warmup=1) / BATCH
+            )
         rows.append(
             Row(
                 f"{name} ({detector.spec.name})",
                 "image",
-                median_ms(partial(detector.detect, canvas, 0.5), runs),
+                median_ms(partial(detector.detect, canvas, 0.5), runs, warmup=1),
                 batched,
             )
         )
@@ -96,8 +86,8 @@ def measure_once(
             Row(
                 f"{recognizer.spec.key} ({recognizer.spec.name})",
                 "face",
-                median_ms(partial(recognizer.embed, one), runs),
-                median_ms(partial(recognizer.embed, many), runs) / BATCH,
+                median_ms(partial(recognizer.embed, one), runs, warmup=1),
+                median_ms(partial(recognizer.embed, many), runs, warmup=1) / BATCH,
             )
         )
     landmarks, genderage = analyzer.attributes.landmarks, analyzer.attributes.genderage
@@ -106,16 +96,18 @@ def measure_once(
         Row(
             f"landmarks106 ({landmarks.spec.name})",
             "face",
-            median_ms(lambda: landmarks.landmarks(image, faces_of(1, found)[0]), runs_arg),
-            median_ms(lambda: landmarks.landmarks(image, faces_of(BATCH, found)[0]), runs_arg) / BATCH,
+            median_ms(lambda: landmarks.landmarks(image, faces_of(1, found)[0]), runs_arg, warmup=1),
+            median_ms(lambda: landmarks.landmarks(image, faces_of(BATCH, found)[0]), runs_arg, warmup=1)
+            / BATCH,
         )
     )
     rows.append(
         Row(
             "genderage (dlib gender + age, 6 views)",
             "face",
-            median_ms(lambda: genderage.predict(image, faces_of(1, found)[1]), runs_arg),
-            median_ms(lambda: genderage.predict(image, faces_of(BATCH, found)[1]), runs_arg) / BATCH,
+            median_ms(lambda: genderage.predict(image, faces_of(1, found)[1]), runs_arg, warmup=1),
+            median_ms(lambda: genderage.predict(image, faces_of(BATCH, found)[1]), runs_arg, warmup=1)
+            / BATCH,
         )
     )
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from bench.timing import median_ms
 from shared.settings import Backend
 from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import norm_crop
@@ -29,17 +27,6 @@ from worker.models.scrfd import SCRFD
 
 RESULTS = Path(__file__).parent / "results"
 CPU = Device("cpu")
-
-
-def median_ms(call: Callable[[], object], runs: int) -> float:
-    for _ in range(3):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
