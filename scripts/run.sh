@@ -32,9 +32,8 @@ fi
 $BIN/python -m worker --device "${FACEREST_DEVICE:-cpu}" &
 pids+=($!)
 # api/gunicorn_conf.py: gthread, graceful_timeout > sync timeout, /ready false while draining,
-# shared Prometheus metrics. Fewer glibc malloc arenas for gunicorn's many threads: less RSS creep
-# from fragmentation (see README, Soak test).
-MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} $BIN/gunicorn --config python:api.gunicorn_conf \
+# shared Prometheus metrics, and the malloc-arena cap (shared/memory.py; see README, Soak test).
+$BIN/gunicorn --config python:api.gunicorn_conf \
   --bind "0.0.0.0:${API_PORT}" --workers "${API_PROCESSES:-2}" --threads "${API_THREADS:-16}" \
   'api.app:create_app()' &
 pids+=($!)
