@@ -141,6 +141,7 @@ def create_session(
     options.inter_op_num_threads = 1
     # w600k_mbf declares batch 1 in its output shape and warns on every batched call.
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model if isinstance(model, bytes) else str(model)
     session: ModelSession = ort.InferenceSession(
         source, sess_options=options, providers=providers_for(device)
