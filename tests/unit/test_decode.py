@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import io
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from shared.errors import InvalidImage, LimitExceeded
 from shared.images import decode_base64, probe
@@ -35,7 +36,7 @@ def _gradient() -> Image.Image:
 )
 def test_every_colour_mode_becomes_rgb(mode: str, fmt: str) -> None:
     data = _pil_bytes(_gradient().convert(mode), fmt)
-    decoded = decode_image(data, MAX_PIXELS)
+    decoded = decode_image(data, MAX_PIXELS).pixels
     assert decoded.shape == (40, 60, 3) and decoded.dtype == np.uint8
 
 
@@ -43,16 +44,64 @@ def test_exif_orientation_is_applied() -> None:
     image = _gradient()
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
-    decoded = decode_image(_pil_bytes(image, "JPEG", exif=exif, quality=95), MAX_PIXELS)
+    decoded = decode_image(_pil_bytes(image, "JPEG", exif=exif, quality=95), MAX_PIXELS).pixels
     assert decoded.shape == (60, 40, 3)
     # After a clockwise turn the green top half is on the right.
     assert decoded[:, 30:, 1].mean() > 150 > decoded[:, :10, 1].mean()
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(orientation: int) -> None:
+    """The JPEG fast path turns pixels itself; Pillow's exif_transpose is the reference."""
+    image = Image.fromarray(np.asarray(_gradient().resize((120, 80))))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    data = _pil_bytes(image, "JPEG", exif=exif, quality=95)
+    with Image.open(io.BytesIO(data)) as stored:
+        expected = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"), np.int16)
+    decoded = decode_image(data, MAX_PIXELS)
+    assert decoded.pixels.shape == expected.shape
+    assert (decoded.width, decoded.height) == (expected.shape[1], expected.shape[0])
+    assert np.abs(decoded.pixels.astype(np.int16) - expected).mean() < 2
+
+
+def test_large_jpeg_decodes_reduced_but_reports_its_full_size() -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8).repeat(50, axis=0).repeat(50, axis=1)
+    data = _pil_bytes(Image.fromarray(pixels), "JPEG", quality=90)  # 4000 x 3000
+    full = decode_image(data, MAX_PIXELS)
+    assert full.pixels.shape == (3000, 4000, 3) and full.scale == 1.0
+    asked: list[tuple[int, int]] = []
+
+    def at_least_a_fifth(width: int, height: int) -> float:
+        asked.append((width, height))
+        return 0.2
+
+    reduced = decode_image(data, MAX_PIXELS, at_least_a_fifth)
+    assert asked == [(4000, 3000)]
+    # 1/4 is the smallest of 1/2, 1/4, 1/8 that keeps at least 0.2 of the size.
+    assert reduced.pixels.shape == (750, 1000, 3)
+    assert (reduced.width, reduced.height, reduced.scale) == (4000, 3000, 0.25)
+    small = cv2.resize(full.pixels, (1000, 750), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.pixels.astype(np.int16) - small).mean() < 3
+    # Above 1/2, the full size.
+    assert decode_image(data, MAX_PIXELS, lambda w, h: 0.6).pixels.shape == (3000, 4000, 3)
+
+
+def test_reduced_decode_keeps_exif_orientation() -> None:
+    image = Image.fromarray(np.asarray(_gradient().resize((1200, 800))))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    decoded = decode_image(_pil_bytes(image, "JPEG", exif=exif, quality=95), MAX_PIXELS, lambda w, h: 0.5)
+    assert (decoded.width, decoded.height) == (800, 1200)
+    assert decoded.pixels.shape == (600, 400, 3)
+    assert decoded.pixels[:, 200:, 1].mean() > 150 > decoded.pixels[:, :50, 1].mean()
+
+
 def test_animated_gif_gives_its_first_frame() -> None:
     frames = [Image.new("RGB", (30, 20), color) for color in ((255, 0, 0), (0, 0, 255))]
     data = _pil_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])
-    decoded = decode_image(data, MAX_PIXELS)
+    decoded = decode_image(data, MAX_PIXELS).pixels
     assert decoded.shape == (20, 30, 3) and decoded[..., 0].mean() > 200
 
 
@@ -84,7 +133,7 @@ def test_pixel_limit_is_checked_from_the_header() -> None:
 def test_animated_webp_gives_its_first_frame() -> None:
     frames = [Image.new("RGB", (30, 20), color) for color in ((255, 0, 0), (0, 0, 255))]
     data = _pil_bytes(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=100, lossless=True)
-    decoded = decode_image(data, MAX_PIXELS)
+    decoded = decode_image(data, MAX_PIXELS).pixels
     assert decoded.shape == (20, 30, 3)
     assert decoded[..., 0].mean() > 200 > decoded[..., 2].mean()
 

@@ -87,3 +87,38 @@ def test_static_shapes_give_the_same_faces(analyzer: FaceAnalyzer) -> None:
             cosine = float(np.frombuffer(a["vec"], np.float32) @ np.frombuffer(b["vec"], np.float32))
             assert cosine >= 0.999
     static.close()
+
+
+def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: FaceAnalyzer) -> None:
+    """t1.jpg blown up 5x (6400x4430, 28 MP): asked for faces of at least 224 px, the worker
+    decodes it at half size, yet finds the six faces of the small photo, in full-size
+    coordinates, with the same identities."""
+    from shared.schemas import AnalysisOptions
+    from tests.images import encode
+    from worker.imaging.decode import decode_image
+    from worker.pipeline import decode_scale
+
+    small = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    big = encode(
+        np.asarray(
+            cv2.resize(small, (small.shape[1] * 5, small.shape[0] * 5), interpolation=cv2.INTER_CUBIC),
+            np.uint8,
+        )
+    )
+    options = AnalysisOptions(min_face_size=224)
+    rule = decode_scale(options, analyzer.recognizer.input_size)
+    assert decode_image(big, 40_000_000, rule).pixels.shape[:2] == (2215, 3200)
+    # Without min_face_size the smallest face SCRFD finds at 640 px needs every pixel.
+    assert decode_image(big, 40_000_000, decode_scale(AnalysisOptions(), 112)).scale == 1.0
+
+    (small_record,) = analyzer.analyze([encode(small)], AnalysisOptions())
+    (big_record,) = analyzer.analyze([big], options)
+    assert big_record["size"] == [6400, 4430]
+    small_faces, big_faces = small_record["faces"], big_record["faces"]
+    assert len(big_faces) == len(small_faces) == 6
+    iou = box_iou(np.array([f["bbox"] for f in big_faces]), np.array([f["bbox"] for f in small_faces]) * 5)
+    assert iou.max(axis=1).min() >= 0.9
+    for face, index in zip(big_faces, iou.argmax(axis=1), strict=True):
+        twin = small_faces[index]
+        cosine = float(np.frombuffer(face["vec"], np.float32) @ np.frombuffer(twin["vec"], np.float32))
+        assert cosine >= 0.95, cosine

@@ -1,23 +1,102 @@
-"""The one decoder: encoded bytes -> RGB uint8 array (H, W, 3), EXIF orientation applied."""
+"""The one decoder: encoded bytes -> RGB uint8 array (H, W, 3), EXIF orientation applied.
+
+JPEGs (most of the traffic) go through libjpeg-turbo via simplejpeg, straight to RGB and, when
+the caller can do with fewer pixels, at 1/2, 1/4 or 1/8 of the size (libjpeg-turbo's DCT
+scaling; its other factors, 3/8 to 7/8, measured slower than a full decode in bench/decode.py).
+Other formats, and JPEGs that simplejpeg refuses (CMYK, corrupt data), go through OpenCV, then
+Pillow.
+"""
 
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, ImageSequence
 
 from shared.errors import InvalidImage
-from shared.images import probe
+from shared.images import ImageHeader, probe
 
 RGBImage = NDArray[np.uint8]
 
+# EXIF orientation -> (transpose first?, then cv2.flip code or None): what shows the stored
+# pixels upright, as Pillow's ImageOps.exif_transpose does.
+_UPRIGHT: dict[int, tuple[bool, int | None]] = {
+    2: (False, 1),
+    3: (False, -1),
+    4: (False, 0),
+    5: (True, None),
+    6: (True, 1),
+    7: (True, -1),
+    8: (True, 0),
+}
 
-def decode_image(data: bytes, max_pixels: int) -> RGBImage:
-    """Decode after checking the header; grayscale, alpha, 16-bit and CMYK become 8-bit RGB."""
+
+def _upright(pixels: RGBImage, orientation: int) -> RGBImage:
+    if orientation not in _UPRIGHT:
+        return pixels
+    transpose, flip = _UPRIGHT[orientation]
+    turned = cv2.transpose(pixels) if transpose else pixels
+    return np.asarray(turned if flip is None else cv2.flip(turned, flip), np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """Upright RGB pixels; ``width`` x ``height`` is the upright size of the full image, which the
+    pixels may be smaller than (reduced-size decode). ``scale`` maps full-size px -> pixels' px."""
+
+    pixels: RGBImage
+    width: int
+    height: int
+
+    @property
+    def scale(self) -> float:
+        return float(self.pixels.shape[1]) / self.width
+
+
+# Upright (width, height) -> the smallest scale of the full size the caller can use.
+ScaleRule = Callable[[int, int], float]
+REDUCED_FACTORS = (8, 4, 2)
+
+
+def decode_image(data: bytes, max_pixels: int, min_scale: ScaleRule | None = None) -> DecodedImage:
+    """Decode after checking the header; grayscale, alpha, 16-bit and CMYK become 8-bit RGB.
+
+    With ``min_scale``, a JPEG decodes at the smallest of 1/8, 1/4, 1/2 that is at least
+    ``min_scale(width, height)``; without it, or when none is, at full size.
+    """
     header = probe(data, max_pixels)
+    upright = (header.height, header.width) if header.orientation >= 5 else (header.width, header.height)
+    factor = 1
+    if min_scale is not None:
+        wanted = min_scale(*upright)
+        factor = next((k for k in REDUCED_FACTORS if 1 / k >= wanted), 1)
+    pixels = _decode_jpeg(data, header, factor) if header.format in {"JPEG", "MPO"} else None
+    if pixels is None:
+        pixels = _decode_full(data, header)
+    return DecodedImage(pixels, *upright)
+
+
+def _decode_jpeg(data: bytes, header: ImageHeader, factor: int) -> RGBImage | None:
+    try:
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            min_width=math.ceil(header.width / factor),
+            min_height=math.ceil(header.height / factor),
+        )
+    except ValueError:  # CMYK, corrupt or truncated: the general path decides
+        return None
+    return np.ascontiguousarray(_upright(np.asarray(pixels, np.uint8), header.orientation))
+
+
+def _decode_full(data: bytes, header: ImageHeader) -> RGBImage:
     buffer = np.frombuffer(data, dtype=np.uint8)
     # IMREAD_COLOR converts to 8-bit BGR and applies EXIF orientation.
     bgr = None if header.format in {"GIF", "MPO"} else cv2.imdecode(buffer, cv2.IMREAD_COLOR)
