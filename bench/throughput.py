@@ -180,6 +180,21 @@ def async_burst(url: str, items: list[WorkItem]) -> Row:
     return _row(f"(d) async burst of {len(items)} jobs", latencies, faces, time.perf_counter() - start)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process so far, with its children, except for this process
+    (the load generator, whose children are the services). The load generator shares the machine
+    with the service, which is part of what (c) measures."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root] if pid == os.getpid() else [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 class PeakRss:
     """Samples the RSS of process trees (API: gunicorn master + workers; worker) in the background."""
 
@@ -251,16 +266,21 @@ def main() -> None:
         b.images_per_s / a.images_per_s for a, b in zip(passes[reference.name], best_passes, strict=True)
     ]
 
+    cpu_split: dict[str, dict[str, float]] = {}
     with system() as running:
-        worker = next(s for s in running.services if s.name == "worker")
-        api = next(s for s in running.services if s.name == "api")
-        with PeakRss({"api": api.process.pid, "worker": worker.process.pid}) as rss:
+        pids = {s.name: s.process.pid for s in running.services} | {"load generator": os.getpid()}
+        with PeakRss({"api": pids["api"], "worker": pids["worker"]}) as rss:
             for clients in (1, 4) if args.quick else (1, 4, 16):
                 for as_msgpack in (False, True):
                     fmt = "msgpack" if as_msgpack else "JSON"
                     name = f"(c) HTTP sync, {clients} clients, {fmt}"
                     task = http_task(running.api_url, as_msgpack)
+                    before = {process: cpu_seconds(pid) for process, pid in pids.items()}
                     rows.append(run_concurrently(name, task, items * (2 if clients == 16 else 1), clients))
+                    cpu_split[name] = {
+                        process: (cpu_seconds(pid) - before[process]) * 1000 / rows[-1].images
+                        for process, pid in pids.items()
+                    }
             rows.append(async_burst(running.api_url, items))
     c16 = [r for r in rows if r.name.startswith("(c)")][-2]
 
@@ -283,12 +303,15 @@ def main() -> None:
         print(f"{name}: {value:.2f}")
     peaks = {name: round(value / 2**20) for name, value in rss.peaks.items()}
     print(f"peak RSS MB: {peaks}")
+    split = ", ".join(f"{process} {ms:.0f}" for process, ms in cpu_split[c16.name].items())
+    print(f"CPU ms per image in {c16.name}: {split}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "throughput.json"
     report = {
         "rows": [asdict(r) | {"images_per_s": r.images_per_s, "faces_per_s": r.faces_per_s} for r in rows],
         "ratios": ratios,
         "peak_rss_mb": peaks,
+        "cpu_ms_per_image": cpu_split,
     }
     out.write_text(json.dumps(report, indent=2))
     print(f"written to {out}")
