@@ -101,7 +101,8 @@ class Settings(BaseSettings):
     device: str = "cpu"
     concurrency: Annotated[int, Field(gt=0, le=256)] = 8
     batch_max_images: Annotated[int, Field(gt=0, le=256)] = 8
-    batch_max_faces: Annotated[int, Field(gt=0, le=1024)] = 32
+    # 0: the device's default (CPU_BATCH_MAX_FACES or GPU_BATCH_MAX_FACES).
+    batch_max_faces: Annotated[int, Field(ge=0, le=1024)] = 0
     batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     visibility_timeout_s: Annotated[int, Field(gt=0)] = 300
