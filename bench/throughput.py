@@ -1,6 +1,6 @@
 """Side-by-side throughput: the insightface reference, the pipeline in-process, the whole system.
 
-    python -m bench.throughput [--rounds 3] [--quick]
+    python -m bench.throughput [--rounds 5] [--quick]
 
 (a) insightface==0.7.3 SCRFD + ArcFaceONNX in a plain loop, as its users run it;
 (b) facerest's FaceAnalyzer in-process, 1 thread and 8 threads (batching across jobs);
@@ -235,7 +235,7 @@ def system() -> Iterator[Stack]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="passes over the workload per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the workload per measurement")
     parser.add_argument("--quick", action="store_true", help="one round, fewer client counts")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
