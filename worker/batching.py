@@ -1,8 +1,9 @@
 """Cross-job micro-batching: many task threads submit work, one thread runs it in batches.
 
-A batch closes when it holds ``max_items`` items or ``max_wait_s`` has passed since its first
-item arrived. Under load, items pile up while the previous batch runs, so batches fill without
-waiting; an idle worker answers a lone request after at most ``max_wait_s``.
+A batch closes when it holds ``max_items`` items, when every caller that could still add to it
+has (``callers``: how many callers are active; each has at most one request pending), or when
+``max_wait_s`` has passed since its first item arrived. Under load, items pile up while the
+previous batch runs, so batches fill without waiting; a lone request never waits.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ class MicroBatcher(Generic[Item, Result]):
         max_items: int,
         max_wait_s: float,
         name: str,
+        callers: Callable[[], int] | None = None,
     ) -> None:
         self._run = run
+        self._callers = callers
         self._max_items = max_items
         self._max_wait_s = max_wait_s
         self._queue: queue.SimpleQueue[_Request[Item, Result] | None] = queue.SimpleQueue()
@@ -57,7 +60,7 @@ class MicroBatcher(Generic[Item, Result]):
     def _gather(self, first: _Request[Item, Result]) -> tuple[list[_Request[Item, Result]], bool]:
         batch, count = [first], len(first.items)
         deadline = time.monotonic() + self._max_wait_s
-        while count < self._max_items:
+        while count < self._max_items and (self._callers is None or len(batch) < self._callers()):
             try:
                 timeout = deadline - time.monotonic()
                 request = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()

@@ -147,18 +147,25 @@ class FaceAnalyzer:
         self._limits = limits or BatchLimits()
         # One model call at a time per device: on a CPU each call already uses every core.
         self._device_lock = threading.Lock()
+        # Jobs inside analyze(): a batch need not wait for more callers than there are.
+        self._active_jobs = 0
+        self._active_lock = threading.Lock()
         self._detect_batchers: dict[str, MicroBatcher[tuple[NDArray[np.uint8], float], Detections]] = {
             name: MicroBatcher(
                 partial(self._detect_many, detector),
                 self._limits.max_images,
                 self._limits.max_wait_s,
                 f"detect-{name}",
+                self._active,
             )
             for name, detector in self.detectors.items()
         }
         self._embed_batcher: MicroBatcher[NDArray[np.uint8], NDArray[np.float32]] = MicroBatcher(
-            self._embed_many, self._limits.max_faces, self._limits.max_wait_s, "embed"
+            self._embed_many, self._limits.max_faces, self._limits.max_wait_s, "embed", self._active
         )
+
+    def _active(self) -> int:
+        return self._active_jobs
 
     def close(self) -> None:
         for batcher in self._detect_batchers.values():
@@ -239,7 +246,17 @@ class FaceAnalyzer:
         """
         self.detector_for(options)
         self.check_attributes(options)
-        known_errors = known_errors or {}
+        with self._active_lock:
+            self._active_jobs += 1
+        try:
+            return self._analyze(images, options, known_errors or {})
+        finally:
+            with self._active_lock:
+                self._active_jobs -= 1
+
+    def _analyze(
+        self, images: Sequence[bytes | None], options: AnalysisOptions, known_errors: dict[int, ErrorRecord]
+    ) -> list[ImageRecord]:
         pending: list[_Pending] = []
         for index, data in enumerate(images):
             start = time.perf_counter()
