@@ -17,6 +17,7 @@ _WHITESPACE = b" \t\n\r\f\v"  # what base64 line-wrapping may add; deleted in on
 
 
 EXIF_ORIENTATION = 0x0112
+_EXIF_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,16 @@ def decode_base64(text: str, max_bytes: int) -> bytes:
     return data
 
 
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation, 1 (as stored) when absent or unreadable: broken metadata must not
+    fail an image whose pixels decode."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # any parser error in optional metadata
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def probe(data: bytes, max_pixels: int) -> ImageHeader:
     """Read format and size from the header only, so decompression bombs never get decoded."""
     if not data:
@@ -56,12 +67,14 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+                # JPEG's EXIF block was read with the header; other formats' decoders turn
+                # their pixels themselves (reading their EXIF here would read past the header).
+                orientation = _orientation(image) if image.format in _EXIF_FORMATS else 1
                 header = ImageHeader(
                     image.format or "unknown",
                     image.width,
                     image.height,
-                    orientation if orientation in range(1, 9) else 1,
+                    orientation,
                 )
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(f"image has more pixels than max_image_pixels={max_pixels}") from exc

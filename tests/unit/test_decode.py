@@ -65,6 +65,19 @@ def test_every_exif_orientation_matches_pillow(orientation: int) -> None:
     assert np.abs(decoded.pixels.astype(np.int16) - expected).mean() < 2
 
 
+def test_broken_exif_does_not_fail_a_decodable_jpeg() -> None:
+    data = _pil_bytes(_gradient(), "JPEG", quality=95)
+    junk_app1 = (
+        b"\xff\xe1"
+        + (2 + 6 + 16).to_bytes(2, "big")
+        + b"Exif\x00\x00"
+        + b"II*\x00\xff\xff\xff\x7f"
+        + bytes(8)
+    )
+    decoded = decode_image(data[:2] + junk_app1 + data[2:], MAX_PIXELS)
+    assert decoded.pixels.shape == (40, 60, 3)
+
+
 def test_large_jpeg_decodes_reduced_but_reports_its_full_size() -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8).repeat(50, axis=0).repeat(50, axis=1)
