@@ -180,10 +180,19 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "get": {
                     "summary": "State and result of a job",
                     "parameters": [
-                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "description": "Long-poll: answer as soon as the job has finished, or after "
+                            "this many seconds (at most sync_timeout_s) with its state then.",
+                            "schema": {"type": "number", "minimum": 0},
+                        },
                     ],
                     "responses": {
                         "200": job_state,
+                        "422": _error("wait is not a number of seconds from 0 to sync_timeout_s"),
                         **_auth_errors(),
                         "404": _error("Unknown or expired job"),
                         "503": _error("Redis unavailable"),

@@ -1,4 +1,8 @@
-"""GET /results/<id>: a job's state and, when done, the payload /extract would have returned."""
+"""GET /results/<id>: a job's state and, when done, the payload /extract would have returned.
+
+``?wait=S`` long-polls: the call returns as soon as the job has finished, or after S seconds
+(at most ``sync_timeout_s``) with the job's state then, so clients need not poll in a loop.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,32 @@ from flask import Blueprint, Response, request
 
 from api.context import context
 from api.render import encode, render, wants_msgpack
-from shared.errors import InvalidImage
+from shared.errors import InvalidField, InvalidImage
 from shared.jobs import JobStatus
 
 bp = Blueprint("results", __name__)
 
 
+def _wait_s(limit_s: float) -> float | None:
+    text = request.args.get("wait")
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit_s:  # also refuses nan
+        raise InvalidField(
+            f"wait must be a number of seconds from 0 to sync_timeout_s={limit_s:g}, got {text!r}"
+        )
+    return value
+
+
 @bp.get("/results/<job_id>")
 def get_result(job_id: str) -> Response:
-    state = context().store.state(job_id)
+    ctx = context()
+    wait_s = _wait_s(ctx.settings.sync_timeout_s)
+    state = ctx.store.state(job_id) if not wait_s else ctx.store.wait(job_id, wait_s)
     body: dict[str, Any] = {
         "id": state.id,
         "status": state.status.value,

@@ -129,6 +129,26 @@ def test_async_submit_and_poll_give_the_sync_result(api: str) -> None:
     assert state["result"] == sync
 
 
+def test_long_poll_returns_the_finished_job_in_one_call(api: str) -> None:
+    photo = GROUP_PHOTOS["t1.jpg"].read_bytes()
+    body = extract(api, [photo], **{"async": True}).json()
+    state = requests.get(f"{api}{body['status_url']}", params={"wait": 25}, timeout=60).json()
+    assert state["status"] == "done"
+    assert len(state["result"][0]) == 6
+    # A finished job answers a long poll at once, as often as asked.
+    again = requests.get(f"{api}{body['status_url']}", params={"wait": 25}, timeout=5).json()
+    assert again["result"] == state["result"]
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "nan", "100000"])
+def test_long_poll_refuses_a_bad_wait(api: str, wait: str) -> None:
+    body = extract(api, [GROUP_PHOTOS["yaoming.jpg"].read_bytes()], **{"async": True}).json()
+    response = requests.get(f"{api}{body['status_url']}", params={"wait": wait}, timeout=10)
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert "wait" in response.json()["message"]
+
+
 def test_unknown_job_is_404(api: str) -> None:
     response = requests.get(f"{api}/results/0123456789abcdef", timeout=10)
     assert response.status_code == 404
