@@ -22,7 +22,7 @@ from shared.settings import SettingsError, load_settings
 from worker.inference.registry import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
 from worker.loader import load_analyzer, loaded_models
-from worker.tasks import WorkerRuntime, register_tasks
+from worker.tasks import TaskContextFilter, WorkerRuntime, register_tasks
 
 log = logging.getLogger("facerest.worker")
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in {"device": args.device, "concurrency": args.concurrency}.items() if v}
     try:
         settings = load_settings(**overrides)
-        configure_logging(args.loglevel, settings.log_format)
+        configure_logging(args.loglevel, settings.log_format, [TaskContextFilter()])
         device = Device.parse(settings.device)
         # Models load once, here, before the pool starts; the thread pool never forks.
         analyzer = load_analyzer(settings, device)

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from celery import Celery
+from celery import Celery, current_task
 
 from shared.errors import FaceRestError
 from shared.jobs import JobStore
@@ -75,6 +75,19 @@ class WorkerRuntime:
         }
         self.store.finish(job_id, result, None)
         log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records), extra=ids)
+
+
+class TaskContextFilter(logging.Filter):
+    """Gives log lines made while a task runs, Celery's own included ("Task ... succeeded"), the
+    job id (the task id) and the request id the API sent as a message header."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if current_task and getattr(record, "job_id", None) is None:
+            request = current_task.request
+            record.job_id = request.id
+            if getattr(record, "request_id", None) is None:
+                record.request_id = getattr(request, "request_id", None)
+        return True
 
 
 def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:

@@ -123,7 +123,13 @@ def extract() -> Response:
         "data_count": str(len(req.images.data)),
     }
     ctx.store.create(job_id, payload, meta)
-    ctx.celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=ctx.settings.queue)
+    ctx.celery.send_task(
+        EXTRACT_TASK,
+        args=[job_id],
+        task_id=job_id,
+        queue=ctx.settings.queue,
+        headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
+    )
 
     as_msgpack = wants_msgpack(request, req.msgpack)
     if req.run_async:

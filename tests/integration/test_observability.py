@@ -60,14 +60,14 @@ def test_metrics_cover_latency_images_faces_and_queue(api: str) -> None:
     assert _sample(text, "facerest_http_requests_total", route="unmatched", status="404") >= 1
 
 
-def _worker_log_lines(system: Stack, job_id: str) -> list[dict[str, object]]:
-    """The worker's own JSON lines about a job (Celery's lines name the job too, without ids)."""
+def _worker_log_lines(system: Stack, job_id: str, logger: str = "facerest.worker") -> list[dict[str, object]]:
+    """The worker's JSON lines about a job from one logger (ours, or Celery's, e.g. celery.app.trace)."""
     worker = next(s for s in system.services if s.name == "worker")
     lines = []
     for line in worker.log.read_text(errors="replace").splitlines():
         if line.startswith("{") and job_id in line:
             entry = orjson.loads(line)
-            if entry["logger"] == "facerest.worker":
+            if entry["logger"] == logger:
                 lines.append(entry)
     return lines
 
@@ -87,6 +87,11 @@ def test_request_id_comes_back_and_follows_the_job_into_the_worker_log(api: str,
     lines = _worker_log_lines(system, job_id)
     assert {line["request_id"] for line in lines} == {"trace-4711.a"}
     assert len(lines) >= 2 and all(line["job_id"] == job_id for line in lines)
+    # Celery's own line about the task carries the ids too.
+    wait_until(lambda: bool(_worker_log_lines(system, job_id, "celery.app.trace")), 10, "Celery's line")
+    (celery_line,) = _worker_log_lines(system, job_id, "celery.app.trace")
+    assert "succeeded" in str(celery_line["msg"])
+    assert (celery_line["job_id"], celery_line["request_id"]) == (job_id, "trace-4711.a")
 
 
 def test_request_id_is_made_when_missing_or_unsafe(api: str) -> None:
