@@ -14,9 +14,7 @@ model stays in memory or a temporary directory; nothing here is used by the work
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+from bench.timing import alternating_ms
 from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import norm_crop
 from worker.imaging.resize import letterbox
@@ -132,20 +131,6 @@ def openvino_pair(blob: NDArray[np.float32], max_drop: float | None) -> tuple[Em
     requests = [core.compile_model(m, "CPU", config).create_infer_request() for m in (model, quantized)]
     fp32, int8 = (lambda x, r=r: np.asarray(r.infer({0: x})[0], np.float32).copy() for r in requests)
     return fp32, int8
-
-
-def alternating_ms(
-    calls: dict[str, Callable[[], object]], runs: int = 15, warmup: int = 3
-) -> dict[str, float]:
-    """Median ms per call of each, the calls taking turns so that machine noise hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for index in range(warmup + runs):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            if index >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:

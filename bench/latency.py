@@ -11,7 +11,6 @@ import base64
 import json
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -23,7 +22,7 @@ import requests
 from shared.schemas import AnalysisOptions
 from shared.settings import load_settings
 from tests.images import GROUP_PHOTOS
-from tests.processes import stack
+from tests.processes import running_system
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 
@@ -36,9 +35,7 @@ def percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def local_system() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as running:
-        running.start_worker()
-        running.start_api()
+    with running_system() as running:
         yield running.api_url
 
 

@@ -14,7 +14,6 @@ import json
 import platform
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ import psutil
 import requests
 
 from tests.images import GROUP_PHOTOS, encode
-from tests.processes import Service, stack
+from tests.processes import Service, running_system
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 1024 * 1024
@@ -162,9 +161,8 @@ def main() -> None:
     kinds = request_mix()
     tally = Tally()
     samples: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as running:
-        worker = running.start_worker()
-        api = running.start_api()
+    with running_system() as running:
+        worker, api = running.service("worker"), running.service("api")
         started = time.monotonic()
         until = started + args.seconds
         threads = [

@@ -17,12 +17,10 @@ import base64
 import json
 import os
 import platform
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ import requests
 from bench.workload import WorkItem, workload
 from shared.schemas import AnalysisOptions
 from shared.settings import load_settings
-from tests.processes import Stack, stack
+from tests.processes import running_system
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
 from worker.inference.session import Device
 from worker.loader import load_analyzer
@@ -175,13 +173,18 @@ def async_burst(url: str, items: list[WorkItem]) -> Row:
     return _row(f"(d) async burst of {len(items)} jobs", latencies, faces, time.perf_counter() - start)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process so far, with its children, except for this process
-    (the load generator, whose children are the services). The load generator shares the machine
-    with the service, which is part of what (c) measures."""
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A service's processes (the API: gunicorn master + workers). This process alone: its
+    children are the services."""
     root = psutil.Process(pid)
+    return [root] if pid == os.getpid() else [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process tree so far. The load generator (this process)
+    shares the machine with the service, which is part of what (c) measures."""
     total = 0.0
-    for process in [root] if pid == os.getpid() else [root, *root.children(recursive=True)]:
+    for process in process_tree(pid):
         try:
             times = process.cpu_times()
         except psutil.Error:
@@ -203,9 +206,7 @@ class PeakRss:
         while not self._stop.is_set():
             for name, pid in self._pids.items():
                 try:
-                    root = psutil.Process(pid)
-                    tree = [root, *root.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in tree)
+                    rss = sum(p.memory_info().rss for p in process_tree(pid))
                 except psutil.Error:
                     continue
                 self.peaks[name] = max(self.peaks[name], rss)
@@ -218,14 +219,6 @@ class PeakRss:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@contextmanager
-def system() -> Iterator[Stack]:
-    with tempfile.TemporaryDirectory() as tmp, stack(Path(tmp)) as running:
-        running.start_worker()
-        running.start_api()
-        yield running
 
 
 def main() -> None:
@@ -268,7 +261,7 @@ def main() -> None:
     ]
 
     cpu_split: dict[str, dict[str, float]] = {}
-    with system() as running:
+    with running_system() as running:
         pids = {s.name: s.process.pid for s in running.services} | {"load generator": os.getpid()}
         with PeakRss({"api": pids["api"], "worker": pids["worker"]}) as rss:
             for clients in (1, 4) if args.quick else (1, 4, 16):

@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,10 @@ class Stack:
     env: dict[str, str]
     services: list[Service] = field(default_factory=list)
     api_url: str = ""
+
+    def service(self, name: str) -> Service:
+        """The first service started under this name ("redis", "worker", "api", "flower")."""
+        return next(s for s in self.services if s.name == name)
 
     @property
     def redis_url(self) -> str:
@@ -184,3 +189,14 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
         yield result
     finally:
         result.stop_all()
+
+
+@contextmanager
+def running_system(workdir: Path | None = None, **settings: str) -> Iterator[Stack]:
+    """Redis, one worker and the API, ready to serve; in a temporary folder unless given one."""
+    with ExitStack() as exits:
+        folder = workdir or Path(exits.enter_context(tempfile.TemporaryDirectory()))
+        running = exits.enter_context(stack(folder, **settings))
+        running.start_worker()
+        running.start_api()
+        yield running

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Stack, stack
+from tests.processes import Stack, running_system
 
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # The default profile plus the other detectors, so that requests can choose among all three.
-    with stack(Path(tmp_path_factory.mktemp("system")), detectors="scrfd,retinaface,mtcnn") as running:
-        running.start_worker()
-        running.start_api()
+    workdir = Path(tmp_path_factory.mktemp("system"))
+    with running_system(workdir, detectors="scrfd,retinaface,mtcnn") as running:
         yield running
 
 

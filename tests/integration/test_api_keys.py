@@ -77,7 +77,7 @@ def test_keys_are_never_shown_or_logged(secured: Stack) -> None:
     for key in (*KEYS, FILE_KEY, WRONG):
         assert key not in info.text
     requests.get(f"{secured.api_url}/info", headers={"X-API-Key": WRONG}, timeout=10)
-    api = next(s for s in secured.services if s.name == "api")
+    api = secured.service("api")
     log = api.log.read_text(errors="replace")
     assert '"msg":"GET /info 200' in log  # the access log is there...
     for key in (*KEYS, FILE_KEY, WRONG):

@@ -139,7 +139,7 @@ CASES: list[tuple[str, bytes | dict[str, object], int, str, str]] = [
 
 
 def _worker(system: Stack) -> None:
-    worker = next(s for s in system.services if s.name == "worker")
+    worker = system.service("worker")
     assert worker.process.poll() is None, worker.tail()
 
 
@@ -216,7 +216,7 @@ def test_unknown_route_and_method_are_json(api: str) -> None:
 
 
 def test_worker_survives_bad_input_and_keeps_serving(api: str, system: Stack) -> None:
-    worker = next(s for s in system.services if s.name == "worker")
+    worker = system.service("worker")
     weird = [
         encode(np.zeros((1, 1, 3), np.uint8), ".png"),
         encode(np.zeros((5, 3000, 3), np.uint8), ".png"),

@@ -12,7 +12,7 @@ import requests
 
 from tests.client import extract, vectors
 from tests.images import GROUP_PHOTOS, encode, read_rgb
-from tests.processes import Stack, stack
+from tests.processes import Stack, running_system
 from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, MODELS, RETINAFACE_MNET
 from worker.models.postprocess import box_iou
 
@@ -86,9 +86,7 @@ def test_info_names_the_recognizer_the_detectors_and_each_license(api: str) -> N
 
 @pytest.fixture(scope="module")
 def permissive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with stack(Path(tmp_path_factory.mktemp("permissive")), profile="permissive") as running:
-        running.start_worker()
-        running.start_api()
+    with running_system(Path(tmp_path_factory.mktemp("permissive")), profile="permissive") as running:
         yield running
 
 

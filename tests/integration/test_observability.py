@@ -62,7 +62,7 @@ def test_metrics_cover_latency_images_faces_and_queue(api: str) -> None:
 
 def _worker_log_lines(system: Stack, job_id: str, logger: str = "facerest.worker") -> list[dict[str, object]]:
     """The worker's JSON lines about a job from one logger (ours, or Celery's, e.g. celery.app.trace)."""
-    worker = next(s for s in system.services if s.name == "worker")
+    worker = system.service("worker")
     lines = []
     for line in worker.log.read_text(errors="replace").splitlines():
         if line.startswith("{") and job_id in line:
