@@ -1,6 +1,15 @@
-"""Domain errors. Each carries a stable machine-readable code; the API edge maps them to HTTP."""
+"""Domain errors. Each carries a stable machine-readable code; the API edge maps them to HTTP.
+
+``ERRORS`` is the one code -> class table: an error stored by a worker (an ``ErrorInfo``) is
+raised again in the API as the same class with ``from_info``, extra fields included.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from shared.contract import ErrorInfo
 
 
 class FaceRestError(Exception):
@@ -11,6 +20,9 @@ class FaceRestError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.code, self.message)
 
 
 class InvalidRequest(FaceRestError):
@@ -89,6 +101,18 @@ class JobFailed(FaceRestError):
     code = "job_failed"
 
 
+class TooManyAttempts(JobFailed):
+    """The job was delivered more than ``max_attempts`` times: it crashed or lost its worker each time."""
+
+    code = "too_many_attempts"
+
+
+class InternalError(JobFailed):
+    """An unexpected exception in a worker; the message carries no library text, the log has it."""
+
+    code = "internal_error"
+
+
 class ModelNotLoaded(InvalidRequest):
     """The request asks for a model that no worker (or not this worker) has loaded."""
 
@@ -97,3 +121,32 @@ class ModelNotLoaded(InvalidRequest):
     def __init__(self, message: str, available: list[str]) -> None:
         super().__init__(message)
         self.available = available
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.code, self.message, tuple(self.available))
+
+
+# Every code a worker can store, and the class the API raises for it.
+ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
+    {
+        kind.code: kind
+        for kind in (
+            InvalidRequest,
+            InvalidImage,
+            LimitExceeded,
+            InvalidField,
+            UrlRefused,
+            UrlFetchFailed,
+            JobFailed,
+            TooManyAttempts,
+            InternalError,
+        )
+    }
+)
+
+
+def from_info(info: ErrorInfo) -> FaceRestError:
+    """The domain error a stored ``ErrorInfo`` stands for (an unknown code: a failed job)."""
+    if info.code == ModelNotLoaded.code:
+        return ModelNotLoaded(info.message, list(info.available))
+    return ERRORS.get(info.code, JobFailed)(info.message)

@@ -1,10 +1,11 @@
 """The job store in Redis: job inputs, states and results, shared by API and workers.
 
-Keys (``{p}`` is the configured prefix):
-  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, error, result (msgpack)
-  {p}:job:{id}:input  msgpack JobPayload (raw image bytes), deleted when the job finishes
+Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type:
+  {p}:job:{id}        hash: status, created, started, finished, worker, attempts (plain fields),
+                      render (RenderSettings), error (ErrorInfo), result (JobResult)
+  {p}:job:{id}:input  the Job (raw image bytes), deleted when the job finishes
   {p}:job:{id}:done   list that receives one token when the job ends, for blocking waits
-  {p}:worker:{name}   a worker's heartbeat (JSON), expiring unless refreshed
+  {p}:worker:{name}   a worker's heartbeat (WorkerInfo as JSON), expiring unless refreshed
 """
 
 from __future__ import annotations
@@ -14,12 +15,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
-import msgpack
-import orjson
 import redis
 
+from shared.contract import (
+    ErrorInfo,
+    Job,
+    JobResult,
+    RenderSettings,
+    WorkerInfo,
+    decode_error,
+    decode_job,
+    decode_render,
+    decode_result,
+    decode_worker,
+    encode,
+    encode_worker,
+)
 from shared.errors import JobNotFound
-from shared.schemas import ErrorRecord, JobPayload, JobResult
 
 
 class JobStatus(StrEnum):
@@ -41,17 +53,9 @@ class JobState:
     finished: float | None
     worker: str | None
     attempts: int
-    error: ErrorRecord | None
+    error: ErrorInfo | None
     result: JobResult | None
-    meta: dict[str, str]
-
-
-def pack(value: object) -> bytes:
-    return cast(bytes, msgpack.packb(value, use_bin_type=True))
-
-
-def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    render: RenderSettings | None
 
 
 class JobStore:
@@ -65,22 +69,22 @@ class JobStore:
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
 
-    def create(self, job_id: str, payload: JobPayload, meta: dict[str, str]) -> None:
-        """Store the input and the queued state atomically, before the task is sent.
-
-        ``meta`` holds what the API needs later to render the result (api_ver, ...).
-        """
-        state: dict[Any, str | float] = {"status": JobStatus.QUEUED.value, "created": time.time()}
-        state |= {f"meta:{k}": v for k, v in meta.items()}
+    def create(self, job_id: str, job: Job, render: RenderSettings) -> None:
+        """Store the input and the queued state atomically, before the task is sent."""
+        state: dict[Any, str | float | bytes] = {
+            "status": JobStatus.QUEUED.value,
+            "created": time.time(),
+            "render": encode(render),
+        }
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._key(job_id, ":input"), pack(payload), ex=self._ttl_s)
+        pipe.set(self._key(job_id, ":input"), encode(job), ex=self._ttl_s)
         pipe.hset(self._key(job_id), mapping=state)
         pipe.expire(self._key(job_id), self._ttl_s)
         pipe.execute()
 
-    def load_input(self, job_id: str) -> JobPayload | None:
+    def load_input(self, job_id: str) -> Job | None:
         data = self._redis.get(self._key(job_id, ":input"))
-        return None if data is None else cast(JobPayload, unpack(cast(bytes, data)))
+        return None if data is None else decode_job(cast(bytes, data))
 
     def add_attempt(self, job_id: str) -> int:
         """Count one more delivery of the job to a worker; returns the count so far."""
@@ -92,13 +96,13 @@ class JobStore:
             mapping={"status": JobStatus.RUNNING, "started": time.time(), "worker": worker},
         )
 
-    def finish(self, job_id: str, result: JobResult | None, error: ErrorRecord | None) -> None:
-        """Record the outcome, drop the input and wake any synchronous waiter."""
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None:
+        """Record the result or the job's error, drop the input and wake any synchronous waiter."""
         fields: dict[Any, str | float | bytes] = {"finished": time.time()}
-        if error is None:
-            fields |= {"status": JobStatus.DONE.value, "result": pack(result)}
+        if isinstance(outcome, ErrorInfo):
+            fields |= {"status": JobStatus.FAILED.value, "error": encode(outcome)}
         else:
-            fields |= {"status": JobStatus.FAILED.value, "error": orjson.dumps(error)}
+            fields |= {"status": JobStatus.DONE.value, "result": encode(outcome)}
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._key(job_id), mapping=fields)
         pipe.expire(self._key(job_id), self._ttl_s)
@@ -123,9 +127,9 @@ class JobStore:
             finished=num(b"finished"),
             worker=raw[b"worker"].decode() if b"worker" in raw else None,
             attempts=int(raw.get(b"attempts", b"0")),
-            error=cast(ErrorRecord, orjson.loads(raw[b"error"])) if b"error" in raw else None,
-            result=cast(JobResult, unpack(raw[b"result"])) if b"result" in raw else None,
-            meta={k.decode()[5:]: v.decode() for k, v in raw.items() if k.startswith(b"meta:")},
+            error=decode_error(raw[b"error"]) if b"error" in raw else None,
+            result=decode_result(raw[b"result"]) if b"result" in raw else None,
+            render=decode_render(raw[b"render"]) if b"render" in raw else None,
         )
 
     def wait(self, job_id: str, timeout_s: float) -> JobState:
@@ -151,13 +155,13 @@ class WorkerRegistry:
         self._redis = client
         self._prefix = prefix
 
-    def beat(self, name: str, info: dict[str, Any], ttl_s: int) -> None:
-        self._redis.set(f"{self._prefix}:worker:{name}", orjson.dumps(info), ex=ttl_s)
+    def beat(self, info: WorkerInfo, ttl_s: int) -> None:
+        self._redis.set(f"{self._prefix}:worker:{info.name}", encode_worker(info), ex=ttl_s)
 
     def remove(self, name: str) -> None:
         self._redis.delete(f"{self._prefix}:worker:{name}")
 
-    def online(self) -> list[dict[str, Any]]:
+    def online(self) -> list[WorkerInfo]:
         keys = sorted(self._redis.scan_iter(match=f"{self._prefix}:worker:*", count=100))
         values = cast(list[bytes | None], self._redis.mget(keys)) if keys else []
-        return [orjson.loads(v) for v in values if v is not None]
+        return [decode_worker(v) for v in values if v is not None]

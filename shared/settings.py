@@ -11,10 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from shared.schemas import AttributeName, DetectorName, RecognizerName
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
@@ -29,15 +27,18 @@ class Backend(StrEnum):
 
 
 Profile = Literal["insightface", "permissive"]
+# A model's registry key ("scrfd", "arcface", "genderage", ...): the worker's registry
+# (worker/inference/registry.py) checks at start that it names a known model of the right kind.
+ModelKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSelection:
     """The models a worker loads; the first detector serves requests that name none."""
 
-    detectors: tuple[DetectorName, ...]
-    recognizer: RecognizerName
-    attributes: tuple[AttributeName, ...]
+    detectors: tuple[str, ...]
+    recognizer: str
+    attributes: tuple[str, ...]
 
 
 # insightface: the InsightFace models (non-commercial research use only) and the CC0 gender/age.
@@ -114,9 +115,9 @@ class Settings(BaseSettings):
 
     # Models: a profile's set, or explicit lists that replace the profile's (FACEREST_DETECTORS=a,b).
     profile: Profile = "insightface"
-    detectors: Annotated[list[DetectorName] | None, NoDecode] = None
-    recognizer: RecognizerName | None = None
-    attributes: Annotated[list[AttributeName] | None, NoDecode] = None
+    detectors: Annotated[list[ModelKey] | None, NoDecode] = None
+    recognizer: ModelKey | None = None
+    attributes: Annotated[list[ModelKey] | None, NoDecode] = None
 
     @field_validator("detectors", "attributes", mode="before")
     @classmethod
@@ -125,7 +126,7 @@ class Settings(BaseSettings):
 
     @field_validator("detectors")
     @classmethod
-    def _check_detectors(cls, value: list[DetectorName] | None) -> list[DetectorName] | None:
+    def _check_detectors(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
             if not value:
                 raise ValueError("name at least one detector")

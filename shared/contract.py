@@ -1,0 +1,197 @@
+"""The job contract: every value that crosses Redis between the API and the workers.
+
+Each type here is a msgspec Struct, serialised once (MessagePack, or JSON for heartbeats) and
+validated once on decode by the typed decoders at the bottom. A job is a tagged union member:
+a new job kind is one more Struct with its own ``tag`` added to ``Job`` (and its result to
+``JobResult``), never a new string key. bench/contract.py measures msgspec against pydantic.
+
+Coordinate frame of every face: pixels of the full-size, upright (EXIF-rotated) input image.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+DEFAULT_MAX_SIZE = (640, 640)
+DEFAULT_THRESHOLD = 0.6
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An error as stored and sent: a stable code (shared/errors.py's table) and a message."""
+
+    code: str
+    message: str
+    # model_not_loaded: the models that are loaded, so a client can choose again.
+    available: tuple[str, ...] = ()
+
+
+class ModelRef(msgspec.Struct, frozen=True):
+    """Which model made a result: vectors of different recognizers are never comparable."""
+
+    key: str
+    name: str
+    version: str
+    license: str
+
+
+class AnalysisOptions(msgspec.Struct, frozen=True):
+    """Per-job options of an extract job; passed as arguments, never written onto shared objects."""
+
+    max_size: tuple[int, int] = DEFAULT_MAX_SIZE
+    threshold: float = DEFAULT_THRESHOLD
+    limit_faces: int = 256
+    min_face_size: int = 0
+    extract_embedding: bool = True
+    return_landmarks: bool = False
+    return_face_data: bool = False
+    embed_only: bool = False
+    verbose_timings: bool = False
+    return_landmarks106: bool = False
+    extract_ga: bool = False
+    detector: str | None = None  # None: the worker's default detector
+
+    def attribute_models(self) -> list[str]:
+        """The attribute models (registry keys) these options need."""
+        wanted = [("genderage", self.extract_ga), ("landmarks106", self.return_landmarks106)]
+        return [name for name, needed in wanted if needed]
+
+
+class ExtractJob(msgspec.Struct, frozen=True, tag="extract"):
+    """Detect, align, embed: one result per image, in order. Only images the API accepted."""
+
+    images: list[bytes]
+    options: AnalysisOptions
+    request_id: str
+
+
+# Every job kind a worker runs; recognition jobs (enroll, recognize, verify) join this union.
+Job = ExtractJob
+
+
+class Face(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One face in full-size image pixels. ``vec`` is float32 bytes, L2-normalised."""
+
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2
+    prob: float
+    landmarks: list[tuple[float, float]]  # eyes, nose, mouth corners
+    vec: bytes | None = None
+    norm: float | None = None  # of the raw embedding: a quality hint
+    facedata: bytes | None = None  # the aligned crop, JPEG
+    gender: Literal["female", "male"] | None = None
+    gender_score: float | None = None  # probability of the reported gender, 0.5 ... 1
+    age: float | None = None  # years
+    landmarks106: list[tuple[float, float]] | None = None
+
+
+class ImageResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    status: Literal["ok", "error"]
+    took_ms: float
+    size: tuple[int, int] | None = None  # width, height
+    faces: tuple[Face, ...] = ()
+    error: ErrorInfo | None = None
+    timings: dict[str, float] | None = None
+
+    @classmethod
+    def failed(cls, error: ErrorInfo, took_ms: float = 0.0) -> ImageResult:
+        return cls(status="error", took_ms=took_ms, error=error)
+
+
+class ExtractResult(msgspec.Struct, frozen=True, tag="extract"):
+    images: list[ImageResult]
+    worker: str
+    took_ms: float
+    detector: ModelRef
+    recognizer: ModelRef
+
+
+JobResult = ExtractResult
+
+
+class RenderSettings(msgspec.Struct, frozen=True):
+    """How the API answers a job; kept with the job's state, never read by a worker.
+
+    ``api_errors`` holds the images the API refused itself (bad base64, an unfetchable URL),
+    by their position in the request; they are merged with the worker's results when rendered.
+    """
+
+    api_ver: Literal["1", "2"]
+    landmarks: bool
+    data_count: int  # images.data come first, then images.urls
+    api_errors: dict[int, ErrorInfo] = {}
+    owner: str = ""  # reserved for the API key digest of the job's creator
+
+
+class RecognizerInfo(msgspec.Struct, frozen=True):
+    key: str
+    name: str
+    version: str
+    license: str
+    dimension: int
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    """A loaded model with its provenance, for /info."""
+
+    name: str
+    key: str
+    kind: str
+    version: str
+    package: str
+    sha256: str
+    license: str
+    commercial_use: bool
+    description: str
+
+
+class WorkerInfo(msgspec.Struct, frozen=True):
+    """A worker's heartbeat: who it is and which models requests may choose on it."""
+
+    name: str
+    device: str
+    pid: int
+    concurrency: int
+    started: float
+    profile: str
+    models: list[ModelInfo]
+    detectors: list[str]  # the first serves requests that name none
+    recognizer: RecognizerInfo
+    attributes: list[str]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_JSON_ENCODER = msgspec.json.Encoder()
+_JOB = msgspec.msgpack.Decoder(Job)
+_RESULT = msgspec.msgpack.Decoder(JobResult)
+_RENDER = msgspec.msgpack.Decoder(RenderSettings)
+_ERROR = msgspec.msgpack.Decoder(ErrorInfo)
+_WORKER = msgspec.json.Decoder(WorkerInfo)
+
+
+def encode(value: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(value)
+
+
+def decode_job(data: bytes) -> Job:
+    return _JOB.decode(data)
+
+
+def decode_result(data: bytes) -> JobResult:
+    return _RESULT.decode(data)
+
+
+def decode_render(data: bytes) -> RenderSettings:
+    return _RENDER.decode(data)
+
+
+def decode_error(data: bytes) -> ErrorInfo:
+    return _ERROR.decode(data)
+
+
+def encode_worker(info: WorkerInfo) -> bytes:
+    return _JSON_ENCODER.encode(info)
+
+
+def decode_worker(data: bytes) -> WorkerInfo:
+    return _WORKER.decode(data)
