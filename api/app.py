@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
+import orjson
 import redis
 from flask import Flask, request
 
@@ -10,7 +13,8 @@ from api.auth import OPEN_ENDPOINTS, ApiKeys, presented_key
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
 from api.lifecycle import Lifecycle
-from api.routes import docs, extract, metrics, results, status
+from api.openapi import build_openapi
+from api.routes import BLUEPRINTS
 from shared.fetch import UrlFetcher
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         metrics=observability.ApiMetrics(
             observability.QueueCollector(client, settings.queue, settings.key_prefix)
         ),
+        openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     if api_keys.enabled:
@@ -57,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
                 )
 
-    for blueprint in (extract.bp, results.bp, status.bp, docs.bp, metrics.bp):
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from shared.errors import ModelNotLoaded
-from shared.schemas import AnalysisOptions
+from shared.availability import check_models
+from shared.contract import AnalysisOptions, RecognizerInfo, WorkerInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,46 +15,31 @@ class Available:
 
     detectors: list[str]
     attributes: list[str]
-    recognizers: list[dict[str, Any]]
+    recognizers: list[RecognizerInfo]
 
 
-def _common(workers: list[dict[str, Any]], field: str) -> list[str]:
-    first: list[str] = list(workers[0].get(field, []))
-    return [name for name in first if all(name in worker.get(field, []) for worker in workers[1:])]
+def _common(names: Sequence[list[str]]) -> list[str]:
+    return [name for name in names[0] if all(name in other for other in names[1:])]
 
 
-def available(workers: list[dict[str, Any]]) -> Available:
+def available(workers: Sequence[WorkerInfo]) -> Available:
     if not workers:
         return Available([], [], [])
-    recognizers: dict[str, dict[str, Any]] = {}
+    recognizers: dict[str, RecognizerInfo] = {}
     for worker in workers:
-        if "recognizer" in worker:
-            recognizers.setdefault(str(worker["recognizer"].get("name")), worker["recognizer"])
+        recognizers.setdefault(worker.recognizer.name, worker.recognizer)
     return Available(
-        _common(workers, "detectors"), _common(workers, "attributes"), list(recognizers.values())
+        _common([w.detectors for w in workers]),
+        _common([w.attributes for w in workers]),
+        list(recognizers.values()),
     )
 
 
-def check_request(options: AnalysisOptions, workers: list[dict[str, Any]]) -> None:
-    """Refuse a detector or attribute model that the workers have not loaded.
+def check_request(options: AnalysisOptions, workers: Sequence[WorkerInfo]) -> None:
+    """Refuse a detector or attribute model that not every online worker has loaded.
 
     With no worker online nothing can be checked: the job waits in the queue as before.
     """
-    if not workers:
-        return
-    models = available(workers)
-    detector, attributes = options.required_models()
-    if detector is not None and detector not in models.detectors:
-        raise ModelNotLoaded(
-            f"detector {detector!r} is not loaded by the workers; available: {', '.join(models.detectors)}",
-            models.detectors,
-        )
-    missing = [name for name in attributes if name not in models.attributes]
-    if missing:
-        what = {"genderage": "extract_ga", "landmarks106": 'return_landmarks="106"'}
-        asked = ", ".join(f"{what[name]} ({name})" for name in missing)
-        raise ModelNotLoaded(
-            f"{asked} needs a model the workers have not loaded; loaded attribute models: "
-            f"{', '.join(models.attributes) or 'none'}",
-            models.attributes,
-        )
+    if workers:
+        models = available(workers)
+        check_models(options, models.detectors, models.attributes)

@@ -29,6 +29,7 @@ class ApiContext:
     fetcher: UrlFetcher
     api_keys: ApiKeys
     metrics: ApiMetrics
+    openapi: bytes  # the OpenAPI document, built once at start
 
 
 def context() -> ApiContext:

@@ -1,250 +1,171 @@
-"""The OpenAPI document, generated from the pydantic wire schemas, and the offline Swagger UI."""
+"""The OpenAPI document, generated from the routes and the wire types in api/schemas.py.
+
+Each route declares its ``Operation`` with ``@documented``; the document walks the URL map of
+the registered blueprints and asks pydantic for the JSON schema of the very types that validate
+requests (ExtractRequest) and type the bodies the routes build (TypedDicts), so the document
+cannot drift from what is validated and sent.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
-from pydantic.json_schema import models_json_schema
+from flask import Blueprint, Flask
+from pydantic import TypeAdapter
 
-from shared.schemas import ExtractRequest
+from api.schemas import ErrorDetail
 
+View = TypeVar("View", bound=Callable[..., Any])
 
-class ErrorBody(BaseModel):
-    code: str = Field(description="Stable machine-readable error code")
-    message: str = Field(description="What is wrong, naming the field or limit")
-
-
-class FaceV1(BaseModel):
-    vec: list[float] | None = Field(
-        description="L2-normalised embedding (512-d ArcFace, or 128-d dlib in the permissive profile)"
-    )
-    det: int = Field(description="Index of the face in its image")
-    prob: float = Field(description="Detection score")
-    bbox: list[int] = Field(description="x1, y1, x2, y2 in original image pixels")
-    landmarks: list[list[int]] | None = None
-    facedata: str | None = Field(None, description="Aligned 112x112 crop, base64 JPEG")
-    gender: Literal["female", "male"] | None = Field(None, description="With extract_ga")
-    gender_score: float | None = Field(None, description="Probability of the reported gender, 0.5-1")
-    age: float | None = Field(None, description="Years, with extract_ga")
+OPENAPI_ATTRIBUTE = "__openapi__"
+MSGPACK = "application/x-msgpack"
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-class FaceV2(BaseModel):
-    bbox: list[float]
-    prob: float
-    size: list[float] = Field(description="Box width and height in pixels")
-    landmarks: list[list[float]] | None = None
-    vec: list[float] | None = None
-    norm: float | None = Field(None, description="Norm of the raw embedding (a quality hint)")
-    facedata: str | None = None
-    gender: Literal["female", "male"] | None = Field(None, description="With extract_ga")
-    gender_score: float | None = Field(None, description="Probability of the reported gender, 0.5-1")
-    age: float | None = Field(None, description="Years, with extract_ga")
-    landmarks106: list[list[float]] | None = Field(None, description='With return_landmarks: "106"')
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One documented response: its description and body type (None: no schema)."""
+
+    description: str
+    body: Any = None
+    msgpack: bool = False  # also sent as MessagePack when asked
+    retry_after: bool = False  # carries a Retry-After header
+    media_type: str = "application/json"
 
 
-class ModelV2(BaseModel):
-    key: str = Field(description="Request name: scrfd, retinaface, mtcnn, arcface, dlib")
+@dataclass(frozen=True, slots=True)
+class Query:
     name: str
-    version: str = Field(description="The package and version the weights come from")
-    license: str
+    description: str
+    schema: Mapping[str, Any]
 
 
-class ImageV2(BaseModel):
-    status: Literal["ok", "error"]
-    took_ms: float
-    size: list[int] | None = Field(None, description="Image width and height")
-    faces: list[FaceV2] | None = None
-    error: ErrorBody | None = None
-    timings: dict[str, float] | None = None
+@dataclass(frozen=True, slots=True)
+class Operation:
+    summary: str
+    replies: Mapping[int, Reply]
+    request: Any = None  # the type that validates the JSON body
+    query: tuple[Query, ...] = ()
+    # Needs no API key (health checks, readiness): the auth replies are not documented either.
+    open: bool = False
 
 
-class ExtractV2(BaseModel):
-    took: dict[str, float]
-    worker: str
-    detector: ModelV2
-    recognizer: ModelV2 = Field(
-        description="Made the vectors; vectors of different recognizers never compare"
-    )
-    data: list[ImageV2]
+def documented(operation: Operation) -> Callable[[View], View]:
+    """Attach ``operation`` to a view function for build_openapi."""
+
+    def attach(view: View) -> View:
+        setattr(view, OPENAPI_ATTRIBUTE, operation)
+        return view
+
+    return attach
 
 
-class Overload(ErrorBody):
-    retry_after_s: int = Field(description="Seconds to wait before retrying (also in Retry-After)")
+AUTH_REPLIES: Mapping[int, str] = {
+    401: "API keys are on and no X-API-Key header was sent",
+    403: "The API key is not valid",
+}
+PATH_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
-class JobAccepted(BaseModel):
-    id: str
-    status: Literal["queued"]
-    status_url: str
+class _Schemas:
+    """Collects the types an operation names and turns them into component schemas at the end."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, tuple[Any, str]] = {}
+
+    def ref(self, body: Any, mode: str = "serialization") -> dict[str, str]:
+        key = f"{mode}:{len(self._types)}"
+        self._types[key] = (body, mode)
+        return {"$facerest_type": key}
+
+    def resolve(self, document: dict[str, Any]) -> None:
+        """Replace each placeholder by its schema; shared types go to components.schemas."""
+        adapters = [(key, mode, TypeAdapter(body)) for key, (body, mode) in self._types.items()]
+        by_key, defs = TypeAdapter.json_schemas(adapters, ref_template=REF_TEMPLATE)  # type: ignore[arg-type]
+        schemas = {key: schema for (key, _), schema in by_key.items()}
+
+        def substitute(node: Any) -> Any:
+            if isinstance(node, dict):
+                if "$facerest_type" in node:
+                    return schemas[node["$facerest_type"]]
+                return {k: substitute(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [substitute(v) for v in node]
+            return node
+
+        document["paths"] = substitute(document["paths"])
+        document["components"]["schemas"] = defs.get("$defs", {})
 
 
-class JobState(BaseModel):
-    id: str
-    status: Literal["queued", "running", "done", "failed"]
-    created: float
-    started: float | None
-    finished: float | None
-    worker: str | None
-    attempts: int = Field(0, description="Deliveries to a worker so far (more than one after a crash)")
-    result: Any = Field(None, description="When done: what the synchronous /extract returns")
-    error: ErrorBody | None = None
+def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
+    schema = schemas.ref(reply.body) if reply.body is not None else {}
+    content = {reply.media_type: {"schema": schema}}
+    if reply.msgpack:
+        content[MSGPACK] = {"schema": {}}
+    out: dict[str, Any] = {"description": reply.description, "content": content}
+    if reply.retry_after:
+        out["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+    return out
 
 
-def _json(schema: str, description: str) -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{schema}"}
-    return {"description": description, "content": {"application/json": {"schema": ref}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json("ErrorBody", description)
-
-
-def _msgpack() -> dict[str, Any]:
-    return {"application/x-msgpack": {"schema": {}}}
-
-
-def _auth_errors() -> dict[str, Any]:
-    return {
-        "401": _error("API keys are on and no X-API-Key header was sent"),
-        "403": _error("The API key is not valid"),
-    }
-
-
-def build_openapi(version: str) -> dict[str, Any]:
-    models: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
-        (ExtractRequest, "validation"),
-        (ErrorBody, "serialization"),
-        (FaceV1, "serialization"),
-        (ExtractV2, "serialization"),
-        (JobAccepted, "serialization"),
-        (Overload, "serialization"),
-        (JobState, "serialization"),
+def _operation(operation: Operation, path_arguments: list[str], schemas: _Schemas) -> Any:
+    out: dict[str, Any] = {"summary": operation.summary}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path_arguments
     ]
-    _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
-    extract_ok = {
-        "description": "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. "
-        "MessagePack when Accept is application/x-msgpack.",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {
-                            "type": "array",
-                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/FaceV1"}},
-                        },
-                        {"$ref": "#/components/schemas/ExtractV2"},
-                    ]
-                }
-            },
-            **_msgpack(),
-        },
-    }
-    accepted = _json("JobAccepted", 'Queued ("async": true); poll status_url')
-    accepted["content"] |= _msgpack()
-    overloaded = _json("Overload", "Too many jobs queued (max_queue_depth): retry after Retry-After seconds")
-    overloaded["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
-    job_state = _json("JobState", "The job")
-    job_state["content"] |= _msgpack()
-    return {
+    parameters += [
+        {"name": q.name, "in": "query", "required": False, "description": q.description, "schema": q.schema}
+        for q in operation.query
+    ]
+    if parameters:
+        out["parameters"] = parameters
+    if operation.request is not None:
+        body = {"application/json": {"schema": schemas.ref(operation.request, "validation")}}
+        out["requestBody"] = {"required": True, "content": body}
+    replies = dict(operation.replies)
+    if operation.open:
+        out["security"] = []
+    else:
+        replies |= {status: Reply(text, ErrorDetail) for status, text in AUTH_REPLIES.items()}
+    out["responses"] = {str(status): _reply(replies[status], schemas) for status in sorted(replies)}
+    return out
+
+
+def build_openapi(blueprints: Iterable[Blueprint], version: str) -> dict[str, Any]:
+    """The document for the ``@documented`` routes of these blueprints."""
+    app = Flask("facerest-openapi")
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        operation = getattr(app.view_functions[rule.endpoint], OPENAPI_ATTRIBUTE, None)
+        if not isinstance(operation, Operation):
+            continue
+        path = PATH_ARGUMENT.sub(r"{\1}", rule.rule)
+        arguments = PATH_ARGUMENT.findall(rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(operation, arguments, schemas)
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "facerest",
             "version": version,
             "description": "Face detection, alignment and ArcFace embeddings over HTTP.",
         },
-        "paths": {
-            "/extract": {
-                "post": {
-                    "summary": "Detect faces and extract embeddings",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/ExtractRequest"}}
-                        },
-                    },
-                    "responses": {
-                        "200": extract_ok,
-                        "202": accepted,
-                        "400": _error("Malformed JSON or request; model_not_loaded: see 'available'"),
-                        **_auth_errors(),
-                        "413": _error("A size limit was exceeded"),
-                        "422": _error("Invalid field, image or image URL"),
-                        "500": _error("The job failed in the worker (crashed it max_attempts times)"),
-                        "503": overloaded,
-                        "504": _error("No result within the synchronous timeout; the body has the job id"),
-                    },
-                }
-            },
-            "/results/{job_id}": {
-                "get": {
-                    "summary": "State and result of a job",
-                    "parameters": [
-                        {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {
-                            "name": "wait",
-                            "in": "query",
-                            "required": False,
-                            "description": "Long-poll: answer as soon as the job has finished, or after "
-                            "this many seconds (at most sync_timeout_s) with its state then.",
-                            "schema": {"type": "number", "minimum": 0},
-                        },
-                    ],
-                    "responses": {
-                        "200": job_state,
-                        "422": _error("wait is not a number of seconds from 0 to sync_timeout_s"),
-                        **_auth_errors(),
-                        "404": _error("Unknown or expired job"),
-                        "503": _error("Redis unavailable"),
-                    },
-                }
-            },
-            "/info": {
-                "get": {
-                    "summary": "Version, workers, models, licenses, limits",
-                    "responses": {
-                        "200": {"description": "Service information", "content": {"application/json": {}}},
-                        **_auth_errors(),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics: requests, latency, images and faces, queue depth",
-                    "responses": {
-                        "200": {"description": "Prometheus text format", "content": {"text/plain": {}}},
-                        **_auth_errors(),
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "API and Redis are up",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "Healthy", "content": {"application/json": {}}},
-                        "503": {"description": "Redis down", "content": {"application/json": {}}},
-                    },
-                }
-            },
-            "/ready": {
-                "get": {
-                    "summary": "At least one worker has its models loaded",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "Ready", "content": {"application/json": {}}},
-                        "503": {"description": "No worker", "content": {"application/json": {}}},
-                    },
-                }
-            },
-        },
+        "paths": paths,
         # API keys are optional (FACEREST_API_KEYS): without them every operation is open.
         "security": [{}, {"ApiKey": []}],
         "components": {
-            "schemas": top.get("$defs", {}),
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
         },
     }
+    schemas.resolve(document)
+    return document
 
 
 SWAGGER_PAGE = """<!doctype html>

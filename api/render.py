@@ -1,8 +1,10 @@
-"""Render worker results in the requested API version and encoding (JSON or MessagePack)."""
+"""Answers for finished jobs: merge the API's per-image errors with the worker's results, apply
+the api_ver 1 rule, and render the requested API version in JSON or MessagePack."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any, cast
 
 import msgpack
@@ -10,8 +12,9 @@ import numpy as np
 import orjson
 from flask import Request, Response
 
-from shared.errors import InvalidImage
-from shared.schemas import FaceRecord, ImageRecord, JobResult
+from api.schemas import ErrorBody, ErrorDetail, ExtractV1, ExtractV2, FaceV1, FaceV2, ImageV2, ModelV2
+from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings
+from shared.errors import FaceRestError, from_info
 
 MSGPACK = "application/x-msgpack"
 
@@ -20,100 +23,142 @@ def wants_msgpack(request: Request, flag: bool = False) -> bool:
     return flag or request.accept_mimetypes.best_match(["application/json", MSGPACK]) == MSGPACK
 
 
-def _vector(face: FaceRecord) -> np.ndarray[Any, np.dtype[np.float32]] | None:
-    return np.frombuffer(face["vec"], dtype=np.float32) if "vec" in face else None
-
-
-def _face_v1(face: FaceRecord, index: int, landmarks: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "vec": _vector(face),
-        "det": index,
-        "prob": face["prob"],
-        "bbox": [round(v) for v in face["bbox"]],
-    }
-    if landmarks:
-        out["landmarks"] = [[round(x), round(y)] for x, y in face["landmarks"]]
-    if "facedata" in face:
-        out["facedata"] = base64.b64encode(face["facedata"]).decode()
-    _attributes(face, out)
-    return out
-
-
-def _attributes(face: FaceRecord, out: dict[str, Any]) -> None:
-    """Gender, age and dense landmarks, where the request asked for them."""
-    for key in ("gender", "gender_score", "age", "landmarks106"):
-        if key in face:
-            out[key] = face[key]
-
-
-def image_label(index: int, data_count: int | None) -> str:
-    """Where image ``index`` of a job came from: images.data first, then images.urls."""
-    if data_count is None or index < data_count:
+def image_label(index: int, data_count: int) -> str:
+    """Where image ``index`` of a request came from: images.data first, then images.urls."""
+    if index < data_count:
         return f"images.data[{index}]"
     return f"images.urls[{index - data_count}]"
 
 
-def render_v1(
-    result: JobResult, landmarks: bool, data_count: int | None = None
-) -> list[list[dict[str, Any]]]:
-    """The original InsightFace-REST format: one list of faces per image, in request order."""
-    rendered = []
-    for index, image in enumerate(result["images"]):
-        if image["status"] != "ok":
-            error = image.get("error", {"code": "invalid_image", "message": "failed"})
-            raise InvalidImage(f"{image_label(index, data_count)}: {error['message']}")
-        faces = image.get("faces", [])
-        rendered.append([_face_v1(face, i, landmarks) for i, face in enumerate(faces)])
-    return rendered
+def merged_images(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> list[ImageResult]:
+    """All images in request order: the API's refusals where it refused, the worker's results
+    elsewhere (the worker saw only the images the API accepted, in order)."""
+    results = iter(worked)
+    total = len(worked) + len(render.api_errors)
+    return [
+        ImageResult.failed(render.api_errors[index]) if index in render.api_errors else next(results)
+        for index in range(total)
+    ]
 
 
-def _face_v2(face: FaceRecord, landmarks: bool) -> dict[str, Any]:
-    x1, y1, x2, y2 = face["bbox"]
-    out: dict[str, Any] = {
-        "bbox": face["bbox"],
-        "prob": face["prob"],
-        "size": [round(x2 - x1, 2), round(y2 - y1, 2)],
+def request_failure(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> FaceRestError | None:
+    """The api_ver 1 rule, the original's: one bad image fails the whole request.
+
+    The first failed image in request order becomes the request's error, as its own class (a
+    refused URL stays url_refused); the API's messages already name their image, the worker's
+    get the image's slot here. api_ver 2 reports errors per image instead.
+    """
+    if render.api_ver != "1":
+        return None
+    for index, image in enumerate(merged_images(render, worked)):
+        if image.error is not None:
+            error = from_info(image.error)
+            if index not in render.api_errors:
+                error.message = f"{image_label(index, render.data_count)}: {error.message}"
+            return error
+    return None
+
+
+def _vector(face: Face) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+    return None if face.vec is None else np.frombuffer(face.vec, dtype=np.float32)
+
+
+def _attributes(face: Face, out: FaceV1 | FaceV2) -> None:
+    """Gender, age and dense landmarks, where the request asked for them."""
+    if face.gender is not None and face.gender_score is not None:
+        out["gender"] = face.gender
+        out["gender_score"] = face.gender_score
+    if face.age is not None:
+        out["age"] = face.age
+    if face.landmarks106 is not None:
+        out["landmarks106"] = face.landmarks106
+    if face.facedata is not None:
+        out["facedata"] = base64.b64encode(face.facedata).decode()
+
+
+def _face_v1(face: Face, index: int, landmarks: bool) -> FaceV1:
+    out: FaceV1 = {
+        "vec": _vector(face),
+        "det": index,
+        "prob": face.prob,
+        "bbox": [round(v) for v in face.bbox],
     }
     if landmarks:
-        out["landmarks"] = face["landmarks"]
-    if "vec" in face:
-        out["vec"] = _vector(face)
-        out["norm"] = face.get("norm")
-    if "facedata" in face:
-        out["facedata"] = base64.b64encode(face["facedata"]).decode()
+        out["landmarks"] = [[round(x), round(y)] for x, y in face.landmarks]
     _attributes(face, out)
     return out
 
 
-def _image_v2(image: ImageRecord, landmarks: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": image["status"], "took_ms": image["took_ms"]}
-    if image["status"] != "ok":
-        out["error"] = image.get("error")
-        return out
-    out["size"] = image.get("size")
-    out["faces"] = [_face_v2(face, landmarks) for face in image.get("faces", [])]
-    if "timings" in image:
-        out["timings"] = image["timings"]
+def render_v1(images: list[ImageResult], landmarks: bool) -> ExtractV1:
+    """The original InsightFace-REST format: one list of faces per image, in request order.
+
+    Call only after ``request_failure`` found no failed image."""
+    return [[_face_v1(face, i, landmarks) for i, face in enumerate(image.faces)] for image in images]
+
+
+def _face_v2(face: Face, landmarks: bool) -> FaceV2:
+    x1, y1, x2, y2 = face.bbox
+    out: FaceV2 = {"bbox": face.bbox, "prob": face.prob, "size": [round(x2 - x1, 2), round(y2 - y1, 2)]}
+    if landmarks:
+        out["landmarks"] = face.landmarks
+    if face.vec is not None:
+        out["vec"] = _vector(face)
+        out["norm"] = face.norm
+    _attributes(face, out)
     return out
 
 
-def render_v2(result: JobResult, landmarks: bool, total_ms: float) -> dict[str, Any]:
+def _error_body(error: ErrorInfo) -> ErrorBody:
+    return {"code": error.code, "message": error.message}
+
+
+def error_detail(error: ErrorInfo) -> ErrorDetail:
+    """A stored error as clients see it, with the extra fields its code has."""
+    detail: ErrorDetail = {"code": error.code, "message": error.message}
+    if error.available:
+        detail["available"] = list(error.available)
+    return detail
+
+
+def _image_v2(image: ImageResult, landmarks: bool) -> ImageV2:
+    out: ImageV2 = {"status": image.status, "took_ms": image.took_ms}
+    if image.error is not None:
+        out["error"] = _error_body(image.error)
+        return out
+    if image.size is not None:
+        out["size"] = image.size
+    out["faces"] = [_face_v2(face, landmarks) for face in image.faces]
+    if image.timings is not None:
+        out["timings"] = image.timings
+    return out
+
+
+def _model(ref: ModelRef) -> ModelV2:
+    return {"key": ref.key, "name": ref.name, "version": ref.version, "license": ref.license}
+
+
+def render_v2(
+    result: ExtractResult, images: list[ImageResult], landmarks: bool, total_ms: float
+) -> ExtractV2:
     return {
-        "took": {"total_ms": round(total_ms, 3), "worker_ms": result["took_ms"]},
-        "worker": result["worker"],
+        "took": {"total_ms": round(total_ms, 3), "worker_ms": result.took_ms},
+        "worker": result.worker,
         # Vectors of different recognizers are never comparable: say which one made these.
-        "recognizer": result.get("recognizer"),
-        "detector": result.get("detector"),
-        "data": [_image_v2(image, landmarks) for image in result["images"]],
+        "recognizer": _model(result.recognizer),
+        "detector": _model(result.detector),
+        "data": [_image_v2(image, landmarks) for image in images],
     }
 
 
-def render(
-    result: JobResult, api_ver: str, landmarks: bool, total_ms: float, data_count: int | None = None
-) -> Any:
-    if api_ver == "2":
-        return render_v2(result, landmarks, total_ms)
-    return render_v1(result, landmarks, data_count)
+def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
+    """The body a finished job answers with; raises the request's error under the api_ver 1 rule."""
+    failure = request_failure(render, result.images)
+    if failure is not None:
+        raise failure
+    images = merged_images(render, result.images)
+    if render.api_ver == "2":
+        return render_v2(result, images, render.landmarks, total_ms)
+    return render_v1(images, render.landmarks)
 
 
 def _msgpack_default(value: object) -> object:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
-import orjson
 import swagger_ui_bundle
 from flask import Blueprint, Response, redirect, send_from_directory
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from api.openapi import SWAGGER_PAGE, build_openapi
+from api.context import context
+from api.openapi import SWAGGER_PAGE
 
 bp = Blueprint("docs", __name__)
 
@@ -21,7 +19,7 @@ def index() -> BaseResponse:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return Response(orjson.dumps(build_openapi(version("facerest"))), mimetype="application/json")
+    return Response(context().openapi, mimetype="application/json")
 
 
 @bp.get("/docs")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import orjson
@@ -12,21 +14,21 @@ from flask import Blueprint, Response, g, request
 
 from api.availability import check_request
 from api.context import ApiContext, context
-from api.render import encode, render, wants_msgpack
+from api.openapi import Operation, Reply, documented
+from api.render import encode, render, request_failure, wants_msgpack
+from api.schemas import ErrorDetail, ExtractRequest, ExtractV1, ExtractV2, JobAccepted
+from shared.contract import ErrorInfo, ExtractJob, ExtractResult, RenderSettings
 from shared.errors import (
     FaceRestError,
     InvalidField,
     InvalidRequest,
-    JobFailed,
     LimitExceeded,
-    ModelNotLoaded,
     Overloaded,
     ResultTimeout,
+    from_info,
 )
 from shared.images import decode_base64, probe
-from shared.jobs import JobStatus
 from shared.queue import EXTRACT_TASK
-from shared.schemas import ErrorRecord, ExtractRequest, JobPayload, JobResult
 
 bp = Blueprint("extract", __name__)
 
@@ -57,48 +59,71 @@ def _fetch(ctx: ApiContext, url: str) -> bytes:
     return data
 
 
-def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes | None], dict[str, ErrorRecord]]:
-    """Decode base64, fetch URLs and check headers; in api_ver 1 any bad image fails the request."""
+def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes], dict[int, ErrorInfo]]:
+    """Decode base64, fetch URLs and check headers: the accepted images for the worker, and the
+    refused ones' errors by request position (kept by the API, merged when it answers)."""
     settings = ctx.settings
-    images: list[bytes | None] = []
-    errors: dict[str, ErrorRecord] = {}
+    images: list[bytes] = []
+    errors: dict[int, ErrorInfo] = {}
 
-    def failed(index: int, where: str, exc: FaceRestError) -> None:
-        exc.message = f"{where}: {exc.message}"
-        if req.api_ver == "1":
-            raise exc
-        images.append(None)
-        errors[str(index)] = {"code": exc.code, "message": exc.message}
+    def read(index: int, where: str, data: Callable[[], bytes]) -> None:
+        try:
+            images.append(data())
+        except FaceRestError as exc:
+            errors[index] = ErrorInfo(exc.code, f"{where}: {exc.message}")
+
+    def from_base64(text: str) -> bytes:
+        data = decode_base64(text, settings.max_image_bytes)
+        probe(data, settings.max_image_pixels)
+        return data
 
     for index, text in enumerate(req.images.data):
-        try:
-            data = decode_base64(text, settings.max_image_bytes)
-            probe(data, settings.max_image_pixels)
-            images.append(data)
-        except FaceRestError as exc:
-            failed(index, f"images.data[{index}]", exc)
+        read(index, f"images.data[{index}]", partial(from_base64, text))
     if req.images.urls:
         with ThreadPoolExecutor(min(URL_FETCH_THREADS, len(req.images.urls))) as pool:
             futures = [pool.submit(_fetch, ctx, url) for url in req.images.urls]
             for offset, (url, future) in enumerate(zip(req.images.urls, futures, strict=True)):
-                try:
-                    images.append(future.result())
-                except FaceRestError as exc:
-                    failed(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", exc)
+                read(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", future.result)
     return images, errors
 
 
-def _faces(result: JobResult) -> int:
-    return sum(len(image.get("faces", [])) for image in result["images"])
+def _faces(result: ExtractResult) -> int:
+    return sum(len(image.faces) for image in result.images)
+
+
+EXTRACT_DOC = Operation(
+    summary="Detect faces and extract embeddings",
+    request=ExtractRequest,
+    replies={
+        200: Reply(
+            "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. MessagePack when Accept is "
+            "application/x-msgpack.",
+            ExtractV1 | ExtractV2,
+            msgpack=True,
+        ),
+        202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
+        400: Reply("Malformed JSON or request; model_not_loaded: see 'available'", ErrorDetail),
+        413: Reply("A size limit was exceeded", ErrorDetail),
+        422: Reply("Invalid field, image or image URL", ErrorDetail),
+        500: Reply("The job failed in the worker (crashed it max_attempts times)", ErrorDetail),
+        503: Reply(
+            "Too many jobs queued (max_queue_depth): retry after Retry-After seconds",
+            ErrorDetail,
+            retry_after=True,
+        ),
+        504: Reply("No result within the synchronous timeout; the body has the job id", ErrorDetail),
+    },
+)
 
 
 @bp.post("/extract")
+@documented(EXTRACT_DOC)
 def extract() -> Response:
     started = time.perf_counter()
     ctx = context()
     _check_queue(ctx)
     req = ExtractRequest.model_validate(_json_body())
-    count = len(req.images.data) + len(req.images.urls)
+    count = req.images.count
     if count == 0:
         raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
     if count > ctx.settings.max_images:
@@ -109,20 +134,18 @@ def extract() -> Response:
     check_request(options, ctx.workers.online())
     images, errors = _read_images(ctx, req)
     ctx.metrics.images.observe(count)
+    settings = RenderSettings(
+        api_ver=req.api_ver,
+        landmarks=bool(req.return_landmarks),
+        data_count=len(req.images.data),
+        api_errors=errors,
+    )
+    failure = request_failure(settings)
+    if failure is not None:
+        raise failure
 
     job_id = uuid.uuid4().hex
-    payload: JobPayload = {
-        "images": images,
-        "errors": errors,
-        "options": options.to_wire(),
-        "request_id": g.request_id,
-    }
-    meta = {
-        "api_ver": req.api_ver,
-        "landmarks": "1" if req.return_landmarks else "",
-        "data_count": str(len(req.images.data)),
-    }
-    ctx.store.create(job_id, payload, meta)
+    ctx.store.create(job_id, ExtractJob(images, options, g.request_id), settings)
     ctx.celery.send_task(
         EXTRACT_TASK,
         args=[job_id],
@@ -133,13 +156,11 @@ def extract() -> Response:
 
     as_msgpack = wants_msgpack(request, req.msgpack)
     if req.run_async:
-        accepted = {"id": job_id, "status": JobStatus.QUEUED.value, "status_url": f"/results/{job_id}"}
+        accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
         return encode(accepted, as_msgpack, status=202)
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
-    if state.status is JobStatus.FAILED and state.error is not None:
-        if state.error["code"] == ModelNotLoaded.code:
-            raise ModelNotLoaded(state.error["message"], [])
-        raise JobFailed(f"job {job_id} failed: {state.error['message']}")
+    if state.error is not None:
+        raise from_info(state.error)
     if state.result is None:
         raise ResultTimeout(
             f"no result within sync_timeout_s={ctx.settings.sync_timeout_s}; poll /results/{job_id}",
@@ -147,5 +168,4 @@ def extract() -> Response:
         )
     ctx.metrics.faces.observe(_faces(state.result))
     total_ms = (time.perf_counter() - started) * 1000
-    rendered = render(state.result, req.api_ver, bool(req.return_landmarks), total_ms, len(req.images.data))
-    return encode(rendered, as_msgpack)
+    return encode(render(settings, state.result, total_ms), as_msgpack)

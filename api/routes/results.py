@@ -6,16 +6,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, request
 
 from api.context import context
-from api.render import encode, render, wants_msgpack
-from shared.errors import InvalidField, InvalidImage
+from api.openapi import Operation, Query, Reply, documented
+from api.render import encode, error_detail, render, wants_msgpack
+from api.schemas import ErrorDetail, JobStateBody
+from shared.errors import FaceRestError, InvalidField
 from shared.jobs import JobStatus
 
 bp = Blueprint("results", __name__)
+
+RESULTS_DOC = Operation(
+    summary="State and result of a job",
+    query=(
+        Query(
+            "wait",
+            "Long-poll: answer as soon as the job has finished, or after this many seconds (at most "
+            "sync_timeout_s) with its state then.",
+            {"type": "number", "minimum": 0},
+        ),
+    ),
+    replies={
+        200: Reply("The job", JobStateBody, msgpack=True),
+        404: Reply("Unknown or expired job", ErrorDetail),
+        422: Reply("wait is not a number of seconds from 0 to sync_timeout_s", ErrorDetail),
+        503: Reply("Redis unavailable", ErrorDetail),
+    },
+)
 
 
 def _wait_s(limit_s: float) -> float | None:
@@ -34,11 +52,12 @@ def _wait_s(limit_s: float) -> float | None:
 
 
 @bp.get("/results/<job_id>")
+@documented(RESULTS_DOC)
 def get_result(job_id: str) -> Response:
     ctx = context()
     wait_s = _wait_s(ctx.settings.sync_timeout_s)
     state = ctx.store.state(job_id) if not wait_s else ctx.store.wait(job_id, wait_s)
-    body: dict[str, Any] = {
+    body: JobStateBody = {
         "id": state.id,
         "status": state.status.value,
         "created": state.created,
@@ -47,20 +66,13 @@ def get_result(job_id: str) -> Response:
         "worker": state.worker,
         "attempts": state.attempts,
     }
-    if state.status is JobStatus.FAILED:
-        body["error"] = state.error
-    elif state.result is not None:
+    if state.error is not None:
+        body["error"] = error_detail(state.error)
+    elif state.result is not None and state.render is not None:
         total_ms = ((state.finished or state.created) - state.created) * 1000
         try:
-            data_count = state.meta.get("data_count")
-            body["result"] = render(
-                state.result,
-                state.meta.get("api_ver", "1"),
-                bool(state.meta.get("landmarks")),
-                total_ms,
-                int(data_count) if data_count else None,
-            )
-        except InvalidImage as exc:
+            body["result"] = render(state.render, state.result, total_ms)
+        except FaceRestError as exc:  # api_ver 1: one bad image fails the request
             body["status"] = JobStatus.FAILED.value
-            body["error"] = {"code": exc.code, "message": exc.message}
+            body["error"] = error_detail(exc.info())
     return encode(body, wants_msgpack(request))

@@ -9,60 +9,88 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+import msgspec
 import redis
 from flask import Blueprint, Response
 
 from api.availability import available
 from api.context import context
+from api.openapi import Operation, Reply, documented
 from api.render import encode
+from api.schemas import HealthBody, InfoBody, ReadyBody
 
 bp = Blueprint("status", __name__)
 
 
+HEALTH_DOC = Operation(
+    summary="API and Redis are up",
+    open=True,
+    replies={200: Reply("Healthy", HealthBody), 503: Reply("Redis down, or this process drains", HealthBody)},
+)
+READY_DOC = Operation(
+    summary="At least one worker has its models loaded",
+    open=True,
+    replies={200: Reply("Ready", ReadyBody), 503: Reply("No worker, or this process drains", ReadyBody)},
+)
+INFO_DOC = Operation(
+    summary="Version, workers, models, licenses, limits",
+    replies={200: Reply("Service information", InfoBody)},
+)
+
+
 @bp.get("/health")
+@documented(HEALTH_DOC)
 def health() -> Response:
     ctx = context()
+    body: HealthBody
     if ctx.lifecycle.draining:
-        return encode({"status": "draining"}, False, status=503)
+        body = {"status": "draining"}
+        return encode(body, False, status=503)
     try:
         ctx.redis.ping()
     except redis.RedisError as exc:
-        return encode({"status": "error", "redis": f"unreachable: {exc}"}, False, status=503)
-    return encode({"status": "ok", "redis": "ok"}, False)
+        body = {"status": "error", "redis": f"unreachable: {exc}"}
+        return encode(body, False, status=503)
+    body = {"status": "ok", "redis": "ok"}
+    return encode(body, False)
 
 
 @bp.get("/ready")
+@documented(READY_DOC)
 def ready() -> Response:
     ctx = context()
+    body: ReadyBody
     if ctx.lifecycle.draining:
-        return encode({"ready": False, "draining": True}, False, status=503)
+        body = {"ready": False, "draining": True}
+        return encode(body, False, status=503)
     workers = ctx.workers.online()
     body = {"ready": bool(workers), "workers": len(workers)}
     return encode(body, False, status=200 if workers else 503)
 
 
 @bp.get("/info")
+@documented(INFO_DOC)
 def info() -> Response:
     ctx = context()
     workers = ctx.workers.online()
     models: dict[str, dict[str, Any]] = {}
     for worker in workers:
-        for model in worker.get("models", []):
-            models.setdefault(model["sha256"], model)
+        for model in worker.models:
+            models.setdefault(model.sha256, msgspec.to_builtins(model))
     settings = ctx.settings
     serving = available(workers)
-    body = {
+    body: InfoBody = {
         "name": "facerest",
         "version": version("facerest"),
         "api_versions": ["1", "2"],
-        "workers": workers,
+        "workers": msgspec.to_builtins(workers),
         # Each model with its license; "commercial_use" says whether the license allows it.
         "models": list(models.values()),
         # What every online worker can serve; each recognizer's vectors are comparable only
         # with vectors of the same recognizer (name and version).
         "detectors": serving.detectors,
         "attributes": serving.attributes,
-        "recognizers": serving.recognizers,
+        "recognizers": msgspec.to_builtins(serving.recognizers),
         "limits": {
             "max_body_bytes": settings.max_body_bytes,
             "max_images": settings.max_images,

@@ -11,9 +11,9 @@ import pytest
 import redis
 import requests
 
+from shared.contract import AnalysisOptions, ExtractJob, ExtractResult, ImageResult, ModelRef, RenderSettings
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery
-from shared.schemas import AnalysisOptions, JobPayload, JobResult
 from shared.settings import load_settings
 from tests.client import extract
 from tests.images import GROUP_PHOTOS
@@ -57,12 +57,9 @@ def test_sigterm_on_api_replica_refuses_new_requests_and_finishes_the_one_in_fli
             requests.get(f"{url}/health", timeout=1)
         assert api.process.poll() is None, "the replica quit with a request in flight"
 
-        no_faces: JobResult = {
-            "images": [{"status": "ok", "took_ms": 1.0, "size": [1, 1], "faces": []}],
-            "worker": "test",
-            "took_ms": 1.0,
-        }
-        JobStore(client, "facerest", 60).finish(job_id, no_faces, None)
+        model = ModelRef("test", "test", "1", "MIT")
+        no_faces = ExtractResult([ImageResult("ok", 1.0, (1, 1))], "test", 1.0, model, model)
+        JobStore(client, "facerest", 60).finish(job_id, no_faces)
         request.join(10)
         assert [(r.status_code, r.json()) for r in answers] == [(200, [[]])]
         assert api.process.wait(15) == 0
@@ -74,7 +71,7 @@ def test_sigterm_on_worker_finishes_its_job_and_hands_back_the_queued_one(tmp_pa
         client = system.client()
         (beat,) = WorkerRegistry(client, "facerest").online()
         # The heartbeat (what /ready reads) is written once the models are loaded.
-        assert {model["key"] for model in beat["models"]} >= {"scrfd", "arcface"}
+        assert {model.key for model in beat.models} >= {"scrfd", "arcface"}
 
         settings = load_settings(redis_url=system.redis_url, concurrency=1)
         store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
@@ -83,13 +80,8 @@ def test_sigterm_on_worker_finishes_its_job_and_hands_back_the_queued_one(tmp_pa
         jobs = [uuid.uuid4().hex for _ in range(2)]
         for job_id in jobs:
             # A slow first job (many large images), so the stop arrives while it runs.
-            payload: JobPayload = {
-                "images": [photo] * 8,
-                "errors": {},
-                "options": AnalysisOptions().to_wire(),
-                "request_id": job_id,
-            }
-            store.create(job_id, payload, {"api_ver": "1"})
+            job = ExtractJob([photo] * 8, AnalysisOptions(), request_id=job_id)
+            store.create(job_id, job, RenderSettings(api_ver="1", landmarks=False, data_count=8))
             celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
         wait_until(lambda: store.state(jobs[0]).status is JobStatus.RUNNING, 15, "first job running")
 

@@ -6,12 +6,14 @@ Driven through schemathesis' Python API with one Hypothesis run per operation an
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from pydantic import TypeAdapter
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -22,6 +24,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.openapi import build_openapi
+from api.routes import BLUEPRINTS
+from api.schemas import ExtractV1, ExtractV2, JobAccepted, JobStateBody
+from tests.images import GROUP_PHOTOS
 
 # Generated URLs must never make the API resolve or fetch a real host name: keep them on loopback
 # (the API refuses them: not in the default allow-list).
@@ -35,7 +40,7 @@ CHECKS = [
 ]
 EXAMPLES = 100  # per operation and mode: the whole file runs in well under two minutes on 2 cores
 
-SCHEMA = schemathesis.openapi.from_dict(build_openapi("test"))
+SCHEMA = schemathesis.openapi.from_dict(build_openapi(BLUEPRINTS, "test"))
 OPERATIONS = {op.label: op for op in (result.ok() for result in SCHEMA.get_all_operations())}  # type: ignore[union-attr]
 # Negative data (violating the schema): for the request body (any path segment is a valid id).
 RUNS = [(label, GenerationMode.POSITIVE) for label in sorted(OPERATIONS)] + [
@@ -69,3 +74,30 @@ def test_api_conforms_to_its_openapi_document(api: str, label: str, mode: Genera
         case.call_and_validate(base_url=api, session=session, checks=CHECKS, timeout=60)
 
     run()
+
+
+@pytest.mark.parametrize("api_ver", ["1", "2"])
+def test_every_field_of_a_full_answer_is_in_the_documented_type(api: str, api_ver: str) -> None:
+    """The response types forbid unknown keys: a field the API sends but the schema lacks fails."""
+    photo = base64.b64encode(GROUP_PHOTOS["t1.jpg"].read_bytes()).decode()
+    body = {
+        "images": {"data": [photo, "bm90IGFuIGltYWdl"]} if api_ver == "2" else {"data": [photo]},
+        "api_ver": api_ver,
+        "return_landmarks": "106",
+        "extract_ga": True,
+        "return_face_data": True,
+        "verbose_timings": True,
+    }
+    response = requests.post(f"{api}/extract", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    kind: Any = ExtractV1 if api_ver == "1" else ExtractV2
+    TypeAdapter(kind).validate_python(answer, strict=False)
+    faces = answer[0] if api_ver == "1" else answer["data"][0]["faces"]
+    assert faces and {"landmarks106", "gender", "age", "facedata"} <= set(faces[0])
+
+    queued = requests.post(f"{api}/extract", json={**body, "async": True}, timeout=60).json()
+    TypeAdapter(JobAccepted).validate_python(queued)
+    state = requests.get(f"{api}/results/{queued['id']}?wait=60", timeout=90).json()
+    TypeAdapter(JobStateBody).validate_python(state)
+    assert state["status"] == "done"

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from api.availability import available, check_request
+from api.schemas import ExtractRequest
+from shared.contract import AnalysisOptions, ModelInfo, RecognizerInfo, WorkerInfo
 from shared.errors import ModelNotLoaded
-from shared.schemas import AnalysisOptions, ExtractRequest
 from shared.settings import SettingsError, load_settings
 from worker.inference.registry import (
     MODELS,
@@ -91,19 +92,40 @@ def test_return_landmarks_accepts_bool_or_106() -> None:
     with pytest.raises(ValueError, match="return_landmarks"):
         ExtractRequest.model_validate({"images": images, "return_landmarks": "68"})
     with pytest.raises(ValueError, match="detector"):
-        ExtractRequest.model_validate({"images": images, "detector": "yolo"})
+        ExtractRequest.model_validate({"images": images, "detector": "Yolo; rm"})
+
+
+def _worker(
+    name: str, detectors: list[str], attributes: list[str], recognizer: str = "arcface"
+) -> WorkerInfo:
+    model = ModelInfo(name, recognizer, "recognizer", "1", "package", "0" * 64, "MIT", True, "test")
+    return WorkerInfo(
+        name=name,
+        device="cpu",
+        pid=1,
+        concurrency=1,
+        started=0.0,
+        profile="insightface",
+        models=[model],
+        detectors=detectors,
+        recognizer=RecognizerInfo(recognizer, f"{recognizer}-net", "1", "MIT", 512),
+        attributes=attributes,
+    )
 
 
 def test_api_refuses_models_not_every_worker_has_naming_the_available_ones() -> None:
     workers = [
-        {"detectors": ["scrfd", "retinaface"], "attributes": ["genderage"]},
-        {"detectors": ["retinaface", "scrfd", "mtcnn"], "attributes": ["genderage", "landmarks106"]},
+        _worker("a", ["scrfd", "retinaface"], ["genderage"]),
+        _worker("b", ["retinaface", "scrfd", "mtcnn"], ["genderage", "landmarks106"], recognizer="dlib"),
     ]
     assert available(workers).detectors == ["scrfd", "retinaface"]
+    assert [r.key for r in available(workers).recognizers] == ["arcface", "dlib"]
     check_request(AnalysisOptions(detector="retinaface", extract_ga=True), workers)
     with pytest.raises(ModelNotLoaded, match=r"mtcnn.*available: scrfd, retinaface") as refused:
         check_request(AnalysisOptions(detector="mtcnn"), workers)
     assert refused.value.available == ["scrfd", "retinaface"]
+    with pytest.raises(ModelNotLoaded, match=r"'yolo'.*available: scrfd, retinaface"):
+        check_request(AnalysisOptions(detector="yolo"), workers)
     with pytest.raises(ModelNotLoaded, match="landmarks106"):
         check_request(AnalysisOptions(return_landmarks106=True), workers)
 

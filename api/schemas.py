@@ -1,0 +1,245 @@
+"""The HTTP wire types: the /extract request (pydantic, validates) and every response body
+(TypedDicts the routes build). api/openapi.py generates the OpenAPI document from these same
+types, so the document cannot drift from what is validated and sent.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, with_config
+from typing_extensions import TypedDict
+
+from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
+
+
+class Images(BaseModel):
+    """Images as base64 strings (plain or ``data:`` URLs) and/or http(s) URLs the API fetches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: list[str] = Field(default_factory=list, description="Base64-encoded image files.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="http(s) URLs of image files, answered after the images in data. Private, "
+        "loopback, link-local and multicast addresses are refused unless allowed by FACEREST_URL_ALLOW.",
+    )
+
+    @property
+    def count(self) -> int:
+        return len(self.data) + len(self.urls)
+
+
+class ExtractRequest(BaseModel):
+    """POST /extract, in the format of the original InsightFace-REST.
+
+    Unknown fields are ignored so that clients written for the original keep working.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    images: Images
+    max_size: list[int] | int = Field(
+        default=list(DEFAULT_MAX_SIZE),
+        description="[width, height] an image is scaled down to (never up) before detection, "
+        "proportions kept; 0 or [0, 0] means no resizing.",
+    )
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_THRESHOLD
+    limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
+    min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
+    extract_embedding: bool = True
+    return_landmarks: bool | Literal["106"] = Field(
+        False, description='true: the 5 keypoints; "106": also the 106 dense landmarks (2d106det).'
+    )
+    extract_ga: bool = Field(False, description="Gender (with its probability) and age of each face.")
+    detector: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=32,
+        description="Detector to use (scrfd, retinaface, mtcnn: /info lists the loaded ones); "
+        "the worker's first configured detector when omitted.",
+    )
+    return_face_data: bool = False
+    embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
+    verbose_timings: bool = False
+    api_ver: Literal["1", "2"] = "1"
+    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+    msgpack: bool = Field(False, description="Answer in MessagePack (as Accept does).")
+
+    @field_validator("api_ver", mode="before")
+    @classmethod
+    def _api_ver_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("max_size")
+    @classmethod
+    def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
+        sizes = [value, value] if isinstance(value, int) else value
+        if len(sizes) != 2 or any(s < 0 for s in sizes):
+            raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
+        if 0 in sizes and sizes != [0, 0]:
+            raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
+        if any(0 < s < 32 for s in sizes):
+            raise ValueError("max_size: each side must be 0 or at least 32")
+        return value
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
+        return AnalysisOptions(
+            max_size=(sizes[0], sizes[1]),
+            threshold=self.threshold,
+            limit_faces=min(self.limit_faces or max_faces, max_faces),
+            min_face_size=self.min_face_size,
+            extract_embedding=self.extract_embedding,
+            return_landmarks=bool(self.return_landmarks),
+            return_landmarks106=self.return_landmarks == "106",
+            extract_ga=self.extract_ga,
+            detector=self.detector,
+            return_face_data=self.return_face_data,
+            embed_only=self.embed_only,
+            verbose_timings=self.verbose_timings,
+        )
+
+
+# Response bodies. Embeddings leave as numpy arrays (orjson and the MessagePack encoder write
+# them as lists of numbers); the schema says so.
+Vector = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "number"},
+            "description": "L2-normalised embedding (512-d ArcFace, or 128-d dlib in the permissive profile)",
+        }
+    ),
+]
+Point = tuple[float, float]
+
+
+class ErrorBody(TypedDict):
+    code: str  # stable, machine-readable
+    message: str  # what is wrong, naming the field or limit
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ErrorDetail(TypedDict):
+    """Every error response: ``code`` and ``message``, and extra fields where the code has them."""
+
+    code: str
+    message: str
+    available: NotRequired[list[str]]  # model_not_loaded: the loaded models of that kind
+    retry_after_s: NotRequired[int]  # overloaded: also in the Retry-After header
+    id: NotRequired[str]  # timeout: the job goes on; poll status_url
+    status_url: NotRequired[str]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FaceV1(TypedDict):
+    """A face in the original InsightFace-REST format: integer pixels of the original image."""
+
+    vec: Vector | None
+    det: int  # index of the face in its image
+    prob: float  # detection score
+    bbox: list[int]  # x1, y1, x2, y2
+    landmarks: NotRequired[list[list[int]]]  # with return_landmarks
+    facedata: NotRequired[str]  # aligned crop, base64 JPEG
+    gender: NotRequired[Literal["female", "male"]]  # with extract_ga
+    gender_score: NotRequired[float]  # probability of the reported gender, 0.5-1
+    age: NotRequired[float]  # years, with extract_ga
+    landmarks106: NotRequired[list[Point]]  # with return_landmarks "106"
+
+
+ExtractV1 = list[list[FaceV1]]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FaceV2(TypedDict):
+    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in original image pixels
+    prob: float
+    size: list[float]  # box width and height in pixels
+    landmarks: NotRequired[list[Point]]
+    vec: NotRequired[Vector]
+    norm: NotRequired[float | None]  # norm of the raw embedding (a quality hint)
+    facedata: NotRequired[str]
+    gender: NotRequired[Literal["female", "male"]]
+    gender_score: NotRequired[float]
+    age: NotRequired[float]
+    landmarks106: NotRequired[list[Point]]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ImageV2(TypedDict):
+    status: Literal["ok", "error"]
+    took_ms: float
+    size: NotRequired[tuple[int, int]]  # image width and height
+    faces: NotRequired[list[FaceV2]]
+    error: NotRequired[ErrorBody]
+    timings: NotRequired[dict[str, float]]
+
+
+class ModelV2(TypedDict):
+    key: str  # request name: scrfd, retinaface, mtcnn, arcface, dlib
+    name: str
+    version: str  # the package and version the weights come from
+    license: str
+
+
+class TookV2(TypedDict):
+    total_ms: float
+    worker_ms: float
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ExtractV2(TypedDict):
+    took: TookV2
+    worker: str
+    detector: ModelV2
+    recognizer: ModelV2  # made the vectors; vectors of different recognizers never compare
+    data: list[ImageV2]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class JobAccepted(TypedDict):
+    id: str
+    status: Literal["queued"]
+    status_url: str
+
+
+JobStatusName = Literal["queued", "running", "done", "failed"]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class JobStateBody(TypedDict):
+    id: str
+    status: JobStatusName
+    created: float
+    started: float | None
+    finished: float | None
+    worker: str | None
+    attempts: int  # deliveries to a worker so far (more than one after a crash)
+    result: NotRequired[ExtractV1 | ExtractV2]  # when done: what the synchronous /extract returns
+    error: NotRequired[ErrorDetail]
+
+
+class HealthBody(TypedDict):
+    status: Literal["ok", "error", "draining"]
+    redis: NotRequired[str]
+
+
+class ReadyBody(TypedDict):
+    ready: bool
+    workers: NotRequired[int]
+    draining: NotRequired[bool]
+
+
+class InfoBody(TypedDict):
+    name: str
+    version: str
+    api_versions: list[str]
+    workers: list[dict[str, Any]]  # each worker's heartbeat: device, models, concurrency
+    models: list[dict[str, Any]]  # each loaded model with its license and SHA-256
+    detectors: list[str]  # what every online worker can serve
+    attributes: list[str]
+    recognizers: list[dict[str, Any]]  # vectors compare only within one recognizer
+    limits: dict[str, float]
+    api_keys: bool  # whether keys are required; the keys are never shown
