@@ -117,8 +117,8 @@ Point = tuple[float, float]
 
 
 class ErrorBody(TypedDict):
-    code: str  # stable, machine-readable
-    message: str  # what is wrong, naming the field or limit
+    code: Annotated[str, Field(description="Stable, machine-readable")]
+    message: Annotated[str, Field(description="What is wrong, naming the field or limit")]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -127,9 +127,13 @@ class ErrorDetail(TypedDict):
 
     code: str
     message: str
-    available: NotRequired[list[str]]  # model_not_loaded: the loaded models of that kind
-    retry_after_s: NotRequired[int]  # overloaded: also in the Retry-After header
-    id: NotRequired[str]  # timeout: the job goes on; poll status_url
+    available: NotRequired[
+        Annotated[list[str], Field(description="Model_not_loaded: the loaded models of that kind")]
+    ]
+    retry_after_s: NotRequired[
+        Annotated[int, Field(description="Overloaded: also in the Retry-After header")]
+    ]
+    id: NotRequired[Annotated[str, Field(description="Timeout: the job goes on; poll status_url")]]
     status_url: NotRequired[str]
 
 
@@ -138,15 +142,17 @@ class FaceV1(TypedDict):
     """A face in the original InsightFace-REST format: integer pixels of the original image."""
 
     vec: Vector | None
-    det: int  # index of the face in its image
-    prob: float  # detection score
-    bbox: list[int]  # x1, y1, x2, y2
-    landmarks: NotRequired[list[list[int]]]  # with return_landmarks
-    facedata: NotRequired[str]  # aligned crop, base64 JPEG
-    gender: NotRequired[Literal["female", "male"]]  # with extract_ga
-    gender_score: NotRequired[float]  # probability of the reported gender, 0.5-1
-    age: NotRequired[float]  # years, with extract_ga
-    landmarks106: NotRequired[list[Point]]  # with return_landmarks "106"
+    det: Annotated[int, Field(description="Index of the face in its image")]
+    prob: Annotated[float, Field(description="Detection score")]
+    bbox: Annotated[list[int], Field(description="x1, y1, x2, y2 in original image pixels")]
+    landmarks: NotRequired[Annotated[list[list[int]], Field(description="With return_landmarks")]]
+    facedata: NotRequired[Annotated[str, Field(description="Aligned crop, base64 JPEG")]]
+    gender: NotRequired[Annotated[Literal["female", "male"], Field(description="With extract_ga")]]
+    gender_score: NotRequired[
+        Annotated[float, Field(description="Probability of the reported gender, 0.5-1")]
+    ]
+    age: NotRequired[Annotated[float, Field(description="Years, with extract_ga")]]
+    landmarks106: NotRequired[Annotated[list[Point], Field(description='With return_landmarks "106"')]]
 
 
 ExtractV1 = list[list[FaceV1]]
@@ -154,12 +160,16 @@ ExtractV1 = list[list[FaceV1]]
 
 @with_config(ConfigDict(extra="forbid"))
 class FaceV2(TypedDict):
-    bbox: tuple[float, float, float, float]  # x1, y1, x2, y2 in original image pixels
+    bbox: Annotated[
+        tuple[float, float, float, float], Field(description="X1, y1, x2, y2 in original image pixels")
+    ]
     prob: float
-    size: list[float]  # box width and height in pixels
+    size: Annotated[list[float], Field(description="Box width and height in pixels")]
     landmarks: NotRequired[list[Point]]
     vec: NotRequired[Vector]
-    norm: NotRequired[float | None]  # norm of the raw embedding (a quality hint)
+    norm: NotRequired[
+        Annotated[float | None, Field(description="Norm of the raw embedding (a quality hint)")]
+    ]
     facedata: NotRequired[str]
     gender: NotRequired[Literal["female", "male"]]
     gender_score: NotRequired[float]
@@ -171,16 +181,16 @@ class FaceV2(TypedDict):
 class ImageV2(TypedDict):
     status: Literal["ok", "error"]
     took_ms: float
-    size: NotRequired[tuple[int, int]]  # image width and height
+    size: NotRequired[Annotated[tuple[int, int], Field(description="Image width and height")]]
     faces: NotRequired[list[FaceV2]]
     error: NotRequired[ErrorBody]
     timings: NotRequired[dict[str, float]]
 
 
 class ModelV2(TypedDict):
-    key: str  # request name: scrfd, retinaface, mtcnn, arcface, dlib
+    key: Annotated[str, Field(description="Request name: scrfd, retinaface, mtcnn, arcface, dlib")]
     name: str
-    version: str  # the package and version the weights come from
+    version: Annotated[str, Field(description="The package and version the weights come from")]
     license: str
 
 
@@ -194,7 +204,9 @@ class ExtractV2(TypedDict):
     took: TookV2
     worker: str
     detector: ModelV2
-    recognizer: ModelV2  # made the vectors; vectors of different recognizers never compare
+    recognizer: Annotated[
+        ModelV2, Field(description="Made the vectors; vectors of different recognizers never compare")
+    ]
     data: list[ImageV2]
 
 
@@ -216,8 +228,12 @@ class JobStateBody(TypedDict):
     started: float | None
     finished: float | None
     worker: str | None
-    attempts: int  # deliveries to a worker so far (more than one after a crash)
-    result: NotRequired[ExtractV1 | ExtractV2]  # when done: what the synchronous /extract returns
+    attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
+    result: NotRequired[
+        Annotated[
+            ExtractV1 | ExtractV2, Field(description="When done: what the synchronous /extract returns")
+        ]
+    ]
     error: NotRequired[ErrorDetail]
 
 
@@ -236,10 +252,16 @@ class InfoBody(TypedDict):
     name: str
     version: str
     api_versions: list[str]
-    workers: list[dict[str, Any]]  # each worker's heartbeat: device, models, concurrency
-    models: list[dict[str, Any]]  # each loaded model with its license and SHA-256
-    detectors: list[str]  # what every online worker can serve
+    workers: Annotated[
+        list[dict[str, Any]], Field(description="Each worker's heartbeat: device, models, concurrency")
+    ]
+    models: Annotated[
+        list[dict[str, Any]], Field(description="Each loaded model with its license and SHA-256")
+    ]
+    detectors: Annotated[list[str], Field(description="What every online worker can serve")]
     attributes: list[str]
-    recognizers: list[dict[str, Any]]  # vectors compare only within one recognizer
+    recognizers: Annotated[
+        list[dict[str, Any]], Field(description="Vectors compare only within one recognizer")
+    ]
     limits: dict[str, float]
-    api_keys: bool  # whether keys are required; the keys are never shown
+    api_keys: Annotated[bool, Field(description="Whether keys are required; the keys are never shown")]
