@@ -161,7 +161,7 @@ ExtractV1 = list[list[FaceV1]]
 @with_config(ConfigDict(extra="forbid"))
 class FaceV2(TypedDict):
     bbox: Annotated[
-        tuple[float, float, float, float], Field(description="X1, y1, x2, y2 in original image pixels")
+        tuple[float, float, float, float], Field(description="x1, y1, x2, y2 in original image pixels")
     ]
     prob: float
     size: Annotated[list[float], Field(description="Box width and height in pixels")]
