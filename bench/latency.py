@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from bench.photos import GROUP_PHOTOS
 from shared.schemas import AnalysisOptions
 from shared.settings import load_settings
-from tests.images import GROUP_PHOTOS
 from tests.processes import running_system
 from worker.inference.session import Device
 from worker.loader import load_analyzer

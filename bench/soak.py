@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 import requests
 
-from tests.images import GROUP_PHOTOS, encode
+from bench.photos import GROUP_PHOTOS, encode
 from tests.processes import Service, running_system
 
 RESULTS = Path(__file__).parent / "results"

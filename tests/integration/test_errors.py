@@ -11,8 +11,8 @@ import pytest
 import requests
 from PIL import Image
 
+from bench.photos import GROUP_PHOTOS, encode
 from tests.client import b64, extract
-from tests.images import GROUP_PHOTOS, encode
 from tests.processes import Stack
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face

@@ -11,12 +11,12 @@ import pytest
 import redis
 import requests
 
+from bench.photos import GROUP_PHOTOS
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery
 from shared.schemas import AnalysisOptions, JobPayload, JobResult
 from shared.settings import load_settings
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
 from tests.processes import BIN, free_port, stack, wait_until
 
 

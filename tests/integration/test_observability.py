@@ -8,8 +8,8 @@ import time
 import orjson
 import requests
 
+from bench.photos import GROUP_PHOTOS
 from tests.client import b64, extract
-from tests.images import GROUP_PHOTOS
 from tests.processes import Stack, wait_until
 
 PHOTO = GROUP_PHOTOS["t1.jpg"].read_bytes()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
 from tests.processes import Stack, stack, wait_until
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 
