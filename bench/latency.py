@@ -20,9 +20,9 @@ import numpy as np
 import requests
 
 from bench.photos import GROUP_PHOTOS
+from deploy.launcher import running_system
 from shared.schemas import AnalysisOptions
 from shared.settings import load_settings
-from tests.processes import running_system
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 

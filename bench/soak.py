@@ -26,7 +26,7 @@ import psutil
 import requests
 
 from bench.photos import GROUP_PHOTOS, encode
-from tests.processes import Service, running_system
+from deploy.launcher import Service, running_system
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 1024 * 1024

@@ -32,9 +32,9 @@ import psutil
 import requests
 
 from bench.workload import WorkItem, workload
+from deploy.launcher import running_system
 from shared.schemas import AnalysisOptions
 from shared.settings import load_settings
-from tests.processes import running_system
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
 from worker.inference.session import Device
 from worker.loader import load_analyzer

@@ -25,8 +25,8 @@ import redis
 import requests
 
 from bench.photos import GROUP_PHOTOS
+from deploy.launcher import ROOT, wait_until
 from tests.client import b64
-from tests.processes import ROOT, wait_until
 
 VISIBILITY_TIMEOUT_S = 6
 STREAMS = 4

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from deploy.launcher import Stack, running_system
 from tests.client import extract, vectors
-from tests.processes import Stack, running_system
 from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, MODELS, RETINAFACE_MNET
 from worker.models.postprocess import box_iou
 
