@@ -14,8 +14,8 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ class Cluster:
 
         devices = ["cpu"] * opts.workers + [f"cuda:{g}" for g in opts.gpus for _ in range(opts.per_gpu)]
         for i, device in enumerate(devices):
-            stack.start_worker(device, name=f"worker{i + 1}-{device.replace(':', '')}", wait_s=None)
+            stack.start_worker(device, name=f"worker{i + 1}-{device.replace(':', '')}", wait=False)
         if opts.flower_port is not None:
             stack.start_flower(opts.flower_port, wait=False)
         stack.wait_ready([*apis, haproxy], 30)
@@ -127,66 +127,46 @@ class Cluster:
         tmp.replace(self.options.state)
 
 
+def _gpus(text: str) -> tuple[int, ...]:
+    return tuple(int(g) for g in text.split(",") if g.strip())
+
+
+def _flower_port(text: str) -> int | None:
+    return None if int(text) < 0 else int(text)
+
+
+# One flag per ClusterOptions field (--api-base-port for api_base_port; stop_timeout_s loses its
+# unit): (how to read it, help). The defaults come from the dataclass.
+FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "api": (int, "API replicas"),
+    "workers": (int, "CPU workers"),
+    "gpus": (_gpus, "GPU indices for GPU workers, e.g. 0,1"),
+    "per_gpu": (int, "workers per GPU (n_con)"),
+    "port": (int, "HAProxy's port (0: any free)"),
+    "stats_port": (int, "HAProxy stats (0: any free)"),
+    "api_base_port": (int, "first replica's port (0: any free)"),
+    "redis_port": (int, "port of our Redis (0: any free)"),
+    "redis_url": (str, "use this Redis instead of starting one"),
+    "flower_port": (_flower_port, "Flower's port (0: any free, -1: none)"),
+    "api_processes": (int, "gunicorn processes per replica"),
+    "check_inter_ms": (int, "HAProxy health-check interval"),
+    "workdir": (Path, "HAProxy's config and our Redis's files"),
+    "logs": (Path, "write each child's output to DIR/<name>.log"),
+    "state": (Path, "keep URLs and child pids in this JSON file"),
+    "stop_timeout_s": (float, "seconds a child gets to stop"),
+}
+
+
 def parse_args(argv: Sequence[str]) -> ClusterOptions:
     defaults = ClusterOptions()
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
-    parser.add_argument("--api", type=int, default=defaults.api, help="API replicas")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="CPU workers")
-    gpus = ",".join(map(str, defaults.gpus))
-    parser.add_argument("--gpus", default=gpus, help="GPU indices for GPU workers, e.g. 0,1")
-    parser.add_argument("--per-gpu", type=int, default=defaults.per_gpu, help="workers per GPU (n_con)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="HAProxy's port (0: any free)")
-    parser.add_argument(
-        "--stats-port", type=int, default=defaults.stats_port, help="HAProxy stats (0: any free)"
-    )
-    parser.add_argument(
-        "--api-base-port", type=int, default=defaults.api_base_port, help="first replica's port (0: any free)"
-    )
-    parser.add_argument(
-        "--redis-port", type=int, default=defaults.redis_port, help="port of our Redis (0: any free)"
-    )
-    parser.add_argument(
-        "--redis-url", default=defaults.redis_url, help="use this Redis instead of starting one"
-    )
-    flower = -1 if defaults.flower_port is None else defaults.flower_port
-    parser.add_argument(
-        "--flower-port", type=int, default=flower, help="Flower's port (0: any free, -1: none)"
-    )
-    parser.add_argument(
-        "--api-processes", type=int, default=defaults.api_processes, help="gunicorn processes per replica"
-    )
-    parser.add_argument(
-        "--check-inter-ms", type=int, default=defaults.check_inter_ms, help="HAProxy health-check interval"
-    )
-    parser.add_argument("--workdir", type=Path, default=defaults.workdir)
-    parser.add_argument(
-        "--logs", type=Path, default=defaults.logs, help="write each child's output to DIR/<name>.log"
-    )
-    parser.add_argument(
-        "--state", type=Path, default=defaults.state, help="keep URLs and child pids in this JSON file"
-    )
-    parser.add_argument(
-        "--stop-timeout", type=float, default=defaults.stop_timeout_s, help="seconds a child gets to stop"
-    )
-    args = parser.parse_args(argv)
-    return ClusterOptions(
-        api=args.api,
-        workers=args.workers,
-        gpus=tuple(int(g) for g in args.gpus.split(",") if g.strip()),
-        per_gpu=args.per_gpu,
-        port=args.port,
-        stats_port=args.stats_port,
-        api_base_port=args.api_base_port,
-        redis_port=args.redis_port,
-        redis_url=args.redis_url,
-        flower_port=None if args.flower_port < 0 else args.flower_port,
-        api_processes=args.api_processes,
-        check_inter_ms=args.check_inter_ms,
-        workdir=args.workdir,
-        logs=args.logs,
-        state=args.state,
-        stop_timeout_s=args.stop_timeout,
-    )
+    for option in fields(ClusterOptions):
+        read, text = FLAGS[option.name]
+        flag = "--" + option.name.removesuffix("_s").replace("_", "-")
+        parser.add_argument(
+            flag, dest=option.name, type=read, default=getattr(defaults, option.name), help=text
+        )
+    return ClusterOptions(**vars(parser.parse_args(argv)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -273,16 +273,16 @@ class Stack:
         *,
         name: str | None = None,
         extra_env: dict[str, str] | None = None,
-        wait_s: float | None = 60,
+        wait: bool = True,
     ) -> Service:
-        """A worker; unless ``wait_s`` is None, wait until it registered (its models are loaded)."""
-        before = self.worker_count() if wait_s is not None else 0
+        """A worker; with ``wait``, returns once it registered (its models are loaded)."""
+        before = self.worker_count() if wait else 0
         args = [sys.executable, "-m", "worker", "--device", device]
         worker = self.spawn(
             "worker", args, name=name, extra_env=extra_env, probe=lambda: self.worker_count() > before
         )
-        if wait_s is not None:
-            self.wait_ready([worker], wait_s)
+        if wait:
+            self.wait_ready([worker], 60)
         return worker
 
     def start_api(

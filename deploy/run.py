@@ -33,7 +33,7 @@ def main() -> int:
             redis_dir = ROOT / "var" / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
             system.start_redis(redis_port, redis_dir, loglevel="warning")
-        system.start_worker(env.get("FACEREST_DEVICE", "cpu"), wait_s=None)
+        system.start_worker(env.get("FACEREST_DEVICE", "cpu"), wait=False)
         # api/gunicorn_conf.py: gthread, graceful_timeout > sync timeout, /ready false while
         # draining, shared Prometheus metrics, the malloc-arena cap (shared/memory.py).
         processes, threads = int(env.get("API_PROCESSES", "2")), int(env.get("API_THREADS", "16"))
