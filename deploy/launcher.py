@@ -302,13 +302,8 @@ class Stack:
         """
         port = free_port(port)
         url = f"http://127.0.0.1:{port}"
-        args = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config=python:api.gunicorn_conf",
-            f"--bind={host}:{port}",
-        ]
+        args = [sys.executable, "-m", "gunicorn", "--config=python:api.gunicorn_conf"]
+        args.append(f"--bind={host}:{port}")
         args += [f"--workers={processes}"] if processes else []
         args += [f"--threads={threads}"] if threads else []
         args.append("api.app:create_app()")
@@ -413,8 +408,8 @@ def running_system(workdir: Path | None = None, **settings: str) -> Iterator[Sta
         yield running
 
 
-def serve(stack: Stack, start: Callable[[], None], restarted: Callable[[], None] | None = None) -> int:
-    """Run ``start``, then keep the stack up until SIGINT or SIGTERM and stop it; the exit status.
+def serve(system: Stack, start: Callable[[], None], restarted: Callable[[], None] | None = None) -> int:
+    """Run ``start``, then keep the system up until SIGINT or SIGTERM and stop it; the exit status.
 
     With ``restarted``, a service that exits is started again (then ``restarted`` is called);
     without, the first one to exit stops them all.
@@ -429,17 +424,17 @@ def serve(stack: Stack, start: Callable[[], None], restarted: Callable[[], None]
     try:
         start()
     except (SettingsError, TimeoutError, OSError, RuntimeError) as exc:
-        print(f"{stack.label}: {exc}", file=sys.stderr)
-        stack.stop()
+        print(f"{system.label}: {exc}", file=sys.stderr)
+        system.stop()
         return 1
     while not stopping.wait(0.2):
         if restarted is None:
-            if (gone := stack.exited()) is not None:
-                print(f"{stack.label}: {gone.name} exited ({gone.process.returncode})", file=sys.stderr)
+            if (gone := system.exited()) is not None:
+                print(f"{system.label}: {gone.name} exited ({gone.process.returncode})", file=sys.stderr)
                 break
-        elif stack.supervise():
+        elif system.supervise():
             restarted()
-    print(f"{stack.label}: stopping...", flush=True)
-    bad = stack.stop()
-    print(f"{stack.label}: stopped" + (f" ({bad} children did not stop cleanly)" if bad else ""), flush=True)
+    print(f"{system.label}: stopping...", flush=True)
+    bad = system.stop()
+    print(f"{system.label}: stopped" + (f" ({bad} children did not stop cleanly)" if bad else ""), flush=True)
     return 1 if bad else 0
