@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements-weights.txt
 	touch $@
 
 run: setup
-	scripts/run.sh
+	$(BIN)/python -m deploy.run
 
 API ?= 2
 WORKERS ?= 2

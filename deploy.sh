@@ -7,7 +7,9 @@
 #   api_replicas=3 ./deploy.sh             # more API replicas (HAProxy finds them in DNS, up to 16)
 #   ./deploy.sh down                       # stop everything (graceful: see docs/deployment.md)
 #
-# Writes compose.gpu.yaml (one service per GPU, pinned with device_ids) and runs
+# Writes compose.gpu.yaml (one service per GPU, pinned with device_ids), renders HAProxy's config
+# into var/compose/haproxy.cfg (deploy/haproxy.py, from docker/haproxy.cfg.template; it needs the
+# project's Python packages: `make setup`, or PYTHON=...) and runs
 # `docker compose -f compose.yaml -f compose.gpu.yaml up -d --build`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +20,7 @@ gpu_concurrency=${gpu_concurrency:-4}
 cpu_workers=${cpu_workers:-$([ "$n_gpu" -eq 0 ] && echo 1 || echo 0)}
 api_replicas=${api_replicas:-2}
 project=${COMPOSE_PROJECT_NAME:-facerest}
+python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 
 files=(-f compose.yaml -f compose.gpu.yaml)
 compose() { docker compose -p "$project" "${files[@]}" "$@"; }
@@ -61,6 +64,7 @@ YAML
 case "${1:-up}" in
   up)
     write_gpu_override
+    "$python" -m deploy.haproxy compose --output var/compose/haproxy.cfg
     echo "facerest: $api_replicas API replicas, $cpu_workers CPU workers, $n_gpu GPUs x $n_con workers"
     API_REPLICAS=$api_replicas CPU_WORKERS=$cpu_workers compose up -d --build --remove-orphans
     echo "API http://localhost:18081 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555)"

@@ -25,8 +25,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
+from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import alternating_ms
-from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import norm_crop
 from worker.imaging.resize import letterbox
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate

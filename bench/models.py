@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import median_ms
 from shared.settings import load_settings
-from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.session import Device

@@ -25,8 +25,8 @@ import numpy as np
 import psutil
 import requests
 
-from tests.images import GROUP_PHOTOS, encode
-from tests.processes import Service, running_system
+from bench.photos import GROUP_PHOTOS, encode
+from deploy.launcher import Service, running_system
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 1024 * 1024

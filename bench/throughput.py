@@ -30,11 +30,11 @@ import msgpack
 import numpy as np
 import psutil
 import requests
+from shared.schemas import AnalysisOptions
 
 from bench.workload import WorkItem, workload
-from shared.schemas import AnalysisOptions
+from deploy.launcher import running_system
 from shared.settings import load_settings
-from tests.processes import running_system
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
 from worker.inference.session import Device
 from worker.loader import load_analyzer

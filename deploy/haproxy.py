@@ -1,7 +1,8 @@
 """Render docker/haproxy.cfg.template for compose or for the loopback cluster.
 
-``python -m deploy.haproxy compose > docker/haproxy.cfg`` regenerates the compose config;
-``deploy.cluster`` renders its own with the replicas' loopback ports.
+``deploy.sh`` renders the compose config before ``docker compose up``
+(``python -m deploy.haproxy compose --output var/compose/haproxy.cfg``, the file compose.yaml
+mounts); ``deploy.cluster`` renders its own with the replicas' loopback ports.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from shared.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "docker" / "haproxy.cfg.template"
-COMPOSE_CONFIG = ROOT / "docker" / "haproxy.cfg"
+# Rendered at deploy time, never committed: compose.yaml mounts it from here.
+COMPOSE_CONFIG = ROOT / "var" / "compose" / "haproxy.cfg"
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 # The API listens on this port inside its container (compose.yaml, docker/Dockerfile).
@@ -102,8 +104,8 @@ def render_cluster(options: ProxyOptions, api_ports: Sequence[int]) -> str:
 def render_compose(settings: Settings | None = None) -> str:
     """Replicas of the compose service ``api`` are found in Docker's DNS, up to COMPOSE_API_SLOTS.
 
-    Without ``settings``, the defaults (not this shell's FACEREST_* variables): the committed
-    file must not depend on who renders it.
+    Without ``settings``, the defaults (not this shell's FACEREST_* variables), which are also
+    what compose.yaml gives the API unless its few variables are set.
     """
     options = ProxyOptions.from_settings(settings or Settings.model_construct(), "*:18081", "*:8404")
     servers = (
@@ -116,8 +118,9 @@ def render_compose(settings: Settings | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.haproxy", description=__doc__)
     sub = parser.add_subparsers(dest="target", required=True)
-    compose = sub.add_parser("compose", help="the config compose.yaml mounts (docker/haproxy.cfg)")
+    compose = sub.add_parser("compose", help="the config compose.yaml mounts (var/compose/haproxy.cfg)")
     compose.add_argument("--from-env", action="store_true", help="use FACEREST_* limits, not the defaults")
+    compose.add_argument("--output", type=Path, help="write it to this file instead of standard output")
     cluster = sub.add_parser("cluster", help="API replicas on loopback ports")
     cluster.add_argument("--bind", default="127.0.0.1:18081")
     cluster.add_argument("--stats-bind", default="127.0.0.1:8404")
@@ -125,7 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("ports", type=int, nargs="+", help="the API replicas' ports")
     args = parser.parse_args(argv)
     if args.target == "compose":
-        sys.stdout.write(render_compose(load_settings() if args.from_env else None))
+        text = render_compose(load_settings() if args.from_env else None)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            # Whole or not at all: HAProxy must never start on half a file.
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            partial = args.output.with_suffix(".tmp")
+            partial.write_text(text)
+            partial.replace(args.output)
     else:
         options = ProxyOptions.from_settings(load_settings(), args.bind, args.stats_bind, args.check_inter_ms)
         sys.stdout.write(render_cluster(options, args.ports))

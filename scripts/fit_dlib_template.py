@@ -4,7 +4,7 @@ dlib aligns with its own 5-point shape predictor (eye corners and nose base), wh
 the detectors' keypoints (eye centres, nose tip, mouth corners). For every SCRFD face on the
 test photos this runs dlib's predictor on the box, builds dlib's chip transform, maps the SCRFD
 keypoints into the chip's unit frame (padding 0) and prints their mean.
-Run: ``python -m scripts.fit_dlib_template`` (needs the dev extra for the test photos).
+Run: ``python -m scripts.fit_dlib_template`` (needs the dev extra for the photos).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import dlib
 import numpy as np
 
+from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import load_settings
-from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.resize import letterbox
 from worker.inference.registry import ModelKind, ModelSpec, locate_all
 from worker.inference.session import Device

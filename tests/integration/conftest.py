@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Stack, running_system
+from deploy.launcher import Stack, running_system
 
 
 @pytest.fixture(scope="session")

@@ -24,9 +24,9 @@ import pytest
 import redis
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import ROOT, wait_until
 from tests.client import b64
-from tests.images import GROUP_PHOTOS
-from tests.processes import ROOT, wait_until
 
 VISIBILITY_TIMEOUT_S = 6
 STREAMS = 4

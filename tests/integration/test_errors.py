@@ -11,9 +11,9 @@ import pytest
 import requests
 from PIL import Image
 
+from bench.photos import GROUP_PHOTOS, encode
+from deploy.launcher import Stack
 from tests.client import b64, extract
-from tests.images import GROUP_PHOTOS, encode
-from tests.processes import Stack
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
 GOOD = b64(PHOTO)

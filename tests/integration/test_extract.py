@@ -13,8 +13,8 @@ import pytest
 import requests
 from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 
+from bench.photos import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
 from tests.client import extract, file2base64, vectors
-from tests.images import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
 from worker.inference.registry import SCRFD_500M, locate
 from worker.models.postprocess import box_iou
 

@@ -11,13 +11,13 @@ import pytest
 import redis
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import stack, wait_until
 from shared.contract import AnalysisOptions, ExtractJob, ExtractResult, ImageResult, ModelRef, RenderSettings
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery
 from shared.settings import load_settings
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import BIN, free_port, stack, wait_until
 
 
 def job_ids(client: redis.Redis) -> list[str]:
@@ -27,11 +27,8 @@ def job_ids(client: redis.Redis) -> list[str]:
 
 def test_sigterm_on_api_replica_refuses_new_requests_and_finishes_the_one_in_flight(tmp_path: Path) -> None:
     with stack(tmp_path) as system:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        args = [str(BIN / "gunicorn"), "--config", "python:api.gunicorn_conf", f"--bind=127.0.0.1:{port}"]
-        api = system.spawn("api", [*args, "--workers=1", "api.app:create_app()"])
-        wait_until(lambda: requests.get(f"{url}/health", timeout=1).ok, 30, "API")
+        api = system.start_api(processes=1)
+        url = api.url
         kept_alive = requests.Session()
         assert kept_alive.get(f"{url}/health", timeout=2).status_code == 200
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import requests
 
+from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from deploy.launcher import Stack, running_system
 from tests.client import extract, vectors
-from tests.images import GROUP_PHOTOS, encode, read_rgb
-from tests.processes import Stack, running_system
 from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, MODELS, RETINAFACE_MNET
 from worker.models.postprocess import box_iou
 

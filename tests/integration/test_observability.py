@@ -8,9 +8,9 @@ import time
 import orjson
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import Stack, wait_until
 from tests.client import b64, extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import Stack, wait_until
 
 PHOTO = GROUP_PHOTOS["t1.jpg"].read_bytes()
 
@@ -64,7 +64,7 @@ def _worker_log_lines(system: Stack, job_id: str, logger: str = "facerest.worker
     """The worker's JSON lines about a job from one logger (ours, or Celery's, e.g. celery.app.trace)."""
     worker = system.service("worker")
     lines = []
-    for line in worker.log.read_text(errors="replace").splitlines():
+    for line in worker.output().splitlines():
         if line.startswith("{") and job_id in line:
             entry = orjson.loads(line)
             if entry["logger"] == logger:
@@ -105,20 +105,20 @@ def test_request_id_is_made_when_missing_or_unsafe(api: str) -> None:
 
 def test_api_logs_are_json_with_the_request_id(api: str, system: Stack) -> None:
     requests.get(f"{api}/ready", headers={"X-Request-ID": "log-check-99"}, timeout=10)
-    apis = [s for s in system.services if s.name == "api"]
+    apis = [s for s in system.services if s.role == "api"]
 
     def logged() -> bool:
-        return any("log-check-99" in s.log.read_text(errors="replace") for s in apis)
+        return any("log-check-99" in s.output() for s in apis)
 
     wait_until(logged, 10, "API access log")
-    lines = [line for s in apis for line in s.log.read_text(errors="replace").splitlines()]
+    lines = [line for s in apis for line in s.output().splitlines()]
     (entry,) = [orjson.loads(line) for line in lines if "log-check-99" in line]
     assert entry["request_id"] == "log-check-99" and entry["msg"].startswith("GET /ready 200")
     assert entry["level"] == "INFO" and entry["status"] == 200
 
 
 def test_flower_exports_worker_task_metrics(system: Stack, api: str) -> None:
-    flower = system.start_flower()
+    flower = system.start_flower().url
     photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
     # Flower counts the task events it receives live; it may attach to the event stream a little
     # after /healthcheck answers, so send jobs until one is counted.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import stack, wait_until
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import stack, wait_until
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
 

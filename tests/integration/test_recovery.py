@@ -7,9 +7,9 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import stack, wait_until
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import stack, wait_until
 
 
 def test_job_survives_kill_9_of_its_worker(tmp_path: Path) -> None:

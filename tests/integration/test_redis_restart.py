@@ -6,9 +6,9 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import stack, wait_until
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import stack, wait_until
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
 
@@ -23,7 +23,7 @@ def test_queued_jobs_survive_a_redis_restart_and_everyone_reconnects(tmp_path: P
         down = extract(api, [PHOTO], **{"async": True})
         assert down.status_code == 503 and down.json()["code"] == "unavailable"
         assert requests.get(f"{api}/health", timeout=30).status_code == 503
-        running.start_redis()
+        running.restart_redis()
         assert running.client().llen("facerest") == 5  # replayed from the append-only file
 
         worker = running.start_worker()
@@ -36,7 +36,7 @@ def test_queued_jobs_survive_a_redis_restart_and_everyone_reconnects(tmp_path: P
 
         # Restart again with the worker running: it and the API reconnect by themselves.
         running.stop_redis()
-        running.start_redis()
+        running.restart_redis()
         wait_until(lambda: extract(api, [PHOTO], timeout=10).status_code == 200, 60, "service after restart")
         assert worker.process.poll() is None and api_service.process.poll() is None
         (faces,) = extract(api, [PHOTO]).json()

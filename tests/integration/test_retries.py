@@ -6,9 +6,9 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import stack, wait_until
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import stack, wait_until
 
 PHOTO = GROUP_PHOTOS["t1.jpg"].read_bytes()
 

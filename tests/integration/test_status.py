@@ -6,9 +6,9 @@ from pathlib import Path
 
 import requests
 
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import Stack, stack, wait_until
 from tests.client import extract
-from tests.images import GROUP_PHOTOS
-from tests.processes import Stack, stack, wait_until
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 
 
@@ -54,7 +54,7 @@ def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:
 
 
 def test_flower_lists_the_worker_and_finished_tasks(system: Stack, api: str) -> None:
-    flower = system.start_flower()
+    flower = system.start_flower().url
     photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
     submitted: list[str] = []
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from deploy.launcher import Service, Stack
 from tests.client import b64
-from tests.images import GROUP_PHOTOS, encode, read_rgb
 from tests.localserver import LocalServer, body, redirect
-from tests.processes import Service, Stack
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
 PNG = encode(read_rgb(GROUP_PHOTOS["yaoming.jpg"]), ".png")
@@ -30,7 +30,7 @@ def images() -> Iterator[LocalServer]:
 @pytest.fixture(scope="module")
 def allowing_api(system: Stack) -> Iterator[str]:
     """A second API on the shared system whose allow-list names 127.0.0.1 only."""
-    api: Service = system.start_api({"FACEREST_URL_ALLOW": "127.0.0.1/32"})
+    api: Service = system.start_api(extra_env={"FACEREST_URL_ALLOW": "127.0.0.1/32"})
     yield api.url
     api.stop()
 

@@ -18,6 +18,7 @@ from deploy.haproxy import (
     render_cluster,
     render_compose,
 )
+from deploy.haproxy import main as haproxy_main
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,14 +28,27 @@ def haproxy_check(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, check=False)
 
 
-def test_committed_compose_config_is_the_render_of_the_template() -> None:
-    assert COMPOSE_CONFIG.read_text() == render_compose(), (
-        "run: python -m deploy.haproxy compose > docker/haproxy.cfg"
-    )
+@pytest.fixture
+def compose_config(tmp_path: Path) -> Path:
+    """The compose config as deploy.sh renders it."""
+    config = tmp_path / "compose" / "haproxy.cfg"
+    assert haproxy_main(["compose", "--output", str(config)]) == 0
+    return config
 
 
-def test_haproxy_accepts_the_compose_config() -> None:
-    result = haproxy_check(COMPOSE_CONFIG)
+def test_the_compose_config_is_the_render_of_the_template(compose_config: Path) -> None:
+    assert compose_config.read_text() == render_compose()
+
+
+def test_deploy_sh_renders_the_config_compose_mounts_before_starting() -> None:
+    script = (ROOT / "deploy.sh").read_text()
+    render = f"-m deploy.haproxy compose --output {COMPOSE_CONFIG.relative_to(ROOT)}"
+    assert render in script
+    assert script.index(render) < script.index("compose up")
+
+
+def test_haproxy_accepts_the_compose_config(compose_config: Path) -> None:
+    result = haproxy_check(compose_config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -63,7 +77,8 @@ def test_compose_matches_the_rendered_haproxy_config() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
     assert {"redis", "api", "haproxy", "worker-cpu", "flower"} <= services.keys()
-    assert "./docker/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in services["haproxy"]["volumes"]
+    mount = f"./{COMPOSE_CONFIG.relative_to(ROOT)}:/usr/local/etc/haproxy/haproxy.cfg:ro"
+    assert mount in services["haproxy"]["volumes"]
     assert "18081:18081" in services["haproxy"]["ports"]
     assert services["api"]["expose"] == [str(COMPOSE_API_PORT)]
     assert gunicorn_conf.bind == f"0.0.0.0:{COMPOSE_API_PORT}"

@@ -19,7 +19,7 @@ from insightface.app.common import Face
 from insightface.model_zoo.landmark import Landmark
 from numpy.typing import NDArray
 
-from tests.images import GROUP_PHOTOS, read_rgb
+from bench.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.registry import (

@@ -8,8 +8,8 @@ import pytest
 from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 
+from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import load_settings
-from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import norm_crop
 from worker.imaging.resize import letterbox_fixed
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
@@ -71,6 +71,7 @@ def test_static_shapes_give_the_same_faces(analyzer: FaceAnalyzer) -> None:
     from dataclasses import replace
 
     from shared.schemas import AnalysisOptions
+
     from worker.pipeline import BatchLimits
 
     static = FaceAnalyzer(
@@ -94,7 +95,8 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
     decodes it at half size, yet finds the six faces of the small photo, in full-size
     coordinates, with the same identities."""
     from shared.schemas import AnalysisOptions
-    from tests.images import encode
+
+    from bench.photos import encode
     from worker.imaging.decode import decode_image
     from worker.pipeline import decode_scale
 

@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import Backend
-from tests.images import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import norm_crop
 from worker.imaging.resize import letterbox
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate

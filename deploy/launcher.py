@@ -1,0 +1,440 @@
+"""Start and stop facerest's processes: Redis, workers, API replicas, HAProxy and Flower.
+
+The one place that knows their command lines, environment, readiness checks and stop order.
+``make run`` (deploy.run), ``make cluster`` (deploy.cluster), the integration tests and the
+benchmarks (``stack``, ``running_system``) all start their processes through a ``Stack``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import redis
+import requests
+
+from shared.settings import SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each API makes its own Prometheus directory (api/gunicorn_conf.py): an inherited one would mix
+# the samples of unrelated processes.
+METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
+# HAProxy stops listening while the API replicas finish their requests (which may wait for jobs),
+# then the workers finish or hand back theirs, then Flower; Redis last. Other roles go first.
+STOP_ORDER = (("haproxy", "api"), ("worker",), ("flower",), ("redis",))
+# How a child that stopped as asked exits (HAProxy's soft stop is SIGUSR1).
+CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGUSR1})
+# First restart waits this long, doubling on each quick crash up to RESTART_MAX_DELAY_S.
+RESTART_DELAY_S = 1.0
+RESTART_MAX_DELAY_S = 30.0
+# A child that ran this long before dying is restarted without back-off.
+STABLE_AFTER_S = 30.0
+# An online worker's heartbeat key (shared/jobs.py, WorkerRegistry).
+WORKER_KEYS = "facerest:worker:*"
+
+
+def free_port(port: int = 0) -> int:
+    """``port`` itself, or for 0 a port that is free on 127.0.0.1 now."""
+    if port:
+        return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    return requests.get(url, timeout=1).ok
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
+    """Call ``check`` until it is true; connection errors count as not yet."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, redis.RedisError, requests.RequestException):
+            pass
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+def child_env(isolated: bool = False, **settings: str) -> dict[str, str]:
+    """This process's environment for the children, with ``settings`` as FACEREST_<NAME>.
+
+    ``isolated`` (tests, benchmarks) drops the caller's FACEREST_* variables first, so that a
+    shell's configuration cannot change what is measured.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in METRICS_ENV and not (isolated and k.startswith("FACEREST_"))
+    }
+    # Flower's API answers only with authentication configured or this set (its own default).
+    env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    env["PYTHONUNBUFFERED"] = "1"
+    env |= {f"FACEREST_{k.upper()}": v for k, v in settings.items()}
+    return env
+
+
+def _popen(args: Sequence[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+    # A session of its own: a terminal's Ctrl-C reaches only the launcher, which stops the
+    # children in order; and a kill of the process group takes gunicorn's workers along.
+    output = None if log is None else log.open("ab")
+    try:
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=None if output is None else subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if output is not None:
+            output.close()
+
+
+@dataclass
+class Service:
+    """A started child process; ``log`` None means it writes to the launcher's own output."""
+
+    name: str
+    role: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path | None
+    process: subprocess.Popen[bytes]
+    port: int | None = None
+    url: str = ""
+    stop_signal: int = signal.SIGTERM
+    # True once the service serves; the process having exited is checked before.
+    probe: Callable[[], bool] | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    restart_at: float = 0.0  # when supervise() starts it again; 0.0: not scheduled
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def ready(self) -> bool:
+        if not self.running():
+            raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.tail()}")
+        return self.probe is None or self.probe()
+
+    def restart(self) -> None:
+        """Start the same command again (after it exited)."""
+        self.process = _popen(self.args, self.env, self.log)
+        self.started_at = time.monotonic()
+        self.restart_at = 0.0
+        self.restarts += 1
+
+    def signal(self, signum: int) -> None:
+        if self.running():
+            self.process.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait for exit; kill the whole process group when it outlives ``timeout_s``."""
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f"{self.name} still running after {timeout_s:.0f} s, killing", file=sys.stderr)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def stop(self, signum: int | None = None, timeout_s: float = 20) -> int:
+        self.signal(self.stop_signal if signum is None else signum)
+        return self.wait(timeout_s)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        """What it wrote to its log so far ("" without one)."""
+        if self.log is None or not self.log.exists():
+            return ""
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
+
+
+@dataclass
+class Stack:
+    """One facerest system: a Redis and the processes started on it.
+
+    ``logs``: each service writes ``<name>.log`` there; None: to this process's own output.
+    """
+
+    env: dict[str, str]
+    logs: Path | None
+    label: str = "facerest"
+    redis_url: str = ""
+    stop_timeout_s: float = 20.0
+    services: list[Service] = field(default_factory=list)
+    api_url: str = ""
+
+    def spawn(
+        self,
+        role: str,
+        args: list[str],
+        *,
+        name: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+        url: str = "",
+        stop_signal: int = signal.SIGTERM,
+        probe: Callable[[], bool] | None = None,
+    ) -> Service:
+        """Start a child; its name is ``role`` (``role2``, ... after the first) unless given."""
+        name = name or self._unused_name(role)
+        env = {**self.env, "FACEREST_REDIS_URL": self.redis_url, **(extra_env or {})}
+        log = None if self.logs is None else self.logs / f"{name}.log"
+        service = Service(name, role, args, env, log, _popen(args, env, log), port, url, stop_signal, probe)
+        self.services.append(service)
+        return service
+
+    def _unused_name(self, role: str) -> str:
+        taken = {s.name for s in self.services}
+        count = 1
+        while (name := role if count == 1 else f"{role}{count}") in taken:
+            count += 1
+        return name
+
+    def service(self, role: str) -> Service:
+        """The first service started in this role ("redis", "worker", "api", "haproxy", "flower")."""
+        return next(s for s in self.services if s.role == role)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def wait_ready(self, services: Sequence[Service], timeout_s: float) -> None:
+        what = ", ".join(s.name for s in services)
+        wait_until(lambda: all(s.ready() for s in services), timeout_s, what)
+
+    def start_redis(self, port: int, directory: Path, loglevel: str = "notice") -> Service:
+        """Redis on 127.0.0.1 with its append-only file in ``directory``, ready."""
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--loglevel", loglevel]
+        args += ["--dir", str(directory), "--appendonly", "yes", "--save", ""]
+        server = self.spawn("redis", args, port=port, probe=lambda: redis_answers(self.redis_url))
+        self.wait_ready([server], 10)
+        return server
+
+    def restart_redis(self) -> Service:
+        """Start the Redis that ``stop_redis`` stopped again, on its port and files."""
+        server = self.service("redis")
+        server.restart()
+        self.wait_ready([server], 10)
+        return server
+
+    def stop_redis(self) -> None:
+        """Stop Redis gracefully (SIGTERM: it flushes its append-only file)."""
+        for service in self.services:
+            if service.role == "redis":
+                service.stop(timeout_s=self.stop_timeout_s)
+
+    def worker_count(self) -> int:
+        return sum(1 for _ in self.client().scan_iter(match=WORKER_KEYS))
+
+    def start_worker(
+        self,
+        device: str = "cpu",
+        *,
+        name: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> Service:
+        """A worker; with ``wait``, returns once it registered (its models are loaded)."""
+        before = self.worker_count() if wait else 0
+        args = [sys.executable, "-m", "worker", "--device", device]
+        worker = self.spawn(
+            "worker", args, name=name, extra_env=extra_env, probe=lambda: self.worker_count() > before
+        )
+        if wait:
+            self.wait_ready([worker], 60)
+        return worker
+
+    def start_api(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        processes: int | None = None,
+        threads: int | None = None,
+        name: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> Service:
+        """The API under gunicorn (api/gunicorn_conf.py; ``processes`` and ``threads`` override it).
+
+        ``port`` 0: any free port. With ``wait``, returns once /health answers.
+        """
+        port = free_port(port)
+        url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "gunicorn", "--config=python:api.gunicorn_conf"]
+        args.append(f"--bind={host}:{port}")
+        args += [f"--workers={processes}"] if processes else []
+        args += [f"--threads={threads}"] if threads else []
+        args.append("api.app:create_app()")
+        api = self.spawn(
+            "api",
+            args,
+            name=name,
+            extra_env=extra_env,
+            port=port,
+            url=url,
+            probe=lambda: http_ok(f"{url}/health"),
+        )
+        self.api_url = self.api_url or url
+        if wait:
+            self.wait_ready([api], 30)
+        return api
+
+    def start_haproxy(self, config: Path, port: int) -> Service:
+        # -W: master-worker, so SIGUSR1 soft-stops (stop listening, finish open requests).
+        args = ["haproxy", "-W", "-db", "-f", str(config)]
+        url = f"http://127.0.0.1:{port}"
+        return self.spawn(
+            "haproxy", args, port=port, url=url, stop_signal=signal.SIGUSR1, probe=lambda: port_open(port)
+        )
+
+    def start_flower(self, port: int = 0, *, host: str = "127.0.0.1", wait: bool = True) -> Service:
+        """Flower on ``port`` (0: any free one); with ``wait``, returns once /healthcheck answers."""
+        port = free_port(port)
+        url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "celery", "--broker", self.redis_url, "flower"]
+        args += [f"--address={host}", f"--port={port}"]
+        flower = self.spawn("flower", args, port=port, url=url, probe=lambda: http_ok(f"{url}/healthcheck"))
+        if wait:
+            self.wait_ready([flower], 30)
+        return flower
+
+    def supervise(self) -> bool:
+        """Start again, after a back-off, every service that exited; True when one was started."""
+        now = time.monotonic()
+        started = False
+        for service in self.services:
+            if service.running():
+                continue
+            if service.restart_at == 0.0:
+                quick = now - service.started_at < STABLE_AFTER_S
+                delay = RESTART_DELAY_S * 2 ** min(service.restarts, 5) if quick else RESTART_DELAY_S
+                delay = min(delay, RESTART_MAX_DELAY_S)
+                service.restart_at = now + delay
+                code = service.process.returncode
+                print(
+                    f"{self.label}: {service.name} exited ({code}), restarting in {delay:.0f} s",
+                    file=sys.stderr,
+                )
+            elif now >= service.restart_at:
+                service.restart()
+                started = True
+        return started
+
+    def exited(self) -> Service | None:
+        return next((s for s in self.services if not s.running()), None)
+
+    def stop(self) -> int:
+        """Stop every service in STOP_ORDER; return how many had to be killed or failed."""
+        step = {role: i for i, roles in enumerate(STOP_ORDER) for role in roles}
+        bad = 0
+        for i in range(len(STOP_ORDER)):
+            group = [s for s in self.services if step.get(s.role, 0) == i]
+            for service in group:
+                service.signal(service.stop_signal)
+            for service in group:
+                code = service.wait(self.stop_timeout_s)
+                if code not in CLEAN_EXITS:
+                    print(f"{self.label}: {service.name} exited with {code}", file=sys.stderr)
+                    bad += 1
+        return bad
+
+
+@contextmanager
+def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
+    """An isolated system: its own Redis on a free port, append-only file and logs in ``workdir``.
+
+    The services get ``settings`` as FACEREST_<NAME> instead of the caller's FACEREST_* variables.
+    Everything started on it stops at exit, Redis last.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = Stack(child_env(isolated=True, **settings), workdir, label="stack")
+    try:
+        result.start_redis(free_port(), workdir)
+        yield result
+    finally:
+        result.stop()
+
+
+@contextmanager
+def running_system(workdir: Path | None = None, **settings: str) -> Iterator[Stack]:
+    """Redis, one worker and the API, ready to serve; in a temporary folder unless given one."""
+    with ExitStack() as exits:
+        folder = workdir or Path(exits.enter_context(tempfile.TemporaryDirectory()))
+        running = exits.enter_context(stack(folder, **settings))
+        running.start_worker()
+        running.start_api()
+        yield running
+
+
+def serve(system: Stack, start: Callable[[], None], restarted: Callable[[], None] | None = None) -> int:
+    """Run ``start``, then keep the system up until SIGINT or SIGTERM and stop it; the exit status.
+
+    With ``restarted``, a service that exits is started again (then ``restarted`` is called);
+    without, the first one to exit stops them all.
+    """
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        start()
+    except (SettingsError, TimeoutError, OSError, RuntimeError) as exc:
+        print(f"{system.label}: {exc}", file=sys.stderr)
+        system.stop()
+        return 1
+    while not stopping.wait(0.2):
+        if restarted is None:
+            if (gone := system.exited()) is not None:
+                print(f"{system.label}: {gone.name} exited ({gone.process.returncode})", file=sys.stderr)
+                break
+        elif system.supervise():
+            restarted()
+    print(f"{system.label}: stopping...", flush=True)
+    bad = system.stop()
+    print(f"{system.label}: stopped" + (f" ({bad} children did not stop cleanly)" if bad else ""), flush=True)
+    return 1 if bad else 0

@@ -1,0 +1,52 @@
+"""``make run``: Redis, one worker, the API and Flower on this machine; Ctrl-C stops them all.
+
+    python -m deploy.run
+
+Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), API_PROCESSES (2),
+API_THREADS (16), FACEREST_DEVICE (cpu); FACEREST_REDIS_URL names a Redis to use instead of the
+one on REDIS_PORT. A Redis that already answers on REDIS_PORT is used as it is; otherwise one
+starts there with its append-only file in var/redis. The API and Flower listen on all
+interfaces, Redis on 127.0.0.1. If one process exits, the others are stopped too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from deploy.launcher import ROOT, Stack, child_env, redis_answers, serve
+
+
+def main() -> int:
+    env = os.environ
+    redis_port = int(env.get("REDIS_PORT", "6379"))
+    api_port = int(env.get("API_PORT", "18081"))
+    flower_port = int(env.get("FLOWER_PORT", "5555"))
+    system = Stack(child_env(), logs=None, label="run", stop_timeout_s=60)
+    given_url = env.get("FACEREST_REDIS_URL")
+    system.redis_url = given_url or f"redis://127.0.0.1:{redis_port}/0"
+
+    def start() -> None:
+        if given_url or redis_answers(system.redis_url):
+            print(f"run: using the Redis at {system.redis_url}", flush=True)
+        else:
+            redis_dir = ROOT / "var" / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            system.start_redis(redis_port, redis_dir, loglevel="warning")
+        system.start_worker(env.get("FACEREST_DEVICE", "cpu"), wait=False)
+        # api/gunicorn_conf.py: gthread, graceful_timeout > sync timeout, /ready false while
+        # draining, shared Prometheus metrics, the malloc-arena cap (shared/memory.py).
+        processes, threads = int(env.get("API_PROCESSES", "2")), int(env.get("API_THREADS", "16"))
+        system.start_api(api_port, host="0.0.0.0", processes=processes, threads=threads, wait=False)
+        system.start_flower(flower_port, host="0.0.0.0", wait=False)
+        print(
+            f"facerest: API http://localhost:{api_port} (docs /docs), "
+            f"Flower http://localhost:{flower_port}; Ctrl-C stops",
+            flush=True,
+        )
+
+    return serve(system, start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
