@@ -19,6 +19,8 @@ from worker.models.postprocess import box_iou
 from worker.pipeline import FaceAnalyzer
 
 REFERENCE_SIZE = (640, 640)
+# Every test here loads the real SCRFD and ArcFace (and most the reference too): seconds each.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
