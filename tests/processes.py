@@ -87,14 +87,16 @@ class Stack:
 
     def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Service:
         log = self.workdir / f"{name}-{len(self.services)}.log"
-        process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env={**self.env, **(extra_env or {})},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the file descriptor; ours is closed at once.
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env={**self.env, **(extra_env or {})},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         service = Service(name, process, log)
         self.services.append(service)
         return service
