@@ -66,6 +66,9 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about corrupt EXIF blocks of user images; _orientation() then falls back
+            # to upright, which is the answer, so the warning would only be noise in the logs.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
             with Image.open(io.BytesIO(data)) as image:
                 # JPEG's EXIF block was read with the header; other formats' decoders turn
                 # their pixels themselves (reading their EXIF here would read past the header).

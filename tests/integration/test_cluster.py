@@ -27,12 +27,13 @@ import requests
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import ROOT, wait_until
 from tests.client import b64
+from tests.faces import FACES_IN
 
 VISIBILITY_TIMEOUT_S = 6
 STREAMS = 4
 # yaoming.jpg: one face, 21 kB, so a request fits HAProxy's retry buffer.
 PHOTO = GROUP_PHOTOS["yaoming.jpg"]
-FACES_IN_PHOTO = 1
+FACES_IN_PHOTO = FACES_IN["yaoming.jpg"]
 # Several images per job make each job last long enough for the kill to land mid-job, while the
 # body (about 230 KB) still fits HAProxy's buffer, which a retry is replayed from.
 IMAGES_PER_JOB = 8

@@ -14,8 +14,10 @@ from PIL import Image
 from bench.photos import GROUP_PHOTOS, encode
 from deploy.launcher import Stack
 from tests.client import b64, extract
+from tests.faces import FACES_IN
 
-PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
+PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+FACES = FACES_IN["yaoming.jpg"]
 GOOD = b64(PHOTO)
 TRUNCATED_JPEG = PHOTO[:300]
 
@@ -54,7 +56,7 @@ def _png_16_bit() -> bytes:
 PNG = _saved(_photo(), "PNG")
 
 # Every kind of hostile or unusual image: (name, base64 text, status, error code, faces expected).
-# Decodable images must give the photo's one face; broken ones their 4xx, naming the image.
+# Decodable images must give the photo's FACES; broken ones their 4xx, naming the image.
 IMAGES: list[tuple[str, str, int, str | None, int]] = [
     ("zero bytes", "", 422, "invalid_image", 0),
     ("not an image", b64(b"hello world, not a picture"), 422, "invalid_image", 0),
@@ -71,24 +73,30 @@ IMAGES: list[tuple[str, str, int, str | None, int]] = [
     ),
     ("1x1 PNG", b64(_saved(Image.new("RGB", (1, 1)), "PNG")), 200, None, 0),
     ("1x1 JPEG", b64(_saved(Image.new("RGB", (1, 1)), "JPEG")), 200, None, 0),
-    ("grayscale JPEG", b64(_saved(_photo().convert("L"), "JPEG")), 200, None, 1),
-    ("CMYK JPEG", b64(_saved(_photo().convert("CMYK"), "JPEG")), 200, None, 1),
-    ("16-bit RGB PNG", b64(_png_16_bit()), 200, None, 1),
+    ("grayscale JPEG", b64(_saved(_photo().convert("L"), "JPEG")), 200, None, FACES),
+    ("CMYK JPEG", b64(_saved(_photo().convert("CMYK"), "JPEG")), 200, None, FACES),
+    ("16-bit RGB PNG", b64(_png_16_bit()), 200, None, FACES),
     (
         "16-bit grayscale PNG",
         b64(_saved(Image.fromarray(np.asarray(_photo().convert("L"), np.uint16) * 257), "PNG")),
         200,
         None,
-        1,
+        FACES,
     ),
-    ("RGBA PNG", b64(_saved(_photo().convert("RGBA"), "PNG")), 200, None, 1),
-    ("animated GIF", b64(_animated("GIF")), 200, None, 1),
-    ("animated WebP", b64(_animated("WEBP")), 200, None, 1),
-    ("EXIF-rotated JPEG", b64(_exif_rotated()), 200, None, 1),
-    ("BMP", b64(_saved(_photo(), "BMP")), 200, None, 1),
-    ("TIFF", b64(_saved(_photo(), "TIFF")), 200, None, 1),
-    ("base64 with line breaks", "\n".join(GOOD[i : i + 76] for i in range(0, len(GOOD), 76)), 200, None, 1),
-    ("data: URL prefix", "data:image/jpeg;base64," + GOOD, 200, None, 1),
+    ("RGBA PNG", b64(_saved(_photo().convert("RGBA"), "PNG")), 200, None, FACES),
+    ("animated GIF", b64(_animated("GIF")), 200, None, FACES),
+    ("animated WebP", b64(_animated("WEBP")), 200, None, FACES),
+    ("EXIF-rotated JPEG", b64(_exif_rotated()), 200, None, FACES),
+    ("BMP", b64(_saved(_photo(), "BMP")), 200, None, FACES),
+    ("TIFF", b64(_saved(_photo(), "TIFF")), 200, None, FACES),
+    (
+        "base64 with line breaks",
+        "\n".join(GOOD[i : i + 76] for i in range(0, len(GOOD), 76)),
+        200,
+        None,
+        FACES,
+    ),
+    ("data: URL prefix", "data:image/jpeg;base64," + GOOD, 200, None, FACES),
     ("bad base64", "@@@not base64@@@", 422, "invalid_image", 0),
 ]
 
@@ -167,7 +175,7 @@ def test_hostile_image_fails_alone_in_api_v2(
     response = requests.post(f"{api}/extract", json=body, timeout=60)
     assert response.status_code == 200, response.text
     hostile, good = response.json()["data"]
-    assert good["status"] == "ok" and len(good["faces"]) == 1
+    assert good["status"] == "ok" and len(good["faces"]) == FACES
     if code is None:
         assert hostile["status"] == "ok" and len(hostile["faces"]) == faces
     else:
@@ -228,4 +236,4 @@ def test_worker_survives_bad_input_and_keeps_serving(api: str, system: Stack) ->
     assert statuses[:2] == ["ok", "ok"]
     assert worker.process.poll() is None
     (faces,) = extract(api, [GROUP_PHOTOS["yaoming.jpg"].read_bytes()]).json()
-    assert len(faces) == 1
+    assert len(faces) == FACES

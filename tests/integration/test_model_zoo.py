@@ -13,6 +13,7 @@ import requests
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, running_system
 from tests.client import extract, vectors
+from tests.faces import FACES_IN
 from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, MODELS, RETINAFACE_MNET
 from worker.models.postprocess import box_iou
 
@@ -53,7 +54,7 @@ def test_gender_age_and_106_landmarks_on_request(api: str) -> None:
     assert not {"gender", "age", "landmarks106"} & set(plain[0])
     body = _faces(api, photo, extract_ga=True, return_landmarks="106")
     faces = body["data"][0]["faces"]
-    assert len(faces) == len(plain) == 6
+    assert len(faces) == len(plain) == FACES_IN["t1.jpg"]
     for face in faces:
         assert face["gender"] in {"female", "male"}
         assert 0.5 <= face["gender_score"] <= 1.0
@@ -105,7 +106,7 @@ def test_permissive_profile_serves_extract_end_to_end(permissive: Stack) -> None
     assert body["recognizer"]["key"] == "dlib" and body["recognizer"]["name"] == DLIB_RESNET.name
     assert body["detector"]["key"] == "retinaface"
     original, flipped = (image["faces"] for image in body["data"])
-    assert len(original) == 6
+    assert len(original) == FACES_IN["t1.jpg"]
     assert all(len(face["vec"]) == 128 and "age" in face and "gender" in face for face in original)
     # Each face's descriptor is nearer to its own mirror image than to anyone else's.
     width = rgb.shape[1]

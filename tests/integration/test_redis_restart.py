@@ -9,6 +9,7 @@ import requests
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
 from tests.client import extract
+from tests.faces import FACES_IN
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
 
@@ -30,7 +31,9 @@ def test_queued_jobs_survive_a_redis_restart_and_everyone_reconnects(tmp_path: P
 
         def all_done() -> bool:
             states = [requests.get(f"{api}/results/{i}", timeout=5).json() for i in ids]
-            return all(s["status"] == "done" and len(s["result"][0]) == 1 for s in states)
+            return all(
+                s["status"] == "done" and len(s["result"][0]) == FACES_IN["yaoming.jpg"] for s in states
+            )
 
         wait_until(all_done, 60, "jobs queued before the restart")
 
@@ -40,4 +43,4 @@ def test_queued_jobs_survive_a_redis_restart_and_everyone_reconnects(tmp_path: P
         wait_until(lambda: extract(api, [PHOTO], timeout=10).status_code == 200, 60, "service after restart")
         assert worker.process.poll() is None and api_service.process.poll() is None
         (faces,) = extract(api, [PHOTO]).json()
-        assert len(faces) == 1
+        assert len(faces) == FACES_IN["yaoming.jpg"]

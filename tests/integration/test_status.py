@@ -36,7 +36,11 @@ def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
     for spec in (SCRFD_500M, ARCFACE_MBF):
         assert hashes[spec.sha256]["license"] == spec.license
         assert hashes[spec.sha256]["name"] == spec.name
-    assert info["limits"]["max_images"] == 64
+    # The limit /info reports is the one /extract enforces.
+    limit = info["limits"]["max_images"]
+    photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+    refused = extract(api, [photo] * (limit + 1))
+    assert refused.status_code == 413 and f"max_images={limit}" in refused.json()["message"]
 
 
 def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:

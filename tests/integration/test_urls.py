@@ -13,9 +13,11 @@ import requests
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Service, Stack
 from tests.client import b64
+from tests.faces import FACES_IN
 from tests.localserver import LocalServer, body, redirect
 
-PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()  # one face
+PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+FACES = FACES_IN["yaoming.jpg"]
 PNG = encode(read_rgb(GROUP_PHOTOS["yaoming.jpg"]), ".png")
 
 
@@ -65,7 +67,7 @@ def test_in_api_v2_the_other_images_are_still_answered(api: str, images: LocalSe
     response = _post(api, [images.url("/yaoming.jpg")], data=[b64(PHOTO)], api_ver="2")
     assert response.status_code == 200, response.text
     good, refused = response.json()["data"]
-    assert good["status"] == "ok" and len(good["faces"]) == 1
+    assert good["status"] == "ok" and len(good["faces"]) == FACES
     assert refused["status"] == "error" and refused["error"]["code"] == "url_refused"
     assert images.url("/yaoming.jpg") in refused["error"]["message"]
 
@@ -74,7 +76,7 @@ def test_allowed_network_is_fetched_and_analysed(allowing_api: str, images: Loca
     response = _post(allowing_api, [images.url("/yaoming.jpg")], data=[b64(PHOTO)])
     assert response.status_code == 200, response.text
     from_data, from_url = response.json()
-    assert len(from_data) == 1 and len(from_url) == 1
+    assert len(from_data) == FACES and len(from_url) == FACES
     assert from_url[0]["bbox"] == from_data[0]["bbox"]
 
 
@@ -85,7 +87,7 @@ def test_redirect_out_of_the_allowed_network_is_refused(allowing_api: str, image
     refused, fetched = response.json()["data"]
     assert refused["status"] == "error" and refused["error"]["code"] == "url_refused"
     assert "redirect to 'http://127.0.0.2:" in refused["error"]["message"]
-    assert fetched["status"] == "ok" and len(fetched["faces"]) == 1
+    assert fetched["status"] == "ok" and len(fetched["faces"]) == FACES
 
 
 def test_fetch_errors_name_the_url(allowing_api: str, images: LocalServer) -> None:

@@ -57,6 +57,8 @@ FULL_SIZE = (0, 0)
 # MTCNN's O-net puts all five points visibly off the strongly tilted three-quarter face at the
 # left of t1.jpg (facenet-pytorch's own detect_face gives the same points; cosine 0.877).
 KNOWN_KEYPOINT_MISSES = {("mtcnn", "t1.jpg"): 1}
+# Every test here runs real models (MTCNN on PyTorch, dlib, ONNX): up to 15 s each.
+pytestmark = pytest.mark.slow
 
 
 @dataclass(frozen=True)

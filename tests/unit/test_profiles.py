@@ -11,7 +11,7 @@ from api.availability import available, check_request
 from api.schemas import ExtractRequest
 from shared.contract import AnalysisOptions, ModelInfo, RecognizerInfo, WorkerInfo
 from shared.errors import ModelNotLoaded
-from shared.settings import SettingsError, load_settings
+from shared.settings import PROFILES, ModelSelection, SettingsError, load_settings
 from worker.inference.registry import (
     MODELS,
     MTCNN_NETS,
@@ -25,15 +25,18 @@ from worker.loader import check_profile, selected_specs
 from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
 
 
-def test_default_profile_is_insightface_and_lists_can_replace_its_models(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_a_profile_gives_its_models_and_lists_replace_only_what_they_name(
+    monkeypatch: pytest.MonkeyPatch, profile: str
 ) -> None:
+    base = PROFILES[profile]
+    monkeypatch.setenv("FACEREST_PROFILE", profile)
+    assert load_settings().models() == base
+    monkeypatch.setenv("FACEREST_DETECTORS", "mtcnn, retinaface")
     models = load_settings().models()
-    assert models.detectors == ("scrfd",) and models.recognizer == "arcface"
-    monkeypatch.setenv("FACEREST_DETECTORS", "retinaface, mtcnn")
+    assert models == ModelSelection(("mtcnn", "retinaface"), base.recognizer, base.attributes)
     monkeypatch.setenv("FACEREST_ATTRIBUTES", "")
-    models = load_settings().models()
-    assert models.detectors == ("retinaface", "mtcnn") and models.attributes == ()
+    assert load_settings().models().attributes == ()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 
 from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import load_settings
+from tests.faces import FACES_IN
 from worker.imaging.align import norm_crop
 from worker.imaging.resize import letterbox_fixed
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
@@ -19,11 +20,16 @@ from worker.models.postprocess import box_iou
 from worker.pipeline import FaceAnalyzer
 
 REFERENCE_SIZE = (640, 640)
+# Every test here loads the real SCRFD and ArcFace (and most the reference too): seconds each.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def analyzer() -> FaceAnalyzer:
-    return load_analyzer(load_settings(), Device("cpu"))
+    # The models insightface 0.7.3 runs: SCRFD and ArcFace, whatever the profile's default.
+    return load_analyzer(
+        load_settings(profile="insightface", detectors="scrfd", recognizer="arcface"), Device("cpu")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +123,7 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
     (big_record,) = analyzer.analyze([big], options)
     assert big_record["size"] == [6400, 4430]
     small_faces, big_faces = small_record["faces"], big_record["faces"]
-    assert len(big_faces) == len(small_faces) == 6
+    assert len(big_faces) == len(small_faces) == FACES_IN["t1.jpg"]
     iou = box_iou(np.array([f["bbox"] for f in big_faces]), np.array([f["bbox"] for f in small_faces]) * 5)
     assert iou.max(axis=1).min() >= 0.9
     for face, index in zip(big_faces, iou.argmax(axis=1), strict=True):

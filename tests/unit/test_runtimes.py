@@ -36,6 +36,7 @@ def faces() -> list[tuple[str, np.ndarray]]:
     return crops
 
 
+@pytest.mark.slow  # loads SCRFD and ArcFace on two runtimes
 def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[str, np.ndarray]]) -> None:
     batch = np.stack([crop for _, crop in faces])
     vectors = {
@@ -47,6 +48,7 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
     assert cosine.min() >= 0.99, cosine.min()
 
 
+@pytest.mark.slow  # loads SCRFD on two runtimes per photo
 @pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
 def test_openvino_detections_match_onnxruntime(photo: str) -> None:
     canvas = letterbox(read_rgb(GROUP_PHOTOS[photo]), (640, 640)).canvas

@@ -2,14 +2,24 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 
 
-def test_defaults_are_safe() -> None:
-    settings = load_settings()
-    assert settings.device == "cpu"
-    assert settings.max_images == 64
-    assert settings.result_ttl_s == 3600
+def test_defaults_pass_their_own_validation_and_fit_together() -> None:
+    # pydantic does not validate defaults: give each one back as if it had been set.
+    defaults = load_settings()
+    for name in Settings.model_fields:
+        value = getattr(defaults, name)
+        if value is not None:
+            assert getattr(load_settings(**{name: value}), name) == value, name
+    # A synchronous answer is read before its result expires, and a job the API still waits
+    # for is not delivered to a second worker.
+    assert defaults.result_ttl_s > defaults.sync_timeout_s
+    assert defaults.visibility_timeout_s > defaults.sync_timeout_s
+    # One image of the largest size fits in a request body.
+    assert defaults.max_image_bytes < defaults.max_body_bytes
+    # Without any variable a worker starts on a machine without a GPU.
+    assert defaults.device == "cpu"
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
