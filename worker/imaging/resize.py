@@ -13,7 +13,8 @@ DETECTOR_STRIDE = 32  # SCRFD and RetinaFace inputs must be multiples of their l
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
-    """An image placed at the top-left of a zero canvas; ``scale`` maps original -> canvas px."""
+    """An image placed at the top-left of a zero canvas; ``scale`` maps the image's px -> canvas px
+    (in the pipeline: decoded px -> detector canvas px, see worker/frames.py)."""
 
     canvas: NDArray[np.uint8]
     scale: float
