@@ -8,19 +8,12 @@ import numpy as np
 import pytest
 
 from api.availability import available, check_request
+from shared.contract import AnalysisOptions
 from shared.errors import ModelNotLoaded
-from shared.schemas import AnalysisOptions, ExtractRequest
+from shared.schemas import ExtractRequest
 from shared.settings import SettingsError, load_settings
-from worker.inference.registry import (
-    MODELS,
-    MTCNN_NETS,
-    RETINAFACE_MNET,
-    ModelFile,
-    ModelIntegrityError,
-    locate_all,
-    read_model,
-)
-from worker.loader import check_profile, selected_specs
+from worker.inference.files import ModelFile, ModelIntegrityError, locate_all, read_model
+from worker.inference.registry import MTCNN_NETS, RETINAFACE_MNET, all_entries, check_profile, select
 from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
 
 
@@ -37,13 +30,7 @@ def test_default_profile_is_insightface_and_lists_can_replace_its_models(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [
-        ("FACEREST_PROFILE", "commercial"),
-        ("FACEREST_DETECTORS", "scrfd,yolo"),
-        ("FACEREST_DETECTORS", "scrfd,scrfd"),
-        ("FACEREST_RECOGNIZER", "facenet"),
-        ("FACEREST_ATTRIBUTES", "emotion"),
-    ],
+    [("FACEREST_PROFILE", "commercial"), ("FACEREST_DETECTORS", "scrfd,scrfd")],
 )
 def test_bad_model_settings_fail_at_start_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -53,18 +40,35 @@ def test_bad_model_settings_fail_at_start_naming_the_variable(
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "known"),
+    [
+        ("FACEREST_DETECTORS", "scrfd,yolo", "known: scrfd, retinaface, mtcnn"),
+        ("FACEREST_DETECTORS", "arcface", "'arcface' is a recognizer, not a detector"),
+        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, dlib"),
+        ("FACEREST_ATTRIBUTES", "emotion", "known: genderage, landmarks106"),
+    ],
+)
+def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known_models(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, known: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable) as refused:
+        select(load_settings())
+    assert known in str(refused.value)
+
+
 def test_permissive_profile_loads_only_commercially_usable_models() -> None:
-    settings = load_settings(profile="permissive")
-    specs = selected_specs(settings.models())
-    assert specs and all(spec.commercial_use for spec in specs)
-    check_profile(settings, settings.models())
-    insightface_detector = load_settings(profile="permissive", detectors="scrfd")
+    entries = select(load_settings(profile="permissive")).entries()
+    assert entries and all(entry.commercial_use for entry in entries)
     with pytest.raises(SettingsError, match="scrfd"):
-        check_profile(insightface_detector, insightface_detector.models())
+        select(load_settings(profile="permissive", detectors="scrfd"))
+    with pytest.raises(SettingsError, match="landmarks106"):
+        check_profile(load_settings(profile="permissive"), all_entries())
 
 
 def test_every_registered_file_matches_its_sha256() -> None:
-    for spec in MODELS.values():
+    for spec in (spec for entry in all_entries() for spec in entry.specs):
         if spec.symbol:
             assert len(read_model(spec)) > 1_000_000
         else:

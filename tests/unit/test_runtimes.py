@@ -8,9 +8,10 @@ import pytest
 
 from shared.settings import Backend
 from tests.images import GROUP_PHOTOS, read_rgb
-from worker.imaging.align import norm_crop
+from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
 from worker.models.arcface import ArcFace
 from worker.models.postprocess import box_iou
@@ -30,8 +31,10 @@ def faces() -> list[tuple[str, np.ndarray]]:
     for name, path in GROUP_PHOTOS.items():
         rgb = read_rgb(path)
         boxed = letterbox(rgb, (640, 640))
-        found = detector.detect(boxed.canvas, 0.5).scaled(1 / boxed.scale)
-        crops += [(name, norm_crop(rgb, points)) for points in found.keypoints]
+        (found,) = detector.detect_batch([boxed.canvas], [0.5])
+        template = arcface_template()
+        keypoints = found.scaled(1 / boxed.scale).keypoints
+        crops += [(name, warp_to_template(rgb, points, template, ARCFACE_SIZE)) for points in keypoints]
     assert len(crops) >= 30
     return crops
 
@@ -50,8 +53,8 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
 @pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
 def test_openvino_detections_match_onnxruntime(photo: str) -> None:
     canvas = letterbox(read_rgb(GROUP_PHOTOS[photo]), (640, 640)).canvas
-    ort_found = _detectors(Backend.ONNXRUNTIME).detect(canvas, 0.5)
-    ov_found = _detectors(Backend.OPENVINO).detect(canvas, 0.5)
+    (ort_found,) = _detectors(Backend.ONNXRUNTIME).detect_batch([canvas], [0.5])
+    (ov_found,) = _detectors(Backend.OPENVINO).detect_batch([canvas], [0.5])
     assert len(ov_found) == len(ort_found)
     assert box_iou(ov_found.boxes, ort_found.boxes).max(axis=1).min() >= 0.95
 
