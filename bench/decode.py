@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.timing import median_ms
 from bench.workload import workload
-from shared.schemas import AnalysisOptions
+from shared.contract import AnalysisOptions
 from tests.images import GROUP_PHOTOS, encode, read_rgb
 from worker.imaging.decode import decode_image
 from worker.pipeline import decode_scale

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from shared.schemas import AnalysisOptions
+from shared.contract import AnalysisOptions
 from shared.settings import load_settings
 from tests.images import GROUP_PHOTOS
 from tests.processes import running_system

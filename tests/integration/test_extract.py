@@ -15,7 +15,8 @@ from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 
 from tests.client import extract, file2base64, vectors
 from tests.images import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
-from worker.inference.registry import SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import SCRFD_500M
 from worker.models.postprocess import box_iou
 
 

@@ -90,4 +90,3 @@ def warp_mirrored_to_template(
     matrix = estimate_similarity(mirrored, template) @ flip
     crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
     return np.asarray(crop, dtype=np.uint8)
-

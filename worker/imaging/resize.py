@@ -52,4 +52,3 @@ def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int], fill_max_size
     )
     canvas[:new_h, :new_w] = resized
     return Letterbox(canvas, new_h / height)
-
