@@ -8,16 +8,19 @@ and one device lock keeps model calls from competing for the same cores or GPU.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from worker.batching import MicroBatcher
 from worker.models.base import Detections, Detector, GenderAge, LoadedModels
+
+Output = TypeVar("Output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +93,18 @@ class BatchedModels:
     def gender_age(self, image: NDArray[np.uint8], keypoints: NDArray[np.float32]) -> GenderAge | None:
         """Gender and age for keypoints in ``image``'s frame; None where the model is not loaded."""
         model = self.loaded.genderage
-        if model is None:
-            return None
-        with self._device_lock:
-            return model.predict(image, keypoints)
+        return None if model is None else self._locked(partial(model.predict, image, keypoints))
 
     def landmarks106(
         self, image: NDArray[np.uint8], boxes: NDArray[np.float32]
     ) -> NDArray[np.float32] | None:
         """106 landmarks in ``image``'s frame for boxes in it; None where the model is not loaded."""
         model = self.loaded.landmarks106
-        if model is None:
-            return None
+        return None if model is None else self._locked(partial(model.landmarks, image, boxes))
+
+    def _locked(self, call: Callable[[], Output]) -> Output:
         with self._device_lock:
-            return model.landmarks(image, boxes)
+            return call()
 
     def _detect_many(
         self, detector: Detector, items: list[tuple[NDArray[np.uint8], float]]

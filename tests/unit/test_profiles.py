@@ -40,22 +40,22 @@ def test_bad_model_settings_fail_at_start_naming_the_variable(
         load_settings()
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "known"),
-    [
+def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = [
         ("FACEREST_DETECTORS", "scrfd,yolo", "known: scrfd, retinaface, mtcnn"),
         ("FACEREST_DETECTORS", "arcface", "'arcface' is a recognizer, not a detector"),
         ("FACEREST_RECOGNIZER", "facenet", "known: arcface, dlib"),
         ("FACEREST_ATTRIBUTES", "emotion", "known: genderage, landmarks106"),
-    ],
-)
-def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known_models(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, known: str
-) -> None:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError, match=variable) as refused:
-        select(load_settings())
-    assert known in str(refused.value)
+    ]
+    for variable, value, known in cases:
+        with monkeypatch.context() as environment:
+            environment.setenv(variable, value)
+            settings = load_settings()  # names are the registry's to check, at worker start
+            with pytest.raises(SettingsError, match=variable) as refused:
+                select(settings)
+        assert known in str(refused.value)
 
 
 def test_permissive_profile_loads_only_commercially_usable_models() -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import msgspec
+
 from shared.contract import ModelInfo, ModelRef
 
 
@@ -56,21 +58,12 @@ class ModelSpec:
     symbol: str = ""
     extra_files: tuple[ModelFile, ...] = ()
 
+    # The contract's records take their fields by name from the spec's attributes.
     def to_ref(self) -> ModelRef:
-        return ModelRef(key=self.key, name=self.name, version=self.version, license=self.license)
+        return msgspec.convert(self, ModelRef, from_attributes=True)
 
     def to_info(self) -> ModelInfo:
-        return ModelInfo(
-            name=self.name,
-            key=self.key,
-            kind=str(self.kind),
-            version=self.version,
-            package=self.package,
-            sha256=self.sha256,
-            license=self.license,
-            commercial_use=self.commercial_use,
-            description=self.description,
-        )
+        return msgspec.convert(self, ModelInfo, from_attributes=True)
 
 
 class ModelIntegrityError(RuntimeError):

@@ -183,15 +183,19 @@ class ModelEntry(Generic[Model]):
     def commercial_use(self) -> bool:
         return all(spec.commercial_use for spec in self.specs)
 
+    def backend(self, settings: Settings, device: Device) -> Backend | None:
+        """The runtime the settings give this model on ``device``; None: its own runtime."""
+        if self.cpu_backend is None:
+            return None
+        # Attribute models, like the recognizer, run on face crops: they follow its setting.
+        requested = (
+            settings.detector_backend if self.kind is ModelKind.DETECTOR else settings.recognizer_backend
+        )
+        return resolve_backend(requested, device, self.cpu_backend)
+
     def open(self, settings: Settings, device: Device) -> Model:
-        """Build the model on ``device`` with the backend the settings give its kind."""
-        backend = Backend.ONNXRUNTIME
-        if self.cpu_backend is not None:
-            # Attribute models, like the recognizer, run on face crops: they follow its setting.
-            requested = (
-                settings.detector_backend if self.kind is ModelKind.DETECTOR else settings.recognizer_backend
-            )
-            backend = resolve_backend(requested, device, self.cpu_backend)
+        """Build the model on ``device``."""
+        backend = self.backend(settings, device) or Backend.ONNXRUNTIME  # unused by own runtimes
         return self.build(ModelOpener(device, settings.intra_op_threads, backend))
 
 
