@@ -4,17 +4,46 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from celery import Celery, current_task
 
-from shared.contract import ErrorInfo, ExtractJob, ExtractResult, Job, JobResult
+from shared.contract import (
+    AnalysisOptions,
+    ErrorInfo,
+    ExtractJob,
+    ExtractResult,
+    ImageResult,
+    Job,
+    JobResult,
+    ModelRef,
+)
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
-from shared.jobs import JobStore
 from shared.queue import EXTRACT_TASK
-from worker.analyzer import FaceAnalyzer
 
 log = logging.getLogger("facerest.worker")
+
+
+class Analyzer(Protocol):
+    """What a task needs of worker/analyzer.py's FaceAnalyzer."""
+
+    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]: ...
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
+
+
+class Store(Protocol):
+    """What a task needs of shared/jobs.py's JobStore."""
+
+    def load_input(self, job_id: str) -> Job | None: ...
+
+    def add_attempt(self, job_id: str) -> int: ...
+
+    def mark_running(self, job_id: str, worker: str) -> None: ...
+
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +51,8 @@ class WorkerRuntime:
     """Everything a task needs, built once at worker start."""
 
     name: str
-    analyzer: FaceAnalyzer
-    store: JobStore
+    analyzer: Analyzer
+    store: Store
     max_attempts: int = 3
 
     def run_job(self, job_id: str) -> None:

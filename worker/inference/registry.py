@@ -167,6 +167,10 @@ class ModelEntry(Generic[Model]):
     # None: the model runs on its own runtime (PyTorch, dlib) and no backend setting applies.
     cpu_backend: Backend | None
 
+    def __post_init__(self) -> None:
+        if len({(spec.key, spec.kind) for spec in self.specs}) != 1:
+            raise ValueError(f"the networks of one model share its key and kind: {self.specs}")
+
     @property
     def key(self) -> str:
         return self.specs[0].key
@@ -215,9 +219,9 @@ def _dlib(opener: ModelOpener) -> Recognizer:
     return DlibDescriptor(locate(DLIB_RESNET), DLIB_RESNET)
 
 
-# Measured on this 2-core AMD EPYC (AVX2) and on AVX-512 CPUs (bench/runtimes.py, README):
-# ONNX Runtime runs SCRFD faster, OpenVINO runs ArcFace about twice as fast with identical
-# embeddings. The others were not measured on OpenVINO and stay on ONNX Runtime.
+# bench/runtimes.py (README, "Runtimes"; a 2-core AMD EPYC with AVX2, as on AVX-512 Xeons):
+# ONNX Runtime runs SCRFD faster, OpenVINO runs ArcFace 1.2-1.6x faster per face with the same
+# embeddings. The other ONNX models stay on ONNX Runtime, as before they took a backend setting.
 DETECTORS: Mapping[str, ModelEntry[Detector]] = MappingProxyType(
     {
         entry.key: entry

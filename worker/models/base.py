@@ -100,13 +100,11 @@ class LoadedModels:
 
     def attribute_keys(self) -> list[str]:
         """The attribute models loaded, as requests name them ("genderage", "landmarks106")."""
-        return [specs[0].key for specs in self._attribute_specs()]
-
-    def _attribute_specs(self) -> list[tuple[ModelSpec, ...]]:
-        found = [] if self.genderage is None else [self.genderage.specs]
-        return found + ([] if self.landmarks106 is None else [(self.landmarks106.spec,)])
+        keys = [] if self.genderage is None else [self.genderage.specs[0].key]
+        return keys + ([] if self.landmarks106 is None else [self.landmarks106.spec.key])
 
     def specs(self) -> list[ModelSpec]:
         """Every loaded network, for the worker's heartbeat."""
-        specs = [detector.spec for detector in self.detectors.values()]
-        return [*specs, self.recognizer.spec, *(s for group in self._attribute_specs() for s in group)]
+        specs = [detector.spec for detector in self.detectors.values()] + [self.recognizer.spec]
+        specs += [] if self.landmarks106 is None else [self.landmarks106.spec]
+        return specs + ([] if self.genderage is None else list(self.genderage.specs))
