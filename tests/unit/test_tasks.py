@@ -8,16 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.contract import (
-    AnalysisOptions,
-    ErrorInfo,
-    ExtractJob,
-    ExtractResult,
-    ImageResult,
-    Job,
-    JobResult,
-    ModelRef,
-)
+from shared import contract
+from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef
 from shared.errors import ModelNotLoaded
 from worker.tasks import WorkerRuntime
 
@@ -28,11 +20,11 @@ JOB = ExtractJob(images=[b"one", b"two"], options=AnalysisOptions(), request_id=
 
 @dataclass
 class Store:
-    job: Job | None = JOB
+    job: contract.Job | None = JOB
     attempts: int = 0
-    finished: list[JobResult | ErrorInfo] = field(default_factory=list)
+    finished: list[contract.JobResult | ErrorInfo] = field(default_factory=list)
 
-    def load_input(self, job_id: str) -> Job | None:
+    def load_input(self, job_id: str) -> contract.Job | None:
         return self.job
 
     def add_attempt(self, job_id: str) -> int:
@@ -42,7 +34,7 @@ class Store:
     def mark_running(self, job_id: str, worker: str) -> None:
         pass
 
-    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None:
+    def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo) -> None:
         self.finished.append(outcome)
 
 
@@ -50,10 +42,10 @@ class Store:
 class Analyzer:
     failure: Exception | None = None
 
-    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]:
+    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[contract.ImageResult]:
         if self.failure is not None:
             raise self.failure
-        return [ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
+        return [contract.ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
 
     def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
         return DETECTOR, RECOGNIZER
