@@ -31,7 +31,7 @@ SIZES = (1, 2, 4, 8, 16, 32)
 
 def child(device: Device, largest: int) -> dict[str, float]:
     limit_malloc_arenas()  # as the worker does
-    recognizer = load_analyzer(load_settings(), device).recognizer
+    recognizer = load_analyzer(load_settings(), device).loaded.recognizer
     process = psutil.Process()
     loaded = process.memory_info().rss
     crops = np.random.default_rng(0).integers(0, 255, (largest, 112, 112, 3), dtype=np.uint8)

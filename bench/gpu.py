@@ -23,11 +23,12 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from bench.timing import median_ms
-from shared.schemas import AnalysisOptions
+from shared.contract import AnalysisOptions
 from shared.settings import Backend, load_settings
-from worker.imaging.align import norm_crop
+from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device, create_session
 from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
@@ -65,11 +66,16 @@ def model_rows(device: Device) -> dict[str, float]:
     recognizer = ArcFace(create_session(locate(ARCFACE_MBF), device), ARCFACE_MBF)
     rgb = photo("players.jpg")
     boxed = letterbox(rgb, (640, 640))
-    found = detector.detect(boxed.canvas, 0.5).scaled(1 / boxed.scale)
-    faces = np.stack([norm_crop(rgb, points) for points in found.keypoints])
+    (found,) = detector.detect_batch([boxed.canvas], [0.5])
+    keypoints = found.scaled(1 / boxed.scale).keypoints
+    faces = np.stack(
+        [warp_to_template(rgb, k, recognizer.template, recognizer.input_size) for k in keypoints]
+    )
     crops = np.concatenate([faces] * (128 // len(faces) + 1))[:128]
     rows = {
-        "SCRFD-500M 640x416, per image, batch 1": median_ms(partial(detector.detect, boxed.canvas, 0.5)),
+        "SCRFD-500M 640x416, per image, batch 1": median_ms(
+            partial(detector.detect_batch, [boxed.canvas], [0.5])
+        ),
         "SCRFD-500M 640x416, per image, batch 8": median_ms(
             partial(detector.detect_batch, [boxed.canvas] * 8, [0.5] * 8)
         )
@@ -90,9 +96,10 @@ def agreement(device: Device) -> dict[str, float]:
     for name in ("players.jpg", "gdp.jpg", "yaoming.jpg"):
         rgb = photo(name)
         canvas = letterbox(rgb, (640, 640)).canvas
-        found = [d.detect(canvas, 0.5) for d in detectors]
+        found = [d.detect_batch([canvas], [0.5])[0] for d in detectors]
         ious += list(box_iou(found[0].boxes, found[1].boxes).max(axis=1))
-        crops = np.stack([norm_crop(canvas, points) for points in found[1].keypoints])
+        size, template = recognizers[1].input_size, recognizers[1].template
+        crops = np.stack([warp_to_template(canvas, points, template, size) for points in found[1].keypoints])
         a, b = (r.embed(crops) for r in recognizers)
         a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (a, b))
         cosines += list((a * b).sum(axis=1))
@@ -110,7 +117,7 @@ def pipeline_rows(device: Device, rounds: int) -> dict[str, float]:
     analyzer = load_analyzer(settings, device)
     work = images() * rounds
     options = AnalysisOptions(threshold=0.5)
-    faces = sum(len(r.get("faces", [])) for r in analyzer.analyze(work[:4], options))
+    faces = sum(len(r.faces) for r in analyzer.analyze(work[:4], options))
     rows = {}
     for threads in (1, 16):
         start = time.perf_counter()

@@ -27,9 +27,10 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import alternating_ms
-from worker.imaging.align import norm_crop
+from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device, create_session
 from worker.models.scrfd import SCRFD
 
@@ -51,8 +52,9 @@ def face_blob() -> NDArray[np.float32]:
     for path in GROUP_PHOTOS.values():
         rgb = read_rgb(path)
         boxed = letterbox(rgb, (640, 640))
-        found = detector.detect(boxed.canvas, 0.5).scaled(1 / boxed.scale)
-        crops += [norm_crop(rgb, points) for points in found.keypoints]
+        (found,) = detector.detect_batch([boxed.canvas], [0.5])
+        keypoints = found.scaled(1 / boxed.scale).keypoints
+        crops += [warp_to_template(rgb, k, arcface_template(), ARCFACE_SIZE) for k in keypoints]
     blob = cv2.dnn.blobFromImages(crops, 1 / 127.5, (112, 112), (127.5,) * 3, swapRB=False)
     return np.asarray(blob, np.float32)
 

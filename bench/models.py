@@ -19,12 +19,12 @@ from numpy.typing import NDArray
 from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import median_ms
 from shared.settings import load_settings
+from worker.analyzer import FaceAnalyzer
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.models.base import Detections, Recognizer
-from worker.pipeline import FaceAnalyzer
 
 RESULTS = Path(__file__).parent / "results"
 BATCH = 8
@@ -61,24 +61,19 @@ def measure_once(
 ) -> list[Row]:
     """One round over every model."""
     rows: list[Row] = []
-    for name, detector in analyzer.detectors.items():
+    for name, detector in analyzer.loaded.detectors.items():
         runs = max(3, runs_arg // 4) if name == "mtcnn" else runs_arg
-        # Detectors with detect_batch take same-sized canvases in one call (MTCNN loops inside).
-        detect_batch = getattr(detector, "detect_batch", None)
-        batched = None
-        if detect_batch is not None:
-            batched = (
-                median_ms(partial(detect_batch, [canvas] * BATCH, [0.5] * BATCH), runs, warmup=1) / BATCH
-            )
+        # Same-sized canvases go in one call (MTCNN loops over them inside).
+        batched = median_ms(partial(detector.detect_batch, [canvas] * BATCH, [0.5] * BATCH), runs, warmup=1)
         rows.append(
             Row(
                 f"{name} ({detector.spec.name})",
                 "image",
-                median_ms(partial(detector.detect, canvas, 0.5), runs, warmup=1),
-                batched,
+                median_ms(partial(detector.detect_batch, [canvas], [0.5]), runs, warmup=1),
+                batched / BATCH,
             )
         )
-    for recognizer in (analyzer.recognizer, permissive.recognizer):
+    for recognizer in (analyzer.loaded.recognizer, permissive.loaded.recognizer):
         runs = max(3, runs_arg // 4) if recognizer.spec.key == "dlib" else runs_arg
         one = crops_for(recognizer, image, faces_of(1, found)[1])
         many = crops_for(recognizer, image, faces_of(BATCH, found)[1])
@@ -90,7 +85,7 @@ def measure_once(
                 median_ms(partial(recognizer.embed, many), runs, warmup=1) / BATCH,
             )
         )
-    landmarks, genderage = analyzer.attributes.landmarks, analyzer.attributes.genderage
+    landmarks, genderage = analyzer.loaded.landmarks106, analyzer.loaded.genderage
     assert landmarks is not None and genderage is not None
     rows.append(
         Row(
@@ -127,7 +122,8 @@ def main() -> None:
     permissive = load_analyzer(load_settings(profile="permissive", attributes=""), cpu)
     image = read_rgb(GROUP_PHOTOS[args.photo])
     canvas = letterbox(image, (640, 640)).canvas
-    found = analyzer.detector.detect(canvas, 0.5).scaled(1.0 / letterbox(image, (640, 640)).scale)
+    (in_canvas,) = analyzer.loaded.detectors["scrfd"].detect_batch([canvas], [0.5])
+    found = in_canvas.scaled(1.0 / letterbox(image, (640, 640)).scale)  # full-size image px
 
     rounds = [measure_once(analyzer, permissive, image, canvas, found, args.runs) for _ in range(args.rounds)]
     # On a shared machine other processes take cores at random moments: a model's best round

@@ -14,7 +14,7 @@ import argparse
 import time
 
 from bench.workload import workload
-from shared.schemas import AnalysisOptions
+from shared.contract import AnalysisOptions
 from shared.settings import load_settings
 from worker.inference.session import Device
 from worker.loader import load_analyzer
@@ -37,9 +37,9 @@ def main() -> None:
     for _ in range(args.passes):
         for item in items:
             (record,) = analyzer.analyze([item.jpeg], options)
-            faces += len(record.get("faces", []))
+            faces += len(record.faces)
             for stage in STAGES:
-                totals[stage] += record.get("timings", {}).get(stage, 0.0)
+                totals[stage] += (record.timings or {}).get(stage, 0.0)
     elapsed = time.perf_counter() - start
     images = args.passes * len(items)
     print(f"{images / elapsed:.2f} images/s, {faces / elapsed:.1f} faces/s")

@@ -18,9 +18,10 @@ import numpy as np
 from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import median_ms
 from shared.settings import Backend
-from worker.imaging.align import norm_crop
+from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device, create_session
 from worker.models.arcface import ArcFace
 from worker.models.scrfd import SCRFD
@@ -39,8 +40,10 @@ def main() -> None:
 
     rgb = read_rgb(GROUP_PHOTOS["t1.jpg"])
     canvas = letterbox(rgb, (640, 640)).canvas
-    found = detectors[Backend.ONNXRUNTIME].detect(canvas, 0.5).scaled(1 / letterbox(rgb, (640, 640)).scale)
-    faces = [norm_crop(rgb, points) for points in found.keypoints]
+    (found,) = detectors[Backend.ONNXRUNTIME].detect_batch([canvas], [0.5])
+    keypoints = found.scaled(1 / letterbox(rgb, (640, 640)).scale).keypoints
+    arcface = recognizers[Backend.ONNXRUNTIME]
+    faces = [warp_to_template(rgb, k, arcface.template, arcface.input_size) for k in keypoints]
     crops = np.stack((faces * 6)[:32])
 
     rows: dict[str, dict[str, float]] = {}
@@ -48,7 +51,7 @@ def main() -> None:
         detector, recognizer = detectors[backend], recognizers[backend]
         row = {
             f"SCRFD-500M {canvas.shape[1]}x{canvas.shape[0]}, per image": median_ms(
-                partial(detector.detect, canvas, 0.5), args.runs
+                partial(detector.detect_batch, [canvas], [0.5]), args.runs
             )
         }
         for n in (1, 8, 32):

@@ -3,7 +3,7 @@
     python -m bench.throughput [--rounds 5] [--quick]
 
 (a) insightface==0.7.3 SCRFD + ArcFaceONNX in a plain loop, as its users run it;
-(b) facerest's FaceAnalyzer in-process, 1 thread and 8 threads (batching across jobs);
+(b) facerest's FaceAnalyzer (worker/analyzer.py) in-process, 1 thread and 8 threads (batching across jobs);
     (a) and (b) alternate, one pass over the workload at a time, --rounds passes each;
 (c) API + Redis + worker over HTTP, synchronous /extract, 1/4/16 clients, JSON and msgpack;
 (d) an async burst: submit every job at once, time until all results are in (long polls).
@@ -30,12 +30,13 @@ import msgpack
 import numpy as np
 import psutil
 import requests
-from shared.schemas import AnalysisOptions
 
 from bench.workload import WorkItem, workload
 from deploy.launcher import running_system
+from shared.contract import AnalysisOptions
 from shared.settings import load_settings
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 
@@ -131,7 +132,7 @@ def pipeline_task() -> Callable[[WorkItem], int]:
 
     def task(item: WorkItem) -> int:
         (record,) = analyzer.analyze([item.jpeg], options)
-        return len(record.get("faces", []))
+        return len(record.faces)
 
     return task
 

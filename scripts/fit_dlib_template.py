@@ -15,7 +15,7 @@ import numpy as np
 from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import load_settings
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ModelKind, ModelSpec, locate_all
+from worker.inference.files import ModelKind, ModelSpec, locate_all
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 
@@ -34,14 +34,15 @@ PADDING = 0.25
 
 
 def main() -> None:
-    analyzer = load_analyzer(load_settings(), Device("cpu"))
+    detector = next(iter(load_analyzer(load_settings(), Device("cpu")).loaded.detectors.values()))
     (path,) = locate_all(PREDICTOR)
     predictor = dlib.shape_predictor(str(path))
     normalised = []
     for photo in sorted(GROUP_PHOTOS):
         rgb = read_rgb(GROUP_PHOTOS[photo])
         boxed = letterbox(rgb, (640, 640))
-        found = analyzer.detector.detect(boxed.canvas, 0.5).scaled(1.0 / boxed.scale)
+        (in_canvas,) = detector.detect_batch([boxed.canvas], [0.5])
+        found = in_canvas.scaled(1.0 / boxed.scale)
         height, width = rgb.shape[:2]
         xs = np.tile(np.arange(width, dtype=np.float32), (height, 1))
         ys = np.tile(np.arange(height, dtype=np.float32)[:, None], (1, width))

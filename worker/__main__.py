@@ -9,19 +9,20 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
 import redis
 from celery.signals import worker_ready, worker_shutting_down
 
+from shared.contract import RecognizerInfo, WorkerInfo
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
 from shared.queue import create_celery
 from shared.settings import SettingsError, load_settings
-from worker.inference.registry import ModelIntegrityError
+from worker.analyzer import FaceAnalyzer
+from worker.inference.files import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
-from worker.loader import load_analyzer, loaded_models
+from worker.loader import load_analyzer
 from worker.tasks import TaskContextFilter, WorkerRuntime, register_tasks
 
 log = logging.getLogger("facerest.worker")
@@ -30,11 +31,8 @@ log = logging.getLogger("facerest.worker")
 class Heartbeat:
     """Refreshes this worker's registry entry until stopped; the API reads it for /info, /ready."""
 
-    def __init__(
-        self, registry: WorkerRegistry, name: str, info: dict[str, Any], every_s: float, ttl_s: int
-    ) -> None:
+    def __init__(self, registry: WorkerRegistry, info: WorkerInfo, every_s: float, ttl_s: int) -> None:
         self._registry = registry
-        self._name = name
         self._info = info
         self._every_s = every_s
         self._ttl_s = ttl_s
@@ -46,15 +44,35 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-        self._registry.remove(self._name)
+        self._registry.remove(self._info.name)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._registry.beat(self._name, self._info, self._ttl_s)
+                self._registry.beat(self._info, self._ttl_s)
             except redis.RedisError:
                 log.warning("heartbeat: Redis unreachable, retrying")
             self._stop.wait(self._every_s)
+
+
+def worker_info(name: str, device: str, concurrency: int, profile: str, analyzer: FaceAnalyzer) -> WorkerInfo:
+    """This worker's heartbeat: what requests may choose on it."""
+    loaded = analyzer.loaded
+    spec = loaded.recognizer.spec
+    return WorkerInfo(
+        name=name,
+        device=device,
+        pid=os.getpid(),
+        concurrency=concurrency,
+        started=time.time(),
+        profile=profile,
+        models=[model.to_info() for model in loaded.specs()],
+        detectors=list(loaded.detectors),
+        recognizer=RecognizerInfo(
+            spec.key, spec.name, spec.version, spec.license, loaded.recognizer.dimension
+        ),
+        attributes=loaded.attribute_keys(),
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -86,23 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts)
     app = create_celery(settings)
     register_tasks(app, runtime)
-    info = {
-        "name": name,
-        "device": str(device),
-        "pid": os.getpid(),
-        "concurrency": settings.concurrency,
-        "started": time.time(),
-        "profile": settings.profile,
-        "models": [spec.to_info() for spec in loaded_models(analyzer)],
-        # What requests may choose; the first detector serves requests that name none.
-        "detectors": list(analyzer.detectors),
-        "recognizer": analyzer.recognizer.spec.to_record() | {"dimension": analyzer.recognizer.dimension},
-        "attributes": analyzer.attributes.names(),
-    }
     heartbeat = Heartbeat(
         WorkerRegistry(client, settings.key_prefix),
-        name,
-        info,
+        worker_info(name, str(device), settings.concurrency, settings.profile, analyzer),
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
     )

@@ -24,7 +24,7 @@ def main() -> int:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
     host = socket.gethostname()
-    mine = [w["name"] for w in workers if str(w.get("name", "")).endswith(f"@{host}")]
+    mine = [worker.name for worker in workers if worker.name.endswith(f"@{host}")]
     if not mine:
         print(f"unhealthy: no worker heartbeat from host {host}", file=sys.stderr)
         return 1

@@ -1,82 +1,81 @@
-"""FaceAnalyzer: decode -> resize -> detect -> attributes -> align -> embed, for one job's images.
+"""One job's images: decode -> letterbox -> detect -> attributes -> align -> embed.
 
-Many jobs run at once on a worker's threads. Their model calls meet in two micro-batchers
-(detection, embedding), so faces of several jobs share one network call, and one device lock
-keeps model calls from competing for the same cores or GPU.
+Returns typed, frozen faces in full-size image px (worker/frames.py names the frames);
+worker/records.py turns them into wire records. Model calls go through BatchedModels.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.errors import FaceRestError, ModelNotLoaded
-from shared.schemas import AnalysisOptions, ErrorRecord, FaceRecord, ImageRecord
-from worker.batching import MicroBatcher
+from shared.contract import AnalysisOptions
+from shared.errors import FaceRestError
+from worker.batched import BatchedModels
+from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
 from worker.imaging.align import warp_to_template
 from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
 from worker.imaging.resize import fit_scale, letterbox
-from worker.inference.registry import ModelSpec
-from worker.models.base import (
-    Detections,
-    Detector,
-    GenderAge,
-    GenderAgeModel,
-    LandmarkModel,
-    Recognizer,
-)
+from worker.models.base import Detections, GenderAge
+
+# The smallest faces SCRFD finds span about this many pixels of its input canvas.
+SMALLEST_DETECTED_FACE = 16
 
 
 @dataclass(frozen=True, slots=True)
-class BatchLimits:
-    """How much work one model call may gather across jobs, and how long it may wait for it."""
+class AnalyzedFace:
+    """One face; ``box``, ``keypoints`` and ``landmarks106`` in full-size image px."""
 
-    max_images: int = 8
-    max_faces: int = 32
-    max_wait_s: float = 0.002
-    # Give each network one input shape: canvases fill max_size, face batches are padded to
-    # max_faces. On a GPU every new shape costs ONNX Runtime's cuDNN about a second.
-    static_shapes: bool = False
-
-
-def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+    box: NDArray[np.float32]  # (4,) x1, y1, x2, y2
+    score: float
+    keypoints: NDArray[np.float32]  # (5, 2) eyes, nose tip, mouth corners
+    crop: NDArray[np.uint8] | None = None  # the recognizer's aligned RGB input
+    embedding: NDArray[np.float32] | None = None  # raw, not normalised
+    male: float | None = None  # probability of "male"
+    age: float | None = None  # years
+    landmarks106: NDArray[np.float32] | None = None  # (106, 2)
 
 
 @dataclass(frozen=True, slots=True)
-class AttributeModels:
-    """The optional per-face models a worker loaded; None where not loaded."""
+class AnalyzedImage:
+    width: int  # full size, upright
+    height: int
+    faces: tuple[AnalyzedFace, ...]
+    took_ms: float
+    timings: Mapping[str, float]  # decode_ms, detect_ms, attributes_ms, align_ms, embed_ms
 
-    landmarks: LandmarkModel | None = None
-    genderage: GenderAgeModel | None = None
 
-    def names(self) -> list[str]:
-        return [
-            name for name, model in (("genderage", self.genderage), ("landmarks106", self.landmarks)) if model
-        ]
+@dataclass(frozen=True, slots=True)
+class FailedImage:
+    error: FaceRestError
+    took_ms: float
+
+
+ImageOutcome = AnalyzedImage | FailedImage
 
 
 @dataclass(slots=True)
-class _Pending:
-    """One image on its way through the pipeline."""
+class _Prepared:
+    """One decoded image between detection and the job's embedding call."""
 
-    record: ImageRecord
-    detections: Detections = field(default_factory=Detections.empty)
+    width: int
+    height: int
+    took_ms: float
+    timings: dict[str, float]
+    found: Detections  # full-size image px
     crops: list[NDArray[np.uint8]] = field(default_factory=list)
     genderage: GenderAge | None = None
-    landmarks106: NDArray[np.float32] | None = None
+    landmarks106: NDArray[np.float32] | None = None  # full-size image px
 
 
 def select_faces(found: Detections, options: AnalysisOptions) -> NDArray[np.intp]:
     """Indices of the faces to keep: min_face_size, then the ``limit_faces`` largest, in
-    descending score order. ``found`` is in full-size image pixels."""
+    descending score order. ``found`` is in full-size image px."""
     widths = found.boxes[:, 2] - found.boxes[:, 0]
     heights = found.boxes[:, 3] - found.boxes[:, 1]
     keep = np.flatnonzero((widths >= options.min_face_size) & (heights >= options.min_face_size))
@@ -86,14 +85,10 @@ def select_faces(found: Detections, options: AnalysisOptions) -> NDArray[np.intp
     return keep
 
 
-# The smallest faces SCRFD finds span about this many pixels of its input canvas.
-SMALLEST_DETECTED_FACE = 16
-
-
 def decode_scale(options: AnalysisOptions, recognizer_input: int) -> ScaleRule:
     """How small an image may decode without any face we could return losing pixels the
     recognizer needs: the smallest such face (the detector's limit at ``max_size``, or
-    ``min_face_size``) must still span the recognizer's input (112 px) in the decoded pixels."""
+    ``min_face_size``) must still span the recognizer's input (112 px) in decoded px."""
 
     def min_scale(width: int, height: int) -> float:
         if options.embed_only:
@@ -104,287 +99,122 @@ def decode_scale(options: AnalysisOptions, recognizer_input: int) -> ScaleRule:
     return min_scale
 
 
-def _error(exc: FaceRestError, start: float) -> ImageRecord:
-    return {
-        "status": "error",
-        "error": {"code": exc.code, "message": exc.message},
-        "took_ms": _ms_since(start),
-    }
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
 
 
-def _encode_jpeg(crop: NDArray[np.uint8]) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-    return encoded.tobytes() if ok else b""
+class Pipeline:
+    """Runs a job's images through the models; per-request choices come in as arguments."""
 
-
-def _points(points: NDArray[np.float32]) -> list[list[float]]:
-    return [[round(float(x), 2), round(float(y), 2)] for x, y in points]
-
-
-class FaceAnalyzer:
-    """Holds the loaded models; every per-request choice comes in as an argument.
-
-    ``detectors`` maps request names ("scrfd", ...) to detectors; the first is the default.
-    """
-
-    def __init__(
-        self,
-        detectors: Mapping[str, Detector] | Detector,
-        recognizer: Recognizer,
-        max_pixels: int,
-        attributes: AttributeModels | None = None,
-        limits: BatchLimits | None = None,
-    ) -> None:
-        if not isinstance(detectors, Mapping):
-            detectors = {detectors.spec.key: detectors}
-        if not detectors:
-            raise ValueError("FaceAnalyzer needs at least one detector")
-        self.detectors: dict[str, Detector] = dict(detectors)
-        self.detector = next(iter(self.detectors.values()))
-        self.recognizer = recognizer
-        self.attributes = attributes or AttributeModels()
+    def __init__(self, models: BatchedModels, max_pixels: int) -> None:
+        self._models = models
         self._max_pixels = max_pixels
-        self._limits = limits or BatchLimits()
-        # One model call at a time per device: on a CPU each call already uses every core.
-        self._device_lock = threading.Lock()
-        # Jobs inside analyze(): a batch need not wait for more callers than there are.
-        self._active_jobs = 0
-        self._active_lock = threading.Lock()
-        self._detect_batchers: dict[str, MicroBatcher[tuple[NDArray[np.uint8], float], Detections]] = {
-            name: MicroBatcher(
-                partial(self._detect_many, detector),
-                self._limits.max_images,
-                self._limits.max_wait_s,
-                f"detect-{name}",
-                self._active,
-            )
-            for name, detector in self.detectors.items()
-        }
-        self._embed_batcher: MicroBatcher[NDArray[np.uint8], NDArray[np.float32]] = MicroBatcher(
-            self._embed_many, self._limits.max_faces, self._limits.max_wait_s, "embed", self._active
-        )
 
-    def _active(self) -> int:
-        return self._active_jobs
-
-    def close(self) -> None:
-        for batcher in self._detect_batchers.values():
-            batcher.close()
-        self._embed_batcher.close()
-
-    def _detector_name(self, options: AnalysisOptions) -> str:
-        if options.detector is None:
-            return next(iter(self.detectors))
-        if options.detector not in self.detectors:
-            available = list(self.detectors)
-            raise ModelNotLoaded(
-                f"detector {options.detector!r} is not loaded on this worker; "
-                f"available: {', '.join(available)}",
-                available,
-            )
-        return options.detector
-
-    def detector_for(self, options: AnalysisOptions) -> Detector:
-        return self.detectors[self._detector_name(options)]
-
-    def check_attributes(self, options: AnalysisOptions) -> None:
-        _, wanted = options.required_models()
-        loaded = self.attributes.names()
-        missing = [name for name in wanted if name not in loaded]
-        if missing:
-            raise ModelNotLoaded(
-                f"{', '.join(missing)} not loaded on this worker; loaded attribute models: "
-                f"{', '.join(loaded) or 'none'}",
-                loaded,
-            )
-
-    def models_for(self, options: AnalysisOptions) -> tuple[ModelSpec, ModelSpec]:
-        """The detector and recognizer specs that answer a job with these options."""
-        return self.detector_for(options).spec, self.recognizer.spec
-
-    def _detect_many(
-        self, detector: Detector, items: list[tuple[NDArray[np.uint8], float]]
-    ) -> list[Detections]:
-        """Detect in canvases of several jobs: one network call per canvas size."""
-        results: list[Detections | None] = [None] * len(items)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (canvas, _) in enumerate(items):
-            by_shape.setdefault(canvas.shape, []).append(index)
-        # With static shapes the detector keeps batch 1: SCRFD gains nothing from larger
-        # batches even on a GPU (bench/gpu.py), and one batch size means one input shape.
-        step = 1 if self._limits.static_shapes else self._limits.max_images
-        for indices in by_shape.values():
-            for begin in range(0, len(indices), step):
-                chunk = indices[begin : begin + step]
-                with self._device_lock:
-                    found = detector.detect_batch([items[i][0] for i in chunk], [items[i][1] for i in chunk])
-                for index, detections in zip(chunk, found, strict=True):
-                    results[index] = detections
-        return [r if r is not None else Detections.empty() for r in results]
-
-    def _embed_many(self, crops: list[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
-        vectors: list[NDArray[np.float32]] = []
-        size = self._limits.max_faces
-        for begin in range(0, len(crops), size):
-            chunk = crops[begin : begin + size]
-            batch = np.stack(chunk)
-            if self._limits.static_shapes and len(chunk) < size:
-                batch = np.concatenate([batch, np.zeros((size - len(chunk), *batch.shape[1:]), np.uint8)])
-            with self._device_lock:
-                vectors.extend(self.recognizer.embed(batch)[: len(chunk)])
-        return vectors
-
-    def analyze(
-        self,
-        images: Sequence[bytes | None],
-        options: AnalysisOptions,
-        known_errors: dict[int, ErrorRecord] | None = None,
-    ) -> list[ImageRecord]:
-        """One record per input image, in order; a bad image fails alone.
-
-        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
-        """
-        self.detector_for(options)
-        self.check_attributes(options)
-        with self._active_lock:
-            self._active_jobs += 1
-        try:
-            return self._analyze(images, options, known_errors or {})
-        finally:
-            with self._active_lock:
-                self._active_jobs -= 1
-
-    def _analyze(
-        self, images: Sequence[bytes | None], options: AnalysisOptions, known_errors: dict[int, ErrorRecord]
-    ) -> list[ImageRecord]:
-        pending: list[_Pending] = []
-        for index, data in enumerate(images):
+    def run(self, images: Sequence[bytes], options: AnalysisOptions, detector: str) -> list[ImageOutcome]:
+        """One outcome per image, in order; a bad image fails alone. ``detector`` is a loaded key."""
+        prepared: list[_Prepared | FailedImage] = []
+        for data in images:
             start = time.perf_counter()
-            if data is None or index in known_errors:
-                error = known_errors.get(index, {"code": "invalid_image", "message": "no data"})
-                pending.append(_Pending({"status": "error", "error": error, "took_ms": 0.0}))
-                continue
             try:
-                pending.append(self._prepare(data, options, start))
+                prepared.append(self._prepare(data, options, detector, start))
             except FaceRestError as exc:
-                pending.append(_Pending(_error(exc, start)))
-        self._embed(pending, options)
-        return [item.record for item in pending]
+                prepared.append(FailedImage(exc, _ms_since(start)))
+        return self._embed(prepared, options)
 
-    def _prepare(self, data: bytes, options: AnalysisOptions, start: float) -> _Pending:
-        decoded = decode_image(data, self._max_pixels, decode_scale(options, self.recognizer.input_size))
+    def _prepare(self, data: bytes, options: AnalysisOptions, detector: str, start: float) -> _Prepared:
+        recognizer = self._models.loaded.recognizer
+        decoded = decode_image(data, self._max_pixels, decode_scale(options, recognizer.input_size))
         timings = {"decode_ms": _ms_since(start)}
-        record: ImageRecord = {"status": "ok", "size": [decoded.width, decoded.height], "took_ms": 0.0}
         if options.embed_only:
-            found = Detections(
+            # The whole image is the face: its box in full-size image px, no keypoints.
+            whole = Detections(
                 np.array([[0, 0, decoded.width, decoded.height]], np.float32),
                 np.ones(1, np.float32),
                 np.zeros((1, 5, 2), np.float32),
             )
-            item = _Pending(record, found, [self._as_crop(decoded.pixels)])
+            item = _Prepared(
+                decoded.width, decoded.height, 0.0, timings, whole, [self._as_crop(decoded.pixels)]
+            )
         else:
-            item = self._detect(decoded, options, record, timings)
-        record["took_ms"] = _ms_since(start)
-        if options.verbose_timings:
-            record["timings"] = timings
+            item = self._detect(decoded, options, detector, timings)
+        item.took_ms = _ms_since(start)
         return item
 
     def _as_crop(self, image: RGBImage) -> NDArray[np.uint8]:
-        size = self.recognizer.input_size
+        size = self._models.loaded.recognizer.input_size
         if image.shape[:2] == (size, size):
             return image
         return np.asarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
 
     def _detect(
-        self, decoded: DecodedImage, options: AnalysisOptions, record: ImageRecord, timings: dict[str, float]
-    ) -> _Pending:
-        """Detect, then run the per-face models on the decoded pixels; the face records get
-        full-size image coordinates."""
-        batcher = self._detect_batchers[self._detector_name(options)]
+        self, decoded: DecodedImage, options: AnalysisOptions, detector: str, timings: dict[str, float]
+    ) -> _Prepared:
+        """Detect, then run the per-face models on the decoded pixels."""
         step = time.perf_counter()
         image = decoded.pixels
-        boxed = letterbox(image, options.max_size, fill_max_size=self._limits.static_shapes)
-        (found,) = batcher.submit([(boxed.canvas, options.threshold)])
-        found = found.scaled(1.0 / boxed.scale)
-        full_size = found.scaled(1.0 / decoded.scale) if decoded.scale != 1.0 else found
-        keep = select_faces(full_size, options)
-        found = found.take(keep)
+        boxed = letterbox(image, options.max_size, fill_max_size=self._models.limits.static_shapes)
+        in_decoded = canvas_to_decoded(self._models.detect(detector, boxed.canvas, options.threshold), boxed)
+        in_full_size = decoded_to_full_size(in_decoded, decoded)
+        keep = select_faces(in_full_size, options)
+        in_decoded = in_decoded.take(keep)
         timings["detect_ms"] = _ms_since(step)
-        item = _Pending(record, full_size.take(keep))
+        item = _Prepared(decoded.width, decoded.height, 0.0, timings, in_full_size.take(keep))
         if options.extract_ga or options.return_landmarks106:
             step = time.perf_counter()
-            item.genderage = self._gender_age(image, found, options)
-            landmarks = self._landmarks106(image, found, options)
-            item.landmarks106 = None if landmarks is None else landmarks / decoded.scale
+            if options.extract_ga:
+                item.genderage = self._models.gender_age(image, in_decoded.keypoints)
+            if options.return_landmarks106:
+                landmarks = self._models.landmarks106(image, in_decoded.boxes)
+                item.landmarks106 = (
+                    None if landmarks is None else points_decoded_to_full_size(landmarks, decoded)
+                )
             timings["attributes_ms"] = _ms_since(step)
         step = time.perf_counter()
         if options.extract_embedding or options.return_face_data:
-            size, template = self.recognizer.input_size, self.recognizer.template
-            item.crops = [warp_to_template(image, points, template, size) for points in found.keypoints]
+            recognizer = self._models.loaded.recognizer
+            size, template = recognizer.input_size, recognizer.template
+            item.crops = [warp_to_template(image, points, template, size) for points in in_decoded.keypoints]
         timings["align_ms"] = _ms_since(step)
         return item
 
-    def _gender_age(self, image: RGBImage, found: Detections, options: AnalysisOptions) -> GenderAge | None:
-        model = self.attributes.genderage
-        if not options.extract_ga or model is None:
-            return None
-        with self._device_lock:
-            return model.predict(image, found.keypoints)
-
-    def _landmarks106(
-        self, image: RGBImage, found: Detections, options: AnalysisOptions
-    ) -> NDArray[np.float32] | None:
-        model = self.attributes.landmarks
-        if not options.return_landmarks106 or model is None:
-            return None
-        with self._device_lock:
-            return model.landmarks(image, found.boxes)
-
-    @staticmethod
-    def _add_attributes(face: FaceRecord, item: _Pending, index: int) -> None:
-        if item.genderage is not None:
-            male = float(item.genderage.male[index])
-            face["gender"] = "male" if male >= 0.5 else "female"
-            face["gender_score"] = round(max(male, 1.0 - male), 4)
-            face["age"] = round(float(item.genderage.age[index]), 1)
-        if item.landmarks106 is not None:
-            face["landmarks106"] = _points(item.landmarks106[index])
-
-    def _embed(self, pending: list[_Pending], options: AnalysisOptions) -> None:
-        """Embed the faces of all images of the job, then build the face records."""
-        crops = [crop for item in pending for crop in item.crops]
+    def _embed(self, prepared: list[_Prepared | FailedImage], options: AnalysisOptions) -> list[ImageOutcome]:
+        """Embed the faces of all images of the job in one batched call; each image's took_ms
+        gets its faces' share of that call."""
+        crops = [crop for item in prepared if isinstance(item, _Prepared) for crop in item.crops]
         vectors: list[NDArray[np.float32]] = []
         per_face_ms = 0.0
         if options.extract_embedding and crops:
             step = time.perf_counter()
-            vectors = self._embed_batcher.submit(crops)
+            vectors = self._models.embed(crops)
             per_face_ms = _ms_since(step) / len(crops)
+        outcomes: list[ImageOutcome] = []
         offset = 0
-        for item in pending:
-            if item.record["status"] != "ok":
+        for item in prepared:
+            if isinstance(item, FailedImage):
+                outcomes.append(item)
                 continue
-            count = len(item.detections)
-            faces = [self._face(item, i, options) for i in range(count)]
+            count = len(item.found)
+            embeddings: Sequence[NDArray[np.float32] | None] = [None] * count
+            took_ms = item.took_ms
             if options.extract_embedding:
-                for face, raw in zip(faces, vectors[offset : offset + count], strict=True):
-                    norm = float(np.linalg.norm(raw))
-                    face["vec"] = (raw / max(norm, 1e-12)).astype(np.float32).tobytes()
-                    face["norm"] = round(norm, 4)
+                embeddings = vectors[offset : offset + count]
                 offset += count
-                item.record["took_ms"] = round(item.record["took_ms"] + per_face_ms * count, 3)
-                if "timings" in item.record:
-                    item.record["timings"]["embed_ms"] = round(per_face_ms * count, 3)
-            item.record["faces"] = faces
+                took_ms = round(took_ms + per_face_ms * count, 3)
+                item.timings["embed_ms"] = round(per_face_ms * count, 3)
+            faces = tuple(_face(item, i, embeddings[i]) for i in range(count))
+            outcomes.append(AnalyzedImage(item.width, item.height, faces, took_ms, item.timings))
+        return outcomes
 
-    @staticmethod
-    def _face(item: _Pending, index: int, options: AnalysisOptions) -> FaceRecord:
-        points = item.detections.keypoints[index]
-        face: FaceRecord = {
-            "bbox": [round(float(v), 2) for v in item.detections.boxes[index]],
-            "prob": round(float(item.detections.scores[index]), 5),
-            "landmarks": _points(points),
-        }
-        FaceAnalyzer._add_attributes(face, item, index)
-        if options.return_face_data and item.crops:
-            face["facedata"] = _encode_jpeg(item.crops[index])
-        return face
+
+def _face(item: _Prepared, index: int, embedding: NDArray[np.float32] | None) -> AnalyzedFace:
+    genderage = item.genderage
+    return AnalyzedFace(
+        box=item.found.boxes[index],
+        score=float(item.found.scores[index]),
+        keypoints=item.found.keypoints[index],
+        crop=item.crops[index] if item.crops else None,
+        embedding=embedding,
+        male=None if genderage is None else float(genderage.male[index]),
+        age=None if genderage is None else float(genderage.age[index]),
+        landmarks106=None if item.landmarks106 is None else item.landmarks106[index],
+    )

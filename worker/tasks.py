@@ -4,17 +4,46 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from celery import Celery, current_task
 
-from shared.errors import FaceRestError
-from shared.jobs import JobStore
+from shared.contract import (
+    AnalysisOptions,
+    ErrorInfo,
+    ExtractJob,
+    ExtractResult,
+    ImageResult,
+    Job,
+    JobResult,
+    ModelRef,
+)
+from shared.errors import FaceRestError, InternalError, TooManyAttempts
 from shared.queue import EXTRACT_TASK
-from shared.schemas import AnalysisOptions, JobResult
-from worker.pipeline import FaceAnalyzer
 
 log = logging.getLogger("facerest.worker")
+
+
+class Analyzer(Protocol):
+    """What a task needs of worker/analyzer.py's FaceAnalyzer."""
+
+    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]: ...
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
+
+
+class Store(Protocol):
+    """What a task needs of shared/jobs.py's JobStore."""
+
+    def load_input(self, job_id: str) -> Job | None: ...
+
+    def add_attempt(self, job_id: str) -> int: ...
+
+    def mark_running(self, job_id: str, worker: str) -> None: ...
+
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,18 +51,18 @@ class WorkerRuntime:
     """Everything a task needs, built once at worker start."""
 
     name: str
-    analyzer: FaceAnalyzer
-    store: JobStore
+    analyzer: Analyzer
+    store: Store
     max_attempts: int = 3
 
     def run_job(self, job_id: str) -> None:
-        payload = self.store.load_input(job_id)
-        if payload is None:
+        job = self.store.load_input(job_id)
+        if job is None:
             log.info(
                 "job %s: no input (already finished or expired), skipping", job_id, extra={"job_id": job_id}
             )
             return
-        ids = {"job_id": job_id, "request_id": payload.get("request_id")}
+        ids = {"job_id": job_id, "request_id": job.request_id}
         # Counted before the work: a job that kills its worker is redelivered, and must not be forever.
         attempts = self.store.add_attempt(job_id)
         if attempts > self.max_attempts:
@@ -42,39 +71,38 @@ class WorkerRuntime:
                 "its worker crashed or was lost each time; giving up"
             )
             log.error("job %s: %s", job_id, message, extra=ids)
-            self.store.finish(job_id, None, {"code": "too_many_attempts", "message": message})
+            self.store.finish(job_id, TooManyAttempts(message).info())
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
-        options = AnalysisOptions.from_wire(payload["options"])
-        log.info(
-            "job %s started (attempt %d, %d images)", job_id, attempts, len(payload["images"]), extra=ids
-        )
-        try:
-            records = self.analyzer.analyze(
-                payload["images"], options, {int(k): v for k, v in payload["errors"].items()}
+        log.info("job %s started (attempt %d, %d images)", job_id, attempts, len(job.images), extra=ids)
+        outcome = self._run(job_id, job, ids, start)
+        self.store.finish(job_id, outcome)
+        if not isinstance(outcome, ErrorInfo):
+            log.info(
+                "job %s done in %.1f ms (%d images)", job_id, outcome.took_ms, len(job.images), extra=ids
             )
-            detector, recognizer = self.analyzer.models_for(options)
+
+    def _run(self, job_id: str, job: Job, ids: dict[str, str], start: float) -> JobResult | ErrorInfo:
+        try:
+            match job:
+                case ExtractJob():
+                    return self._extract(job, start)
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
-            log.info("job %s refused: %s", job_id, exc.message)
-            self.store.finish(job_id, None, {"code": exc.code, "message": exc.message})
-            return
-        except Exception as exc:
-            # A bug fails this job, not the worker or the other jobs.
+            log.info("job %s refused: %s", job_id, exc.message, extra=ids)
+            return exc.info()
+        except Exception:
+            # A bug fails this job, not the worker or the other jobs. The client learns where to
+            # look; the exception's text, which may hold library internals, stays in the log.
             log.exception("job %s failed", job_id, extra=ids)
-            self.store.finish(job_id, None, {"code": "internal_error", "message": str(exc)})
-            return
+            return InternalError(f"internal error in worker {self.name}; request id {job.request_id}").info()
+
+    def _extract(self, job: ExtractJob, start: float) -> ExtractResult:
+        images = self.analyzer.analyze(job.images, job.options)
+        detector, recognizer = self.analyzer.models_for(job.options)
         took = round((time.perf_counter() - start) * 1000, 3)
-        result: JobResult = {
-            "images": records,
-            "worker": self.name,
-            "took_ms": took,
-            "detector": detector.to_record(),
-            "recognizer": recognizer.to_record(),
-        }
-        self.store.finish(job_id, result, None)
-        log.info("job %s done in %.1f ms (%d images)", job_id, took, len(records), extra=ids)
+        return ExtractResult(images, self.name, took, detector, recognizer)
 
 
 class TaskContextFilter(logging.Filter):

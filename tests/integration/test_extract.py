@@ -16,7 +16,8 @@ from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 from bench.photos import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
 from tests.client import extract, file2base64, vectors
 from tests.faces import FACES_IN
-from worker.inference.registry import SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import SCRFD_500M
 from worker.models.postprocess import box_iou
 
 

@@ -14,7 +14,7 @@ from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, running_system
 from tests.client import extract, vectors
 from tests.faces import FACES_IN
-from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, MODELS, RETINAFACE_MNET
+from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, RETINAFACE_MNET, all_entries
 from worker.models.postprocess import box_iou
 
 
@@ -80,8 +80,9 @@ def test_info_names_the_recognizer_the_detectors_and_each_license(api: str) -> N
     (recognizer,) = info["recognizers"]
     assert recognizer["name"] == ARCFACE_MBF.name and recognizer["version"] == ARCFACE_MBF.version
     assert recognizer["dimension"] == 512
+    registered = {spec.name: spec for entry in all_entries() for spec in entry.specs}
     for model in info["models"]:
-        spec = MODELS[model["name"]]
+        spec = registered[model["name"]]
         assert model["license"] == spec.license and model["commercial_use"] == spec.commercial_use
 
 

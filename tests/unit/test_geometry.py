@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.imaging.align import ARCFACE_DST, estimate_similarity, norm_crop
+from worker.imaging.align import (
+    ARCFACE_DST,
+    ARCFACE_SIZE,
+    arcface_template,
+    estimate_similarity,
+    warp_to_template,
+)
 from worker.imaging.resize import fit_scale, letterbox
 from worker.models.postprocess import anchor_centers, box_iou, distance_to_boxes, nms
 
@@ -19,12 +25,12 @@ def test_similarity_recovers_a_known_transform() -> None:
     np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
 
 
-def test_norm_crop_puts_keypoints_on_the_template() -> None:
+def test_warp_puts_keypoints_on_the_arcface_template() -> None:
     image = np.zeros((400, 400, 3), np.uint8)
     keypoints = ARCFACE_DST * 2 + 100  # a face twice the template size at (100, 100)
     for x, y in keypoints.astype(int):
         image[y - 1 : y + 2, x - 1 : x + 2] = 255
-    crop = norm_crop(image, keypoints)
+    crop = warp_to_template(image, keypoints, arcface_template(), ARCFACE_SIZE)
     assert crop.shape == (112, 112, 3)
     for x, y in ARCFACE_DST.round().astype(int):
         assert crop[y, x].max() > 100

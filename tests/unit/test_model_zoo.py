@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from bench.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
+from worker.inference.files import locate, locate_all, read_model
 from worker.inference.registry import (
     AGE_V1,
     ARCFACE_MBF,
@@ -31,9 +32,6 @@ from worker.inference.registry import (
     MTCNN_NETS,
     RETINAFACE_MNET,
     SCRFD_500M,
-    locate,
-    locate_all,
-    read_model,
 )
 from worker.inference.session import Device, create_session, torch_device
 from worker.models.arcface import ArcFace
@@ -64,7 +62,7 @@ pytestmark = pytest.mark.slow
 @dataclass(frozen=True)
 class Photo:
     rgb: NDArray[np.uint8]
-    scrfd: Detections  # in original pixels
+    scrfd: Detections  # full-size image px
 
     @property
     def large(self) -> NDArray[np.intp]:
@@ -74,7 +72,8 @@ class Photo:
 
 def _detect(detector: Detector, rgb: NDArray[np.uint8]) -> Detections:
     boxed = letterbox(rgb, FULL_SIZE)
-    return detector.detect(boxed.canvas, THRESHOLD).scaled(1.0 / boxed.scale)
+    (found,) = detector.detect_batch([boxed.canvas], [THRESHOLD])
+    return found.scaled(1.0 / boxed.scale)
 
 
 def _mirror(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -274,7 +273,7 @@ def test_mtcnn_equals_facenet_pytorchs_detect_face(
     for name in ("t1.jpg", "players.jpg"):
         canvas = letterbox(read_rgb(GROUP_PHOTOS[name]), (640, 640)).canvas
         boxes, scores, points = reference.detect(canvas, landmarks=True)
-        ours = detectors["mtcnn"].detect(canvas, THRESHOLD)
+        (ours,) = detectors["mtcnn"].detect_batch([canvas], [THRESHOLD])
         assert len(ours) == len(boxes)
         order = np.argsort(-scores.astype(np.float32), kind="stable")
         np.testing.assert_allclose(ours.boxes, boxes[order].astype(np.float32), atol=1e-3)
@@ -289,7 +288,7 @@ def test_retinaface_batch_equals_one_image_at_a_time(detectors: dict[str, Detect
     canvases = [letterbox(image, (640, 640)).canvas for image in (photo, _mirror(photo))]
     batched = retinaface.detect_batch(canvases, [0.5, 0.7])
     for canvas, threshold, found in zip(canvases, [0.5, 0.7], batched, strict=True):
-        single = retinaface.detect(canvas, threshold)
+        (single,) = retinaface.detect_batch([canvas], [threshold])
         assert len(found) == len(single) > 0
         np.testing.assert_allclose(found.boxes, single.boxes, atol=1e-3)
         np.testing.assert_allclose(found.keypoints, single.keypoints, atol=1e-3)

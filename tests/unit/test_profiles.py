@@ -12,16 +12,8 @@ from api.schemas import ExtractRequest
 from shared.contract import AnalysisOptions, ModelInfo, RecognizerInfo, WorkerInfo
 from shared.errors import ModelNotLoaded
 from shared.settings import PROFILES, ModelSelection, SettingsError, load_settings
-from worker.inference.registry import (
-    MODELS,
-    MTCNN_NETS,
-    RETINAFACE_MNET,
-    ModelFile,
-    ModelIntegrityError,
-    locate_all,
-    read_model,
-)
-from worker.loader import check_profile, selected_specs
+from worker.inference.files import ModelFile, ModelIntegrityError, locate_all, read_model
+from worker.inference.registry import MTCNN_NETS, RETINAFACE_MNET, all_entries, check_profile, select
 from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
 
 
@@ -41,13 +33,7 @@ def test_a_profile_gives_its_models_and_lists_replace_only_what_they_name(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [
-        ("FACEREST_PROFILE", "commercial"),
-        ("FACEREST_DETECTORS", "scrfd,yolo"),
-        ("FACEREST_DETECTORS", "scrfd,scrfd"),
-        ("FACEREST_RECOGNIZER", "facenet"),
-        ("FACEREST_ATTRIBUTES", "emotion"),
-    ],
+    [("FACEREST_PROFILE", "commercial"), ("FACEREST_DETECTORS", "scrfd,scrfd")],
 )
 def test_bad_model_settings_fail_at_start_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -57,18 +43,35 @@ def test_bad_model_settings_fail_at_start_naming_the_variable(
         load_settings()
 
 
+def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = [
+        ("FACEREST_DETECTORS", "scrfd,yolo", "known: scrfd, retinaface, mtcnn"),
+        ("FACEREST_DETECTORS", "arcface", "'arcface' is a recognizer, not a detector"),
+        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, dlib"),
+        ("FACEREST_ATTRIBUTES", "emotion", "known: genderage, landmarks106"),
+    ]
+    for variable, value, known in cases:
+        with monkeypatch.context() as environment:
+            environment.setenv(variable, value)
+            settings = load_settings()  # names are the registry's to check, at worker start
+            with pytest.raises(SettingsError, match=variable) as refused:
+                select(settings)
+        assert known in str(refused.value)
+
+
 def test_permissive_profile_loads_only_commercially_usable_models() -> None:
-    settings = load_settings(profile="permissive")
-    specs = selected_specs(settings.models())
-    assert specs and all(spec.commercial_use for spec in specs)
-    check_profile(settings, settings.models())
-    insightface_detector = load_settings(profile="permissive", detectors="scrfd")
+    entries = select(load_settings(profile="permissive")).entries()
+    assert entries and all(entry.commercial_use for entry in entries)
     with pytest.raises(SettingsError, match="scrfd"):
-        check_profile(insightface_detector, insightface_detector.models())
+        select(load_settings(profile="permissive", detectors="scrfd"))
+    with pytest.raises(SettingsError, match="landmarks106"):
+        check_profile(load_settings(profile="permissive"), all_entries())
 
 
 def test_every_registered_file_matches_its_sha256() -> None:
-    for spec in MODELS.values():
+    for spec in (spec for entry in all_entries() for spec in entry.specs):
         if spec.symbol:
             assert len(read_model(spec)) > 1_000_000
         else:

@@ -7,21 +7,37 @@ import numpy as np
 import pytest
 from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
+from numpy.typing import NDArray
 
 from bench.photos import GROUP_PHOTOS, read_rgb
+from shared.contract import AnalysisOptions
 from shared.settings import load_settings
 from tests.faces import FACES_IN
-from worker.imaging.align import norm_crop
-from worker.imaging.resize import letterbox_fixed
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.analyzer import FaceAnalyzer
+from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
+from worker.imaging.resize import Letterbox
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.models.postprocess import box_iou
-from worker.pipeline import FaceAnalyzer
 
 REFERENCE_SIZE = (640, 640)
 # Every test here loads the real SCRFD and ArcFace (and most the reference too): seconds each.
 pytestmark = pytest.mark.slow
+
+
+def reference_letterbox(image: NDArray[np.uint8], size: tuple[int, int]) -> Letterbox:
+    """insightface's sizing: fit into exactly ``size`` (w, h), upscaling small images."""
+    height, width = image.shape[:2]
+    target_w, target_h = size
+    if height / width > target_h / target_w:
+        new_h, new_w = target_h, int(target_h / (height / width))
+    else:
+        new_w, new_h = target_w, int(target_w * (height / width))
+    canvas = np.zeros((target_h, target_w, 3), np.uint8)
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    return Letterbox(canvas, new_h / height)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +67,9 @@ def test_detections_and_embeddings_match_insightface(
     ref_boxes, ref_kps = ref_detector.detect(bgr, input_size=REFERENCE_SIZE)
     assert len(ref_boxes) > 0
 
-    boxed = letterbox_fixed(rgb, REFERENCE_SIZE)
-    ours = analyzer.detector.detect(boxed.canvas, 0.5).scaled(1.0 / boxed.scale)
+    boxed = reference_letterbox(rgb, REFERENCE_SIZE)
+    (in_canvas,) = analyzer.loaded.detectors["scrfd"].detect_batch([boxed.canvas], [0.5])
+    ours = in_canvas.scaled(1.0 / boxed.scale)
 
     assert len(ours) == len(ref_boxes)
     iou = box_iou(ours.boxes, ref_boxes[:, :4])
@@ -60,8 +77,9 @@ def test_detections_and_embeddings_match_insightface(
     np.testing.assert_allclose(ours.scores, ref_boxes[:, 4], atol=1e-4)
     np.testing.assert_allclose(ours.keypoints, ref_kps, atol=0.5)
 
-    crops = np.stack([norm_crop(rgb, points) for points in ours.keypoints])
-    embeddings = analyzer.recognizer.embed(crops)
+    template = arcface_template()
+    crops = np.stack([warp_to_template(rgb, points, template, ARCFACE_SIZE) for points in ours.keypoints])
+    embeddings = analyzer.loaded.recognizer.embed(crops)
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     for embedding, points in zip(embeddings, ref_kps, strict=True):
         from insightface.utils import face_align
@@ -76,22 +94,21 @@ def test_static_shapes_give_the_same_faces(analyzer: FaceAnalyzer) -> None:
     """The GPU shape policy (full canvases, padded face batches) changes no result."""
     from dataclasses import replace
 
-    from shared.schemas import AnalysisOptions
-
-    from worker.pipeline import BatchLimits
+    from worker.batched import BatchedModels, BatchLimits
 
     static = FaceAnalyzer(
-        analyzer.detectors, analyzer.recognizer, 40_000_000, limits=replace(BatchLimits(), static_shapes=True)
+        BatchedModels(analyzer.loaded, replace(BatchLimits(), static_shapes=True)), 40_000_000
     )
     photos = [GROUP_PHOTOS[name].read_bytes() for name in ("t1.jpg", "gdp.jpg", "yaoming.jpg")]
     options = AnalysisOptions(max_size=(1280, 1280))
     for plain, padded in zip(analyzer.analyze(photos, options), static.analyze(photos, options), strict=True):
-        plain_faces, padded_faces = plain.get("faces", []), padded.get("faces", [])
+        plain_faces, padded_faces = plain.faces, padded.faces
         assert len(plain_faces) == len(padded_faces) > 0
-        iou = box_iou(np.array([f["bbox"] for f in plain_faces]), np.array([f["bbox"] for f in padded_faces]))
+        iou = box_iou(np.array([f.bbox for f in plain_faces]), np.array([f.bbox for f in padded_faces]))
         assert iou.diagonal().min() >= 0.99
         for a, b in zip(plain_faces, padded_faces, strict=True):
-            cosine = float(np.frombuffer(a["vec"], np.float32) @ np.frombuffer(b["vec"], np.float32))
+            assert a.vec is not None and b.vec is not None
+            cosine = float(np.frombuffer(a.vec, np.float32) @ np.frombuffer(b.vec, np.float32))
             assert cosine >= 0.999
     static.close()
 
@@ -100,8 +117,6 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
     """t1.jpg blown up 5x (6400x4430, 28 MP): asked for faces of at least 224 px, the worker
     decodes it at half size, yet finds the six faces of the small photo, in full-size
     coordinates, with the same identities."""
-    from shared.schemas import AnalysisOptions
-
     from bench.photos import encode
     from worker.imaging.decode import decode_image
     from worker.pipeline import decode_scale
@@ -114,19 +129,20 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
         )
     )
     options = AnalysisOptions(min_face_size=224)
-    rule = decode_scale(options, analyzer.recognizer.input_size)
+    rule = decode_scale(options, analyzer.loaded.recognizer.input_size)
     assert decode_image(big, 40_000_000, rule).pixels.shape[:2] == (2215, 3200)
     # Without min_face_size the smallest face SCRFD finds at 640 px needs every pixel.
     assert decode_image(big, 40_000_000, decode_scale(AnalysisOptions(), 112)).scale == 1.0
 
     (small_record,) = analyzer.analyze([encode(small)], AnalysisOptions())
     (big_record,) = analyzer.analyze([big], options)
-    assert big_record["size"] == [6400, 4430]
-    small_faces, big_faces = small_record["faces"], big_record["faces"]
+    assert big_record.size == (6400, 4430)
+    small_faces, big_faces = small_record.faces, big_record.faces
     assert len(big_faces) == len(small_faces) == FACES_IN["t1.jpg"]
-    iou = box_iou(np.array([f["bbox"] for f in big_faces]), np.array([f["bbox"] for f in small_faces]) * 5)
+    iou = box_iou(np.array([f.bbox for f in big_faces]), np.array([f.bbox for f in small_faces]) * 5)
     assert iou.max(axis=1).min() >= 0.9
     for face, index in zip(big_faces, iou.argmax(axis=1), strict=True):
         twin = small_faces[index]
-        cosine = float(np.frombuffer(face["vec"], np.float32) @ np.frombuffer(twin["vec"], np.float32))
+        assert face.vec is not None and twin.vec is not None
+        cosine = float(np.frombuffer(face.vec, np.float32) @ np.frombuffer(twin.vec, np.float32))
         assert cosine >= 0.95, cosine

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from bench.photos import GROUP_PHOTOS, read_rgb
-from shared.settings import Backend
-from worker.imaging.align import norm_crop
+from shared.contract import AnalysisOptions
+from shared.settings import Backend, load_settings
+from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, locate
+from worker.inference.files import locate
+from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, all_entries, select
 from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
+from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
 from worker.models.postprocess import box_iou
 from worker.models.scrfd import SCRFD
@@ -30,8 +34,10 @@ def faces() -> list[tuple[str, np.ndarray]]:
     for name, path in GROUP_PHOTOS.items():
         rgb = read_rgb(path)
         boxed = letterbox(rgb, (640, 640))
-        found = detector.detect(boxed.canvas, 0.5).scaled(1 / boxed.scale)
-        crops += [(name, norm_crop(rgb, points)) for points in found.keypoints]
+        (found,) = detector.detect_batch([boxed.canvas], [0.5])
+        template = arcface_template()
+        keypoints = found.scaled(1 / boxed.scale).keypoints
+        crops += [(name, warp_to_template(rgb, points, template, ARCFACE_SIZE)) for points in keypoints]
     assert len(crops) >= 30
     return crops
 
@@ -52,8 +58,8 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
 @pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
 def test_openvino_detections_match_onnxruntime(photo: str) -> None:
     canvas = letterbox(read_rgb(GROUP_PHOTOS[photo]), (640, 640)).canvas
-    ort_found = _detectors(Backend.ONNXRUNTIME).detect(canvas, 0.5)
-    ov_found = _detectors(Backend.OPENVINO).detect(canvas, 0.5)
+    (ort_found,) = _detectors(Backend.ONNXRUNTIME).detect_batch([canvas], [0.5])
+    (ov_found,) = _detectors(Backend.OPENVINO).detect_batch([canvas], [0.5])
     assert len(ov_found) == len(ort_found)
     assert box_iou(ov_found.boxes, ort_found.boxes).max(axis=1).min() >= 0.95
 
@@ -67,3 +73,51 @@ def test_auto_backend_choice_and_refusals() -> None:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(DeviceUnavailable, match="CUDAExecutionProvider"):
             create_session(locate(SCRFD_500M), Device("cuda", 0))
+
+
+def test_auto_runs_each_model_on_its_measured_fastest_runtime() -> None:
+    settings = load_settings(detector_backend=Backend.AUTO, recognizer_backend=Backend.AUTO)
+    chosen = {entry.key: entry.backend(settings, CPU) for entry in all_entries()}
+    assert chosen == {
+        "scrfd": Backend.ONNXRUNTIME,
+        "retinaface": Backend.ONNXRUNTIME,
+        "mtcnn": None,  # PyTorch
+        "arcface": Backend.OPENVINO,
+        "dlib": None,  # dlib
+        "genderage": Backend.ONNXRUNTIME,
+        "landmarks106": Backend.ONNXRUNTIME,
+    }
+
+
+def test_every_onnx_model_gives_the_same_faces_on_openvino() -> None:
+    """The backend settings reach every ONNX model: SCRFD, RetinaFace (its weights are bytes),
+    ArcFace, gender/age and the 106 landmarks."""
+    photos = [GROUP_PHOTOS[name].read_bytes() for name in ("t1.jpg", "players.jpg")]
+    options = AnalysisOptions(extract_ga=True, return_landmarks106=True)
+    faces = {}
+    for backend in (Backend.ONNXRUNTIME, Backend.OPENVINO):
+        settings = load_settings(
+            detectors="scrfd,retinaface",
+            recognizer="arcface",
+            attributes="genderage,landmarks106",
+            detector_backend=backend,
+            recognizer_backend=backend,
+        )
+        assert {entry.backend(settings, CPU) for entry in select(settings).entries()} == {backend}
+        analyzer = load_analyzer(settings, CPU)
+        faces[backend] = [
+            face
+            for detector in ("scrfd", "retinaface")
+            for image in analyzer.analyze(photos, msgspec.structs.replace(options, detector=detector))
+            for face in image.faces
+        ]
+        analyzer.close()
+    ours, theirs = faces[Backend.ONNXRUNTIME], faces[Backend.OPENVINO]
+    assert len(ours) == len(theirs) >= 20
+    for a, b in zip(ours, theirs, strict=True):
+        assert box_iou(np.array([a.bbox]), np.array([b.bbox]))[0, 0] >= 0.95
+        assert a.vec is not None and b.vec is not None
+        assert float(np.frombuffer(a.vec, np.float32) @ np.frombuffer(b.vec, np.float32)) >= 0.99
+        assert a.age is not None and b.age is not None and abs(a.age - b.age) <= 2
+        assert a.landmarks106 is not None and b.landmarks106 is not None
+        assert np.abs(np.array(a.landmarks106) - np.array(b.landmarks106)).max() <= 2

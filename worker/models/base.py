@@ -1,22 +1,25 @@
-"""What every detector and recognizer returns, and the protocols the pipeline programs against."""
+"""What every detector and recognizer returns, the protocols the pipeline programs against, and
+the set of models a worker loaded."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """Faces found in one image, sorted by score, in the coordinates of the detector's input.
+    """Faces found in one image, sorted by score.
 
     boxes: (N, 4) x1, y1, x2, y2; scores: (N,); keypoints: (N, 5, 2) eyes, nose, mouth corners.
+    A detector returns them in detector canvas px; worker/frames.py converts them to decoded px
+    and to full-size image px. Whoever holds a Detections names its frame.
     """
 
     boxes: NDArray[np.float32]
@@ -40,14 +43,11 @@ class Detections:
 class Detector(Protocol):
     spec: ModelSpec
 
-    def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        """Detect faces in an RGB canvas whose sides are multiples of the stride."""
-        ...
-
     def detect_batch(
         self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
     ) -> list[Detections]:
-        """Detect in several canvases of one size with one network call."""
+        """Detect in RGB canvases of one size, sides multiples of the stride; Detections in
+        canvas px, one per canvas, each with its own score threshold."""
         ...
 
 
@@ -86,3 +86,25 @@ class LandmarkModel(Protocol):
     def landmarks(self, image: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
         """Dense landmarks (N, points, 2) in image pixels for the faces in boxes (N, 4)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModels:
+    """The models a worker loaded, by registry key; the first detector serves requests that
+    name none."""
+
+    detectors: Mapping[str, Detector]
+    recognizer: Recognizer
+    genderage: GenderAgeModel | None = None
+    landmarks106: LandmarkModel | None = None
+
+    def attribute_keys(self) -> list[str]:
+        """The attribute models loaded, as requests name them ("genderage", "landmarks106")."""
+        keys = [] if self.genderage is None else [self.genderage.specs[0].key]
+        return keys + ([] if self.landmarks106 is None else [self.landmarks106.spec.key])
+
+    def specs(self) -> list[ModelSpec]:
+        """Every loaded network, for the worker's heartbeat."""
+        specs = [detector.spec for detector in self.detectors.values()] + [self.recognizer.spec]
+        specs += [] if self.landmarks106 is None else [self.landmarks106.spec]
+        return specs + ([] if self.genderage is None else list(self.genderage.specs))

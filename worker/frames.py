@@ -1,0 +1,35 @@
+"""The three coordinate frames a face passes through, and the conversions between them.
+
+- full-size image px: the upright (EXIF-rotated) input image at its own size. Every face the
+  pipeline returns and every wire record is in this frame.
+- decoded px: the pixels the decoder produced; a JPEG may decode at 1/2, 1/4 or 1/8 of full
+  size (``DecodedImage.scale`` = decoded / full size). Alignment and the attribute models work
+  here, on every pixel there is.
+- detector canvas px: the decoded pixels fitted into ``max_size`` and padded to the detector's
+  stride (``Letterbox.scale`` = canvas / decoded). Detectors return Detections in this frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from worker.imaging.decode import DecodedImage
+from worker.imaging.resize import Letterbox
+from worker.models.base import Detections
+
+
+def canvas_to_decoded(found: Detections, boxed: Letterbox) -> Detections:
+    """Detections in detector canvas px -> decoded px."""
+    return found.scaled(1.0 / boxed.scale)
+
+
+def decoded_to_full_size(found: Detections, decoded: DecodedImage) -> Detections:
+    """Detections in decoded px -> full-size image px."""
+    return found.scaled(1.0 / decoded.scale) if decoded.scale != 1.0 else found
+
+
+def points_decoded_to_full_size(points: NDArray[np.float32], decoded: DecodedImage) -> NDArray[np.float32]:
+    """Points (..., 2) in decoded px -> full-size image px."""
+    full_size: NDArray[np.float32] = points / decoded.scale
+    return full_size
