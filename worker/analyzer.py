@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.availability import check_models
 from shared.contract import AnalysisOptions, ImageResult, ModelRef
-from shared.errors import ModelNotLoaded
 from worker.batched import BatchedModels
 from worker.models.base import LoadedModels
 from worker.pipeline import Pipeline
@@ -27,36 +27,17 @@ class FaceAnalyzer:
     def close(self) -> None:
         self.models.close()
 
-    def detector_key(self, options: AnalysisOptions) -> str:
-        """The loaded detector that answers these options; ModelNotLoaded when there is none."""
-        detectors = self.loaded.detectors
-        if options.detector is None:
-            return next(iter(detectors))
-        if options.detector not in detectors:
-            available = list(detectors)
-            raise ModelNotLoaded(
-                f"detector {options.detector!r} is not loaded on this worker; "
-                f"available: {', '.join(available)}",
-                available,
-            )
-        return options.detector
-
     def check(self, options: AnalysisOptions) -> str:
-        """The detector key for these options, after checking every model they need is loaded."""
-        detector = self.detector_key(options)
-        loaded = self.loaded.attribute_keys()
-        missing = [name for name in options.attribute_models() if name not in loaded]
-        if missing:
-            raise ModelNotLoaded(
-                f"{', '.join(missing)} not loaded on this worker; loaded attribute models: "
-                f"{', '.join(loaded) or 'none'}",
-                loaded,
-            )
-        return detector
+        """The detector key for these options, after checking every model they need is loaded
+        (the API's check, against this worker's models: the job may have been queued while no
+        worker was online)."""
+        detectors = list(self.loaded.detectors)
+        check_models(options, detectors, self.loaded.attribute_keys())
+        return options.detector or detectors[0]
 
     def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
         """The detector and recognizer that answer a job with these options."""
-        detector = self.loaded.detectors[self.detector_key(options)]
+        detector = self.loaded.detectors[self.check(options)]
         return detector.spec.to_ref(), self.loaded.recognizer.spec.to_ref()
 
     def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]:
