@@ -98,6 +98,6 @@ def test_every_field_of_a_full_answer_is_in_the_documented_type(api: str, api_ve
 
     queued = requests.post(f"{api}/extract", json={**body, "async": True}, timeout=60).json()
     TypeAdapter(JobAccepted).validate_python(queued)
-    state = requests.get(f"{api}/results/{queued['id']}?wait=60", timeout=90).json()
+    state = requests.get(f"{api}/results/{queued['id']}?wait=25", timeout=60).json()
     TypeAdapter(JobStateBody).validate_python(state)
     assert state["status"] == "done"
