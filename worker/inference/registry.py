@@ -219,7 +219,7 @@ def _dlib(opener: ModelOpener) -> Recognizer:
     return DlibDescriptor(locate(DLIB_RESNET), DLIB_RESNET)
 
 
-# bench/runtimes.py (README, "Runtimes"; a 2-core AMD EPYC with AVX2, as on AVX-512 Xeons):
+# bench/runtimes.py (docs/performance.md; a 2-core AMD EPYC with AVX2, as on AVX-512 Xeons):
 # ONNX Runtime runs SCRFD faster, OpenVINO runs ArcFace 1.2-1.6x faster per face with the same
 # embeddings. The other ONNX models stay on ONNX Runtime, as before they took a backend setting.
 DETECTORS: Mapping[str, ModelEntry[Detector]] = MappingProxyType(
