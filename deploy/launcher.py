@@ -8,6 +8,7 @@ benchmarks (``stack``, ``running_system``) all start their processes through a `
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +25,6 @@ from pathlib import Path
 from types import FrameType
 
 import redis
-import requests
 
 from shared.settings import SettingsError
 
@@ -68,7 +69,13 @@ def redis_answers(url: str) -> bool:
 
 
 def http_ok(url: str) -> bool:
-    return requests.get(url, timeout=1).ok
+    # urllib, not requests: the launcher runs from the lean install (make run), which has no
+    # test tools. A non-2xx answer raises HTTPError.
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return 200 <= int(response.status) < 300
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
@@ -78,7 +85,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_
         try:
             if check():
                 return
-        except (OSError, redis.RedisError, requests.RequestException):
+        except (OSError, redis.RedisError):
             pass
         time.sleep(interval_s)
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -11,9 +12,18 @@ from api.availability import available, check_request
 from api.schemas import ExtractRequest
 from shared.contract import AnalysisOptions, ModelInfo, RecognizerInfo, WorkerInfo
 from shared.errors import ModelNotLoaded
-from shared.settings import PROFILES, ModelSelection, SettingsError, load_settings
+from shared.settings import PROFILES, Backend, ModelSelection, SettingsError, load_settings
 from worker.inference.files import ModelFile, ModelIntegrityError, locate_all, read_model
-from worker.inference.registry import MTCNN_NETS, RETINAFACE_MNET, all_entries, check_profile, select
+from worker.inference.registry import (
+    DETECTORS,
+    MTCNN_NETS,
+    RETINAFACE_MNET,
+    ModelOpener,
+    all_entries,
+    check_profile,
+    select,
+)
+from worker.inference.session import Device
 from worker.models.postprocess import decode_prior_boxes, decode_prior_points, nms, prior_boxes
 
 
@@ -59,6 +69,18 @@ def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known
             with pytest.raises(SettingsError, match=variable) as refused:
                 select(settings)
         assert known in str(refused.value)
+
+
+def test_mtcnn_without_pytorch_fails_worker_start_saying_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The lean install (make run) has no PyTorch: importing our MTCNN then fails as here.
+    monkeypatch.setitem(sys.modules, "worker.models.mtcnn", None)
+    opener = ModelOpener(Device("cpu"), 1, Backend.ONNXRUNTIME)
+    with pytest.raises(SettingsError, match="PyTorch") as failure:
+        DETECTORS["mtcnn"].build(opener)
+    assert 'pip install -e ".[mtcnn]"' in str(failure.value)
+    assert "make run MTCNN=1" in str(failure.value)
 
 
 def test_permissive_profile_loads_only_commercially_usable_models() -> None:

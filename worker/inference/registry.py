@@ -207,8 +207,11 @@ def _mtcnn(opener: ModelOpener) -> Detector:
     try:
         from worker.models.mtcnn import MTCNN
     except ImportError as exc:
+        # PyTorch is 750 MB, so the lean install (make run) leaves it out unless asked for.
         raise SettingsError(
-            f"detector mtcnn needs PyTorch and facenet-pytorch (the 'mtcnn' extra): {exc}"
+            f"detector mtcnn needs PyTorch, which is not installed ({exc}): install the 'mtcnn' "
+            'extra with `pip install -e ".[mtcnn]"` or `make run MTCNN=1`, or build the worker '
+            "image with --build-arg EXTRAS=mtcnn; or leave mtcnn out of FACEREST_DETECTORS"
         ) from exc
     return MTCNN(locate_all(MTCNN_NETS), MTCNN_NETS, torch_device(opener.device), opener.threads)
 
