@@ -1,8 +1,9 @@
 """Render docker/haproxy.cfg.template for compose or for the loopback cluster.
 
-``deploy.sh`` renders the compose config before ``docker compose up``
-(``python -m deploy.haproxy compose --output var/compose/haproxy.cfg``, the file compose.yaml
-mounts); ``deploy.cluster`` renders its own with the replicas' loopback ports.
+``deploy.sh`` renders the compose config before ``docker compose up`` from the settings file the
+containers get (``python -m deploy.haproxy compose --env-file facerest.env --output
+var/compose/haproxy.cfg``, the file compose.yaml mounts); ``deploy.cluster`` renders its own
+with the replicas' loopback ports, from the settings its API replicas get (the environment).
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import Settings, load_settings
+from dotenv import dotenv_values
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from shared.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "docker" / "haproxy.cfg.template"
@@ -34,6 +39,10 @@ resolvers docker
     hold other 5s
     hold nx 5s
 """
+
+
+# A path inside the API container (a mounted secret), which need not exist where deploy.sh runs.
+CONTAINER_ONLY = frozenset({"api_keys_file"})
 
 
 class TemplateError(ValueError):
@@ -64,6 +73,44 @@ class ProxyOptions:
             server_timeout_s=int(settings.sync_timeout_s) + 15,
             check_inter_ms=check_inter_ms,
         )
+
+
+class _FileOnlySettings(Settings):
+    """Settings from the values given, never from this shell's environment."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from_env_file(path: Path) -> Settings:
+    """The settings compose gives the containers from ``path`` (their ``env_file``).
+
+    Only the file counts, as in the containers: a FACEREST_* variable of the shell that runs
+    deploy.sh would not reach them, so it must not change HAProxy's limits either. Every value is
+    validated, so a bad one stops the deploy before any container starts.
+    """
+    if not path.is_file():
+        raise SettingsError(f"{path}: no such settings file (docker/facerest.env.example is one)")
+    values: dict[str, object] = {}
+    for key, value in dotenv_values(path).items():
+        name = key.upper().removeprefix("FACEREST_").lower()
+        if key.upper().startswith("FACEREST_") and value is not None and name not in CONTAINER_ONLY:
+            values[name] = value
+    try:
+        return _FileOnlySettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"{path}: invalid settings: {problems}") from exc
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -104,8 +151,7 @@ def render_cluster(options: ProxyOptions, api_ports: Sequence[int]) -> str:
 def render_compose(settings: Settings | None = None) -> str:
     """Replicas of the compose service ``api`` are found in Docker's DNS, up to COMPOSE_API_SLOTS.
 
-    Without ``settings``, the defaults (not this shell's FACEREST_* variables), which are also
-    what compose.yaml gives the API unless its few variables are set.
+    ``settings``: those of the containers (``settings_from_env_file``); without, the defaults.
     """
     options = ProxyOptions.from_settings(settings or Settings.model_construct(), "*:18081", "*:8404")
     servers = (
@@ -119,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.haproxy", description=__doc__)
     sub = parser.add_subparsers(dest="target", required=True)
     compose = sub.add_parser("compose", help="the config compose.yaml mounts (var/compose/haproxy.cfg)")
-    compose.add_argument("--from-env", action="store_true", help="use FACEREST_* limits, not the defaults")
+    compose.add_argument(
+        "--env-file", type=Path, help="the containers' settings file (compose's env_file); else the defaults"
+    )
     compose.add_argument("--output", type=Path, help="write it to this file instead of standard output")
     cluster = sub.add_parser("cluster", help="API replicas on loopback ports")
     cluster.add_argument("--bind", default="127.0.0.1:18081")
@@ -128,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("ports", type=int, nargs="+", help="the API replicas' ports")
     args = parser.parse_args(argv)
     if args.target == "compose":
-        text = render_compose(load_settings() if args.from_env else None)
+        try:
+            settings = None if args.env_file is None else settings_from_env_file(args.env_file)
+        except SettingsError as exc:
+            print(f"deploy.haproxy: {exc}", file=sys.stderr)
+            return 2
+        text = render_compose(settings)
         if args.output is None:
             sys.stdout.write(text)
         else:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +35,12 @@ STREAMS = 4
 # yaoming.jpg: one face, 21 kB, so a request fits HAProxy's retry buffer.
 PHOTO = GROUP_PHOTOS["yaoming.jpg"]
 FACES_IN_PHOTO = FACES_IN["yaoming.jpg"]
-# Several images per job make each job last long enough for the kill to land mid-job, while the
-# body (about 230 KB) still fits HAProxy's buffer, which a retry is replayed from.
+# Several images per job make each job last long enough for the kill to land mid-job.
 IMAGES_PER_JOB = 8
+# HAProxy retries only connections that failed before the request was sent (a request that
+# reached a replica may have queued its job): a request cut by the replica's kill comes back as
+# 502, or as a broken connection, and the client retries it with the same Idempotency-Key.
+CLIENT_RETRIES = 3
 # haproxy httplog: ".../srv_conn/retries" before the queue counters; "+N" marks a redispatch.
 HAPROXY_RETRIES = re.compile(r" \d+/\d+/\d+/\d+/\+?(\d+) \d+/\d+ \"POST /extract")
 
@@ -117,10 +121,44 @@ class Outcome:
     faces: int | None
     error: str | None
     at: float
+    # When the client sent this request again after a 502 or a broken connection.
+    retried_at: tuple[float, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status == (202 if self.run_async else 200)
+
+
+def post_extract(url: str, body: dict[str, Any]) -> Outcome:
+    """One POST /extract, sent again (same Idempotency-Key) when it was cut off on the way.
+
+    A 502 from HAProxy or a broken connection means the request may have reached a replica that
+    died, so HAProxy does not replay it; the client may, with the key, which lets the API hand
+    back the job the first attempt queued instead of queueing another.
+    """
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    retried_at: list[float] = []
+    run_async = bool(body["async"])
+    while True:
+        try:
+            response = requests.post(f"{url}/extract", json=body, headers=headers, timeout=90)
+        except requests.RequestException as exc:
+            status: int | None = None
+            error: str | None = repr(exc)
+        else:
+            status, error = response.status_code, None if response.ok else response.text[:300]
+        if (status is None or status == 502) and len(retried_at) < CLIENT_RETRIES:
+            retried_at.append(time.monotonic())
+            time.sleep(0.2)
+            continue
+        break
+    at = time.monotonic()
+    if error is not None:
+        return Outcome(run_async, status, None, None, error, at, tuple(retried_at))
+    payload: Any = response.json()
+    job_id = payload["id"] if run_async else None
+    faces = None if run_async else len(payload[0])
+    return Outcome(run_async, status, job_id, faces, None, at, tuple(retried_at))
 
 
 def stream(url: str, image: str, first_async: bool, stop: threading.Event, out: list[Outcome]) -> None:
@@ -128,16 +166,7 @@ def stream(url: str, image: str, first_async: bool, stop: threading.Event, out: 
     run_async = first_async
     while not stop.is_set():
         body: dict[str, Any] = {"images": {"data": [image] * IMAGES_PER_JOB}, "async": run_async}
-        try:
-            response = requests.post(f"{url}/extract", json=body, timeout=90)
-        except requests.RequestException as exc:
-            out.append(Outcome(run_async, None, None, None, repr(exc), time.monotonic()))
-        else:
-            payload: Any = response.json() if response.ok else None
-            job_id = payload["id"] if run_async and response.ok else None
-            faces = len(payload[0]) if not run_async and response.ok else None
-            error = None if response.ok else response.text[:300]
-            out.append(Outcome(run_async, response.status_code, job_id, faces, error, time.monotonic()))
+        out.append(post_extract(url, body))
         run_async = not run_async
 
 
@@ -197,15 +226,13 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
             future.result()
     recovery_s = time.monotonic() - killed_at
 
-    # A response HAProxy had already begun to relay when its replica died cannot be retried: the
-    # client sees the connection break at the moment of the kill, at most one per stream. Every
-    # other request, and every request once HAProxy noticed, must succeed.
-    def cut_off_by_the_kill(o: Outcome) -> bool:
-        return o.status is None and abs(o.at - killed_at) <= 1.0
-
-    failures = [o for o in outcomes if not o.ok and not cut_off_by_the_kill(o)]
+    # Every request succeeds. Only those the kill cut off on the way needed the client's retry: at
+    # most one per stream (its request in flight on the killed replica), at the moment of the kill.
+    failures = [o for o in outcomes if not o.ok]
     assert failures == [], f"{len(failures)} of {len(outcomes)} requests failed: {failures[:5]}"
-    assert sum(cut_off_by_the_kill(o) for o in outcomes) <= STREAMS
+    retried = [o for o in outcomes if o.retried_at]
+    assert len(retried) <= STREAMS, retried
+    assert all(abs(o.retried_at[0] - killed_at) <= 1.0 for o in retried), (killed_at, retried)
     assert {o.faces for o in outcomes if not o.run_async and o.ok} == {FACES_IN_PHOTO}
     assert sum(o.at > killed_at for o in outcomes) >= 8
 
@@ -228,11 +255,12 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
             state = result(replica, job)
             assert state["status"] == "done" and len(state["result"][0]) == FACES_IN_PHOTO, (replica, state)
 
-    retried = [int(n) for n in HAPROXY_RETRIES.findall(cluster.log("haproxy")) if int(n) > 0]
+    proxy_retried = [int(n) for n in HAPROXY_RETRIES.findall(cluster.log("haproxy")) if int(n) > 0]
     print(
         f"\ncluster: {len(outcomes)} requests ({len(accepted)} async), 0 failed; "
         f"{len(lost)} jobs lost with the worker came back; recovered in {recovery_s:.1f} s; "
-        f"HAProxy retried {len(retried)} requests"
+        f"HAProxy retried {len(proxy_retried)} requests (connection failures), "
+        f"the client {len(retried)} (cut off by the kill)"
     )
 
 
