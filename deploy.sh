@@ -7,10 +7,15 @@
 #   api_replicas=3 ./deploy.sh             # more API replicas (HAProxy finds them in DNS, up to 16)
 #   ./deploy.sh down                       # stop everything (graceful: see docs/deployment.md)
 #
+# Settings: every FACEREST_* variable the containers get is in one file, $FACEREST_ENV_FILE
+# (default facerest.env), created from docker/facerest.env.example on the first run and never
+# overwritten; edit it and run ./deploy.sh again.
+#
 # Writes compose.gpu.yaml (one service per GPU, pinned with device_ids), renders HAProxy's config
-# into var/compose/haproxy.cfg (deploy/haproxy.py, from docker/haproxy.cfg.template; it needs the
-# project's Python packages: `make setup`, or PYTHON=...) and runs
-# `docker compose -f compose.yaml -f compose.gpu.yaml up -d --build`.
+# from the same settings file into var/compose/haproxy.cfg (deploy/haproxy.py, from
+# docker/haproxy.cfg.template; it needs the project's Python packages: `make setup`, or
+# PYTHON=...), builds only the images of the services it starts (no CPU worker image when
+# cpu_workers=0, no GPU image when n_gpu=0) and starts those services.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +26,8 @@ cpu_workers=${cpu_workers:-$([ "$n_gpu" -eq 0 ] && echo 1 || echo 0)}
 api_replicas=${api_replicas:-2}
 project=${COMPOSE_PROJECT_NAME:-facerest}
 python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+# compose.yaml's env_file reads the same variable.
+export FACEREST_ENV_FILE=${FACEREST_ENV_FILE:-facerest.env}
 
 files=(-f compose.yaml -f compose.gpu.yaml)
 compose() { docker compose -p "$project" "${files[@]}" "$@"; }
@@ -37,9 +44,9 @@ write_gpu_override() {
       context: .
       dockerfile: docker/worker-gpu.Dockerfile
     image: facerest-worker-gpu:latest
+    env_file: \${FACEREST_ENV_FILE:-facerest.env}
     environment:
       FACEREST_REDIS_URL: redis://redis:6379/0
-      FACEREST_VISIBILITY_TIMEOUT_S: \${FACEREST_VISIBILITY_TIMEOUT_S:-300}
       # The container sees only GPU $gpu, as its device 0.
       FACEREST_DEVICE: cuda:0
       FACEREST_CONCURRENCY: "$gpu_concurrency"
@@ -61,15 +68,39 @@ YAML
   } > compose.gpu.yaml
 }
 
+ensure_env_file() {
+  if [ ! -f "$FACEREST_ENV_FILE" ]; then
+    cp docker/facerest.env.example "$FACEREST_ENV_FILE"
+    echo "facerest: created $FACEREST_ENV_FILE from docker/facerest.env.example (the defaults); edit it to change settings"
+  fi
+}
+
 case "${1:-up}" in
   up)
+    ensure_env_file
     write_gpu_override
-    "$python" -m deploy.haproxy compose --output var/compose/haproxy.cfg
+    # HAProxy's body limit and server timeout come from the settings the API containers get.
+    "$python" -m deploy.haproxy compose --env-file "$FACEREST_ENV_FILE" --output var/compose/haproxy.cfg
+    # Build only what runs: Flower uses the API image; every GPU service shares one image.
+    services=(redis api haproxy flower)
+    builds=(api)
+    if [ "$cpu_workers" -gt 0 ]; then
+      services+=(worker-cpu)
+      builds+=(worker-cpu)
+    fi
+    for ((gpu = 0; gpu < n_gpu; gpu++)); do services+=("worker-gpu$gpu"); done
+    [ "$n_gpu" -eq 0 ] || builds+=(worker-gpu0)
     echo "facerest: $api_replicas API replicas, $cpu_workers CPU workers, $n_gpu GPUs x $n_con workers"
-    API_REPLICAS=$api_replicas CPU_WORKERS=$cpu_workers compose up -d --build --remove-orphans
+    export API_REPLICAS=$api_replicas CPU_WORKERS=$cpu_workers
+    compose build "${builds[@]}"
+    # CPU workers of an earlier deploy stop when this one has none (--remove-orphans removes
+    # only services no longer in the files, and worker-cpu always is).
+    [ "$cpu_workers" -gt 0 ] || compose rm --stop --force worker-cpu
+    compose up -d --no-build --remove-orphans "${services[@]}"
     echo "API http://localhost:18081 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555)"
     ;;
   down)
+    ensure_env_file
     [ -f compose.gpu.yaml ] || write_gpu_override
     # The API first: its in-flight synchronous requests may wait for jobs the workers finish.
     compose stop haproxy api
