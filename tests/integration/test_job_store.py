@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -141,7 +142,7 @@ def test_waiters_all_wake_and_every_key_of_a_finished_job_expires(
     assert woken == [JobStatus.DONE] * 3 and time.monotonic() - started < 1
     # Later waits (a polling client, a retry) still see the token, and leave it in place.
     assert store.wait(job, 5).status is JobStatus.DONE
-    keys = sorted(k.decode() for k in client.keys("*"))
+    keys = sorted(k.decode() for k in cast(list[bytes], client.keys("*")))
     assert keys == [f"facerest:job:{job}", f"facerest:job:{job}:done"]
     assert all(0 < client.ttl(key) <= TTL_S for key in keys)
     assert client.llen(f"facerest:job:{job}:done") == 1
