@@ -2,7 +2,7 @@
 
 Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
 either expires or has a bounded size:
-  {p}:job:{id}        hash: status, created, started, finished, worker, attempts (plain fields),
+  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent (plain fields),
                       render (RenderSettings), error (ErrorInfo), result (JobResult); TTL result_ttl_s
   {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
   {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
@@ -155,6 +155,9 @@ class JobState:
     error: ErrorInfo | None
     result: JobResult | None
     render: RenderSettings | None
+    # Its message was sent (recorded only for jobs made with an Idempotency-Key, whose retries
+    # send it again when the request that made the job died before sending).
+    sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,9 @@ class JobStore:
             case _:
                 return Claim(False, finished=True)
 
+    def mark_sent(self, job_id: str) -> None:
+        self._redis.hset(self._key(job_id), "sent", 1)
+
     def mark_running(self, job_id: str, worker: str) -> None:
         self._redis.hset(
             self._key(job_id),
@@ -291,6 +297,7 @@ class JobStore:
             error=decode_error(raw[b"error"]) if b"error" in raw else None,
             result=decode_result(raw[b"result"]) if b"result" in raw else None,
             render=decode_render(raw[b"render"]) if b"render" in raw else None,
+            sent=b"sent" in raw,
         )
 
     def wait(self, job_id: str, timeout_s: float) -> JobState:
