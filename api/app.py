@@ -33,11 +33,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.redis_url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=15
     )
     api_keys = ApiKeys(settings.load_api_keys())
+    workers = WorkerRegistry(client, settings.key_prefix)
     app.extensions[EXTENSION_KEY] = ApiContext(
         settings=settings,
         redis=client,
         store=JobStore(client, settings.key_prefix, settings.result_ttl_s),
-        workers=WorkerRegistry(client, settings.key_prefix),
+        workers=workers,
         celery=create_celery(settings),
         lifecycle=Lifecycle(),
         fetcher=UrlFetcher(
@@ -47,9 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             max_bytes=settings.max_image_bytes,
         ),
         api_keys=api_keys,
-        metrics=observability.ApiMetrics(
-            observability.QueueCollector(client, settings.queue, settings.key_prefix)
-        ),
+        metrics=observability.ApiMetrics(observability.QueueCollector(client, settings.queue, workers)),
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)

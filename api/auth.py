@@ -29,6 +29,13 @@ class ApiKeys:
     def enabled(self) -> bool:
         return bool(self._digests)
 
+    def scope(self, presented: str | None) -> str:
+        """Whose request this is, for keys a client chooses (Idempotency-Key): the digest of its API
+        key, so that clients cannot see each other's jobs; "" (one shared scope) with keys off."""
+        if not self.enabled or not presented:
+            return ""
+        return _digest(presented).hex()
+
     def check(self, presented: str | None) -> None:
         """Raise unless ``presented`` is one of the keys; every key is compared, match or not."""
         if not presented:

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.errors import (
     FaceRestError,
+    IdempotencyConflict,
     InvalidApiKey,
     InvalidField,
     InvalidImage,
@@ -41,6 +42,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     InvalidApiKey: 403,
     Overloaded: 503,
     JobNotFound: 404,
+    IdempotencyConflict: 409,
     ResultTimeout: 504,
     ServiceUnavailable: 503,
     JobFailed: 500,

@@ -21,6 +21,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from shared.jobs import WorkerRegistry
+
 log = logging.getLogger("facerest.api")
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -47,18 +49,17 @@ class RequestIdFilter(logging.Filter):
 class QueueCollector(Collector):
     """Queue depth and online workers, read from Redis at scrape time (the same in every process)."""
 
-    def __init__(self, client: redis.Redis, queue: str, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, queue: str, workers: WorkerRegistry) -> None:
         self._redis = client
         self._queue = queue
-        self._prefix = prefix
+        self._workers = workers
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("facerest_queue_depth", "Jobs waiting in the queue")
         workers = GaugeMetricFamily("facerest_workers_online", "Workers with a live heartbeat")
         try:
             depth.add_metric([], float(self._redis.llen(self._queue)))
-            online = sum(1 for _ in self._redis.scan_iter(match=f"{self._prefix}:worker:*", count=100))
-            workers.add_metric([], float(online))
+            workers.add_metric([], float(len(self._workers.online())))
         except redis.RedisError:
             return
         yield depth

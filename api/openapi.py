@@ -44,11 +44,21 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
+class Header:
+    """A request header the operation reads (never required)."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     summary: str
     replies: Mapping[int, Reply]
     request: Any = None  # the type that validates the JSON body
     query: tuple[Query, ...] = ()
+    headers: tuple[Header, ...] = ()
     # Needs no API key (health checks, readiness): the auth replies are not documented either.
     open: bool = False
 
@@ -120,6 +130,10 @@ def _operation(operation: Operation, path_arguments: list[str], schemas: _Schema
     parameters += [
         {"name": q.name, "in": "query", "required": False, "description": q.description, "schema": q.schema}
         for q in operation.query
+    ]
+    parameters += [
+        {"name": h.name, "in": "header", "required": False, "description": h.description, "schema": h.schema}
+        for h in operation.headers
     ]
     if parameters:
         out["parameters"] = parameters

@@ -210,14 +210,15 @@ class ExtractV2(TypedDict):
     data: list[ImageV2]
 
 
+JobStatusName = Literal["queued", "running", "done", "failed"]
+
+
 @with_config(ConfigDict(extra="forbid"))
 class JobAccepted(TypedDict):
     id: str
-    status: Literal["queued"]
+    # "queued" for a new job; a retry with the same Idempotency-Key gets the job's state now.
+    status: JobStatusName
     status_url: str
-
-
-JobStatusName = Literal["queued", "running", "done", "failed"]
 
 
 @with_config(ConfigDict(extra="forbid"))

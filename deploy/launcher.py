@@ -26,6 +26,7 @@ from types import FrameType
 
 import redis
 
+from shared.jobs import WorkerRegistry
 from shared.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +43,6 @@ RESTART_DELAY_S = 1.0
 RESTART_MAX_DELAY_S = 30.0
 # A child that ran this long before dying is restarted without back-off.
 STABLE_AFTER_S = 30.0
-# An online worker's heartbeat key (shared/jobs.py, WorkerRegistry).
-WORKER_KEYS = "facerest:worker:*"
 
 
 def free_port(port: int = 0) -> int:
@@ -271,8 +270,12 @@ class Stack:
             if service.role == "redis":
                 service.stop(timeout_s=self.stop_timeout_s)
 
+    def workers(self) -> WorkerRegistry:
+        return WorkerRegistry(self.client(), self.env.get("FACEREST_KEY_PREFIX", "facerest"))
+
     def worker_count(self) -> int:
-        return sum(1 for _ in self.client().scan_iter(match=WORKER_KEYS))
+        """Workers online (heartbeat live, not draining)."""
+        return len(self.workers().online())
 
     def start_worker(
         self,

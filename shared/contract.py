@@ -160,13 +160,34 @@ class WorkerInfo(msgspec.Struct, frozen=True):
     attributes: list[str]
 
 
+class Heartbeat(msgspec.Struct, frozen=True):
+    """A worker's entry in the registry hash: its info and when it counts as gone.
+
+    ``expires_at`` is in Redis's clock (TIME), never a host's, so that hosts whose clocks drift
+    still agree on who is alive; the job store's Lua scripts read it (cjson) to judge claims.
+    """
+
+    info: WorkerInfo
+    expires_at: float
+    # Shutting down gracefully: it finishes its jobs (and keeps its claims) but takes no new ones.
+    draining: bool = False
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    """What an ``Idempotency-Key`` stands for: the job it created and a digest of that body."""
+
+    job_id: str
+    body_digest: str
+
+
 _ENCODER = msgspec.msgpack.Encoder()
 _JSON_ENCODER = msgspec.json.Encoder()
 _JOB = msgspec.msgpack.Decoder(Job)
 _RESULT = msgspec.msgpack.Decoder(JobResult)
 _RENDER = msgspec.msgpack.Decoder(RenderSettings)
 _ERROR = msgspec.msgpack.Decoder(ErrorInfo)
-_WORKER = msgspec.json.Decoder(WorkerInfo)
+_HEARTBEAT = msgspec.json.Decoder(Heartbeat)
+_IDEMPOTENCY = msgspec.msgpack.Decoder(IdempotencyRecord)
 
 
 def encode(value: msgspec.Struct) -> bytes:
@@ -189,9 +210,13 @@ def decode_error(data: bytes) -> ErrorInfo:
     return _ERROR.decode(data)
 
 
-def encode_worker(info: WorkerInfo) -> bytes:
-    return _JSON_ENCODER.encode(info)
+def decode_idempotency(data: bytes) -> IdempotencyRecord:
+    return _IDEMPOTENCY.decode(data)
 
 
-def decode_worker(data: bytes) -> WorkerInfo:
-    return _WORKER.decode(data)
+def encode_heartbeat(beat: Heartbeat) -> bytes:
+    return _JSON_ENCODER.encode(beat)
+
+
+def decode_heartbeat(data: bytes) -> Heartbeat:
+    return _HEARTBEAT.decode(data)

@@ -77,6 +77,12 @@ class InvalidApiKey(FaceRestError):
     code = "invalid_api_key"
 
 
+class IdempotencyConflict(FaceRestError):
+    """An Idempotency-Key was sent again with a different body: it names another request."""
+
+    code = "idempotency_conflict"
+
+
 class JobNotFound(FaceRestError):
     code = "job_not_found"
 
@@ -137,6 +143,7 @@ ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
             InvalidField,
             UrlRefused,
             UrlFetchFailed,
+            IdempotencyConflict,
             JobFailed,
             TooManyAttempts,
             InternalError,

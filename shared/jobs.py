@@ -1,37 +1,136 @@
-"""The job store in Redis: job inputs, states and results, shared by API and workers.
+"""The job store in Redis: job inputs, states, results and who runs what, shared by API and workers.
 
-Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type:
-  {p}:job:{id}        hash: status, created, started, finished, worker, attempts (plain fields),
-                      render (RenderSettings), error (ErrorInfo), result (JobResult)
-  {p}:job:{id}:input  the Job (raw image bytes), deleted when the job finishes
-  {p}:job:{id}:done   list that receives one token when the job ends, for blocking waits
-  {p}:worker:{name}   a worker's heartbeat (WorkerInfo as JSON), expiring unless refreshed
+Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
+either expires or has a bounded size:
+  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent (plain fields),
+                      render (RenderSettings), error (ErrorInfo), result (JobResult); TTL result_ttl_s
+  {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
+  {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
+                      Waiters rotate it (BLMOVE onto itself) and never empty it, so it keeps its TTL.
+  {p}:idem:{digest}   IdempotencyRecord of an Idempotency-Key (scoped by API key); TTL result_ttl_s
+  {p}:workers         hash: worker name -> Heartbeat (JSON, expiry in Redis's clock); one entry per
+                      live worker, a dead one's removed by the reaper once its jobs went back
+  {p}:running         hash: job id -> the worker that claimed it; one entry per job in flight
+
+Who runs a job: a worker *claims* it before running (``claim``: refused while another live worker
+holds it, or once it finished) and releases it when it finishes. A worker whose heartbeat expired
+while holding claims is dead: any worker's ``Reaper`` takes each of its jobs back (atomically, so one
+reaper wins) and queues it again. A redelivered copy of a finished or held job is dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import cast
 
 import redis
 
 from shared.contract import (
     ErrorInfo,
+    Heartbeat,
+    IdempotencyRecord,
     Job,
     JobResult,
     RenderSettings,
     WorkerInfo,
     decode_error,
+    decode_heartbeat,
+    decode_idempotency,
     decode_job,
     decode_render,
     decode_result,
-    decode_worker,
     encode,
-    encode_worker,
+    encode_heartbeat,
 )
 from shared.errors import JobNotFound
+
+# Redis's clock, in seconds, inside a script (TIME is allowed in scripts since Redis 5's effects
+# replication, the default from 7).
+_NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+# Whether worker ARGV/holder is alive: its registry entry exists and has not expired.
+_ALIVE = """
+local function alive(workers, name, now)
+  local beat = redis.call('HGET', workers, name)
+  return beat ~= false and cjson.decode(beat)['expires_at'] > now
+end
+local function finished(status)
+  return status == false or status == 'done' or status == 'failed'
+end
+"""
+
+# KEYS: job hash, running hash, workers hash. ARGV: job id, worker.
+# -> {'claimed', attempts} | {'held', holder} | {'finished', ''}
+CLAIM = (
+    _NOW
+    + _ALIVE
+    + """
+if finished(redis.call('HGET', KEYS[1], 'status')) then return {'finished', ''} end
+local holder = redis.call('HGET', KEYS[2], ARGV[1])
+if holder and holder ~= ARGV[2] and alive(KEYS[3], holder, now) then return {'held', holder} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return {'claimed', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
+"""
+)
+
+# KEYS: job hash, input, done list, running hash. ARGV: job id, worker, ttl, outcome field,
+# outcome, status, finished time. The first outcome wins: a job is finished once. -> 1 | 0
+FINISH = (
+    _ALIVE
+    + """
+if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[1]) end
+if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[6], ARGV[4], ARGV[5], 'finished', ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('DEL', KEYS[2])
+redis.call('RPUSH', KEYS[3], '1')
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return 1
+"""
+)
+
+# KEYS: job hash, running hash, workers hash. ARGV: job id, the holder the reaper saw dead.
+# Takes the claim of a dead holder and marks the job queued again. -> 1 (re-queue it) | 0
+TAKE_BACK = (
+    _NOW
+    + _ALIVE
+    + """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] or alive(KEYS[3], ARGV[2], now) then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('HDEL', KEYS[1], 'worker', 'started')
+return 1
+"""
+)
+
+# KEYS: workers hash. ARGV: name. Drops the entry only if it is (still) expired. -> 1 | 0
+FORGET = (
+    _NOW
+    + """
+local beat = redis.call('HGET', KEYS[1], ARGV[1])
+if beat and cjson.decode(beat)['expires_at'] <= now then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+)
+
+# KEYS: input, job hash, idempotency record or nothing. ARGV: input, ttl, record, then the job's
+# fields and values. The record and the job are made together: a key never names a job that was
+# not stored. -> the existing record (the job was not created) | nil
+CREATE = """
+if #KEYS == 3 then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return existing end
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return false
+"""
 
 
 class JobStatus(StrEnum):
@@ -56,6 +155,19 @@ class JobState:
     error: ErrorInfo | None
     result: JobResult | None
     render: RenderSettings | None
+    # Its message was sent (recorded only for jobs made with an Idempotency-Key, whose retries
+    # send it again when the request that made the job died before sending).
+    sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer to ``JobStore.claim``: run it (``attempts`` deliveries so far) or drop this copy."""
+
+    granted: bool
+    attempts: int = 0
+    holder: str | None = None  # the live worker running it, when refused for that
+    finished: bool = False
 
 
 class JobStore:
@@ -65,30 +177,70 @@ class JobStore:
         self._redis = client
         self._prefix = prefix
         self._ttl_s = ttl_s
+        self._running = f"{prefix}:running"
+        self._workers = f"{prefix}:workers"
+        self._claim = client.register_script(CLAIM)
+        self._finish = client.register_script(FINISH)
+        self._take_back = client.register_script(TAKE_BACK)
+        self._create = client.register_script(CREATE)
 
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
 
-    def create(self, job_id: str, job: Job, render: RenderSettings) -> None:
-        """Store the input and the queued state atomically, before the task is sent."""
-        state: dict[Any, str | float | bytes] = {
-            "status": JobStatus.QUEUED.value,
-            "created": time.time(),
-            "render": encode(render),
-        }
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._key(job_id, ":input"), encode(job), ex=self._ttl_s)
-        pipe.hset(self._key(job_id), mapping=state)
-        pipe.expire(self._key(job_id), self._ttl_s)
-        pipe.execute()
+    def idempotency_key(self, scope: str, key: str) -> str:
+        """The Redis key of a client's Idempotency-Key, within ``scope`` (an API key digest or "")."""
+        digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+        return f"{self._prefix}:idem:{digest}"
+
+    def create(
+        self, job_id: str, job: Job, render: RenderSettings, idempotency: tuple[str, str] | None = None
+    ) -> IdempotencyRecord | None:
+        """Store the input and the queued state atomically, before the task is sent.
+
+        ``idempotency`` (the Redis key from ``idempotency_key``, the body's digest): record the key
+        with the job, unless the key is taken; then nothing is created and its record is returned.
+        """
+        state: list[str | float | bytes] = [
+            "status",
+            JobStatus.QUEUED.value,
+            "created",
+            time.time(),
+            "render",
+            encode(render),
+        ]
+        keys = [self._key(job_id, ":input"), self._key(job_id)]
+        record = b""
+        if idempotency is not None:
+            keys.append(idempotency[0])
+            record = encode(IdempotencyRecord(job_id, idempotency[1]))
+        existing = self._create(keys=keys, args=[encode(job), self._ttl_s, record, *state])
+        return None if existing is None else decode_idempotency(cast(bytes, existing))
+
+    def idempotency(self, key: str) -> IdempotencyRecord | None:
+        data = self._redis.get(key)
+        return None if data is None else decode_idempotency(cast(bytes, data))
 
     def load_input(self, job_id: str) -> Job | None:
         data = self._redis.get(self._key(job_id, ":input"))
         return None if data is None else decode_job(cast(bytes, data))
 
-    def add_attempt(self, job_id: str) -> int:
-        """Count one more delivery of the job to a worker; returns the count so far."""
-        return int(self._redis.hincrby(self._key(job_id), "attempts", 1))
+    def claim(self, job_id: str, worker: str) -> Claim:
+        """Make ``worker`` the job's one runner and count the delivery, unless it finished or
+        another live worker runs it (a redelivered copy: the caller drops it)."""
+        outcome, value = cast(
+            list[bytes],
+            self._claim(keys=[self._key(job_id), self._running, self._workers], args=[job_id, worker]),
+        )
+        match outcome:
+            case b"claimed":
+                return Claim(True, attempts=int(value))
+            case b"held":
+                return Claim(False, holder=value.decode())
+            case _:
+                return Claim(False, finished=True)
+
+    def mark_sent(self, job_id: str) -> None:
+        self._redis.hset(self._key(job_id), "sent", 1)
 
     def mark_running(self, job_id: str, worker: str) -> None:
         self._redis.hset(
@@ -96,20 +248,35 @@ class JobStore:
             mapping={"status": JobStatus.RUNNING, "started": time.time(), "worker": worker},
         )
 
-    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None:
-        """Record the result or the job's error, drop the input and wake any synchronous waiter."""
-        fields: dict[Any, str | float | bytes] = {"finished": time.time()}
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool:
+        """Record the result or the job's error, drop the input, release ``worker``'s claim and wake
+        any synchronous waiter. False when the job had already finished (that outcome stays)."""
         if isinstance(outcome, ErrorInfo):
-            fields |= {"status": JobStatus.FAILED.value, "error": encode(outcome)}
+            status, field = JobStatus.FAILED, "error"
         else:
-            fields |= {"status": JobStatus.DONE.value, "result": encode(outcome)}
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._key(job_id), mapping=fields)
-        pipe.expire(self._key(job_id), self._ttl_s)
-        pipe.delete(self._key(job_id, ":input"))
-        pipe.rpush(self._key(job_id, ":done"), b"1")
-        pipe.expire(self._key(job_id, ":done"), self._ttl_s)
-        pipe.execute()
+            status, field = JobStatus.DONE, "result"
+        keys = [self._key(job_id), self._key(job_id, ":input"), self._key(job_id, ":done"), self._running]
+        args: list[str | bytes | float] = [
+            job_id,
+            worker,
+            self._ttl_s,
+            field,
+            encode(outcome),
+            status.value,
+            time.time(),
+        ]
+        return bool(self._finish(keys=keys, args=args))
+
+    def holders(self) -> dict[str, str]:
+        """Every job in flight and the worker that claimed it."""
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._running))
+        return {job.decode(): worker.decode() for job, worker in raw.items()}
+
+    def take_back(self, job_id: str, holder: str) -> bool:
+        """Take the job from ``holder`` if it is dead and the job unfinished, marking it queued again;
+        True for exactly one caller, which must queue it again."""
+        keys = [self._key(job_id), self._running, self._workers]
+        return bool(self._take_back(keys=keys, args=[job_id, holder]))
 
     def state(self, job_id: str) -> JobState:
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(job_id)))
@@ -130,38 +297,95 @@ class JobStore:
             error=decode_error(raw[b"error"]) if b"error" in raw else None,
             result=decode_result(raw[b"result"]) if b"result" in raw else None,
             render=decode_render(raw[b"render"]) if b"render" in raw else None,
+            sent=b"sent" in raw,
         )
 
     def wait(self, job_id: str, timeout_s: float) -> JobState:
         """Block until the job has finished or the timeout passes; return its latest state."""
         deadline = time.monotonic() + timeout_s
+        done = self._key(job_id, ":done")
         while True:
             state = self.state(job_id)
             remaining = deadline - time.monotonic()
             if state.status in FINISHED or remaining <= 0:
                 return state
-            # BLPOP's timeout has one-second granularity on old servers; poll at most every 1 s.
-            popped = self._redis.blpop([self._key(job_id, ":done")], timeout=min(remaining, 1.0))
-            if popped is not None:
-                # Leave the token for any other waiter (a retried request on another replica).
-                self._redis.rpush(self._key(job_id, ":done"), b"1")
+            # Rotating the one-token list onto itself wakes every waiter (each one's move serves
+            # the next) and never empties it, so it keeps the TTL finish() gave it. Waking up at
+            # least every second re-reads the state, which is the truth.
+            # redis-py's types allow whole seconds only; Redis (6+) takes decimals, passed through.
+            timeout = min(remaining, 1.0)
+            moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
+            if moved is not None:
                 return self.state(job_id)
 
 
 class WorkerRegistry:
-    """Workers announce themselves with expiring heartbeat keys; the API reads them."""
+    """Live workers: one hash, name -> Heartbeat, read with one HGETALL (and Redis's TIME)."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._redis = client
-        self._prefix = prefix
+        self._key = f"{prefix}:workers"
+        self._forget = client.register_script(FORGET)
 
-    def beat(self, info: WorkerInfo, ttl_s: int) -> None:
-        self._redis.set(f"{self._prefix}:worker:{info.name}", encode_worker(info), ex=ttl_s)
+    def now(self) -> float:
+        seconds, micros = self._redis.time()
+        return seconds + micros / 1_000_000
+
+    def beat(self, info: WorkerInfo, ttl_s: float, draining: bool = False) -> None:
+        beat = Heartbeat(info, self.now() + ttl_s, draining)
+        self._redis.hset(self._key, info.name, encode_heartbeat(beat))
 
     def remove(self, name: str) -> None:
-        self._redis.delete(f"{self._prefix}:worker:{name}")
+        self._redis.hdel(self._key, name)
+
+    def forget(self, name: str) -> bool:
+        """Remove a dead worker's entry (only while it is still expired)."""
+        return bool(self._forget(keys=[self._key], args=[name]))
+
+    def snapshot(self) -> tuple[float, dict[str, Heartbeat]]:
+        """Redis's time and every entry, live or expired, read together."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.time()
+        pipe.hgetall(self._key)
+        (seconds, micros), raw = pipe.execute()
+        beats = {name.decode(): decode_heartbeat(value) for name, value in raw.items()}
+        return seconds + micros / 1_000_000, beats
 
     def online(self) -> list[WorkerInfo]:
-        keys = sorted(self._redis.scan_iter(match=f"{self._prefix}:worker:*", count=100))
-        values = cast(list[bytes | None], self._redis.mget(keys)) if keys else []
-        return [decode_worker(v) for v in values if v is not None]
+        """Workers with an unexpired heartbeat that take jobs (not draining), by name."""
+        now, beats = self.snapshot()
+        live = [beat.info for beat in beats.values() if beat.expires_at > now and not beat.draining]
+        return sorted(live, key=lambda info: info.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Reaper:
+    """Gives the jobs of dead workers back to the queue: every worker runs it with each heartbeat.
+
+    A worker is dead when its heartbeat expired (or its entry is gone) while it still holds claims.
+    ``take_back`` is atomic, so of several reapers exactly one re-queues each job, with ``send``
+    (a new message; the dead worker's unacknowledged one comes back after the visibility timeout
+    and is dropped then, as the job is finished or held).
+    """
+
+    store: JobStore
+    registry: WorkerRegistry
+    send: Callable[[str], None]
+
+    def reap(self) -> list[str]:
+        """Re-queue the jobs of dead workers, forget dead workers that hold none; the re-queued ids."""
+        now, beats = self.registry.snapshot()
+        holders = self.store.holders()
+        requeued = []
+        for job_id, holder in holders.items():
+            beat = beats.get(holder)
+            if beat is not None and beat.expires_at > now:
+                continue
+            if self.store.take_back(job_id, holder):
+                self.send(job_id)
+                requeued.append(job_id)
+        holding = set(self.store.holders().values()) if requeued or holders else set()
+        for name, beat in beats.items():
+            if beat.expires_at <= now and name not in holding:
+                self.registry.forget(name)
+        return requeued

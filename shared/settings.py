@@ -107,7 +107,9 @@ class Settings(BaseSettings):
     batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     visibility_timeout_s: Annotated[int, Field(gt=0)] = 300
-    heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
+    # A killed worker's jobs are queued again about heartbeat_ttl_s + heartbeat_s after its last
+    # beat (6 to 8 s by default); the visibility timeout is only the last resort.
+    heartbeat_s: Annotated[float, Field(gt=0)] = 2.0
     detector_backend: Backend = Backend.AUTO
     recognizer_backend: Backend = Backend.AUTO
     # A job delivered more often than this (its worker crashed each time) is failed, not retried.

@@ -11,13 +11,13 @@ import threading
 import time
 
 import redis
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_shutting_down
 
 from shared.contract import RecognizerInfo, WorkerInfo
-from shared.jobs import JobStore, WorkerRegistry
+from shared.jobs import JobStore, Reaper, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
-from shared.queue import create_celery
+from shared.queue import EXTRACT_TASK, create_celery
 from shared.settings import SettingsError, load_settings
 from worker.analyzer import FaceAnalyzer
 from worker.inference.files import ModelIntegrityError
@@ -29,30 +29,57 @@ log = logging.getLogger("facerest.worker")
 
 
 class Heartbeat:
-    """Refreshes this worker's registry entry until stopped; the API reads it for /info, /ready."""
+    """Refreshes this worker's registry entry until stopped, and reaps dead workers' jobs.
 
-    def __init__(self, registry: WorkerRegistry, info: WorkerInfo, every_s: float, ttl_s: int) -> None:
+    The API reads the entry for /ready, /info and its model checks; every other worker reads it to
+    decide whether this one is alive. After each beat the reaper re-queues the jobs of workers whose
+    heartbeat expired, so a killed worker's jobs run again within about ``ttl_s + every_s``.
+    """
+
+    def __init__(
+        self, registry: WorkerRegistry, info: WorkerInfo, every_s: float, ttl_s: int, reaper: Reaper
+    ) -> None:
         self._registry = registry
         self._info = info
         self._every_s = every_s
         self._ttl_s = ttl_s
+        self._reaper = reaper
+        self._draining = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def start(self) -> None:
+        # The first beat is written before any job can be claimed: a claim by a worker without a
+        # heartbeat would look dead to the reapers.
+        self._beat()
         self._thread.start()
 
+    def drain(self) -> None:
+        """Shutdown began: leave /ready and /info at once, but stay alive for the jobs still running."""
+        self._draining.set()
+        self._beat()
+
     def stop(self) -> None:
+        """The worker has exited its pool: every job it held is finished or handed back."""
         self._stop.set()
         self._registry.remove(self._info.name)
 
+    def _beat(self) -> None:
+        try:
+            self._registry.beat(self._info, self._ttl_s, draining=self._draining.is_set())
+        except redis.RedisError:
+            log.warning("heartbeat: Redis unreachable, retrying")
+
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self._every_s):
+            self._beat()
+            if self._draining.is_set():
+                continue
             try:
-                self._registry.beat(self._info, self._ttl_s)
+                for job_id in self._reaper.reap():
+                    log.warning("job %s: its worker's heartbeat expired; queued again", job_id)
             except redis.RedisError:
-                log.warning("heartbeat: Redis unreachable, retrying")
-            self._stop.wait(self._every_s)
+                log.warning("reaper: Redis unreachable, retrying")
 
 
 def worker_info(name: str, device: str, concurrency: int, profile: str, analyzer: FaceAnalyzer) -> WorkerInfo:
@@ -104,27 +131,36 @@ def main(argv: list[str] | None = None) -> int:
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts)
     app = create_celery(settings)
     register_tasks(app, runtime)
+    registry = WorkerRegistry(client, settings.key_prefix)
+
+    def requeue(job_id: str) -> None:
+        app.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
+
     heartbeat = Heartbeat(
-        WorkerRegistry(client, settings.key_prefix),
+        registry,
         worker_info(name, str(device), settings.concurrency, settings.profile, analyzer),
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
+        Reaper(store, registry, requeue),
     )
-    worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
-    worker_shutting_down.connect(lambda **_: heartbeat.stop(), weak=False)
-    app.worker_main(
-        [
-            "worker",
-            "--pool=threads",
-            f"--concurrency={settings.concurrency}",
-            f"--hostname={name}",
-            f"--queues={settings.queue}",
-            f"--loglevel={args.loglevel}",
-            "--task-events",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
+    worker_init.connect(lambda **_: heartbeat.start(), weak=False)
+    worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={settings.concurrency}",
+                f"--hostname={name}",
+                f"--queues={settings.queue}",
+                f"--loglevel={args.loglevel}",
+                "--task-events",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+    finally:
+        heartbeat.stop()
     return 0
 
 

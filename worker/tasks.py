@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from celery import Celery, current_task
@@ -21,6 +22,7 @@ from shared.contract import (
     ModelRef,
 )
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
+from shared.jobs import Claim
 from shared.queue import EXTRACT_TASK
 
 log = logging.getLogger("facerest.worker")
@@ -39,11 +41,11 @@ class Store(Protocol):
 
     def load_input(self, job_id: str) -> Job | None: ...
 
-    def add_attempt(self, job_id: str) -> int: ...
+    def claim(self, job_id: str, worker: str) -> Claim: ...
 
     def mark_running(self, job_id: str, worker: str) -> None: ...
 
-    def finish(self, job_id: str, outcome: JobResult | ErrorInfo) -> None: ...
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,24 @@ class WorkerRuntime:
     store: Store
     max_attempts: int = 3
 
+    # The jobs this process runs now: a second delivery of one of them (after a Redis restart the
+    # broker may hand out a message again) is dropped here, as the claim is already ours.
+    running: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
     def run_job(self, job_id: str) -> None:
+        with self.lock:
+            if job_id in self.running:
+                log.info("job %s: already running here, dropping this copy", job_id, extra={"job_id": job_id})
+                return
+            self.running.add(job_id)
+        try:
+            self._claim_and_run(job_id)
+        finally:
+            with self.lock:
+                self.running.discard(job_id)
+
+    def _claim_and_run(self, job_id: str) -> None:
         job = self.store.load_input(job_id)
         if job is None:
             log.info(
@@ -63,22 +82,32 @@ class WorkerRuntime:
             )
             return
         ids = {"job_id": job_id, "request_id": job.request_id}
-        # Counted before the work: a job that kills its worker is redelivered, and must not be forever.
-        attempts = self.store.add_attempt(job_id)
+        # Only one worker runs a job: a copy redelivered (the visibility timeout ran out on a long
+        # job, or after its dead worker's jobs were re-queued) is acknowledged and dropped. The
+        # claim counts the delivery, before the work: a job that kills its worker every time is
+        # delivered again, and must not be forever.
+        claim = self.store.claim(job_id, self.name)
+        if not claim.granted:
+            why = "it has finished" if claim.finished else f"worker {claim.holder} runs it"
+            log.info("job %s: dropping a redelivered copy, %s", job_id, why, extra=ids)
+            return
+        attempts = claim.attempts
         if attempts > self.max_attempts:
             message = (
                 f"job was delivered {attempts} times, more than max_attempts={self.max_attempts}: "
                 "its worker crashed or was lost each time; giving up"
             )
             log.error("job %s: %s", job_id, message, extra=ids)
-            self.store.finish(job_id, TooManyAttempts(message).info())
+            self.store.finish(job_id, TooManyAttempts(message).info(), self.name)
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
         log.info("job %s started (attempt %d, %d images)", job_id, attempts, len(job.images), extra=ids)
         outcome = self._run(job_id, job, ids, start)
-        self.store.finish(job_id, outcome)
-        if not isinstance(outcome, ErrorInfo):
+        if not self.store.finish(job_id, outcome, self.name):
+            # Taken for dead (missed heartbeats) and run elsewhere meanwhile: the first result stays.
+            log.warning("job %s: finished elsewhere first, this result is dropped", job_id, extra=ids)
+        elif not isinstance(outcome, ErrorInfo):
             log.info(
                 "job %s done in %.1f ms (%d images)", job_id, outcome.took_ms, len(job.images), extra=ids
             )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -12,34 +15,53 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, g, request
 
+from api.auth import presented_key
 from api.availability import check_request
 from api.context import ApiContext, context
-from api.openapi import Operation, Reply, documented
+from api.openapi import Header, Operation, Reply, documented
 from api.render import encode, render, request_failure, wants_msgpack
 from api.schemas import ErrorDetail, ExtractRequest, ExtractV1, ExtractV2, JobAccepted
-from shared.contract import ErrorInfo, ExtractJob, ExtractResult, RenderSettings
+from shared.contract import ErrorInfo, ExtractJob, ExtractResult, IdempotencyRecord, RenderSettings
 from shared.errors import (
     FaceRestError,
+    IdempotencyConflict,
     InvalidField,
     InvalidRequest,
+    JobNotFound,
     LimitExceeded,
     Overloaded,
     ResultTimeout,
     from_info,
 )
 from shared.images import decode_base64, probe
+from shared.jobs import JobStatus
 from shared.queue import EXTRACT_TASK
 
 bp = Blueprint("extract", __name__)
+log = logging.getLogger("facerest.api")
 
 URL_FETCH_THREADS = 8  # URLs of one request fetched at once
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Printable ASCII without spaces: a UUID, a hash, a client's own request id.
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 
 
-def _json_body() -> Any:
+def _json_body(body: bytes) -> Any:
     try:
-        return orjson.loads(request.get_data(cache=False))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+
+
+def _idempotency_key(ctx: ApiContext) -> str | None:
+    """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(value):
+        raise InvalidField(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters, no spaces")
+    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    return ctx.store.idempotency_key(ctx.api_keys.scope(api_key), value)
 
 
 def _check_queue(ctx: ApiContext) -> None:
@@ -94,6 +116,16 @@ def _faces(result: ExtractResult) -> int:
 EXTRACT_DOC = Operation(
     summary="Detect faces and extract embeddings",
     request=ExtractRequest,
+    headers=(
+        Header(
+            IDEMPOTENCY_HEADER,
+            "Makes a retry safe: the same key with the same body, within result_ttl_s, returns the "
+            "job the first request made (its result once done; 202 with its state for async) "
+            "instead of queueing another; with a different body, 409 idempotency_conflict. Keys "
+            "are per API key.",
+            {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "minLength": 1, "maxLength": 255},
+        ),
+    ),
     replies={
         200: Reply(
             "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. MessagePack when Accept is "
@@ -103,6 +135,7 @@ EXTRACT_DOC = Operation(
         ),
         202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
         400: Reply("Malformed JSON or request; model_not_loaded: see 'available'", ErrorDetail),
+        409: Reply("idempotency_conflict: the Idempotency-Key came before with another body", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
         422: Reply("Invalid field, image or image URL", ErrorDetail),
         500: Reply("The job failed in the worker (crashed it max_attempts times)", ErrorDetail),
@@ -121,8 +154,16 @@ EXTRACT_DOC = Operation(
 def extract() -> Response:
     started = time.perf_counter()
     ctx = context()
-    _check_queue(ctx)
-    req = ExtractRequest.model_validate(_json_body())
+    idempotency_key = _idempotency_key(ctx)
+    # A retry of a request that made a job answers from that job, even while the queue is full.
+    record = None if idempotency_key is None else ctx.store.idempotency(idempotency_key)
+    if record is None:
+        _check_queue(ctx)
+    body = request.get_data(cache=False)
+    digest = hashlib.sha256(body).hexdigest()
+    if record is not None:
+        return _replay(ctx, record, digest, body, started)
+    req = ExtractRequest.model_validate(_json_body(body))
     count = req.images.count
     if count == 0:
         raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
@@ -133,7 +174,6 @@ def extract() -> Response:
     options = req.options(ctx.settings.max_faces)
     check_request(options, ctx.workers.online())
     images, errors = _read_images(ctx, req)
-    ctx.metrics.images.observe(count)
     settings = RenderSettings(
         api_ver=req.api_ver,
         landmarks=bool(req.return_landmarks),
@@ -145,7 +185,24 @@ def extract() -> Response:
         raise failure
 
     job_id = uuid.uuid4().hex
-    ctx.store.create(job_id, ExtractJob(images, options, g.request_id), settings)
+    job = ExtractJob(images, options, g.request_id)
+    # The key is recorded with the job, atomically: a concurrent request with the same key that
+    # got there first made the job, and this one answers from it.
+    claimed = None if idempotency_key is None else (idempotency_key, digest)
+    existing = ctx.store.create(job_id, job, settings, claimed)
+    if existing is not None:
+        return _replay(ctx, existing, digest, body, started)
+    ctx.metrics.images.observe(count)
+    _send(ctx, job_id, idempotent=claimed is not None)
+
+    as_msgpack = wants_msgpack(request, req.msgpack)
+    if req.run_async:
+        accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
+        return encode(accepted, as_msgpack, status=202)
+    return _answer(ctx, job_id, started, as_msgpack)
+
+
+def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
     ctx.celery.send_task(
         EXTRACT_TASK,
         args=[job_id],
@@ -153,11 +210,38 @@ def extract() -> Response:
         queue=ctx.settings.queue,
         headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
     )
+    if idempotent:
+        ctx.store.mark_sent(job_id)
 
+
+def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str, body: bytes, started: float) -> Response:
+    """Answer a request whose Idempotency-Key made a job before, from that job."""
+    if record.body_digest != digest:
+        raise IdempotencyConflict(
+            f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
+            "use a new key for a new request"
+        )
+    # The same bytes as the request that was accepted: valid.
+    req = ExtractRequest.model_validate(_json_body(body))
     as_msgpack = wants_msgpack(request, req.msgpack)
+    state = ctx.store.state(record.job_id)
+    if state.status is JobStatus.QUEUED and not state.sent:
+        # The request that made the job died before queueing it (or is just queueing it: a second
+        # message is harmless, the copy that comes second is dropped by the worker's claim).
+        log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
+        _send(ctx, state.id, idempotent=True)
     if req.run_async:
-        accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
+        accepted: JobAccepted = {
+            "id": state.id,
+            "status": state.status.value,
+            "status_url": f"/results/{state.id}",
+        }
         return encode(accepted, as_msgpack, status=202)
+    return _answer(ctx, record.job_id, started, as_msgpack)
+
+
+def _answer(ctx: ApiContext, job_id: str, started: float, as_msgpack: bool) -> Response:
+    """Wait for the job as a synchronous request does, and render its result."""
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
     if state.error is not None:
         raise from_info(state.error)
@@ -166,6 +250,8 @@ def extract() -> Response:
             f"no result within sync_timeout_s={ctx.settings.sync_timeout_s}; poll /results/{job_id}",
             job_id,
         )
+    if state.render is None:  # every job the API stores has its settings
+        raise JobNotFound(f"job {job_id!r} has no render settings")
     ctx.metrics.faces.observe(_faces(state.result))
     total_ms = (time.perf_counter() - started) * 1000
-    return encode(render(settings, state.result, total_ms), as_msgpack)
+    return encode(render(state.render, state.result, total_ms), as_msgpack)

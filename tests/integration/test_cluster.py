@@ -1,7 +1,7 @@
 """``make cluster`` for real: HAProxy, 2 API replicas, 2 workers; kill -9 one of each mid-stream.
 
-The cluster is started by the same launcher users run (``python -m deploy.cluster``). The
-visibility timeout is short here (6 s) so the jobs of the killed worker come back quickly.
+The cluster is started by the same launcher users run (``python -m deploy.cluster``), with the
+default timeouts: the killed worker's jobs come back through the surviving worker's reaper.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from deploy.launcher import ROOT, wait_until
 from tests.client import b64
 from tests.faces import FACES_IN
 
-VISIBILITY_TIMEOUT_S = 6
 STREAMS = 4
 # yaoming.jpg: one face, 21 kB, so a request fits HAProxy's retry buffer.
 PHOTO = GROUP_PHOTOS["yaoming.jpg"]
@@ -83,10 +82,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
     workdir = Path(tmp_path_factory.mktemp("cluster"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
     env |= {
-        "FACEREST_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
-        # Jobs of the killed worker come back within ~1.5 visibility timeouts: wait for them.
-        "FACEREST_SYNC_TIMEOUT_S": "60",
-        "FACEREST_HEARTBEAT_S": "1",
         # Two workers, two API replicas, HAProxy, Redis and Flower share this machine's cores.
         "FACEREST_CONCURRENCY": "2",
         "FACEREST_INTRA_OP_THREADS": "1",
@@ -171,15 +166,8 @@ def stream(url: str, image: str, first_async: bool, stop: threading.Event, out: 
 
 
 def jobs_running_on(client: redis.Redis, worker: str) -> list[str]:
-    running = []
-    for key in client.scan_iter(match="facerest:job:*", count=1000):
-        name = key.decode()
-        if name.count(":") != 2:
-            continue  # :input and :done keys
-        status, on = client.hmget(name, ["status", "worker"])
-        if status == b"running" and on == worker.encode():
-            running.append(name.rsplit(":", 1)[1])
-    return running
+    holders = cast(dict[bytes, bytes], client.hgetall("facerest:running"))
+    return [job.decode() for job, holder in holders.items() if holder == worker.encode()]
 
 
 def result(url: str, job_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 from shared import contract
 from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef
 from shared.errors import ModelNotLoaded
+from shared.jobs import Claim
 from worker.tasks import WorkerRuntime
 
 DETECTOR = ModelRef("scrfd", "scrfd_500m_bnkps", "1", "research")
@@ -27,15 +28,24 @@ class Store:
     def load_input(self, job_id: str) -> contract.Job | None:
         return self.job
 
-    def add_attempt(self, job_id: str) -> int:
+    holder: str | None = None  # another live worker running the job
+    claims: list[str] = field(default_factory=list)
+
+    def claim(self, job_id: str, worker: str) -> Claim:
+        if self.finished:
+            return Claim(False, finished=True)
+        if self.holder is not None:
+            return Claim(False, holder=self.holder)
+        self.claims.append(worker)
         self.attempts += 1
-        return self.attempts
+        return Claim(True, attempts=self.attempts)
 
     def mark_running(self, job_id: str, worker: str) -> None:
         pass
 
-    def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo) -> None:
+    def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo, worker: str = "") -> bool:
         self.finished.append(outcome)
+        return len(self.finished) == 1
 
 
 @dataclass
@@ -86,3 +96,17 @@ def test_a_job_without_input_is_skipped() -> None:
     store = Store(job=None)
     WorkerRuntime("w1", Analyzer(), store).run_job("j")
     assert store.finished == [] and store.attempts == 0
+
+
+def test_a_copy_of_a_job_another_live_worker_runs_is_dropped_without_counting() -> None:
+    store = Store(holder="w2")
+    WorkerRuntime("w1", Analyzer(RuntimeError("must not run")), store).run_job("j")
+    assert store.finished == [] and store.attempts == 0
+
+
+def test_a_copy_of_a_finished_job_is_dropped() -> None:
+    store = Store()
+    runtime = WorkerRuntime("w1", Analyzer(), store)
+    runtime.run_job("j")
+    runtime.run_job("j")  # redelivered after it finished
+    assert len(store.finished) == 1 and store.claims == ["w1"]

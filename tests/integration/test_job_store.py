@@ -1,0 +1,161 @@
+"""The job store's scripts on a real Redis: claims, the reaper, waits, and keys that all expire."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+import redis
+
+from deploy.launcher import stack
+from shared.contract import (
+    AnalysisOptions,
+    ErrorInfo,
+    ExtractJob,
+    ExtractResult,
+    ImageResult,
+    ModelRef,
+    RecognizerInfo,
+    RenderSettings,
+    WorkerInfo,
+)
+from shared.jobs import JobStatus, JobStore, Reaper, WorkerRegistry
+
+TTL_S = 600
+MODEL = ModelRef("test", "test", "1", "MIT")
+RESULT = ExtractResult([ImageResult("ok", 1.0, (1, 1))], "w1", 1.0, MODEL, MODEL)
+RENDER = RenderSettings(api_ver="2", landmarks=False, data_count=1)
+
+
+def info(name: str) -> WorkerInfo:
+    return WorkerInfo(
+        name, "cpu", 1, 1, 0.0, "insightface", [], ["scrfd"], RecognizerInfo("a", "a", "1", "MIT", 512), []
+    )
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    with stack(Path(tmp_path_factory.mktemp("store"))) as running:
+        yield running.client()
+
+
+@pytest.fixture
+def parts(client: redis.Redis) -> tuple[JobStore, WorkerRegistry, list[str]]:
+    client.flushdb()
+    sent: list[str] = []
+    return JobStore(client, "facerest", TTL_S), WorkerRegistry(client, "facerest"), sent
+
+
+def new_job(store: JobStore, job_id: str = "j1") -> str:
+    store.create(job_id, ExtractJob([b"x"], AnalysisOptions(), "r"), RENDER)
+    return job_id
+
+
+def test_a_job_is_claimed_by_one_live_worker_and_finished_once(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    store, registry, _ = parts
+    registry.beat(info("w1"), 60)
+    registry.beat(info("w2"), 60)
+    job = new_job(store)
+    first = store.claim(job, "w1")
+    assert first.granted and first.attempts == 1
+    held = store.claim(job, "w2")
+    assert not held.granted and held.holder == "w1" and store.state(job).attempts == 1
+    assert store.holders() == {job: "w1"}
+
+    assert store.finish(job, RESULT, "w1")
+    assert store.holders() == {}
+    assert not store.finish(job, ErrorInfo("internal_error", "late"), "w2"), "the first outcome stays"
+    state = store.state(job)
+    assert state.status is JobStatus.DONE and state.error is None and state.result == RESULT
+    late = store.claim(job, "w2")
+    assert not late.granted and late.finished
+
+
+def test_a_dead_holders_job_is_taken_back_by_exactly_one_reaper(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, registry, sent = parts
+    registry.beat(info("dead"), 0.3)
+    registry.beat(info("alive"), 60)
+    job = new_job(store)
+    assert store.claim(job, "dead").granted
+    store.mark_running(job, "dead")
+    reapers = [Reaper(store, registry, sent.append) for _ in range(4)]
+    assert [r.reap() for r in reapers] == [[]] * 4, "its heartbeat is still live"
+
+    time.sleep(0.5)
+    barrier = threading.Barrier(len(reapers))
+    results: list[list[str]] = []
+
+    def reap(reaper: Reaper) -> None:
+        barrier.wait()
+        results.append(reaper.reap())
+
+    threads = [threading.Thread(target=reap, args=(r,)) for r in reapers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sent == [job] and sorted(results) == [[], [], [], [job]]
+    state = store.state(job)
+    assert state.status is JobStatus.QUEUED and state.worker is None
+    # The dead worker is forgotten once it holds nothing; the live one stays.
+    assert set(registry.snapshot()[1]) == {"alive"}
+    # Its re-queued copy is claimed by a live worker; the dead one's stale copy is then dropped.
+    assert store.claim(job, "alive").attempts == 2
+    assert store.claim(job, "dead").holder == "alive"
+    assert not client.exists("facerest:worker:dead")
+
+
+def test_draining_workers_are_alive_but_not_online(parts: tuple[JobStore, WorkerRegistry, list[str]]) -> None:
+    store, registry, sent = parts
+    registry.beat(info("w1"), 60, draining=True)
+    registry.beat(info("w2"), 60)
+    job = new_job(store)
+    assert store.claim(job, "w1").granted
+    assert [w.name for w in registry.online()] == ["w2"]
+    assert Reaper(store, registry, sent.append).reap() == []
+    assert store.claim(job, "w2").holder == "w1"
+
+
+def test_waiters_all_wake_and_every_key_of_a_finished_job_expires(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, _, _ = parts
+    job = new_job(store)
+    assert store.claim(job, "w1").granted
+    woken: list[JobStatus] = []
+    waiters = [threading.Thread(target=lambda: woken.append(store.wait(job, 10).status)) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    store.finish(job, RESULT, "w1")
+    for waiter in waiters:
+        waiter.join()
+    assert woken == [JobStatus.DONE] * 3 and time.monotonic() - started < 1
+    # Later waits (a polling client, a retry) still see the token, and leave it in place.
+    assert store.wait(job, 5).status is JobStatus.DONE
+    keys = sorted(k.decode() for k in cast(list[bytes], client.keys("*")))
+    assert keys == [f"facerest:job:{job}", f"facerest:job:{job}:done"]
+    assert all(0 < client.ttl(key) <= TTL_S for key in keys)
+    assert client.llen(f"facerest:job:{job}:done") == 1
+
+
+def test_an_idempotency_key_is_stored_with_its_job_or_returns_the_first(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, _, _ = parts
+    key = store.idempotency_key("", "abc")
+    job = ExtractJob([b"x"], AnalysisOptions(), "r")
+    assert store.create("j1", job, RENDER, (key, "d1")) is None
+    again = store.create("j2", job, RENDER, (key, "d2"))
+    assert again is not None and (again.job_id, again.body_digest) == ("j1", "d1")
+    assert not client.exists("facerest:job:j2") and 0 < client.ttl(key) <= TTL_S
+    assert store.idempotency_key("scope", "abc") != key
