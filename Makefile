@@ -23,8 +23,10 @@ run: setup
 
 API ?= 2
 WORKERS ?= 2
+# SENTINEL=1: Redis primary + replica + three Sentinels instead of one Redis.
+SENTINEL ?= 0
 cluster: setup
-	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS)
+	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS) --sentinel $(SENTINEL)
 
 lint: setup
 	$(BIN)/ruff check .

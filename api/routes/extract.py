@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,9 @@ from shared.queue import EXTRACT_TASK
 bp = Blueprint("extract", __name__)
 
 URL_FETCH_THREADS = 8  # URLs of one request fetched at once
+# With Sentinel: how long a request waits for a Redis replica to hold its new job.
+REPLICA_WAIT_MS = 1000
+log = logging.getLogger("facerest.api")
 
 
 def _json_body() -> Any:
@@ -85,6 +89,14 @@ def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes], dic
             for offset, (url, future) in enumerate(zip(req.images.urls, futures, strict=True)):
                 read(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", future.result)
     return images, errors
+
+
+def _replicate(ctx: ApiContext, job_id: str) -> None:
+    """With Sentinel, answer only once a replica holds the job: a failover then cannot lose a
+    job whose 200 or 202 was sent. Without a replica in time the answer goes out anyway."""
+    acked = ctx.store.replicate(job_id, 1, REPLICA_WAIT_MS)
+    if acked < 1:
+        log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
 
 
 def _faces(result: ExtractResult) -> int:
@@ -153,6 +165,8 @@ def extract() -> Response:
         queue=ctx.settings.queue,
         headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
     )
+    if ctx.settings.replicated:
+        _replicate(ctx, job_id)
 
     as_msgpack = wants_msgpack(request, req.msgpack)
     if req.run_async:
