@@ -442,20 +442,30 @@ class Stack:
 
 
 @contextmanager
-def stack(workdir: Path, *, sentinel: bool = False, **settings: str) -> Iterator[Stack]:
-    """An isolated system: its own Redis on a free port, append-only file and logs in ``workdir``
-    (with ``sentinel``: a primary, a replica and three Sentinels).
+def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
+    """An isolated system: its own Redis on a free port, append-only file and logs in ``workdir``.
 
     The services get ``settings`` as FACEREST_<NAME> instead of the caller's FACEREST_* variables.
     Everything started on it stops at exit, Redis last.
     """
+    with _isolated(workdir, settings) as result:
+        result.start_redis(free_port(), workdir)
+        yield result
+
+
+@contextmanager
+def sentinel_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
+    """``stack`` with a Redis primary, a replica and three Sentinels instead of one Redis."""
+    with _isolated(workdir, settings) as result:
+        result.start_redis_sentinel(workdir / "redis-ha")
+        yield result
+
+
+@contextmanager
+def _isolated(workdir: Path, settings: dict[str, str]) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     result = Stack(child_env(isolated=True, **settings), workdir, label="stack")
     try:
-        if sentinel:
-            result.start_redis_sentinel(workdir / "redis-ha")
-        else:
-            result.start_redis(free_port(), workdir)
         yield result
     finally:
         result.stop()

@@ -12,7 +12,7 @@ import redis
 import requests
 
 from bench.photos import GROUP_PHOTOS
-from deploy.launcher import stack, wait_until
+from deploy.launcher import sentinel_stack, wait_until
 from tests.client import extract
 from tests.faces import FACES_IN
 
@@ -56,7 +56,7 @@ class Load:
 
 
 def test_killing_the_redis_primary_under_load_loses_no_accepted_job(tmp_path: Path) -> None:
-    with stack(tmp_path, sentinel=True, heartbeat_s="1") as running:
+    with sentinel_stack(tmp_path, heartbeat_s="1") as running:
         primary, replica = running.services[0], running.services[1]
         running.start_worker()
         running.start_api()
@@ -79,6 +79,7 @@ def test_killing_the_redis_primary_under_load_loses_no_accepted_job(tmp_path: Pa
                 thread.join(60)
 
         # Sentinel promoted the replica.
+        assert replica.port is not None
         promoted = redis.Redis(port=replica.port).info("replication")
         assert promoted["role"] == "master"
         before = [job for when, job in load.accepted if when < killed_at]
