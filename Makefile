@@ -46,8 +46,10 @@ run: setup
 
 API ?= 2
 WORKERS ?= 2
+# SENTINEL=1: Redis primary + replica + three Sentinels instead of one Redis.
+SENTINEL ?= 0
 cluster: setup
-	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS)
+	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS) --sentinel $(SENTINEL)
 
 # mypy checks worker/models/mtcnn.py against PyTorch's types.
 lint: system $(DEV_STAMP) $(MTCNN_STAMP)

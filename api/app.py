@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import orjson
-import redis
 from flask import Flask, request
 
 from api import observability
@@ -19,6 +18,7 @@ from shared.fetch import UrlFetcher
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery
+from shared.redisconn import connect
 from shared.settings import Settings, load_settings
 
 
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Bounded socket waits: a Redis that vanished fails a request (503) instead of hanging it;
     # redis-py reconnects on the next command once Redis is back.
-    client = redis.Redis.from_url(
+    client = connect(
         settings.redis_url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=15
     )
     api_keys = ApiKeys(settings.load_api_keys())

@@ -35,6 +35,8 @@ class ClusterOptions:
     api_base_port: int = 18091
     redis_port: int = 6379
     redis_url: str | None = None
+    # A Redis primary, a replica and three Sentinels instead of one Redis (Redis HA).
+    sentinel: bool = False
     flower_port: int | None = 5555
     api_processes: int = 2
     check_inter_ms: int = 2000
@@ -67,6 +69,8 @@ class Cluster:
         local_redis = f"redis://127.0.0.1:{opts.redis_port}/0"
         if opts.redis_url is not None:
             stack.redis_url = opts.redis_url
+        elif opts.sentinel:
+            stack.start_redis_sentinel(opts.workdir / "redis-ha")
         elif opts.redis_port and redis_answers(local_redis):
             # Like `make run`: a Redis already on the port (from `make run`, say) is used as is.
             print(f"cluster: using the Redis already running on port {opts.redis_port}", flush=True)
@@ -131,6 +135,10 @@ def _gpus(text: str) -> tuple[int, ...]:
     return tuple(int(g) for g in text.split(",") if g.strip())
 
 
+def _yes(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _flower_port(text: str) -> int | None:
     return None if int(text) < 0 else int(text)
 
@@ -147,6 +155,7 @@ FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "api_base_port": (int, "first replica's port (0: any free)"),
     "redis_port": (int, "port of our Redis (0: any free)"),
     "redis_url": (str, "use this Redis instead of starting one"),
+    "sentinel": (_yes, "1: a Redis primary, a replica and three Sentinels (redis+sentinel://)"),
     "flower_port": (_flower_port, "Flower's port (0: any free, -1: none)"),
     "api_processes": (int, "gunicorn processes per replica"),
     "check_inter_ms": (int, "HAProxy health-check interval"),

@@ -27,6 +27,7 @@ from types import FrameType
 import redis
 
 from shared.jobs import WorkerRegistry
+from shared.redisconn import connect
 from shared.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
 # HAProxy stops listening while the API replicas finish their requests (which may wait for jobs),
 # then the workers finish or hand back theirs, then Flower; Redis last. Other roles go first.
-STOP_ORDER = (("haproxy", "api"), ("worker",), ("flower",), ("redis",))
+STOP_ORDER = (("haproxy", "api"), ("worker",), ("flower",), ("sentinel",), ("redis",))
 # How a child that stopped as asked exits (HAProxy's soft stop is SIGUSR1).
 CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGUSR1})
 # First restart waits this long, doubling on each quick crash up to RESTART_MAX_DELAY_S.
@@ -43,6 +44,19 @@ RESTART_DELAY_S = 1.0
 RESTART_MAX_DELAY_S = 30.0
 # A child that ran this long before dying is restarted without back-off.
 STABLE_AFTER_S = 30.0
+# Redis high availability (start_redis_sentinel): the name the Sentinels give the primary, how
+# many Sentinels watch it (a quorum of 2 must agree it is down), and how long it may be silent.
+SENTINEL_SERVICE = "facerest"
+SENTINELS = 3
+SENTINEL_DOWN_AFTER_MS = 3000
+SENTINEL_CONFIG = """port {port}
+bind 127.0.0.1
+dir {dir}
+sentinel monitor {service} 127.0.0.1 {primary} 2
+sentinel down-after-milliseconds {service} {down_after_ms}
+sentinel failover-timeout {service} 10000
+sentinel parallel-syncs {service} 1
+"""
 
 
 def free_port(port: int = 0) -> int:
@@ -62,7 +76,7 @@ def port_open(port: int) -> bool:
 
 def redis_answers(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        return bool(connect(url, socket_timeout=1).ping())
     except redis.RedisError:
         return False
 
@@ -242,20 +256,66 @@ class Stack:
         return next(s for s in self.services if s.role == role)
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url)
+        return connect(self.redis_url)
 
     def wait_ready(self, services: Sequence[Service], timeout_s: float) -> None:
         what = ", ".join(s.name for s in services)
         wait_until(lambda: all(s.ready() for s in services), timeout_s, what)
 
+    def _redis_server(self, port: int, directory: Path, *extra: str, loglevel: str = "notice") -> Service:
+        """redis-server on 127.0.0.1 with its append-only file in ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        url = f"redis://127.0.0.1:{port}/0"
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--loglevel", loglevel]
+        args += ["--dir", str(directory), "--appendonly", "yes", "--save", "", *extra]
+        return self.spawn("redis", args, port=port, probe=lambda: redis_answers(url))
+
     def start_redis(self, port: int, directory: Path, loglevel: str = "notice") -> Service:
         """Redis on 127.0.0.1 with its append-only file in ``directory``, ready."""
         self.redis_url = f"redis://127.0.0.1:{port}/0"
-        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--loglevel", loglevel]
-        args += ["--dir", str(directory), "--appendonly", "yes", "--save", ""]
-        server = self.spawn("redis", args, port=port, probe=lambda: redis_answers(self.redis_url))
+        server = self._redis_server(port, directory, loglevel=loglevel)
         self.wait_ready([server], 10)
         return server
+
+    def start_redis_sentinel(self, directory: Path, service: str = SENTINEL_SERVICE) -> list[Service]:
+        """A Redis primary, one replica and three Sentinels that fail over to the replica when
+        the primary is gone for SENTINEL_DOWN_AFTER_MS; the services follow the primary through
+        ``redis+sentinel://`` (shared/redisconn.py). Returns primary, replica, sentinels."""
+        primary_port, replica_port = free_port(), free_port()
+        primary = self._redis_server(primary_port, directory / "primary")
+        replica = self._redis_server(
+            replica_port, directory / "replica", "--replicaof", "127.0.0.1", str(primary_port)
+        )
+        sentinels = []
+        for index in range(SENTINELS):
+            port = free_port()
+            folder = directory / f"sentinel{index + 1}"
+            folder.mkdir(parents=True, exist_ok=True)
+            config = folder / "sentinel.conf"  # Sentinel rewrites it with what it learns
+            config.write_text(
+                SENTINEL_CONFIG.format(
+                    port=port,
+                    dir=folder,
+                    service=service,
+                    primary=primary_port,
+                    down_after_ms=SENTINEL_DOWN_AFTER_MS,
+                )
+            )
+            url = f"redis://127.0.0.1:{port}/0"
+            sentinels.append(
+                self.spawn(
+                    "sentinel",
+                    ["redis-server", str(config), "--sentinel"],
+                    port=port,
+                    probe=lambda url=url: redis_answers(url),  # type: ignore[misc]
+                )
+            )
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in sentinels)
+        self.redis_url = f"redis+sentinel://{hosts}/{service}/0"
+        self.wait_ready([primary, replica, *sentinels], 10)
+        replica_client = redis.Redis(port=replica_port)
+        wait_until(lambda: replica_client.info("replication")["master_link_status"] == "up", 20, "replica")
+        return [primary, replica, *sentinels]
 
     def restart_redis(self) -> Service:
         """Start the Redis that ``stop_redis`` stopped again, on its port and files."""
@@ -343,7 +403,7 @@ class Stack:
         """Flower on ``port`` (0: any free one); with ``wait``, returns once /healthcheck answers."""
         port = free_port(port)
         url = f"http://127.0.0.1:{port}"
-        args = [sys.executable, "-m", "celery", "--broker", self.redis_url, "flower"]
+        args = [sys.executable, "-m", "deploy.flower"]
         args += [f"--address={host}", f"--port={port}"]
         flower = self.spawn("flower", args, port=port, url=url, probe=lambda: http_ok(f"{url}/healthcheck"))
         if wait:
@@ -398,10 +458,24 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
     The services get ``settings`` as FACEREST_<NAME> instead of the caller's FACEREST_* variables.
     Everything started on it stops at exit, Redis last.
     """
+    with _isolated(workdir, settings) as result:
+        result.start_redis(free_port(), workdir)
+        yield result
+
+
+@contextmanager
+def sentinel_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
+    """``stack`` with a Redis primary, a replica and three Sentinels instead of one Redis."""
+    with _isolated(workdir, settings) as result:
+        result.start_redis_sentinel(workdir / "redis-ha")
+        yield result
+
+
+@contextmanager
+def _isolated(workdir: Path, settings: dict[str, str]) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     result = Stack(child_env(isolated=True, **settings), workdir, label="stack")
     try:
-        result.start_redis(free_port(), workdir)
         yield result
     finally:
         result.stop()

@@ -220,6 +220,18 @@ class JobStore:
         data = self._redis.get(key)
         return None if data is None else decode_idempotency(cast(bytes, data))
 
+    def replicate(self, job_id: str, replicas: int, timeout_ms: int) -> int:
+        """Wait until ``replicas`` replicas hold everything written to the primary so far (the
+        job and its queue message included); returns how many acknowledged in ``timeout_ms``.
+
+        WAIT counts the writes of its own connection, hence one write before it on the same
+        connection: the replication stream is ordered, so once a replica has that write it has
+        every earlier one, from any client."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.expire(self._key(job_id), self._ttl_s)
+        pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
+        return int(pipe.execute()[-1])
+
     def load_input(self, job_id: str) -> Job | None:
         data = self._redis.get(self._key(job_id, ":input"))
         return None if data is None else decode_job(cast(bytes, data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from shared.redisconn import celery_broker
 from shared.settings import Settings
 
 EXTRACT_TASK = "facerest.extract"
@@ -17,7 +18,8 @@ def restore_sweep_s(visibility_timeout_s: int) -> int:
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("facerest", broker=settings.redis_url, set_as_current=False)
+    broker, sentinel_options = celery_broker(settings.redis_url)
+    app = Celery("facerest", broker=broker, set_as_current=False)
     app.conf.update(
         task_default_queue=settings.queue,
         task_serializer="json",
@@ -35,6 +37,7 @@ def create_celery(settings: Settings) -> Celery:
             "visibility_timeout": settings.visibility_timeout_s,
             "unacked_restore_interval": restore_sweep_s(settings.visibility_timeout_s),
             "unacked_restore_throttle": 1,
+            **sentinel_options,
         },
         broker_connection_retry_on_startup=True,
         # After a Redis restart, keep reconnecting (never give up and exit).

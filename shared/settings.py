@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.redisconn import is_sentinel, parse_sentinel
+
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
@@ -157,8 +159,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"redis_url must start with redis://, rediss:// or unix://, got {value!r}")
+        if is_sentinel(value):
+            parse_sentinel(value)  # raises ValueError naming what is wrong
+        elif not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"redis_url must start with redis://, rediss://, unix:// or redis+sentinel://, got {value!r}"
+            )
         return value
 
     @field_validator("url_allow")
@@ -195,6 +201,11 @@ class Settings(BaseSettings):
             if not keys:
                 raise SettingsError("FACEREST_API_KEYS_FILE: the file holds no key")
         return tuple(keys)
+
+    @property
+    def replicated(self) -> bool:
+        """Redis runs with Sentinel and replicas: writes that must survive a failover wait for one."""
+        return is_sentinel(self.redis_url)
 
     @property
     def heartbeat_ttl_s(self) -> int:

@@ -18,6 +18,7 @@ from shared.jobs import JobStore, Reaper, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
 from shared.queue import EXTRACT_TASK, create_celery
+from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings
 from worker.analyzer import FaceAnalyzer
 from worker.inference.files import ModelIntegrityError
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = args.name or f"facerest-{str(device).replace(':', '')}-{os.getpid()}@{socket.gethostname()}"
     # Bounded socket waits; redis-py reconnects by itself when Redis comes back after a restart.
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
+    client = connect(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
     store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts)
     app = create_celery(settings)

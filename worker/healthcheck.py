@@ -12,13 +12,14 @@ import sys
 import redis
 
 from shared.jobs import WorkerRegistry
+from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings
 
 
 def main() -> int:
     try:
         settings = load_settings()
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        client = connect(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
         workers = WorkerRegistry(client, settings.key_prefix).online()
     except (SettingsError, redis.RedisError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)

@@ -44,6 +44,8 @@ URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Printable ASCII without spaces: a UUID, a hash, a client's own request id.
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+# With Sentinel: how long a request waits for a Redis replica to hold its new job.
+REPLICA_WAIT_MS = 1000
 
 
 def _json_body(body: bytes) -> Any:
@@ -107,6 +109,14 @@ def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes], dic
             for offset, (url, future) in enumerate(zip(req.images.urls, futures, strict=True)):
                 read(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", future.result)
     return images, errors
+
+
+def _replicate(ctx: ApiContext, job_id: str) -> None:
+    """With Sentinel, answer only once a replica holds the job: a failover then cannot lose a
+    job whose 200 or 202 was sent. Without a replica in time the answer goes out anyway."""
+    acked = ctx.store.replicate(job_id, 1, REPLICA_WAIT_MS)
+    if acked < 1:
+        log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
 
 
 def _faces(result: ExtractResult) -> int:
@@ -212,6 +222,8 @@ def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
     )
     if idempotent:
         ctx.store.mark_sent(job_id)
+    if ctx.settings.replicated:
+        _replicate(ctx, job_id)
 
 
 def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str, body: bytes, started: float) -> Response:
