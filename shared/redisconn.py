@@ -76,5 +76,6 @@ def celery_broker(url: str) -> tuple[str, dict[str, Any]]:
         return url, {}
     target = parse_sentinel(url)
     auth = f":{target.password}@" if target.password else ""
-    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.sentinels)
+    hosts = [(f"[{host}]" if ":" in host else host, port) for host, port in target.sentinels]
+    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in hosts)
     return broker, {"master_name": target.service}
