@@ -39,7 +39,7 @@ import psutil
 import requests
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from bench.photos import GROUP_PHOTOS, read_rgb, scaled_photo
 from bench.timing import alternating_ms
 from deploy.launcher import running_system
 from shared.settings import load_settings
@@ -58,8 +58,7 @@ SAMPLE_S = 0.05
 
 def large_photo(size: tuple[int, int] = LARGE_SIZE) -> bytes:
     """t1.jpg (six faces) scaled up to ``size`` and encoded as a JPEG: the largest allowed input."""
-    image = cv2.resize(read_rgb(GROUP_PHOTOS["t1.jpg"]), size, interpolation=cv2.INTER_LINEAR)
-    return encode(np.asarray(image, np.uint8))
+    return scaled_photo("t1.jpg", size)
 
 
 @dataclass
