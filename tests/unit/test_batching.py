@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from shared.contract import DEFAULT_MAX_SIZE
+from shared.settings import load_settings
 from worker.batched import BatchedModels, BatchLimits
 from worker.batching import MicroBatcher
 from worker.inference.files import ModelSpec
@@ -124,3 +126,9 @@ def test_a_detector_call_never_sees_more_than_max_detect_pixels() -> None:
     models.close()
     assert [len(f) for f in found] == [0, 0, 0, 0]
     assert sorted(detector.calls) == [2, 2]
+
+
+def test_the_default_cap_keeps_a_full_batch_of_default_canvases_in_one_call() -> None:
+    """Normal requests (max_size 640x640) batch as before: the pixel budget only splits large ones."""
+    settings = load_settings()
+    assert settings.batch_max_images * DEFAULT_MAX_SIZE[0] * DEFAULT_MAX_SIZE[1] <= settings.max_detect_pixels
