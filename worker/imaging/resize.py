@@ -50,7 +50,7 @@ def letterbox(
     """Scale into max_size (never upscaling) and pad right/bottom to a multiple of the stride.
 
     ``max_pixels`` caps the scaled image's pixels (0: no cap), whatever max_size allows: the
-    detector's memory grows with its canvas (about 42 bytes a pixel for SCRFD, bench/memory.py).
+    detector's memory grows with its canvas (about 44 bytes a pixel for SCRFD, bench/memory.py).
     ``fill_max_size`` pads the canvas to the whole of max_size (shrunk to ``max_pixels``), so
     that every image of a request size gives the network one input shape (GPUs pay dearly for
     each new shape).
