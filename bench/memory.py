@@ -4,6 +4,7 @@
                                             # 36 MP photos at once with max_size 0; worker RSS
     python -m bench.memory --rounds 2       # send the burst twice (settled RSS after each)
     python -m bench.memory --options        # SCRFD alone: ONNX Runtime's memory options compared
+    python -m bench.memory --pipeline       # the pipeline on normal photos, arena vs none, in turns
 
 The service run samples the worker's RSS every 50 ms: its baseline (models loaded, two bursts
 of FACEREST_CONCURRENCY normal requests served), its peak while the burst runs, and where it
@@ -253,9 +254,46 @@ def options_run() -> dict[str, object]:
     return {"options": rows}
 
 
+def pipeline_run(passes: int) -> dict[str, object]:
+    """The whole pipeline on the benchmark workload (bench/workload.py), image by image, taking
+    turns between SCRFD with ONNX Runtime's arena (before) and without (now) in one process:
+    the only change on normal photos (they are under the canvas cap and the trim threshold)."""
+    from dataclasses import replace
+
+    from bench.workload import workload
+    from shared.contract import AnalysisOptions
+    from worker.analyzer import FaceAnalyzer
+    from worker.batched import BatchedModels
+    from worker.inference.session import Device, create_session
+    from worker.loader import load_analyzer
+    from worker.models.scrfd import SCRFD
+
+    settings = load_settings()
+    now = load_analyzer(settings, Device("cpu"))
+    arena_scrfd = SCRFD(create_session(read_model(SCRFD_500M), Device("cpu")), SCRFD_500M)
+    loaded = replace(now.loaded, detectors={"scrfd": arena_scrfd})
+    before = FaceAnalyzer(BatchedModels(loaded, now.models.limits), settings.max_image_pixels)
+    options = AnalysisOptions(threshold=0.5)
+    calls: dict[str, Callable[[], object]] = {}
+    for item in workload():
+        calls[f"arena (before) {item.name}"] = functools.partial(before.analyze, [item.jpeg], options)
+        calls[f"no arena {item.name}"] = functools.partial(now.analyze, [item.jpeg], options)
+    times = alternating_ms(calls, runs=passes, warmup=2)
+    totals = {
+        side: sum(ms for name, ms in times.items() if name.startswith(side)) for side in ("arena", "no arena")
+    }
+    print(f"sum of per-image medians over the workload: {totals}")
+    print(f"no arena / arena: {totals['no arena'] / totals['arena']:.3f}")
+    before.close()
+    now.close()
+    return {"per_image_ms": times, "workload_ms": totals}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--options", action="store_true", help="compare ONNX Runtime memory options")
+    parser.add_argument("--pipeline", action="store_true", help="pipeline speed, arena vs none")
+    parser.add_argument("--passes", type=int, default=10)
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=load_settings().concurrency)
@@ -267,6 +305,9 @@ def main() -> None:
     if args.options:
         report = options_run()
         out = RESULTS / "memory-options.json"
+    elif args.pipeline:
+        report = pipeline_run(args.passes)
+        out = RESULTS / "memory-pipeline.json"
     else:
         extra = dict(item.split("=", 1) for item in args.set)
         report = service_run(args.rounds, args.concurrency, extra)
