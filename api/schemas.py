@@ -42,7 +42,9 @@ class ExtractRequest(BaseModel):
     max_size: list[int] | int = Field(
         default=list(DEFAULT_MAX_SIZE),
         description="[width, height] an image is scaled down to (never up) before detection, "
-        "proportions kept; 0 or [0, 0] means no resizing.",
+        "proportions kept; 0 or [0, 0] means no resizing. Either way the detector's canvas holds "
+        "at most FACEREST_MAX_DETECT_PIXELS (/info: max_detect_pixels; default 3840x2160): a larger "
+        "image is scaled down to that many pixels. Boxes are always in original-image pixels.",
     )
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_THRESHOLD
     limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0

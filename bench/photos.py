@@ -51,3 +51,9 @@ def encode(image_rgb: NDArray[np.uint8], ext: str = ".jpg") -> bytes:
     ok, data = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     assert ok
     return data.tobytes()
+
+
+def scaled_photo(name: str, size: tuple[int, int]) -> bytes:
+    """A group photo scaled to ``size`` (width, height) as a JPEG: large inputs from small photos."""
+    image = cv2.resize(read_rgb(GROUP_PHOTOS[name]), size, interpolation=cv2.INTER_LINEAR)
+    return encode(np.asarray(image, np.uint8))

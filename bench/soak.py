@@ -1,6 +1,8 @@
 """Soak run: concurrent clients send mixed valid and invalid requests for a while; we count answers
 by status and sample the memory (RSS) of the API and worker processes, to see that nothing fails
-with a 5xx and nothing grows without bound.
+with a 5xx and nothing grows without bound. A share of the requests are 36 MP photos with
+max_size 0 (the largest allowed input); Redis's key count (DBSIZE) and used memory (INFO memory)
+are reported at the start and the end.
 
     python -m bench.soak                   # 180 s, 8 clients, starts its own Redis, worker and API
     python -m bench.soak --seconds 600 --clients 16
@@ -23,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS, encode
+from bench.photos import GROUP_PHOTOS, encode, scaled_photo
 from deploy.launcher import Service, running_system
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 1024 * 1024
+LARGE_PHOTO = (7360, 4912)  # 36 MP: under the default FACEREST_MAX_IMAGE_PIXELS
 
 
 def _b64(data: bytes) -> str:
@@ -92,8 +96,10 @@ def request_mix() -> list[Kind]:
     photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
     group = GROUP_PHOTOS["t1.jpg"].read_bytes()
     bomb = encode(np.zeros((9000, 9000, 3), np.uint8), ".png")
+    large = scaled_photo("t1.jpg", LARGE_PHOTO)
     ok = frozenset({200})
     return [
+        Kind("36 MP photo, max_size 0", 1, _post({"images": {"data": [_b64(large)]}, "max_size": 0}), ok),
         Kind("valid v1, 1 face", 6, _post({"images": {"data": [_b64(photo)]}}), ok),
         Kind(
             "valid v2, group + bad", 3, _post({"images": {"data": [_b64(group), "###"]}, "api_ver": "2"}), ok
@@ -142,6 +148,16 @@ def client(url: str, kinds: list[Kind], until: float, seed: int, tally: Tally) -
         tally.add(kind.name, status, time.perf_counter() - start)
 
 
+def redis_state(client: redis.Redis) -> dict[str, float]:
+    """Redis's key count (DBSIZE) and used memory (INFO memory)."""
+    memory = client.info("memory")
+    return {
+        "keys": int(client.dbsize()),
+        "used_memory_mib": round(int(memory["used_memory"]) / MiB, 2),
+        "used_memory_rss_mib": round(int(memory["used_memory_rss"]) / MiB, 2),
+    }
+
+
 def rss_mib(service: Service) -> float:
     """RSS of a process and its children (gunicorn's master and workers), in MiB."""
     try:
@@ -163,6 +179,7 @@ def main() -> None:
     samples: list[dict[str, float]] = []
     with running_system() as running:
         worker, api = running.service("worker"), running.service("api")
+        redis_start = redis_state(running.client())
         started = time.monotonic()
         until = started + args.seconds
         threads = [
@@ -187,8 +204,14 @@ def main() -> None:
             time.sleep(args.sample_s)
         alive = {"api": api.process.poll() is None, "worker": worker.process.poll() is None}
         health = requests.get(f"{api.url}/health", timeout=10).status_code
+        redis_end = redis_state(running.client())
 
     report = summarize(args, kinds, tally, samples, alive, health)
+    report["redis"] = {"start": redis_start, "end": redis_end}
+    print(
+        f"Redis: {redis_start['keys']} keys, {redis_start['used_memory_mib']} MiB at the start; "
+        f"{redis_end['keys']} keys, {redis_end['used_memory_mib']} MiB at the end"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "soak.json"
     out.write_text(json.dumps(report, indent=2))
@@ -196,15 +219,19 @@ def main() -> None:
 
 
 def _growth(samples: list[dict[str, float]], key: str) -> dict[str, float]:
-    """Median RSS over the second sixth of the run against the last sixth (warm-up left out)."""
+    """Median RSS over the second sixth of the run against the last sixth (warm-up left out),
+    and the lowest of each: the worker's floor between large photos, which a leak would raise."""
     values = [s[key] for s in samples]
     sixth = max(1, len(values) // 6)
-    early = statistics.median(values[sixth : 2 * sixth] or values[:1])
-    late = statistics.median(values[-sixth:])
+    early_values = values[sixth : 2 * sixth] or values[:1]
+    late_values = values[-sixth:]
+    early, late = statistics.median(early_values), statistics.median(late_values)
     return {
         "early_mib": early,
         "late_mib": late,
         "growth_mib": round(late - early, 1),
+        "early_floor_mib": min(early_values),
+        "late_floor_mib": min(late_values),
         "max_mib": max(values),
     }
 
@@ -244,11 +271,18 @@ def summarize(
     server_errors = sum(n for s, n in by_status.items() if s >= 500)
     print(f"\nby status: {dict(sorted(by_status.items()))}; 5xx: {server_errors}; unexpected: {unexpected}")
     print(f"client exceptions: {dict(tally.exceptions) or 0}")
+    picks = samples[:: max(1, len(samples) // 10)]
+    picks += [] if picks[-1] is samples[-1] else samples[-1:]
+    print("\nRSS over time (MiB)\n| t (s) | " + " | ".join(f"{p['t_s']:.0f}" for p in picks) + " |")
+    print("|---|" + "---|" * len(picks))
+    for key, label in (("api_mib", "API"), ("worker_mib", "worker")):
+        print(f"| {label} | " + " | ".join(f"{p[key]:.0f}" for p in picks) + " |")
     memory = {"api": _growth(samples, "api_mib"), "worker": _growth(samples, "worker_mib")}
     for name, growth in memory.items():
         print(
             f"{name} RSS: {growth['early_mib']:.1f} MiB early -> {growth['late_mib']:.1f} MiB late "
-            f"(growth {growth['growth_mib']:+.1f} MiB, max {growth['max_mib']:.1f} MiB)"
+            f"(growth {growth['growth_mib']:+.1f} MiB, max {growth['max_mib']:.1f} MiB; lowest "
+            f"{growth['early_floor_mib']:.1f} early, {growth['late_floor_mib']:.1f} late)"
         )
     print(f"processes alive at the end: {alive}; /health: {health}")
     return {

@@ -25,3 +25,20 @@ def limit_malloc_arenas(arenas: int | None = None) -> bool:
     if not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(M_ARENA_MAX, wanted))
+
+
+def trim_heap() -> bool:
+    """Give the freed parts of glibc's heaps back to the system (``malloc_trim(0)``).
+
+    glibc returns a freed block to the system only when it was mmap'ed or sits at the top of
+    its heap; after a large photo, freed decode and resize buffers between live ones stay
+    resident. Worth a few ms after a job that held large images, not after every job (the next
+    allocations would fault their pages in again). Returns False where glibc is absent.
+    """
+    path = ctypes.util.find_library("c")
+    if path is None:
+        return False
+    libc = ctypes.CDLL(path)
+    if not hasattr(libc, "malloc_trim"):
+        return False
+    return bool(libc.malloc_trim(0))

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     max_images: Annotated[int, Field(gt=0)] = 64
     max_image_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(gt=0)] = 40_000_000
+    # The detector's canvas at most (a 4K UHD frame): larger images, max_size 0 included, are
+    # scaled down to it for detection; faces keep full-size coordinates. Bounds the worker's
+    # memory (docs/performance.md, bench/memory.py).
+    max_detect_pixels: Annotated[int, Field(ge=1024)] = 3840 * 2160
     max_faces: Annotated[int, Field(gt=0)] = 256
     # Overload: more queued jobs than this and /extract answers 503 with Retry-After at once.
     max_queue_depth: Annotated[int, Field(gt=0)] = 100

@@ -7,10 +7,15 @@ from collections.abc import Sequence
 
 from shared.availability import check_models
 from shared.contract import AnalysisOptions, ImageResult, ModelRef
+from shared.memory import trim_heap
 from worker.batched import BatchedModels
 from worker.models.base import LoadedModels
-from worker.pipeline import Pipeline
+from worker.pipeline import AnalyzedImage, Pipeline
 from worker.records import image_result
+
+# A job with an image this large (full size) trims the heap after it (bench/memory.py: 8 jobs
+# at once of 36 MP left the worker 240-310 MiB above its baseline without, 4-6 MiB with).
+TRIM_AFTER_PIXELS = 3840 * 2160
 
 
 class FaceAnalyzer:
@@ -48,4 +53,6 @@ class FaceAnalyzer:
         detector = self.check(options)
         with self.models.job():
             outcomes = self._pipeline.run(images, options, detector)
+        if any(isinstance(o, AnalyzedImage) and o.width * o.height > TRIM_AFTER_PIXELS for o in outcomes):
+            trim_heap()
         return [image_result(outcome, options) for outcome in outcomes]

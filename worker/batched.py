@@ -33,6 +33,11 @@ class BatchLimits:
     # Give each network one input shape: canvases fill max_size, face batches are padded to
     # max_faces. On a GPU every new shape costs ONNX Runtime's cuDNN about a second.
     static_shapes: bool = False
+    # Pixels one detector call may see, one canvas or a batch of them (0: no limit). The
+    # pipeline scales larger images down to it (FACEREST_MAX_DETECT_PIXELS), and a batch of
+    # same-sized canvases is split to stay under it: the detector's memory grows with the
+    # pixels of a call, so concurrent large photos cost one canvas's worth, not eight.
+    max_detect_pixels: int = 0
 
 
 class BatchedModels:
@@ -116,8 +121,10 @@ class BatchedModels:
             by_shape.setdefault(canvas.shape, []).append(index)
         # With static shapes the detector keeps batch 1: SCRFD gains nothing from larger
         # batches even on a GPU (bench/gpu.py), and one batch size means one input shape.
-        step = 1 if self.limits.static_shapes else self.limits.max_images
-        for indices in by_shape.values():
+        for shape, indices in by_shape.items():
+            step = 1 if self.limits.static_shapes else self.limits.max_images
+            if self.limits.max_detect_pixels:
+                step = max(1, min(step, self.limits.max_detect_pixels // (shape[0] * shape[1])))
             for begin in range(0, len(indices), step):
                 chunk = indices[begin : begin + step]
                 with self._device_lock:

@@ -37,6 +37,7 @@ def batch_limits(settings: Settings, device: Device) -> BatchLimits:
         max_faces=settings.batch_max_faces or default_batch_max_faces(device),
         max_wait_s=settings.batch_wait_ms / 1000,
         static_shapes=device.kind == "cuda",
+        max_detect_pixels=settings.max_detect_pixels,
     )
 
 

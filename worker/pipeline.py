@@ -85,15 +85,16 @@ def select_faces(found: Detections, options: AnalysisOptions) -> NDArray[np.intp
     return keep
 
 
-def decode_scale(options: AnalysisOptions, recognizer_input: int) -> ScaleRule:
+def decode_scale(options: AnalysisOptions, recognizer_input: int, max_detect_pixels: int = 0) -> ScaleRule:
     """How small an image may decode without any face we could return losing pixels the
-    recognizer needs: the smallest such face (the detector's limit at ``max_size``, or
-    ``min_face_size``) must still span the recognizer's input (112 px) in decoded px."""
+    recognizer needs: the smallest such face (the detector's limit at ``max_size`` and the
+    canvas cap ``max_detect_pixels``, or ``min_face_size``) must still span the recognizer's
+    input (112 px) in decoded px."""
 
     def min_scale(width: int, height: int) -> float:
         if options.embed_only:
             return 1.0
-        smallest = SMALLEST_DETECTED_FACE / fit_scale(width, height, options.max_size)
+        smallest = SMALLEST_DETECTED_FACE / fit_scale(width, height, options.max_size, max_detect_pixels)
         return min(1.0, recognizer_input / max(smallest, options.min_face_size))
 
     return min_scale
@@ -123,7 +124,8 @@ class Pipeline:
 
     def _prepare(self, data: bytes, options: AnalysisOptions, detector: str, start: float) -> _Prepared:
         recognizer = self._models.loaded.recognizer
-        decoded = decode_image(data, self._max_pixels, decode_scale(options, recognizer.input_size))
+        rule = decode_scale(options, recognizer.input_size, self._models.limits.max_detect_pixels)
+        decoded = decode_image(data, self._max_pixels, rule)
         timings = {"decode_ms": _ms_since(start)}
         if options.embed_only:
             # The whole image is the face: its box in full-size image px, no keypoints.
@@ -152,7 +154,8 @@ class Pipeline:
         """Detect, then run the per-face models on the decoded pixels."""
         step = time.perf_counter()
         image = decoded.pixels
-        boxed = letterbox(image, options.max_size, fill_max_size=self._models.limits.static_shapes)
+        limits = self._models.limits
+        boxed = letterbox(image, options.max_size, limits.static_shapes, limits.max_detect_pixels)
         in_decoded = canvas_to_decoded(self._models.detect(detector, boxed.canvas, options.threshold), boxed)
         in_full_size = decoded_to_full_size(in_decoded, decoded)
         keep = select_faces(in_full_size, options)

@@ -96,6 +96,8 @@ def info() -> Response:
             "max_images": settings.max_images,
             "max_image_bytes": settings.max_image_bytes,
             "max_image_pixels": settings.max_image_pixels,
+            # The workers' setting, when they share the API's environment (one env file).
+            "max_detect_pixels": settings.max_detect_pixels,
             "max_faces": settings.max_faces,
             "sync_timeout_s": settings.sync_timeout_s,
             "result_ttl_s": settings.result_ttl_s,

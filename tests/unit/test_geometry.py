@@ -11,7 +11,7 @@ from worker.imaging.align import (
     estimate_similarity,
     warp_to_template,
 )
-from worker.imaging.resize import fit_scale, letterbox
+from worker.imaging.resize import DETECTOR_STRIDE, capped_size, fit_scale, letterbox
 from worker.models.postprocess import anchor_centers, box_iou, distance_to_boxes, nms
 
 
@@ -44,6 +44,34 @@ def test_letterbox_never_upscales_and_pads_to_the_stride() -> None:
     assert large.canvas.shape == (416, 640, 3)
     assert abs(large.scale - 413 / 800) < 1e-9
     assert fit_scale(1000, 500, (0, 0)) == 1.0
+
+
+def test_letterbox_scales_a_photo_over_the_pixel_cap_down_to_it_whatever_max_size() -> None:
+    """max_size 0 (no resizing) on a 36 MP photo: the canvas holds at most max_pixels of it."""
+    cap = 3840 * 2160
+    photo = np.ones((4912, 7360, 3), np.uint8)
+    for max_size in ((0, 0), (8000, 8000), (7360, 7360)):
+        boxed = letterbox(photo, max_size, max_pixels=cap)
+        height, width = boxed.canvas.shape[:2]
+        used_h, used_w = round(4912 * boxed.scale), round(7360 * boxed.scale)
+        assert used_w * used_h <= cap < (used_w + 2) * (used_h + 2)  # as large as the cap allows
+        assert height - used_h < DETECTOR_STRIDE and width - used_w < DETECTOR_STRIDE
+        assert boxed.canvas[used_h - 1, used_w - 1].max() == 1
+    # Under the cap, or with a max_size that already fits it, nothing changes.
+    assert letterbox(photo, (640, 640), max_pixels=cap).canvas.shape == (448, 640, 3)
+    assert letterbox(np.ones((2160, 3840, 3), np.uint8), (0, 0), max_pixels=cap).scale == 1.0
+    assert fit_scale(7360, 4912, (0, 0), 0) == 1.0
+
+
+def test_static_canvases_fill_max_size_shrunk_to_the_cap() -> None:
+    """On a GPU, canvases fill max_size; one larger than the cap is shrunk to it first."""
+    cap = 3840 * 2160
+    width, height = capped_size((8000, 8000), cap)
+    assert width == height and width * height <= cap < (width + 1) * (height + 1)
+    assert capped_size((640, 640), cap) == (640, 640) and capped_size((0, 0), cap) == (0, 0)
+    boxed = letterbox(np.ones((1000, 1500, 3), np.uint8), (8000, 8000), fill_max_size=True, max_pixels=cap)
+    assert boxed.canvas.shape[:2] == (-(-height // 32) * 32, -(-width // 32) * 32)
+    assert abs(boxed.scale - 1.0) < 1e-9  # a small photo is still not upscaled
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:

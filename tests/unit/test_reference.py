@@ -146,3 +146,74 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
         assert face.vec is not None and twin.vec is not None
         cosine = float(np.frombuffer(face.vec, np.float32) @ np.frombuffer(twin.vec, np.float32))
         assert cosine >= 0.95, cosine
+
+
+def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size_px(
+    analyzer: FaceAnalyzer,
+) -> None:
+    """t1.jpg blown up 4x (5120x3544, 18 MP) with max_size 0: the detector's canvas is scaled
+    down to FACEREST_MAX_DETECT_PIXELS, yet the six faces of the small photo come back, in
+    full-size coordinates (the small photo's boxes times 4), with the same identities."""
+    from collections.abc import Sequence
+    from dataclasses import dataclass, field, replace
+
+    import msgspec
+
+    from bench.photos import encode
+    from worker.batched import BatchedModels
+    from worker.inference.files import ModelSpec
+    from worker.models.base import Detections, Detector
+
+    @dataclass
+    class Recording:
+        inner: Detector
+        spec: ModelSpec
+        shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+        def detect_batch(
+            self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+        ) -> list[Detections]:
+            self.shapes += [canvas.shape for canvas in canvases]
+            return self.inner.detect_batch(canvases, thresholds)
+
+    cap = load_settings().max_detect_pixels
+    assert analyzer.models.limits.max_detect_pixels == cap
+    small = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    size = (small.shape[1] * 4, small.shape[0] * 4)
+    assert size[0] * size[1] > 2 * cap
+    big = encode(np.asarray(cv2.resize(small, size, interpolation=cv2.INTER_CUBIC), np.uint8))
+    scrfd = analyzer.loaded.detectors["scrfd"]
+    recording = Recording(scrfd, scrfd.spec)
+    loaded = replace(analyzer.loaded, detectors={"scrfd": recording})
+    capped = FaceAnalyzer(BatchedModels(loaded, analyzer.models.limits), 40_000_000)
+
+    options = AnalysisOptions(return_landmarks=True)
+    (small_record,) = analyzer.analyze([encode(small)], options)
+    (big_record,) = capped.analyze([big], msgspec.structs.replace(options, max_size=(0, 0)))
+    capped.close()
+    ((height, width, _),) = recording.shapes
+    assert (width - 31) * (height - 31) <= cap  # the canvas, less its padding to 32
+    assert big_record.size == size
+    # The same photo with max_size set to that canvas by hand: the same faces.
+    (by_hand,) = analyzer.analyze([big], msgspec.structs.replace(options, max_size=(width, height)))
+    small_faces, big_faces = small_record.faces, big_record.faces
+    assert len(big_faces) == len(small_faces) == len(by_hand.faces) == FACES_IN["t1.jpg"]
+    same = box_iou(np.array([f.bbox for f in big_faces]), np.array([f.bbox for f in by_hand.faces]))
+    assert same.diagonal().min() >= 0.99
+    # Against the small photo times 4: the detector saw these faces 2.7x larger in px than in
+    # the small photo's 640 px canvas, which moves SCRFD's boxes and points a little (up to 5 %
+    # of the face's width); a wrong frame would move them by the face's size or more.
+    iou = box_iou(np.array([f.bbox for f in big_faces]), np.array([f.bbox for f in small_faces]) * 4)
+    assert iou.max(axis=1).min() >= 0.85
+    for face, index in zip(big_faces, iou.argmax(axis=1), strict=True):
+        twin = small_faces[index]
+        shift = np.linalg.norm(np.array(face.landmarks) - np.array(twin.landmarks) * 4, axis=1)
+        assert shift.max() < 0.1 * (face.bbox[2] - face.bbox[0])
+        assert face.vec is not None and twin.vec is not None
+        cosine = float(np.frombuffer(face.vec, np.float32) @ np.frombuffer(twin.vec, np.float32))
+        others = [f for f in small_faces if f is not twin and f.vec is not None]
+        best_other = max(
+            float(np.frombuffer(face.vec, np.float32) @ np.frombuffer(o.vec or b"", np.float32))
+            for o in others
+        )
+        assert cosine >= 0.9 and best_other < 0.5, (cosine, best_other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -20,26 +21,44 @@ class Letterbox:
     scale: float
 
 
-def fit_scale(width: int, height: int, max_size: tuple[int, int]) -> float:
-    """Largest scale <= 1 that fits (width, height) into max_size; (0, 0) keeps the size."""
+def fit_scale(width: int, height: int, max_size: tuple[int, int], max_pixels: int = 0) -> float:
+    """Largest scale <= 1 that fits (width, height) into max_size ((0, 0): any size) and, with
+    ``max_pixels``, into that many pixels (the detector canvas cap, FACEREST_MAX_DETECT_PIXELS)."""
     max_w, max_h = max_size
-    if max_w == 0 or max_h == 0:
-        return 1.0
-    return min(1.0, max_w / width, max_h / height)
+    scale = 1.0 if max_w == 0 or max_h == 0 else min(1.0, max_w / width, max_h / height)
+    if max_pixels and width * height * scale * scale > max_pixels:
+        scale = math.sqrt(max_pixels / (width * height))
+    return scale
+
+
+def capped_size(max_size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """max_size shrunk, proportions kept, to at most ``max_pixels`` (0: no cap); (0, 0) stays."""
+    max_w, max_h = max_size
+    if not max_pixels or max_w * max_h <= max_pixels:
+        return max_size
+    shrink = math.sqrt(max_pixels / (max_w * max_h))
+    return max(1, int(max_w * shrink)), max(1, int(max_h * shrink))
 
 
 def _round_up(value: int, multiple: int) -> int:
     return max(multiple, -(-value // multiple) * multiple)
 
 
-def letterbox(image: NDArray[np.uint8], max_size: tuple[int, int], fill_max_size: bool = False) -> Letterbox:
+def letterbox(
+    image: NDArray[np.uint8], max_size: tuple[int, int], fill_max_size: bool = False, max_pixels: int = 0
+) -> Letterbox:
     """Scale into max_size (never upscaling) and pad right/bottom to a multiple of the stride.
 
-    ``fill_max_size`` pads the canvas to the whole of max_size, so that every image of a request
-    size gives the network one input shape (GPUs pay dearly for each new shape).
+    ``max_pixels`` caps the scaled image's pixels (0: no cap), whatever max_size allows: the
+    detector's memory grows with its canvas (about 44 bytes a pixel for SCRFD, bench/memory.py).
+    ``fill_max_size`` pads the canvas to the whole of max_size (shrunk to ``max_pixels``), so
+    that every image of a request size gives the network one input shape (GPUs pay dearly for
+    each new shape).
     """
     height, width = image.shape[:2]
-    scale = fit_scale(width, height, max_size)
+    if fill_max_size:
+        max_size = capped_size(max_size, max_pixels)
+    scale = fit_scale(width, height, max_size, max_pixels)
     # Truncate like the reference implementation: SCRFD's small-face boxes move noticeably
     # with a one-pixel change of the resized image.
     new_w, new_h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))

@@ -149,8 +149,10 @@ class ModelOpener:
     backend: Backend
 
     def session(self, spec: ModelSpec) -> ModelSession:
-        # Verified bytes, not a path: the runtime loads exactly what was hashed.
-        return create_session(read_model(spec), self.device, self.threads, self.backend)
+        # Verified bytes, not a path: the runtime loads exactly what was hashed. A detector's
+        # input follows the photo's size, except on a GPU, where canvases fill max_size.
+        dynamic = spec.kind is ModelKind.DETECTOR and self.device.kind == "cpu"
+        return create_session(read_model(spec), self.device, self.threads, self.backend, dynamic)
 
 
 Model = TypeVar("Model")
