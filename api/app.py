@@ -15,6 +15,7 @@ from api.lifecycle import Lifecycle
 from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
 from shared.fetch import UrlFetcher
+from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery
@@ -25,6 +26,7 @@ from shared.settings import Settings, load_settings
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging("INFO", settings.log_format, [observability.RequestIdFilter()])
+    configure_pillow(settings.max_image_pixels)  # Pillow's bomb limit: the one global write, at start
     app = Flask("facerest")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Bounded socket waits: a Redis that vanished fails a request (503) instead of hanging it;

@@ -1,9 +1,16 @@
-"""Image input checks that both sides run: base64 decoding and header probing before decode."""
+"""The one image gate that both sides run: base64 decoding, then the header probe before decode.
+
+The probe refuses, from the header alone: formats outside ``ACCEPTED_FORMATS`` (Pillow reads
+some twenty more; ICO and ICNS are containers whose directory may lie about the picture inside),
+and declared sizes over ``max_pixels``. The worker's decoder (worker/imaging/decode.py) opens
+with the same allow-list and checks the decoded size again.
+"""
 
 from __future__ import annotations
 
 import binascii
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -18,6 +25,53 @@ _WHITESPACE = b" \t\n\r\f\v"  # what base64 line-wrapping may add; deleted in on
 
 EXIF_ORIENTATION = 0x0112
 _EXIF_FORMATS = frozenset({"JPEG", "MPO"})
+
+# Pillow's format ids of the only formats opened, in Pillow's spelling (WEBP is WebP; MPO is a
+# JPEG with more pictures after the first, as cameras write). Checked on the header's magic bytes
+# before any plugin parses the file: every other Pillow format (ICO, ICNS, PSD, TGA, EPS, ...) is
+# refused with a 422, so no plugin outside this list ever runs on client bytes.
+ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
+_ACCEPTED_TEXT = ", ".join(ACCEPTED_FORMATS)
+# What Image.open is told to try: Pillow opens MPO through its JPEG plugin, which answers MPO.
+PILLOW_OPENERS: tuple[str, ...] = tuple(name for name in ACCEPTED_FORMATS if name != "MPO")
+
+log = logging.getLogger("facerest.images")
+
+
+def configure_pillow(max_pixels: int) -> None:
+    """Set Pillow's decompression-bomb limit from the settings, once, at process start.
+
+    The one process-global write of the image code (API app factory, worker loader): Pillow's bomb
+    check reads only the module global ``Image.MAX_IMAGE_PIXELS``, with no per-call argument. Our
+    own checks take ``max_pixels`` as an argument on every call and refuse above it; Pillow's
+    global, which errors only above twice its value, is the backstop inside Pillow's own code.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format id whose magic bytes ``data`` starts with, without running any parser."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        if accept is None:
+            continue
+        verdict = accept(prefix)
+        if verdict and not isinstance(verdict, str):  # a str is Pillow's "this, but broken"
+            return name
+    return None
+
+
+def _refusal(data: bytes) -> InvalidImage:
+    """Why Pillow, held to the allow-list, could not open ``data``: a format we do not accept,
+    or not an image."""
+    name = sniff_format(data)
+    if name is None:
+        return InvalidImage("not a recognised image format")
+    if name in ACCEPTED_FORMATS:
+        return InvalidImage(f"not a readable {name} image")
+    return InvalidImage(f"format {name} is not accepted; accepted: {_ACCEPTED_TEXT}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +114,11 @@ def _orientation(image: Image.Image) -> int:
 
 
 def probe(data: bytes, max_pixels: int) -> ImageHeader:
-    """Read format and size from the header only, so decompression bombs never get decoded."""
+    """Read format and size from the header only, so decompression bombs never get decoded.
+
+    Raises InvalidImage for a format outside ``ACCEPTED_FORMATS`` or an unreadable header, and
+    LimitExceeded when the declared size holds more than ``max_pixels``.
+    """
     if not data:
         raise InvalidImage("empty image")
     try:
@@ -69,9 +127,11 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
             # Pillow warns about corrupt EXIF blocks of user images; _orientation() then falls back
             # to upright, which is the answer, so the warning would only be noise in the logs.
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=PILLOW_OPENERS) as image:
                 # JPEG's EXIF block was read with the header; other formats' decoders turn
                 # their pixels themselves (reading their EXIF here would read past the header).
+                if image.format not in ACCEPTED_FORMATS:  # a plugin answering another format
+                    raise InvalidImage(f"format {image.format} is not accepted; accepted: {_ACCEPTED_TEXT}")
                 orientation = _orientation(image) if image.format in _EXIF_FORMATS else 1
                 header = ImageHeader(
                     image.format or "unknown",
@@ -79,15 +139,26 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
                     image.height,
                     orientation,
                 )
+    except InvalidImage:
+        raise
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(f"image has more pixels than max_image_pixels={max_pixels}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError as exc:
+        raise _refusal(data) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImage("not a recognised image format") from exc
+    except Exception as exc:  # a parser bug on hostile bytes: the client gets no library text
+        log.warning("image header probe failed", exc_info=True)
+        raise InvalidImage("image header could not be read") from exc
     if header.width < 1 or header.height < 1:
         raise InvalidImage(f"image has no pixels ({header.width}x{header.height})")
-    if header.width * header.height > max_pixels:
-        raise LimitExceeded(
-            f"image is {header.width}x{header.height} = {header.width * header.height} pixels, "
-            f"more than max_image_pixels={max_pixels}"
-        )
+    check_pixels(header.width, header.height, max_pixels)
     return header
+
+
+def check_pixels(width: int, height: int, max_pixels: int, what: str = "image") -> None:
+    """Refuse a size over ``max_pixels``: the header's declared size, then the decoded one."""
+    if width * height > max_pixels:
+        raise LimitExceeded(
+            f"{what} is {width}x{height} = {width * height} pixels, more than max_image_pixels={max_pixels}"
+        )

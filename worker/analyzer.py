@@ -45,14 +45,17 @@ class FaceAnalyzer:
         detector = self.loaded.detectors[self.check(options)]
         return detector.spec.to_ref(), self.loaded.recognizer.spec.to_ref()
 
-    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]:
-        """One result per image, in order; a bad image fails alone.
+    def analyze(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
+    ) -> list[ImageResult]:
+        """One result per image, in order; a bad image fails alone (``request_id`` names the
+        request in an internal error's message).
 
         Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
         """
         detector = self.check(options)
         with self.models.job():
-            outcomes = self._pipeline.run(images, options, detector)
+            outcomes = self._pipeline.run(images, options, detector, request_id)
         if any(isinstance(o, AnalyzedImage) and o.width * o.height > TRIM_AFTER_PIXELS for o in outcomes):
             trim_heap()
         return [image_result(outcome, options) for outcome in outcomes]

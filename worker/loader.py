@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.images import configure_pillow
 from shared.settings import Settings
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels, BatchLimits
@@ -42,5 +43,6 @@ def batch_limits(settings: Settings, device: Device) -> BatchLimits:
 
 
 def load_analyzer(settings: Settings, device: Device) -> FaceAnalyzer:
+    configure_pillow(settings.max_image_pixels)  # the one process-global write, at start
     models = BatchedModels(load_models(settings, device), batch_limits(settings, device))
     return FaceAnalyzer(models, settings.max_image_pixels)

@@ -6,6 +6,7 @@ worker/records.py turns them into wire records. Model calls go through BatchedMo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.contract import AnalysisOptions
-from shared.errors import FaceRestError
+from shared.errors import FaceRestError, InternalError
 from worker.batched import BatchedModels
 from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
 from worker.imaging.align import warp_to_template
@@ -25,6 +26,8 @@ from worker.models.base import Detections, GenderAge
 
 # The smallest faces SCRFD finds span about this many pixels of its input canvas.
 SMALLEST_DETECTED_FACE = 16
+
+log = logging.getLogger("facerest.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,13 @@ def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
+def image_internal_error(request_id: str) -> InternalError:
+    """What the client learns of an unexpected exception on one image: where to look, no library
+    text (the worker log keeps the traceback)."""
+    where = f"; request id {request_id}" if request_id else ""
+    return InternalError(f"internal error on this image{where}")
+
+
 class Pipeline:
     """Runs a job's images through the models; per-request choices come in as arguments."""
 
@@ -111,16 +121,26 @@ class Pipeline:
         self._models = models
         self._max_pixels = max_pixels
 
-    def run(self, images: Sequence[bytes], options: AnalysisOptions, detector: str) -> list[ImageOutcome]:
-        """One outcome per image, in order; a bad image fails alone. ``detector`` is a loaded key."""
+    def run(
+        self, images: Sequence[bytes], options: AnalysisOptions, detector: str, request_id: str = ""
+    ) -> list[ImageOutcome]:
+        """One outcome per image, in order; a bad image fails alone. ``detector`` is a loaded key.
+
+        Any exception on one image (decoder, detector, attribute models, alignment) becomes that
+        image's error: a FaceRestError as itself, anything else an internal_error naming
+        ``request_id``. A failed embedding call fails the images whose faces it carried.
+        """
         prepared: list[_Prepared | FailedImage] = []
-        for data in images:
+        for index, data in enumerate(images):
             start = time.perf_counter()
             try:
                 prepared.append(self._prepare(data, options, detector, start))
             except FaceRestError as exc:
                 prepared.append(FailedImage(exc, _ms_since(start)))
-        return self._embed(prepared, options)
+            except Exception:
+                log.exception("image %d of request %s failed", index, request_id or "-")
+                prepared.append(FailedImage(image_internal_error(request_id), _ms_since(start)))
+        return self._embed(prepared, options, request_id)
 
     def _prepare(self, data: bytes, options: AnalysisOptions, detector: str, start: float) -> _Prepared:
         recognizer = self._models.loaded.recognizer
@@ -180,21 +200,33 @@ class Pipeline:
         timings["align_ms"] = _ms_since(step)
         return item
 
-    def _embed(self, prepared: list[_Prepared | FailedImage], options: AnalysisOptions) -> list[ImageOutcome]:
+    def _embed(
+        self, prepared: list[_Prepared | FailedImage], options: AnalysisOptions, request_id: str
+    ) -> list[ImageOutcome]:
         """Embed the faces of all images of the job in one batched call; each image's took_ms
-        gets its faces' share of that call."""
+        gets its faces' share of that call. If the call fails, each image with faces in it gets
+        an internal_error; images without faces are answered as usual."""
         crops = [crop for item in prepared if isinstance(item, _Prepared) for crop in item.crops]
         vectors: list[NDArray[np.float32]] = []
         per_face_ms = 0.0
+        embed_failed = False
         if options.extract_embedding and crops:
             step = time.perf_counter()
-            vectors = self._models.embed(crops)
+            try:
+                vectors = self._models.embed(crops)
+            except Exception:
+                log.exception("embedding %d faces of request %s failed", len(crops), request_id or "-")
+                embed_failed = True
             per_face_ms = _ms_since(step) / len(crops)
         outcomes: list[ImageOutcome] = []
         offset = 0
         for item in prepared:
             if isinstance(item, FailedImage):
                 outcomes.append(item)
+                continue
+            if embed_failed and item.crops:
+                took_ms = round(item.took_ms + per_face_ms * len(item.crops), 3)
+                outcomes.append(FailedImage(image_internal_error(request_id), took_ms))
                 continue
             count = len(item.found)
             embeddings: Sequence[NDArray[np.float32] | None] = [None] * count

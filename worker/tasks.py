@@ -31,7 +31,9 @@ log = logging.getLogger("facerest.worker")
 class Analyzer(Protocol):
     """What a task needs of worker/analyzer.py's FaceAnalyzer."""
 
-    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[ImageResult]: ...
+    def analyze(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
+    ) -> list[ImageResult]: ...
 
     def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
 
@@ -128,7 +130,7 @@ class WorkerRuntime:
             return InternalError(f"internal error in worker {self.name}; request id {job.request_id}").info()
 
     def _extract(self, job: ExtractJob, start: float) -> ExtractResult:
-        images = self.analyzer.analyze(job.images, job.options)
+        images = self.analyzer.analyze(job.images, job.options, job.request_id)
         detector, recognizer = self.analyzer.models_for(job.options)
         took = round((time.perf_counter() - start) * 1000, 3)
         return ExtractResult(images, self.name, took, detector, recognizer)

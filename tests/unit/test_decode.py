@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 
 import cv2
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from shared.errors import InvalidImage, LimitExceeded
-from shared.images import decode_base64, probe
+from shared.images import configure_pillow, decode_base64, probe
+from tests import hostile
 from worker.imaging.decode import decode_image
 
 MAX_PIXELS = 40_000_000
@@ -158,3 +160,101 @@ def test_truncated_and_corrupt_png_are_refused() -> None:
     corrupt = data[:100] + bytes(b ^ 0x5A for b in data[100:-20]) + data[-20:]
     with pytest.raises(InvalidImage):
         decode_image(corrupt, MAX_PIXELS)
+
+
+# The one image gate: the format allow-list and the pixel checks, on hand-built hostile files.
+
+ACCEPTED_SAMPLES = [
+    ("JPEG", {}),
+    ("PNG", {}),
+    ("WEBP", {"lossless": True}),
+    ("BMP", {}),
+    ("TIFF", {}),
+    ("GIF", {}),
+]
+
+
+@pytest.mark.parametrize(("fmt", "kwargs"), ACCEPTED_SAMPLES, ids=[s[0] for s in ACCEPTED_SAMPLES])
+def test_every_accepted_format_passes_the_gate_and_decodes(fmt: str, kwargs: dict[str, object]) -> None:
+    data = _pil_bytes(_gradient(), fmt, **kwargs)
+    assert probe(data, MAX_PIXELS).format == fmt
+    assert decode_image(data, MAX_PIXELS).pixels.shape == (40, 60, 3)
+
+
+def test_mpo_is_accepted_and_gives_its_first_picture() -> None:
+    second = Image.new("RGB", (60, 40), (0, 0, 255))
+    data = _pil_bytes(Image.new("RGB", (60, 40), (255, 0, 0)), "MPO", save_all=True, append_images=[second])
+    assert probe(data, MAX_PIXELS).format == "MPO"
+    pixels = decode_image(data, MAX_PIXELS).pixels
+    assert pixels.shape == (40, 60, 3)
+    assert pixels[..., 0].mean() > 200 > pixels[..., 2].mean()
+
+
+@pytest.mark.parametrize("fmt", ["ICO", "ICNS", "PCX", "PPM", "SGI", "QOI"])
+def test_other_pillow_formats_are_refused_by_name(fmt: str) -> None:
+    data = _pil_bytes(_gradient(), fmt)
+    with pytest.raises(InvalidImage, match=f"format {fmt} is not accepted; accepted: JPEG, PNG, WEBP"):
+        probe(data, MAX_PIXELS)
+    with pytest.raises(InvalidImage, match=f"format {fmt} is not accepted"):
+        decode_image(data, MAX_PIXELS)
+
+
+def test_ico_wrapping_a_10000_px_png_is_refused_before_its_png_is_decoded() -> None:
+    data = hostile.ico_wrapping(hostile.one_colour_png(10000, 10000))
+    start = time.perf_counter()
+    with pytest.raises(InvalidImage, match="format ICO is not accepted"):
+        decode_image(data, MAX_PIXELS)
+    # Decoding the 100 Mpx payload takes about half a second; sniffing the header, microseconds.
+    assert time.perf_counter() - start < 0.2
+
+
+def test_icns_whose_directory_lies_about_its_size_is_refused() -> None:
+    with pytest.raises(InvalidImage, match="format ICNS is not accepted"):
+        decode_image(hostile.icns_wrapping(hostile.one_colour_png(10000, 10000)), MAX_PIXELS)
+
+
+def test_tiny_icns_claiming_30000_px_gives_our_error_not_pillows() -> None:
+    data = hostile.icns_bomb()
+    assert len(data) < 100
+    with pytest.raises(InvalidImage, match="format ICNS is not accepted") as caught:
+        decode_image(data, MAX_PIXELS)
+    assert "decompression bomb" not in str(caught.value)
+
+
+def test_tiff_bomb_header_is_refused_from_the_header() -> None:
+    with pytest.raises(LimitExceeded, match="max_image_pixels=40000000"):
+        decode_image(hostile.tiff_bomb_header(100_000, 100_000), MAX_PIXELS)
+    # Under Pillow's own limit (twice MAX_IMAGE_PIXELS) but over ours: our declared-size check.
+    with pytest.raises(LimitExceeded, match="10000x5000 = 50000000 pixels, more than max_image_pixels"):
+        probe(hostile.tiff_bomb_header(10000, 5000), MAX_PIXELS)
+
+
+def test_decoded_size_is_checked_against_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoder that produced more pixels than the header declared is caught after decoding."""
+    data = _pil_bytes(Image.new("RGB", (100, 100)), "PNG")
+    monkeypatch.setattr(cv2, "imdecode", lambda buffer, flags: np.zeros((300, 300, 3), np.uint8))
+    with pytest.raises(LimitExceeded, match="decoded image is 300x300 = 90000 pixels"):
+        decode_image(data, 20_000)
+
+
+def test_gif_with_a_thousand_frames_decodes_its_first_frame_only() -> None:
+    data = hostile.gif_with_frames(Image.new("RGB", (300, 200), (200, 30, 30)), 1000)
+    start = time.perf_counter()
+    pixels = decode_image(data, MAX_PIXELS).pixels
+    assert time.perf_counter() - start < 0.5
+    assert pixels.shape == (200, 300, 3)
+    assert pixels[..., 0].mean() > 150 > pixels[..., 2].mean()
+
+
+def test_decoder_errors_carry_no_library_text() -> None:
+    gif = _pil_bytes(_gradient(), "GIF")
+    corrupt = gif[:30] + bytes(len(gif) - 30)  # header intact, LZW data zeroed
+    with pytest.raises(InvalidImage) as caught:
+        decode_image(corrupt, MAX_PIXELS)
+    assert str(caught.value) in {"image could not be decoded as GIF", "not a readable GIF image"}
+
+
+def test_configure_pillow_sets_the_bomb_limit_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    configure_pillow(1234)
+    assert Image.MAX_IMAGE_PIXELS == 1234

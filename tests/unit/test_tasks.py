@@ -52,7 +52,9 @@ class Store:
 class Analyzer:
     failure: Exception | None = None
 
-    def analyze(self, images: Sequence[bytes], options: AnalysisOptions) -> list[contract.ImageResult]:
+    def analyze(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
+    ) -> list[contract.ImageResult]:
         if self.failure is not None:
             raise self.failure
         return [contract.ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
