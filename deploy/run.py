@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from deploy.launcher import ROOT, Stack, child_env, redis_answers, serve
+from deploy.launcher import ROOT, Stack, child_env, is_loopback, redis_answers, serve
 
 LOOPBACK = "127.0.0.1"
 FLOWER_PASSWORD = ROOT / "var" / "flower-password"
@@ -30,6 +30,14 @@ def main() -> int:
     flower_port = int(env.get("FLOWER_PORT", "5555"))
     api_host, flower_host = env.get("API_HOST", LOOPBACK), env.get("FLOWER_HOST", LOOPBACK)
     system = Stack(child_env(), logs=None, label="run", stop_timeout_s=60)
+    if not is_loopback(flower_host) and not system.env.get("FACEREST_FLOWER_AUTH"):
+        # Said before anything starts (start_flower would refuse too, after the others started).
+        print(
+            f"run: Flower would listen on {flower_host}, beyond loopback: set FACEREST_FLOWER_AUTH="
+            "user:password (its basic auth) first",
+            file=sys.stderr,
+        )
+        return 2
     given_url = env.get("FACEREST_REDIS_URL")
     system.redis_url = given_url or f"redis://127.0.0.1:{redis_port}/0"
 
