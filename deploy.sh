@@ -97,7 +97,7 @@ case "${1:-up}" in
     # only services no longer in the files, and worker-cpu always is).
     [ "$cpu_workers" -gt 0 ] || compose rm --stop --force worker-cpu
     compose up -d --no-build --remove-orphans "${services[@]}"
-    echo "API http://localhost:18081 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555)"
+    echo "API http://localhost:18081 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555 with FACEREST_FLOWER_AUTH)"
     ;;
   down)
     ensure_env_file

@@ -104,9 +104,16 @@ class Cluster:
         for i, device in enumerate(devices):
             stack.start_worker(device, name=f"worker{i + 1}-{device.replace(':', '')}", wait=False)
         if opts.flower_port is not None:
+            # On loopback; without FACEREST_FLOWER_AUTH its made-up password goes to a file.
             stack.start_flower(opts.flower_port, wait=False)
+            if not stack.env.get("FACEREST_FLOWER_AUTH"):
+                stack.save_flower_password(self.flower_password_file)
         stack.wait_ready([*apis, haproxy], 30)
         self.write_state()
+
+    @property
+    def flower_password_file(self) -> Path:
+        return self.options.workdir / "flower-password"
 
     def urls(self) -> dict[str, Any]:
         opts = self.options
@@ -191,11 +198,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.start()
         urls = cluster.urls()
         replicas = ", ".join(s.url for s in cluster.stack.services if s.role == "api")
+        flower_login = (
+            "FACEREST_FLOWER_AUTH"
+            if cluster.stack.env.get("FACEREST_FLOWER_AUTH")
+            else f"user:password in {cluster.flower_password_file}"
+        )
         print(f"facerest cluster: API {urls['url']} (replicas {replicas}), stats {urls['stats']}", flush=True)
         print(
-            f"  Flower {urls['flower'] or 'off'}, Redis {urls['redis_url']}; /ready turns 200 once a worker"
+            f"  Flower {urls['flower'] or 'off'} ({flower_login}), Redis {urls['redis_url']};\n"
+            "  /ready turns 200 once a worker has loaded its models. Ctrl-C stops everything.",
+            flush=True,
         )
-        print("  has loaded its models. Ctrl-C stops everything.", flush=True)
 
     return serve(cluster.stack, start, restarted=cluster.write_state)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -36,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
 # HAProxy stops listening while the API replicas finish their requests (which may wait for jobs),
 # then the workers finish or hand back theirs, then Flower; Redis last. Other roles go first.
+# The user name of a Flower password made up at start (FACEREST_FLOWER_AUTH unset, loopback only).
+FLOWER_USER = "facerest"
 STOP_ORDER = (("haproxy", "api"), ("worker",), ("flower",), ("sentinel",), ("redis",))
 # How a child that stopped as asked exits (HAProxy's soft stop is SIGUSR1).
 CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGUSR1})
@@ -72,6 +76,16 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (an address to listen on)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def redis_answers(url: str) -> bool:
@@ -115,8 +129,8 @@ def child_env(isolated: bool = False, **settings: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in METRICS_ENV and not (isolated and k.startswith("FACEREST_"))
     }
-    # Flower's API answers only with authentication configured or this set (its own default).
-    env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
+    # Flower's switch for an API without credentials: never passed on (deploy/flower.py).
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
     env["PYTHONUNBUFFERED"] = "1"
     env |= {f"FACEREST_{k.upper()}": v for k, v in settings.items()}
     return env
@@ -223,6 +237,8 @@ class Stack:
     stop_timeout_s: float = 20.0
     services: list[Service] = field(default_factory=list)
     api_url: str = ""
+    # Flower's basic auth, user:password: FACEREST_FLOWER_AUTH or one made up by start_flower.
+    flower_auth: str = ""
 
     def spawn(
         self,
@@ -400,15 +416,49 @@ class Stack:
         )
 
     def start_flower(self, port: int = 0, *, host: str = "127.0.0.1", wait: bool = True) -> Service:
-        """Flower on ``port`` (0: any free one); with ``wait``, returns once /healthcheck answers."""
+        """Flower on ``port`` (0: any free one) with basic auth; with ``wait``, returns once
+        /healthcheck (open) answers.
+
+        The credentials are FACEREST_FLOWER_AUTH; without it a random password is made up
+        (``flower_auth``) when Flower listens on loopback only, and anywhere else it refuses.
+        """
+        auth = self.env.get("FACEREST_FLOWER_AUTH", "")
+        if not auth:
+            if not is_loopback(host):
+                raise SettingsError(
+                    f"Flower would listen on {host}, beyond loopback: set FACEREST_FLOWER_AUTH="
+                    "user:password (its basic auth) first"
+                )
+            auth = f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
+        self.flower_auth = auth
         port = free_port(port)
         url = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "deploy.flower"]
         args += [f"--address={host}", f"--port={port}"]
-        flower = self.spawn("flower", args, port=port, url=url, probe=lambda: http_ok(f"{url}/healthcheck"))
+        flower = self.spawn(
+            "flower",
+            args,
+            port=port,
+            url=url,
+            extra_env={"FACEREST_FLOWER_AUTH": auth},
+            probe=lambda: http_ok(f"{url}/healthcheck"),
+        )
         if wait:
             self.wait_ready([flower], 30)
         return flower
+
+    def flower_credentials(self) -> tuple[str, str]:
+        """Flower's (user, password), for a client's basic auth."""
+        user, _, password = self.flower_auth.partition(":")
+        return user, password
+
+    def save_flower_password(self, path: Path) -> None:
+        """Write Flower's user:password to ``path``, readable by this user only (mode 600)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an older file keeps its mode through O_CREAT
+        with os.fdopen(descriptor, "w") as file:
+            file.write(self.flower_auth + "\n")
 
     def supervise(self) -> bool:
         """Start again, after a back-off, every service that exited; True when one was started."""

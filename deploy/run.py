@@ -2,11 +2,14 @@
 
     python -m deploy.run
 
-Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), API_PROCESSES (2),
+Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), API_HOST and FLOWER_HOST
+(127.0.0.1: the addresses they listen on; 0.0.0.0 for every interface), API_PROCESSES (2),
 API_THREADS (16), FACEREST_DEVICE (cpu); FACEREST_REDIS_URL names a Redis to use instead of the
 one on REDIS_PORT. A Redis that already answers on REDIS_PORT is used as it is; otherwise one
-starts there with its append-only file in var/redis. The API and Flower listen on all
-interfaces, Redis on 127.0.0.1. If one process exits, the others are stopped too.
+starts there with its append-only file in var/redis, on 127.0.0.1. Flower asks for basic auth:
+FACEREST_FLOWER_AUTH (user:password), or, while it listens on loopback, a password made up at
+start and written to var/flower-password (mode 600); beyond loopback it needs the setting.
+If one process exits, the others are stopped too.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from __future__ import annotations
 import os
 import sys
 
-from deploy.launcher import ROOT, Stack, child_env, redis_answers, serve
+from deploy.launcher import ROOT, Stack, child_env, is_loopback, redis_answers, serve
+
+LOOPBACK = "127.0.0.1"
+FLOWER_PASSWORD = ROOT / "var" / "flower-password"
 
 
 def main() -> int:
@@ -22,7 +28,16 @@ def main() -> int:
     redis_port = int(env.get("REDIS_PORT", "6379"))
     api_port = int(env.get("API_PORT", "18081"))
     flower_port = int(env.get("FLOWER_PORT", "5555"))
+    api_host, flower_host = env.get("API_HOST", LOOPBACK), env.get("FLOWER_HOST", LOOPBACK)
     system = Stack(child_env(), logs=None, label="run", stop_timeout_s=60)
+    if not is_loopback(flower_host) and not system.env.get("FACEREST_FLOWER_AUTH"):
+        # Said before anything starts (start_flower would refuse too, after the others started).
+        print(
+            f"run: Flower would listen on {flower_host}, beyond loopback: set FACEREST_FLOWER_AUTH="
+            "user:password (its basic auth) first",
+            file=sys.stderr,
+        )
+        return 2
     given_url = env.get("FACEREST_REDIS_URL")
     system.redis_url = given_url or f"redis://127.0.0.1:{redis_port}/0"
 
@@ -37,11 +52,15 @@ def main() -> int:
         # api/gunicorn_conf.py: gthread, graceful_timeout > sync timeout, /ready false while
         # draining, shared Prometheus metrics, the malloc-arena cap (shared/memory.py).
         processes, threads = int(env.get("API_PROCESSES", "2")), int(env.get("API_THREADS", "16"))
-        system.start_api(api_port, host="0.0.0.0", processes=processes, threads=threads, wait=False)
-        system.start_flower(flower_port, host="0.0.0.0", wait=False)
+        system.start_api(api_port, host=api_host, processes=processes, threads=threads, wait=False)
+        system.start_flower(flower_port, host=flower_host, wait=False)
+        login = "FACEREST_FLOWER_AUTH"
+        if not system.env.get("FACEREST_FLOWER_AUTH"):
+            system.save_flower_password(FLOWER_PASSWORD)
+            login = f"user:password in {FLOWER_PASSWORD.relative_to(ROOT)}"
         print(
-            f"facerest: API http://localhost:{api_port} (docs /docs), "
-            f"Flower http://localhost:{flower_port}; Ctrl-C stops",
+            f"facerest: API http://{api_host}:{api_port} (docs /docs), "
+            f"Flower http://{flower_host}:{flower_port} ({login}); Ctrl-C stops",
             flush=True,
         )
 

@@ -120,7 +120,8 @@ class RenderSettings(msgspec.Struct, frozen=True):
     landmarks: bool
     data_count: int  # images.data come first, then images.urls
     api_errors: dict[int, ErrorInfo] = {}
-    owner: str = ""  # reserved for the API key digest of the job's creator
+    # The SHA-256 digest (hex) of the creator's API key; "" with keys off. /results answers only it.
+    owner: str = ""
 
 
 class RecognizerInfo(msgspec.Struct, frozen=True):

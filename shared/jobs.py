@@ -3,7 +3,9 @@
 Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
 either expires or has a bounded size:
   {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent (plain fields),
-                      render (RenderSettings), error (ErrorInfo), result (JobResult); TTL result_ttl_s
+                      render (RenderSettings, with the owner: the creator's API key digest),
+                      error (ErrorInfo), result (JobResult); TTL result_ttl_s, cut to
+                      sync_result_ttl_s once a synchronous request delivered it
   {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
   {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
                       Waiters rotate it (BLMOVE onto itself) and never empty it, so it keeps its TTL.
@@ -290,10 +292,25 @@ class JobStore:
         keys = [self._key(job_id), self._running, self._workers]
         return bool(self._take_back(keys=keys, args=[job_id, holder]))
 
-    def state(self, job_id: str) -> JobState:
+    def delivered(self, job_id: str, ttl_s: int, idempotency_key: str | None = None) -> None:
+        """A synchronous request handed the job's outcome over: keep it (and the Idempotency-Key
+        that names it) at most ``ttl_s`` more, for a retry; never lengthens a shorter TTL."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in (self._key(job_id), self._key(job_id, ":done"), idempotency_key):
+            if key is not None:
+                pipe.expire(key, ttl_s, lt=True)
+        pipe.execute()
+
+    def state(self, job_id: str, owner: str | None = None) -> JobState:
+        """The job's state; JobNotFound when it is unknown, expired or, with ``owner`` (an API key
+        digest), another's: the same answer, so that ids cannot be probed."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(job_id)))
+        not_found = JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         if not raw:
-            raise JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
+            raise not_found
+        render = decode_render(raw[b"render"]) if b"render" in raw else None
+        if owner is not None and (render.owner if render is not None else "") != owner:
+            raise not_found
 
         def num(name: bytes) -> float | None:
             return float(raw[name]) if name in raw else None
@@ -308,16 +325,16 @@ class JobStore:
             attempts=int(raw.get(b"attempts", b"0")),
             error=decode_error(raw[b"error"]) if b"error" in raw else None,
             result=decode_result(raw[b"result"]) if b"result" in raw else None,
-            render=decode_render(raw[b"render"]) if b"render" in raw else None,
+            render=render,
             sent=b"sent" in raw,
         )
 
-    def wait(self, job_id: str, timeout_s: float) -> JobState:
+    def wait(self, job_id: str, timeout_s: float, owner: str | None = None) -> JobState:
         """Block until the job has finished or the timeout passes; return its latest state."""
         deadline = time.monotonic() + timeout_s
         done = self._key(job_id, ":done")
         while True:
-            state = self.state(job_id)
+            state = self.state(job_id, owner)
             remaining = deadline - time.monotonic()
             if state.status in FINISHED or remaining <= 0:
                 return state
@@ -328,7 +345,7 @@ class JobStore:
             timeout = min(remaining, 1.0)
             moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
             if moved is not None:
-                return self.state(job_id)
+                return self.state(job_id, owner)
 
 
 class WorkerRegistry:

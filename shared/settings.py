@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.redisconn import is_sentinel, parse_sentinel
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+FLOWER_AUTH_PATTERN = re.compile(r"^[^:,\s]+:[^,\s]+$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -79,6 +80,8 @@ class Settings(BaseSettings):
     # API
     sync_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     result_ttl_s: Annotated[int, Field(gt=0)] = 3600
+    # A synchronous job's result once delivered: kept this long for an Idempotency-Key retry only.
+    sync_result_ttl_s: Annotated[int, Field(gt=0)] = 60
     max_body_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
     max_images: Annotated[int, Field(gt=0)] = 64
     max_image_bytes: Annotated[int, Field(gt=0)] = 16 * 1024 * 1024
@@ -101,6 +104,9 @@ class Settings(BaseSettings):
     # API keys (off while both are empty): comma-separated keys, or a file with one key a line.
     api_keys: SecretStr = SecretStr("")
     api_keys_file: Path | None = None
+
+    # Flower's basic auth, user:password (deploy/flower.py refuses to start without it).
+    flower_auth: SecretStr = SecretStr("")
 
     log_format: Literal["json", "text"] = "json"
 
@@ -187,6 +193,15 @@ class Settings(BaseSettings):
     def _check_api_keys_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"api_keys_file {str(value)!r} is not a readable file")
+        return value
+
+    @field_validator("flower_auth")
+    @classmethod
+    def _check_flower_auth(cls, value: SecretStr) -> SecretStr:
+        # Flower splits its --basic-auth list on commas; the message never repeats the value.
+        text = value.get_secret_value()
+        if text and not FLOWER_AUTH_PATTERN.match(text):
+            raise ValueError("flower_auth must be user:password: neither empty, no ',', no ':' in user")
         return value
 
     @property

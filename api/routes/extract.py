@@ -34,7 +34,7 @@ from shared.errors import (
     from_info,
 )
 from shared.images import decode_base64, probe
-from shared.jobs import JobStatus
+from shared.jobs import FINISHED, JobStatus
 from shared.queue import EXTRACT_TASK
 
 bp = Blueprint("extract", __name__)
@@ -55,15 +55,20 @@ def _json_body(body: bytes) -> Any:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
 
 
-def _idempotency_key(ctx: ApiContext) -> str | None:
+def _owner(ctx: ApiContext) -> str:
+    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
+    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    return ctx.api_keys.scope(api_key)
+
+
+def _idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
     value = request.headers.get(IDEMPOTENCY_HEADER)
     if value is None:
         return None
     if not IDEMPOTENCY_KEY.match(value):
         raise InvalidField(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters, no spaces")
-    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    return ctx.store.idempotency_key(ctx.api_keys.scope(api_key), value)
+    return ctx.store.idempotency_key(owner, value)
 
 
 def _check_queue(ctx: ApiContext) -> None:
@@ -164,7 +169,8 @@ EXTRACT_DOC = Operation(
 def extract() -> Response:
     started = time.perf_counter()
     ctx = context()
-    idempotency_key = _idempotency_key(ctx)
+    owner = _owner(ctx)
+    idempotency_key = _idempotency_key(ctx, owner)
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if idempotency_key is None else ctx.store.idempotency(idempotency_key)
     if record is None:
@@ -172,7 +178,7 @@ def extract() -> Response:
     body = request.get_data(cache=False)
     digest = hashlib.sha256(body).hexdigest()
     if record is not None:
-        return _replay(ctx, record, digest, body, started)
+        return _replay(ctx, record, idempotency_key, digest, body, started)
     req = ExtractRequest.model_validate(_json_body(body))
     count = req.images.count
     if count == 0:
@@ -189,6 +195,7 @@ def extract() -> Response:
         landmarks=bool(req.return_landmarks),
         data_count=len(req.images.data),
         api_errors=errors,
+        owner=owner,
     )
     failure = request_failure(settings)
     if failure is not None:
@@ -201,7 +208,7 @@ def extract() -> Response:
     claimed = None if idempotency_key is None else (idempotency_key, digest)
     existing = ctx.store.create(job_id, job, settings, claimed)
     if existing is not None:
-        return _replay(ctx, existing, digest, body, started)
+        return _replay(ctx, existing, idempotency_key, digest, body, started)
     ctx.metrics.images.observe(count)
     _send(ctx, job_id, idempotent=claimed is not None)
 
@@ -209,7 +216,7 @@ def extract() -> Response:
     if req.run_async:
         accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
         return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, job_id, started, as_msgpack)
+    return _answer(ctx, job_id, started, as_msgpack, idempotency_key)
 
 
 def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
@@ -226,7 +233,14 @@ def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
         _replicate(ctx, job_id)
 
 
-def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str, body: bytes, started: float) -> Response:
+def _replay(
+    ctx: ApiContext,
+    record: IdempotencyRecord,
+    idempotency_key: str | None,
+    digest: str,
+    body: bytes,
+    started: float,
+) -> Response:
     """Answer a request whose Idempotency-Key made a job before, from that job."""
     if record.body_digest != digest:
         raise IdempotencyConflict(
@@ -249,12 +263,20 @@ def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str, body: bytes
             "status_url": f"/results/{state.id}",
         }
         return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, record.job_id, started, as_msgpack)
+    return _answer(ctx, record.job_id, started, as_msgpack, idempotency_key)
 
 
-def _answer(ctx: ApiContext, job_id: str, started: float, as_msgpack: bool) -> Response:
-    """Wait for the job as a synchronous request does, and render its result."""
+def _answer(
+    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, idempotency_key: str | None
+) -> Response:
+    """Wait for the job as a synchronous request does, and render its result.
+
+    A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
+    the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
+    """
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
+    if state.status in FINISHED:
+        ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
     if state.error is not None:
         raise from_info(state.error)
     if state.result is None:

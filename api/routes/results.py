@@ -2,12 +2,14 @@
 
 ``?wait=S`` long-polls: the call returns as soon as the job has finished, or after S seconds
 (at most ``sync_timeout_s``) with the job's state then, so clients need not poll in a loop.
+With API keys on, a job is answered only to the key that created it.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from api.auth import presented_key
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
 from api.render import encode, error_detail, render, wants_msgpack
@@ -29,7 +31,7 @@ RESULTS_DOC = Operation(
     ),
     replies={
         200: Reply("The job", JobStateBody, msgpack=True),
-        404: Reply("Unknown or expired job", ErrorDetail),
+        404: Reply("Unknown or expired job, or (with API keys) another key's job", ErrorDetail),
         422: Reply("wait is not a number of seconds from 0 to sync_timeout_s", ErrorDetail),
         503: Reply("Redis unavailable", ErrorDetail),
     },
@@ -56,7 +58,11 @@ def _wait_s(limit_s: float) -> float | None:
 def get_result(job_id: str) -> Response:
     ctx = context()
     wait_s = _wait_s(ctx.settings.sync_timeout_s)
-    state = ctx.store.state(job_id) if not wait_s else ctx.store.wait(job_id, wait_s)
+    # Another key's job is answered like an unknown one (404), also while long-polling.
+    owner = ctx.api_keys.scope(
+        presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    )
+    state = ctx.store.state(job_id, owner) if not wait_s else ctx.store.wait(job_id, wait_s, owner)
     body: JobStateBody = {
         "id": state.id,
         "status": state.status.value,

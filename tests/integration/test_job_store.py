@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
+import msgspec
 import pytest
 import redis
 
@@ -23,6 +24,7 @@ from shared.contract import (
     RenderSettings,
     WorkerInfo,
 )
+from shared.errors import JobNotFound
 from shared.jobs import JobStatus, JobStore, Reaper, WorkerRegistry
 
 TTL_S = 600
@@ -159,3 +161,34 @@ def test_an_idempotency_key_is_stored_with_its_job_or_returns_the_first(
     assert again is not None and (again.job_id, again.body_digest) == ("j1", "d1")
     assert not client.exists("facerest:job:j2") and 0 < client.ttl(key) <= TTL_S
     assert store.idempotency_key("scope", "abc") != key
+
+
+def test_another_owner_gets_the_answer_of_an_unknown_job(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    store, _, _ = parts
+    job = ExtractJob([b"x"], AnalysisOptions(), "r1")
+    store.create("owned", job, msgspec.structs.replace(RENDER, owner="a" * 64))
+    assert store.state("owned", "a" * 64).status is JobStatus.QUEUED
+    assert store.state("owned").render is not None  # no owner asked: the worker's and reaper's view
+    with pytest.raises(JobNotFound) as other:
+        store.wait("owned", 0.1, "b" * 64)
+    with pytest.raises(JobNotFound) as unknown:
+        store.state("nothing", "b" * 64)
+    assert other.value.message == unknown.value.message.replace("nothing", "owned")
+    with pytest.raises(JobNotFound):
+        store.state("owned", "")  # a job with an owner is nobody else's, keys off or not
+
+
+def test_delivery_shortens_a_jobs_ttl_and_never_lengthens_it(
+    parts: tuple[JobStore, WorkerRegistry, list[str]], client: redis.Redis
+) -> None:
+    store, _, _ = parts
+    idem = store.idempotency_key("", "k1")
+    store.create("sync", ExtractJob([b"x"], AnalysisOptions(), "r1"), RENDER, (idem, "digest"))
+    assert store.finish("sync", RESULT)
+    store.delivered("sync", 5, idem)
+    ttls = [int(client.ttl(key)) for key in ("facerest:job:sync", "facerest:job:sync:done", idem)]
+    assert all(0 < ttl <= 5 for ttl in ttls), ttls
+    store.delivered("sync", TTL_S, idem)  # a later retry's delivery does not extend the window
+    assert 0 < int(client.ttl("facerest:job:sync")) <= 5

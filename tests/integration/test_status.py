@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Stack, stack, wait_until
+from shared.settings import SettingsError
 from tests.client import extract
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 
@@ -59,15 +64,53 @@ def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:
 
 def test_flower_lists_the_worker_and_finished_tasks(system: Stack, api: str) -> None:
     flower = system.start_flower().url
+    auth = system.flower_credentials()
     photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
     submitted: list[str] = []
 
     def task_finished() -> bool:
         # Flower sees only tasks sent after its event receiver connected: keep sending.
         submitted.append(extract(api, [photo], **{"async": True}).json()["id"])
-        tasks = requests.get(f"{flower}/api/tasks", timeout=5).json()
+        tasks = requests.get(f"{flower}/api/tasks", auth=auth, timeout=5).json()
         return any(tasks.get(job, {}).get("state") == "SUCCESS" for job in submitted)
 
     wait_until(task_finished, 60, "a finished task in Flower", interval_s=1.0)
-    workers = requests.get(f"{flower}/api/workers", params={"refresh": "true"}, timeout=15).json()
-    assert any(name.startswith("facerest-cpu-") for name in workers)
+    workers = requests.get(f"{flower}/api/workers", params={"refresh": "true"}, auth=auth, timeout=15)
+    assert any(name.startswith("facerest-cpu-") for name in workers.json())
+
+
+def test_flower_control_api_refuses_requests_without_credentials(system: Stack) -> None:
+    flower = system.start_flower().url
+    (name,) = [info.name for info in system.workers().online()]
+    anonymous = [
+        requests.get(f"{flower}/api/workers", timeout=10),
+        requests.get(f"{flower}/api/tasks", timeout=10),
+        requests.post(f"{flower}/api/worker/shutdown/{name}", timeout=10),
+        requests.post(f"{flower}/api/worker/pool/shrink/{name}", timeout=10),
+        requests.get(f"{flower}/api/workers", auth=("facerest", "wrong-password"), timeout=10),
+        requests.get(f"{flower}/", timeout=10),
+    ]
+    assert [r.status_code for r in anonymous] == [401] * len(anonymous)
+    time.sleep(1)  # a shutdown that got through would take the worker off within this
+    assert [info.name for info in system.workers().online()] == [name]
+    listed = requests.get(f"{flower}/api/workers", auth=system.flower_credentials(), timeout=15)
+    assert listed.status_code == 200 and isinstance(listed.json(), dict)
+    assert requests.get(f"{flower}/healthcheck", timeout=10).text == "OK"  # probes stay open
+
+
+def test_flower_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
+    with stack(tmp_path) as running:
+        with pytest.raises(SettingsError, match="FACEREST_FLOWER_AUTH"):
+            running.start_flower(host="0.0.0.0")
+        # deploy.flower itself, started by hand without the setting, does not start either.
+        env = {k: v for k, v in running.env.items() if k != "FACEREST_FLOWER_AUTH"}
+        env["FACEREST_REDIS_URL"] = running.redis_url
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy.flower", "--address=127.0.0.1", "--port=1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and "FACEREST_FLOWER_AUTH is not set" in done.stderr

@@ -174,7 +174,17 @@ def test_flower_has_its_own_health_check() -> None:
     test = " ".join(flower["healthcheck"]["test"])
     assert "127.0.0.1:5555/healthcheck" in test
     assert str(COMPOSE_API_PORT) not in test
-    assert "--port=5555" in flower["command"]
+    assert "--port=5555" in " ".join(flower["command"])
+
+
+def test_flower_in_compose_needs_basic_auth_from_the_env_file() -> None:
+    # Flower listens on every interface in its container: it must not start without credentials.
+    flower = compose_services()["flower"]
+    script = " ".join(flower["command"]).replace("$$", "$")
+    assert "${FACEREST_FLOWER_AUTH:?" in script and 'FLOWER_BASIC_AUTH="$FACEREST_FLOWER_AUTH"' in script
+    assert "unset FLOWER_UNAUTHENTICATED_API" in script
+    assert "FLOWER_UNAUTHENTICATED_API" not in flower.get("environment", {})
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
 
 
 def test_every_facerest_service_gets_the_settings_file() -> None:
