@@ -7,7 +7,7 @@ from importlib.metadata import version
 import orjson
 from flask import Flask, request
 
-from api import observability
+from api import hygiene, observability
 from api.auth import OPEN_ENDPOINTS, ApiKeys, presented_key
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
+    hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key
     if api_keys.enabled:
 
         @app.before_request

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.redisconn import is_sentinel, parse_sentinel
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
+ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -97,6 +98,10 @@ class Settings(BaseSettings):
     # API keys (off while both are empty): comma-separated keys, or a file with one key a line.
     api_keys: SecretStr = SecretStr("")
     api_keys_file: Path | None = None
+
+    # CORS: browser origins allowed to call the API (comma-separated, "https://app.example");
+    # none by default: no Access-Control-* headers, preflights get no allow.
+    cors_origins: str = ""
 
     log_format: Literal["json", "text"] = "json"
 
@@ -184,6 +189,18 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"api_keys_file {str(value)!r} is not a readable file")
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for entry in _split(value):
+            if not ORIGIN_PATTERN.match(entry):
+                raise ValueError(f"cors_origins: {entry!r} is not an origin like https://app.example:8443")
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(entry.rstrip("/") for entry in _split(self.cors_origins))
 
     @property
     def url_allow_list(self) -> tuple[str, ...]:

@@ -6,16 +6,20 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, request
 
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
 from api.render import encode, error_detail, render, wants_msgpack
 from api.schemas import ErrorDetail, JobStateBody
-from shared.errors import FaceRestError, InvalidField
+from shared.errors import FaceRestError, InvalidField, JobNotFound
 from shared.jobs import JobStatus
 
 bp = Blueprint("results", __name__)
+# Job ids are uuid4().hex (api/routes/extract.py): anything else is refused before Redis is asked.
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 RESULTS_DOC = Operation(
     summary="State and result of a job",
@@ -31,7 +35,7 @@ RESULTS_DOC = Operation(
         200: Reply("The job", JobStateBody, msgpack=True),
         404: Reply("Unknown or expired job", ErrorDetail),
         422: Reply("wait is not a number of seconds from 0 to sync_timeout_s", ErrorDetail),
-        503: Reply("Redis unavailable", ErrorDetail),
+        503: Reply("Redis unavailable: retry after Retry-After seconds", ErrorDetail, retry_after=True),
     },
 )
 
@@ -55,6 +59,8 @@ def _wait_s(limit_s: float) -> float | None:
 @documented(RESULTS_DOC)
 def get_result(job_id: str) -> Response:
     ctx = context()
+    if not JOB_ID.fullmatch(job_id):
+        raise JobNotFound("no such job: a job id is 32 lowercase hex digits")
     wait_s = _wait_s(ctx.settings.sync_timeout_s)
     state = ctx.store.state(job_id) if not wait_s else ctx.store.wait(job_id, wait_s)
     body: JobStateBody = {
