@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
-from api.render import encode, error_detail, render, wants_msgpack
+from api.render import encode, error_detail, render, wants_msgpack, worker_id
 from api.schemas import ErrorDetail, JobStateBody
 from shared.errors import FaceRestError, InvalidField, JobNotFound
 from shared.jobs import JobStatus
@@ -69,7 +69,7 @@ def get_result(job_id: str) -> Response:
         "created": state.created,
         "started": state.started,
         "finished": state.finished,
-        "worker": state.worker,
+        "worker": None if state.worker is None else worker_id(state.worker),
         "attempts": state.attempts,
     }
     if state.error is not None:
