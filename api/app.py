@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from importlib.metadata import version
 
 import orjson
@@ -19,12 +21,13 @@ from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery
 from shared.redisconn import connect
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load_settings, warn_unknown_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging("INFO", settings.log_format, [observability.RequestIdFilter()])
+    warn_unknown_settings(logging.getLogger("facerest.api"), os.environ)
     app = Flask("facerest")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Bounded socket waits: a Redis that vanished fails a request (503) instead of hanging it;
