@@ -46,7 +46,7 @@ def _is_json_error(headers: dict[str, str], body: bytes, code: str) -> None:
 # --- job ids ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("job_id", ["x:done", "abc", "A" * 32, "0" * 31 + "g", "0" * 33, "..%2f..%2fx"])
+@pytest.mark.parametrize("job_id", ["x:done", "abc", "A" * 32, "0" * 31 + "g", "0" * 33, "..x"])
 def test_a_malformed_job_id_is_404_before_redis(api: str, job_id: str) -> None:
     response = requests.get(f"{api}/results/{job_id}", timeout=10)
     assert response.status_code == 404, response.text
@@ -194,7 +194,8 @@ def test_a_body_over_max_body_bytes_is_413_json(api: str) -> None:
 
 
 def test_a_504_carries_retry_after(system: Stack) -> None:
-    api = system.start_api(extra_env={"FACEREST_SYNC_TIMEOUT_S": "0.01"})
+    # A queue no worker reads: the job waits out the synchronous timeout.
+    api = system.start_api(extra_env={"FACEREST_SYNC_TIMEOUT_S": "1", "FACEREST_QUEUE": "facerest-nobody"})
     try:
         response = requests.post(
             f"{api.url}/extract", data=BODY, headers={"Content-Type": "application/json"}, timeout=60
