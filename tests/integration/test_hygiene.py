@@ -53,6 +53,18 @@ def test_a_malformed_job_id_is_404_before_redis(api: str, job_id: str) -> None:
     assert response.json()["code"] == "job_not_found"
 
 
+@pytest.mark.parametrize("suffix", [":done", ":input"])
+def test_a_job_id_naming_another_redis_key_is_404(api: str, suffix: str) -> None:
+    """Issue 12, finding 6: ``<id>:done`` named the job's done-marker key, and the wrong-type
+    error it raised was answered as 503 "Redis unavailable"."""
+    queued = requests.post(f"{api}/extract", json={"images": {"data": [PHOTO]}, "async": True}, timeout=60)
+    job_id = queued.json()["id"]
+    assert requests.get(f"{api}/results/{job_id}?wait=25", timeout=60).json()["status"] == "done"
+    response = requests.get(f"{api}/results/{job_id}{suffix}", timeout=10)
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "job_not_found"
+
+
 def test_a_redis_wrong_type_error_is_500_not_unavailable(api: str, system: Stack) -> None:
     """A Redis error that is not an outage (WRONGTYPE on a crafted key) is a bug: 500 with the
     request id, never 503 'Redis unavailable' (which misleads monitoring and retries)."""
