@@ -45,6 +45,7 @@ def install(app: Flask, origins: tuple[str, ...]) -> None:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             response = Response(status=204)
+            del response.headers["Content-Type"]  # no body
             if origin in allowed:
                 response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
                 response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
