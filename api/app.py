@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from importlib.metadata import version
 
 import orjson
 from flask import Flask, request
 
-from api import observability
+from api import hygiene, observability
 from api.auth import OPEN_ENDPOINTS, ApiKeys, presented_key
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
@@ -20,13 +22,14 @@ from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery
 from shared.redisconn import connect
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load_settings, warn_unknown_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging("INFO", settings.log_format, [observability.RequestIdFilter()])
     configure_pillow(settings.max_image_pixels)  # Pillow's bomb limit: the one global write, at start
+    warn_unknown_settings(logging.getLogger("facerest.api"), os.environ)
     app = Flask("facerest")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Bounded socket waits: a Redis that vanished fails a request (503) instead of hanging it;
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
+    hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key
     if api_keys.enabled:
 
         @app.before_request

@@ -6,10 +6,11 @@ import logging
 
 import orjson
 import redis
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from api.context import context
 from shared.errors import (
     FaceRestError,
     IdempotencyConflict,
@@ -63,6 +64,15 @@ def _status_of(exc: FaceRestError) -> int:
     return 400
 
 
+def _retry_after() -> dict[str, str]:
+    """Every 503 and 504 says when to come back (the overload answer carries its own value)."""
+    return {"Retry-After": str(context().settings.retry_after_s)}
+
+
+def _request_id() -> str:
+    return str(g.get("request_id", "")) if has_request_context() else ""
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -85,7 +95,10 @@ def register_error_handlers(app: Flask) -> None:
             headers["WWW-Authenticate"] = 'ApiKey header="X-API-Key"'
         elif isinstance(exc, ModelNotLoaded) and exc.available:
             extra = {"available": exc.available}
-        return error_response(_status_of(exc), exc.code, exc.message, headers, **extra)
+        status = _status_of(exc)
+        if status in (503, 504) and "Retry-After" not in headers:
+            headers |= _retry_after()
+        return error_response(status, exc.code, exc.message, headers, **extra)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> Response:
@@ -98,14 +111,27 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if isinstance(exc, RequestEntityTooLarge):
             message = f"the request body is larger than max_body_bytes={app.config['MAX_CONTENT_LENGTH']}"
-        return error_response(status, code, message)
+        headers: dict[str, str] = {}
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        if status in (503, 504):
+            headers |= _retry_after()
+        return error_response(status, code, message, headers)
 
-    @app.errorhandler(redis.RedisError)
-    def _redis(exc: redis.RedisError) -> Response:
+    # Only a Redis that cannot be reached is "unavailable": any other Redis error (a WRONGTYPE
+    # reply, a script error) is a bug, answered as one.
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(redis.ReadOnlyError)  # a replica during a Sentinel failover
+    def _redis_unreachable(exc: redis.RedisError) -> Response:
         log.warning("Redis unavailable: %s", exc)
-        return error_response(503, "unavailable", "the job store (Redis) is unavailable; retry later")
+        return error_response(
+            503, "unavailable", "the job store (Redis) is unavailable; retry later", _retry_after()
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "internal error; see the API log")
+        return error_response(
+            500, "internal_error", f"internal error; see the API log (request id {_request_id()})"
+        )

@@ -5,6 +5,8 @@
 
 - ``graceful_timeout`` outlasts the longest synchronous /extract wait, so a replica told to stop
   finishes every request it already accepted; /ready turns 503 first (api/lifecycle.py).
+- Requests gunicorn refuses before the app runs (request line or headers too large, malformed)
+  are answered in the API's JSON error form by api/gunicorn_worker.py.
 - The worker processes share one Prometheus multiprocess directory, so /metrics answers the sum
   over all of them. The variable is set when gunicorn loads this file, before anything imports
   prometheus-client (which picks its storage at first import): app imports stay inside hooks.
@@ -46,7 +48,13 @@ limit_malloc_arenas()  # in the master, before the workers fork and start their 
 SETTINGS = load_settings()
 
 bind = "0.0.0.0:18080"
-worker_class = "gthread"
+# gthread, answering requests refused while parsing (414, 431, 400) in JSON, not HTML.
+worker_class = "api.gunicorn_worker.JsonErrorWorker"
+# gunicorn's limits (its defaults, named here): a longer request line is 414, a larger header
+# field or more fields 431. The request body is limited by the app (max_body_bytes, 413).
+limit_request_line = 8190
+limit_request_field_size = 8190
+limit_request_fields = 100
 workers = 2
 threads = 16
 timeout = 120

@@ -4,6 +4,7 @@ the api_ver 1 rule, and render the requested API version in JSON or MessagePack.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -17,6 +18,14 @@ from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRe
 from shared.errors import FaceRestError, from_info
 
 MSGPACK = "application/x-msgpack"
+WORKER_ID_HEX = 12
+
+
+def worker_id(name: str) -> str:
+    """The opaque id clients see for a worker: a short hash of its name, stable for the worker's
+    life. The name itself (facerest-cpu-<pid>@<host>) would tell every client the host and the pid;
+    operators find it in the worker's log and in /info (behind the API keys when they are on)."""
+    return "w-" + hashlib.sha256(name.encode()).hexdigest()[:WORKER_ID_HEX]
 
 
 def wants_msgpack(request: Request, flag: bool = False) -> bool:
@@ -142,7 +151,7 @@ def render_v2(
 ) -> ExtractV2:
     return {
         "took": {"total_ms": round(total_ms, 3), "worker_ms": result.took_ms},
-        "worker": result.worker,
+        "worker": worker_id(result.worker),
         # Vectors of different recognizers are never comparable: say which one made these.
         "recognizer": _model(result.recognizer),
         "detector": _model(result.detector),

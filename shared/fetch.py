@@ -143,8 +143,11 @@ class UrlFetcher:
             for address in addresses:
                 kind = address_kind(address)
                 if kind is not None and not any(address in net for net in self._networks):
+                    # Never the resolved address: that would tell any client what internal
+                    # names resolve to (a DNS oracle). The URL and the category are enough.
                     raise UrlRefused(
-                        f"{host} resolves to {address}, a {kind} address (not in FACEREST_URL_ALLOW)"
+                        f"refused address: {host} is or resolves to a {kind} address "
+                        "(not in FACEREST_URL_ALLOW)"
                     )
         target = parts.path or "/"
         if parts.query:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +18,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.redisconn import is_sentinel, parse_sentinel
 
+ENV_PREFIX = "FACEREST_"
+# FACEREST_ variables that are not settings: compose's env-file path, gunicorn_conf's marker.
+OTHER_VARIABLES = frozenset({"FACEREST_ENV_FILE", "FACEREST_GUNICORN_METRICS_PREPARED"})
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 FLOWER_AUTH_PATTERN = re.compile(r"^[^:,\s]+:[^,\s]+$")
+ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
@@ -107,6 +113,9 @@ class Settings(BaseSettings):
 
     # Flower's basic auth, user:password (deploy/flower.py refuses to start without it).
     flower_auth: SecretStr = SecretStr("")
+    # CORS: browser origins allowed to call the API (comma-separated, "https://app.example");
+    # none by default: no Access-Control-* headers, preflights get no allow.
+    cors_origins: str = ""
 
     log_format: Literal["json", "text"] = "json"
 
@@ -204,6 +213,18 @@ class Settings(BaseSettings):
             raise ValueError("flower_auth must be user:password: neither empty, no ',', no ':' in user")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for entry in _split(value):
+            if not ORIGIN_PATTERN.match(entry):
+                raise ValueError(f"cors_origins: {entry!r} is not an origin like https://app.example:8443")
+        return value
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(entry.rstrip("/") for entry in _split(self.cors_origins))
+
     @property
     def url_allow_list(self) -> tuple[str, ...]:
         return tuple(_split(self.url_allow))
@@ -245,3 +266,30 @@ def load_settings(**overrides: object) -> Settings:
             f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A line for each ``FACEREST_*`` variable that names no setting, with the closest known name.
+
+    pydantic-settings ignores unknown variables (a typo would silently keep the default).
+    """
+    known = sorted(name.upper() for name in Settings.model_fields)
+    lines = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
+            continue
+        suffix = name.removeprefix(ENV_PREFIX)
+        if suffix in known:
+            continue
+        # Compared without the common prefix, which would make every name look alike.
+        close = difflib.get_close_matches(suffix, known, n=1, cutoff=0.5)
+        hint = f"did you mean {ENV_PREFIX}{close[0]}?" if close else "no setting has a similar name"
+        lines.append(f"unknown setting {variable} (ignored); {hint}")
+    return lines
+
+
+def warn_unknown_settings(log: logging.Logger, environ: Mapping[str, str]) -> None:
+    """Log each unknown ``FACEREST_*`` variable as a warning, at start (not fatal)."""
+    for line in unknown_settings(environ):
+        log.warning("%s", line)

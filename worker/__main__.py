@@ -19,7 +19,7 @@ from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
 from shared.queue import EXTRACT_TASK, create_celery
 from shared.redisconn import connect
-from shared.settings import SettingsError, load_settings
+from shared.settings import SettingsError, load_settings, warn_unknown_settings
 from worker.analyzer import FaceAnalyzer
 from worker.inference.files import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
         configure_logging(args.loglevel, settings.log_format, [TaskContextFilter()])
+        warn_unknown_settings(log, os.environ)
         device = Device.parse(settings.device)
         # Models load once, here, before the pool starts; the thread pool never forks.
         analyzer = load_analyzer(settings, device)

@@ -152,14 +152,23 @@ EXTRACT_DOC = Operation(
         400: Reply("Malformed JSON or request; model_not_loaded: see 'available'", ErrorDetail),
         409: Reply("idempotency_conflict: the Idempotency-Key came before with another body", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(
+            "unsupported_media_type: the body is not application/json, application/msgpack or "
+            "multipart/form-data",
+            ErrorDetail,
+        ),
         422: Reply("Invalid field, image or image URL", ErrorDetail),
         500: Reply("The job failed in the worker (crashed it max_attempts times)", ErrorDetail),
         503: Reply(
-            "Too many jobs queued (max_queue_depth): retry after Retry-After seconds",
+            "Too many jobs queued (max_queue_depth), or Redis unavailable: retry after Retry-After seconds",
             ErrorDetail,
             retry_after=True,
         ),
-        504: Reply("No result within the synchronous timeout; the body has the job id", ErrorDetail),
+        504: Reply(
+            "No result within the synchronous timeout; the body has the job id",
+            ErrorDetail,
+            retry_after=True,
+        ),
     },
 )
 

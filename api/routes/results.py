@@ -7,17 +7,21 @@ With API keys on, a job is answered only to the key that created it.
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, request
 
 from api.auth import presented_key
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
-from api.render import encode, error_detail, render, wants_msgpack
+from api.render import encode, error_detail, render, wants_msgpack, worker_id
 from api.schemas import ErrorDetail, JobStateBody
-from shared.errors import FaceRestError, InvalidField
+from shared.errors import FaceRestError, InvalidField, JobNotFound
 from shared.jobs import JobStatus
 
 bp = Blueprint("results", __name__)
+# Job ids are uuid4().hex (api/routes/extract.py): anything else is refused before Redis is asked.
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 RESULTS_DOC = Operation(
     summary="State and result of a job",
@@ -33,7 +37,7 @@ RESULTS_DOC = Operation(
         200: Reply("The job", JobStateBody, msgpack=True),
         404: Reply("Unknown or expired job, or (with API keys) another key's job", ErrorDetail),
         422: Reply("wait is not a number of seconds from 0 to sync_timeout_s", ErrorDetail),
-        503: Reply("Redis unavailable", ErrorDetail),
+        503: Reply("Redis unavailable: retry after Retry-After seconds", ErrorDetail, retry_after=True),
     },
 )
 
@@ -57,6 +61,8 @@ def _wait_s(limit_s: float) -> float | None:
 @documented(RESULTS_DOC)
 def get_result(job_id: str) -> Response:
     ctx = context()
+    if not JOB_ID.fullmatch(job_id):
+        raise JobNotFound("no such job: a job id is 32 lowercase hex digits")
     wait_s = _wait_s(ctx.settings.sync_timeout_s)
     # Another key's job is answered like an unknown one (404), also while long-polling.
     owner = ctx.api_keys.scope(
@@ -69,7 +75,7 @@ def get_result(job_id: str) -> Response:
         "created": state.created,
         "started": state.started,
         "finished": state.finished,
-        "worker": state.worker,
+        "worker": None if state.worker is None else worker_id(state.worker),
         "attempts": state.attempts,
     }
     if state.error is not None:

@@ -25,17 +25,30 @@ bp = Blueprint("status", __name__)
 HEALTH_DOC = Operation(
     summary="API and Redis are up",
     open=True,
-    replies={200: Reply("Healthy", HealthBody), 503: Reply("Redis down, or this process drains", HealthBody)},
+    replies={
+        200: Reply("Healthy", HealthBody),
+        503: Reply("Redis down, or this process drains", HealthBody, retry_after=True),
+    },
 )
 READY_DOC = Operation(
     summary="At least one worker has its models loaded",
     open=True,
-    replies={200: Reply("Ready", ReadyBody), 503: Reply("No worker, or this process drains", ReadyBody)},
+    replies={
+        200: Reply("Ready", ReadyBody),
+        503: Reply("No worker, or this process drains", ReadyBody, retry_after=True),
+    },
 )
 INFO_DOC = Operation(
     summary="Version, workers, models, licenses, limits",
     replies={200: Reply("Service information", InfoBody)},
 )
+
+
+def _unavailable(body: HealthBody | ReadyBody) -> Response:
+    """A 503 of /health or /ready: with Retry-After, like every 503 of the API."""
+    response = encode(body, False, status=503)
+    response.headers["Retry-After"] = str(context().settings.retry_after_s)
+    return response
 
 
 @bp.get("/health")
@@ -45,12 +58,12 @@ def health() -> Response:
     body: HealthBody
     if ctx.lifecycle.draining:
         body = {"status": "draining"}
-        return encode(body, False, status=503)
+        return _unavailable(body)
     try:
         ctx.redis.ping()
     except redis.RedisError as exc:
         body = {"status": "error", "redis": f"unreachable: {exc}"}
-        return encode(body, False, status=503)
+        return _unavailable(body)
     body = {"status": "ok", "redis": "ok"}
     return encode(body, False)
 
@@ -62,10 +75,10 @@ def ready() -> Response:
     body: ReadyBody
     if ctx.lifecycle.draining:
         body = {"ready": False, "draining": True}
-        return encode(body, False, status=503)
+        return _unavailable(body)
     workers = ctx.workers.online()
     body = {"ready": bool(workers), "workers": len(workers)}
-    return encode(body, False, status=200 if workers else 503)
+    return encode(body, False) if workers else _unavailable(body)
 
 
 @bp.get("/info")

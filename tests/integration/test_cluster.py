@@ -25,6 +25,7 @@ import pytest
 import redis
 import requests
 
+from api.render import worker_id
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import ROOT, wait_until
 from tests.client import b64
@@ -228,7 +229,7 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
     assert lost, "the victim worker finished its job before the kill; nothing was lost to recover"
     for job in lost:
         state = result(url, job)
-        assert state["status"] == "done" and state["worker"] != victim_name, state
+        assert state["status"] == "done" and state["worker"] != worker_id(victim_name), state
 
     # Every accepted job ends done, with its face, through HAProxy and through either replica.
     accepted = [o.job_id for o in outcomes if o.run_async and o.job_id is not None]

@@ -237,7 +237,8 @@ def test_bad_input_gets_its_4xx(
 
 def test_body_over_the_limit_is_413(api: str) -> None:
     body = b'{"images": {"data": ["' + b"A" * (65 * 1024 * 1024) + b'"]}}'
-    response = requests.post(f"{api}/extract", data=body, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(f"{api}/extract", data=body, headers=headers, timeout=60)
     assert response.status_code == 413
     assert response.json()["code"] == "request_entity_too_large"
     assert "max_body_bytes=67108864" in response.json()["message"]
@@ -256,6 +257,7 @@ def test_unknown_route_and_method_are_json(api: str) -> None:
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     wrong = requests.get(f"{api}/extract", timeout=10)
     assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"]
 
 
 def test_worker_survives_bad_input_and_keeps_serving(api: str, system: Stack) -> None:

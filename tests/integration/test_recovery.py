@@ -19,6 +19,7 @@ from typing import Any, cast
 import redis
 import requests
 
+from api.render import worker_id
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
 from shared.settings import Settings
@@ -56,7 +57,7 @@ def test_job_survives_kill_9_of_its_worker(tmp_path: Path) -> None:
 
         wait_until(lambda: state(api, accepted["id"])["status"] == "done", 60, "job done elsewhere")
         done = state(api, accepted["id"])
-        assert done["worker"] != victim and done["attempts"] == 2
+        assert done["worker"] != worker_id(victim) and done["attempts"] == 2
         images = done["result"]
         assert len(images) == 24 and all(len(faces) == FACES_IN["t1.jpg"] for faces in images)
 
@@ -151,7 +152,7 @@ def test_kill_9_of_a_worker_under_load_costs_seconds_with_default_timeouts(tmp_p
         assert all_done_after_s < 30 and max(recovery_s) < DEFAULTS.heartbeat_ttl_s + 3 * DEFAULTS.heartbeat_s
         for job in lost:
             done = state(api, job)
-            assert done["worker"] != victim_name and done["attempts"] == 2, done
+            assert done["worker"] != worker_id(victim_name) and done["attempts"] == 2, done
         # Nothing is left claimed, and the dead worker has left the registry.
         assert client.hlen("facerest:running") == 0
         assert [w.name for w in running.workers().online()] != [victim_name]

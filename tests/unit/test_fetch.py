@@ -80,12 +80,12 @@ def test_address_kinds(address: str, kind: str | None) -> None:
         ("gopher://example.org/", "scheme 'gopher'"),
         ("http:///nohost", "no host"),
         ("http://user:pw@example.org/a.jpg", "credentials"),
-        ("http://127.0.0.1/a.jpg", "127.0.0.1, a loopback address"),
-        ("http://[::1]:8080/a.jpg", "::1, a loopback address"),
+        ("http://127.0.0.1/a.jpg", "refused address: 127.0.0.1 is or resolves to a loopback address"),
+        ("http://[::1]:8080/a.jpg", "refused address: ::1 is or resolves to a loopback address"),
         ("http://10.0.0.7/a.jpg", "a private address"),
         ("http://169.254.169.254/latest/meta-data/", "a link-local address"),
         ("http://[::ffff:192.168.0.1]/", "a private address"),
-        ("http://localhost:1/a.jpg", "a loopback address"),
+        ("http://localhost:1/a.jpg", "refused address: localhost is or resolves to a loopback address"),
     ],
 )
 def test_refused_before_any_connection(no_connections: None, url: str, reason: str) -> None:
@@ -95,8 +95,17 @@ def test_refused_before_any_connection(no_connections: None, url: str, reason: s
 
 def test_host_resolving_to_a_private_address_is_refused(no_connections: None) -> None:
     fetcher = UrlFetcher(resolver=_resolve_to("10.0.0.1"))
-    with pytest.raises(UrlRefused, match=r"images\.example resolves to 10\.0\.0\.1, a private address"):
+    with pytest.raises(
+        UrlRefused, match=r"refused address: images\.example is or resolves to a private address"
+    ) as raised:
         fetcher.fetch("http://images.example/a.jpg")
+    assert "10.0.0.1" not in raised.value.message  # no DNS oracle: the resolved address is never told
+
+
+def test_refusal_of_a_name_never_tells_its_address(no_connections: None) -> None:
+    with pytest.raises(UrlRefused) as raised:
+        UrlFetcher().fetch("http://localhost:1/a.jpg")
+    assert "127.0.0.1" not in raised.value.message and "::1" not in raised.value.message
 
 
 def test_one_private_address_among_public_ones_is_refused(no_connections: None) -> None:

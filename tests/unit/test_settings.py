@@ -44,3 +44,32 @@ def test_bad_values_fail_at_start_naming_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=mentions):
         load_settings()
+
+
+def test_unknown_variables_are_named_with_the_closest_setting() -> None:
+    from shared.settings import unknown_settings
+
+    lines = unknown_settings(
+        {
+            "FACEREST_DEVICE": "cpu",  # known
+            "facerest_max_images": "3",  # known (names are not case-sensitive)
+            "FACEREST_ENV_FILE": "x",  # compose's, not a setting
+            "FACEREST_REDIS_ULR": "redis://x",
+            "FACEREST_DET_MAX_SIZE": "640",
+            "FACEREST_QQQQQQQ": "1",
+            "PATH": "/bin",
+        }
+    )
+    assert lines == [
+        "unknown setting FACEREST_DET_MAX_SIZE (ignored); did you mean FACEREST_BATCH_MAX_IMAGES?",
+        "unknown setting FACEREST_QQQQQQQ (ignored); no setting has a similar name",
+        "unknown setting FACEREST_REDIS_ULR (ignored); did you mean FACEREST_REDIS_URL?",
+    ]
+
+
+def test_cors_origins_are_checked() -> None:
+    settings = load_settings(cors_origins="https://a.example, http://b.example:8080/")
+    assert settings.cors_origin_list == ("https://a.example", "http://b.example:8080")
+    assert load_settings().cors_origin_list == ()
+    with pytest.raises(SettingsError, match="FACEREST_CORS_ORIGINS"):
+        load_settings(cors_origins="*")
