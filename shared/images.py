@@ -57,7 +57,10 @@ def sniff_format(data: bytes) -> str | None:
         accept = Image.OPEN[name][1]
         if accept is None:
             continue
-        verdict = accept(prefix)
+        try:
+            verdict = accept(prefix)
+        except Exception:  # some plugins' checks assume a longer prefix (struct.error): no match
+            continue
         if verdict and not isinstance(verdict, str):  # a str is Pillow's "this, but broken"
             return name
     return None
