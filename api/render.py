@@ -4,7 +4,6 @@ the api_ver 1 rule, and render the requested API version in JSON or MessagePack.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -14,18 +13,10 @@ import orjson
 from flask import Request, Response
 
 from api.schemas import ErrorBody, ErrorDetail, ExtractV1, ExtractV2, FaceV1, FaceV2, ImageV2, ModelV2
-from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings
+from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings, worker_id
 from shared.errors import FaceRestError, from_info
 
 MSGPACK = "application/x-msgpack"
-WORKER_ID_HEX = 12
-
-
-def worker_id(name: str) -> str:
-    """The opaque id clients see for a worker: a short hash of its name, stable for the worker's
-    life. The name itself (facerest-cpu-<pid>@<host>) would tell every client the host and the pid;
-    operators find it in the worker's log and in /info (behind the API keys when they are on)."""
-    return "w-" + hashlib.sha256(name.encode()).hexdigest()[:WORKER_ID_HEX]
 
 
 def wants_msgpack(request: Request, flag: bool = False) -> bool:

@@ -10,6 +10,7 @@ Coordinate frame of every face: pixels of the full-size, upright (EXIF-rotated) 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import msgspec
@@ -179,6 +180,16 @@ class IdempotencyRecord(msgspec.Struct, frozen=True):
 
     job_id: str
     body_digest: str
+
+
+WORKER_ID_HEX = 12
+
+
+def worker_id(name: str) -> str:
+    """The opaque id clients see for a worker: a short hash of its name, stable for the worker's
+    life. The name itself (facerest-cpu-<pid>@<host>) would tell every client the host and the pid;
+    operators find it in the worker's log and in /info (behind the API keys when they are on)."""
+    return "w-" + hashlib.sha256(name.encode()).hexdigest()[:WORKER_ID_HEX]
 
 
 _ENCODER = msgspec.msgpack.Encoder()

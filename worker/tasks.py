@@ -20,6 +20,7 @@ from shared.contract import (
     Job,
     JobResult,
     ModelRef,
+    worker_id,
 )
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
 from shared.jobs import Claim
@@ -127,7 +128,9 @@ class WorkerRuntime:
             # A bug fails this job, not the worker or the other jobs. The client learns where to
             # look; the exception's text, which may hold library internals, stays in the log.
             log.exception("job %s failed", job_id, extra=ids)
-            return InternalError(f"internal error in worker {self.name}; request id {job.request_id}").info()
+            return InternalError(
+                f"internal error in worker {worker_id(self.name)}; request id {job.request_id}"
+            ).info()
 
     def _extract(self, job: ExtractJob, start: float) -> ExtractResult:
         images = self.analyzer.analyze(job.images, job.options, job.request_id)

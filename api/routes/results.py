@@ -14,8 +14,9 @@ from flask import Blueprint, Response, request
 from api.auth import presented_key
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
-from api.render import encode, error_detail, render, wants_msgpack, worker_id
+from api.render import encode, error_detail, render, wants_msgpack
 from api.schemas import ErrorDetail, JobStateBody
+from shared.contract import worker_id
 from shared.errors import FaceRestError, InvalidField, JobNotFound
 from shared.jobs import JobStatus
 

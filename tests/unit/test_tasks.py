@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from shared import contract
-from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef
+from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef, worker_id
 from shared.errors import ModelNotLoaded
 from shared.jobs import Claim
 from worker.tasks import WorkerRuntime
@@ -82,7 +82,9 @@ def test_a_crash_stores_a_generic_message_and_logs_the_traceback(caplog: pytest.
     store = Store()
     with caplog.at_level(logging.ERROR, logger="facerest.worker"):
         WorkerRuntime("w1", Analyzer(RuntimeError("secret /opt/lib detail")), store).run_job("j")
-    assert store.finished == [ErrorInfo("internal_error", "internal error in worker w1; request id req-7")]
+    assert store.finished == [
+        ErrorInfo("internal_error", f"internal error in worker {worker_id('w1')}; request id req-7")
+    ]
     assert any(record.exc_info and "secret" in str(record.exc_info[1]) for record in caplog.records)
 
 
