@@ -173,11 +173,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--sample-s", type=float, default=5)
+    parser.add_argument(
+        "--result-ttl-s",
+        type=int,
+        default=0,
+        help="FACEREST_RESULT_TTL_S of the system under test (0: the default, 1 h); shorter than the "
+        "run shows Redis's key count level off",
+    )
     args = parser.parse_args()
     kinds = request_mix()
     tally = Tally()
     samples: list[dict[str, float]] = []
-    with running_system() as running:
+    settings = {"result_ttl_s": str(args.result_ttl_s)} if args.result_ttl_s else {}
+    with running_system(None, **settings) as running:
         worker, api = running.service("worker"), running.service("api")
         redis_start = redis_state(running.client())
         started = time.monotonic()
@@ -194,12 +202,14 @@ def main() -> None:
                     "t_s": round(time.monotonic() - started, 1),
                     "api_mib": round(rss_mib(api), 1),
                     "worker_mib": round(rss_mib(worker), 1),
+                    "redis_keys": redis_state(running.client())["keys"],
                 }
             )
             last = samples[-1]
             print(
                 f"  t={last['t_s']:6.1f}s  API {last['api_mib']:7.1f} MiB  "
-                f"worker {last['worker_mib']:7.1f} MiB  requests {sum(tally.statuses.values())}"
+                f"worker {last['worker_mib']:7.1f} MiB  Redis keys {last['redis_keys']:6.0f}  "
+                f"requests {sum(tally.statuses.values())}"
             )
             time.sleep(args.sample_s)
         alive = {"api": api.process.poll() is None, "worker": worker.process.poll() is None}
@@ -273,9 +283,13 @@ def summarize(
     print(f"client exceptions: {dict(tally.exceptions) or 0}")
     picks = samples[:: max(1, len(samples) // 10)]
     picks += [] if picks[-1] is samples[-1] else samples[-1:]
-    print("\nRSS over time (MiB)\n| t (s) | " + " | ".join(f"{p['t_s']:.0f}" for p in picks) + " |")
+    print(
+        "\nRSS (MiB) and Redis keys over time\n| t (s) | "
+        + " | ".join(f"{p['t_s']:.0f}" for p in picks)
+        + " |"
+    )
     print("|---|" + "---|" * len(picks))
-    for key, label in (("api_mib", "API"), ("worker_mib", "worker")):
+    for key, label in (("api_mib", "API"), ("worker_mib", "worker"), ("redis_keys", "Redis keys")):
         print(f"| {label} | " + " | ".join(f"{p[key]:.0f}" for p in picks) + " |")
     memory = {"api": _growth(samples, "api_mib"), "worker": _growth(samples, "worker_mib")}
     for name, growth in memory.items():
