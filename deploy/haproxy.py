@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, describe_problems, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "docker" / "haproxy.cfg.template"
@@ -107,10 +107,7 @@ def settings_from_env_file(path: Path) -> Settings:
     try:
         return _FileOnlySettings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingsError(f"{path}: invalid settings: {problems}") from exc
+        raise SettingsError(f"{path}: invalid settings: {describe_problems(exc)}") from exc
 
 
 def fill(template: str, values: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from typing import Any
 
 M_ARENA_MAX = -8  # glibc mallopt parameter number (malloc.h)
 DEFAULT_ARENAS = 2
@@ -18,13 +19,8 @@ def limit_malloc_arenas(arenas: int | None = None) -> bool:
     bench/throughput.py, against about 600 MB without. Returns False where glibc is absent.
     """
     wanted = arenas or int(os.environ.get("MALLOC_ARENA_MAX", DEFAULT_ARENAS))
-    path = ctypes.util.find_library("c")
-    if path is None:
-        return False
-    libc = ctypes.CDLL(path)
-    if not hasattr(libc, "mallopt"):
-        return False
-    return bool(libc.mallopt(M_ARENA_MAX, wanted))
+    mallopt = _libc_function("mallopt")
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, wanted))
 
 
 def trim_heap() -> bool:
@@ -35,10 +31,13 @@ def trim_heap() -> bool:
     resident. Worth a few ms after a job that held large images, not after every job (the next
     allocations would fault their pages in again). Returns False where glibc is absent.
     """
+    malloc_trim = _libc_function("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
+
+
+def _libc_function(name: str) -> Any:
+    """glibc's function ``name``, or None where the C library is not glibc (musl, macOS)."""
     path = ctypes.util.find_library("c")
     if path is None:
-        return False
-    libc = ctypes.CDLL(path)
-    if not hasattr(libc, "malloc_trim"):
-        return False
-    return bool(libc.malloc_trim(0))
+        return None
+    return getattr(ctypes.CDLL(path), name, None)

@@ -262,10 +262,14 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingsError(f"invalid settings: {problems}") from exc
+        raise SettingsError(f"invalid settings: {describe_problems(exc)}") from exc
+
+
+def describe_problems(exc: ValidationError) -> str:
+    """One line naming each bad variable (``FACEREST_<NAME>``) and what is wrong with it."""
+    return "; ".join(
+        f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+    )
 
 
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
