@@ -59,8 +59,7 @@ lint: system $(DEV_STAMP) $(MTCNN_STAMP)
 
 # The tests run every detector, MTCNN included (lint installed it).
 test: lint
-	# -m 'not ha': the Sentinel failover test is flaky (see pyproject's markers); pytest -m ha runs it.
-	$(BIN)/python -m pytest -m 'not ha'
+	$(BIN)/python -m pytest
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput

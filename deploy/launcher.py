@@ -349,9 +349,9 @@ class Stack:
     def workers(self) -> WorkerRegistry:
         return WorkerRegistry(self.client(), self.env.get("FACEREST_KEY_PREFIX", "facerest"))
 
-    def worker_count(self) -> int:
+    def worker_names(self) -> set[str]:
         """Workers online (heartbeat live, not draining)."""
-        return len(self.workers().online())
+        return {info.name for info in self.workers().online()}
 
     def start_worker(
         self,
@@ -362,10 +362,12 @@ class Stack:
         wait: bool = True,
     ) -> Service:
         """A worker; with ``wait``, returns once it registered (its models are loaded)."""
-        before = self.worker_count() if wait else 0
+        # Ready once a worker that was not online before is: counting would miss it when a
+        # killed worker's heartbeat expires while this one loads its models.
+        before = self.worker_names() if wait else set()
         args = [sys.executable, "-m", "worker", "--device", device]
         worker = self.spawn(
-            "worker", args, name=name, extra_env=extra_env, probe=lambda: self.worker_count() > before
+            "worker", args, name=name, extra_env=extra_env, probe=lambda: bool(self.worker_names() - before)
         )
         if wait:
             self.wait_ready([worker], 60)

@@ -13,18 +13,26 @@ either expires or has a bounded size:
   {p}:workers         hash: worker name -> Heartbeat (JSON, expiry in Redis's clock); one entry per
                       live worker, a dead one's removed by the reaper once its jobs went back
   {p}:running         hash: job id -> the worker that claimed it; one entry per job in flight
+  {p}:pending         sorted set: job id -> created time, of every unfinished job; an entry leaves
+                      when its job finishes, or with the reaper's trim once the job expired
+  {p}:primary         the run id of the Redis server that served the last reaper (fixed size)
 
 Who runs a job: a worker *claims* it before running (``claim``: refused while another live worker
 holds it, or once it finished) and releases it when it finishes. A worker whose heartbeat expired
 while holding claims is dead: any worker's ``Reaper`` takes each of its jobs back (atomically, so one
 reaper wins) and queues it again. A redelivered copy of a finished or held job is dropped.
+
+After a Redis failover or restart the broker's own bookkeeping may be behind the job store (a
+message popped from the queue whose unacked record never reached the replica is gone from both):
+the first reaper to see the new server sends every unfinished job again. That is safe because a
+redelivered copy of a finished or held job is dropped at its claim.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -78,7 +86,7 @@ return {'claimed', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
 """
 )
 
-# KEYS: job hash, input, done list, running hash. ARGV: job id, worker, ttl, outcome field,
+# KEYS: job hash, input, done list, running hash, pending set. ARGV: job id, worker, ttl, outcome field,
 # outcome, status, finished time. The first outcome wins: a job is finished once. -> 1 | 0
 FINISH = (
     _ALIVE
@@ -88,19 +96,22 @@ if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[6], ARGV[4], ARGV[5], 'finished', ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('RPUSH', KEYS[3], '1')
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
 """
 )
 
-# KEYS: job hash, running hash, workers hash. ARGV: job id, the holder the reaper saw dead.
-# Takes the claim of a dead holder and marks the job queued again. -> 1 (re-queue it) | 0
+# KEYS: job hash, running hash, workers hash. ARGV: job id, the holder the reaper saw dead, '1'
+# when the holder is the caller itself (alive, but no longer running the job). Takes the claim
+# and marks the job queued again. -> 1 (re-queue it) | 0
 TAKE_BACK = (
     _NOW
     + _ALIVE
     + """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] or alive(KEYS[3], ARGV[2], now) then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] ~= '1' and alive(KEYS[3], ARGV[2], now) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'queued')
@@ -119,19 +130,36 @@ return 0
 """
 )
 
-# KEYS: input, job hash, idempotency record or nothing. ARGV: input, ttl, record, then the job's
-# fields and values. The record and the job are made together: a key never names a job that was
-# not stored. -> the existing record (the job was not created) | nil
+# KEYS: input, job hash, pending set, idempotency record or nothing. ARGV: input, ttl, record,
+# job id, created time, then the job's fields and values. The record and the job are made
+# together: a key never names a job that was not stored. -> the existing record (the job was not
+# created) | nil
 CREATE = """
-if #KEYS == 3 then
-  local existing = redis.call('GET', KEYS[3])
+if #KEYS == 4 then
+  local existing = redis.call('GET', KEYS[4])
   if existing then return existing end
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+  redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[2])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 return false
+"""
+
+# KEYS: pending set. ARGV: the job key prefix ("{p}:job:"). Drops entries whose job expired.
+# -> the ids of unfinished jobs
+UNFINISHED = """
+local unfinished = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local status = redis.call('HGET', ARGV[1] .. id, 'status')
+  if status == false then
+    redis.call('ZREM', KEYS[1], id)
+  elseif status ~= 'done' and status ~= 'failed' then
+    table.insert(unfinished, id)
+  end
+end
+return unfinished
 """
 
 
@@ -181,10 +209,13 @@ class JobStore:
         self._ttl_s = ttl_s
         self._running = f"{prefix}:running"
         self._workers = f"{prefix}:workers"
+        self._pending = f"{prefix}:pending"
+        self._primary = f"{prefix}:primary"
         self._claim = client.register_script(CLAIM)
         self._finish = client.register_script(FINISH)
         self._take_back = client.register_script(TAKE_BACK)
         self._create = client.register_script(CREATE)
+        self._unfinished = client.register_script(UNFINISHED)
 
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
@@ -202,20 +233,22 @@ class JobStore:
         ``idempotency`` (the Redis key from ``idempotency_key``, the body's digest): record the key
         with the job, unless the key is taken; then nothing is created and its record is returned.
         """
+        created = time.time()
         state: list[str | float | bytes] = [
             "status",
             JobStatus.QUEUED.value,
             "created",
-            time.time(),
+            created,
             "render",
             encode(render),
         ]
-        keys = [self._key(job_id, ":input"), self._key(job_id)]
+        keys = [self._key(job_id, ":input"), self._key(job_id), self._pending]
         record = b""
         if idempotency is not None:
             keys.append(idempotency[0])
             record = encode(IdempotencyRecord(job_id, idempotency[1]))
-        existing = self._create(keys=keys, args=[encode(job), self._ttl_s, record, *state])
+        args = [encode(job), self._ttl_s, record, job_id, created, *state]
+        existing = self._create(keys=keys, args=args)
         return None if existing is None else decode_idempotency(cast(bytes, existing))
 
     def idempotency(self, key: str) -> IdempotencyRecord | None:
@@ -269,7 +302,13 @@ class JobStore:
             status, field = JobStatus.FAILED, "error"
         else:
             status, field = JobStatus.DONE, "result"
-        keys = [self._key(job_id), self._key(job_id, ":input"), self._key(job_id, ":done"), self._running]
+        keys = [
+            self._key(job_id),
+            self._key(job_id, ":input"),
+            self._key(job_id, ":done"),
+            self._running,
+            self._pending,
+        ]
         args: list[str | bytes | float] = [
             job_id,
             worker,
@@ -281,16 +320,33 @@ class JobStore:
         ]
         return bool(self._finish(keys=keys, args=args))
 
+    def unfinished(self) -> list[str]:
+        """Every job queued or running, oldest first (forgetting the ones that expired)."""
+        ids = cast(list[bytes], self._unfinished(keys=[self._pending], args=[self._key("")]))
+        return [job_id.decode() for job_id in ids]
+
+    def trim_pending(self, now: float) -> int:
+        """Forget the pending entries of jobs too old to exist any more (they expired unfinished)."""
+        return int(self._redis.zremrangebyscore(self._pending, "-inf", now - self._ttl_s))
+
+    def primary_changed(self) -> bool:
+        """Whether the Redis server now serving differs from the one the last caller saw: a
+        failover or a restart. True for exactly one caller per change."""
+        run_id = str(self._redis.info("server")["run_id"])
+        previous = self._redis.set(self._primary, run_id, get=True)
+        return previous is not None and cast(bytes, previous).decode() != run_id
+
     def holders(self) -> dict[str, str]:
         """Every job in flight and the worker that claimed it."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._running))
         return {job.decode(): worker.decode() for job, worker in raw.items()}
 
-    def take_back(self, job_id: str, holder: str) -> bool:
-        """Take the job from ``holder`` if it is dead and the job unfinished, marking it queued again;
-        True for exactly one caller, which must queue it again."""
+    def take_back(self, job_id: str, holder: str, orphan: bool = False) -> bool:
+        """Take the job from ``holder`` if it is dead (or, with ``orphan``, if the caller is the
+        holder and no longer runs it) and the job unfinished, marking it queued again; True for
+        exactly one caller, which must queue it again."""
         keys = [self._key(job_id), self._running, self._workers]
-        return bool(self._take_back(keys=keys, args=[job_id, holder]))
+        return bool(self._take_back(keys=keys, args=[job_id, holder, "1" if orphan else "0"]))
 
     def delivered(self, job_id: str, ttl_s: int, idempotency_key: str | None = None) -> None:
         """A synchronous request handed the job's outcome over: keep it (and the Idempotency-Key
@@ -391,7 +447,8 @@ class WorkerRegistry:
 class Reaper:
     """Gives the jobs of dead workers back to the queue: every worker runs it with each heartbeat.
 
-    A worker is dead when its heartbeat expired (or its entry is gone) while it still holds claims.
+    A worker is dead when its heartbeat expired (or its entry is gone) while it still holds claims;
+    a live worker's claim is orphaned when the worker itself no longer runs the job.
     ``take_back`` is atomic, so of several reapers exactly one re-queues each job, with ``send``
     (a new message; the dead worker's unacknowledged one comes back after the visibility timeout
     and is dropped then, as the job is finished or held).
@@ -400,17 +457,34 @@ class Reaper:
     store: JobStore
     registry: WorkerRegistry
     send: Callable[[str], None]
+    # The reaping worker and the jobs it runs now: a claim of its own on a job it no longer runs
+    # was left by a task that could not finish it (Redis was unreachable when it tried).
+    name: str = ""
+    running_here: Callable[[], Collection[str]] = frozenset
+
+    def recover(self) -> list[str]:
+        """After a Redis failover or restart, send every unfinished job again (once, by the first
+        reaper to notice); the ids sent."""
+        if not self.store.primary_changed():
+            return []
+        unfinished = self.store.unfinished()
+        for job_id in unfinished:
+            self.send(job_id)
+        return unfinished
 
     def reap(self) -> list[str]:
         """Re-queue the jobs of dead workers, forget dead workers that hold none; the re-queued ids."""
         now, beats = self.registry.snapshot()
+        self.store.trim_pending(now)
         holders = self.store.holders()
+        here = self.running_here()  # after the claims: a job in both is still running
         requeued = []
         for job_id, holder in holders.items():
+            orphan = holder == self.name and job_id not in here
             beat = beats.get(holder)
-            if beat is not None and beat.expires_at > now:
+            if not orphan and beat is not None and beat.expires_at > now:
                 continue
-            if self.store.take_back(job_id, holder):
+            if self.store.take_back(job_id, holder, orphan):
                 self.send(job_id)
                 requeued.append(job_id)
         holding = set(self.store.holders().values()) if requeued or holders else set()

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 SENTINEL_SCHEME = "redis+sentinel"
 DEFAULT_SENTINEL_PORT = 26379
@@ -24,6 +24,20 @@ DEFAULT_SENTINEL_PORT = 26379
 # down-after time, 3 s in deploy/launcher.py, plus the vote), short enough that a command stuck
 # on the dead primary gives up and the next one finds the new primary.
 FAILOVER_RETRIES = 12
+
+
+class FailoverConnection(SentinelManagedConnection):
+    """A connection to the primary that asks the Sentinels where it is on every reconnect.
+
+    redis-py (8.1) reconnects a dropped connection inside a command's retries without asking the
+    Sentinels again, so every retry of that command went to the dead primary's address even after
+    the Sentinels had named the new one, and the command failed once its retries ran out.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect_to(self.connection_pool.get_master_address())  # type: ignore[no-untyped-call]
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +82,13 @@ def connect(url: str, **options: Any) -> redis.Redis:
     options.setdefault("retry_on_error", [redis.ConnectionError, redis.TimeoutError])
     timeouts = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
     sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
-    primary = sentinel.master_for(target.service, db=target.db, password=target.password, **options)  # type: ignore[no-untyped-call]
+    primary = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service,
+        db=target.db,
+        password=target.password,
+        connection_class=FailoverConnection,
+        **options,
+    )
     return cast(redis.Redis, primary)
 
 

@@ -77,8 +77,10 @@ class Heartbeat:
             if self._draining.is_set():
                 continue
             try:
+                if resent := self._reaper.recover():
+                    log.warning("Redis failover or restart: %d unfinished jobs sent again", len(resent))
                 for job_id in self._reaper.reap():
-                    log.warning("job %s: its worker's heartbeat expired; queued again", job_id)
+                    log.warning("job %s: its worker died or could not finish it; queued again", job_id)
             except redis.RedisError:
                 log.warning("reaper: Redis unreachable, retrying")
 
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_info(name, str(device), settings.concurrency, settings.profile, analyzer),
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
-        Reaper(store, registry, requeue),
+        Reaper(store, registry, requeue, name, runtime.in_flight),
     )
     worker_init.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)

@@ -65,6 +65,10 @@ class WorkerRuntime:
     running: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def in_flight(self) -> frozenset[str]:
+        with self.lock:
+            return frozenset(self.running)
+
     def run_job(self, job_id: str) -> None:
         with self.lock:
             if job_id in self.running:

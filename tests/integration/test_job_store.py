@@ -41,8 +41,8 @@ def info(name: str) -> WorkerInfo:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    with stack(Path(tmp_path_factory.mktemp("store"))) as running:
-        yield running.client()
+    with stack(Path(tmp_path_factory.mktemp("store"))) as running, running.client() as client:
+        yield client
 
 
 @pytest.fixture
@@ -192,3 +192,54 @@ def test_delivery_shortens_a_jobs_ttl_and_never_lengthens_it(
     assert all(0 < ttl <= 5 for ttl in ttls), ttls
     store.delivered("sync", TTL_S, idem)  # a later retry's delivery does not extend the window
     assert 0 < int(client.ttl("facerest:job:sync")) <= 5
+
+
+def test_unfinished_jobs_are_listed_until_they_finish_or_expire(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, registry, _ = parts
+    registry.beat(info("w1"), 60)
+    queued, running, finished, expired = (new_job(store, name) for name in ("q", "r", "f", "x"))
+    assert store.claim(running, "w1").granted
+    store.mark_running(running, "w1")
+    assert store.finish(finished, RESULT, "")
+    client.delete(f"facerest:job:{expired}")  # its TTL ran out before it finished
+    assert store.unfinished() == [queued, running]
+    assert client.zcard("facerest:pending") == 2, "the expired job's entry is gone, the finished one's too"
+    # Entries older than the result TTL are trimmed even if nobody listed them.
+    assert store.trim_pending(time.time() + TTL_S + 1) == 2
+    assert client.zcard("facerest:pending") == 0
+
+
+def test_after_a_redis_failover_one_reaper_sends_every_unfinished_job_again(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, registry, sent = parts
+    reapers = [Reaper(store, registry, sent.append) for _ in range(3)]
+    jobs = [new_job(store, name) for name in ("a", "b", "c")]
+    assert store.finish(jobs[2], RESULT, "")
+    assert [r.recover() for r in reapers] == [[], [], []], "the first server seen is no change"
+    # What a promoted replica or a restarted server looks like: another run id than the one recorded
+    # (the replica holds the record the old primary wrote).
+    client.set("facerest:primary", "the-old-primary")
+    assert sorted(r.recover() for r in reapers) == [[], [], ["a", "b"]]
+    assert sent == ["a", "b"]
+    assert [r.recover() for r in reapers] == [[], [], []]
+
+
+def test_a_live_workers_claim_on_a_job_it_no_longer_runs_is_taken_back_by_itself(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    # A task that could not write its result (Redis unreachable) leaves its claim behind; the
+    # worker is alive, so only the worker itself can tell the claim is orphaned.
+    store, registry, sent = parts
+    registry.beat(info("w1"), 60)
+    registry.beat(info("w2"), 60)
+    running, orphaned, others = (new_job(store, name) for name in ("running", "orphaned", "others"))
+    for job, worker in ((running, "w1"), (orphaned, "w1"), (others, "w2")):
+        assert store.claim(job, worker).granted
+        store.mark_running(job, worker)
+    assert Reaper(store, registry, sent.append, "w1", lambda: {running}).reap() == [orphaned]
+    assert sent == [orphaned] and store.holders() == {running: "w1", others: "w2"}
+    assert store.state(orphaned).status is JobStatus.QUEUED
+    assert store.claim(orphaned, "w2").attempts == 2
