@@ -96,10 +96,10 @@ def draw(image: Image.Image, faces: Sequence[Face], style: DrawStyle) -> Image.I
             height = bottom - top
             # Above the box, or inside its top when the box touches the photo's top edge.
             y = y1 - height - 2 * stroke if y1 - height - 2 * stroke >= 0 else y1 + stroke
-            canvas.rectangle(
-                (x1, y, x1 + right - left + 2 * stroke, y + height + 2 * stroke), fill=LABEL_BACKGROUND
-            )
-            canvas.text((x1 + stroke - left, y + stroke - top), text, fill=TEXT_COLOUR, font=font)
+            width = right - left + 2 * stroke
+            x = max(0.0, min(x1, image.width - width))  # kept inside the photo's right edge
+            canvas.rectangle((x, y, x + width, y + height + 2 * stroke), fill=LABEL_BACKGROUND)
+            canvas.text((x + stroke - left, y + stroke - top), text, fill=TEXT_COLOUR, font=font)
     return image
 
 
