@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
@@ -89,6 +97,15 @@ class ImagesBody(BaseModel):
         "or detect_masks, else the list; docs/compatibility.md).",
     )
     msgpack: bool = Field(False, description="Answer in MessagePack (as Accept: application/x-msgpack does).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any) -> Any:
+        """``null`` for an option means its default, as in InsightFace-REST's schema (all its
+        options are Optional): its asyncio client sends ``"img_req_headers": null``."""
+        if isinstance(value, dict):
+            return {key: item for key, item in value.items() if item is not None}
+        return value
 
     @field_validator("api_ver", mode="before")
     @classmethod

@@ -129,6 +129,19 @@ def test_json_base64_gets_the_same_faces_as_msgpack(api: str) -> None:
     assert image.faces is not None and len(image.faces) == FACES
 
 
+def test_null_options_as_the_asyncio_client_sends_them(api: str) -> None:
+    """IFRClientAsync sends ``"img_req_headers": null`` when no headers are given."""
+    for use_msgpack in (True, False):
+        req = client_request({"data": [PHOTO]}, use_msgpack, img_req_headers=None)
+        if use_msgpack:
+            response = post_msgpack(api, req)
+        else:
+            req["images"] = {"data": [base64.b64encode(PHOTO).decode("ascii")]}
+            response = requests.post(f"{api}/extract", json=req, timeout=120)
+        (image,) = Envelope.model_validate(read_answer(response)).data
+        assert image.faces is not None and len(image.faces) == FACES
+
+
 def test_landmarks_and_face_data_as_the_client_reads_them(api: str) -> None:
     req = client_request({"data": [PHOTO]}, use_msgpack=True, return_landmarks=True, return_face_data=True)
     answer = read_answer(post_msgpack(api, req))

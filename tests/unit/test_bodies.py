@@ -76,6 +76,12 @@ def test_multipart_draw_options_as_insightface_rest_sends_them() -> None:
     assert req.images.data == [JPEG] and req.draw_landmarks is False and req.draw_scores is True
 
 
+def test_null_options_mean_their_defaults() -> None:
+    packed = msgpack.dumps({"images": {"data": [JPEG]}, "img_req_headers": None, "threshold": None})
+    req = _read(packed, "application/msgpack").request
+    assert req.img_req_headers == {} and req.threshold == 0.6
+
+
 def test_the_digest_is_of_the_bytes_sent() -> None:
     first = _read(orjson.dumps({"images": {"data": ["aGk="]}}), "application/json")
     again = _read(orjson.dumps({"images": {"data": ["aGk="]}}), "application/json")
