@@ -43,9 +43,11 @@ def test_msgpack_carries_raw_bytes_and_text() -> None:
     assert body.request.msgpack is True
 
 
-def test_bad_msgpack_is_invalid_request() -> None:
+@pytest.mark.parametrize("packed", [b"\xc1\x00", b"\x91" * 100_000 + b"\xc0", b"\x81\x01\x02"])
+def test_bad_msgpack_is_invalid_request(packed: bytes) -> None:
+    """An unused type byte, nesting past the unpacker's stack, an integer map key."""
     with pytest.raises(InvalidRequest, match="not valid MessagePack"):
-        _read(b"\xc1\x00", "application/x-msgpack")
+        _read(packed, "application/x-msgpack")
 
 
 def test_multipart_files_and_text_options() -> None:
