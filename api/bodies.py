@@ -36,6 +36,7 @@ from api.schemas import ImagesBody
 from shared.contract import ErrorInfo
 from shared.errors import FaceRestError, InvalidRequest, LimitExceeded
 from shared.images import decode_base64, probe
+from shared.settings import ResponseFormat
 
 Wire = Literal["json", "msgpack", "multipart"]
 RequestT = TypeVar("RequestT", bound=ImagesBody)
@@ -59,7 +60,7 @@ class Body(Generic[RequestT]):
     wire: Wire
     digest: str
 
-    def api_ver(self, response_format: str) -> Literal["1", "2"]:
+    def api_ver(self, response_format: ResponseFormat) -> Literal["1", "2"]:
         """The answer format: an explicit ``api_ver`` wins; else the deployment's setting
         (``v1``, ``envelope``) or, with ``auto``, the request's generation: a MessagePack or
         multipart body, or a field only the current InsightFace-REST client sends, gets the

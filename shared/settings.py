@@ -43,6 +43,8 @@ class Backend(StrEnum):
 
 
 Profile = Literal["insightface", "permissive"]
+# /extract's answer when a request sets no api_ver (api/bodies.py Body.api_ver).
+ResponseFormat = Literal["auto", "v1", "envelope"]
 # A model's registry key ("scrfd", "arcface", "genderage", ...): the worker's registry
 # (worker/inference/registry.py) checks at start that it names a known model of the right kind.
 ModelKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
@@ -111,7 +113,7 @@ class Settings(BaseSettings):
     # auto: the bare list for 2020-style requests, the envelope for today's InsightFace-REST client
     # (a MessagePack or multipart body, or its fields msgpack/img_req_headers/detect_masks);
     # v1: always the bare list; envelope: always the envelope (api_ver 2).
-    response_format: Literal["auto", "v1", "envelope"] = "auto"
+    response_format: ResponseFormat = "auto"
 
     # URL input (images.urls): private, loopback, link-local and multicast addresses are refused
     # unless listed here (comma-separated CIDRs or host names).

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from api.bodies import Body, Wire, read_body
 from api.schemas import DrawRequest, ExtractRequest
 from shared.errors import InvalidRequest
+from shared.settings import ResponseFormat
 
 APP = Flask("test-bodies")
 JPEG = b"\xff\xd8\xff\xe0 raw image bytes"
@@ -107,7 +108,9 @@ def test_the_digest_is_of_the_bytes_sent() -> None:
         ({"api_ver": "1"}, "json", "envelope", "1"),
     ],
 )
-def test_answer_format_rule(fields: dict[str, Any], wire: Wire, setting: str, expected: str) -> None:
+def test_answer_format_rule(
+    fields: dict[str, Any], wire: Wire, setting: ResponseFormat, expected: str
+) -> None:
     request = ExtractRequest.model_validate({"images": {"data": ["aGk="]}, **fields})
     assert Body(request, wire, "").api_ver(setting) == expected
 
