@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip install -q
 # `make run` adds the test tools and PyTorch.
 #   run:   the API, Flower, the launcher and the worker with its runtimes and weights
 #   mtcnn: PyTorch for the MTCNN detector (`make run MTCNN=1`; the tests always use it)
-#   dev:   test, lint and benchmark tools and the reference implementations
+#   dev:   test, lint and benchmark tools, the reference implementations and the Python client
 RUN_STAMP := $(VENV)/.facerest-run
 MTCNN_STAMP := $(VENV)/.facerest-mtcnn
 DEV_STAMP := $(VENV)/.facerest-dev
@@ -37,8 +37,10 @@ $(MTCNN_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) -e ".[worker,mtcnn]"
 	touch $@
 
-$(DEV_STAMP): pyproject.toml $(RUN_STAMP)
+$(DEV_STAMP): pyproject.toml client/pyproject.toml $(RUN_STAMP)
 	$(PIP) -e ".[worker,dev]"
+	# The Python client (its own package, no server dependencies): the tests and benchmarks use it.
+	$(PIP) -e client
 	touch $@
 
 run: setup

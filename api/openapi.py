@@ -53,10 +53,22 @@ class Header:
 
 
 @dataclass(frozen=True, slots=True)
+class Upload:
+    """The request also comes as multipart/form-data: image files in ``field``, options as form
+    fields (api/bodies.py), so Swagger's Try it out shows a file picker."""
+
+    field: str = "file"
+    multiple: bool = True  # the field may repeat: one image per file
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     summary: str
     replies: Mapping[int, Reply]
-    request: Any = None  # the type that validates the JSON body
+    request: Any = None  # the type that validates the body (JSON, and MessagePack when msgpack_request)
+    msgpack_request: bool = False  # also application/msgpack: images.data as raw bytes
+    upload: Upload | None = None  # also (or, without request media types, only) multipart
+    multipart_only: bool = False
     query: tuple[Query, ...] = ()
     headers: tuple[Header, ...] = ()
     # Needs no API key (health checks, readiness): the auth replies are not documented either.
@@ -110,8 +122,44 @@ class _Schemas:
         document["components"]["schemas"] = defs.get("$defs", {})
 
 
+# A file: Swagger UI 5 shows a file picker for an OpenAPI 3.1 schema with contentMediaType (its
+# 3.0 rule, format binary, is kept for other tools).
+BINARY: Mapping[str, str] = {
+    "type": "string",
+    "format": "binary",
+    "contentMediaType": "application/octet-stream",
+}
+
+
+def _form_schema(model: Any, upload: Upload) -> dict[str, Any]:
+    """The multipart form of ``model``: its options as fields, next to the file field."""
+    schema = model.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
+    options = {name: prop for name, prop in schema["properties"].items() if name != "images"}
+    files: dict[str, Any] = {"type": "array", "items": dict(BINARY)} if upload.multiple else dict(BINARY)
+    files["description"] = "Image file" + ("s, one image per part" if upload.multiple else "")
+    urls = {"type": "array", "items": {"type": "string"}, "description": "Image URLs (images.urls)"}
+    return {"type": "object", "properties": {upload.field: files, "urls": urls, **options}}
+
+
+def _request_body(operation: Operation, schemas: _Schemas) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    if not operation.multipart_only:
+        content["application/json"] = {"schema": schemas.ref(operation.request, "validation")}
+        if operation.msgpack_request:
+            content["application/msgpack"] = {
+                "schema": schemas.ref(operation.request, "validation"),
+                "description": "The same map in MessagePack; images.data may hold raw bytes (bin)",
+            }
+    if operation.upload is not None:
+        content["multipart/form-data"] = {"schema": _form_schema(operation.request, operation.upload)}
+    return {"required": True, "content": content}
+
+
 def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
-    schema = schemas.ref(reply.body) if reply.body is not None else {}
+    if reply.body is not None:
+        schema = schemas.ref(reply.body)
+    else:
+        schema = dict(BINARY) if reply.media_type.startswith("image/") else {}
     content = {reply.media_type: {"schema": schema}}
     if reply.msgpack:
         content[MSGPACK] = {"schema": {}}
@@ -138,8 +186,7 @@ def _operation(operation: Operation, path_arguments: list[str], schemas: _Schema
     if parameters:
         out["parameters"] = parameters
     if operation.request is not None:
-        body = {"application/json": {"schema": schemas.ref(operation.request, "validation")}}
-        out["requestBody"] = {"required": True, "content": body}
+        out["requestBody"] = _request_body(operation, schemas)
     replies = dict(operation.replies)
     if operation.open:
         out["security"] = []

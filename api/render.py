@@ -12,7 +12,18 @@ import numpy as np
 import orjson
 from flask import Request, Response
 
-from api.schemas import ErrorBody, ErrorDetail, ExtractV1, ExtractV2, FaceV1, FaceV2, ImageV2, ModelV2
+from api.schemas import (
+    ErrorBody,
+    ErrorDetail,
+    ExtractV1,
+    ExtractV2,
+    FaceV1,
+    FaceV2,
+    ImagesBody,
+    ImageV2,
+    ModelV2,
+    TookV2,
+)
 from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings, worker_id
 from shared.errors import FaceRestError, from_info
 
@@ -21,6 +32,17 @@ MSGPACK = "application/x-msgpack"
 
 def wants_msgpack(request: Request, flag: bool = False) -> bool:
     return flag or request.accept_mimetypes.best_match(["application/json", MSGPACK]) == MSGPACK
+
+
+MASKS_UNSUPPORTED = (
+    "detect_masks: not supported, no mask detection model ships under a usable license; "
+    "mask_probs is null (docs/compatibility.md)"
+)
+
+
+def request_warnings(body: ImagesBody) -> tuple[str, ...]:
+    """What the request asked for that the service does not serve, to be said in the answer."""
+    return (MASKS_UNSUPPORTED,) if body.detect_masks else ()
 
 
 def image_label(index: int, data_count: int) -> str:
@@ -96,14 +118,23 @@ def render_v1(images: list[ImageResult], landmarks: bool) -> ExtractV1:
     return [[_face_v1(face, i, landmarks) for i, face in enumerate(image.faces)] for image in images]
 
 
-def _face_v2(face: Face, landmarks: bool) -> FaceV2:
+def _face_v2(face: Face, index: int, landmarks: bool) -> FaceV2:
     x1, y1, x2, y2 = face.bbox
-    out: FaceV2 = {"bbox": face.bbox, "prob": face.prob, "size": [round(x2 - x1, 2), round(y2 - y1, 2)]}
+    out: FaceV2 = {
+        "num_det": index,
+        "prob": face.prob,
+        "bbox": [round(v) for v in face.bbox],
+        "size": round(x2 - x1),
+        "landmarks": [[round(x), round(y)] for x, y in face.landmarks] if landmarks else None,
+        "vec": _vector(face),
+        "norm": face.norm if face.vec is not None else None,
+        "facedata": None,
+        "mask_probs": None,
+        "bbox_float": face.bbox,
+        "size_wh": [round(x2 - x1, 2), round(y2 - y1, 2)],
+    }
     if landmarks:
-        out["landmarks"] = face.landmarks
-    if face.vec is not None:
-        out["vec"] = _vector(face)
-        out["norm"] = face.norm
+        out["landmarks_float"] = face.landmarks
     _attributes(face, out)
     return out
 
@@ -121,13 +152,16 @@ def error_detail(error: ErrorInfo) -> ErrorDetail:
 
 
 def _image_v2(image: ImageResult, landmarks: bool) -> ImageV2:
-    out: ImageV2 = {"status": image.status, "took_ms": image.took_ms}
+    out: ImageV2 = {
+        "status": image.status,
+        "took_ms": image.took_ms,
+        "faces": [_face_v2(face, index, landmarks) for index, face in enumerate(image.faces)],
+    }
     if image.error is not None:
         out["error"] = _error_body(image.error)
         return out
     if image.size is not None:
         out["size"] = image.size
-    out["faces"] = [_face_v2(face, landmarks) for face in image.faces]
     if image.timings is not None:
         out["timings"] = image.timings
     return out
@@ -137,17 +171,30 @@ def _model(ref: ModelRef) -> ModelV2:
     return {"key": ref.key, "name": ref.name, "version": ref.version, "license": ref.license}
 
 
+def took(total_ms: float, worker_ms: float | None = None) -> TookV2:
+    """The envelope's ``took``: ``total_ms`` is what InsightFace-REST's client requires."""
+    out: TookV2 = {"total_ms": round(total_ms, 3)}
+    if worker_ms is not None:
+        out["worker_ms"] = worker_ms
+    return out
+
+
 def render_v2(
-    result: ExtractResult, images: list[ImageResult], landmarks: bool, total_ms: float
+    result: ExtractResult, images: list[ImageResult], render: RenderSettings, total_ms: float
 ) -> ExtractV2:
-    return {
-        "took": {"total_ms": round(total_ms, 3), "worker_ms": result.took_ms},
+    """The envelope ``{"took", "data": [per image], ...}``: the shape of InsightFace-REST's
+    current responses; endpoints with other items reuse ``took`` and this layout."""
+    out: ExtractV2 = {
+        "took": took(total_ms, result.took_ms),
+        "data": [_image_v2(image, render.landmarks) for image in images],
         "worker": worker_id(result.worker),
         # Vectors of different recognizers are never comparable: say which one made these.
         "recognizer": _model(result.recognizer),
         "detector": _model(result.detector),
-        "data": [_image_v2(image, landmarks) for image in images],
     }
+    if render.warnings:
+        out["warnings"] = list(render.warnings)
+    return out
 
 
 def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
@@ -157,7 +204,7 @@ def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> Ex
         raise failure
     images = merged_images(render, result.images)
     if render.api_ver == "2":
-        return render_v2(result, images, render.landmarks, total_ms)
+        return render_v2(result, images, render, total_ms)
     return render_v1(images, render.landmarks)
 
 

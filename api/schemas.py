@@ -5,20 +5,59 @@ types, so the document cannot drift from what is validated and sent.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, with_config
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
 
+# An image as the body carries it: a base64 string (JSON, or MessagePack from a client that
+# encodes anyway) or the file's raw bytes (MessagePack bin, multipart file). The schema documents
+# the JSON form; api/bodies.py explains the others.
+ImageData = Annotated[
+    str | bytes,
+    WithJsonSchema({"type": "string", "description": "base64 image file (raw bytes in MessagePack)"}),
+]
+# The headers an image request may not set: the fetcher sets them itself (Host, Accept-Encoding:
+# identity keeps compressed bombs out) or they belong to the connection, not the request.
+FORBIDDEN_FETCH_HEADERS = frozenset(
+    {
+        "host",
+        "accept-encoding",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+        "keep-alive",
+        "trailer",
+        "expect",
+    }
+)
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+MAX_FETCH_HEADERS = 32
+MAX_FETCH_HEADER_BYTES = 8192
+
 
 class Images(BaseModel):
-    """Images as base64 strings (plain or ``data:`` URLs) and/or http(s) URLs the API fetches."""
+    """Images as base64 strings (plain or ``data:`` URLs) or raw bytes, and/or http(s) URLs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    data: list[str] = Field(default_factory=list, description="Base64-encoded image files.")
+    data: list[ImageData] = Field(
+        default_factory=list,
+        description="Base64-encoded image files (raw bytes in a MessagePack body; multipart: file fields).",
+    )
     urls: list[str] = Field(
         default_factory=list,
         description="http(s) URLs of image files, answered after the images in data. Private, "
@@ -30,15 +69,69 @@ class Images(BaseModel):
         return len(self.data) + len(self.urls)
 
 
-class ExtractRequest(BaseModel):
-    """POST /extract, in the format of the original InsightFace-REST.
+class ImagesBody(BaseModel):
+    """What every request that carries images has: the images, and how to fetch their URLs.
 
-    Unknown fields are ignored so that clients written for the original keep working.
+    api/bodies.py reads it from JSON, MessagePack or multipart; routes subclass it with their
+    own options (ExtractRequest, DrawRequest, and the recognition requests).
     """
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     images: Images
+    img_req_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent with each images.urls request (e.g. Authorization, Cookie, "
+        "User-Agent), to the URL's own host only: dropped on a redirect to another host. Host, "
+        "Accept-Encoding and connection headers are refused.",
+    )
+    detect_masks: bool = Field(
+        False,
+        description="Not supported (no mask model ships under a usable license): true answers "
+        "mask_probs null and a warning (docs/compatibility.md).",
+    )
+    api_ver: Literal["1", "2"] | None = Field(
+        None,
+        description='"1": the bare list; "2": the envelope. Unset: FACEREST_RESPONSE_FORMAT decides '
+        "(auto: the envelope for a MessagePack or multipart body or one with msgpack, img_req_headers "
+        "or detect_masks, else the list; docs/compatibility.md).",
+    )
+    msgpack: bool = Field(False, description="Answer in MessagePack (as Accept: application/x-msgpack does).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any) -> Any:
+        """``null`` for an option means its default, as in InsightFace-REST's schema (all its
+        options are Optional): its asyncio client sends ``"img_req_headers": null``."""
+        if isinstance(value, dict):
+            return {key: item for key, item in value.items() if item is not None}
+        return value
+
+    @field_validator("api_ver", mode="before")
+    @classmethod
+    def _api_ver_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @field_validator("img_req_headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_FETCH_HEADERS:
+            raise ValueError(f"at most {MAX_FETCH_HEADERS} headers")
+        if sum(len(k) + len(v) for k, v in value.items()) > MAX_FETCH_HEADER_BYTES:
+            raise ValueError(f"at most {MAX_FETCH_HEADER_BYTES} bytes of headers")
+        for name, text in value.items():
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if name.lower() in FORBIDDEN_FETCH_HEADERS or name.lower().startswith("proxy-"):
+                raise ValueError(f"header {name!r} is set by the fetcher and cannot be sent")
+            if any(c in text for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: line breaks and NUL are not allowed")
+        return value
+
+
+class DetectionRequest(ImagesBody):
+    """The detection options every endpoint that finds faces takes (/extract, /draw_detections)."""
+
     max_size: list[int] | int = Field(
         default=list(DEFAULT_MAX_SIZE),
         description="[width, height] an image is scaled down to (never up) before detection, "
@@ -49,11 +142,6 @@ class ExtractRequest(BaseModel):
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_THRESHOLD
     limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
     min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
-    extract_embedding: bool = True
-    return_landmarks: bool | Literal["106"] = Field(
-        False, description='true: the 5 keypoints; "106": also the 106 dense landmarks (2d106det).'
-    )
-    extract_ga: bool = Field(False, description="Gender (with its probability) and age of each face.")
     detector: str | None = Field(
         None,
         pattern=r"^[a-z][a-z0-9_]*$",
@@ -61,17 +149,6 @@ class ExtractRequest(BaseModel):
         description="Detector to use (scrfd, retinaface, mtcnn: /info lists the loaded ones); "
         "the worker's first configured detector when omitted.",
     )
-    return_face_data: bool = False
-    embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
-    verbose_timings: bool = False
-    api_ver: Literal["1", "2"] = "1"
-    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
-    msgpack: bool = Field(False, description="Answer in MessagePack (as Accept does).")
-
-    @field_validator("api_ver", mode="before")
-    @classmethod
-    def _api_ver_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
 
     @field_validator("max_size")
     @classmethod
@@ -85,10 +162,30 @@ class ExtractRequest(BaseModel):
             raise ValueError("max_size: each side must be 0 or at least 32")
         return value
 
-    def options(self, max_faces: int) -> AnalysisOptions:
+    def max_size_pair(self) -> tuple[int, int]:
         sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
+        return sizes[0], sizes[1]
+
+
+class ExtractRequest(DetectionRequest):
+    """POST /extract, in the format of InsightFace-REST (its 2020 and its current clients).
+
+    Unknown fields are ignored so that clients written for the original keep working.
+    """
+
+    extract_embedding: bool = True
+    return_landmarks: bool | Literal["106"] = Field(
+        False, description='true: the 5 keypoints; "106": also the 106 dense landmarks (2d106det).'
+    )
+    extract_ga: bool = Field(False, description="Gender (with its probability) and age of each face.")
+    return_face_data: bool = False
+    embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
+    verbose_timings: bool = False
+    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+
+    def options(self, max_faces: int) -> AnalysisOptions:
         return AnalysisOptions(
-            max_size=(sizes[0], sizes[1]),
+            max_size=self.max_size_pair(),
             threshold=self.threshold,
             limit_faces=min(self.limit_faces or max_faces, max_faces),
             min_face_size=self.min_face_size,
@@ -100,6 +197,31 @@ class ExtractRequest(BaseModel):
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
             verbose_timings=self.verbose_timings,
+        )
+
+
+class DrawRequest(DetectionRequest):
+    """POST /draw_detections (and the form fields of /multipart/draw_detections): the first image
+    with its faces drawn, InsightFace-REST's options plus the 106 landmarks and gender/age."""
+
+    draw_landmarks: bool | Literal["106"] = Field(
+        True, description='Draw the 5 keypoints; "106": the 106 dense landmarks instead.'
+    )
+    draw_scores: bool = Field(True, description="Write each face's detection score.")
+    draw_sizes: bool = Field(True, description="Write each face's box width in pixels.")
+    draw_ga: bool = Field(False, description="Write each face's gender and age.")
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        return AnalysisOptions(
+            max_size=self.max_size_pair(),
+            threshold=self.threshold,
+            limit_faces=min(self.limit_faces or max_faces, max_faces),
+            min_face_size=self.min_face_size,
+            extract_embedding=False,
+            return_landmarks=True,
+            return_landmarks106=self.draw_landmarks == "106",
+            extract_ga=self.draw_ga,
+            detector=self.detector,
         )
 
 
@@ -162,17 +284,24 @@ ExtractV1 = list[list[FaceV1]]
 
 @with_config(ConfigDict(extra="forbid"))
 class FaceV2(TypedDict):
-    bbox: Annotated[
-        tuple[float, float, float, float], Field(description="x1, y1, x2, y2 in original image pixels")
+    """A face in the envelope (api_ver 2). The fields InsightFace-REST's current client reads
+    come with the types it reads (integer pixels; null where not asked); the float geometry
+    stays under its own names."""
+
+    num_det: Annotated[int, Field(description="Index of the face in its image")]
+    prob: Annotated[float, Field(description="Detection score")]
+    bbox: Annotated[list[int], Field(description="x1, y1, x2, y2, original image pixels, rounded")]
+    size: Annotated[int, Field(description="Box width in pixels, rounded (as InsightFace-REST)")]
+    landmarks: Annotated[
+        list[list[int]] | None, Field(description="The 5 keypoints, rounded, with return_landmarks")
     ]
-    prob: float
-    size: Annotated[list[float], Field(description="Box width and height in pixels")]
-    landmarks: NotRequired[list[Point]]
-    vec: NotRequired[Vector]
-    norm: NotRequired[
-        Annotated[float | None, Field(description="Norm of the raw embedding (a quality hint)")]
-    ]
-    facedata: NotRequired[str]
+    vec: Vector | None
+    norm: Annotated[float | None, Field(description="Norm of the raw embedding (a quality hint)")]
+    facedata: Annotated[str | None, Field(description="Aligned crop, base64 JPEG, with return_face_data")]
+    mask_probs: Annotated[None, Field(description="Always null: mask detection is not supported")]
+    bbox_float: Annotated[tuple[float, float, float, float], Field(description="x1, y1, x2, y2, unrounded")]
+    size_wh: Annotated[list[float], Field(description="Box width and height in pixels, unrounded")]
+    landmarks_float: NotRequired[list[Point]]
     gender: NotRequired[Literal["female", "male"]]
     gender_score: NotRequired[float]
     age: NotRequired[float]
@@ -181,10 +310,10 @@ class FaceV2(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class ImageV2(TypedDict):
-    status: Literal["ok", "error"]
+    status: Annotated[Literal["ok", "error"], Field(description='InsightFace-REST says "failed" for "error"')]
     took_ms: float
+    faces: Annotated[list[FaceV2], Field(description="Empty for an image in error")]
     size: NotRequired[Annotated[tuple[int, int], Field(description="Image width and height")]]
-    faces: NotRequired[list[FaceV2]]
     error: NotRequired[ErrorBody]
     timings: NotRequired[dict[str, float]]
 
@@ -197,19 +326,24 @@ class ModelV2(TypedDict):
 
 
 class TookV2(TypedDict):
-    total_ms: float
-    worker_ms: float
+    total_ms: Annotated[float, Field(description="From the request's arrival to the answer")]
+    worker_ms: NotRequired[Annotated[float, Field(description="The job's time in the worker")]]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class ExtractV2(TypedDict):
+    """The envelope: InsightFace-REST's current response, with facerest's fields next to it."""
+
     took: TookV2
+    data: list[ImageV2]
     worker: str
     detector: ModelV2
     recognizer: Annotated[
         ModelV2, Field(description="Made the vectors; vectors of different recognizers never compare")
     ]
-    data: list[ImageV2]
+    warnings: NotRequired[
+        Annotated[list[str], Field(description="Options asked for but not served (detect_masks)")]
+    ]
 
 
 JobStatusName = Literal["queued", "running", "done", "failed"]
@@ -251,6 +385,23 @@ class ReadyBody(TypedDict):
     draining: NotRequired[bool]
 
 
+class InfoModels(TypedDict):
+    """/info's ``models`` in InsightFace-REST's shape (its client's server_info() reads it), with
+    every loaded model's license and SHA-256 under ``loaded``."""
+
+    inference_backend: Annotated[str, Field(description="onnxruntime, openvino, or both (per model kind)")]
+    det_name: Annotated[str | None, Field(description="The default detector's model (null: no worker)")]
+    rec_name: str | None
+    ga_name: str | None
+    mask_detector: Annotated[None, Field(description="Always null: no mask model")]
+    max_size: Annotated[list[int], Field(description="The default max_size of a request")]
+    det_batch_size: Annotated[int, Field(description="Images per detector call, at most")]
+    rec_batch_size: Annotated[int, Field(description="Faces per recognizer call, at most")]
+    loaded: Annotated[
+        list[dict[str, Any]], Field(description="Each loaded model with its license and SHA-256")
+    ]
+
+
 class InfoBody(TypedDict):
     name: str
     version: str
@@ -258,9 +409,8 @@ class InfoBody(TypedDict):
     workers: Annotated[
         list[dict[str, Any]], Field(description="Each worker's heartbeat: device, models, concurrency")
     ]
-    models: Annotated[
-        list[dict[str, Any]], Field(description="Each loaded model with its license and SHA-256")
-    ]
+    models: InfoModels
+    defaults: Annotated[dict[str, Any], Field(description="The request defaults, as InsightFace-REST")]
     detectors: Annotated[list[str], Field(description="What every online worker can serve")]
     attributes: list[str]
     recognizers: Annotated[

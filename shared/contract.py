@@ -123,6 +123,8 @@ class RenderSettings(msgspec.Struct, frozen=True):
     api_errors: dict[int, ErrorInfo] = {}
     # The SHA-256 digest (hex) of the creator's API key; "" with keys off. /results answers only it.
     owner: str = ""
+    # Options the request asked for that the service does not serve (detect_masks), told in the answer.
+    warnings: tuple[str, ...] = ()
 
 
 class RecognizerInfo(msgspec.Struct, frozen=True):

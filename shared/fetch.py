@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -92,17 +92,25 @@ class UrlFetcher:
         self._resolve = resolver
         self._ca_certs = ca_certs
 
-    def fetch(self, url: str) -> bytes:
-        """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error."""
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
+        """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error.
+
+        ``headers`` (a client's ``img_req_headers``: a cookie, a token) go to the URL's own
+        origin only: a redirect elsewhere must not carry a client's credentials to a third host.
+        The fetcher's own Host and Accept-Encoding always win (api/schemas.py refuses them).
+        """
         deadline = time.monotonic() + self._timeout_s
         current = url
+        origin: tuple[str, str, int] | None = None
         for hop_number in range(self._max_redirects + 1):
             where = "" if hop_number == 0 else f"redirect to {current!r}: "
             try:
                 hop = self._check(current)
             except UrlRefused as exc:
                 raise UrlRefused(where + exc.message) from None
-            response = self._request(hop, deadline, where)
+            origin = origin or (hop.scheme, hop.host.lower(), hop.port)
+            same_origin = (hop.scheme, hop.host.lower(), hop.port) == origin
+            response = self._request(hop, deadline, where, headers if same_origin else None)
             try:
                 if response.status in REDIRECTS:
                     location = response.headers.get("Location")
@@ -154,7 +162,9 @@ class UrlFetcher:
             target += "?" + parts.query
         return _Hop(scheme, host, port, target, str(addresses[0]))
 
-    def _request(self, hop: _Hop, deadline: float, where: str) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self, hop: _Hop, deadline: float, where: str, extra: Mapping[str, str] | None
+    ) -> urllib3.BaseHTTPResponse:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
@@ -181,17 +191,17 @@ class UrlFetcher:
         host_header = hop.host if default_port else f"{hop.host}:{hop.port}"
         if ":" in hop.host:
             host_header = f"[{hop.host}]" if default_port else f"[{hop.host}]:{hop.port}"
+        # Case-insensitive: a client's "user-agent" replaces ours instead of going out twice.
+        headers = urllib3.HTTPHeaderDict({"User-Agent": "facerest", "Accept": "image/*"})
+        headers.update(extra or {})
+        headers["Host"] = host_header
+        # Compressed transfer could hide a bomb behind the byte limit.
+        headers["Accept-Encoding"] = "identity"
         try:
             return pool.urlopen(
                 "GET",
                 hop.target,
-                headers={
-                    "Host": host_header,
-                    "User-Agent": "facerest",
-                    "Accept": "image/*",
-                    # Compressed transfer could hide a bomb behind the byte limit.
-                    "Accept-Encoding": "identity",
-                },
+                headers=headers,
                 redirect=False,
                 retries=False,
                 preload_content=False,

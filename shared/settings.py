@@ -27,6 +27,13 @@ ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
+# Faces per recognizer call by default (bench/batching.py). On a CPU, ArcFace costs the same per
+# face from batch 2 up, while each batch's activations stay resident: batch 32 held 350 MB more
+# than batch 8. On a GPU, batch 32 costs half as much per face as batch 8.
+CPU_BATCH_MAX_FACES = 8
+GPU_BATCH_MAX_FACES = 32
+
+
 class Backend(StrEnum):
     """The runtime a model runs on; ``auto`` picks the fastest measured for that model and device."""
 
@@ -36,6 +43,8 @@ class Backend(StrEnum):
 
 
 Profile = Literal["insightface", "permissive"]
+# /extract's answer when a request sets no api_ver (api/bodies.py Body.api_ver).
+ResponseFormat = Literal["auto", "v1", "envelope"]
 # A model's registry key ("scrfd", "arcface", "genderage", ...): the worker's registry
 # (worker/inference/registry.py) checks at start that it names a known model of the right kind.
 ModelKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=32)]
@@ -100,6 +109,11 @@ class Settings(BaseSettings):
     # Overload: more queued jobs than this and /extract answers 503 with Retry-After at once.
     max_queue_depth: Annotated[int, Field(gt=0)] = 100
     retry_after_s: Annotated[int, Field(gt=0, le=3600)] = 5
+    # The answer format of /extract when a request sets no api_ver (docs/compatibility.md):
+    # auto: the bare list for 2020-style requests, the envelope for today's InsightFace-REST client
+    # (a MessagePack or multipart body, or its fields msgpack/img_req_headers/detect_masks);
+    # v1: always the bare list; envelope: always the envelope (api_ver 2).
+    response_format: ResponseFormat = "auto"
 
     # URL input (images.urls): private, loopback, link-local and multicast addresses are refused
     # unless listed here (comma-separated CIDRs or host names).
@@ -246,6 +260,10 @@ class Settings(BaseSettings):
     def replicated(self) -> bool:
         """Redis runs with Sentinel and replicas: writes that must survive a failover wait for one."""
         return is_sentinel(self.redis_url)
+
+    def recognizer_batch(self, on_gpu: bool) -> int:
+        """Faces per recognizer call on a CPU or a GPU: batch_max_faces, or the device's default."""
+        return self.batch_max_faces or (GPU_BATCH_MAX_FACES if on_gpu else CPU_BATCH_MAX_FACES)
 
     @property
     def heartbeat_ttl_s(self) -> int:

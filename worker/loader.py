@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from shared.images import configure_pillow
-from shared.settings import Settings
+from shared.settings import CPU_BATCH_MAX_FACES, GPU_BATCH_MAX_FACES, Settings
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels, BatchLimits
 from worker.inference.registry import select
 from worker.inference.session import Device
 from worker.models.base import LoadedModels
-
-# Faces per recognizer call by default (bench/batching.py). On a CPU, ArcFace costs the same per
-# face from batch 2 up, while each batch's activations stay resident: batch 32 held 350 MB more
-# than batch 8. On a GPU, batch 32 costs half as much per face as batch 8.
-CPU_BATCH_MAX_FACES = 8
-GPU_BATCH_MAX_FACES = 32
 
 
 def default_batch_max_faces(device: Device) -> int:

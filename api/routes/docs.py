@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import swagger_ui_bundle
+import importlib.util
+from pathlib import Path
+
 from flask import Blueprint, Response, redirect, send_from_directory
 from werkzeug.wrappers.response import Response as BaseResponse
 
@@ -10,6 +12,18 @@ from api.context import context
 from api.openapi import SWAGGER_PAGE
 
 bp = Blueprint("docs", __name__)
+
+
+def _swagger_static() -> Path:
+    """Swagger UI's files in the swagger-ui-py package, found without importing it (its
+    ``__init__`` loads its framework adapters, which facerest does not use)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+SWAGGER_STATIC = _swagger_static()
 
 
 @bp.get("/")
@@ -29,4 +43,4 @@ def docs() -> Response:
 
 @bp.get("/docs/static/<path:name>")
 def docs_static(name: str) -> Response:
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, name)
+    return send_from_directory(SWAGGER_STATIC, name)

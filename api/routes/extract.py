@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any
 
-import orjson
 from flask import Blueprint, Response, g, request
 
 from api.auth import presented_key
 from api.availability import check_request
+from api.bodies import Body, read_body, read_images
 from api.context import ApiContext, context
-from api.openapi import Header, Operation, Reply, documented
-from api.render import encode, render, request_failure, wants_msgpack
+from api.openapi import Header, Operation, Reply, Upload, documented
+from api.render import encode, render, request_failure, request_warnings, wants_msgpack
 from api.schemas import ErrorDetail, ExtractRequest, ExtractV1, ExtractV2, JobAccepted
-from shared.contract import ErrorInfo, ExtractJob, ExtractResult, IdempotencyRecord, RenderSettings
+from shared.contract import ExtractJob, ExtractResult, IdempotencyRecord, RenderSettings
 from shared.errors import (
-    FaceRestError,
     IdempotencyConflict,
     InvalidField,
     InvalidRequest,
@@ -33,29 +27,22 @@ from shared.errors import (
     ResultTimeout,
     from_info,
 )
-from shared.images import decode_base64, probe
 from shared.jobs import FINISHED, JobStatus
 from shared.queue import EXTRACT_TASK
 
 bp = Blueprint("extract", __name__)
 log = logging.getLogger("facerest.api")
 
-URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Options asked for and not served (detect_masks), also for the list format, which has no room.
+WARNING_HEADER = "X-Facerest-Warning"
 # Printable ASCII without spaces: a UUID, a hash, a client's own request id.
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
 # With Sentinel: how long a request waits for a Redis replica to hold its new job.
 REPLICA_WAIT_MS = 1000
 
 
-def _json_body(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
-
-
-def _owner(ctx: ApiContext) -> str:
+def request_owner(ctx: ApiContext) -> str:
     """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
     api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
     return ctx.api_keys.scope(api_key)
@@ -71,7 +58,7 @@ def _idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     return ctx.store.idempotency_key(owner, value)
 
 
-def _check_queue(ctx: ApiContext) -> None:
+def check_queue(ctx: ApiContext) -> None:
     """Refuse new work at once while the queue is full, instead of letting requests pile up."""
     depth = int(ctx.redis.llen(ctx.settings.queue))
     if depth >= ctx.settings.max_queue_depth:
@@ -80,40 +67,6 @@ def _check_queue(ctx: ApiContext) -> None:
             f"retry in {ctx.settings.retry_after_s} s",
             ctx.settings.retry_after_s,
         )
-
-
-def _fetch(ctx: ApiContext, url: str) -> bytes:
-    data = ctx.fetcher.fetch(url)
-    probe(data, ctx.settings.max_image_pixels)
-    return data
-
-
-def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes], dict[int, ErrorInfo]]:
-    """Decode base64, fetch URLs and check headers: the accepted images for the worker, and the
-    refused ones' errors by request position (kept by the API, merged when it answers)."""
-    settings = ctx.settings
-    images: list[bytes] = []
-    errors: dict[int, ErrorInfo] = {}
-
-    def read(index: int, where: str, data: Callable[[], bytes]) -> None:
-        try:
-            images.append(data())
-        except FaceRestError as exc:
-            errors[index] = ErrorInfo(exc.code, f"{where}: {exc.message}")
-
-    def from_base64(text: str) -> bytes:
-        data = decode_base64(text, settings.max_image_bytes)
-        probe(data, settings.max_image_pixels)
-        return data
-
-    for index, text in enumerate(req.images.data):
-        read(index, f"images.data[{index}]", partial(from_base64, text))
-    if req.images.urls:
-        with ThreadPoolExecutor(min(URL_FETCH_THREADS, len(req.images.urls))) as pool:
-            futures = [pool.submit(_fetch, ctx, url) for url in req.images.urls]
-            for offset, (url, future) in enumerate(zip(req.images.urls, futures, strict=True)):
-                read(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", future.result)
-    return images, errors
 
 
 def _replicate(ctx: ApiContext, job_id: str) -> None:
@@ -131,6 +84,8 @@ def _faces(result: ExtractResult) -> int:
 EXTRACT_DOC = Operation(
     summary="Detect faces and extract embeddings",
     request=ExtractRequest,
+    msgpack_request=True,
+    upload=Upload(),
     headers=(
         Header(
             IDEMPOTENCY_HEADER,
@@ -143,8 +98,9 @@ EXTRACT_DOC = Operation(
     ),
     replies={
         200: Reply(
-            "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. MessagePack when Accept is "
-            "application/x-msgpack.",
+            "api_ver 1: a list of faces per image; api_ver 2: the envelope ExtractV2. Without "
+            "api_ver, FACEREST_RESPONSE_FORMAT decides (docs/compatibility.md). MessagePack when "
+            "Accept is application/x-msgpack or msgpack is true.",
             ExtractV1 | ExtractV2,
             msgpack=True,
         ),
@@ -178,17 +134,16 @@ EXTRACT_DOC = Operation(
 def extract() -> Response:
     started = time.perf_counter()
     ctx = context()
-    owner = _owner(ctx)
+    owner = request_owner(ctx)
     idempotency_key = _idempotency_key(ctx, owner)
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if idempotency_key is None else ctx.store.idempotency(idempotency_key)
     if record is None:
-        _check_queue(ctx)
-    body = request.get_data(cache=False)
-    digest = hashlib.sha256(body).hexdigest()
+        check_queue(ctx)
+    body = read_body(ExtractRequest)
     if record is not None:
-        return _replay(ctx, record, idempotency_key, digest, body, started)
-    req = ExtractRequest.model_validate(_json_body(body))
+        return _replay(ctx, record, idempotency_key, body, started)
+    req = body.request
     count = req.images.count
     if count == 0:
         raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
@@ -198,13 +153,15 @@ def extract() -> Response:
         raise InvalidField(f"limit_faces={req.limit_faces} is more than max_faces={ctx.settings.max_faces}")
     options = req.options(ctx.settings.max_faces)
     check_request(options, ctx.workers.online())
-    images, errors = _read_images(ctx, req)
+    read = read_images(ctx, req)
+    images = read.accepted
     settings = RenderSettings(
-        api_ver=req.api_ver,
+        api_ver=body.api_ver(ctx.settings.response_format),
         landmarks=bool(req.return_landmarks),
         data_count=len(req.images.data),
-        api_errors=errors,
+        api_errors=read.errors,
         owner=owner,
+        warnings=request_warnings(req),
     )
     failure = request_failure(settings)
     if failure is not None:
@@ -214,12 +171,12 @@ def extract() -> Response:
     job = ExtractJob(images, options, g.request_id)
     # The key is recorded with the job, atomically: a concurrent request with the same key that
     # got there first made the job, and this one answers from it.
-    claimed = None if idempotency_key is None else (idempotency_key, digest)
+    claimed = None if idempotency_key is None else (idempotency_key, body.digest)
     existing = ctx.store.create(job_id, job, settings, claimed)
     if existing is not None:
-        return _replay(ctx, existing, idempotency_key, digest, body, started)
+        return _replay(ctx, existing, idempotency_key, body, started)
     ctx.metrics.images.observe(count)
-    _send(ctx, job_id, idempotent=claimed is not None)
+    send(ctx, job_id, idempotent=claimed is not None)
 
     as_msgpack = wants_msgpack(request, req.msgpack)
     if req.run_async:
@@ -228,7 +185,7 @@ def extract() -> Response:
     return _answer(ctx, job_id, started, as_msgpack, idempotency_key)
 
 
-def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
+def send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
     ctx.celery.send_task(
         EXTRACT_TASK,
         args=[job_id],
@@ -246,25 +203,23 @@ def _replay(
     ctx: ApiContext,
     record: IdempotencyRecord,
     idempotency_key: str | None,
-    digest: str,
-    body: bytes,
+    body: Body[ExtractRequest],
     started: float,
 ) -> Response:
     """Answer a request whose Idempotency-Key made a job before, from that job."""
-    if record.body_digest != digest:
+    if record.body_digest != body.digest:
         raise IdempotencyConflict(
             f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
             "use a new key for a new request"
         )
-    # The same bytes as the request that was accepted: valid.
-    req = ExtractRequest.model_validate(_json_body(body))
+    req = body.request
     as_msgpack = wants_msgpack(request, req.msgpack)
     state = ctx.store.state(record.job_id)
     if state.status is JobStatus.QUEUED and not state.sent:
         # The request that made the job died before queueing it (or is just queueing it: a second
         # message is harmless, the copy that comes second is dropped by the worker's claim).
         log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
-        _send(ctx, state.id, idempotent=True)
+        send(ctx, state.id, idempotent=True)
     if req.run_async:
         accepted: JobAccepted = {
             "id": state.id,
@@ -275,10 +230,10 @@ def _replay(
     return _answer(ctx, record.job_id, started, as_msgpack, idempotency_key)
 
 
-def _answer(
-    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, idempotency_key: str | None
-) -> Response:
-    """Wait for the job as a synchronous request does, and render its result.
+def wait_result(
+    ctx: ApiContext, job_id: str, idempotency_key: str | None = None
+) -> tuple[ExtractResult, RenderSettings]:
+    """Wait for the job as a synchronous request does: its result, or its error raised.
 
     A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
     the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
@@ -296,5 +251,16 @@ def _answer(
     if state.render is None:  # every job the API stores has its settings
         raise JobNotFound(f"job {job_id!r} has no render settings")
     ctx.metrics.faces.observe(_faces(state.result))
+    return state.result, state.render
+
+
+def _answer(
+    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, idempotency_key: str | None
+) -> Response:
+    """Wait for the job and render its result in the request's format."""
+    result, settings = wait_result(ctx, job_id, idempotency_key)
     total_ms = (time.perf_counter() - started) * 1000
-    return encode(render(state.render, state.result, total_ms), as_msgpack)
+    response = encode(render(settings, result, total_ms), as_msgpack)
+    if settings.warnings:
+        response.headers[WARNING_HEADER] = "; ".join(settings.warnings)
+    return response

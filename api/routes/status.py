@@ -17,9 +17,16 @@ from api.availability import available
 from api.context import context
 from api.openapi import Operation, Reply, documented
 from api.render import encode
-from api.schemas import HealthBody, InfoBody, ReadyBody
+from api.schemas import HealthBody, InfoBody, InfoModels, ReadyBody
+from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, WorkerInfo
+from shared.settings import Backend, Settings
 
 bp = Blueprint("status", __name__)
+
+# What FACEREST_*_BACKEND=auto picks on a CPU (each registry entry's cpu_backend in
+# worker/inference/registry.py, measured in bench/runtimes.py); the API does not import the
+# worker's packages, so /info says it again here.
+AUTO_CPU = {"detector": Backend.ONNXRUNTIME, "recognizer": Backend.OPENVINO}
 
 
 HEALTH_DOC = Operation(
@@ -81,6 +88,40 @@ def ready() -> Response:
     return encode(body, False) if workers else _unavailable(body)
 
 
+def _backend(settings: Settings, workers: list[WorkerInfo]) -> str:
+    """The runtimes the workers run, from the shared settings: ``auto`` means ONNX Runtime for
+    detectors and OpenVINO for the recognizer on a CPU, ONNX Runtime on a GPU."""
+    on_gpu = bool(workers) and all(worker.device != "cpu" for worker in workers)
+    chosen = {
+        Backend.ONNXRUNTIME if on_gpu else AUTO_CPU.get(kind, backend) if backend is Backend.AUTO else backend
+        for kind, backend in (
+            ("detector", settings.detector_backend),
+            ("recognizer", settings.recognizer_backend),
+        )
+    }
+    return "+".join(sorted(str(backend) for backend in chosen))
+
+
+def _ifr_models(settings: Settings, workers: list[WorkerInfo], loaded: list[dict[str, Any]]) -> InfoModels:
+    """/info's models as InsightFace-REST's client reads them: the first worker's default models.
+
+    Batch sizes and backends are the settings the workers read (one env file for all roles)."""
+    first = workers[0] if workers else None
+    names = {} if first is None else {model.key: model.name for model in first.models}
+    on_gpu = first is not None and first.device != "cpu"
+    return {
+        "inference_backend": _backend(settings, workers),
+        "det_name": None if first is None else names.get(first.detectors[0]),
+        "rec_name": None if first is None else first.recognizer.name,
+        "ga_name": names.get("genderage"),
+        "mask_detector": None,
+        "max_size": list(DEFAULT_MAX_SIZE),
+        "det_batch_size": 1 if on_gpu else settings.batch_max_images,
+        "rec_batch_size": settings.recognizer_batch(on_gpu),
+        "loaded": loaded,
+    }
+
+
 @bp.get("/info")
 @documented(INFO_DOC)
 def info() -> Response:
@@ -97,8 +138,20 @@ def info() -> Response:
         "version": version("facerest"),
         "api_versions": ["1", "2"],
         "workers": msgspec.to_builtins(workers),
-        # Each model with its license; "commercial_use" says whether the license allows it.
-        "models": list(models.values()),
+        # InsightFace-REST's shape; "loaded" has each model with its license ("commercial_use"
+        # says whether the license allows it).
+        "models": _ifr_models(settings, workers, list(models.values())),
+        "defaults": {
+            "threshold": DEFAULT_THRESHOLD,
+            "det_thresh": DEFAULT_THRESHOLD,
+            "max_size": list(DEFAULT_MAX_SIZE),
+            "return_face_data": False,
+            "return_landmarks": False,
+            "extract_embedding": True,
+            "extract_ga": False,
+            "detect_masks": False,
+            "response_format": settings.response_format,
+        },
         # What every online worker can serve; each recognizer's vectors are comparable only
         # with vectors of the same recognizer (name and version).
         "detectors": serving.detectors,

@@ -37,7 +37,7 @@ def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
     (worker,) = info["workers"]
     assert worker["device"] == "cpu"
     assert worker["name"].startswith("facerest-cpu-")
-    hashes = {model["sha256"]: model for model in info["models"]}
+    hashes = {model["sha256"]: model for model in info["models"]["loaded"]}
     for spec in (SCRFD_500M, ARCFACE_MBF):
         assert hashes[spec.sha256]["license"] == spec.license
         assert hashes[spec.sha256]["name"] == spec.name

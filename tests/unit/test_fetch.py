@@ -229,3 +229,31 @@ def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
         renamed.fetch(tls_server.url("/a.jpg", host="other.test"))
     with pytest.raises(UrlFetchFailed, match="SSLError"):
         UrlFetcher(allow=["images.test"], resolver=resolver).fetch(url)
+
+
+def _recording(
+    seen: list[dict[str, str]], then: Callable[[BaseHTTPRequestHandler], None]
+) -> Callable[[BaseHTTPRequestHandler], None]:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        seen.append({name.lower(): value for name, value in handler.headers.items()})
+        then(handler)
+
+    return answer
+
+
+def test_client_headers_go_to_the_urls_origin_only(server: LocalServer) -> None:
+    seen_first: list[dict[str, str]] = []
+    seen_other: list[dict[str, str]] = []
+    with LocalServer() as other:
+        other.routes["/b.jpg"] = _recording(seen_other, body(b"image bytes"))
+        server.routes["/a.jpg"] = _recording(seen_first, redirect(other.url("/b.jpg")))
+        fetcher = UrlFetcher(allow=["127.0.0.1/32"])
+        headers = {"Authorization": "Bearer t", "user-agent": "client/1", "Cookie": "a=b"}
+        assert fetcher.fetch(server.url("/a.jpg"), headers) == b"image bytes"
+    (first,) = seen_first
+    assert first["authorization"] == "Bearer t" and first["cookie"] == "a=b"
+    assert first["user-agent"] == "client/1"  # replaces facerest's, case-insensitively
+    assert first["accept-encoding"] == "identity"
+    (other_origin,) = seen_other  # another port: another origin, no credentials
+    assert "authorization" not in other_origin and "cookie" not in other_origin
+    assert other_origin["user-agent"] == "facerest"

@@ -1,0 +1,183 @@
+"""Request bodies that carry images, read in one place for every endpoint that takes them.
+
+Three wire forms give one typed request (a subclass of ``api.schemas.ImagesBody``):
+
+- ``application/json``: images as base64 strings (``images.data``) or URLs (``images.urls``).
+- ``application/msgpack`` (or ``application/x-msgpack``): the same map in MessagePack; an image
+  may be the file's raw bytes (a MessagePack bin), as InsightFace-REST's current client sends it,
+  or a base64 string.
+- ``multipart/form-data``: each ``file`` field is one image file (in order), each ``urls`` field
+  one URL, and every other field an option as text (``threshold=0.5``, ``return_landmarks=106``,
+  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``), so that ``curl -F file=@a.jpg``
+  and Swagger's file picker work.
+
+A route calls ``read_body(Model)`` and then ``read_images(ctx, body.request)``: the first
+validates (pydantic's ValidationError becomes a 422 at the edge), the second decodes base64,
+fetches URLs and checks every image's header, keeping each refused image's error by its
+position in the request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar
+
+import msgpack
+import orjson
+from flask import request
+from werkzeug.datastructures import FileStorage, ImmutableMultiDict
+
+from api.context import ApiContext
+from api.schemas import ImagesBody
+from shared.contract import ErrorInfo
+from shared.errors import FaceRestError, InvalidRequest, LimitExceeded
+from shared.images import decode_base64, probe
+from shared.settings import ResponseFormat
+
+Wire = Literal["json", "msgpack", "multipart"]
+RequestT = TypeVar("RequestT", bound=ImagesBody)
+
+MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack"})
+FILE_FIELD = "file"
+URL_FIELD = "urls"
+# Form fields whose text is JSON (a map has no other plain-text form).
+FORM_JSON_FIELDS = frozenset({"img_req_headers"})
+URL_FETCH_THREADS = 8  # URLs of one request fetched at once
+# Fields only InsightFace-REST's current client sends (with no api_ver): its requests get the
+# envelope under FACEREST_RESPONSE_FORMAT=auto.
+NEW_CLIENT_FIELDS = frozenset({"msgpack", "img_req_headers", "detect_masks"})
+
+
+@dataclass(frozen=True, slots=True)
+class Body(Generic[RequestT]):
+    """A validated request, the wire form it came in, and a digest of its bytes (Idempotency-Key)."""
+
+    request: RequestT
+    wire: Wire
+    digest: str
+
+    def api_ver(self, response_format: ResponseFormat) -> Literal["1", "2"]:
+        """The answer format: an explicit ``api_ver`` wins; else the deployment's setting
+        (``v1``, ``envelope``) or, with ``auto``, the request's generation: a MessagePack or
+        multipart body, or a field only the current InsightFace-REST client sends, gets the
+        envelope; a 2020-style JSON request gets the bare list (docs/compatibility.md)."""
+        if self.request.api_ver is not None:
+            return self.request.api_ver
+        if response_format == "v1":
+            return "1"
+        if response_format == "envelope":
+            return "2"
+        new_client = self.wire != "json" or bool(NEW_CLIENT_FIELDS & self.request.model_fields_set)
+        return "2" if new_client else "1"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadImages:
+    """The images the API accepted, in request order, and the refused ones' errors by position."""
+
+    accepted: list[bytes]
+    errors: dict[int, ErrorInfo]
+
+
+def wire_of(media_type: str) -> Wire:
+    """The wire form of a body by its media type (api/hygiene.py has already refused others)."""
+    if media_type in MSGPACK_TYPES:
+        return "msgpack"
+    if media_type == "multipart/form-data":
+        return "multipart"
+    return "json"
+
+
+def read_body(model: type[RequestT]) -> Body[RequestT]:
+    """The current request's body, in any of the three wire forms, validated as ``model``."""
+    # Cached: for multipart, werkzeug parses the form from these same bytes.
+    raw = request.get_data(cache=True)
+    wire = wire_of(request.mimetype)
+    fields = form_fields(request.form, request.files) if wire == "multipart" else parse(raw, wire)
+    return Body(model.model_validate(fields), wire, hashlib.sha256(raw).hexdigest())
+
+
+def parse(raw: bytes, wire: Wire) -> Any:
+    """A JSON or MessagePack body as Python values (MessagePack bin: bytes)."""
+    if wire == "msgpack":
+        try:
+            # raw=False: MessagePack str -> str, bin -> bytes; map keys must be str or bytes.
+            return msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise InvalidRequest(f"body is not valid MessagePack: {exc}") from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+
+
+def form_fields(
+    form: ImmutableMultiDict[str, str], files: ImmutableMultiDict[str, FileStorage]
+) -> dict[str, Any]:
+    """A multipart form as the request map: ``file`` fields are images.data, ``urls`` fields
+    images.urls, ``max_size`` may be ``W,H``; other fields stay text for pydantic's conversions."""
+    fields: dict[str, Any] = {}
+    for name, value in form.items(multi=False):
+        if name == URL_FIELD:
+            continue
+        if name in FORM_JSON_FIELDS:
+            try:
+                fields[name] = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(f"form field {name}: not a JSON object: {exc}") from exc
+        elif name == "max_size" and "," in value:
+            fields[name] = [part.strip() for part in value.strip("[]").split(",")]
+        else:
+            fields[name] = value
+    fields["images"] = {
+        "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
+        "urls": form.getlist(URL_FIELD),
+    }
+    return fields
+
+
+def read_images(ctx: ApiContext, body: ImagesBody) -> ReadImages:
+    """Decode base64, take raw bytes, fetch URLs (with ``img_req_headers``) and check each header.
+
+    One bad image never fails the others here: its error is kept by its request position
+    (images.data first, then images.urls) for the route's answer rule (api/render.py).
+    """
+    settings = ctx.settings
+    images: list[bytes] = []
+    errors: dict[int, ErrorInfo] = {}
+
+    def read(index: int, where: str, data: Callable[[], bytes]) -> None:
+        try:
+            images.append(data())
+        except FaceRestError as exc:
+            errors[index] = ErrorInfo(exc.code, f"{where}: {exc.message}")
+
+    def from_body(item: str | bytes) -> bytes:
+        if isinstance(item, str):
+            data = decode_base64(item, settings.max_image_bytes)
+        elif len(item) > settings.max_image_bytes:
+            raise LimitExceeded(f"{len(item)} bytes, more than max_image_bytes={settings.max_image_bytes}")
+        else:
+            data = item
+        probe(data, settings.max_image_pixels)
+        return data
+
+    def fetch(url: str) -> bytes:
+        data = ctx.fetcher.fetch(url, body.img_req_headers)
+        probe(data, settings.max_image_pixels)
+        return data
+
+    data_items = body.images.data
+    for index, item in enumerate(data_items):
+        read(index, f"images.data[{index}]", partial(from_body, item))
+    urls = body.images.urls
+    if urls:
+        with ThreadPoolExecutor(min(URL_FETCH_THREADS, len(urls))) as pool:
+            futures = [pool.submit(fetch, url) for url in urls]
+            for offset, (url, future) in enumerate(zip(urls, futures, strict=True)):
+                read(len(data_items) + offset, f"images.urls[{offset}] {url!r}", future.result)
+    return ReadImages(images, errors)

@@ -1,0 +1,121 @@
+"""What both clients share, without I/O: request bodies, answer decoding, the retry rule.
+
+A new endpoint is a ``Call`` built here (method, path, body, whether a retry is safe) and a
+parser of its answer; the sync and asyncio clients only send calls and apply ``RetryPolicy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack
+
+from facerest_client.errors import FaceRestError
+
+MSGPACK = "application/x-msgpack"
+# What the service answers an overload (503), a rate limit in front of it (429) or a synchronous
+# wait that ran out (504: the job goes on; the retry with the same Idempotency-Key waits for it).
+RETRY_STATUSES = frozenset({429, 503, 504})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+ImageInput = bytes | str | Path  # file bytes, or a path to read
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait: ``Retry-After`` when the service sends it (capped at
+    ``max_delay_s``), else exponential backoff from ``backoff_s``."""
+
+    attempts: int = 4  # in all, the first included
+    backoff_s: float = 0.5
+    max_delay_s: float = 30.0
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        seconds = parse_retry_after(retry_after)
+        if seconds is None:
+            seconds = self.backoff_s * 2**attempt
+        return min(max(seconds, 0.0), self.max_delay_s)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to send, and whether sending it again is safe."""
+
+    method: str
+    path: str
+    content: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    files: Sequence[tuple[str, tuple[str, bytes, str]]] | None = None
+    data: Mapping[str, str] | None = None
+    retry_safe: bool = True
+
+
+def image_bytes(image: ImageInput) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    return Path(image).read_bytes()
+
+
+def body_call(
+    path: str,
+    fields: Mapping[str, Any],
+    images: Sequence[ImageInput],
+    urls: Sequence[str],
+    use_msgpack: bool,
+    idempotent: bool = True,
+) -> Call:
+    """A POST whose body carries images: MessagePack with raw bytes, or JSON with base64.
+
+    ``idempotent``: the call gets a fresh Idempotency-Key, so that its retries (the same key, the
+    same bytes) return the first attempt's job instead of queueing another."""
+    data = [image_bytes(image) for image in images]
+    headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex} if idempotent else {}
+    if use_msgpack:
+        body = {"images": {"data": data, "urls": list(urls)}, **fields}
+        content = msgpack.packb(body, use_bin_type=True)
+        headers |= {"Content-Type": "application/msgpack", "Accept": MSGPACK}
+    else:
+        encoded = [base64.b64encode(item).decode("ascii") for item in data]
+        body = {"images": {"data": encoded, "urls": list(urls)}, **fields}
+        content = _json_dumps(body)
+        headers |= {"Content-Type": "application/json", "Accept": "application/json"}
+    return Call("POST", path, content=content, headers=headers)
+
+
+def _json_dumps(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(response: httpx.Response) -> Any:
+    """The answer's body as Python values, or the service's error raised as FaceRestError."""
+    media_type = response.headers.get("content-type", "").split(";")[0].strip()
+    if response.status_code >= 400:
+        raise FaceRestError.from_response(response)
+    if media_type == MSGPACK:
+        return msgpack.unpackb(response.content, raw=False)
+    if media_type == "application/json":
+        return response.json()
+    return response.content

@@ -1,0 +1,132 @@
+"""api/bodies.py: one typed request from JSON, MessagePack or multipart, and the answer-format rule."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import msgpack
+import orjson
+import pytest
+from flask import Flask
+from pydantic import ValidationError
+
+from api.bodies import Body, Wire, read_body
+from api.schemas import DrawRequest, ExtractRequest
+from shared.errors import InvalidRequest
+from shared.settings import ResponseFormat
+
+APP = Flask("test-bodies")
+JPEG = b"\xff\xd8\xff\xe0 raw image bytes"
+
+
+def _read(data: bytes, content_type: str, model: type[ExtractRequest] = ExtractRequest) -> Body[Any]:
+    with APP.test_request_context("/extract", method="POST", data=data, content_type=content_type):
+        return read_body(model)
+
+
+def _multipart(form: dict[str, Any]) -> Body[Any]:
+    with APP.test_request_context("/extract", method="POST", data=form, content_type="multipart/form-data"):
+        return read_body(ExtractRequest)
+
+
+def test_json_carries_base64_text() -> None:
+    body = _read(orjson.dumps({"images": {"data": ["aGk="]}, "threshold": 0.5}), "application/json")
+    assert body.wire == "json"
+    assert body.request.images.data == ["aGk="] and body.request.threshold == 0.5
+
+
+def test_msgpack_carries_raw_bytes_and_text() -> None:
+    packed = msgpack.dumps({"images": {"data": [JPEG, "aGk="]}, "msgpack": True})
+    body = _read(packed, "application/msgpack")
+    assert body.wire == "msgpack"
+    assert body.request.images.data == [JPEG, "aGk="]
+    assert body.request.msgpack is True
+
+
+@pytest.mark.parametrize("packed", [b"\xc1\x00", b"\x91" * 100_000 + b"\xc0", b"\x81\x01\x02"])
+def test_bad_msgpack_is_invalid_request(packed: bytes) -> None:
+    """An unused type byte, nesting past the unpacker's stack, an integer map key."""
+    with pytest.raises(InvalidRequest, match="not valid MessagePack"):
+        _read(packed, "application/x-msgpack")
+
+
+def test_multipart_files_and_text_options() -> None:
+    body = _multipart(
+        {
+            "file": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(JPEG + b"2"), "b.jpg")],
+            "urls": ["http://images.example/c.jpg"],
+            "threshold": "0.5",
+            "return_landmarks": "106",
+            "extract_ga": "true",
+            "max_size": "640,480",
+            "img_req_headers": '{"Cookie": "a=b"}',
+        }
+    )
+    req = body.request
+    assert body.wire == "multipart"
+    assert req.images.data == [JPEG, JPEG + b"2"]
+    assert req.images.urls == ["http://images.example/c.jpg"]
+    assert req.threshold == 0.5 and req.return_landmarks == "106" and req.extract_ga is True
+    assert req.max_size_pair() == (640, 480)
+    assert req.img_req_headers == {"Cookie": "a=b"}
+
+
+def test_multipart_draw_options_as_insightface_rest_sends_them() -> None:
+    form = {"file": (io.BytesIO(JPEG), "a.jpg"), "draw_landmarks": "false", "use_rotation": "false"}
+    with APP.test_request_context("/d", method="POST", data=form, content_type="multipart/form-data"):
+        req = read_body(DrawRequest).request
+    assert req.images.data == [JPEG] and req.draw_landmarks is False and req.draw_scores is True
+
+
+def test_null_options_mean_their_defaults() -> None:
+    packed = msgpack.dumps({"images": {"data": [JPEG]}, "img_req_headers": None, "threshold": None})
+    req = _read(packed, "application/msgpack").request
+    assert req.img_req_headers == {} and req.threshold == 0.6
+
+
+def test_the_digest_is_of_the_bytes_sent() -> None:
+    first = _read(orjson.dumps({"images": {"data": ["aGk="]}}), "application/json")
+    again = _read(orjson.dumps({"images": {"data": ["aGk="]}}), "application/json")
+    other = _read(orjson.dumps({"images": {"data": ["aGo="]}}), "application/json")
+    assert first.digest == again.digest != other.digest
+
+
+@pytest.mark.parametrize(
+    ("fields", "wire", "setting", "expected"),
+    [
+        ({}, "json", "auto", "1"),  # 2020's request
+        ({"max_size": [640, 480], "return_landmarks": True}, "json", "auto", "1"),
+        ({}, "msgpack", "auto", "2"),  # today's client, MessagePack
+        ({}, "multipart", "auto", "2"),
+        ({"msgpack": False, "img_req_headers": {}}, "json", "auto", "2"),  # today's client, JSON
+        ({"detect_masks": False}, "json", "auto", "2"),
+        ({"api_ver": "1"}, "msgpack", "auto", "1"),  # explicit api_ver wins
+        ({"api_ver": 2}, "json", "auto", "2"),
+        ({"msgpack": True}, "json", "v1", "1"),  # the deployment's default
+        ({}, "json", "envelope", "2"),
+        ({"api_ver": "1"}, "json", "envelope", "1"),
+    ],
+)
+def test_answer_format_rule(
+    fields: dict[str, Any], wire: Wire, setting: ResponseFormat, expected: str
+) -> None:
+    request = ExtractRequest.model_validate({"images": {"data": ["aGk="]}, **fields})
+    assert Body(request, wire, "").api_ver(setting) == expected
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "a"},
+        {"accept-encoding": "gzip"},
+        {"Proxy-Authorization": "x"},
+        {"X-A": "b\r\nX-B: c"},
+        {"a b": "c"},
+    ],
+)
+def test_fetch_headers_the_fetcher_owns_or_that_break_lines_are_refused(headers: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="img_req_headers"):
+        ExtractRequest.model_validate(
+            {"images": {"urls": ["http://a.example/x.jpg"]}, "img_req_headers": headers}
+        )
