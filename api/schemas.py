@@ -61,6 +61,11 @@ class ExtractRequest(BaseModel):
         description="Detector to use (scrfd, retinaface, mtcnn: /info lists the loaded ones); "
         "the worker's first configured detector when omitted.",
     )
+    flip: bool | None = Field(
+        None,
+        description="Embed each face's aligned crop and its mirror image and return the normalised "
+        "sum (more accurate, twice the recognizer's work); the server's FACEREST_FLIP when omitted.",
+    )
     return_face_data: bool = False
     embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
     verbose_timings: bool = False
@@ -97,6 +102,7 @@ class ExtractRequest(BaseModel):
             return_landmarks106=self.return_landmarks == "106",
             extract_ga=self.extract_ga,
             detector=self.detector,
+            flip=self.flip,
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
             verbose_timings=self.verbose_timings,

@@ -52,6 +52,9 @@ class AnalysisOptions(msgspec.Struct, frozen=True):
     return_landmarks106: bool = False
     extract_ga: bool = False
     detector: str | None = None  # None: the worker's default detector
+    # Embed each face's aligned crop and its mirror image, one vector from both; None: the
+    # worker's FACEREST_FLIP.
+    flip: bool | None = None
 
     def attribute_models(self) -> list[str]:
         """The attribute models (registry keys) these options need."""

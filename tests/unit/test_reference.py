@@ -37,7 +37,7 @@ def reference_letterbox(image: NDArray[np.uint8], size: tuple[int, int]) -> Lett
         new_w, new_h = target_w, int(target_w * (height / width))
     canvas = np.zeros((target_h, target_w, 3), np.uint8)
     canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
-    return Letterbox(canvas, new_h / height)
+    return Letterbox(canvas, new_h / height, new_w, new_h)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +168,7 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
     class Recording:
         inner: Detector
         spec: ModelSpec
+        full_frame_side: int
         shapes: list[tuple[int, ...]] = field(default_factory=list)
 
         def detect_batch(
@@ -183,7 +184,7 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
     assert size[0] * size[1] > 2 * cap
     big = encode(np.asarray(cv2.resize(small, size, interpolation=cv2.INTER_CUBIC), np.uint8))
     scrfd = analyzer.loaded.detectors["scrfd"]
-    recording = Recording(scrfd, scrfd.spec)
+    recording = Recording(scrfd, scrfd.spec, scrfd.full_frame_side)
     loaded = replace(analyzer.loaded, detectors={"scrfd": recording})
     capped = FaceAnalyzer(BatchedModels(loaded, analyzer.models.limits), 40_000_000)
 
@@ -191,8 +192,10 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
     (small_record,) = analyzer.analyze([encode(small)], options)
     (big_record,) = capped.analyze([big], msgspec.structs.replace(options, max_size=(0, 0)))
     capped.close()
-    ((height, width, _),) = recording.shapes
+    # The main canvas, then the coarse passes for faces filling the photo, each 4x smaller.
+    (height, width, _), *coarse = recording.shapes
     assert (width - 31) * (height - 31) <= cap  # the canvas, less its padding to 32
+    assert [shape[1] for shape in coarse] == [896, 224]
     assert big_record.size == size
     # The same photo with max_size set to that canvas by hand: the same faces.
     (by_hand,) = analyzer.analyze([big], msgspec.structs.replace(options, max_size=(width, height)))
