@@ -208,34 +208,34 @@ class Pipeline:
         filling the image would be too large for the detector there, coarse passes over smaller
         copies of that canvas (all of them one batched call), merged.
 
-        The main pass's faces win every overlap, so where it finds all the faces the result is
-        exactly its own (insightface's); a coarse pass only adds faces none of its faces
-        overlaps, and replaces those the main pass saw larger than the detector's reach.
+        Where the coarse passes find nothing new the result is the main pass's own
+        (insightface's): its faces win every overlap, a coarse face only counts where none of
+        them overlaps it. A face wider than the detector's reach on its canvas is left to the
+        next, coarser pass, which sees it at a size it handles: that large, the detector also
+        returns parts of a face as faces (RetinaFace: eyes and mouth of a 1500 px face).
         """
         limits = self._models.limits
-        model = self._models.loaded.detectors[detector]
+        reach = self._models.loaded.detectors[detector].full_frame_side
         boxed = letterbox(image, options.max_size, limits.static_shapes, limits.max_detect_pixels)
-        passes = [boxed, *coarse_levels(boxed, model.full_frame_side, limits.static_shapes)]
+        passes = [boxed, *coarse_levels(boxed, reach, limits.static_shapes)]
         found = self._models.detect(detector, [level.canvas for level in passes], options.threshold)
         main = canvas_to_decoded(found[0], boxed)
         if not any(len(coarse) for coarse in found[1:]):
             return main
-        # Rank = pass index; a face wider than the detector's reach on its canvas ranks last.
-        ranks = np.concatenate(
-            [
-                np.where(f.boxes[:, 2] - f.boxes[:, 0] > model.full_frame_side, len(passes), index)
-                for index, f in enumerate(found)
-            ]
-        )
-        in_decoded = [canvas_to_decoded(f, level) for f, level in zip(found, passes, strict=True)]
+        kept = [
+            f if index == len(found) - 1 else f.take(np.flatnonzero(f.boxes[:, 2] - f.boxes[:, 0] <= reach))
+            for index, f in enumerate(found)
+        ]
+        in_decoded = [canvas_to_decoded(f, level) for f, level in zip(kept, passes, strict=True)]
         merged = Detections(
             np.concatenate([f.boxes for f in in_decoded]),
             np.concatenate([f.scores for f in in_decoded]),
             np.concatenate([f.keypoints for f in in_decoded]),
         )
+        ranks = np.concatenate([np.full(len(f), index) for index, f in enumerate(in_decoded)])
         keep = merge_passes(merged.boxes, merged.scores, ranks, PASS_MERGE_IOU)
-        if np.array_equal(np.sort(keep), np.arange(len(main))):
-            return main  # the coarse passes added nothing: keep the main pass's own order
+        if len(kept[0]) == len(main) and np.array_equal(np.sort(keep), np.arange(len(main))):
+            return main  # nothing dropped or added: keep the main pass's own order
         return merged.take(keep)
 
     def _embed_crops(self, crops: list[NDArray[np.uint8]], flip: bool) -> list[NDArray[np.float32]]:

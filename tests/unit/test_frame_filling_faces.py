@@ -96,3 +96,16 @@ def test_coarse_passes_change_nothing_where_the_main_pass_finds_every_face(
             assert len(ours.faces) == len(main.faces) > 0
             for a, b in zip(ours.faces, main.faces, strict=True):
                 assert (a.bbox, a.prob, a.landmarks, a.vec) == (b.bbox, b.prob, b.landmarks, b.vec)
+
+
+def test_retinaface_gets_the_coarse_passes_too() -> None:
+    """RetinaFace sees larger faces than SCRFD (up to about 480 canvas px), not a 1500 px one."""
+    settings = load_settings(profile="permissive", detectors="retinaface", recognizer="dlib", attributes="")
+    analyzer = load_analyzer(settings, Device("cpu"))
+    image, box = pasted_face((2000, 1500), 1500)
+    try:
+        (result,) = analyzer.analyze([encode(image)], NO_RESIZE)
+    finally:
+        analyzer.close()
+    assert len(result.faces) == 1
+    assert box_iou(_boxes(result), box[None]).max() >= 0.5
