@@ -225,3 +225,14 @@ def test_limit_faces_keeps_the_largest(api: str) -> None:
     )
     (none_small,) = extract(api, [photo], min_face_size=10_000).json()
     assert none_small == []
+
+
+def test_flip_gives_each_face_the_mean_of_its_crop_and_its_mirror(api: str) -> None:
+    """Same faces, boxes and scores; vectors that differ from the plain ones but still match them
+    (the mirror image of a face is the same person)."""
+    photo = GROUP_PHOTOS["t1.jpg"].read_bytes()
+    plain, flipped = (extract(api, [photo], flip=flip).json()[0] for flip in (False, True))
+    assert len(flipped) == len(plain) == FACES_IN["t1.jpg"]
+    assert [face["bbox"] for face in flipped] == [face["bbox"] for face in plain]
+    cosines = np.sum(vectors(plain) * vectors(flipped), axis=1)
+    assert np.all((cosines > 0.9) & (cosines < 0.9999)), cosines
