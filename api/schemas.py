@@ -178,6 +178,11 @@ class ExtractRequest(DetectionRequest):
         False, description='true: the 5 keypoints; "106": also the 106 dense landmarks (2d106det).'
     )
     extract_ga: bool = Field(False, description="Gender (with its probability) and age of each face.")
+    flip: bool | None = Field(
+        None,
+        description="Embed each face's aligned crop and its mirror image and return the normalised "
+        "sum (more accurate, twice the recognizer's work); the server's FACEREST_FLIP when omitted.",
+    )
     return_face_data: bool = False
     embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
     verbose_timings: bool = False
@@ -194,6 +199,7 @@ class ExtractRequest(DetectionRequest):
             return_landmarks106=self.return_landmarks == "106",
             extract_ga=self.extract_ga,
             detector=self.detector,
+            flip=self.flip,
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
             verbose_timings=self.verbose_timings,

@@ -57,3 +57,42 @@ def scaled_photo(name: str, size: tuple[int, int]) -> bytes:
     """A group photo scaled to ``size`` (width, height) as a JPEG: large inputs from small photos."""
     image = cv2.resize(read_rgb(GROUP_PHOTOS[name]), size, interpolation=cv2.INTER_LINEAR)
     return encode(np.asarray(image, np.uint8))
+
+
+# One face of t1.jpg, SCRFD-500M's box at 640 px (x1, y1, x2, y2, full-size px): the face the
+# frame-filling benchmark and tests paste at every size.
+T1_FACE_BOX = (745.3, 342.2, 847.3, 480.1)
+# The pasted crop around it, as a multiple of the box's sides: a loose portrait crop.
+PASTE_MARGIN = 1.6
+PASTE_BACKGROUND = 96
+
+
+def pasted_face(canvas: tuple[int, int], face_height: float) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    """t1.jpg's first face scaled to ``face_height`` px (its box's height) and centred in a grey
+    ``canvas`` (width, height), within a loose crop of the photo around it (clipped by the
+    canvas when the face fills it). Returns the RGB image and the face's box in its px."""
+    photo = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    face = np.array(T1_FACE_BOX, np.float32)
+    scale = face_height / float(face[3] - face[1])
+    if scale < 1:  # shrink with area averaging first: warpAffine alone would alias
+        small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        scale, photo = small.shape[0] / photo.shape[0], np.asarray(small, np.uint8)
+        face *= scale
+        zoom = 1.0
+    else:
+        zoom = scale
+    width, height = canvas
+    centre = (face[:2] + face[2:]) / 2 * zoom
+    shift_x, shift_y = width / 2 - float(centre[0]), height / 2 - float(centre[1])
+    warp = np.array([[zoom, 0, shift_x], [0, zoom, shift_y]], np.float32)
+    image = np.asarray(cv2.warpAffine(photo, warp, canvas, borderMode=cv2.BORDER_REFLECT), np.uint8)
+    box = face * zoom + np.array([shift_x, shift_y] * 2, np.float32)
+    half_w, half_h = (box[2] - box[0]) * PASTE_MARGIN / 2, (box[3] - box[1]) * PASTE_MARGIN / 2
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    inside = np.zeros((height, width), bool)
+    inside[
+        max(0, int(centre_y - half_h)) : max(0, int(centre_y + half_h)),
+        max(0, int(centre_x - half_w)) : max(0, int(centre_x + half_w)),
+    ] = True
+    image[~inside] = PASTE_BACKGROUND
+    return image, box

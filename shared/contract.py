@@ -16,7 +16,10 @@ from typing import Literal
 import msgspec
 
 DEFAULT_MAX_SIZE = (640, 640)
-DEFAULT_THRESHOLD = 0.6
+# insightface's own default. InsightFace-REST's 0.6 found no face in 2.5 % of CFP's profile
+# photos, 0.5 in 0.75 %, at the cost of one detection in 20 photos without faces
+# (docs/accuracy.md, python -m bench.cfp_detection).
+DEFAULT_THRESHOLD = 0.5
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -52,6 +55,9 @@ class AnalysisOptions(msgspec.Struct, frozen=True):
     return_landmarks106: bool = False
     extract_ga: bool = False
     detector: str | None = None  # None: the worker's default detector
+    # Embed each face's aligned crop and its mirror image, one vector from both; None: the
+    # worker's FACEREST_FLIP.
+    flip: bool | None = None
 
     def attribute_models(self) -> list[str]:
         """The attribute models (registry keys) these options need."""

@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     heartbeat_s: Annotated[float, Field(gt=0)] = 2.0
     detector_backend: Backend = Backend.AUTO
     recognizer_backend: Backend = Backend.AUTO
+    # The default of the request option "flip" (mirror-augmented embeddings; docs/accuracy.md).
+    flip: bool = False
     # A job delivered more often than this (its worker crashed each time) is failed, not retried.
     max_attempts: Annotated[int, Field(gt=0, le=100)] = 3
 

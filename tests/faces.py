@@ -3,7 +3,7 @@ sources next to the code that reads them).
 
 Each count is what the reference pipeline finds, insightface 0.7.3's SCRFD-500M
 (``insightface.model_zoo.scrfd.SCRFD``, the file of ``worker.inference.registry.SCRFD_500M``) at a
-640x640 input, the same at threshold 0.5 and at the service's default 0.6, and it agrees with a
+640x640 input, the same at threshold 0.5 (the service's default) and at 0.6, and it agrees with a
 visual count of the people in the photo:
 
 - t1.jpg: 6, the group photo of six people (face widths 97-113 px).

@@ -21,9 +21,9 @@ TRIM_AFTER_PIXELS = 3840 * 2160
 class FaceAnalyzer:
     """Holds the loaded models; every per-request choice comes in as an argument."""
 
-    def __init__(self, models: BatchedModels, max_pixels: int) -> None:
+    def __init__(self, models: BatchedModels, max_pixels: int, flip: bool = False) -> None:
         self.models = models
-        self._pipeline = Pipeline(models, max_pixels)
+        self._pipeline = Pipeline(models, max_pixels, flip)
 
     @property
     def loaded(self) -> LoadedModels:

@@ -86,10 +86,12 @@ class BatchedModels:
             batcher.close()
         self._embed_batcher.close()
 
-    def detect(self, detector: str, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        """Faces in one detector canvas, in detector canvas px, batched with other jobs' canvases."""
-        (found,) = self._detect_batchers[detector].submit([(canvas, threshold)])
-        return found
+    def detect(
+        self, detector: str, canvases: Sequence[NDArray[np.uint8]], threshold: float
+    ) -> list[Detections]:
+        """Faces in each detector canvas (one image's passes), in that canvas's px, batched with
+        other jobs' canvases of the same size."""
+        return self._detect_batchers[detector].submit([(canvas, threshold) for canvas in canvases])
 
     def embed(self, crops: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
         """Raw embeddings of aligned crops, batched with other jobs' crops."""

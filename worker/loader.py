@@ -39,4 +39,4 @@ def batch_limits(settings: Settings, device: Device) -> BatchLimits:
 def load_analyzer(settings: Settings, device: Device) -> FaceAnalyzer:
     configure_pillow(settings.max_image_pixels)  # the one process-global write, at start
     models = BatchedModels(load_models(settings, device), batch_limits(settings, device))
-    return FaceAnalyzer(models, settings.max_image_pixels)
+    return FaceAnalyzer(models, settings.max_image_pixels, flip=settings.flip)

@@ -21,11 +21,15 @@ from worker.batched import BatchedModels
 from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
 from worker.imaging.align import warp_to_template
 from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
-from worker.imaging.resize import fit_scale, letterbox
+from worker.imaging.resize import coarse_levels, fit_scale, letterbox
 from worker.models.base import Detections, GenderAge
+from worker.models.postprocess import merge_passes
 
 # The smallest faces SCRFD finds span about this many pixels of its input canvas.
 SMALLEST_DETECTED_FACE = 16
+# Faces of two detection passes overlapping more than this are one face (SCRFD's and
+# RetinaFace's own NMS threshold).
+PASS_MERGE_IOU = 0.4
 
 log = logging.getLogger("facerest.worker")
 
@@ -117,9 +121,10 @@ def image_internal_error(request_id: str) -> InternalError:
 class Pipeline:
     """Runs a job's images through the models; per-request choices come in as arguments."""
 
-    def __init__(self, models: BatchedModels, max_pixels: int) -> None:
+    def __init__(self, models: BatchedModels, max_pixels: int, flip: bool = False) -> None:
         self._models = models
         self._max_pixels = max_pixels
+        self._flip = flip  # for jobs whose options leave it to the worker (FACEREST_FLIP)
 
     def run(
         self, images: Sequence[bytes], options: AnalysisOptions, detector: str, request_id: str = ""
@@ -174,9 +179,7 @@ class Pipeline:
         """Detect, then run the per-face models on the decoded pixels."""
         step = time.perf_counter()
         image = decoded.pixels
-        limits = self._models.limits
-        boxed = letterbox(image, options.max_size, limits.static_shapes, limits.max_detect_pixels)
-        in_decoded = canvas_to_decoded(self._models.detect(detector, boxed.canvas, options.threshold), boxed)
+        in_decoded = self._find_faces(image, options, detector)
         in_full_size = decoded_to_full_size(in_decoded, decoded)
         keep = select_faces(in_full_size, options)
         in_decoded = in_decoded.take(keep)
@@ -200,6 +203,54 @@ class Pipeline:
         timings["align_ms"] = _ms_since(step)
         return item
 
+    def _find_faces(self, image: RGBImage, options: AnalysisOptions, detector: str) -> Detections:
+        """Faces in decoded px: the pass over the canvas ``max_size`` gives, and when a face
+        filling the image would be too large for the detector there, coarse passes over smaller
+        copies of that canvas (all of them one batched call), merged.
+
+        Where the coarse passes find nothing new the result is the main pass's own
+        (insightface's): its faces win every overlap, a coarse face only counts where none of
+        them overlaps it. A face wider than the detector's reach on its canvas is left to the
+        next, coarser pass, which sees it at a size it handles: that large, the detector also
+        returns parts of a face as faces (RetinaFace: eyes and mouth of a 1500 px face).
+        """
+        limits = self._models.limits
+        reach = self._models.loaded.detectors[detector].full_frame_side
+        boxed = letterbox(image, options.max_size, limits.static_shapes, limits.max_detect_pixels)
+        passes = [boxed, *coarse_levels(boxed, reach, limits.static_shapes)]
+        found = self._models.detect(detector, [level.canvas for level in passes], options.threshold)
+        main = canvas_to_decoded(found[0], boxed)
+        if not any(len(coarse) for coarse in found[1:]):
+            return main
+        kept = [
+            f if index == len(found) - 1 else f.take(np.flatnonzero(f.boxes[:, 2] - f.boxes[:, 0] <= reach))
+            for index, f in enumerate(found)
+        ]
+        in_decoded = [canvas_to_decoded(f, level) for f, level in zip(kept, passes, strict=True)]
+        merged = Detections(
+            np.concatenate([f.boxes for f in in_decoded]),
+            np.concatenate([f.scores for f in in_decoded]),
+            np.concatenate([f.keypoints for f in in_decoded]),
+        )
+        ranks = np.concatenate([np.full(len(f), index) for index, f in enumerate(in_decoded)])
+        keep = merge_passes(merged.boxes, merged.scores, ranks, PASS_MERGE_IOU)
+        if len(kept[0]) == len(main) and np.array_equal(np.sort(keep), np.arange(len(main))):
+            return main  # nothing dropped or added: keep the main pass's own order
+        return merged.take(keep)
+
+    def _embed_crops(self, crops: list[NDArray[np.uint8]], flip: bool) -> list[NDArray[np.float32]]:
+        """Raw embeddings; with ``flip`` the mean of each crop's and its mirror image's, both in
+        one batched call (insightface's evaluation sums them; the mean keeps the norm's scale)."""
+        if not flip:
+            return self._models.embed(crops)
+        mirrored = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+        vectors = self._models.embed(crops + mirrored)
+        count = len(crops)
+        return [
+            np.asarray((plain + mirror) / 2, np.float32)
+            for plain, mirror in zip(vectors[:count], vectors[count:], strict=True)
+        ]
+
     def _embed(
         self, prepared: list[_Prepared | FailedImage], options: AnalysisOptions, request_id: str
     ) -> list[ImageOutcome]:
@@ -212,8 +263,9 @@ class Pipeline:
         embed_failed = False
         if options.extract_embedding and crops:
             step = time.perf_counter()
+            flip = self._flip if options.flip is None else options.flip
             try:
-                vectors = self._models.embed(crops)
+                vectors = self._embed_crops(crops, flip)
             except Exception:
                 log.exception("embedding %d faces of request %s failed", len(crops), request_id or "-")
                 embed_failed = True

@@ -24,7 +24,7 @@ from worker.models.postprocess import box_iou
 @pytest.fixture(scope="module")
 def reference_detector() -> ReferenceSCRFD:
     detector = ReferenceSCRFD(model_file=str(locate(SCRFD_500M)))
-    detector.prepare(-1, input_size=(640, 640), det_thresh=0.6)
+    detector.prepare(-1, input_size=(640, 640), det_thresh=0.5)  # both sides' default
     return detector
 
 
@@ -38,13 +38,14 @@ def test_extract_finds_the_faces_the_reference_finds(
 ) -> None:
     path = GROUP_PHOTOS[photo]
     expected, _ = reference_detector.detect(cv2.imread(str(path)), input_size=(640, 640))
-    response = extract(api, [path.read_bytes()])
+    response = extract(api, [path.read_bytes()], api_ver="2")
     assert response.status_code == 200, response.text
-    (faces,) = response.json()
+    faces = response.json()["data"][0]["faces"]
     assert len(faces) == len(expected)
+    # api_ver 2's boxes, not the legacy format's integers: a pixel of rounding moves the IoU of
+    # players.jpg's 24 px background faces down to 0.90.
     iou = box_iou(_boxes(faces), expected[:, :4])
-    # Integer boxes in the legacy format: a pixel of rounding on small faces.
-    assert np.all(iou.max(axis=1) >= 0.95), iou.max(axis=1)
+    assert np.all(iou.max(axis=1) >= 0.99), iou.max(axis=1)
 
 
 def test_legacy_format_field_by_field(api: str) -> None:
@@ -59,7 +60,7 @@ def test_legacy_format_field_by_field(api: str) -> None:
         for index, face in enumerate(faces):
             assert set(face) == {"vec", "det", "prob", "bbox"}
             assert face["det"] == index
-            assert 0.6 <= face["prob"] <= 1.0
+            assert 0.5 <= face["prob"] <= 1.0
             assert len(face["bbox"]) == 4 and all(isinstance(v, int) for v in face["bbox"])
             x1, y1, x2, y2 = face["bbox"]
             assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
@@ -225,3 +226,14 @@ def test_limit_faces_keeps_the_largest(api: str) -> None:
     )
     (none_small,) = extract(api, [photo], min_face_size=10_000).json()
     assert none_small == []
+
+
+def test_flip_gives_each_face_the_mean_of_its_crop_and_its_mirror(api: str) -> None:
+    """Same faces, boxes and scores; vectors that differ from the plain ones but still match them
+    (the mirror image of a face is the same person)."""
+    photo = GROUP_PHOTOS["t1.jpg"].read_bytes()
+    plain, flipped = (extract(api, [photo], flip=flip).json()[0] for flip in (False, True))
+    assert len(flipped) == len(plain) == FACES_IN["t1.jpg"]
+    assert [face["bbox"] for face in flipped] == [face["bbox"] for face in plain]
+    cosines = np.sum(vectors(plain) * vectors(flipped), axis=1)
+    assert np.all((cosines > 0.9) & (cosines < 0.9999)), cosines

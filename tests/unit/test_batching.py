@@ -86,6 +86,7 @@ class _CountingDetector:
     """Records how many canvases each network call got; finds nothing."""
 
     spec: ModelSpec = SCRFD_500M
+    full_frame_side: int = 0
     calls: list[int] = field(default_factory=list)
 
     def detect_batch(
@@ -119,7 +120,8 @@ def test_a_detector_call_never_sees_more_than_max_detect_pixels() -> None:
     def job() -> Detections:
         with models.job():
             time.sleep(0.2)  # every job counted before the first submits
-            return models.detect("scrfd", canvas, 0.5)
+            (found,) = models.detect("scrfd", [canvas], 0.5)
+            return found
 
     with ThreadPoolExecutor(4) as pool:
         found = list(pool.map(lambda _: job(), range(4)))

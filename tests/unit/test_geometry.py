@@ -11,8 +11,8 @@ from worker.imaging.align import (
     estimate_similarity,
     warp_to_template,
 )
-from worker.imaging.resize import DETECTOR_STRIDE, capped_size, fit_scale, letterbox
-from worker.models.postprocess import anchor_centers, box_iou, distance_to_boxes, nms
+from worker.imaging.resize import DETECTOR_STRIDE, capped_size, coarse_levels, fit_scale, letterbox, shrink
+from worker.models.postprocess import anchor_centers, box_iou, distance_to_boxes, merge_passes, nms
 
 
 def test_similarity_recovers_a_known_transform() -> None:
@@ -88,3 +88,31 @@ def test_box_decoding_from_anchor_centres() -> None:
     boxes = distance_to_boxes(centers[2:3], np.array([[1, 2, 3, 4]], np.float32))
     assert boxes.tolist() == [[7, -2, 11, 4]]
     assert box_iou(boxes, boxes)[0, 0] == 1.0
+
+
+def test_coarse_levels_shrink_by_four_until_a_full_frame_face_fits() -> None:
+    boxed = letterbox(np.ones((1080, 1920, 3), np.uint8), (640, 640))
+    (coarse,) = coarse_levels(boxed, full_frame_side=320)
+    assert (coarse.width, coarse.height, coarse.canvas.shape) == (160, 90, (96, 160, 3))
+    assert coarse.scale == boxed.scale * 90 / 360
+    assert coarse_levels(letterbox(np.ones((240, 320, 3), np.uint8), (640, 640)), 320) == []
+    assert coarse_levels(boxed, full_frame_side=0) == []  # the detector sees every size
+    huge = letterbox(np.ones((2160, 3840, 3), np.uint8), (0, 0))
+    assert [level.width for level in coarse_levels(huge, 320)] == [960, 240]
+
+
+def test_shrunk_static_canvas_keeps_one_shape_per_request_size() -> None:
+    """On a GPU (fill_canvas) every photo of a request size gives the coarse pass one shape."""
+    for shape in ((1080, 1920, 3), (1920, 1080, 3), (500, 500, 3)):
+        boxed = letterbox(np.ones(shape, np.uint8), (640, 640), fill_max_size=True)
+        assert shrink(boxed, 4, fill_canvas=True).canvas.shape == (160, 160, 3)
+
+
+def test_merge_keeps_the_first_pass_face_where_passes_overlap_and_adds_the_rest() -> None:
+    boxes = np.array(
+        [[0, 0, 100, 100], [300, 300, 340, 340], [2, 2, 104, 98], [500, 0, 900, 400]], np.float32
+    )
+    scores = np.array([0.7, 0.65, 0.95, 0.9], np.float32)
+    ranks = np.array([0, 0, 1, 1])
+    # The coarse face at (2, 2) scores higher but overlaps the main pass's: the main pass's stays.
+    assert merge_passes(boxes, scores, ranks, 0.4).tolist() == [3, 0, 1]

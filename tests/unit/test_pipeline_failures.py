@@ -42,10 +42,12 @@ def test_detector_exception_fails_its_image_alone(
 ) -> None:
     real = BatchedModels.detect
 
-    def detect(self: BatchedModels, detector: str, canvas: NDArray[np.uint8], threshold: float) -> Detections:
-        if np.all((canvas == 128) | (canvas == 0)):  # the grey picture on its letterbox
+    def detect(
+        self: BatchedModels, detector: str, canvases: Sequence[NDArray[np.uint8]], threshold: float
+    ) -> list[Detections]:
+        if np.all((canvases[0] == 128) | (canvases[0] == 0)):  # the grey picture on its letterbox
             raise RuntimeError("ONNXRuntimeError: secret library detail")
-        return real(self, detector, canvas, threshold)
+        return real(self, detector, canvases, threshold)
 
     monkeypatch.setattr(BatchedModels, "detect", detect)
     bad, good = analyzer.analyze([GREY, PHOTO], AnalysisOptions(), "req-42")

@@ -10,15 +10,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 DETECTOR_STRIDE = 32  # SCRFD and RetinaFace inputs must be multiples of their largest stride
+# Side ratio between a detector canvas and its next coarse level. SCRFD-500M finds faces from
+# about 16 to 340 canvas px wide (bench/coarse.py), so a step of 4 leaves the levels' ranges
+# overlapping by a factor of 5, at 1/16 of the previous level's pixels.
+COARSE_STEP = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
     """An image placed at the top-left of a zero canvas; ``scale`` maps the image's px -> canvas px
-    (in the pipeline: decoded px -> detector canvas px, see worker/frames.py)."""
+    (in the pipeline: decoded px -> detector canvas px, see worker/frames.py). The image fills
+    ``canvas[:height, :width]``; the rest is padding."""
 
     canvas: NDArray[np.uint8]
     scale: float
+    width: int
+    height: int
 
 
 def fit_scale(width: int, height: int, max_size: tuple[int, int], max_pixels: int = 0) -> float:
@@ -70,4 +77,34 @@ def letterbox(
         (_round_up(canvas_h, DETECTOR_STRIDE), _round_up(canvas_w, DETECTOR_STRIDE), 3), np.uint8
     )
     canvas[:new_h, :new_w] = resized
-    return Letterbox(canvas, new_h / height)
+    return Letterbox(canvas, new_h / height, new_w, new_h)
+
+
+def shrink(boxed: Letterbox, factor: int, fill_canvas: bool = False) -> Letterbox:
+    """The letterboxed image ``factor`` times smaller, area-averaged (no aliasing), padded to the
+    stride. ``fill_canvas``: the canvas is the old one's sides / factor, so that one input shape
+    per request size stays one (GPU)."""
+    new_w, new_h = max(1, round(boxed.width / factor)), max(1, round(boxed.height / factor))
+    content = boxed.canvas[: boxed.height, : boxed.width]
+    resized = cv2.resize(content, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    old_h, old_w = boxed.canvas.shape[:2]
+    canvas_w, canvas_h = (
+        (max(new_w, old_w // factor), max(new_h, old_h // factor)) if fill_canvas else (new_w, new_h)
+    )
+    canvas = np.zeros(
+        (_round_up(canvas_h, DETECTOR_STRIDE), _round_up(canvas_w, DETECTOR_STRIDE), 3), np.uint8
+    )
+    canvas[:new_h, :new_w] = resized
+    return Letterbox(canvas, boxed.scale * new_h / boxed.height, new_w, new_h)
+
+
+def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = False) -> list[Letterbox]:
+    """Smaller copies of a detector canvas for the faces too large for it: each COARSE_STEP times
+    smaller than the one before, until a face filling the whole image fits the detector
+    (``full_frame_side``: the longest canvas side on which it still finds such a face; 0: any)."""
+    levels: list[Letterbox] = []
+    current = boxed
+    while full_frame_side and max(current.width, current.height) > full_frame_side:
+        current = shrink(current, COARSE_STEP, fill_canvas)
+        levels.append(current)
+    return levels

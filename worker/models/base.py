@@ -42,6 +42,10 @@ class Detections:
 
 class Detector(Protocol):
     spec: ModelSpec
+    # The longest canvas side (px) on which a face filling the whole canvas is still found; the
+    # pipeline adds coarse passes over larger canvases (worker/imaging/resize.py). 0: the
+    # detector finds faces of any size itself (MTCNN's image pyramid).
+    full_frame_side: int
 
     def detect_batch(
         self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]

@@ -119,6 +119,9 @@ def _normalise(pixels: torch.Tensor) -> torch.Tensor:
 class MTCNN:
     """The three-stage cascade; ``paths`` are the verified pnet, rnet and onet state dicts."""
 
+    # Its image pyramid runs down to P-net's 12 px cell: faces filling the frame are found.
+    full_frame_side = 0
+
     def __init__(self, paths: list[Path], spec: ModelSpec, device: str, threads: int = 0) -> None:
         self.spec = spec
         self._device = device

@@ -77,7 +77,7 @@ def square_boxes(boxes: NDArray[np.float32]) -> NDArray[np.float32]:
 
 def nms(
     boxes: NDArray[np.float32],
-    scores: NDArray[np.float32],
+    scores: NDArray[np.floating],
     iou_threshold: float,
     overlap: Literal["union", "min"] = "union",
     inclusive: bool = True,
@@ -106,6 +106,18 @@ def nms(
             iou = inter / (areas[best] + areas[rest] - inter)
         order = rest[iou <= iou_threshold]
     return np.array(keep, dtype=np.intp)
+
+
+def merge_passes(
+    boxes: NDArray[np.float32], scores: NDArray[np.float32], ranks: NDArray[np.intp], iou_threshold: float
+) -> NDArray[np.intp]:
+    """Kept indices of faces found by several passes over one image (boxes in one frame), in
+    descending score order: NMS in which a face of a lower rank always wins over an overlapping
+    face of a higher rank, and the score decides within a rank."""
+    # Scores lie in [0, 1]: 2 per rank orders ranks first; float64 keeps float32 scores' order.
+    priority = scores.astype(np.float64) + 2.0 * (int(ranks.max(initial=0)) - ranks)
+    keep = nms(boxes, priority, iou_threshold)
+    return keep[np.argsort(-scores[keep], kind="stable")]
 
 
 def box_iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:

