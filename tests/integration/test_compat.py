@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Service, Stack
+from shared.contract import DEFAULT_THRESHOLD
 from tests.client import vectors
 from tests.faces import FACES_IN
 from tests.localserver import LocalServer, body
@@ -237,7 +238,7 @@ def test_info_has_the_models_object_the_client_prints(api: str) -> None:
     assert models["det_batch_size"] == 8 and models["rec_batch_size"] == 8
     assert models["mask_detector"] is None and models["ga_name"]
     assert {m["key"] for m in models["loaded"]} >= {"scrfd", "arcface", "genderage"}
-    assert info["version"] and info["defaults"]["det_thresh"] == 0.6
+    assert info["version"] and info["defaults"]["det_thresh"] == DEFAULT_THRESHOLD == 0.5
 
 
 def test_multipart_extract_equals_json_extract(api: str) -> None:

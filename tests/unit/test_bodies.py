@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
 from api.schemas import DrawRequest, ExtractRequest
+from shared.contract import DEFAULT_THRESHOLD
 from shared.errors import InvalidRequest
 from shared.settings import ResponseFormat
 
@@ -82,7 +83,7 @@ def test_multipart_draw_options_as_insightface_rest_sends_them() -> None:
 def test_null_options_mean_their_defaults() -> None:
     packed = msgpack.dumps({"images": {"data": [JPEG]}, "img_req_headers": None, "threshold": None})
     req = _read(packed, "application/msgpack").request
-    assert req.img_req_headers == {} and req.threshold == 0.6
+    assert req.img_req_headers == {} and req.threshold == DEFAULT_THRESHOLD
 
 
 def test_the_digest_is_of_the_bytes_sent() -> None:
