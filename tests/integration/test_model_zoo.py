@@ -39,7 +39,9 @@ def test_request_chooses_the_detector_and_it_finds_scrfds_faces(api: str, detect
     assert chosen["recognizer"] == reference["recognizer"]
     (expected,) = (image["faces"] for image in reference["data"])
     (found,) = (image["faces"] for image in chosen["data"])
-    large = [face for face in expected if face["size"] >= 30]
+    # Clear faces only: at the default threshold (0.5) SCRFD also reports a 0.5-scored blur that
+    # another detector need not share.
+    large = [face for face in expected if face["size"] >= 30 and face["prob"] >= 0.6]
     assert len(large) >= 3
     iou = box_iou(_boxes(large), _boxes(found))
     assert np.all(iou.max(axis=1) >= 0.7), iou
