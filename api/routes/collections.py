@@ -28,7 +28,15 @@ from api.schemas import (
     SubjectFacesBody,
     SubjectsBody,
 )
-from api.submit import IDEMPOTENCY_DOC, Flags, Submission, json_body, read_images, submit
+from api.submit import (
+    IDEMPOTENCY_DOC,
+    UNSUPPORTED_MEDIA_TYPE,
+    Flags,
+    Submission,
+    json_body,
+    read_images,
+    submit,
+)
 from shared.contract import EnrollJob, RecognizeJob, ReindexJob, RenderSettings
 from shared.errors import (
     CollectionForbidden,
@@ -125,6 +133,7 @@ ENROLL_DOC = Operation(
         403: Reply("collection_forbidden: the API key is limited to other collections", ErrorDetail),
         409: Reply("recognizer_mismatch, or idempotency_conflict", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
         422: Reply("Bad name, image, or no_face / several_faces (naming the image)", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
         504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
@@ -178,6 +187,7 @@ RECOGNIZE_DOC = Operation(
         404: Reply("collection_not_found", ErrorDetail),
         409: Reply("recognizer_mismatch: no online worker runs the collection's recognizer", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
         422: Reply("Invalid field or name", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
         504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
@@ -208,6 +218,8 @@ REINDEX_DOC = Operation(
     summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
     replies={
         202: Reply("Queued; poll status_url", JobAccepted),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+        422: Reply("Bad name", ErrorDetail),
         403: Reply("collection_forbidden", ErrorDetail),
         404: Reply("collection_not_found", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
