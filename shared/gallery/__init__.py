@@ -75,6 +75,13 @@ class Gallery(Protocol):
         Raises RecognizerMismatch when the collection holds another recognizer's vectors."""
         ...
 
+    def import_faces(
+        self, collection: str, recognizer: RecognizerInfo, faces: Sequence[tuple[str, NewFace]]
+    ) -> int:
+        """Bulk load (subject, face) pairs in one transaction (migrations, benchmarks); a face whose
+        image its subject already has is skipped. Returns the faces added."""
+        ...
+
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
         """Per query row: the ``limit`` best subjects by their best face's similarity."""
         ...

@@ -18,7 +18,7 @@ from deploy.launcher import Stack, free_port, stack
 from shared.settings import Settings
 from tests.client import b64
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
-from tests.postgres import running_postgres
+from bench.postgres import running_postgres
 
 # A worker without attribute models loads faster; recognition needs none.
 WORKER_ENV = {"FACEREST_ATTRIBUTES": ""}
