@@ -96,3 +96,23 @@ def test_the_same_photo_rule_and_verify_on_postgresql(shared_cluster: tuple[Stac
         timeout=60,
     ).json()
     assert verdict["same"] is True
+
+
+def test_an_api_key_limited_to_collections_cannot_touch_others(tmp_path: Path) -> None:
+    with stack(tmp_path, api_keys="all-key-4f1a,shop-key-9c2e shop1 shop2") as running:
+        running.start_api()
+        api = running.api_url
+        shop = {"X-API-Key": "shop-key-9c2e"}
+        body = {"images": {"data": [b64(YAO.read_bytes())]}}
+        refused = requests.post(
+            f"{api}/collections/staff/subjects/yao/faces", json=body, headers=shop, timeout=10
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "collection_forbidden")
+        assert "staff" in refused.json()["message"]
+        deleted = requests.delete(f"{api}/collections/staff", headers=shop, timeout=10)
+        assert deleted.status_code == 403
+        # Its own collections pass the key check (this one does not exist yet).
+        own = requests.post(f"{api}/collections/shop1/recognize", json=body, headers=shop, timeout=10)
+        assert (own.status_code, own.json()["code"]) == (404, "collection_not_found")
+        listed = requests.get(f"{api}/collections", headers=shop, timeout=10)
+        assert listed.status_code == 200 and listed.json() == {"collections": []}
