@@ -39,8 +39,8 @@ CHUNK = 50_000
 SEED = 14
 
 
-def unit_rows(rng: np.random.Generator, rows: int) -> NDArray[np.float32]:
-    vectors = rng.standard_normal((rows, DIM), dtype=np.float32)
+def unit_rows(rng: np.random.Generator, rows: int, dim: int = DIM) -> NDArray[np.float32]:
+    vectors = rng.standard_normal((rows, dim), dtype=np.float32)
     normalised: NDArray[np.float32] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     return normalised
 
@@ -70,16 +70,22 @@ def store(kind: str, folder: Path) -> Iterator[Gallery]:
         gallery.close()
 
 
-def load(gallery: Gallery, size: int, rng: np.random.Generator) -> NDArray[np.float32]:
+def load(
+    gallery: Gallery,
+    size: int,
+    rng: np.random.Generator,
+    recognizer: RecognizerInfo = RECOGNIZER,
+    collection: str = "scale",
+) -> NDArray[np.float32]:
     crop = crop_jpeg()
     chunks = []
     for start in range(0, size, CHUNK):
-        vectors = unit_rows(rng, min(CHUNK, size - start))
+        vectors = unit_rows(rng, min(CHUNK, size - start), recognizer.dimension)
         items = [
             (f"s{start + i}", NewFace(f"img{start + i}", (0.0, 0.0, 112.0, 112.0), 0.9, 1, vec, crop))
             for i, vec in enumerate(vectors)
         ]
-        gallery.import_faces("scale", RECOGNIZER, items)
+        gallery.import_faces(collection, recognizer, items)
         chunks.append(vectors)
     return np.concatenate(chunks)
 

@@ -53,7 +53,7 @@ def verify() -> Response:
             if req.collection is None or req.subject is None or req.images.count != 1:
                 raise InvalidRequest('verify against a subject takes one image, "collection" and "subject"')
             collection_access(ctx, req.collection)
-            check_recognizer(ctx, existing(ctx, req.collection))
+            check_recognizer(ctx, req.collection, existing(ctx, req.collection))
         elif req.images.count != 2:
             raise InvalidRequest(
                 f'verify takes two images ({req.images.count} sent), or one with "collection" and "subject"'

@@ -63,7 +63,13 @@ class SubjectInfo:
 
 
 class Gallery(Protocol):
-    def collection(self, name: str) -> CollectionInfo | None: ...
+    def collection(self, name: str) -> CollectionInfo | None:
+        """With its subject and face counts (a scan: for listings, not per request)."""
+        ...
+
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        """The collection's recognizer, None if there is no such collection: one indexed row."""
+        ...
 
     def collections(self) -> list[CollectionInfo]: ...
 

@@ -150,6 +150,10 @@ class PostgresGallery:
         row = self._row(db, name)
         return None if row is None else self._info(db, row)
 
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        row = self._row(self._db(), name)
+        return None if row is None else self._recognizer(row)
+
     def collections(self) -> list[CollectionInfo]:
         db = self._db()
         names = [r[0] for r in db.execute("SELECT name FROM gallery_collections ORDER BY name").fetchall()]

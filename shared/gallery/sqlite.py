@@ -169,6 +169,10 @@ class SqliteGallery:
         )
         return None if row is None else self._info(row)
 
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        row = self._db().execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _recognizer(row)
+
     def _info(self, row: sqlite3.Row) -> CollectionInfo:
         return CollectionInfo(row["name"], _recognizer(row), row["created"], row["nsubjects"], row["nfaces"])
 
