@@ -236,3 +236,17 @@ def test_the_cli_enrolls_a_folder_resumably_and_recognizes(
     assert sorted(s for s in named if s) == ["person0", "person5"]
     assert cli_main(["--url", api, "verify", str(photo), str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)["same"] is True
+
+
+def test_reindex_re_embeds_the_stored_crops(api: str) -> None:
+    assert enroll(api, "reindexed", "yao", [YAO.read_bytes()]).status_code == 201
+    before = recognize(api, "reindexed", [mirrored(YAO, 0.9)])["data"][0]["faces"][0]
+    accepted = requests.post(f"{api}/collections/reindexed/reindex", json={}, timeout=10)
+    assert accepted.status_code == 202
+    state = requests.get(f"{api}{accepted.json()['status_url']}?wait=30", timeout=TIMEOUT).json()
+    assert state["status"] == "done", state
+    assert (state["result"]["faces"], state["result"]["dropped"]) == (1, 0)
+    after = recognize(api, "reindexed", [mirrored(YAO, 0.9)])["data"][0]["faces"][0]
+    # Same model: the crop's vector comes back close to the photo's (the crop is a re-encoded JPEG).
+    assert after["subject"] == before["subject"] == "yao"
+    assert abs(after["similarity"] - before["similarity"]) < 0.1
