@@ -12,7 +12,7 @@ from flask import Flask
 from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
-from api.schemas import DrawRequest, ExtractRequest
+from api.schemas import DrawRequest, ExtractRequest, max_size_pair
 from shared.errors import InvalidRequest
 from shared.settings import ResponseFormat
 
@@ -68,7 +68,7 @@ def test_multipart_files_and_text_options() -> None:
     assert req.images.data == [JPEG, JPEG + b"2"]
     assert req.images.urls == ["http://images.example/c.jpg"]
     assert req.threshold == 0.5 and req.return_landmarks == "106" and req.extract_ga is True
-    assert req.max_size_pair() == (640, 480)
+    assert max_size_pair(req.max_size) == (640, 480)
     assert req.img_req_headers == {"Cookie": "a=b"}
 
 
