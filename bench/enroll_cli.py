@@ -25,10 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import requests
+from facerest_client.cli import main as cli_main
 
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import running_system
-from facerest_cli.__main__ import main as cli_main
 
 CONCURRENCY = 8
 

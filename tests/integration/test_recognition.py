@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from facerest_client.cli import main as cli_main
 
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack
-from facerest_cli.__main__ import main as cli_main
 from tests.client import b64, extract
 
 T1 = GROUP_PHOTOS["t1.jpg"]
@@ -232,7 +232,7 @@ def test_the_cli_enrolls_a_folder_resumably_and_recognizes(
     photo = tmp_path / "t1.jpg"
     photo.write_bytes(T1.read_bytes())
     assert cli_main(["--url", api, "recognize", str(photo), "--collection", "cli"]) == 0
-    named = [f["subject"] for f in json.loads(capsys.readouterr().out)["data"][0]["faces"]]
+    named = [f["subject"] for f in json.loads(capsys.readouterr().out)["images"][0]["faces"]]
     assert sorted(s for s in named if s) == ["person0", "person5"]
     assert cli_main(["--url", api, "verify", str(photo), str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)["same"] is True

@@ -4,63 +4,31 @@
 enroll: one subfolder per subject, its images inside. Images go in parallel (``--concurrency``),
 one request each, with a progress line on stderr. Resumable: what was enrolled is recorded in
 ``DIR/.facerest-enroll-<collection>.json`` (path, size, mtime) and skipped next time; and the
-server enrolls an image once per subject anyway (by its hash). Standard library only.
+server enrolls an image once per subject anyway (by its hash). recognize and verify print the
+answer as JSON. Requests go through ``FaceRest`` (MessagePack, retries with Idempotency-Key).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import dataclasses
 import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import httpx
+
+from facerest_client._calls import RecognizeOptions, VerifyOptions
+from facerest_client.client import FaceRest
+from facerest_client.errors import FaceRestError
+from facerest_client.types import Recognition, Verification
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_URL = "http://127.0.0.1:18081"
-TIMEOUT_S = 120
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(f"{status} {body.get('code', '')}: {body.get('message', body)}")
-        self.status = status
-        self.body = body
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    url: str
-    api_key: str | None = None
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["X-API-Key"] = self.api_key
-        request = urllib.request.Request(
-            self.url.rstrip("/") + path, json.dumps(body).encode(), headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
-                answer: dict[str, Any] = json.loads(reply.read())
-                return answer
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read())
-            except ValueError:
-                detail = {"message": exc.reason}
-            raise ApiError(exc.code, detail) from None
-
-
-def images_body(*paths: Path) -> dict[str, Any]:
-    return {"images": {"data": [base64.b64encode(p.read_bytes()).decode("ascii") for p in paths]}}
 
 
 def _photos(root: Path) -> Iterator[tuple[str, Path]]:
@@ -99,7 +67,7 @@ class Progress:
             )
 
 
-def enroll(client: Client, root: Path, collection: str, concurrency: int) -> int:
+def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> int:
     state_file = root / f".facerest-enroll-{collection}.json"
     done: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
     todo = [(s, p) for s, p in _photos(root) if done.get(str(p.relative_to(root))) != _stamp(p)]
@@ -110,8 +78,8 @@ def enroll(client: Client, root: Path, collection: str, concurrency: int) -> int
 
     def one(subject: str, path: Path) -> None:
         try:
-            client.post(f"/collections/{collection}/subjects/{subject}/faces", images_body(path))
-        except (ApiError, OSError) as exc:
+            client.enroll(collection, subject, [path])
+        except (FaceRestError, httpx.HTTPError, OSError) as exc:
             with lock:
                 failures.append(f"{path}: {exc}")
             progress.step(False)
@@ -121,6 +89,7 @@ def enroll(client: Client, root: Path, collection: str, concurrency: int) -> int
         progress.step(True)
 
     try:
+        # httpx.Client is safe to share between threads: one connection pool for all of them.
         with ThreadPoolExecutor(concurrency) as pool:
             for future in as_completed([pool.submit(one, s, p) for s, p in todo]):
                 future.result()
@@ -133,7 +102,7 @@ def enroll(client: Client, root: Path, collection: str, concurrency: int) -> int
     return 1 if failures else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facerest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -153,25 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("a", type=Path)
     p_verify.add_argument("b", type=Path)
     p_verify.add_argument("--threshold", type=float)
-    args = parser.parse_args(argv)
-    client = Client(args.url, args.api_key)
-    try:
-        if args.command == "enroll":
-            return enroll(client, args.dir, args.collection, args.concurrency)
-        if args.command == "recognize":
-            options = {
-                k: v for k, v in (("threshold", args.threshold), ("limit", args.limit)) if v is not None
-            }
-            answer = client.post(
-                f"/collections/{args.collection}/recognize", images_body(args.photo) | options
-            )
-        else:
-            options = {} if args.threshold is None else {"threshold": args.threshold}
-            answer = client.post("/verify", images_body(args.a, args.b) | options)
-    except ApiError as exc:
-        print(f"facerest: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(answer, indent=2))
+    return parser
+
+
+def _print(answer: Recognition | Verification) -> None:
+    print(json.dumps(dataclasses.asdict(answer), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with FaceRest(args.url, api_key=args.api_key) as client:
+        try:
+            if args.command == "enroll":
+                return enroll(client, args.dir, args.collection, args.concurrency)
+            if args.command == "recognize":
+                options: RecognizeOptions = {}
+                if args.threshold is not None:
+                    options["threshold"] = args.threshold
+                if args.limit is not None:
+                    options["limit"] = args.limit
+                _print(client.recognize(args.collection, [args.photo], **options))
+            else:
+                verify: VerifyOptions = {} if args.threshold is None else {"threshold": args.threshold}
+                _print(client.verify([args.a, args.b], **verify))
+        except (FaceRestError, httpx.HTTPError) as exc:
+            print(f"facerest: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

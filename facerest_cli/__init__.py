@@ -1,1 +1,0 @@
-"""The ``facerest`` command: enroll a folder of people, recognize a photo, verify two photos."""
