@@ -12,7 +12,14 @@ from flask import Flask
 from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
-from api.schemas import DrawRequest, ExtractRequest, max_size_pair
+from api.schemas import (
+    DrawRequest,
+    EnrollRequest,
+    ExtractRequest,
+    RecognizeRequest,
+    VerifyRequest,
+    max_size_pair,
+)
 from shared.errors import InvalidRequest
 from shared.settings import ResponseFormat
 
@@ -130,3 +137,23 @@ def test_fetch_headers_the_fetcher_owns_or_that_break_lines_are_refused(headers:
         ExtractRequest.model_validate(
             {"images": {"urls": ["http://a.example/x.jpg"]}, "img_req_headers": headers}
         )
+
+
+def test_recognition_requests_come_in_every_wire_form_and_refuse_unknown_fields() -> None:
+    form = {"file": [(io.BytesIO(JPEG), "a.jpg")], "face": "only", "max_size": "640,480", "async": "true"}
+    with APP.test_request_context("/faces", method="POST", data=form, content_type="multipart/form-data"):
+        enroll = read_body(EnrollRequest)
+    assert enroll.wire == "multipart" and enroll.request.images.data == [JPEG]
+    assert enroll.request.face == "only" and enroll.request.run_async is True
+    assert max_size_pair(enroll.request.max_size) == (640, 480)
+    packed = msgpack.dumps({"images": {"data": [JPEG, JPEG]}, "threshold": 0.4, "subject": None})
+    with APP.test_request_context("/verify", method="POST", data=packed, content_type="application/msgpack"):
+        verify = read_body(VerifyRequest)
+    assert verify.request.images.data == [JPEG, JPEG] and verify.request.threshold == 0.4
+    assert verify.request.subject is None
+    typo = orjson.dumps({"images": {"data": ["aGk="]}, "limt": 5})
+    with (
+        APP.test_request_context("/recognize", method="POST", data=typo, content_type="application/json"),
+        pytest.raises(ValidationError, match="limt"),
+    ):
+        read_body(RecognizeRequest)
