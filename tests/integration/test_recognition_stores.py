@@ -15,7 +15,7 @@ import requests
 from bench.photos import GROUP_PHOTOS
 from bench.postgres import running_postgres
 from deploy.haproxy import ProxyOptions, render_cluster
-from deploy.launcher import Stack, free_port, stack
+from deploy.launcher import Stack, free_port, stack, wait_until
 from shared.settings import Settings
 from tests.client import b64
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
@@ -62,7 +62,18 @@ def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S
         config.write_text(render_cluster(options, [api.port or 0 for api in apis]))
         haproxy = running.start_haproxy(config, proxy_port)
         running.wait_ready([*apis, *workers, haproxy], 120)
-        yield running, [api.url for api in apis], f"http://127.0.0.1:{proxy_port}"
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        # HAProxy marks a replica up only after two passing checks (rise 2), seconds after it
+        # listens; until then the proxy answers 503 "no server available".
+        wait_until(lambda: _answers(f"{proxy}/ready"), 30, "HAProxy to mark a replica up")
+        yield running, [api.url for api in apis], proxy
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 def test_a_face_enrolled_on_one_replica_is_recognized_on_the_other_at_once(
