@@ -4,8 +4,8 @@ the api_ver 1 rule, and render the requested API version in JSON or MessagePack.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import msgpack
 import numpy as np
@@ -22,12 +22,31 @@ from api.schemas import (
     ImagesBody,
     ImageV2,
     ModelV2,
+    RecognitionBody,
+    RecognizeBody,
+    RecognizedImageBody,
     TookV2,
 )
-from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings, worker_id
+from shared.contract import (
+    EnrollResult,
+    ErrorInfo,
+    ExtractResult,
+    Face,
+    ImageResult,
+    JobResult,
+    ModelRef,
+    RecognizedImage,
+    RecognizeResult,
+    ReindexResult,
+    RenderSettings,
+    VerifyResult,
+    worker_id,
+)
 from shared.errors import FaceRestError, from_info
+from shared.images import image_label
 
 MSGPACK = "application/x-msgpack"
+ItemT = TypeVar("ItemT")
 
 
 def wants_msgpack(request: Request, flag: bool = False) -> bool:
@@ -45,22 +64,22 @@ def request_warnings(body: ImagesBody) -> tuple[str, ...]:
     return (MASKS_UNSUPPORTED,) if body.detect_masks else ()
 
 
-def image_label(index: int, data_count: int) -> str:
-    """Where image ``index`` of a request came from: images.data first, then images.urls."""
-    if index < data_count:
-        return f"images.data[{index}]"
-    return f"images.urls[{index - data_count}]"
-
-
-def merged_images(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> list[ImageResult]:
+def in_request_order(
+    render: RenderSettings, worked: Sequence[ItemT], failed: Callable[[ErrorInfo], ItemT]
+) -> list[ItemT]:
     """All images in request order: the API's refusals where it refused, the worker's results
     elsewhere (the worker saw only the images the API accepted, in order)."""
     results = iter(worked)
     total = len(worked) + len(render.api_errors)
     return [
-        ImageResult.failed(render.api_errors[index]) if index in render.api_errors else next(results)
+        failed(render.api_errors[index]) if index in render.api_errors else next(results)
         for index in range(total)
     ]
+
+
+def merged_images(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> list[ImageResult]:
+    """An extract job's images in request order (``in_request_order``)."""
+    return in_request_order(render, worked, ImageResult.failed)
 
 
 def request_failure(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> FaceRestError | None:
@@ -197,7 +216,7 @@ def render_v2(
     return out
 
 
-def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
+def render_extract(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
     """The body a finished job answers with; raises the request's error under the api_ver 1 rule."""
     failure = request_failure(render, result.images)
     if failure is not None:
@@ -206,6 +225,87 @@ def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> Ex
     if render.api_ver == "2":
         return render_v2(result, images, render, total_ms)
     return render_v1(images, render.landmarks)
+
+
+def thumbnail_url(collection: str, face_id: str) -> str:
+    return f"/collections/{collection}/faces/{face_id}/thumbnail"
+
+
+def _recognized_image(image: RecognizedImage) -> RecognizedImageBody:
+    out: RecognizedImageBody = {"status": image.status, "took_ms": image.took_ms}
+    if image.error is not None:
+        out["error"] = _error_body(image.error)
+        return out
+    out["faces"] = [
+        {
+            "bbox": face.bbox,
+            "prob": face.prob,
+            "subject": face.subject,
+            "similarity": face.similarity,
+            "matches": [{"subject": m.subject, "similarity": m.similarity} for m in face.matches],
+        }
+        for face in image.faces
+    ]
+    return out
+
+
+def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: float) -> RecognizeBody:
+    """The envelope of /extract's api_ver 2 (``took``, ``data`` per image in request order, the
+    recognizer) with each face's subject and matches."""
+    images = in_request_order(render, result.images, lambda error: RecognizedImage("error", 0.0, error=error))
+    return {
+        "took": took(total_ms, result.took_ms),
+        "collection": result.collection,
+        "threshold": result.threshold,
+        "recognizer": _model(result.recognizer),
+        "data": [_recognized_image(image) for image in images],
+    }
+
+
+def render_result(
+    render: RenderSettings, result: JobResult, total_ms: float
+) -> ExtractV1 | ExtractV2 | RecognitionBody:
+    """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
+    match result:
+        case ExtractResult():
+            return render_extract(render, result, total_ms)
+        case RecognizeResult():
+            return render_recognize(render, result, total_ms)
+        case EnrollResult():
+            return {
+                "collection": result.collection,
+                "faces": [
+                    {
+                        "id": face.id,
+                        "subject": face.subject,
+                        "bbox": face.bbox,
+                        "prob": face.prob,
+                        "faces_in_image": face.faces_in_image,
+                        "new": face.new,
+                        "thumbnail_url": thumbnail_url(result.collection, face.id),
+                    }
+                    for face in result.faces
+                ],
+                "took": took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
+        case VerifyResult():
+            return {
+                "same": result.same,
+                "similarity": result.similarity,
+                "threshold": result.threshold,
+                "faces": result.faces,
+                "took": took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
+        case ReindexResult():
+            return {
+                "collection": result.collection,
+                "faces": result.faces,
+                "dropped": result.dropped,
+                "took": took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
 
 
 def _msgpack_default(value: object) -> object:

@@ -20,6 +20,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
+from shared.recognition import DEFAULT_LIMIT, MAX_LIMIT, NAME_PATTERN, NAME_RULE
 
 # An image as the body carries it: a base64 string (JSON, or MessagePack from a client that
 # encodes anyway) or the file's raw bytes (MessagePack bin, multipart file). The schema documents
@@ -67,6 +68,22 @@ class Images(BaseModel):
     @property
     def count(self) -> int:
         return len(self.data) + len(self.urls)
+
+
+def check_max_size(value: list[int] | int) -> list[int] | int:
+    sizes = [value, value] if isinstance(value, int) else value
+    if len(sizes) != 2 or any(s < 0 for s in sizes):
+        raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
+    if 0 in sizes and sizes != [0, 0]:
+        raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
+    if any(0 < s < 32 for s in sizes):
+        raise ValueError("max_size: each side must be 0 or at least 32")
+    return value
+
+
+def max_size_pair(value: list[int] | int) -> tuple[int, int]:
+    sizes = [value, value] if isinstance(value, int) else value
+    return sizes[0], sizes[1]
 
 
 class ImagesBody(BaseModel):
@@ -153,21 +170,16 @@ class DetectionRequest(ImagesBody):
     @field_validator("max_size")
     @classmethod
     def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
-        sizes = [value, value] if isinstance(value, int) else value
-        if len(sizes) != 2 or any(s < 0 for s in sizes):
-            raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
-        if 0 in sizes and sizes != [0, 0]:
-            raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
-        if any(0 < s < 32 for s in sizes):
-            raise ValueError("max_size: each side must be 0 or at least 32")
-        return value
-
-    def max_size_pair(self) -> tuple[int, int]:
-        sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
-        return sizes[0], sizes[1]
+        return check_max_size(value)
 
 
-class ExtractRequest(DetectionRequest):
+class QueuedBody(ImagesBody):
+    """A request that queues a job (api/submit.py): answered when done, or 202 at once."""
+
+    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+
+
+class ExtractRequest(DetectionRequest, QueuedBody):
     """POST /extract, in the format of InsightFace-REST (its 2020 and its current clients).
 
     Unknown fields are ignored so that clients written for the original keep working.
@@ -186,11 +198,10 @@ class ExtractRequest(DetectionRequest):
     return_face_data: bool = False
     embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
     verbose_timings: bool = False
-    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
 
     def options(self, max_faces: int) -> AnalysisOptions:
         return AnalysisOptions(
-            max_size=self.max_size_pair(),
+            max_size=max_size_pair(self.max_size),
             threshold=self.threshold,
             limit_faces=min(self.limit_faces or max_faces, max_faces),
             min_face_size=self.min_face_size,
@@ -219,7 +230,7 @@ class DrawRequest(DetectionRequest):
 
     def options(self, max_faces: int) -> AnalysisOptions:
         return AnalysisOptions(
-            max_size=self.max_size_pair(),
+            max_size=max_size_pair(self.max_size),
             threshold=self.threshold,
             limit_faces=min(self.limit_faces or max_faces, max_faces),
             min_face_size=self.min_face_size,
@@ -352,6 +363,198 @@ class ExtractV2(TypedDict):
     ]
 
 
+# Recognition: requests (the images as in /extract) and answers.
+NameText = Annotated[str, Field(pattern=NAME_PATTERN.pattern, description=NAME_RULE)]
+
+
+class RecognitionRequest(QueuedBody):
+    """What every recognition request shares: the images (read like /extract's, api/bodies.py),
+    the detector and the answer options. Unknown fields are refused: no old client to serve."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    detector: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]*$", max_length=32, description="As in /extract."
+    )
+    max_size: list[int] | int = Field(default=list(DEFAULT_MAX_SIZE), description="As in /extract.")
+    det_threshold: Annotated[float, Field(ge=0.0, le=1.0, description="Detection score threshold.")] = (
+        DEFAULT_THRESHOLD
+    )
+
+    @field_validator("max_size")
+    @classmethod
+    def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
+        return check_max_size(value)
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        return AnalysisOptions(
+            max_size=max_size_pair(self.max_size),
+            threshold=self.det_threshold,
+            limit_faces=max_faces,
+            detector=self.detector,
+        )
+
+
+class EnrollRequest(RecognitionRequest):
+    face: Literal["largest", "only"] = Field(
+        "largest",
+        description='Which face of each image to enroll: the largest, or "only" (a photo with several '
+        "faces is refused with 422 several_faces).",
+    )
+
+
+SimilarityThreshold = Annotated[
+    float | None,
+    Field(
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity at or above which a face is the subject; default: the "
+        "recognizer's calibrated threshold (/info, docs/recognition.md).",
+    ),
+]
+
+
+class RecognizeRequest(RecognitionRequest):
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Matches per face (top-k subjects).")] = (
+        DEFAULT_LIMIT
+    )
+    threshold: SimilarityThreshold = None
+
+
+class VerifyRequest(RecognitionRequest):
+    threshold: SimilarityThreshold = None
+    collection: NameText | None = Field(None, description="With subject: compare one image with a subject.")
+    subject: NameText | None = None
+
+
+class ThumbnailFace(TypedDict):
+    id: str
+    subject: str
+    bbox: tuple[float, float, float, float]
+    prob: float
+    faces_in_image: Annotated[int, Field(description="Faces found in the photo it came from")]
+    thumbnail_url: Annotated[str, Field(description="The aligned 112x112 crop, JPEG")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EnrolledFaceBody(ThumbnailFace):
+    new: Annotated[bool, Field(description="False: this photo was enrolled for this subject before")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EnrollBody(TypedDict):
+    collection: str
+    faces: list[EnrolledFaceBody]
+    took: TookV2
+    recognizer: ModelV2
+
+
+class SubjectMatchBody(TypedDict):
+    subject: str
+    similarity: float
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizedFaceBody(TypedDict):
+    bbox: tuple[float, float, float, float]
+    prob: float
+    subject: Annotated[str | None, Field(description="null: nobody reaches the threshold")]
+    similarity: Annotated[
+        float | None, Field(description="The subject's (its best face), else the best match's")
+    ]
+    matches: list[SubjectMatchBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizedImageBody(TypedDict):
+    status: Literal["ok", "error"]
+    took_ms: float
+    faces: NotRequired[list[RecognizedFaceBody]]
+    error: NotRequired[ErrorBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizeBody(TypedDict):
+    took: TookV2
+    collection: str
+    threshold: float
+    recognizer: ModelV2
+    data: list[RecognizedImageBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class VerifyBody(TypedDict):
+    same: bool
+    similarity: float
+    threshold: float
+    faces: Annotated[
+        list[tuple[float, float, float, float]], Field(description="The face compared per image")
+    ]
+    took: TookV2
+    recognizer: ModelV2
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ReindexBody(TypedDict):
+    collection: str
+    faces: int
+    dropped: Annotated[int, Field(description="Crops the new recognizer gave no vector for (removed)")]
+    took: TookV2
+    recognizer: ModelV2
+
+
+class RecognizerBody(TypedDict):
+    key: str
+    name: str
+    version: str
+    license: str
+    dimension: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CollectionBody(TypedDict):
+    collection: str
+    recognizer: RecognizerBody
+    created: float
+    subjects: int
+    faces: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CollectionsBody(TypedDict):
+    collections: list[CollectionBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectBody(TypedDict):
+    subject: str
+    faces: int
+    created: float
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectsBody(TypedDict):
+    subjects: list[SubjectBody]
+    offset: int
+    limit: int
+    next: Annotated[str | None, Field(description="The next page's URL; null on the last page")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectFacesBody(TypedDict):
+    collection: str
+    subject: str
+    faces: list[ThumbnailFace]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DeletedBody(TypedDict):
+    deleted: Annotated[int, Field(description="Faces (or collections) removed")]
+
+
+RecognitionBody = EnrollBody | RecognizeBody | VerifyBody | ReindexBody
+
+
 JobStatusName = Literal["queued", "running", "done", "failed"]
 
 
@@ -374,7 +577,8 @@ class JobStateBody(TypedDict):
     attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
     result: NotRequired[
         Annotated[
-            ExtractV1 | ExtractV2, Field(description="When done: what the synchronous /extract returns")
+            ExtractV1 | ExtractV2 | RecognitionBody,
+            Field(description="When done: what the synchronous request returns"),
         ]
     ]
     error: NotRequired[ErrorDetail]

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import docs, draw, extract, metrics, results, status
+from api.routes import collections, docs, draw, extract, metrics, results, status, verify
 
-BLUEPRINTS: tuple[Blueprint, ...] = (extract.bp, draw.bp, results.bp, status.bp, docs.bp, metrics.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    extract.bp,
+    draw.bp,
+    collections.bp,
+    verify.bp,
+    results.bp,
+    status.bp,
+    docs.bp,
+    metrics.bp,
+)

@@ -17,9 +17,9 @@ from api.bodies import read_body, read_images
 from api.context import context
 from api.drawing import MEDIA_TYPES, DrawStyle, ImageFormat, draw, encode, upright
 from api.openapi import Operation, Reply, Upload, documented
-from api.routes.extract import check_queue, request_owner, send, wait_result
 from api.schemas import DrawRequest, ErrorDetail, Images
-from shared.contract import ExtractJob, RenderSettings
+from api.submit import check_queue, request_owner, send, wait_result
+from shared.contract import ExtractJob, ExtractResult, RenderSettings
 from shared.errors import InvalidRequest, from_info
 
 bp = Blueprint("draw", __name__)
@@ -86,6 +86,8 @@ def _draw(image_format: ImageFormat) -> Response:
     ctx.metrics.images.observe(1)
     send(ctx, job_id, idempotent=False)
     result, _ = wait_result(ctx, job_id)
+    if not isinstance(result, ExtractResult):  # the job stored above is an extract job
+        raise TypeError(f"job {job_id}: {type(result).__name__}, not an extract result")
     (image,) = result.images
     if image.error is not None:
         raise from_info(image.error)

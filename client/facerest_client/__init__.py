@@ -2,19 +2,54 @@
 
 MessagePack by default (images travel as raw bytes), JSON with ``use_msgpack=False``; retries
 on 429, 503 and 504 honour ``Retry-After`` and resend the same ``Idempotency-Key``; answers come
-as frozen dataclasses (``ExtractResult``, ``Face``, ``Job``, ``ServerInfo``).
+as frozen dataclasses (``ExtractResult``, ``Face``, ``Job``, ``ServerInfo``; for recognition
+``Enrollment``, ``Recognition``, ``Verification``, ``Collection``, ``SubjectPage``). The ``facerest``
+command (enroll a folder, recognize, verify) is ``facerest_client.cli``.
 """
 
-from facerest_client._calls import DrawOptions, ExtractOptions
+from facerest_client._calls import (
+    DrawOptions,
+    EnrollOptions,
+    ExtractOptions,
+    RecognitionOptions,
+    RecognizeOptions,
+    VerifyOptions,
+)
 from facerest_client._wire import RetryPolicy
 from facerest_client.aio import AsyncFaceRest
 from facerest_client.client import FaceRest
 from facerest_client.errors import FaceRestError
-from facerest_client.types import ExtractResult, Face, ImageError, ImageResult, Job, ModelRef, ServerInfo
+from facerest_client.types import (
+    Collection,
+    EnrolledFace,
+    Enrollment,
+    ExtractResult,
+    Face,
+    ImageError,
+    ImageResult,
+    Job,
+    JobResult,
+    Match,
+    ModelRef,
+    Recognition,
+    RecognizedFace,
+    RecognizedImage,
+    Recognizer,
+    Reindexed,
+    ServerInfo,
+    Subject,
+    SubjectFaces,
+    SubjectPage,
+    Verification,
+)
 
 __all__ = [
     "AsyncFaceRest",
+    "Collection",
     "DrawOptions",
+    "EnrollOptions",
+    "EnrolledFace",
+    "Enrollment",
     "ExtractOptions",
     "ExtractResult",
     "Face",
@@ -23,7 +58,21 @@ __all__ = [
     "ImageError",
     "ImageResult",
     "Job",
+    "JobResult",
+    "Match",
     "ModelRef",
+    "Recognition",
+    "RecognitionOptions",
+    "RecognizeOptions",
+    "RecognizedFace",
+    "RecognizedImage",
+    "Recognizer",
+    "Reindexed",
     "RetryPolicy",
     "ServerInfo",
+    "Subject",
+    "SubjectFaces",
+    "SubjectPage",
+    "Verification",
+    "VerifyOptions",
 ]

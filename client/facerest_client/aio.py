@@ -10,9 +10,27 @@ from typing import Any, TypeVar, Unpack
 
 import httpx
 
-from facerest_client._calls import Calls, DrawOptions, Endpoint, ExtractOptions
+from facerest_client._calls import (
+    Calls,
+    DrawOptions,
+    Endpoint,
+    EnrollOptions,
+    ExtractOptions,
+    RecognizeOptions,
+    VerifyOptions,
+)
 from facerest_client._wire import RETRY_STATUSES, Call, ImageInput, RetryPolicy, decode
-from facerest_client.types import ExtractResult, Job, ServerInfo
+from facerest_client.types import (
+    Collection,
+    Enrollment,
+    ExtractResult,
+    Job,
+    Recognition,
+    ServerInfo,
+    SubjectFaces,
+    SubjectPage,
+    Verification,
+)
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 120.0
@@ -58,6 +76,65 @@ class AsyncFaceRest:
     async def draw(self, image: ImageInput, **opts: Unpack[DrawOptions]) -> bytes:
         """The image as a PNG with its faces drawn on it."""
         return await self._run(self._calls.draw(image, opts))
+
+    async def enroll(
+        self,
+        collection: str,
+        subject: str,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        **opts: Unpack[EnrollOptions],
+    ) -> Enrollment:
+        """Enroll the largest face of each image for ``subject`` (the collection is made on first use)."""
+        return await self._run(self._calls.enroll(collection, subject, images, urls, opts))
+
+    async def recognize(
+        self,
+        collection: str,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        **opts: Unpack[RecognizeOptions],
+    ) -> Recognition:
+        """Every face of each image among the collection's subjects (1:N, open set)."""
+        return await self._run(self._calls.recognize(collection, images, urls, opts))
+
+    async def verify(
+        self,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        *,
+        collection: str | None = None,
+        subject: str | None = None,
+        **opts: Unpack[VerifyOptions],
+    ) -> Verification:
+        """Two images the same person? Or one image against ``subject`` of ``collection``."""
+        return await self._run(self._calls.verify(images, urls, collection, subject, opts))
+
+    async def reindex(self, collection: str) -> Job:
+        """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``)."""
+        return await self._run(self._calls.reindex(collection))
+
+    async def collections(self) -> tuple[Collection, ...]:
+        return await self._run(self._calls.collections())
+
+    async def subjects(self, collection: str, offset: int = 0, limit: int = 100) -> SubjectPage:
+        return await self._run(self._calls.subjects(collection, offset, limit))
+
+    async def subject(self, collection: str, subject: str) -> SubjectFaces:
+        return await self._run(self._calls.subject(collection, subject))
+
+    async def thumbnail(self, collection: str, face_id: str) -> bytes:
+        """An enrolled face's aligned 112x112 crop, JPEG."""
+        return await self._run(self._calls.thumbnail(collection, face_id))
+
+    async def delete_subject(self, collection: str, subject: str) -> int:
+        return await self._run(self._calls.delete_subject(collection, subject))
+
+    async def delete_face(self, collection: str, face_id: str) -> int:
+        return await self._run(self._calls.delete_face(collection, face_id))
+
+    async def delete_collection(self, collection: str) -> int:
+        return await self._run(self._calls.delete_collection(collection))
 
     async def info(self) -> ServerInfo:
         return await self._run(self._calls.info())

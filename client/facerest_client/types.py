@@ -119,26 +119,266 @@ class ExtractResult:
         )
 
 
+def _box(value: Any) -> Box:
+    x1, y1, x2, y2 = value
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def _error(value: Any) -> ImageError | None:
+    return None if value is None else ImageError(value["code"], value["message"])
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledFace:
+    """A face of a subject in a collection: its id (for delete_face and the thumbnail)."""
+
+    id: str
+    subject: str
+    bbox: Box  # in the photo it was enrolled from
+    prob: float
+    faces_in_image: int  # faces found in that photo (the largest was enrolled)
+    thumbnail_url: str  # the aligned 112x112 crop, JPEG (``thumbnail``)
+    new: bool = True  # False: this photo was enrolled for this subject before (by its hash)
+
+    @classmethod
+    def from_wire(cls, face: Mapping[str, Any]) -> EnrolledFace:
+        return cls(
+            id=face["id"],
+            subject=face["subject"],
+            bbox=_box(face["bbox"]),
+            prob=float(face["prob"]),
+            faces_in_image=int(face["faces_in_image"]),
+            thumbnail_url=face["thumbnail_url"],
+            new=bool(face.get("new", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    collection: str
+    faces: tuple[EnrolledFace, ...]  # one per image, in request order
+    total_ms: float
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Enrollment:
+        return cls(
+            collection=body["collection"],
+            faces=tuple(EnrolledFace.from_wire(face) for face in body["faces"]),
+            total_ms=float(body["took"]["total_ms"]),
+            recognizer=ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    subject: str
+    similarity: float  # cosine, of the subject's best enrolled face
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedFace:
+    bbox: Box
+    prob: float
+    subject: str | None  # None: nobody in the collection reaches the threshold
+    similarity: float | None  # the subject's, else the best match's
+    matches: tuple[Match, ...]  # the top subjects, best first
+
+    @classmethod
+    def from_wire(cls, face: Mapping[str, Any]) -> RecognizedFace:
+        similarity = face.get("similarity")
+        return cls(
+            bbox=_box(face["bbox"]),
+            prob=float(face["prob"]),
+            subject=face.get("subject"),
+            similarity=None if similarity is None else float(similarity),
+            matches=tuple(Match(m["subject"], float(m["similarity"])) for m in face["matches"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizedImage:
+    ok: bool
+    faces: tuple[RecognizedFace, ...] = ()
+    error: ImageError | None = None
+    took_ms: float = 0.0
+
+    @classmethod
+    def from_wire(cls, image: Mapping[str, Any]) -> RecognizedImage:
+        return cls(
+            ok=image["status"] == "ok",
+            faces=tuple(RecognizedFace.from_wire(face) for face in image.get("faces") or ()),
+            error=_error(image.get("error")),
+            took_ms=float(image.get("took_ms") or 0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    collection: str
+    threshold: float  # the similarity a face needs to be named
+    images: tuple[RecognizedImage, ...]  # in request order (images, then urls)
+    total_ms: float
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Recognition:
+        return cls(
+            collection=body["collection"],
+            threshold=float(body["threshold"]),
+            images=tuple(RecognizedImage.from_wire(image) for image in body["data"]),
+            total_ms=float(body["took"]["total_ms"]),
+            recognizer=ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    same: bool  # similarity >= threshold
+    similarity: float
+    threshold: float
+    faces: tuple[Box, ...]  # the face compared in each image
+    total_ms: float
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Verification:
+        return cls(
+            same=bool(body["same"]),
+            similarity=float(body["similarity"]),
+            threshold=float(body["threshold"]),
+            faces=tuple(_box(box) for box in body["faces"]),
+            total_ms=float(body["took"]["total_ms"]),
+            recognizer=ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reindexed:
+    collection: str
+    faces: int
+    dropped: int  # crops the new recognizer gave no vector for (removed)
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Reindexed:
+        return cls(
+            body["collection"],
+            int(body["faces"]),
+            int(body["dropped"]),
+            ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Recognizer:
+    key: str
+    name: str
+    version: str
+    license: str
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    name: str
+    recognizer: Recognizer  # made its vectors: only it can search them
+    created: float  # Unix time
+    subjects: int
+    faces: int
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Collection:
+        r = body["recognizer"]
+        return cls(
+            name=body["collection"],
+            recognizer=Recognizer(r["key"], r["name"], r["version"], r["license"], int(r["dimension"])),
+            created=float(body["created"]),
+            subjects=int(body["subjects"]),
+            faces=int(body["faces"]),
+        )
+
+
+def collections_from_wire(body: Mapping[str, Any]) -> tuple[Collection, ...]:
+    return tuple(Collection.from_wire(item) for item in body["collections"])
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    subject: str
+    faces: int
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectPage:
+    subjects: tuple[Subject, ...]
+    offset: int
+    limit: int
+    next_offset: int | None  # None on the last page
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> SubjectPage:
+        offset, limit = int(body["offset"]), int(body["limit"])
+        return cls(
+            subjects=tuple(
+                Subject(s["subject"], int(s["faces"]), float(s["created"])) for s in body["subjects"]
+            ),
+            offset=offset,
+            limit=limit,
+            next_offset=None if body.get("next") is None else offset + limit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectFaces:
+    collection: str
+    subject: str
+    faces: tuple[EnrolledFace, ...]
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> SubjectFaces:
+        return cls(
+            body["collection"], body["subject"], tuple(EnrolledFace.from_wire(f) for f in body["faces"])
+        )
+
+
+def deleted_from_wire(body: Mapping[str, Any]) -> int:
+    return int(body["deleted"])
+
+
 JobStatus = Literal["queued", "running", "done", "failed"]
+JobResult = ExtractResult | Recognition | Enrollment | Verification | Reindexed
+
+
+def job_result_from_wire(body: Mapping[str, Any]) -> JobResult:
+    """A finished job's result, by its shape (each job kind answers as its endpoint does)."""
+    if "same" in body:
+        return Verification.from_wire(body)
+    if "dropped" in body:
+        return Reindexed.from_wire(body)
+    if "collection" in body:
+        return Recognition.from_wire(body) if "data" in body else Enrollment.from_wire(body)
+    return ExtractResult.from_wire(body)
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """An asynchronous job: its state now, and its result once done."""
+    """An asynchronous job: its state now, and its result once done (the endpoint's own type)."""
 
     id: str
     status: JobStatus
-    result: ExtractResult | None = None
+    result: JobResult | None = None
     error: ImageError | None = None
 
     @classmethod
     def from_wire(cls, body: Mapping[str, Any]) -> Job:
-        result, error = body.get("result"), body.get("error")
+        result = body.get("result")
         return cls(
             id=body["id"],
             status=body["status"],
-            result=None if result is None else ExtractResult.from_wire(result),
-            error=None if error is None else ImageError(error["code"], error["message"]),
+            result=None if result is None else job_result_from_wire(result),
+            error=_error(body.get("error")),
         )
 
 

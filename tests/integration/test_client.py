@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from facerest_client import AsyncFaceRest, ExtractResult, FaceRest, FaceRestError, RetryPolicy
+from facerest_client import AsyncFaceRest, ExtractResult, FaceRest, FaceRestError, Reindexed, RetryPolicy
 from PIL import Image
 
 from bench.photos import GROUP_PHOTOS
@@ -58,7 +58,7 @@ def test_asyncio_client_extracts_concurrently_and_polls_jobs(api: str) -> None:
             job = await client.submit([T1])
             assert job.status == "queued"
             done = await client.result(job.id, wait_s=20)
-            assert done.status == "done" and done.result is not None
+            assert done.status == "done" and isinstance(done.result, ExtractResult)
             assert len(done.result.images[0].faces) == FACES_IN["t1.jpg"]
             info = await client.info()
             assert info.det_name == SCRFD_500M.name and info.rec_name == ARCFACE_MBF.name
@@ -71,6 +71,43 @@ def test_draw_returns_the_photo_drawn(api: str) -> None:
         png = client.draw(T1, draw_ga=True)
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.size == (1280, 886)
+
+
+def test_recognition_through_the_client_in_msgpack_json_and_multipart(api: str) -> None:
+    """Enroll in MessagePack (raw bytes), recognize in JSON (base64), enroll a multipart upload:
+    one decoder reads all three, as for /extract."""
+    with FaceRest(api) as packed, FaceRest(api, use_msgpack=False) as plain:
+        enrolled = packed.enroll("client-people", "yao", [YAOMING])
+        assert enrolled.faces[0].subject == "yao" and enrolled.faces[0].new
+        upload = httpx.post(
+            f"{api}/collections/client-people/subjects/yao/faces",
+            files={"file": ("yao.jpg", YAOMING.read_bytes(), "image/jpeg")},
+            data={"face": "only"},
+            timeout=60,
+        )
+        assert upload.status_code == 201, upload.text
+        assert upload.json()["faces"][0]["id"] == enrolled.faces[0].id  # the same photo: not added
+        recognized = plain.recognize("client-people", [YAOMING, T1], limit=1)
+        (yao,) = recognized.images[0].faces
+        assert yao.subject == "yao" and yao.similarity is not None and yao.similarity > recognized.threshold
+        assert all(face.subject is None for face in recognized.images[1].faces)
+        assert len(recognized.images[1].faces) == FACES_IN["t1.jpg"]
+        assert packed.verify([YAOMING], collection="client-people", subject="yao").same
+        assert not packed.verify([YAOMING, T1]).same
+        (collection,) = [c for c in packed.collections() if c.name == "client-people"]
+        assert (collection.subjects, collection.faces) == (1, 1)
+        assert [s.subject for s in packed.subjects("client-people").subjects] == ["yao"]
+        face_id = packed.subject("client-people", "yao").faces[0].id
+        assert packed.thumbnail("client-people", face_id)[:2] == b"\xff\xd8"
+        job = packed.reindex("client-people")
+        reindexed = packed.result(job.id, wait_s=30)
+        assert reindexed.status == "done" and isinstance(reindexed.result, Reindexed)
+        assert reindexed.result.faces == 1
+        assert packed.delete_face("client-people", face_id) == 1
+        assert packed.delete_collection("client-people") == 1
+        with pytest.raises(FaceRestError) as raised:
+            packed.recognize("client-people", [YAOMING])
+        assert raised.value.status == 404 and raised.value.code == "collection_not_found"
 
 
 class Recording(httpx.BaseTransport):

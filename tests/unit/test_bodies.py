@@ -12,7 +12,14 @@ from flask import Flask
 from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
-from api.schemas import DrawRequest, ExtractRequest
+from api.schemas import (
+    DrawRequest,
+    EnrollRequest,
+    ExtractRequest,
+    RecognizeRequest,
+    VerifyRequest,
+    max_size_pair,
+)
 from shared.contract import DEFAULT_THRESHOLD
 from shared.errors import InvalidRequest
 from shared.settings import ResponseFormat
@@ -69,7 +76,7 @@ def test_multipart_files_and_text_options() -> None:
     assert req.images.data == [JPEG, JPEG + b"2"]
     assert req.images.urls == ["http://images.example/c.jpg"]
     assert req.threshold == 0.5 and req.return_landmarks == "106" and req.extract_ga is True
-    assert req.max_size_pair() == (640, 480)
+    assert max_size_pair(req.max_size) == (640, 480)
     assert req.img_req_headers == {"Cookie": "a=b"}
 
 
@@ -131,3 +138,23 @@ def test_fetch_headers_the_fetcher_owns_or_that_break_lines_are_refused(headers:
         ExtractRequest.model_validate(
             {"images": {"urls": ["http://a.example/x.jpg"]}, "img_req_headers": headers}
         )
+
+
+def test_recognition_requests_come_in_every_wire_form_and_refuse_unknown_fields() -> None:
+    form = {"file": [(io.BytesIO(JPEG), "a.jpg")], "face": "only", "max_size": "640,480", "async": "true"}
+    with APP.test_request_context("/faces", method="POST", data=form, content_type="multipart/form-data"):
+        enroll = read_body(EnrollRequest)
+    assert enroll.wire == "multipart" and enroll.request.images.data == [JPEG]
+    assert enroll.request.face == "only" and enroll.request.run_async is True
+    assert max_size_pair(enroll.request.max_size) == (640, 480)
+    packed = msgpack.dumps({"images": {"data": [JPEG, JPEG]}, "threshold": 0.4, "subject": None})
+    with APP.test_request_context("/verify", method="POST", data=packed, content_type="application/msgpack"):
+        verify = read_body(VerifyRequest)
+    assert verify.request.images.data == [JPEG, JPEG] and verify.request.threshold == 0.4
+    assert verify.request.subject is None
+    typo = orjson.dumps({"images": {"data": ["aGk="]}, "limt": 5})
+    with (
+        APP.test_request_context("/recognize", method="POST", data=typo, content_type="application/json"),
+        pytest.raises(ValidationError, match="limt"),
+    ):
+        read_body(RecognizeRequest)

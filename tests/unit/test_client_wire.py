@@ -11,7 +11,18 @@ import time
 import httpx
 import msgpack
 import pytest
-from facerest_client import AsyncFaceRest, FaceRest, FaceRestError, RetryPolicy
+from facerest_client import (
+    AsyncFaceRest,
+    Enrollment,
+    ExtractResult,
+    FaceRest,
+    FaceRestError,
+    Job,
+    Recognition,
+    Reindexed,
+    RetryPolicy,
+    Verification,
+)
 from facerest_client._wire import body_call, parse_retry_after
 
 JPEG = b"\xff\xd8\xff raw"
@@ -111,3 +122,178 @@ def test_async_client_retries_too() -> None:
             return len(result.images[0].faces)
 
     assert asyncio.run(run()) == 1 and len(seen) == 2
+
+
+RECOGNIZER = {"key": "arcface", "name": "w600k_mbf", "version": "1", "license": "non-commercial"}
+RECOGNIZE_ANSWER = {
+    "took": {"total_ms": 20.0, "worker_ms": 15.0},
+    "collection": "staff",
+    "threshold": 0.3,
+    "recognizer": RECOGNIZER,
+    "data": [
+        {
+            "status": "ok",
+            "took_ms": 14.0,
+            "faces": [
+                {
+                    "bbox": [1.5, 2.0, 50.0, 60.0],
+                    "prob": 0.8,
+                    "subject": "ann",
+                    "similarity": 0.7,
+                    "matches": [{"subject": "ann", "similarity": 0.7}, {"subject": "bob", "similarity": 0.1}],
+                },
+                {"bbox": [60, 2, 90, 40], "prob": 0.7, "subject": None, "similarity": 0.2, "matches": []},
+            ],
+        },
+        {"status": "error", "took_ms": 0.0, "error": {"code": "invalid_image", "message": "images.data[1]"}},
+    ],
+}
+ENROLL_ANSWER = {
+    "collection": "staff",
+    "faces": [
+        {
+            "id": "f1",
+            "subject": "ann",
+            "bbox": [1.0, 2.0, 3.0, 4.0],
+            "prob": 0.9,
+            "faces_in_image": 2,
+            "new": False,
+            "thumbnail_url": "/collections/staff/faces/f1/thumbnail",
+        }
+    ],
+    "took": {"total_ms": 9.0},
+    "recognizer": RECOGNIZER,
+}
+VERIFY_ANSWER = {
+    "same": True,
+    "similarity": 0.61,
+    "threshold": 0.3,
+    "faces": [[1, 2, 3, 4]],
+    "took": {"total_ms": 8.0},
+    "recognizer": RECOGNIZER,
+}
+COLLECTIONS_ANSWER = {
+    "collections": [
+        {
+            "collection": "staff",
+            "recognizer": {**RECOGNIZER, "dimension": 512},
+            "created": 1.5,
+            "subjects": 2,
+            "faces": 3,
+        }
+    ]
+}
+SUBJECTS_ANSWER = {
+    "subjects": [{"subject": "ann", "faces": 2, "created": 1.0}],
+    "offset": 0,
+    "limit": 1,
+    "next": "/collections/staff/subjects?offset=1&limit=1",
+}
+
+
+def _recognition_server(seen: list[httpx.Request]) -> httpx.MockTransport:
+    """Answers by method and path, as the service would; remembers every request."""
+    answers = {
+        ("POST", "/collections/staff/subjects/ann/faces"): (201, ENROLL_ANSWER),
+        ("POST", "/collections/staff/recognize"): (200, RECOGNIZE_ANSWER),
+        ("POST", "/verify"): (200, VERIFY_ANSWER),
+        ("POST", "/collections/staff/reindex"): (202, {"id": "j1", "status": "queued", "status_url": "/r"}),
+        ("GET", "/collections"): (200, COLLECTIONS_ANSWER),
+        ("GET", "/collections/staff/subjects"): (200, SUBJECTS_ANSWER),
+        ("GET", "/collections/staff/subjects/ann"): (
+            200,
+            {"collection": "staff", "subject": "ann", "faces": ENROLL_ANSWER["faces"]},
+        ),
+        ("DELETE", "/collections/staff/subjects/ann"): (200, {"deleted": 2}),
+        ("DELETE", "/collections/staff/faces/f1"): (200, {"deleted": 1}),
+        ("DELETE", "/collections/staff"): (200, {"deleted": 1}),
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, body = answers[(request.method, request.url.path)]
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(answer)
+
+
+def test_enroll_recognize_and_verify_send_images_like_extract_and_parse_typed_answers() -> None:
+    seen: list[httpx.Request] = []
+    with FaceRest("http://facerest.test", transport=_recognition_server(seen)) as client:
+        enrolled = client.enroll("staff", "ann", [JPEG], face="only")
+        recognized = client.recognize("staff", [JPEG], ["http://a.example/b.jpg"], limit=2, threshold=0.3)
+        verified = client.verify([JPEG], collection="staff", subject="ann")
+    bodies = [msgpack.unpackb(r.content) for r in seen]
+    assert all(r.headers["Content-Type"] == "application/msgpack" for r in seen)
+    assert all(len(r.headers["Idempotency-Key"]) == 32 for r in seen)
+    assert bodies[0] == {"images": {"data": [JPEG], "urls": []}, "face": "only"}
+    assert bodies[1]["images"]["urls"] == ["http://a.example/b.jpg"]
+    assert (bodies[1]["limit"], bodies[1]["threshold"]) == (2, 0.3)
+    assert (bodies[2]["collection"], bodies[2]["subject"]) == ("staff", "ann")
+
+    (face,) = enrolled.faces
+    assert (face.id, face.subject, face.new, face.faces_in_image) == ("f1", "ann", False, 2)
+    assert enrolled.recognizer.name == "w600k_mbf" and enrolled.total_ms == 9.0
+    named, stranger = recognized.images[0].faces
+    assert named.subject == "ann" and named.bbox == (1.5, 2.0, 50.0, 60.0)
+    assert [m.subject for m in named.matches] == ["ann", "bob"]
+    assert stranger.subject is None and stranger.similarity == 0.2
+    bad = recognized.images[1]
+    assert not bad.ok and bad.error is not None and bad.error.code == "invalid_image"
+    assert verified.same and verified.similarity == 0.61 and verified.faces == ((1.0, 2.0, 3.0, 4.0),)
+
+
+def test_collection_listing_paging_and_deletes() -> None:
+    seen: list[httpx.Request] = []
+    with FaceRest("http://facerest.test", transport=_recognition_server(seen)) as client:
+        (collection,) = client.collections()
+        page = client.subjects("staff", offset=0, limit=1)
+        subject = client.subject("staff", "ann")
+        deleted = (
+            client.delete_subject("staff", "ann"),
+            client.delete_face("staff", "f1"),
+            client.delete_collection("staff"),
+        )
+        job = client.reindex("staff")
+    assert collection.name == "staff" and collection.recognizer.dimension == 512
+    assert (collection.subjects, collection.faces) == (2, 3)
+    assert [s.subject for s in page.subjects] == ["ann"] and page.next_offset == 1
+    assert seen[1].url.params["limit"] == "1"
+    assert subject.faces[0].thumbnail_url == "/collections/staff/faces/f1/thumbnail"
+    assert deleted == (2, 1, 1)
+    assert job.id == "j1" and job.status == "queued"
+    assert seen[-1].content == b"{}" and "Idempotency-Key" in seen[-1].headers
+
+
+def test_jobs_carry_each_endpoint_s_typed_result() -> None:
+    reindexed = {
+        "collection": "staff",
+        "faces": 3,
+        "dropped": 0,
+        "took": {"total_ms": 1},
+        "recognizer": RECOGNIZER,
+    }
+    cases = [
+        (ANSWER, ExtractResult),
+        (RECOGNIZE_ANSWER, Recognition),
+        (ENROLL_ANSWER, Enrollment),
+        (VERIFY_ANSWER, Verification),
+        (reindexed, Reindexed),
+    ]
+    for body, kind in cases:
+        job = Job.from_wire({"id": "j", "status": "done", "result": body})
+        assert isinstance(job.result, kind)
+
+
+def test_async_client_recognizes_in_json() -> None:
+    seen: list[httpx.Request] = []
+
+    async def run() -> tuple[str | None, int]:
+        transport = _recognition_server(seen)
+        async with AsyncFaceRest("http://facerest.test", use_msgpack=False, transport=transport) as client:
+            recognized = await client.recognize("staff", [JPEG])
+            deleted = await client.delete_subject("staff", "ann")
+            return recognized.images[0].faces[0].subject, deleted
+
+    assert asyncio.run(run()) == ("ann", 2)
+    assert json.loads(seen[0].content)["images"]["data"] == [base64.b64encode(JPEG).decode()]

@@ -1,0 +1,288 @@
+"""What every queued endpoint shares (/extract, /draw_detections, the collection routes and
+/verify): the request's owner, its Idempotency-Key, the queue's depth, reading the body (one
+decoder: api/bodies.py), queueing the one job, waiting for it and answering from it (also for a
+retry with the same key)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from flask import Response, g, request
+
+from api.auth import presented_key
+from api.bodies import Body, read_body
+from api.context import ApiContext
+from api.openapi import Header, Operation, Reply, Upload
+from api.render import encode, render_result, wants_msgpack
+from api.schemas import ErrorDetail, JobAccepted, QueuedBody
+from shared.contract import ExtractResult, IdempotencyRecord, Job, JobResult, RenderSettings
+from shared.errors import (
+    IdempotencyConflict,
+    InvalidField,
+    JobNotFound,
+    Overloaded,
+    ResultTimeout,
+    from_info,
+)
+from shared.jobs import FINISHED, JobStatus
+from shared.queue import EXTRACT_TASK
+
+log = logging.getLogger("facerest.api")
+
+QueuedT = TypeVar("QueuedT", bound=QueuedBody)
+ReadT = TypeVar("ReadT")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Options asked for and not served (detect_masks), also for the list format, which has no room.
+WARNING_HEADER = "X-Facerest-Warning"
+# Printable ASCII without spaces: a UUID, a hash, a client's own request id.
+IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+UNSUPPORTED_MEDIA_TYPE = (
+    "unsupported_media_type: the body is not application/json, application/msgpack or multipart/form-data"
+)
+# With Sentinel: how long a request waits for a Redis replica to hold its new job.
+REPLICA_WAIT_MS = 1000
+
+IDEMPOTENCY_DOC = Header(
+    IDEMPOTENCY_HEADER,
+    "Makes a retry safe: the same key with the same body, within result_ttl_s, returns the "
+    "job the first request made (its result once done; 202 with its state for async) "
+    "instead of queueing another; with a different body, 409 idempotency_conflict. Keys "
+    "are per API key.",
+    {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "minLength": 1, "maxLength": 255},
+)
+
+# What every queued endpoint may answer besides its own replies (which win over these).
+QUEUED_REPLIES: Mapping[int, Reply] = {
+    202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
+    409: Reply("idempotency_conflict: the Idempotency-Key came before with another body", ErrorDetail),
+    413: Reply("A size limit was exceeded", ErrorDetail),
+    415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+    503: Reply(
+        "Too many jobs queued (max_queue_depth), or Redis unavailable: retry after Retry-After seconds",
+        ErrorDetail,
+        retry_after=True,
+    ),
+    504: Reply(
+        "No result within the synchronous timeout; the body has the job id",
+        ErrorDetail,
+        retry_after=True,
+    ),
+}
+
+
+def queued_operation(
+    summary: str, request_model: type[QueuedBody], replies: Mapping[int, Reply]
+) -> Operation:
+    """The OpenAPI operation of a queued endpoint: its body in JSON, MessagePack or multipart
+    (api/bodies.py), the Idempotency-Key header, and the shared replies."""
+    return Operation(
+        summary=summary,
+        request=request_model,
+        msgpack_request=True,
+        upload=Upload(),
+        headers=(IDEMPOTENCY_DOC,),
+        replies=dict(sorted({**QUEUED_REPLIES, **replies}.items())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """How a request wants its answer: now or 202, JSON or MessagePack."""
+
+    run_async: bool
+    msgpack: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated request, ready to queue."""
+
+    job: Job
+    render: RenderSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[ReadT]):
+    """A request as read for queueing: what the route prepares from, its answer flags, and the
+    digest of its body (a retry with the same Idempotency-Key must send the same bytes)."""
+
+    request: ReadT
+    flags: Flags
+    digest: str
+
+
+def request_owner(ctx: ApiContext) -> str:
+    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
+    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    return ctx.api_keys.scope(api_key)
+
+
+def idempotency_key(ctx: ApiContext, owner: str) -> str | None:
+    """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(value):
+        raise InvalidField(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters, no spaces")
+    return ctx.store.idempotency_key(owner, value)
+
+
+def check_queue(ctx: ApiContext) -> None:
+    """Refuse new work at once while the queue is full, instead of letting requests pile up."""
+    depth = int(ctx.redis.llen(ctx.settings.queue))
+    if depth >= ctx.settings.max_queue_depth:
+        raise Overloaded(
+            f"{depth} jobs queued, max_queue_depth={ctx.settings.max_queue_depth}; "
+            f"retry in {ctx.settings.retry_after_s} s",
+            ctx.settings.retry_after_s,
+        )
+
+
+def images_body(model: type[QueuedT]) -> Callable[[], Read[Body[QueuedT]]]:
+    """Read the body as ``model`` in any of its wire forms (api/bodies.py)."""
+
+    def read() -> Read[Body[QueuedT]]:
+        body = read_body(model)
+        return Read(body, Flags(body.request.run_async, body.request.msgpack), body.digest)
+
+    return read
+
+
+def submit(
+    ctx: ApiContext,
+    read: Callable[[], Read[ReadT]],
+    prepare: Callable[[ReadT, str], Submission],
+    status: int = 200,
+) -> Response:
+    """Queue the job ``prepare`` makes of the request ``read`` reads (it is given the request and
+    its owner), and answer: 202 for async, else the finished job's body with ``status``. An
+    Idempotency-Key seen before answers from its job."""
+    started = time.perf_counter()
+    owner = request_owner(ctx)
+    key = idempotency_key(ctx, owner)
+    # A retry of a request that made a job answers from that job, even while the queue is full.
+    record = None if key is None else ctx.store.idempotency(key)
+    if record is None:
+        check_queue(ctx)
+    got = read()
+    if record is not None:
+        return _replay(ctx, record, key, got.digest, got.flags, started, status)
+    submission = prepare(got.request, owner)
+    job_id = uuid.uuid4().hex
+    # The key is recorded with the job, atomically: a concurrent request with the same key that
+    # got there first made the job, and this one answers from it.
+    claimed = None if key is None else (key, got.digest)
+    existing = ctx.store.create(job_id, submission.job, submission.render, claimed)
+    if existing is not None:
+        return _replay(ctx, existing, key, got.digest, got.flags, started, status)
+    send(ctx, job_id, idempotent=claimed is not None)
+    as_msgpack = wants_msgpack(request, got.flags.msgpack)
+    if got.flags.run_async:
+        accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
+        return encode(accepted, as_msgpack, status=202)
+    return _answer(ctx, job_id, started, as_msgpack, key, status)
+
+
+def raw_digest() -> str:
+    """The digest of a body no model reads (a reindex takes none), for its Idempotency-Key."""
+    return hashlib.sha256(request.get_data(cache=True)).hexdigest()
+
+
+def _replicate(ctx: ApiContext, job_id: str) -> None:
+    """With Sentinel, answer only once a replica holds the job: a failover then cannot lose a
+    job whose 200 or 202 was sent. Without a replica in time the answer goes out anyway."""
+    acked = ctx.store.replicate(job_id, 1, REPLICA_WAIT_MS)
+    if acked < 1:
+        log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
+
+
+def send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
+    """Queue a stored job. One task runs every job kind: the worker reads the kind from the job."""
+    ctx.celery.send_task(
+        EXTRACT_TASK,
+        args=[job_id],
+        task_id=job_id,
+        queue=ctx.settings.queue,
+        headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
+    )
+    if idempotent:
+        ctx.store.mark_sent(job_id)
+    if ctx.settings.replicated:
+        _replicate(ctx, job_id)
+
+
+def _replay(
+    ctx: ApiContext,
+    record: IdempotencyRecord,
+    key: str | None,
+    digest: str,
+    flags: Flags,
+    started: float,
+    status: int,
+) -> Response:
+    """Answer a request whose Idempotency-Key made a job before, from that job."""
+    if record.body_digest != digest:
+        raise IdempotencyConflict(
+            f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
+            "use a new key for a new request"
+        )
+    as_msgpack = wants_msgpack(request, flags.msgpack)
+    state = ctx.store.state(record.job_id)
+    if state.status is JobStatus.QUEUED and not state.sent:
+        # The request that made the job died before queueing it (or is just queueing it: a second
+        # message is harmless, the copy that comes second is dropped by the worker's claim).
+        log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
+        send(ctx, state.id, idempotent=True)
+    if flags.run_async:
+        accepted: JobAccepted = {
+            "id": state.id,
+            "status": state.status.value,
+            "status_url": f"/results/{state.id}",
+        }
+        return encode(accepted, as_msgpack, status=202)
+    return _answer(ctx, record.job_id, started, as_msgpack, key, status)
+
+
+def wait_result(
+    ctx: ApiContext, job_id: str, idempotency_key: str | None = None
+) -> tuple[JobResult, RenderSettings]:
+    """Wait for the job as a synchronous request does: its result, or its error raised.
+
+    A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
+    the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
+    """
+    state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
+    if state.status in FINISHED:
+        ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
+    if state.error is not None:
+        raise from_info(state.error)
+    if state.result is None:
+        raise ResultTimeout(
+            f"no result within sync_timeout_s={ctx.settings.sync_timeout_s}; poll /results/{job_id}",
+            job_id,
+        )
+    if state.render is None:  # every job the API stores has its settings
+        raise JobNotFound(f"job {job_id!r} has no render settings")
+    if isinstance(state.result, ExtractResult):
+        ctx.metrics.faces.observe(sum(len(image.faces) for image in state.result.images))
+    return state.result, state.render
+
+
+def _answer(
+    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, key: str | None, status: int
+) -> Response:
+    """Wait for the job and render its result in the request's format."""
+    result, settings = wait_result(ctx, job_id, key)
+    total_ms = (time.perf_counter() - started) * 1000
+    response = encode(render_result(settings, result, total_ms), as_msgpack, status=status)
+    if settings.warnings:
+        response.headers[WARNING_HEADER] = "; ".join(settings.warnings)
+    return response

@@ -1,0 +1,155 @@
+"""``facerest enroll DIR --collection C`` / ``facerest recognize PHOTO --collection C`` /
+``facerest verify A B``, against a running facerest (``--url``, default http://127.0.0.1:18081).
+
+enroll: one subfolder per subject, its images inside. Images go in parallel (``--concurrency``),
+one request each, with a progress line on stderr. Resumable: what was enrolled is recorded in
+``DIR/.facerest-enroll-<collection>.json`` (path, size, mtime) and skipped next time; and the
+server enrolls an image once per subject anyway (by its hash). recognize and verify print the
+answer as JSON. Requests go through ``FaceRest`` (MessagePack, retries with Idempotency-Key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import httpx
+
+from facerest_client._calls import RecognizeOptions, VerifyOptions
+from facerest_client.client import FaceRest
+from facerest_client.errors import FaceRestError
+from facerest_client.types import Recognition, Verification
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+DEFAULT_URL = "http://127.0.0.1:18081"
+
+
+def _photos(root: Path) -> Iterator[tuple[str, Path]]:
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                yield folder.name, path
+
+
+def _stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class Progress:
+    """One line on stderr, rewritten: done/total, failures, images per second."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def step(self, ok: bool) -> None:
+        with self.lock:
+            self.done += 1
+            self.failed += not ok
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            width = 30
+            filled = width * self.done // max(self.total, 1)
+            bar = "#" * filled + "." * (width - filled)
+            print(
+                f"\r[{bar}] {self.done}/{self.total}  {self.failed} failed  {rate:.1f} img/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> int:
+    state_file = root / f".facerest-enroll-{collection}.json"
+    done: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    todo = [(s, p) for s, p in _photos(root) if done.get(str(p.relative_to(root))) != _stamp(p)]
+    skipped = sum(1 for _ in _photos(root)) - len(todo)
+    progress = Progress(len(todo))
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def one(subject: str, path: Path) -> None:
+        try:
+            client.enroll(collection, subject, [path])
+        except (FaceRestError, httpx.HTTPError, OSError) as exc:
+            with lock:
+                failures.append(f"{path}: {exc}")
+            progress.step(False)
+            return
+        with lock:
+            done[str(path.relative_to(root))] = _stamp(path)
+        progress.step(True)
+
+    try:
+        # httpx.Client is safe to share between threads: one connection pool for all of them.
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in as_completed([pool.submit(one, s, p) for s, p in todo]):
+                future.result()
+    finally:
+        state_file.write_text(json.dumps(done, indent=0, sort_keys=True))
+    print(file=sys.stderr)
+    for line in failures:
+        print(f"failed: {line}", file=sys.stderr)
+    print(f"enrolled {len(todo) - len(failures)}, skipped {skipped} (done before), failed {len(failures)}")
+    return 1 if failures else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facerest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"the API (default {DEFAULT_URL})")
+    parser.add_argument("--api-key", help="sent as X-API-Key")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p_enroll = commands.add_parser("enroll", help="enroll DIR/<subject>/<images>")
+    p_enroll.add_argument("dir", type=Path)
+    p_enroll.add_argument("--collection", required=True)
+    p_enroll.add_argument("--concurrency", type=int, default=8)
+    p_recognize = commands.add_parser("recognize", help="who is in PHOTO")
+    p_recognize.add_argument("photo", type=Path)
+    p_recognize.add_argument("--collection", required=True)
+    p_recognize.add_argument("--threshold", type=float)
+    p_recognize.add_argument("--limit", type=int)
+    p_verify = commands.add_parser("verify", help="are A and B the same person")
+    p_verify.add_argument("a", type=Path)
+    p_verify.add_argument("b", type=Path)
+    p_verify.add_argument("--threshold", type=float)
+    return parser
+
+
+def _print(answer: Recognition | Verification) -> None:
+    print(json.dumps(dataclasses.asdict(answer), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with FaceRest(args.url, api_key=args.api_key) as client:
+        try:
+            if args.command == "enroll":
+                return enroll(client, args.dir, args.collection, args.concurrency)
+            if args.command == "recognize":
+                options: RecognizeOptions = {}
+                if args.threshold is not None:
+                    options["threshold"] = args.threshold
+                if args.limit is not None:
+                    options["limit"] = args.limit
+                _print(client.recognize(args.collection, [args.photo], **options))
+            else:
+                verify: VerifyOptions = {} if args.threshold is None else {"threshold": args.threshold}
+                _print(client.verify([args.a, args.b], **verify))
+        except (FaceRestError, httpx.HTTPError) as exc:
+            print(f"facerest: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
