@@ -21,10 +21,12 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 NAME_RULE = "1 to 128 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
 
 # The default open-set threshold per recognizer key (cosine similarity): below it a face is
-# "nobody we know". PLACEHOLDER values until bench/calibrate_recognition.py's measured ones land
-# (arcface: InsightFace's usual verification range; dlib: its documented 0.6 Euclidean distance
-# on unit vectors, 1 - 0.6**2 / 2). Requests override with "threshold".
-DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"arcface": 0.30, "dlib": 0.82})
+# "nobody we know". Measured on CFP's frontal photos (python -m bench.calibrate_recognition,
+# docs/calibration.md): each is the lowest value at which about 1 in a million comparisons of two
+# different people is accepted (about 1 % of unknown queries against 10,000 people). True-accept
+# rate there: arcface 94.8 %, dlib 39.1 % (dlib 0.943 keeps 81 % for galleries of ~100 people).
+# Requests override with "threshold".
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"arcface": 0.392, "dlib": 0.962})
 FALLBACK_THRESHOLD = 0.5  # a recognizer not in the table (none today)
 
 DEFAULT_LIMIT = 3  # top-k matches per face
