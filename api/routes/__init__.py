@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import docs, extract, metrics, results, status
+from api.routes import docs, extract, metrics, results, status, ui
 
-BLUEPRINTS: tuple[Blueprint, ...] = (extract.bp, results.bp, status.bp, docs.bp, metrics.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (extract.bp, results.bp, status.bp, docs.bp, metrics.bp, ui.bp)
