@@ -3,8 +3,11 @@
 // errors, and async jobs followed by long polling.
 
 const KEY_STORAGE = "facerest.apiKey";
-const MAX_ATTEMPTS = 5;
+// A network failure is tried again a few times; a 503 or 429 as long as the API asks to wait,
+// up to a few minutes in all (a queue that stays full that long needs a person to look).
+const NETWORK_ATTEMPTS = 5;
 const MAX_RETRY_WAIT_S = 30;
+const MAX_BUSY_S = 300;
 
 export class ApiError extends Error {
   constructor(status, code, message, body = null) {
@@ -18,7 +21,8 @@ export class ApiError extends Error {
   get readable() {
     if (this.status === 401) return "This API needs a key: type it in the API key field above.";
     if (this.status === 403) return "The API key was refused: check it in the API key field above.";
-    return this.status ? `${this.message} (${this.status} ${this.code})` : this.message;
+    const where = [this.status || "", this.code].filter(Boolean).join(" ");
+    return where ? `${this.message} (${where})` : this.message;
   }
 }
 
@@ -68,16 +72,19 @@ export async function call(method, path, body = undefined, { onWait = null } = {
     init.body = JSON.stringify(body);
   }
   if (method === "POST") headers["Idempotency-Key"] = newKey();
-  for (let attempt = 1; ; attempt += 1) {
+  const started = Date.now();
+  for (let failures = 0; ; ) {
     let response;
     try {
       response = await fetch(path, init);
     } catch (error) {
-      if (attempt >= MAX_ATTEMPTS) throw new ApiError(0, "network", `The API did not answer (${error.message}).`);
-      await sleep(500 * 2 ** attempt);
+      failures += 1;
+      if (failures >= NETWORK_ATTEMPTS) throw new ApiError(0, "", `The API did not answer (${error.message}).`);
+      await sleep(500 * 2 ** failures);
       continue;
     }
-    if ((response.status === 503 || response.status === 429) && attempt < MAX_ATTEMPTS) {
+    const busy = response.status === 503 || response.status === 429;
+    if (busy && (Date.now() - started) / 1000 < MAX_BUSY_S) {
       const wait = Math.min(retryAfterS(response.headers.get("Retry-After")), MAX_RETRY_WAIT_S);
       if (onWait) onWait(wait);
       await sleep(wait * 1000);

@@ -77,7 +77,8 @@ class Photo {
   }
 
   loaded() {
-    return this.img.complete && this.img.naturalWidth
+    // complete is also true for a photo the browser could not show (its error event is past).
+    return this.img.complete
       ? Promise.resolve()
       : new Promise((resolve) => {
           this.img.addEventListener("load", resolve, { once: true });
@@ -237,7 +238,9 @@ export class PhotoList {
       if (generation !== this.generation) return;
       const image = answer.data[0];
       if (image.status !== "ok") {
-        throw new ApiError(422, image.error?.code || "error", image.error?.message || "the image failed");
+        // The photo went alone, so "images.data[0]: " says nothing next to it.
+        const message = (image.error?.message || "the image failed").replace(/^images\.data\[\d+\]: /, "");
+        throw new ApiError(0, image.error?.code || "error", message);
       }
       photo.show(image.faces || [], Boolean(collection), this.ui.onEnroll());
     } catch (error) {

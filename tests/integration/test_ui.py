@@ -1,0 +1,257 @@
+"""The web page at /ui in a real browser (Debian's chromium driven by Playwright) against the real
+system: the faces it draws are the API's, batches go as async jobs with progress, errors show
+next to their photo, Retry-After is honoured and the API key stays out of URLs.
+
+Screenshots are kept in var/test-artifacts/ui/ (git-ignored) for a look after the run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FilePayload,
+    Page,
+    Request,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from bench.photos import GROUP_PHOTOS
+from deploy.launcher import Stack, stack
+from tests.client import b64, extract
+from tests.faces import FACES_IN
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "ui"
+# Debian's chromium runs as root in CI containers (no sandbox there), with no GPU, and must not
+# reach the network on its own (component updates, safe browsing).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+TIMEOUT_MS = 30_000
+IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
+KEY = "ui-key-3f9a0c"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "chromium is missing: make test installs it (scripts/install-system-deps.sh --browser)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Watched:
+    """A page with what it logged and sent."""
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def record(self, request: Request) -> None:
+        self.requests.append(request)
+
+    def posts(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.split("?")[0].endswith(path)]
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        target = ARTIFACTS / name
+        self.page.screenshot(path=target, full_page=True)
+        return target
+
+
+@contextmanager
+def _opened(browser: Browser, url: str) -> Iterator[Watched]:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    watched = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.console_errors.append(f"uncaught: {error}"))
+    page.on("request", watched.record)
+    try:
+        page.goto(f"{url}/ui")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        yield watched
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def ui(browser: Browser, api: str) -> Iterator[Watched]:
+    with _opened(browser, api) as watched:
+        yield watched
+
+
+def _api_faces(api: str, photo: bytes) -> list[dict[str, Any]]:
+    """What the API answers for the photo with the page's default options."""
+    answer = extract(api, [photo], api_ver="2", threshold=0.6, max_size=[640, 640], return_landmarks=True)
+    assert answer.status_code == 200, answer.text
+    faces: list[dict[str, Any]] = answer.json()["data"][0]["faces"]
+    return faces
+
+
+def _body(post: Request) -> dict[str, Any]:
+    body = post.post_data_json
+    assert isinstance(body, dict), post.post_data
+    return body
+
+
+def _drawn_boxes(page: Page) -> list[tuple[float, float, float, float]]:
+    boxes = []
+    rects = page.locator(".photo .overlay .face rect")
+    for index in range(rects.count()):
+        rect = rects.nth(index)
+        x, y, w, h = (float(rect.get_attribute(name) or "nan") for name in ("x", "y", "width", "height"))
+        boxes.append((x, y, x + w, y + h))
+    return boxes
+
+
+def test_page_draws_the_faces_the_api_finds_in_a_group_photo(ui: Watched, api: str) -> None:
+    page = ui.page
+    expect(page.locator("#worker-count")).to_have_text("1 worker online")
+    photo = GROUP_PHOTOS["t1.jpg"]
+    page.set_input_files("#files", str(photo))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+
+    expected = _api_faces(api, photo.read_bytes())
+    assert len(expected) == FACES_IN["t1.jpg"]
+    drawn = _drawn_boxes(page)
+    assert len(drawn) == len(expected)
+    for box, face in zip(drawn, expected, strict=True):
+        assert box == pytest.approx(face["bbox"], abs=0.01)
+    # Five keypoints a face, one table row a face, and hover links row and box both ways.
+    expect(page.locator(".photo .overlay .keypoint")).to_have_count(5 * len(expected))
+    rows = card.locator(".faces tbody tr")
+    expect(rows).to_have_count(len(expected))
+    rows.nth(2).hover()
+    expect(card.locator(".overlay .face").nth(2)).to_have_class(re.compile(r"\bhl\b"))
+    card.locator(".overlay .face rect").nth(4).hover()
+    expect(rows.nth(4)).to_have_class(re.compile(r"\bhl\b"))
+    expect(rows.nth(2)).not_to_have_class(re.compile(r"\bhl\b"))
+
+    # One synchronous /extract, api_ver 2, with an Idempotency-Key; flip only when checked.
+    (post,) = ui.posts("/extract")
+    body = _body(post)
+    assert body["api_ver"] == "2" and "async" not in body and "flip" not in body
+    assert IDEMPOTENCY_KEY.match(post.headers["idempotency-key"])
+    ui.screenshot("group-photo.png")
+    assert ui.console_errors == []
+
+
+def test_options_reach_the_api_and_gender_age_and_106_landmarks_are_drawn(ui: Watched, api: str) -> None:
+    page = ui.page
+    page.select_option("select[name=landmarks]", "106")
+    page.check("input[name=extract_ga]")
+    page.check("input[name=flip]")
+    page.fill("input[name=threshold]", "0.5")
+    page.set_input_files("#files", str(GROUP_PHOTOS["yaoming.jpg"]))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", "1")
+    expect(card.locator(".overlay .dense")).to_have_count(106)
+    cells = card.locator(".faces tbody tr").first.locator("td")
+    expect(cells.nth(4)).to_have_text(re.compile(r"^(female|male) \d\.\d\d$"))
+    expect(cells.nth(3)).to_have_text(re.compile(r"^\d+$"))
+    body = _body(ui.posts("/extract")[0])
+    assert body["return_landmarks"] == "106" and body["extract_ga"] is True
+    assert body["flip"] is True and body["threshold"] == 0.5
+    assert ui.console_errors == []
+
+
+def test_a_batch_goes_as_async_jobs_with_progress_and_long_polling(ui: Watched) -> None:
+    page = ui.page
+    names = ["gdp.jpg", "yaoming.jpg", "t1.jpg"]
+    page.set_input_files("#files", [str(GROUP_PHOTOS[name]) for name in names])
+    expect(page.locator("#progress-text")).to_have_text("3 of 3 done")
+    for name in names:
+        card = page.locator(".photo", has_text=name)
+        expect(card).to_have_attribute("data-faces", str(FACES_IN[name]))
+        expect(card.locator(".overlay .face")).to_have_count(FACES_IN[name])
+    posts = ui.posts("/extract")
+    assert len(posts) == 3
+    assert all(_body(post)["async"] is True for post in posts)
+    keys = {post.headers["idempotency-key"] for post in posts}
+    assert len(keys) == 3 and all(IDEMPOTENCY_KEY.match(key) for key in keys)
+    polls = [r.url for r in ui.requests if "/results/" in r.url]
+    assert polls and all(re.search(r"/results/[0-9a-f]{32}\?wait=\d+$", url) for url in polls)
+    ui.screenshot("batch.png")
+    assert ui.console_errors == []
+
+
+def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched) -> None:
+    page = ui.page
+    broken: FilePayload = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}
+    photo: FilePayload = {
+        "name": "yaoming.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": GROUP_PHOTOS["yaoming.jpg"].read_bytes(),
+    }
+    page.set_input_files("#files", [broken, photo])
+    failed = page.locator(".photo.failed")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("broken.jpg")
+    expect(failed.locator(".error")).to_have_text("not a recognised image format (invalid_image)")
+    expect(page.locator(".photo", has_text="yaoming.jpg")).to_have_attribute("data-faces", "1")
+    # The browser itself may log the broken photo it could not show; nothing else.
+    assert [e for e in ui.console_errors if "broken" not in e] == []
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API keys on and room for one queued job, no worker yet: the second job is refused (503
+    with Retry-After) until a worker drains the queue."""
+    with stack(
+        Path(tmp_path_factory.mktemp("ui-keys")), api_keys=KEY, max_queue_depth="1", retry_after_s="1"
+    ) as running:
+        running.start_api()
+        yield running
+
+
+def test_api_key_is_sent_as_a_header_and_retry_after_is_honoured(browser: Browser, keyed: Stack) -> None:
+    with _opened(browser, keyed.api_url) as ui:
+        page = ui.page
+        expect(page.locator("#status-body")).to_contain_text("This API needs a key")
+        page.fill("#api-key", KEY)
+        page.click("#key-form button[type=submit]")
+        expect(page.locator("#status-body")).to_contain_text("No worker is online")
+        # A job of another client fills the queue: both photos wait out Retry-After, again and again.
+        photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+        body = {"images": {"data": [b64(photo)]}, "async": True}
+        queued = requests.post(f"{keyed.api_url}/extract", json=body, headers={"X-API-Key": KEY}, timeout=30)
+        assert queued.status_code == 202, queued.text
+        page.set_input_files("#files", [str(GROUP_PHOTOS["yaoming.jpg"]), str(GROUP_PHOTOS["gdp.jpg"])])
+        expect(page.locator(".photo-status", has_text="retrying in 1 s")).to_have_count(2)
+        keyed.start_worker(extra_env={"FACEREST_ATTRIBUTES": ""})
+        expect(page.locator("#progress-text")).to_have_text("2 of 2 done", timeout=90_000)
+        expect(page.locator(".photo", has_text="gdp.jpg")).to_have_attribute("data-faces", "5")
+        # A refused try and its retry carry the same Idempotency-Key: the retry can never
+        # queue the job twice.
+        by_key: dict[str, int] = {}
+        for post in ui.posts("/extract"):
+            by_key[post.headers["idempotency-key"]] = by_key.get(post.headers["idempotency-key"], 0) + 1
+        assert len(by_key) == 2 and min(by_key.values()) >= 2
+        assert page.evaluate("sessionStorage.getItem('facerest.apiKey')") == KEY
+        assert all(KEY not in r.url for r in ui.requests)
+        assert all(r.headers.get("x-api-key") == KEY for r in ui.posts("/extract"))
+        # Only the refusals the test set up: 401 before the key was typed, 503 while the queue was full.
+        assert all(re.search(r"status of (401|503)", e) for e in ui.console_errors), ui.console_errors
