@@ -17,6 +17,7 @@ from api.lifecycle import Lifecycle
 from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
 from shared.fetch import UrlFetcher
+from shared.gallery import open_gallery
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api_keys=api_keys,
         metrics=observability.ApiMetrics(observability.QueueCollector(client, settings.queue, workers)),
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
+        gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key

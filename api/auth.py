@@ -30,10 +30,18 @@ def _digest(key: str) -> bytes:
 
 
 class ApiKeys:
-    """The accepted keys, kept only as SHA-256 digests; empty means authentication is off."""
+    """The accepted keys, kept only as SHA-256 digests; empty means authentication is off.
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._digests = tuple(_digest(key) for key in keys)
+    An entry ``KEY COLLECTION...`` (the key, then collection names, separated by spaces) limits
+    that key to those collections; a key alone may use every collection.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        parsed = [entry.split() for entry in entries]
+        self._digests = tuple(_digest(parts[0]) for parts in parsed if parts)
+        self._collections: dict[bytes, frozenset[str]] = {
+            _digest(parts[0]): frozenset(parts[1:]) for parts in parsed if len(parts) > 1
+        }
 
     @property
     def enabled(self) -> bool:
@@ -45,6 +53,13 @@ class ApiKeys:
         if not self.enabled or not presented:
             return ""
         return _digest(presented).hex()
+
+    def may_use(self, presented: str | None, collection: str) -> bool:
+        """Whether the (already checked) key may use ``collection``."""
+        if not self.enabled or not presented:
+            return True
+        allowed = self._collections.get(_digest(presented))
+        return allowed is None or collection in allowed
 
     def check(self, presented: str | None) -> None:
         """Raise unless ``presented`` is one of the keys; every key is compared, match or not."""

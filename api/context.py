@@ -12,6 +12,7 @@ from api.auth import ApiKeys
 from api.lifecycle import Lifecycle
 from api.observability import ApiMetrics
 from shared.fetch import UrlFetcher
+from shared.gallery import Gallery
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
 
@@ -30,6 +31,7 @@ class ApiContext:
     api_keys: ApiKeys
     metrics: ApiMetrics
     openapi: bytes  # the OpenAPI document, built once at start
+    gallery: Gallery  # collections: read and deleted here, searched and written by the workers
 
 
 def context() -> ApiContext:

@@ -12,6 +12,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from api.context import context
 from shared.errors import (
+    CollectionForbidden,
+    CollectionNotFound,
+    FaceNotFound,
     FaceRestError,
     IdempotencyConflict,
     InvalidApiKey,
@@ -24,8 +27,10 @@ from shared.errors import (
     MissingApiKey,
     ModelNotLoaded,
     Overloaded,
+    RecognizerMismatch,
     ResultTimeout,
     ServiceUnavailable,
+    SubjectNotFound,
     UrlFetchFailed,
     UrlRefused,
 )
@@ -47,6 +52,11 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     ResultTimeout: 504,
     ServiceUnavailable: 503,
     JobFailed: 500,
+    CollectionNotFound: 404,
+    SubjectNotFound: 404,
+    FaceNotFound: 404,
+    RecognizerMismatch: 409,
+    CollectionForbidden: 403,
 }
 
 

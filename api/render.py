@@ -12,22 +12,43 @@ import numpy as np
 import orjson
 from flask import Request, Response
 
-from api.schemas import ErrorBody, ErrorDetail, ExtractV1, ExtractV2, FaceV1, FaceV2, ImageV2, ModelV2
-from shared.contract import ErrorInfo, ExtractResult, Face, ImageResult, ModelRef, RenderSettings, worker_id
+from api.schemas import (
+    ErrorBody,
+    ErrorDetail,
+    ExtractV1,
+    ExtractV2,
+    FaceV1,
+    FaceV2,
+    ImageV2,
+    ModelV2,
+    RecognitionBody,
+    RecognizeBody,
+    RecognizedImageBody,
+    TookV2,
+)
+from shared.contract import (
+    EnrollResult,
+    ErrorInfo,
+    ExtractResult,
+    Face,
+    ImageResult,
+    JobResult,
+    ModelRef,
+    RecognizedImage,
+    RecognizeResult,
+    ReindexResult,
+    RenderSettings,
+    VerifyResult,
+    worker_id,
+)
 from shared.errors import FaceRestError, from_info
+from shared.images import image_label
 
 MSGPACK = "application/x-msgpack"
 
 
 def wants_msgpack(request: Request, flag: bool = False) -> bool:
     return flag or request.accept_mimetypes.best_match(["application/json", MSGPACK]) == MSGPACK
-
-
-def image_label(index: int, data_count: int) -> str:
-    """Where image ``index`` of a request came from: images.data first, then images.urls."""
-    if index < data_count:
-        return f"images.data[{index}]"
-    return f"images.urls[{index - data_count}]"
 
 
 def merged_images(render: RenderSettings, worked: Sequence[ImageResult] = ()) -> list[ImageResult]:
@@ -150,7 +171,7 @@ def render_v2(
     }
 
 
-def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
+def render_extract(render: RenderSettings, result: ExtractResult, total_ms: float) -> ExtractV1 | ExtractV2:
     """The body a finished job answers with; raises the request's error under the api_ver 1 rule."""
     failure = request_failure(render, result.images)
     if failure is not None:
@@ -159,6 +180,95 @@ def render(render: RenderSettings, result: ExtractResult, total_ms: float) -> Ex
     if render.api_ver == "2":
         return render_v2(result, images, render.landmarks, total_ms)
     return render_v1(images, render.landmarks)
+
+
+def thumbnail_url(collection: str, face_id: str) -> str:
+    return f"/collections/{collection}/faces/{face_id}/thumbnail"
+
+
+def _took(total_ms: float, worker_ms: float) -> TookV2:
+    return {"total_ms": round(total_ms, 3), "worker_ms": worker_ms}
+
+
+def _recognized_image(image: RecognizedImage) -> RecognizedImageBody:
+    out: RecognizedImageBody = {"status": image.status, "took_ms": image.took_ms}
+    if image.error is not None:
+        out["error"] = _error_body(image.error)
+        return out
+    out["faces"] = [
+        {
+            "bbox": face.bbox,
+            "prob": face.prob,
+            "subject": face.subject,
+            "similarity": face.similarity,
+            "matches": [{"subject": m.subject, "similarity": m.similarity} for m in face.matches],
+        }
+        for face in image.faces
+    ]
+    return out
+
+
+def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: float) -> RecognizeBody:
+    """Every image in request order: the API's refusals merged with the worker's answers."""
+    worked = iter(result.images)
+    total = len(result.images) + len(render.api_errors)
+    images = [
+        RecognizedImage("error", 0.0, error=render.api_errors[i]) if i in render.api_errors else next(worked)
+        for i in range(total)
+    ]
+    return {
+        "took": _took(total_ms, result.took_ms),
+        "collection": result.collection,
+        "threshold": result.threshold,
+        "recognizer": _model(result.recognizer),
+        "data": [_recognized_image(image) for image in images],
+    }
+
+
+def render_result(
+    render: RenderSettings, result: JobResult, total_ms: float
+) -> ExtractV1 | ExtractV2 | RecognitionBody:
+    """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
+    match result:
+        case ExtractResult():
+            return render_extract(render, result, total_ms)
+        case RecognizeResult():
+            return render_recognize(render, result, total_ms)
+        case EnrollResult():
+            return {
+                "collection": result.collection,
+                "faces": [
+                    {
+                        "id": face.id,
+                        "subject": face.subject,
+                        "bbox": face.bbox,
+                        "prob": face.prob,
+                        "faces_in_image": face.faces_in_image,
+                        "new": face.new,
+                        "thumbnail_url": thumbnail_url(result.collection, face.id),
+                    }
+                    for face in result.faces
+                ],
+                "took": _took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
+        case VerifyResult():
+            return {
+                "same": result.same,
+                "similarity": result.similarity,
+                "threshold": result.threshold,
+                "faces": result.faces,
+                "took": _took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
+        case ReindexResult():
+            return {
+                "collection": result.collection,
+                "faces": result.faces,
+                "dropped": result.dropped,
+                "took": _took(total_ms, result.took_ms),
+                "recognizer": _model(result.recognizer),
+            }
 
 
 def _msgpack_default(value: object) -> object:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from typing_extensions import TypedDict
 
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
+from shared.recognition import DEFAULT_LIMIT, MAX_LIMIT, NAME_PATTERN, NAME_RULE
 
 
 class Images(BaseModel):
@@ -28,6 +29,17 @@ class Images(BaseModel):
     @property
     def count(self) -> int:
         return len(self.data) + len(self.urls)
+
+
+def check_max_size(value: list[int] | int) -> list[int] | int:
+    sizes = [value, value] if isinstance(value, int) else value
+    if len(sizes) != 2 or any(s < 0 for s in sizes):
+        raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
+    if 0 in sizes and sizes != [0, 0]:
+        raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
+    if any(0 < s < 32 for s in sizes):
+        raise ValueError("max_size: each side must be 0 or at least 32")
+    return value
 
 
 class ExtractRequest(BaseModel):
@@ -76,14 +88,7 @@ class ExtractRequest(BaseModel):
     @field_validator("max_size")
     @classmethod
     def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
-        sizes = [value, value] if isinstance(value, int) else value
-        if len(sizes) != 2 or any(s < 0 for s in sizes):
-            raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
-        if 0 in sizes and sizes != [0, 0]:
-            raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
-        if any(0 < s < 32 for s in sizes):
-            raise ValueError("max_size: each side must be 0 or at least 32")
-        return value
+        return check_max_size(value)
 
     def options(self, max_faces: int) -> AnalysisOptions:
         sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
@@ -212,6 +217,201 @@ class ExtractV2(TypedDict):
     data: list[ImageV2]
 
 
+# Recognition: requests (the images as in /extract) and answers.
+NameText = Annotated[str, Field(pattern=NAME_PATTERN.pattern, description=NAME_RULE)]
+
+
+class RecognitionRequest(BaseModel):
+    """What every recognition request shares: the images, the detector and the answer options."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    images: Images
+    detector: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]*$", max_length=32, description="As in /extract."
+    )
+    max_size: list[int] | int = Field(default=list(DEFAULT_MAX_SIZE), description="As in /extract.")
+    det_threshold: Annotated[float, Field(ge=0.0, le=1.0, description="Detection score threshold.")] = (
+        DEFAULT_THRESHOLD
+    )
+    run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+    msgpack: bool = Field(False, description="Answer in MessagePack (as Accept does).")
+
+    @field_validator("max_size")
+    @classmethod
+    def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
+        return check_max_size(value)
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        sizes = [self.max_size, self.max_size] if isinstance(self.max_size, int) else self.max_size
+        return AnalysisOptions(
+            max_size=(sizes[0], sizes[1]),
+            threshold=self.det_threshold,
+            limit_faces=max_faces,
+            detector=self.detector,
+        )
+
+
+class EnrollRequest(RecognitionRequest):
+    face: Literal["largest", "only"] = Field(
+        "largest",
+        description='Which face of each image to enroll: the largest, or "only" (a photo with several '
+        "faces is refused with 422 several_faces).",
+    )
+
+
+SimilarityThreshold = Annotated[
+    float | None,
+    Field(
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity at or above which a face is the subject; default: the "
+        "recognizer's calibrated threshold (/info, docs/recognition.md).",
+    ),
+]
+
+
+class RecognizeRequest(RecognitionRequest):
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Matches per face (top-k subjects).")] = (
+        DEFAULT_LIMIT
+    )
+    threshold: SimilarityThreshold = None
+
+
+class VerifyRequest(RecognitionRequest):
+    threshold: SimilarityThreshold = None
+    collection: NameText | None = Field(None, description="With subject: compare one image with a subject.")
+    subject: NameText | None = None
+
+
+class ThumbnailFace(TypedDict):
+    id: str
+    subject: str
+    bbox: tuple[float, float, float, float]
+    prob: float
+    faces_in_image: Annotated[int, Field(description="Faces found in the photo it came from")]
+    thumbnail_url: Annotated[str, Field(description="The aligned 112x112 crop, JPEG")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EnrolledFaceBody(ThumbnailFace):
+    new: Annotated[bool, Field(description="False: this photo was enrolled for this subject before")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EnrollBody(TypedDict):
+    collection: str
+    faces: list[EnrolledFaceBody]
+    took: TookV2
+    recognizer: ModelV2
+
+
+class SubjectMatchBody(TypedDict):
+    subject: str
+    similarity: float
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizedFaceBody(TypedDict):
+    bbox: tuple[float, float, float, float]
+    prob: float
+    subject: Annotated[str | None, Field(description="null: nobody reaches the threshold")]
+    similarity: Annotated[
+        float | None, Field(description="The subject's (its best face), else the best match's")
+    ]
+    matches: list[SubjectMatchBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizedImageBody(TypedDict):
+    status: Literal["ok", "error"]
+    took_ms: float
+    faces: NotRequired[list[RecognizedFaceBody]]
+    error: NotRequired[ErrorBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecognizeBody(TypedDict):
+    took: TookV2
+    collection: str
+    threshold: float
+    recognizer: ModelV2
+    data: list[RecognizedImageBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class VerifyBody(TypedDict):
+    same: bool
+    similarity: float
+    threshold: float
+    faces: Annotated[
+        list[tuple[float, float, float, float]], Field(description="The face compared per image")
+    ]
+    took: TookV2
+    recognizer: ModelV2
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ReindexBody(TypedDict):
+    collection: str
+    faces: int
+    dropped: Annotated[int, Field(description="Crops the new recognizer gave no vector for (removed)")]
+    took: TookV2
+    recognizer: ModelV2
+
+
+class RecognizerBody(TypedDict):
+    key: str
+    name: str
+    version: str
+    license: str
+    dimension: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CollectionBody(TypedDict):
+    collection: str
+    recognizer: RecognizerBody
+    created: float
+    subjects: int
+    faces: int
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CollectionsBody(TypedDict):
+    collections: list[CollectionBody]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectBody(TypedDict):
+    subject: str
+    faces: int
+    created: float
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectsBody(TypedDict):
+    subjects: list[SubjectBody]
+    offset: int
+    limit: int
+    next: Annotated[str | None, Field(description="The next page's URL; null on the last page")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SubjectFacesBody(TypedDict):
+    collection: str
+    subject: str
+    faces: list[ThumbnailFace]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DeletedBody(TypedDict):
+    deleted: Annotated[int, Field(description="Faces (or collections) removed")]
+
+
+RecognitionBody = EnrollBody | RecognizeBody | VerifyBody | ReindexBody
+
+
 JobStatusName = Literal["queued", "running", "done", "failed"]
 
 
@@ -234,7 +434,8 @@ class JobStateBody(TypedDict):
     attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
     result: NotRequired[
         Annotated[
-            ExtractV1 | ExtractV2, Field(description="When done: what the synchronous /extract returns")
+            ExtractV1 | ExtractV2 | RecognitionBody,
+            Field(description="When done: what the synchronous request returns"),
         ]
     ]
     error: NotRequired[ErrorDetail]

@@ -524,6 +524,8 @@ def sentinel_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
 @contextmanager
 def _isolated(workdir: Path, settings: dict[str, str]) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
+    # The services' files (the embedded gallery) stay in the stack's folder, not in ./var.
+    settings = {"data_dir": str(workdir)} | settings
     result = Stack(child_env(isolated=True, **settings), workdir, label="stack")
     try:
         yield result

@@ -67,8 +67,51 @@ class ExtractJob(msgspec.Struct, frozen=True, tag="extract"):
     request_id: str
 
 
-# Every job kind a worker runs; recognition jobs (enroll, recognize, verify) join this union.
-Job = ExtractJob
+class EnrollJob(msgspec.Struct, frozen=True, tag="enroll"):
+    """Embed one face per image and add them to a subject of a collection (created on first use,
+    bound to the worker's recognizer). All images or none: one without a face fails the job."""
+
+    images: list[bytes]
+    collection: str
+    subject: str
+    face: Literal["largest", "only"]
+    options: AnalysisOptions
+    request_id: str
+    data_count: int  # images.data first, then images.urls: for naming an image in an error
+
+
+class RecognizeJob(msgspec.Struct, frozen=True, tag="recognize"):
+    """Embed every face and search the collection: 1:N, open set."""
+
+    images: list[bytes]
+    collection: str
+    limit: int
+    threshold: float | None  # None: the recognizer's default (shared/recognition.py)
+    options: AnalysisOptions
+    request_id: str
+
+
+class VerifyJob(msgspec.Struct, frozen=True, tag="verify"):
+    """1:1: the largest face of two images, or of one image against a subject of a collection."""
+
+    images: list[bytes]
+    collection: str | None
+    subject: str | None
+    threshold: float | None
+    options: AnalysisOptions
+    request_id: str
+    data_count: int
+
+
+class ReindexJob(msgspec.Struct, frozen=True, tag="reindex"):
+    """Embed a collection's stored aligned crops with this worker's recognizer and rebind it."""
+
+    collection: str
+    request_id: str
+
+
+# Every job kind a worker runs: one ``case`` each in worker/tasks.py.
+Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob
 
 
 class Face(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -107,7 +150,72 @@ class ExtractResult(msgspec.Struct, frozen=True, tag="extract"):
     recognizer: ModelRef
 
 
-JobResult = ExtractResult
+class EnrolledFace(msgspec.Struct, frozen=True):
+    id: str
+    subject: str
+    bbox: tuple[float, float, float, float]
+    prob: float
+    faces_in_image: int
+    new: bool  # False: this image was enrolled for this subject before (idempotent)
+
+
+class EnrollResult(msgspec.Struct, frozen=True, tag="enroll"):
+    collection: str
+    faces: list[EnrolledFace]
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+class SubjectMatch(msgspec.Struct, frozen=True):
+    subject: str
+    similarity: float
+
+
+class RecognizedFace(msgspec.Struct, frozen=True):
+    bbox: tuple[float, float, float, float]
+    prob: float
+    subject: str | None  # None: nobody in the collection reaches the threshold
+    similarity: float | None  # the chosen subject's, or the best match's when subject is None
+    matches: list[SubjectMatch]
+
+
+class RecognizedImage(msgspec.Struct, frozen=True, omit_defaults=True):
+    status: Literal["ok", "error"]
+    took_ms: float
+    faces: list[RecognizedFace] = []
+    error: ErrorInfo | None = None
+
+
+class RecognizeResult(msgspec.Struct, frozen=True, tag="recognize"):
+    collection: str
+    images: list[RecognizedImage]
+    threshold: float
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+class VerifyResult(msgspec.Struct, frozen=True, tag="verify"):
+    same: bool
+    similarity: float
+    threshold: float
+    faces: list[tuple[float, float, float, float]]  # the box compared in each image
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+class ReindexResult(msgspec.Struct, frozen=True, tag="reindex"):
+    collection: str
+    faces: int
+    dropped: int  # crops in which the new recognizer's pipeline found nothing to embed
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult
 
 
 class RenderSettings(msgspec.Struct, frozen=True):

@@ -132,6 +132,43 @@ class ModelNotLoaded(InvalidRequest):
         return ErrorInfo(self.code, self.message, tuple(self.available))
 
 
+class CollectionNotFound(FaceRestError):
+    code = "collection_not_found"
+
+
+class SubjectNotFound(FaceRestError):
+    code = "subject_not_found"
+
+
+class FaceNotFound(FaceRestError):
+    code = "face_not_found"
+
+
+class RecognizerMismatch(FaceRestError):
+    """A collection's vectors come from a recognizer the workers have not loaded: comparing
+    them with another model's vectors would give meaningless similarities."""
+
+    code = "recognizer_mismatch"
+
+
+class NoFace(InvalidImage):
+    """An image to enroll or verify holds no face; the message names the image."""
+
+    code = "no_face"
+
+
+class SeveralFaces(InvalidImage):
+    """``"face": "only"`` and the image holds more than one face."""
+
+    code = "several_faces"
+
+
+class CollectionForbidden(FaceRestError):
+    """The API key is limited to other collections."""
+
+    code = "collection_forbidden"
+
+
 # Every code a worker can store, and the class the API raises for it.
 ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
     {
@@ -147,6 +184,11 @@ ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
             JobFailed,
             TooManyAttempts,
             InternalError,
+            CollectionNotFound,
+            SubjectNotFound,
+            RecognizerMismatch,
+            NoFace,
+            SeveralFaces,
         )
     }
 )

@@ -165,3 +165,10 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "image") 
         raise LimitExceeded(
             f"{what} is {width}x{height} = {width * height} pixels, more than max_image_pixels={max_pixels}"
         )
+
+
+def image_label(index: int, data_count: int) -> str:
+    """Where image ``index`` of a request came from: images.data first, then images.urls."""
+    if index < data_count:
+        return f"images.data[{index}]"
+    return f"images.urls[{index - data_count}]"

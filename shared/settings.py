@@ -119,6 +119,12 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "text"] = "json"
 
+    # Where the service keeps its files: the embedded gallery (gallery.sqlite3) among them.
+    data_dir: Path = Path("var")
+    # The recognition gallery (docs/recognition.md): empty = SQLite in data_dir/gallery.sqlite3;
+    # sqlite:///path/file.sqlite3, or postgresql://user:pass@host/db (pgvector) shared by machines.
+    gallery_url: SecretStr = SecretStr("")
+
     # Worker
     device: str = "cpu"
     concurrency: Annotated[int, Field(gt=0, le=256)] = 8
@@ -195,6 +201,15 @@ class Settings(BaseSettings):
             except ValueError:
                 if not HOST_PATTERN.match(entry.lower()):
                     raise ValueError(f"url_allow: {entry!r} is neither a CIDR nor a host name") from None
+        return value
+
+    @field_validator("gallery_url")
+    @classmethod
+    def _check_gallery_url(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the value: a PostgreSQL URL may hold a password.
+        text = value.get_secret_value()
+        if text and not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("gallery_url must be empty, sqlite:///<path> or postgresql://...")
         return value
 
     @field_validator("api_keys_file")

@@ -14,6 +14,7 @@ import redis
 from celery.signals import worker_init, worker_shutting_down
 
 from shared.contract import RecognizerInfo, WorkerInfo
+from shared.gallery import open_gallery
 from shared.jobs import JobStore, Reaper, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
@@ -24,6 +25,7 @@ from worker.analyzer import FaceAnalyzer
 from worker.inference.files import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
 from worker.loader import load_analyzer
+from worker.recognition import Recognition
 from worker.tasks import TaskContextFilter, WorkerRuntime, register_tasks
 
 log = logging.getLogger("facerest.worker")
@@ -130,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     # Bounded socket waits; redis-py reconnects by itself when Redis comes back after a restart.
     client = connect(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
     store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
-    runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts)
+    info = worker_info(name, str(device), settings.concurrency, settings.profile, analyzer)
+    gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
+    recognition = Recognition(analyzer, gallery, info.recognizer, name)
+    runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
     app = create_celery(settings)
     register_tasks(app, runtime)
     registry = WorkerRegistry(client, settings.key_prefix)
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     heartbeat = Heartbeat(
         registry,
-        worker_info(name, str(device), settings.concurrency, settings.profile, analyzer),
+        info,
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
         Reaper(store, registry, requeue),

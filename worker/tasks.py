@@ -13,6 +13,7 @@ from celery import Celery, current_task
 
 from shared.contract import (
     AnalysisOptions,
+    EnrollJob,
     ErrorInfo,
     ExtractJob,
     ExtractResult,
@@ -20,11 +21,15 @@ from shared.contract import (
     Job,
     JobResult,
     ModelRef,
+    RecognizeJob,
+    ReindexJob,
+    VerifyJob,
     worker_id,
 )
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
 from shared.jobs import Claim
 from shared.queue import EXTRACT_TASK
+from worker.recognition import Recognition
 
 log = logging.getLogger("facerest.worker")
 
@@ -59,6 +64,8 @@ class WorkerRuntime:
     analyzer: Analyzer
     store: Store
     max_attempts: int = 3
+    # Enroll, recognize, verify, reindex; None in a worker built without a gallery (unit tests).
+    recognition: Recognition | None = None
 
     # The jobs this process runs now: a second delivery of one of them (after a Redis restart the
     # broker may hand out a message again) is dropped here, as the claim is already ours.
@@ -105,21 +112,27 @@ class WorkerRuntime:
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
-        log.info("job %s started (attempt %d, %d images)", job_id, attempts, len(job.images), extra=ids)
+        log.info("job %s started (attempt %d, %s)", job_id, attempts, _describe(job), extra=ids)
         outcome = self._run(job_id, job, ids, start)
         if not self.store.finish(job_id, outcome, self.name):
             # Taken for dead (missed heartbeats) and run elsewhere meanwhile: the first result stays.
             log.warning("job %s: finished elsewhere first, this result is dropped", job_id, extra=ids)
         elif not isinstance(outcome, ErrorInfo):
-            log.info(
-                "job %s done in %.1f ms (%d images)", job_id, outcome.took_ms, len(job.images), extra=ids
-            )
+            log.info("job %s done in %.1f ms (%s)", job_id, outcome.took_ms, _describe(job), extra=ids)
 
     def _run(self, job_id: str, job: Job, ids: dict[str, str], start: float) -> JobResult | ErrorInfo:
         try:
             match job:
                 case ExtractJob():
                     return self._extract(job, start)
+                case EnrollJob():
+                    return self._recognition().enroll(job, start)
+                case RecognizeJob():
+                    return self._recognition().recognize(job, start)
+                case VerifyJob():
+                    return self._recognition().verify(job, start)
+                case ReindexJob():
+                    return self._recognition().reindex(job, start)
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)
@@ -132,11 +145,22 @@ class WorkerRuntime:
                 f"internal error in worker {worker_id(self.name)}; request id {job.request_id}"
             ).info()
 
+    def _recognition(self) -> Recognition:
+        if self.recognition is None:
+            raise RuntimeError("this worker runtime was built without a gallery")
+        return self.recognition
+
     def _extract(self, job: ExtractJob, start: float) -> ExtractResult:
         images = self.analyzer.analyze(job.images, job.options, job.request_id)
         detector, recognizer = self.analyzer.models_for(job.options)
         took = round((time.perf_counter() - start) * 1000, 3)
         return ExtractResult(images, self.name, took, detector, recognizer)
+
+
+def _describe(job: Job) -> str:
+    if isinstance(job, ReindexJob):
+        return f"reindex {job.collection}"
+    return f"{type(job).__name__}, {len(job.images)} images"
 
 
 class TaskContextFilter(logging.Filter):

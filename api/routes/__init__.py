@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import docs, extract, metrics, results, status, ui
+from api.routes import collections, docs, extract, metrics, results, status, ui, verify
 
-BLUEPRINTS: tuple[Blueprint, ...] = (extract.bp, results.bp, status.bp, docs.bp, metrics.bp, ui.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    extract.bp,
+    collections.bp,
+    verify.bp,
+    results.bp,
+    status.bp,
+    docs.bp,
+    metrics.bp,
+    ui.bp,
+)

@@ -2,145 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import re
-import time
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any
+from flask import Blueprint, Response, g
 
-import orjson
-from flask import Blueprint, Response, g, request
-
-from api.auth import presented_key
 from api.availability import check_request
 from api.context import ApiContext, context
-from api.openapi import Header, Operation, Reply, documented
-from api.render import encode, render, request_failure, wants_msgpack
+from api.openapi import Operation, Reply, documented
+from api.render import request_failure
 from api.schemas import ErrorDetail, ExtractRequest, ExtractV1, ExtractV2, JobAccepted
-from shared.contract import ErrorInfo, ExtractJob, ExtractResult, IdempotencyRecord, RenderSettings
-from shared.errors import (
-    FaceRestError,
-    IdempotencyConflict,
-    InvalidField,
-    InvalidRequest,
-    JobNotFound,
-    LimitExceeded,
-    Overloaded,
-    ResultTimeout,
-    from_info,
-)
-from shared.images import decode_base64, probe
-from shared.jobs import FINISHED, JobStatus
-from shared.queue import EXTRACT_TASK
+from api.submit import IDEMPOTENCY_DOC, Flags, Submission, json_body, read_images, submit
+from shared.contract import ExtractJob, RenderSettings
+from shared.errors import InvalidField, InvalidRequest, LimitExceeded
 
 bp = Blueprint("extract", __name__)
-log = logging.getLogger("facerest.api")
-
-URL_FETCH_THREADS = 8  # URLs of one request fetched at once
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-# Printable ASCII without spaces: a UUID, a hash, a client's own request id.
-IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
-# With Sentinel: how long a request waits for a Redis replica to hold its new job.
-REPLICA_WAIT_MS = 1000
-
-
-def _json_body(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
-
-
-def _owner(ctx: ApiContext) -> str:
-    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
-    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    return ctx.api_keys.scope(api_key)
-
-
-def _idempotency_key(ctx: ApiContext, owner: str) -> str | None:
-    """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
-    value = request.headers.get(IDEMPOTENCY_HEADER)
-    if value is None:
-        return None
-    if not IDEMPOTENCY_KEY.match(value):
-        raise InvalidField(f"{IDEMPOTENCY_HEADER} must be 1 to 255 printable ASCII characters, no spaces")
-    return ctx.store.idempotency_key(owner, value)
-
-
-def _check_queue(ctx: ApiContext) -> None:
-    """Refuse new work at once while the queue is full, instead of letting requests pile up."""
-    depth = int(ctx.redis.llen(ctx.settings.queue))
-    if depth >= ctx.settings.max_queue_depth:
-        raise Overloaded(
-            f"{depth} jobs queued, max_queue_depth={ctx.settings.max_queue_depth}; "
-            f"retry in {ctx.settings.retry_after_s} s",
-            ctx.settings.retry_after_s,
-        )
-
-
-def _fetch(ctx: ApiContext, url: str) -> bytes:
-    data = ctx.fetcher.fetch(url)
-    probe(data, ctx.settings.max_image_pixels)
-    return data
-
-
-def _read_images(ctx: ApiContext, req: ExtractRequest) -> tuple[list[bytes], dict[int, ErrorInfo]]:
-    """Decode base64, fetch URLs and check headers: the accepted images for the worker, and the
-    refused ones' errors by request position (kept by the API, merged when it answers)."""
-    settings = ctx.settings
-    images: list[bytes] = []
-    errors: dict[int, ErrorInfo] = {}
-
-    def read(index: int, where: str, data: Callable[[], bytes]) -> None:
-        try:
-            images.append(data())
-        except FaceRestError as exc:
-            errors[index] = ErrorInfo(exc.code, f"{where}: {exc.message}")
-
-    def from_base64(text: str) -> bytes:
-        data = decode_base64(text, settings.max_image_bytes)
-        probe(data, settings.max_image_pixels)
-        return data
-
-    for index, text in enumerate(req.images.data):
-        read(index, f"images.data[{index}]", partial(from_base64, text))
-    if req.images.urls:
-        with ThreadPoolExecutor(min(URL_FETCH_THREADS, len(req.images.urls))) as pool:
-            futures = [pool.submit(_fetch, ctx, url) for url in req.images.urls]
-            for offset, (url, future) in enumerate(zip(req.images.urls, futures, strict=True)):
-                read(len(req.images.data) + offset, f"images.urls[{offset}] {url!r}", future.result)
-    return images, errors
-
-
-def _replicate(ctx: ApiContext, job_id: str) -> None:
-    """With Sentinel, answer only once a replica holds the job: a failover then cannot lose a
-    job whose 200 or 202 was sent. Without a replica in time the answer goes out anyway."""
-    acked = ctx.store.replicate(job_id, 1, REPLICA_WAIT_MS)
-    if acked < 1:
-        log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
-
-
-def _faces(result: ExtractResult) -> int:
-    return sum(len(image.faces) for image in result.images)
 
 
 EXTRACT_DOC = Operation(
     summary="Detect faces and extract embeddings",
     request=ExtractRequest,
-    headers=(
-        Header(
-            IDEMPOTENCY_HEADER,
-            "Makes a retry safe: the same key with the same body, within result_ttl_s, returns the "
-            "job the first request made (its result once done; 202 with its state for async) "
-            "instead of queueing another; with a different body, 409 idempotency_conflict. Keys "
-            "are per API key.",
-            {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "minLength": 1, "maxLength": 255},
-        ),
-    ),
+    headers=(IDEMPOTENCY_DOC,),
     replies={
         200: Reply(
             "api_ver 1: a list of faces per image; api_ver 2: ExtractV2. MessagePack when Accept is "
@@ -173,22 +52,17 @@ EXTRACT_DOC = Operation(
 )
 
 
-@bp.post("/extract")
-@documented(EXTRACT_DOC)
-def extract() -> Response:
-    started = time.perf_counter()
-    ctx = context()
-    owner = _owner(ctx)
-    idempotency_key = _idempotency_key(ctx, owner)
-    # A retry of a request that made a job answers from that job, even while the queue is full.
-    record = None if idempotency_key is None else ctx.store.idempotency(idempotency_key)
-    if record is None:
-        _check_queue(ctx)
-    body = request.get_data(cache=False)
-    digest = hashlib.sha256(body).hexdigest()
-    if record is not None:
-        return _replay(ctx, record, idempotency_key, digest, body, started)
-    req = ExtractRequest.model_validate(_json_body(body))
+def _request(body: bytes) -> ExtractRequest:
+    return ExtractRequest.model_validate(json_body(body))
+
+
+def _flags(body: bytes) -> Flags:
+    req = _request(body)
+    return Flags(req.run_async, req.msgpack)
+
+
+def _prepare(ctx: ApiContext, body: bytes, owner: str) -> Submission:
+    req = _request(body)
     count = req.images.count
     if count == 0:
         raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
@@ -198,7 +72,7 @@ def extract() -> Response:
         raise InvalidField(f"limit_faces={req.limit_faces} is more than max_faces={ctx.settings.max_faces}")
     options = req.options(ctx.settings.max_faces)
     check_request(options, ctx.workers.online())
-    images, errors = _read_images(ctx, req)
+    images, errors = read_images(ctx, req.images)
     settings = RenderSettings(
         api_ver=req.api_ver,
         landmarks=bool(req.return_landmarks),
@@ -209,92 +83,12 @@ def extract() -> Response:
     failure = request_failure(settings)
     if failure is not None:
         raise failure
-
-    job_id = uuid.uuid4().hex
-    job = ExtractJob(images, options, g.request_id)
-    # The key is recorded with the job, atomically: a concurrent request with the same key that
-    # got there first made the job, and this one answers from it.
-    claimed = None if idempotency_key is None else (idempotency_key, digest)
-    existing = ctx.store.create(job_id, job, settings, claimed)
-    if existing is not None:
-        return _replay(ctx, existing, idempotency_key, digest, body, started)
     ctx.metrics.images.observe(count)
-    _send(ctx, job_id, idempotent=claimed is not None)
-
-    as_msgpack = wants_msgpack(request, req.msgpack)
-    if req.run_async:
-        accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
-        return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, job_id, started, as_msgpack, idempotency_key)
+    return Submission(ExtractJob(images, options, g.request_id), settings, Flags(req.run_async, req.msgpack))
 
 
-def _send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
-    ctx.celery.send_task(
-        EXTRACT_TASK,
-        args=[job_id],
-        task_id=job_id,
-        queue=ctx.settings.queue,
-        headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
-    )
-    if idempotent:
-        ctx.store.mark_sent(job_id)
-    if ctx.settings.replicated:
-        _replicate(ctx, job_id)
-
-
-def _replay(
-    ctx: ApiContext,
-    record: IdempotencyRecord,
-    idempotency_key: str | None,
-    digest: str,
-    body: bytes,
-    started: float,
-) -> Response:
-    """Answer a request whose Idempotency-Key made a job before, from that job."""
-    if record.body_digest != digest:
-        raise IdempotencyConflict(
-            f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
-            "use a new key for a new request"
-        )
-    # The same bytes as the request that was accepted: valid.
-    req = ExtractRequest.model_validate(_json_body(body))
-    as_msgpack = wants_msgpack(request, req.msgpack)
-    state = ctx.store.state(record.job_id)
-    if state.status is JobStatus.QUEUED and not state.sent:
-        # The request that made the job died before queueing it (or is just queueing it: a second
-        # message is harmless, the copy that comes second is dropped by the worker's claim).
-        log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
-        _send(ctx, state.id, idempotent=True)
-    if req.run_async:
-        accepted: JobAccepted = {
-            "id": state.id,
-            "status": state.status.value,
-            "status_url": f"/results/{state.id}",
-        }
-        return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, record.job_id, started, as_msgpack, idempotency_key)
-
-
-def _answer(
-    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, idempotency_key: str | None
-) -> Response:
-    """Wait for the job as a synchronous request does, and render its result.
-
-    A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
-    the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
-    """
-    state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
-    if state.status in FINISHED:
-        ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
-    if state.error is not None:
-        raise from_info(state.error)
-    if state.result is None:
-        raise ResultTimeout(
-            f"no result within sync_timeout_s={ctx.settings.sync_timeout_s}; poll /results/{job_id}",
-            job_id,
-        )
-    if state.render is None:  # every job the API stores has its settings
-        raise JobNotFound(f"job {job_id!r} has no render settings")
-    ctx.metrics.faces.observe(_faces(state.result))
-    total_ms = (time.perf_counter() - started) * 1000
-    return encode(render(state.render, state.result, total_ms), as_msgpack)
+@bp.post("/extract")
+@documented(EXTRACT_DOC)
+def extract() -> Response:
+    ctx = context()
+    return submit(ctx, lambda body, owner: _prepare(ctx, body, owner), _flags)

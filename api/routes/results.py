@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from api.auth import presented_key
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
-from api.render import encode, error_detail, render, wants_msgpack
+from api.render import encode, error_detail, render_result, wants_msgpack
 from api.schemas import ErrorDetail, JobStateBody
 from shared.contract import worker_id
 from shared.errors import FaceRestError, InvalidField, JobNotFound
@@ -84,7 +84,7 @@ def get_result(job_id: str) -> Response:
     elif state.result is not None and state.render is not None:
         total_ms = ((state.finished or state.created) - state.created) * 1000
         try:
-            body["result"] = render(state.render, state.result, total_ms)
+            body["result"] = render_result(state.render, state.result, total_ms)
         except FaceRestError as exc:  # api_ver 1: one bad image fails the request
             body["status"] = JobStatus.FAILED.value
             body["error"] = error_detail(exc.info())

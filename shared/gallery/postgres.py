@@ -1,0 +1,335 @@
+"""The shared gallery: PostgreSQL with pgvector, for API replicas and workers on several machines.
+
+Each collection has its own table (``gallery_faces_<id>``) with a ``vector(<dimension>)``
+column and an HNSW index on inner product (the vectors are L2-normalised, so inner product is
+the cosine): an HNSW index needs one fixed dimension, collections of different recognizers have
+different ones, and a per-collection index keeps one collection's search from wading through
+another's faces. Dropping a collection drops its table. Nothing is cached in any process: every
+search asks the database, so a face committed by one machine is found by the next query anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import orjson
+import psycopg
+
+from shared.contract import RecognizerInfo
+from shared.errors import CollectionNotFound, RecognizerMismatch
+from shared.gallery import (
+    CollectionInfo,
+    NewFace,
+    StoredFace,
+    SubjectInfo,
+    Vectors,
+    describe,
+    same_recognizer,
+)
+from shared.recognition import Match, best_per_subject
+
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE IF NOT EXISTS gallery_collections (
+    id serial PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    recognizer_key text NOT NULL,
+    recognizer_name text NOT NULL,
+    recognizer_version text NOT NULL,
+    recognizer_license text NOT NULL,
+    dimension integer NOT NULL,
+    created double precision NOT NULL
+);
+"""
+FACES_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    seq bigserial PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    subject text NOT NULL,
+    image_sha256 text NOT NULL,
+    bbox text NOT NULL,
+    prob real NOT NULL,
+    faces_in_image integer NOT NULL,
+    vec vector({dimension}) NOT NULL,
+    crop bytea NOT NULL,
+    created double precision NOT NULL,
+    UNIQUE (subject, image_sha256)
+);
+CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops)
+    WITH (m = {m}, ef_construction = {ef_construction});
+"""
+# HNSW build parameters (pgvector's defaults are m=16, ef_construction=64); search breadth below.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+# ef_search: candidates the index walks per query; recall@1 >= 0.99 at 1M needs more than the
+# default 40 (bench/gallery_scale.py). pgvector caps it at 1000.
+EF_SEARCH = 100
+EF_SEARCH_MAX = 1000
+COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
+
+
+def vector_literal(vec: Vectors) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vec.ravel()) + "]"
+
+
+def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
+    bbox = orjson.loads(row[2])
+    return StoredFace(row[0], row[1], (bbox[0], bbox[1], bbox[2], bbox[3]), row[3], row[4], row[5], new)
+
+
+class PostgresGallery:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
+        self._opened_lock = threading.Lock()
+        self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
+        with self._transaction() as db:
+            # Two processes creating the schema at once would race on the catalog.
+            db.execute("SELECT pg_advisory_xact_lock(1414090830)")
+            db.execute(SCHEMA)
+
+    def _db(self) -> psycopg.Connection[Any]:
+        db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
+        if db is None or db.closed:
+            db = psycopg.connect(self.url, autocommit=True)
+            self._local.db = db
+            with self._opened_lock:
+                self._opened.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        db = self._db()
+        with db.transaction():
+            yield db
+
+    def close(self) -> None:
+        """Close every thread's connection (call when no thread uses the store any more)."""
+        with self._opened_lock:
+            for db in self._opened:
+                db.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+    def _row(self, db: psycopg.Connection[Any], name: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute(
+            "SELECT id, name, recognizer_key, recognizer_name, recognizer_version, recognizer_license, "
+            "dimension, created FROM gallery_collections WHERE name = %s",
+            (name,),
+        ).fetchone()
+        return row
+
+    def _table(self, db: psycopg.Connection[Any], name: str) -> str:
+        row = self._row(db, name)
+        if row is None:
+            raise CollectionNotFound(f"no collection {name!r}")
+        return f"gallery_faces_{row[0]}"
+
+    @staticmethod
+    def _recognizer(row: tuple[Any, ...]) -> RecognizerInfo:
+        return RecognizerInfo(row[2], row[3], row[4], row[5], row[6])
+
+    def _info(self, db: psycopg.Connection[Any], row: tuple[Any, ...]) -> CollectionInfo:
+        counts = db.execute(
+            f"SELECT count(*), count(DISTINCT subject) FROM gallery_faces_{row[0]}"
+        ).fetchone()
+        faces, subjects = (0, 0) if counts is None else (counts[0], counts[1])
+        return CollectionInfo(row[1], self._recognizer(row), row[7], subjects, faces)
+
+    def collection(self, name: str) -> CollectionInfo | None:
+        db = self._db()
+        row = self._row(db, name)
+        return None if row is None else self._info(db, row)
+
+    def collections(self) -> list[CollectionInfo]:
+        db = self._db()
+        names = [r[0] for r in db.execute("SELECT name FROM gallery_collections ORDER BY name").fetchall()]
+        found = (self._row(db, name) for name in names)
+        return [self._info(db, row) for row in found if row is not None]
+
+    def enroll(
+        self, collection: str, recognizer: RecognizerInfo, subject: str, faces: Sequence[NewFace]
+    ) -> list[StoredFace]:
+        now = time.time()
+        stored: list[StoredFace] = []
+        with self._transaction() as db:
+            created = db.execute(
+                "INSERT INTO gallery_collections (name, recognizer_key, recognizer_name, recognizer_version, "
+                "recognizer_license, dimension, created) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (name) DO NOTHING RETURNING id",
+                (
+                    collection,
+                    recognizer.key,
+                    recognizer.name,
+                    recognizer.version,
+                    recognizer.license,
+                    recognizer.dimension,
+                    now,
+                ),
+            ).fetchone()
+            row = self._row(db, collection)
+            assert row is not None  # inserted above or before
+            if not same_recognizer(self._recognizer(row), recognizer):
+                raise RecognizerMismatch(
+                    f"collection {collection!r} holds vectors of {describe(self._recognizer(row))}; this "
+                    f"worker runs {describe(recognizer)}"
+                )
+            table = f"gallery_faces_{row[0]}"
+            if created is not None:
+                # Only the enroll that made the collection makes its table, in the same
+                # transaction: concurrent enrolls wait on the row above, then find both.
+                db.execute(
+                    FACES_TABLE.format(
+                        table=table, dimension=row[6], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
+                    )
+                )
+            for face in faces:
+                face_id = uuid.uuid4().hex
+                inserted = db.execute(
+                    f"INSERT INTO {table} (id, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, "
+                    "created) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s, %s) "
+                    "ON CONFLICT (subject, image_sha256) DO NOTHING RETURNING id",
+                    (
+                        face_id,
+                        subject,
+                        face.image_sha256,
+                        orjson.dumps(face.bbox).decode(),
+                        face.prob,
+                        face.faces_in_image,
+                        vector_literal(face.vec),
+                        face.crop,
+                        now,
+                    ),
+                ).fetchone()
+                if inserted is not None:
+                    stored.append(
+                        StoredFace(face_id, subject, face.bbox, face.prob, face.faces_in_image, now)
+                    )
+                    continue
+                old = db.execute(
+                    f"SELECT {COLUMNS} FROM {table} WHERE subject = %s AND image_sha256 = %s",
+                    (subject, face.image_sha256),
+                ).fetchone()
+                assert old is not None  # the conflict above
+                stored.append(_face(old, new=False))
+        return stored
+
+    def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
+        results: list[list[Match]] = []
+        with self._transaction() as db:
+            table = self._table(db, collection)
+            for query in queries:
+                literal = vector_literal(query)
+                want = max(limit * 4, 16)
+                while True:
+                    ef = min(EF_SEARCH_MAX, max(EF_SEARCH, want))
+                    db.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+                    rows = db.execute(
+                        f"SELECT subject, -(vec <#> %s::vector) FROM {table} ORDER BY vec <#> %s::vector "
+                        "LIMIT %s",
+                        (literal, literal, want),
+                    ).fetchall()
+                    matches, enough = best_per_subject(((r[0], float(r[1])) for r in rows), limit)
+                    if enough or len(rows) < want or ef >= EF_SEARCH_MAX:
+                        break
+                    want *= 4
+                results.append(matches)
+        return results
+
+    def subject_vectors(self, collection: str, subject: str) -> Vectors:
+        db = self._db()
+        table = self._table(db, collection)
+        rows = db.execute(f"SELECT vec::real[] FROM {table} WHERE subject = %s", (subject,)).fetchall()
+        if not rows:
+            return np.zeros((0, 0), np.float32)
+        return np.array([r[0] for r in rows], np.float32)
+
+    def subjects(self, collection: str, offset: int, limit: int) -> list[SubjectInfo]:
+        db = self._db()
+        table = self._table(db, collection)
+        rows = db.execute(
+            f"SELECT subject, count(*), min(created) FROM {table} GROUP BY subject ORDER BY subject "
+            "LIMIT %s OFFSET %s",
+            (limit, offset),
+        ).fetchall()
+        return [SubjectInfo(r[0], r[1], r[2]) for r in rows]
+
+    def faces(self, collection: str, subject: str) -> list[StoredFace]:
+        db = self._db()
+        table = self._table(db, collection)
+        rows = db.execute(
+            f"SELECT {COLUMNS} FROM {table} WHERE subject = %s ORDER BY seq", (subject,)
+        ).fetchall()
+        return [_face(row) for row in rows]
+
+    def crop(self, collection: str, face_id: str) -> bytes | None:
+        db = self._db()
+        table = self._table(db, collection)
+        row = db.execute(f"SELECT crop FROM {table} WHERE id = %s", (face_id,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def crops(self, collection: str) -> list[tuple[str, bytes]]:
+        db = self._db()
+        table = self._table(db, collection)
+        return [(r[0], bytes(r[1])) for r in db.execute(f"SELECT id, crop FROM {table} ORDER BY seq")]
+
+    def replace_vectors(
+        self, collection: str, recognizer: RecognizerInfo, vectors: dict[str, Vectors]
+    ) -> None:
+        with self._transaction() as db:
+            row = self._row(db, collection)
+            if row is None:
+                raise CollectionNotFound(f"no collection {collection!r}")
+            table = f"gallery_faces_{row[0]}"
+            # The column's dimension may change: rebuild the table's vector column and its index.
+            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
+            db.execute(f"ALTER TABLE {table} ALTER COLUMN vec DROP NOT NULL")
+            db.execute(f"ALTER TABLE {table} ALTER COLUMN vec TYPE vector({recognizer.dimension}) USING NULL")
+            with db.cursor() as cur:
+                cur.executemany(
+                    f"UPDATE {table} SET vec = %s::vector WHERE id = %s",
+                    [(vector_literal(vec), face_id) for face_id, vec in vectors.items()],
+                )
+            db.execute(f"DELETE FROM {table} WHERE vec IS NULL")
+            db.execute(f"ALTER TABLE {table} ALTER COLUMN vec SET NOT NULL")
+            db.execute(
+                f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
+                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+            db.execute(
+                "UPDATE gallery_collections SET recognizer_key = %s, recognizer_name = %s, "
+                "recognizer_version = %s, recognizer_license = %s, dimension = %s WHERE id = %s",
+                (
+                    recognizer.key,
+                    recognizer.name,
+                    recognizer.version,
+                    recognizer.license,
+                    recognizer.dimension,
+                    row[0],
+                ),
+            )
+
+    def delete_subject(self, collection: str, subject: str) -> int:
+        with self._transaction() as db:
+            table = self._table(db, collection)
+            return db.execute(f"DELETE FROM {table} WHERE subject = %s", (subject,)).rowcount
+
+    def delete_face(self, collection: str, face_id: str) -> bool:
+        with self._transaction() as db:
+            table = self._table(db, collection)
+            return db.execute(f"DELETE FROM {table} WHERE id = %s", (face_id,)).rowcount > 0
+
+    def delete_collection(self, collection: str) -> bool:
+        with self._transaction() as db:
+            row = self._row(db, collection)
+            if row is None:
+                return False
+            db.execute(f"DROP TABLE IF EXISTS gallery_faces_{row[0]}")
+            db.execute("DELETE FROM gallery_collections WHERE id = %s", (row[0],))
+            return True

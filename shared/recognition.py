@@ -1,0 +1,75 @@
+"""Recognition rules both sides share: names, default thresholds, scores and the same-photo rule.
+
+Similarities are cosines of L2-normalised embeddings (-1 ... 1). A subject scores as its best
+enrolled face (docs/recognition.md says why). In one photo two faces never get the same subject:
+worker/recognition.py's ``assign`` picks the best overall assignment, not each face's independent argmax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+from numpy.typing import NDArray
+
+# Collection and subject names: URL-safe without escaping, no path separators, bounded.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+NAME_RULE = "1 to 128 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
+
+# The default open-set threshold per recognizer key (cosine similarity): below it a face is
+# "nobody we know". PLACEHOLDER values until bench/calibrate_recognition.py's measured ones land
+# (arcface: InsightFace's usual verification range; dlib: its documented 0.6 Euclidean distance
+# on unit vectors, 1 - 0.6**2 / 2). Requests override with "threshold".
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"arcface": 0.30, "dlib": 0.82})
+FALLBACK_THRESHOLD = 0.5  # a recognizer not in the table (none today)
+
+DEFAULT_LIMIT = 3  # top-k matches per face
+MAX_LIMIT = 100
+
+
+def default_threshold(recognizer_key: str) -> float:
+    return DEFAULT_THRESHOLDS.get(recognizer_key, FALLBACK_THRESHOLD)
+
+
+def valid_name(name: str) -> bool:
+    return NAME_PATTERN.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    subject: str
+    similarity: float
+
+
+def best_per_subject(ranked: Iterable[tuple[str, float]], limit: int) -> tuple[list[Match], bool]:
+    """The first ``limit`` distinct subjects of faces ranked by similarity, best first, each with
+    its best face's similarity; and whether ``limit`` subjects were found (else: rank more faces)."""
+    seen: dict[str, float] = {}
+    for subject, similarity in ranked:
+        if subject not in seen:
+            seen[subject] = similarity
+            if len(seen) == limit:
+                break
+    return [Match(subject, round(sim, 5)) for subject, sim in seen.items()], len(seen) >= limit
+
+
+def top_faces(similarities: NDArray[np.float32], subjects: Sequence[str], limit: int) -> list[Match]:
+    """Exact top-``limit`` subjects by best-face similarity from one query's face similarities."""
+    count = len(similarities)
+    want = min(count, max(limit * 4, 16))
+    while True:
+        part = np.argpartition(-similarities, want - 1)[:want] if want < count else np.arange(count)
+        order = part[np.argsort(-similarities[part], kind="stable")]
+        matches, enough = best_per_subject(((subjects[i], float(similarities[i])) for i in order), limit)
+        if enough or want >= count:
+            return matches
+        want = min(count, want * 4)
+
+
+def image_digest(data: bytes) -> str:
+    """What makes an enroll idempotent: the same image bytes for the same subject."""
+    return hashlib.sha256(data).hexdigest()

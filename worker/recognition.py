@@ -1,0 +1,240 @@
+"""Enroll, recognize, verify and reindex in the worker: embed, then write or search the gallery.
+
+The worker does the store work right after embedding, so one request is one queued job, the
+vectors never travel back through Redis, and the gallery every process reads is the database
+itself (docs/recognition.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from shared.contract import (
+    AnalysisOptions,
+    EnrolledFace,
+    EnrollJob,
+    EnrollResult,
+    Face,
+    ImageResult,
+    ModelRef,
+    RecognizedFace,
+    RecognizedImage,
+    RecognizeJob,
+    RecognizeResult,
+    RecognizerInfo,
+    ReindexJob,
+    ReindexResult,
+    SubjectMatch,
+    VerifyJob,
+    VerifyResult,
+)
+from shared.errors import (
+    CollectionNotFound,
+    InvalidRequest,
+    NoFace,
+    RecognizerMismatch,
+    SeveralFaces,
+    SubjectNotFound,
+    from_info,
+)
+from shared.gallery import Gallery, NewFace, Vectors, describe, same_recognizer
+from shared.images import image_label
+from shared.recognition import Match, default_threshold, image_digest
+
+
+class Analyzer(Protocol):
+    def analyze(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
+    ) -> list[ImageResult]: ...
+
+    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
+
+
+def assign(candidates: Sequence[Sequence[Match]], threshold: float) -> list[Match | None]:
+    """One subject per face of one photo, none twice: the assignment with the largest total
+    similarity among pairs at or above ``threshold`` (Hungarian method); faces left over get None."""
+    names = sorted({m.subject for matches in candidates for m in matches if m.similarity >= threshold})
+    if not names:
+        return [None] * len(candidates)
+    column = {name: j for j, name in enumerate(names)}
+    gain = np.zeros((len(candidates), len(names)), np.float64)
+    for i, matches in enumerate(candidates):
+        for m in matches:
+            if m.similarity >= threshold:
+                # +2 makes every pair above the threshold worth more than leaving the face unnamed
+                # (0), whatever the threshold (cosines are >= -1).
+                gain[i, column[m.subject]] = m.similarity + 2.0
+    rows, cols = linear_sum_assignment(gain, maximize=True)
+    chosen: list[Match | None] = [None] * len(candidates)
+    for i, j in zip(rows, cols, strict=True):
+        if gain[i, j] > 0:
+            chosen[i] = Match(names[j], round(float(gain[i, j]) - 2.0, 5))
+    return chosen
+
+
+def _vector(face: Face) -> Vectors:
+    assert face.vec is not None  # every option set below asks for embeddings
+    return np.frombuffer(face.vec, np.float32)
+
+
+def _largest(faces: Sequence[Face]) -> Face:
+    return max(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]))
+
+
+def _ms_since(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Recognition:
+    """The recognition jobs of one worker: its analyzer, its recognizer and the shared gallery."""
+
+    analyzer: Analyzer
+    gallery: Gallery
+    recognizer: RecognizerInfo
+    name: str  # the worker's, for the results
+
+    def _ref(self, options: AnalysisOptions) -> ModelRef:
+        return self.analyzer.models_for(options)[1]
+
+    def _check_collection(self, collection: str, must_exist: bool) -> None:
+        info = self.gallery.collection(collection)
+        if info is None:
+            if must_exist:
+                raise CollectionNotFound(f"no collection {collection!r}: enroll a face to create it")
+            return
+        if not same_recognizer(info.recognizer, self.recognizer):
+            raise RecognizerMismatch(
+                f"collection {collection!r} holds vectors of {describe(info.recognizer)}; this worker "
+                f"runs {describe(self.recognizer)}: reindex the collection or run workers with that model"
+            )
+
+    def _faces_of(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str, data_count: int
+    ) -> list[ImageResult]:
+        """Analysed images, all of them good: the first failure fails the job, naming its image."""
+        results = self.analyzer.analyze(images, options, request_id)
+        for index, image in enumerate(results):
+            label = image_label(index, data_count)
+            if image.error is not None:
+                error = from_info(image.error)
+                error.message = f"{label}: {error.message}"
+                raise error
+            if not image.faces:
+                raise NoFace(f"{label}: no face found")
+        return results
+
+    def enroll(self, job: EnrollJob, start: float) -> EnrollResult:
+        self._check_collection(job.collection, must_exist=False)
+        options = msgspec.structs.replace(job.options, extract_embedding=True, return_face_data=True)
+        results = self._faces_of(job.images, options, job.request_id, job.data_count)
+        new: list[NewFace] = []
+        for index, (data, image) in enumerate(zip(job.images, results, strict=True)):
+            if job.face == "only" and len(image.faces) > 1:
+                raise SeveralFaces(
+                    f'{image_label(index, job.data_count)}: {len(image.faces)} faces, "face": "only" '
+                    "asks for exactly one"
+                )
+            face = _largest(image.faces)
+            new.append(
+                NewFace(
+                    image_digest(data),
+                    face.bbox,
+                    face.prob,
+                    len(image.faces),
+                    _vector(face),
+                    face.facedata or b"",
+                )
+            )
+        stored = self.gallery.enroll(job.collection, self.recognizer, job.subject, new)
+        faces = [EnrolledFace(f.id, f.subject, f.bbox, f.prob, f.faces_in_image, f.new) for f in stored]
+        return EnrollResult(job.collection, faces, self.name, _ms_since(start), self._ref(options))
+
+    def recognize(self, job: RecognizeJob, start: float) -> RecognizeResult:
+        self._check_collection(job.collection, must_exist=True)
+        threshold = default_threshold(self.recognizer.key) if job.threshold is None else job.threshold
+        options = msgspec.structs.replace(job.options, extract_embedding=True)
+        images: list[RecognizedImage] = []
+        for image in self.analyzer.analyze(job.images, options, job.request_id):
+            if image.error is not None:
+                images.append(RecognizedImage("error", image.took_ms, error=image.error))
+                continue
+            if not image.faces:
+                images.append(RecognizedImage("ok", image.took_ms))
+                continue
+            queries = np.stack([_vector(face) for face in image.faces])
+            # At least as many candidates as faces: the same-photo rule may need each face's
+            # next-best subject.
+            candidates = self.gallery.search(job.collection, queries, max(job.limit, len(image.faces)))
+            chosen = assign(candidates, threshold)
+            faces = []
+            for face, matches, pick in zip(image.faces, candidates, chosen, strict=True):
+                best = pick or (matches[0] if matches else None)
+                faces.append(
+                    RecognizedFace(
+                        face.bbox,
+                        face.prob,
+                        None if pick is None else pick.subject,
+                        None if best is None else best.similarity,
+                        [SubjectMatch(m.subject, m.similarity) for m in matches[: job.limit]],
+                    )
+                )
+            images.append(RecognizedImage("ok", image.took_ms, faces))
+        return RecognizeResult(
+            job.collection, images, threshold, self.name, _ms_since(start), self._ref(options)
+        )
+
+    def verify(self, job: VerifyJob, start: float) -> VerifyResult:
+        threshold = default_threshold(self.recognizer.key) if job.threshold is None else job.threshold
+        options = msgspec.structs.replace(job.options, extract_embedding=True)
+        results = self._faces_of(job.images, options, job.request_id, job.data_count)
+        faces = [_largest(image.faces) for image in results]
+        probe = _vector(faces[0])
+        if len(faces) == 2:
+            similarity = float(probe @ _vector(faces[1]))
+        elif job.collection is not None and job.subject is not None:
+            self._check_collection(job.collection, must_exist=True)
+            gallery = self.gallery.subject_vectors(job.collection, job.subject)
+            if not len(gallery):
+                raise SubjectNotFound(f"no subject {job.subject!r} in collection {job.collection!r}")
+            similarity = float(np.max(gallery @ probe))  # a subject scores as its best face
+        else:  # the API sends two images, or one with a subject
+            raise InvalidRequest("verify needs two images, or one image with a collection and a subject")
+        similarity = round(similarity, 5)
+        return VerifyResult(
+            similarity >= threshold,
+            similarity,
+            threshold,
+            [face.bbox for face in faces],
+            self.name,
+            _ms_since(start),
+            self._ref(options),
+        )
+
+    def reindex(self, job: ReindexJob, start: float) -> ReindexResult:
+        if self.gallery.collection(job.collection) is None:
+            raise CollectionNotFound(f"no collection {job.collection!r}")
+        crops = self.gallery.crops(job.collection)
+        options = AnalysisOptions(embed_only=True, extract_embedding=True)
+        results = self.analyzer.analyze([crop for _, crop in crops], options, job.request_id)
+        vectors = {
+            face_id: _vector(image.faces[0])
+            for (face_id, _), image in zip(crops, results, strict=True)
+            if image.faces and image.faces[0].vec is not None
+        }
+        self.gallery.replace_vectors(job.collection, self.recognizer, vectors)
+        return ReindexResult(
+            job.collection,
+            len(vectors),
+            len(crops) - len(vectors),
+            self.name,
+            _ms_since(start),
+            self._ref(options),
+        )
