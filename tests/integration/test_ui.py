@@ -1,6 +1,7 @@
 """The web page at /ui in a real browser (Debian's chromium driven by Playwright) against the real
 system: the faces it draws are the API's, batches go as async jobs with progress, errors show
-next to their photo, Retry-After is honoured and the API key stays out of URLs.
+next to their photo, a face clicked on is enrolled and recognized in another photo, Retry-After
+is honoured and the API key stays out of URLs.
 
 Screenshots are kept in var/test-artifacts/ui/ (git-ignored) for a look after the run.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import (
@@ -28,7 +31,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from bench.photos import GROUP_PHOTOS
+from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, stack
 from tests.client import b64, extract
 from tests.faces import FACES_IN
@@ -216,6 +219,71 @@ def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched) -> Non
     assert [e for e in ui.console_errors if "broken" not in e] == []
 
 
+def _mirrored(name: str, scale: float) -> bytes:
+    """Another photo of the same people: the package photo mirrored left to right and rescaled."""
+    image = np.ascontiguousarray(read_rgb(GROUP_PHOTOS[name])[:, ::-1])
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return encode(np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)))
+
+
+def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watched, api: str) -> None:
+    page = ui.page
+    expect(page.locator("#recognition")).to_be_visible()
+    page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    # Click the second face (as the API orders them) and enroll it as a new person.
+    card.locator(".overlay .face rect").nth(1).click()
+    expect(page.locator("#enroll-dialog")).to_be_visible()
+    page.fill("#enroll-name", "person_b")
+    page.fill("#enroll-collection", "ui-friends")
+    page.click("#enroll-submit")
+    expect(page.locator("#enroll-dialog")).to_be_hidden()
+    expect(page.locator("#collection")).to_have_value("ui-friends")
+    # The photo is recognized again: that face, and only it, is now person_b.
+    expect(card.locator(".identity.known")).to_have_count(1)
+    expect(card.locator(".faces tbody tr").nth(1).locator(".identity")).to_have_text(
+        re.compile(r"^person_b \(\d\.\d\d\)$")
+    )
+    enrolled = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10).json()
+    assert len(enrolled["faces"]) == 1
+    subject = page.locator(".subject[data-subject=person_b]")
+    expect(subject.locator(".thumbs img")).to_have_count(1)
+
+    # Another photo of the same people: person_b is found there, everyone else is unknown.
+    mirrored: FilePayload = {
+        "name": "t1-mirrored.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": _mirrored("t1.jpg", 0.8),
+    }
+    page.set_input_files("#files", [mirrored])
+    other = page.locator(".photo", has_text="t1-mirrored.jpg")
+    expect(other).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    expect(other.locator(".identity.known")).to_have_count(1)
+    expect(other.locator(".identity.known")).to_have_text(re.compile(r"^person_b "))
+    expect(other.locator(".identity.unknown")).to_have_count(FACES_IN["t1.jpg"] - 1)
+    ui.screenshot("recognized.png")
+
+    # Verify: the photo of person_b's face against person_b.
+    page.set_input_files("#verify-a", [mirrored])
+    page.select_option("#verify-subject", "person_b")
+    page.click("#verify-run")
+    expect(page.locator("#verify-result")).to_have_text(re.compile(r"^Same person: similarity 0\.\d{3}"))
+    expect(page.locator("#verify-a-svg rect")).to_have_count(1)
+
+    # Delete, after a confirmation; cancelling keeps the subject.
+    subject.locator("button.danger").click()
+    page.click("#confirm-cancel")
+    expect(subject).to_have_count(1)
+    subject.locator("button.danger").click()
+    expect(page.locator("#confirm-text")).to_contain_text("person_b")
+    page.click("#confirm-ok")
+    expect(page.locator(".subject")).to_have_count(0)
+    gone = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10)
+    assert gone.status_code == 404
+    assert ui.console_errors == []
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API keys on and room for one queued job, no worker yet: the second job is refused (503
@@ -255,3 +323,20 @@ def test_api_key_is_sent_as_a_header_and_retry_after_is_honoured(browser: Browse
         assert all(r.headers.get("x-api-key") == KEY for r in ui.posts("/extract"))
         # Only the refusals the test set up: 401 before the key was typed, 503 while the queue was full.
         assert all(re.search(r"status of (401|503)", e) for e in ui.console_errors), ui.console_errors
+
+
+def test_the_page_needs_no_key_runs_only_its_own_scripts_and_serves_only_its_folder(keyed: Stack) -> None:
+    page = requests.get(f"{keyed.api_url}/ui", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+    script = requests.get(f"{keyed.api_url}/ui/js/main.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    root = requests.get(f"{keyed.api_url}/", timeout=10, allow_redirects=False)
+    assert root.status_code == 302 and root.headers["Location"].endswith("/ui")
+    # The package's code next to the page's folder is not served, nor any data without a key.
+    # (A client may resolve "..": then the path is no route at all, 401 with keys on.)
+    for path in ("/ui/../routes/ui.py", "/ui/%2e%2e/routes/ui.py", "/ui/..%2froutes/ui.py", "/ui/nothing.js"):
+        response = requests.get(f"{keyed.api_url}{path}", timeout=10)
+        assert response.status_code in {401, 404} and "Blueprint" not in response.text, path
+    assert requests.get(f"{keyed.api_url}/info", timeout=10).status_code == 401

@@ -41,6 +41,7 @@ const waitS = () => Math.min(20, page.info?.limits?.sync_timeout_s ?? 10);
 
 const recognition = new Recognition({
   select: $("collection"),
+  options,
   notice,
   rerun: (photo) => photos.analyse(photo, false),
 });

@@ -37,6 +37,46 @@ export function requestBody(options, base64) {
   return body;
 }
 
+// The body of a recognition request (enroll, recognize, verify): detection options only, under
+// their names there (the similarity threshold is the API's calibrated one).
+export function recognitionBody(options, images) {
+  const maxSize = Number(options.max_size) || 0;
+  const body = { images: { data: images }, det_threshold: Number(options.threshold), max_size: maxSize ? [maxSize, maxSize] : 0 };
+  if (options.detector) body.detector = options.detector;
+  return body;
+}
+
+function overlap(a, b) {
+  const width = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const height = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (width <= 0 || height <= 0) return 0;
+  const area = (box) => (box[2] - box[0]) * (box[3] - box[1]);
+  return (width * height) / (area(a) + area(b) - width * height);
+}
+
+// /extract's faces (landmarks, attributes, norms) with /recognize's identities: both ran the same
+// detector with the same options, so each face is the one whose box it overlaps most.
+function withIdentities(faces, recognized) {
+  return faces.map((face) => {
+    let best = null;
+    let score = 0.5;
+    for (const other of recognized) {
+      const iou = overlap(face.bbox, other.bbox);
+      if (iou > score) [best, score] = [other, iou];
+    }
+    return best ? { ...face, subject: best.subject, similarity: best.similarity, matches: best.matches } : face;
+  });
+}
+
+// The one image of an answer, or its error (the photo went alone, so "images.data[0]: " would
+// say nothing next to it).
+function imageOf(answer) {
+  const image = answer.data[0];
+  if (image.status === "ok") return image;
+  const message = (image.error?.message || "the image failed").replace(/^images\.data\[\d+\]: /, "");
+  throw new ApiError(0, image.error?.code || "error", message);
+}
+
 class Photo {
   constructor(file) {
     this.id = nextId++;
@@ -146,8 +186,9 @@ class Photo {
       const identity = element("td", { class: `identity ${faceKind(face)}` });
       if (face.subject) identity.textContent = `${face.subject} (${fixed(face.similarity, 2)})`;
       else if (recognized) {
+        identity.textContent = "unknown";
         const best = face.matches?.[0];
-        identity.textContent = best ? `unknown (closest ${best.subject} ${fixed(best.similarity, 2)})` : "unknown";
+        if (best) identity.title = `closest: ${best.subject}, similarity ${fixed(best.similarity, 2)}`;
       } else identity.textContent = "–";
       if (enrollable(face)) {
         const button = element("button", { type: "button", class: "small" }, "Enroll…");
@@ -226,23 +267,23 @@ export class PhotoList {
     const collection = this.ui.collection();
     photo.setStatus(asJob ? "queued" : "working…");
     try {
-      const body = requestBody(options, await fileBase64(photo.file));
-      const target = collection ? path("collections", collection, "recognize") : "/extract";
-      const answer = await run(target, body, {
+      const base64 = await fileBase64(photo.file);
+      const how = {
         async: asJob,
         waitS: this.ui.waitS(),
         onWait: (s) => photo.setStatus(`API busy: retrying in ${Math.round(s)} s`),
         onState: (state) => photo.setStatus(state === "running" ? "working…" : state),
-      });
+      };
+      // With a collection, /recognize names the faces alongside /extract, which draws them.
+      const [extracted, recognized] = await Promise.all([
+        run("/extract", requestBody(options, base64), how),
+        collection ? run(path("collections", collection, "recognize"), recognitionBody(options, [base64]), how) : null,
+      ]);
       await photo.loaded();
       if (generation !== this.generation) return;
-      const image = answer.data[0];
-      if (image.status !== "ok") {
-        // The photo went alone, so "images.data[0]: " says nothing next to it.
-        const message = (image.error?.message || "the image failed").replace(/^images\.data\[\d+\]: /, "");
-        throw new ApiError(0, image.error?.code || "error", message);
-      }
-      photo.show(image.faces || [], Boolean(collection), this.ui.onEnroll());
+      const image = imageOf(extracted);
+      const faces = recognized ? withIdentities(image.faces || [], imageOf(recognized).faces || []) : image.faces || [];
+      photo.show(faces, Boolean(collection), this.ui.onEnroll());
     } catch (error) {
       if (generation === this.generation) photo.fail(error);
     }

@@ -3,7 +3,8 @@
 // open, so asking costs no error in the console of an API without them).
 
 import { blobUrl, call, fileBase64, path, run } from "./api.js";
-import { faceCrop } from "./photos.js";
+import { drawFaces } from "./overlay.js";
+import { faceCrop, recognitionBody } from "./photos.js";
 
 function element(name, attributes = {}, text = "") {
   const created = document.createElement(name);
@@ -46,7 +47,7 @@ export function confirmDialog(text, action = "Delete") {
 }
 
 export class Recognition {
-  // ui: {rerun(photo), notice(text), select: the options form's collection <select>}
+  // ui: {rerun(photo), notice(text), options(), select: the options form's collection <select>}
   constructor(ui) {
     this.ui = ui;
     this.can = { recognition: false, verify: false, rename: false };
@@ -223,7 +224,7 @@ export class Recognition {
     submit.disabled = true;
     try {
       const crop = await faceCrop(photo, index);
-      const body = { images: { data: [await fileBase64(crop)] } };
+      const body = recognitionBody(this.ui.options(), [await fileBase64(crop)]);
       await run(path("collections", collection, "subjects", name, "faces"), body);
       $("enroll-dialog").close();
       this.ui.notice(`Enrolled ${name} in ${collection}.`);
@@ -247,10 +248,12 @@ export class Recognition {
     }
     result.textContent = "Comparing…";
     try {
-      const body = subject
-        ? { images: { data: [await fileBase64(a)] }, subject, collection: this.collection }
-        : { images: { data: [await fileBase64(a), await fileBase64(b)] } };
+      const images = subject ? [await fileBase64(a)] : [await fileBase64(a), await fileBase64(b)];
+      const body = recognitionBody(this.ui.options(), images);
+      if (subject) Object.assign(body, { subject, collection: this.collection });
       const answer = await run("/verify", body);
+      // The face each photo was compared by.
+      (answer.faces || []).forEach((bbox, i) => this.markFace(["a", "b"][i], bbox));
       result.className = `verdict ${answer.same ? "same" : "different"}`;
       result.textContent = `${answer.same ? "Same person" : "Different people"}: similarity ${fixed(answer.similarity, 3)}` +
         ` (threshold ${fixed(answer.threshold, 3)})`;
@@ -258,6 +261,14 @@ export class Recognition {
       result.className = "verdict error";
       result.textContent = error.readable || String(error);
     }
+  }
+
+  markFace(side, bbox) {
+    const img = $(`verify-${side}-img`);
+    const svg = $(`verify-${side}-svg`);
+    if (!img.naturalWidth) return;
+    drawFaces(svg, img.naturalWidth, img.naturalHeight, [{ bbox, prob: 1 }], () => {});
+    svg.querySelector("text")?.remove();
   }
 
   wire() {
@@ -277,7 +288,9 @@ export class Recognition {
         const img = $(`verify-${side}-img`);
         const file = event.target.files[0];
         if (img.src) URL.revokeObjectURL(img.src);
-        img.hidden = !file;
+        $(`verify-${side}-svg`).replaceChildren();
+        $("verify-result").textContent = "";
+        img.parentElement.hidden = !file;
         if (file) {
           img.src = URL.createObjectURL(file);
           img.alt = `Photo ${file.name}`;
