@@ -8,6 +8,7 @@ Screenshots are kept in var/test-artifacts/ui/ (git-ignored) for a look after th
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -69,6 +71,18 @@ class Watched:
 
     def posts(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == "POST" and r.url.split("?")[0].endswith(path)]
+
+    def readme_screenshot(self) -> Path:
+        """The top of the page as the README shows it: scaled down, 128 colours (docs/ui.png)."""
+        self.page.locator("header").scroll_into_view_if_needed()
+        self.page.mouse.move(0, 0)  # no row highlighted
+        shot = Image.open(io.BytesIO(self.page.screenshot()))
+        size = (shot.width * 3 // 4, shot.height * 3 // 4)
+        small = shot.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        target = ARTIFACTS / "ui.png"
+        small.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(target, optimize=True)
+        return target
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -245,6 +259,7 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watch
     expect(card.locator(".faces tbody tr").nth(1).locator(".identity")).to_have_text(
         re.compile(r"^person_b \(\d\.\d\d\)$")
     )
+    ui.readme_screenshot()
     enrolled = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10).json()
     assert len(enrolled["faces"]) == 1
     subject = page.locator(".subject[data-subject=person_b]")
