@@ -212,6 +212,10 @@ def test_a_batch_goes_as_async_jobs_with_progress_and_long_polling(ui: Watched) 
     polls = [r.url for r in ui.requests if "/results/" in r.url]
     assert polls and all(re.search(r"/results/[0-9a-f]{32}\?wait=\d+$", url) for url in polls)
     ui.screenshot("batch.png")
+    # At phone width nothing makes the page scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    ui.screenshot("phone.png")
     assert ui.console_errors == []
 
 
@@ -246,6 +250,13 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watch
     page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
     card = page.locator(".photo").first
     expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    # A face is reachable from the keyboard too: Enter opens the dialog, Escape closes it.
+    card.locator(".overlay .face").nth(1).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#enroll-dialog")).to_be_visible()
+    expect(page.locator("#enroll-name")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#enroll-dialog")).to_be_hidden()
     # Click the second face (as the API orders them) and enroll it as a new person.
     card.locator(".overlay .face rect").nth(1).click()
     expect(page.locator("#enroll-dialog")).to_be_visible()
