@@ -44,6 +44,7 @@ const recognition = new Recognition({
   options,
   notice,
   rerun: (photo) => photos.analyse(photo, false),
+  rerunAll: () => photos.rerun(),
 });
 
 const photos = new PhotoList($("photo-list"), {

@@ -47,7 +47,7 @@ export function confirmDialog(text, action = "Delete") {
 }
 
 export class Recognition {
-  // ui: {rerun(photo), notice(text), options(), select: the options form's collection <select>}
+  // ui: {rerun(photo), rerunAll(), notice(text), options(), select: the options form's collection <select>}
   constructor(ui) {
     this.ui = ui;
     this.can = { recognition: false, verify: false, rename: false };
@@ -282,7 +282,11 @@ export class Recognition {
       const name = $("new-collection").value.trim();
       if (name) await this.refresh(name);
     });
-    this.ui.select.addEventListener("change", () => this.refreshSubjects());
+    // Another collection names the faces differently: ask again for the photos on the page.
+    this.ui.select.addEventListener("change", () => {
+      this.refreshSubjects();
+      this.ui.rerunAll();
+    });
     for (const side of ["a", "b"]) {
       $(`verify-${side}`).addEventListener("change", (event) => {
         const img = $(`verify-${side}-img`);
