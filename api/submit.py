@@ -44,6 +44,9 @@ URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # Printable ASCII without spaces: a UUID, a hash, a client's own request id.
 IDEMPOTENCY_KEY = re.compile(r"^[!-~]{1,255}$")
+UNSUPPORTED_MEDIA_TYPE = (
+    "unsupported_media_type: the body is not application/json, application/msgpack or multipart/form-data"
+)
 # With Sentinel: how long a request waits for a Redis replica to hold its new job.
 REPLICA_WAIT_MS = 1000
 

@@ -41,10 +41,13 @@ RUN uv pip install --python /opt/venv --no-deps . \
 
 FROM ${CUDA_IMAGE} AS worker-gpu
 LABEL org.facerest.cuda="13.0" org.facerest.nvidia-driver=">=580"
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin facerest
+# /data: the data directory (the SQLite gallery), shared with the API as a volume (docker/Dockerfile).
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin facerest \
+ && mkdir /data && chown facerest:facerest /data
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 FACEREST_DEVICE=cuda:0
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 FACEREST_DEVICE=cuda:0 \
+    FACEREST_DATA_DIR=/data
 WORKDIR /tmp
 USER facerest
 STOPSIGNAL SIGTERM

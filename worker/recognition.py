@@ -105,14 +105,14 @@ class Recognition:
         return self.analyzer.models_for(options)[1]
 
     def _check_collection(self, collection: str, must_exist: bool) -> None:
-        info = self.gallery.collection(collection)
-        if info is None:
+        recognizer = self.gallery.recognizer_of(collection)
+        if recognizer is None:
             if must_exist:
                 raise CollectionNotFound(f"no collection {collection!r}: enroll a face to create it")
             return
-        if not same_recognizer(info.recognizer, self.recognizer):
+        if not same_recognizer(recognizer, self.recognizer):
             raise RecognizerMismatch(
-                f"collection {collection!r} holds vectors of {describe(info.recognizer)}; this worker "
+                f"collection {collection!r} holds vectors of {describe(recognizer)}; this worker "
                 f"runs {describe(self.recognizer)}: reindex the collection or run workers with that model"
             )
 
@@ -219,7 +219,7 @@ class Recognition:
         )
 
     def reindex(self, job: ReindexJob, start: float) -> ReindexResult:
-        if self.gallery.collection(job.collection) is None:
+        if self.gallery.recognizer_of(job.collection) is None:
             raise CollectionNotFound(f"no collection {job.collection!r}")
         crops = self.gallery.crops(job.collection)
         options = AnalysisOptions(embed_only=True, extract_embedding=True)

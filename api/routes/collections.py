@@ -28,8 +28,16 @@ from api.schemas import (
     SubjectFacesBody,
     SubjectsBody,
 )
-from api.submit import IDEMPOTENCY_DOC, Flags, Submission, json_body, read_images, submit
-from shared.contract import EnrollJob, RecognizeJob, ReindexJob, RenderSettings
+from api.submit import (
+    IDEMPOTENCY_DOC,
+    UNSUPPORTED_MEDIA_TYPE,
+    Flags,
+    Submission,
+    json_body,
+    read_images,
+    submit,
+)
+from shared.contract import EnrollJob, RecognizeJob, RecognizerInfo, ReindexJob, RenderSettings
 from shared.errors import (
     CollectionForbidden,
     CollectionNotFound,
@@ -63,24 +71,25 @@ def collection_access(ctx: ApiContext, collection: str) -> None:
         raise CollectionForbidden(f"this API key may not use collection {collection!r}")
 
 
-def existing(ctx: ApiContext, collection: str) -> CollectionInfo:
-    info = ctx.gallery.collection(collection)
-    if info is None:
+def existing(ctx: ApiContext, collection: str) -> RecognizerInfo:
+    """The collection's recognizer; CollectionNotFound if there is no such collection."""
+    recognizer = ctx.gallery.recognizer_of(collection)
+    if recognizer is None:
         raise CollectionNotFound(f"no collection {collection!r}")
-    return info
+    return recognizer
 
 
-def check_recognizer(ctx: ApiContext, info: CollectionInfo | None) -> None:
+def check_recognizer(ctx: ApiContext, collection: str, recognizer: RecognizerInfo | None) -> None:
     """Refuse a job on a collection whose vectors no online worker's recognizer can compare with
     (any worker may take the job, so every online worker must run that recognizer)."""
-    if info is None:
+    if recognizer is None:
         return
     online = ctx.workers.online()
-    others = [w.recognizer for w in online if not same_recognizer(w.recognizer, info.recognizer)]
+    others = [w.recognizer for w in online if not same_recognizer(w.recognizer, recognizer)]
     if others:
         raise RecognizerMismatch(
-            f"collection {info.name!r} holds vectors of {describe(info.recognizer)}, but the workers "
-            f"run {describe(others[0])}: reindex the collection (POST /collections/{info.name}/reindex) "
+            f"collection {collection!r} holds vectors of {describe(recognizer)}, but the workers "
+            f"run {describe(others[0])}: reindex the collection (POST /collections/{collection}/reindex) "
             "or run workers with its recognizer"
         )
 
@@ -125,6 +134,7 @@ ENROLL_DOC = Operation(
         403: Reply("collection_forbidden: the API key is limited to other collections", ErrorDetail),
         409: Reply("recognizer_mismatch, or idempotency_conflict", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
         422: Reply("Bad name, image, or no_face / several_faces (naming the image)", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
         504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
@@ -141,7 +151,7 @@ def enroll(collection: str, subject: str) -> Response:
 
     def prepare(body: bytes, owner: str) -> Submission:
         req = EnrollRequest.model_validate(json_body(body))
-        check_recognizer(ctx, ctx.gallery.collection(collection))
+        check_recognizer(ctx, collection, ctx.gallery.recognizer_of(collection))
         images, settings = images_of(ctx, req, ctx.settings.max_images)
         all_or_none(settings)
         job = EnrollJob(
@@ -178,6 +188,7 @@ RECOGNIZE_DOC = Operation(
         404: Reply("collection_not_found", ErrorDetail),
         409: Reply("recognizer_mismatch: no online worker runs the collection's recognizer", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
         422: Reply("Invalid field or name", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
         504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
@@ -193,7 +204,7 @@ def recognize(collection: str) -> Response:
 
     def prepare(body: bytes, owner: str) -> Submission:
         req = RecognizeRequest.model_validate(json_body(body))
-        check_recognizer(ctx, existing(ctx, collection))
+        check_recognizer(ctx, collection, existing(ctx, collection))
         images, settings = images_of(ctx, req, ctx.settings.max_images)
         job = RecognizeJob(
             images, collection, req.limit, req.threshold, req.options(ctx.settings.max_faces), g.request_id
@@ -208,6 +219,8 @@ REINDEX_DOC = Operation(
     summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
     replies={
         202: Reply("Queued; poll status_url", JobAccepted),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+        422: Reply("Bad name", ErrorDetail),
         403: Reply("collection_forbidden", ErrorDetail),
         404: Reply("collection_not_found", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
@@ -367,7 +380,7 @@ def get_subject(collection: str, subject: str) -> Response:
 def thumbnail(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
-    crop = ctx.gallery.crop(collection, face_id) if ctx.gallery.collection(collection) else None
+    crop = ctx.gallery.crop(collection, face_id) if ctx.gallery.recognizer_of(collection) else None
     if crop is None:
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
     return Response(crop, mimetype="image/jpeg")

@@ -15,7 +15,7 @@ from api.routes.collections import (
     images_of,
 )
 from api.schemas import ErrorDetail, JobAccepted, VerifyBody, VerifyRequest
-from api.submit import IDEMPOTENCY_DOC, Flags, Submission, json_body, submit
+from api.submit import IDEMPOTENCY_DOC, UNSUPPORTED_MEDIA_TYPE, Flags, Submission, json_body, submit
 from shared.contract import RenderSettings, VerifyJob
 from shared.errors import InvalidRequest
 
@@ -33,6 +33,7 @@ VERIFY_DOC = Operation(
         404: Reply("collection_not_found or subject_not_found", ErrorDetail),
         409: Reply("recognizer_mismatch, or idempotency_conflict", ErrorDetail),
         413: Reply("A size limit was exceeded", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
         422: Reply("Bad image, no_face (naming the image), bad name", ErrorDetail),
         503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
         504: Reply("No result within the synchronous timeout", ErrorDetail, retry_after=True),
@@ -52,7 +53,7 @@ def verify() -> Response:
             if req.collection is None or req.subject is None or req.images.count != 1:
                 raise InvalidRequest('verify against a subject takes one image, "collection" and "subject"')
             collection_access(ctx, req.collection)
-            check_recognizer(ctx, existing(ctx, req.collection))
+            check_recognizer(ctx, req.collection, existing(ctx, req.collection))
         elif req.images.count != 2:
             raise InvalidRequest(
                 f'verify takes two images ({req.images.count} sent), or one with "collection" and "subject"'

@@ -63,7 +63,13 @@ class SubjectInfo:
 
 
 class Gallery(Protocol):
-    def collection(self, name: str) -> CollectionInfo | None: ...
+    def collection(self, name: str) -> CollectionInfo | None:
+        """With its subject and face counts (a scan: for listings, not per request)."""
+        ...
+
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        """The collection's recognizer, None if there is no such collection: one indexed row."""
+        ...
 
     def collections(self) -> list[CollectionInfo]: ...
 
@@ -73,6 +79,13 @@ class Gallery(Protocol):
         """Add faces in one transaction, committed (durable) on return; creates the collection,
         bound to ``recognizer``; a face whose image this subject already has is returned as stored.
         Raises RecognizerMismatch when the collection holds another recognizer's vectors."""
+        ...
+
+    def import_faces(
+        self, collection: str, recognizer: RecognizerInfo, faces: Sequence[tuple[str, NewFace]]
+    ) -> int:
+        """Bulk load (subject, face) pairs in one transaction (migrations, benchmarks); a face whose
+        image its subject already has is skipped. Returns the faces added."""
         ...
 
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:

@@ -71,6 +71,9 @@ HNSW_EF_CONSTRUCTION = 64
 # default 40 (bench/gallery_scale.py). pgvector caps it at 1000.
 EF_SEARCH = 100
 EF_SEARCH_MAX = 1000
+# An HNSW build that fits in memory is much faster than one that spills (1M x 512-d: ~2.5 GB).
+INDEX_BUILD_MEMORY = "4GB"
+FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, created"
 COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
 
 
@@ -147,6 +150,10 @@ class PostgresGallery:
         row = self._row(db, name)
         return None if row is None else self._info(db, row)
 
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        row = self._row(self._db(), name)
+        return None if row is None else self._recognizer(row)
+
     def collections(self) -> list[CollectionInfo]:
         db = self._db()
         names = [r[0] for r in db.execute("SELECT name FROM gallery_collections ORDER BY name").fetchall()]
@@ -219,6 +226,48 @@ class PostgresGallery:
                 assert old is not None  # the conflict above
                 stored.append(_face(old, new=False))
         return stored
+
+    def import_faces(
+        self, collection: str, recognizer: RecognizerInfo, faces: Sequence[tuple[str, NewFace]]
+    ) -> int:
+        if not faces:
+            return 0
+        # The first face makes (or checks) the collection and its table, as an enroll would.
+        first_subject, first = faces[0]
+        added = sum(f.new for f in self.enroll(collection, recognizer, first_subject, [first]))
+        now = time.time()
+        with self._transaction() as db:
+            table = self._table(db, collection)
+            # Loading first and building the HNSW index after is several times faster than
+            # inserting into the index row by row; the lock keeps searches out meanwhile.
+            db.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
+            db.execute(f"CREATE TEMP TABLE staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+            with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN") as copy:
+                for subject, face in faces[1:]:
+                    copy.write_row(
+                        (
+                            uuid.uuid4().hex,
+                            subject,
+                            face.image_sha256,
+                            orjson.dumps(face.bbox).decode(),
+                            face.prob,
+                            face.faces_in_image,
+                            vector_literal(face.vec),
+                            face.crop,
+                            now,
+                        )
+                    )
+            added += db.execute(
+                f"INSERT INTO {table} ({FIELDS}) SELECT {FIELDS} FROM staging "
+                "ON CONFLICT (subject, image_sha256) DO NOTHING"
+            ).rowcount
+            db.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+            db.execute(
+                f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
+                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
+            )
+        return added
 
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
         results: list[list[Match]] = []

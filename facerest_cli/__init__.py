@@ -1,0 +1,1 @@
+"""The ``facerest`` command: enroll a folder of people, recognize a photo, verify two photos."""
