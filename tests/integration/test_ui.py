@@ -41,7 +41,14 @@ from tests.faces import FACES_IN
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "ui"
 # Debian's chromium runs as root in CI containers (no sandbox there), with no GPU, and must not
 # reach the network on its own (component updates, safe browsing).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    # A fake camera (a moving test pattern) that needs no permission prompt, for the webcam test.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 TIMEOUT_MS = 30_000
 IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -216,6 +223,35 @@ def test_a_batch_goes_as_async_jobs_with_progress_and_long_polling(ui: Watched) 
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     ui.screenshot("phone.png")
+    assert ui.console_errors == []
+
+
+# Builds, in the page, a DataTransfer holding the photo (base64) as a file: what a drop or a paste carries.
+TRANSFER = """([name, data]) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+    return transfer;
+}"""
+
+
+def test_photos_can_be_dropped_pasted_and_taken_with_the_webcam(ui: Watched) -> None:
+    page = ui.page
+    photo = b64(GROUP_PHOTOS["yaoming.jpg"].read_bytes())
+    dropped = page.evaluate_handle(TRANSFER, ["dropped.jpg", photo])
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    expect(page.locator(".photo", has_text="dropped.jpg")).to_have_attribute("data-faces", "1")
+    pasted = page.evaluate_handle(TRANSFER, ["pasted.jpg", photo])
+    page.evaluate(
+        "(transfer) => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer}))", pasted
+    )
+    expect(page.locator(".photo", has_text="pasted.jpg")).to_have_attribute("data-faces", "1")
+    # The fake camera shows a test pattern: a photo with no face, answered like any other.
+    page.click("#webcam-open")
+    expect(page.locator("#webcam-video")).to_have_js_property("readyState", 4)
+    page.click("#webcam-snap")
+    expect(page.locator("#webcam-dialog")).to_be_hidden()
+    expect(page.locator(".photo", has_text="webcam")).to_have_attribute("data-faces", "0")
     assert ui.console_errors == []
 
 
