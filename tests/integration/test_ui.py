@@ -255,7 +255,7 @@ def test_photos_can_be_dropped_pasted_and_taken_with_the_webcam(ui: Watched) -> 
     assert ui.console_errors == []
 
 
-def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched) -> None:
+def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched, api: str) -> None:
     page = ui.page
     broken: FilePayload = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}
     photo: FilePayload = {
@@ -263,11 +263,18 @@ def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched) -> Non
         "mimeType": "image/jpeg",
         "buffer": GROUP_PHOTOS["yaoming.jpg"].read_bytes(),
     }
-    page.set_input_files("#files", [broken, photo])
+    expect(page.locator("#worker-count")).to_be_visible()  # /info, with the limits, has answered
+    limit = requests.get(f"{api}/info", timeout=10).json()["limits"]["max_image_bytes"]
+    huge: FilePayload = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(limit + 1)}
+    page.set_input_files("#files", [broken, photo, huge])
     failed = page.locator(".photo.failed")
-    expect(failed).to_have_count(1)
-    expect(failed).to_contain_text("broken.jpg")
-    expect(failed.locator(".error")).to_have_text("not a recognised image format (invalid_image)")
+    expect(failed).to_have_count(2)
+    expect(failed.first).to_contain_text("broken.jpg")
+    expect(failed.first.locator(".error")).to_have_text("not a recognised image format (invalid_image)")
+    # Too large: said before sending it.
+    most = f"the API takes at most {limit / 1e6:.1f} MB an image"
+    expect(failed.last.locator(".error")).to_contain_text(most)
+    assert not [post for post in ui.posts("/extract") if len(post.post_data_buffer or b"") > limit]
     expect(page.locator(".photo", has_text="yaoming.jpg")).to_have_attribute("data-faces", "1")
     # The browser itself may log the broken photo it could not show; nothing else.
     assert [e for e in ui.console_errors if "broken" not in e] == []

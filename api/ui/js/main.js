@@ -51,6 +51,7 @@ const photos = new PhotoList($("photo-list"), {
   options,
   collection: () => recognition.collection,
   waitS,
+  limits: () => page.info?.limits,
   onEnroll: () => (recognition.can.recognition ? (photo, index) => recognition.openEnroll(photo, index) : null),
   progress,
   notice,

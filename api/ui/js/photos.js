@@ -218,7 +218,7 @@ class Photo {
   }
 }
 
-// The list of photos and the runs over them. ui: {options(), collection(), waitS(),
+// The list of photos and the runs over them. ui: {options(), collection(), waitS(), limits(),
 // onEnroll(photo, index) or null, progress(done, total), notice(text)}.
 export class PhotoList {
   constructor(list, ui) {
@@ -270,6 +270,13 @@ export class PhotoList {
     const collection = this.ui.collection();
     photo.sent = performance.now();
     photo.setStatus(asJob ? "queued" : "working…");
+    const most = this.ui.limits()?.max_image_bytes;
+    if (most && photo.file.size > most) {
+      // Said here rather than after uploading it all for a 413.
+      const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+      photo.fail(new ApiError(0, "limit_exceeded", `${mb(photo.file.size)}: the API takes at most ${mb(most)} an image`));
+      return;
+    }
     try {
       const base64 = await fileBase64(photo.file);
       const how = {
