@@ -26,6 +26,7 @@ from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     FilePayload,
+    Locator,
     Page,
     Request,
     ViewportSize,
@@ -287,12 +288,8 @@ def _mirrored(name: str, scale: float) -> bytes:
     return encode(np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)))
 
 
-def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watched, api: str) -> None:
-    page = ui.page
-    expect(page.locator("#recognition")).to_be_visible()
-    page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
-    card = page.locator(".photo").first
-    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+def _enroll_second_face(page: Page, card: Locator, collection: str, name: str) -> None:
+    """Enroll the photo's second face (as the API orders them) into a new collection."""
     # A face is reachable from the keyboard too: Enter opens the dialog, Escape closes it.
     card.locator(".overlay .face").nth(1).focus()
     page.keyboard.press("Enter")
@@ -300,14 +297,29 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watch
     expect(page.locator("#enroll-name")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.locator("#enroll-dialog")).to_be_hidden()
-    # Click the second face (as the API orders them) and enroll it as a new person.
+    # A new collection is chosen at once and created by its first face; until then photos are
+    # only detected.
+    page.fill("#new-collection", collection)
+    page.click("#collection-form button[type=submit]")
+    expect(page.locator("#collection")).to_have_value(collection)
+    expect(page.locator("#subjects-state")).to_contain_text(f"{collection} is empty")
+    expect(card).not_to_have_class(re.compile(r"\bfailed\b"))
     card.locator(".overlay .face rect").nth(1).click()
     expect(page.locator("#enroll-dialog")).to_be_visible()
-    page.fill("#enroll-name", "person_b")
-    page.fill("#enroll-collection", "ui-friends")
+    expect(page.locator("#enroll-collection")).to_have_value(collection)
+    page.fill("#enroll-name", name)
     page.click("#enroll-submit")
     expect(page.locator("#enroll-dialog")).to_be_hidden()
-    expect(page.locator("#collection")).to_have_value("ui-friends")
+    expect(page.locator("#collection")).to_have_value(collection)
+
+
+def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watched, api: str) -> None:
+    page = ui.page
+    expect(page.locator("#recognition")).to_be_visible()
+    page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    _enroll_second_face(page, card, "ui-friends", "person_b")
     # The photo is recognized again: that face, and only it, is now person_b.
     expect(card.locator(".identity.known")).to_have_count(1)
     expect(card.locator(".faces tbody tr").nth(1).locator(".identity")).to_have_text(

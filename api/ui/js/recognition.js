@@ -57,8 +57,14 @@ export class Recognition {
     this.wire();
   }
 
-  get collection() {
+  // The collection chosen in the options, once it exists (a new one is created by its first
+  // enrolled face; until then photos are only detected, and /recognize would answer 404).
+  get chosen() {
     return this.can.recognition ? this.ui.select.value : "";
+  }
+
+  get collection() {
+    return this.collections.includes(this.chosen) ? this.chosen : "";
   }
 
   async probe() {
@@ -103,7 +109,7 @@ export class Recognition {
     list.replaceChildren();
     const verifySubject = $("verify-subject");
     verifySubject.replaceChildren(element("option", { value: "" }, "(use the second photo)"));
-    const collection = this.collection;
+    const collection = this.chosen;
     if (!collection) {
       state.textContent = "Choose a collection in the options to see its people.";
       return;
@@ -210,7 +216,7 @@ export class Recognition {
     this.enrolling = { photo, index };
     $("enroll-error").textContent = "";
     $("enroll-name").value = "";
-    $("enroll-collection").value = this.collection || this.collections[0] || "people";
+    $("enroll-collection").value = this.chosen || this.collections[0] || "people";
     await faceCrop(photo, index, $("enroll-crop"));
     $("enroll-dialog").showModal();
     $("enroll-name").focus();
