@@ -31,6 +31,7 @@ from bench.photos import ALIGNED_CROP
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.gallery import Gallery, NewFace, open_gallery
+from shared.gallery.postgres import PostgresGallery
 
 DIM = 512
 RECOGNIZER = RecognizerInfo("arcface", "w600k_r50", "bench", "bench", DIM)
@@ -58,15 +59,16 @@ def rss_mib() -> float:
 
 
 @contextmanager
-def store(kind: str, folder: Path) -> Iterator[Gallery]:
+def store(kind: str, folder: Path) -> Iterator[tuple[Gallery, str]]:
+    """A fresh store and its URL ("" for SQLite in ``folder``)."""
     if kind == "sqlite":
         gallery = open_gallery("", folder)
-        yield gallery
+        yield gallery, ""
         gallery.close()
         return
     with running_postgres() as url:
         gallery = open_gallery(url, folder)
-        yield gallery
+        yield gallery, url
         gallery.close()
 
 
@@ -90,11 +92,36 @@ def load(
     return np.concatenate(chunks)
 
 
-def run(kind: str, size: int, queries: int) -> dict[str, float]:
+def measure(
+    gallery: Gallery, probes: NDArray[np.float32], exact: NDArray[np.int64], planted: NDArray[np.int64]
+) -> dict[str, float]:
+    started = time.perf_counter()
+    gallery.search("scale", probes[:1], 3)  # SQLite: loads this process's copy
+    first_ms = (time.perf_counter() - started) * 1000
+    times, hits, planted_hits = [], 0, 0
+    for probe, truth, plant in zip(probes, exact, planted, strict=True):
+        started = time.perf_counter()
+        [matches] = gallery.search("scale", probe[None, :], 3)
+        times.append((time.perf_counter() - started) * 1000)
+        hits += matches[0].subject == f"s{truth}"
+        planted_hits += matches[0].subject == f"s{plant}"
+    times.sort()
+    return {
+        "first_ms": first_ms,
+        "p50_ms": statistics.median(times),
+        "p99_ms": times[min(len(times) - 1, round(0.99 * len(times)))],
+        "recall_at_1": hits / len(probes),
+        "planted_at_1": planted_hits / len(probes),
+        "rss_mib": rss_mib(),
+    }
+
+
+def run(kind: str, size: int, queries: int, ef_searches: list[int]) -> list[dict[str, float]]:
+    """One row per search setting: SQLite's exact search, or PostgreSQL at each ef_search."""
     rng = np.random.default_rng(SEED)
     with (
         tempfile.TemporaryDirectory(prefix="facerest-scale-") as folder,
-        store(kind, Path(folder)) as gallery,
+        store(kind, Path(folder)) as (gallery, url),
     ):
         started = time.perf_counter()
         stored = load(gallery, size, rng)
@@ -104,28 +131,16 @@ def run(kind: str, size: int, queries: int) -> dict[str, float]:
         probes /= np.linalg.norm(probes, axis=1, keepdims=True)
         exact = np.argmax(probes @ stored.T, axis=1)
         del stored
-        started = time.perf_counter()
-        gallery.search("scale", probes[:1], 3)  # SQLite: loads this process's copy
-        first_ms = (time.perf_counter() - started) * 1000
-        times, hits, planted_hits = [], 0, 0
-        for probe, truth, plant in zip(probes, exact, planted, strict=True):
-            started = time.perf_counter()
-            [matches] = gallery.search("scale", probe[None, :], 3)
-            times.append((time.perf_counter() - started) * 1000)
-            hits += matches[0].subject == f"s{truth}"
-            planted_hits += matches[0].subject == f"s{plant}"
-        times.sort()
-        files = sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
-        return {
-            "load_s": load_s,
-            "first_ms": first_ms,
-            "p50_ms": statistics.median(times),
-            "p99_ms": times[min(len(times) - 1, round(0.99 * len(times)))],
-            "recall_at_1": hits / queries,
-            "planted_at_1": planted_hits / queries,
-            "rss_mib": rss_mib(),
-            "files_mib": files / 2**20,
-        }
+        files = sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 2**20
+        rows = []
+        for ef in ef_searches if kind == "postgres" else [0]:
+            handle = PostgresGallery(url, ef_search=ef) if kind == "postgres" else gallery
+            rows.append(
+                {"load_s": load_s, "files_mib": files, "ef": ef, **measure(handle, probes, exact, planted)}
+            )
+            if handle is not gallery:
+                handle.close()
+        return rows
 
 
 def main() -> None:
@@ -135,21 +150,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values, each measured")
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print(
-        "store     faces     load_s  first_ms  p50_ms  p99_ms  recall@1  planted@1  peak_rss_MiB  files_MiB"
+        "store     ef   faces     load_s  first_ms  p50_ms  p99_ms  recall@1  planted@1  peak_rss_MiB", end=""
     )
+    print("  files_MiB")
     for kind in args.stores.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            r = run(kind, size, args.queries)
-            print(
-                f"{kind:9} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} {r['p50_ms']:7.2f} "
-                f"{r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} {r['planted_at_1']:10.3f} "
-                f"{r['rss_mib']:13.0f} {r['files_mib']:10.0f}",
-                flush=True,
-            )
+            for r in run(kind, size, args.queries, [int(e) for e in args.ef_search.split(",")]):
+                print(
+                    f"{kind:9} {int(r['ef']):4} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} "
+                    f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} "
+                    f"{r['planted_at_1']:10.3f} {r['rss_mib']:13.0f} {r['files_mib']:10.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,9 @@ def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
 
 
 class PostgresGallery:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, ef_search: int = EF_SEARCH) -> None:
         self.url = url
+        self.ef_search = ef_search
         self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
@@ -277,7 +278,7 @@ class PostgresGallery:
                 literal = vector_literal(query)
                 want = max(limit * 4, 16)
                 while True:
-                    ef = min(EF_SEARCH_MAX, max(EF_SEARCH, want))
+                    ef = min(EF_SEARCH_MAX, max(self.ef_search, want))
                     db.execute(f"SET LOCAL hnsw.ef_search = {ef}")
                     rows = db.execute(
                         f"SELECT subject, -(vec <#> %s::vector) FROM {table} ORDER BY vec <#> %s::vector "
