@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.facerest-dev
 MTCNN ?=
 RUN_PROFILE := $(RUN_STAMP) $(if $(MTCNN),$(MTCNN_STAMP))
 
-.PHONY: setup system run cluster test lint bench clean
+.PHONY: setup system system-browser run cluster test lint bench clean
 # Two pip installs into one venv must not run at once (make -j).
 .NOTPARALLEL:
 
@@ -23,6 +23,10 @@ setup: system $(RUN_PROFILE)
 
 system:
 	@scripts/install-system-deps.sh
+
+# The tests also drive the web page in Debian's chromium (tests/integration/test_ui.py).
+system-browser:
+	@scripts/install-system-deps.sh --browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +58,7 @@ cluster: setup
 	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS) --sentinel $(SENTINEL)
 
 # mypy checks worker/models/mtcnn.py against PyTorch's types.
-lint: system $(DEV_STAMP) $(MTCNN_STAMP)
+lint: system-browser $(DEV_STAMP) $(MTCNN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -8,9 +8,19 @@ from collections.abc import Iterable
 
 from shared.errors import InvalidApiKey, MissingApiKey
 
-# Load balancers and people reading the docs need these without a key; they hold no user data.
+# Load balancers and people reading the docs or opening the web page (where they type their key)
+# need these without a key; they hold no user data.
 OPEN_ENDPOINTS = frozenset(
-    {"status.health", "status.ready", "docs.index", "docs.openapi", "docs.docs", "docs.docs_static"}
+    {
+        "status.health",
+        "status.ready",
+        "docs.index",
+        "docs.openapi",
+        "docs.docs",
+        "docs.docs_static",
+        "ui.page",
+        "ui.static",
+    }
 )
 
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system packages facerest needs (Debian): redis-server, haproxy. Idempotent.
+# Installs the system packages facerest needs (Debian): redis-server, haproxy; with --browser
+# also chromium, which the browser tests of the web page drive (make test). Idempotent.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v haproxy >/dev/null || missing+=(haproxy)
+if [ "${1:-}" = "--browser" ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
   echo "install these packages with your system's package manager: ${missing[*]}" >&2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import collections, docs, draw, extract, metrics, results, status, verify
+from api.routes import collections, docs, draw, extract, metrics, results, status, ui, verify
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     extract.bp,
@@ -15,4 +15,5 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     status.bp,
     docs.bp,
     metrics.bp,
+    ui.bp,
 )

@@ -1,4 +1,4 @@
-"""GET /openapi.json, /docs (Swagger UI served from the installed package, offline) and / -> /docs."""
+"""GET /openapi.json, /docs (Swagger UI served from the installed package, offline) and / -> /ui."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ SWAGGER_STATIC = _swagger_static()
 
 @bp.get("/")
 def index() -> BaseResponse:
-    return redirect("/docs", code=302)
+    # The web page, where a newcomer starts; it links to /docs.
+    return redirect("/ui", code=302)
 
 
 @bp.get("/openapi.json")

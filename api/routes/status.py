@@ -173,5 +173,6 @@ def info() -> Response:
         },
         # Whether keys are required; the keys themselves are never shown.
         "api_keys": ctx.api_keys.enabled,
+        "queue_depth": int(ctx.redis.llen(settings.queue)),
     }
     return encode(body, False)

@@ -41,6 +41,7 @@ def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
     for spec in (SCRFD_500M, ARCFACE_MBF):
         assert hashes[spec.sha256]["license"] == spec.license
         assert hashes[spec.sha256]["name"] == spec.name
+    assert info["queue_depth"] == 0
     # The limit /info reports is the one /extract enforces.
     limit = info["limits"]["max_images"]
     photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
@@ -50,7 +51,8 @@ def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
 
 def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:
     root = requests.get(f"{api}/", timeout=10, allow_redirects=False)
-    assert root.status_code == 302 and root.headers["Location"].endswith("/docs")
+    assert root.status_code == 302 and root.headers["Location"].endswith("/ui")
+    assert 'href="/docs"' in requests.get(f"{api}/ui", timeout=10).text
     page = requests.get(f"{api}/docs", timeout=10).text
     assert "/openapi.json" in page and "/docs/static/swagger-ui-bundle.js" in page
     bundle = requests.get(f"{api}/docs/static/swagger-ui-bundle.js", timeout=10)

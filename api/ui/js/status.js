@@ -1,0 +1,72 @@
+// The status panel, from GET /info: workers with device and models, licenses, queue depth.
+
+function element(name, attributes = {}, text = "") {
+  const created = document.createElement(name);
+  for (const [key, value] of Object.entries(attributes)) created.setAttribute(key, String(value));
+  if (text) created.textContent = text;
+  return created;
+}
+
+function table(caption, headers, rows) {
+  const out = element("table", { class: "status-table" });
+  out.append(element("caption", {}, caption));
+  const head = element("tr");
+  for (const title of headers) head.append(element("th", { scope: "col" }, title));
+  out.createTHead().append(head);
+  const body = out.createTBody();
+  for (const cells of rows) {
+    const row = element("tr");
+    for (const cell of cells) row.append(element("td", {}, String(cell)));
+    body.append(row);
+  }
+  return out;
+}
+
+const ago = (epochS) => {
+  const s = Math.max(0, Date.now() / 1000 - epochS);
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+};
+
+export function renderStatus(container, info) {
+  const limits = info.limits || {};
+  const summary = element("p", { class: "summary" });
+  const workers = info.workers || [];
+  summary.append(
+    element("strong", { id: "worker-count" }, `${workers.length} worker${workers.length === 1 ? "" : "s"} online`),
+    ` · queue: `,
+    element("strong", { id: "queue-depth" }, String(info.queue_depth ?? "?")),
+    ` of at most ${limits.max_queue_depth ?? "?"} jobs waiting · facerest ${info.version}` +
+      ` · API keys ${info.api_keys ? "on" : "off"}`,
+  );
+  const workerRows = workers.map((worker) => [
+    worker.name,
+    worker.device,
+    worker.profile,
+    worker.concurrency,
+    (worker.detectors || []).join(", "),
+    worker.recognizer ? `${worker.recognizer.name} (${worker.recognizer.dimension}-d)` : "–",
+    (worker.attributes || []).join(", ") || "–",
+    ago(worker.started),
+  ]);
+  const modelRows = (info.models || []).map((model) => [
+    model.name,
+    model.kind,
+    model.version,
+    model.license,
+    model.commercial_use ? "yes" : "no",
+  ]);
+  const parts = [summary];
+  parts.push(
+    workers.length
+      ? table("Workers", ["name", "device", "profile", "jobs at once", "detectors", "recognizer", "attributes", "up"], workerRows)
+      : element("p", { class: "error" }, "No worker is online: requests wait in the queue until one starts."),
+  );
+  if (modelRows.length) parts.push(table("Models", ["model", "kind", "package", "license", "commercial use"], modelRows));
+  const limitText = `Limits: ${limits.max_images} images a request, ${Math.round((limits.max_image_bytes || 0) / 1e6)} MB` +
+    ` and ${Math.round((limits.max_image_pixels || 0) / 1e6)} MP an image, ${limits.max_faces} faces an image,` +
+    ` ${limits.sync_timeout_s} s for a synchronous answer.`;
+  parts.push(element("p", { class: "muted" }, limitText));
+  container.replaceChildren(...parts);
+}

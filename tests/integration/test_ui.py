@@ -1,0 +1,423 @@
+"""The web page at /ui in a real browser (Debian's chromium driven by Playwright) against the real
+system: the faces it draws are the API's, batches go as async jobs with progress, errors show
+next to their photo, a face clicked on is enrolled and recognized in another photo, Retry-After
+is honoured and the API key stays out of URLs.
+
+Screenshots are kept in var/test-artifacts/ui/ (git-ignored) for a look after the run.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    FilePayload,
+    Locator,
+    Page,
+    Request,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from deploy.launcher import Stack, stack
+from tests.client import b64, extract
+from tests.faces import FACES_IN
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "ui"
+# Debian's chromium runs as root in CI containers (no sandbox there), with no GPU, and must not
+# reach the network on its own (component updates, safe browsing).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    # A fake camera (a moving test pattern) that needs no permission prompt, for the webcam test.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+TIMEOUT_MS = 30_000
+IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
+KEY = "ui-key-3f9a0c"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "chromium is missing: make test installs it (scripts/install-system-deps.sh --browser)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Watched:
+    """A page with what it logged and sent."""
+
+    page: Page
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def record(self, request: Request) -> None:
+        self.requests.append(request)
+
+    def posts(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.method == "POST" and r.url.split("?")[0].endswith(path)]
+
+    def readme_screenshot(self) -> Path:
+        """The top of the page as the README shows it: scaled down, 128 colours (docs/ui.png)."""
+        self.page.locator("header").scroll_into_view_if_needed()
+        self.page.mouse.move(0, 0)  # no row highlighted
+        shot = Image.open(io.BytesIO(self.page.screenshot()))
+        size = (shot.width * 3 // 4, shot.height * 3 // 4)
+        small = shot.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        target = ARTIFACTS / "ui.png"
+        small.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(target, optimize=True)
+        return target
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        target = ARTIFACTS / name
+        self.page.screenshot(path=target, full_page=True)
+        return target
+
+
+@contextmanager
+def _opened(browser: Browser, url: str) -> Iterator[Watched]:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    watched = Watched(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watched.console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.console_errors.append(f"uncaught: {error}"))
+    page.on("request", watched.record)
+    try:
+        page.goto(f"{url}/ui")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        yield watched
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def ui(browser: Browser, api: str) -> Iterator[Watched]:
+    with _opened(browser, api) as watched:
+        yield watched
+
+
+def _api_faces(api: str, photo: bytes) -> list[dict[str, Any]]:
+    """What the API answers for the photo with the page's default options."""
+    answer = extract(api, [photo], api_ver="2", threshold=0.6, max_size=[640, 640], return_landmarks=True)
+    assert answer.status_code == 200, answer.text
+    faces: list[dict[str, Any]] = answer.json()["data"][0]["faces"]
+    return faces
+
+
+def _body(post: Request) -> dict[str, Any]:
+    body = post.post_data_json
+    assert isinstance(body, dict), post.post_data
+    return body
+
+
+def _drawn_boxes(page: Page) -> list[tuple[float, float, float, float]]:
+    boxes = []
+    rects = page.locator(".photo .overlay .face rect")
+    for index in range(rects.count()):
+        rect = rects.nth(index)
+        x, y, w, h = (float(rect.get_attribute(name) or "nan") for name in ("x", "y", "width", "height"))
+        boxes.append((x, y, x + w, y + h))
+    return boxes
+
+
+def test_page_draws_the_faces_the_api_finds_in_a_group_photo(ui: Watched, api: str) -> None:
+    page = ui.page
+    expect(page.locator("#worker-count")).to_have_text("1 worker online")
+    photo = GROUP_PHOTOS["t1.jpg"]
+    page.set_input_files("#files", str(photo))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+
+    expected = _api_faces(api, photo.read_bytes())
+    assert len(expected) == FACES_IN["t1.jpg"]
+    drawn = _drawn_boxes(page)
+    assert len(drawn) == len(expected)
+    for box, face in zip(drawn, expected, strict=True):
+        assert box == pytest.approx(face["bbox"], abs=0.01)
+    # Five keypoints a face, one table row a face, and hover links row and box both ways.
+    expect(page.locator(".photo .overlay .keypoint")).to_have_count(5 * len(expected))
+    rows = card.locator(".faces tbody tr")
+    expect(rows).to_have_count(len(expected))
+    rows.nth(2).hover()
+    expect(card.locator(".overlay .face").nth(2)).to_have_class(re.compile(r"\bhl\b"))
+    card.locator(".overlay .face rect").nth(4).hover()
+    expect(rows.nth(4)).to_have_class(re.compile(r"\bhl\b"))
+    expect(rows.nth(2)).not_to_have_class(re.compile(r"\bhl\b"))
+
+    # One synchronous /extract, api_ver 2, with an Idempotency-Key; flip only when checked.
+    (post,) = ui.posts("/extract")
+    body = _body(post)
+    assert body["api_ver"] == "2" and "async" not in body and "flip" not in body
+    assert IDEMPOTENCY_KEY.match(post.headers["idempotency-key"])
+    ui.screenshot("group-photo.png")
+    assert ui.console_errors == []
+
+
+def test_options_reach_the_api_and_gender_age_and_106_landmarks_are_drawn(ui: Watched, api: str) -> None:
+    page = ui.page
+    page.select_option("select[name=landmarks]", "106")
+    page.check("input[name=extract_ga]")
+    page.check("input[name=flip]")
+    page.fill("input[name=threshold]", "0.5")
+    page.set_input_files("#files", str(GROUP_PHOTOS["yaoming.jpg"]))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", "1")
+    expect(card.locator(".overlay .dense")).to_have_count(106)
+    cells = card.locator(".faces tbody tr").first.locator("td")
+    expect(cells.nth(4)).to_have_text(re.compile(r"^(female|male) \d\.\d\d$"))
+    expect(cells.nth(3)).to_have_text(re.compile(r"^\d+$"))
+    body = _body(ui.posts("/extract")[0])
+    assert body["return_landmarks"] == "106" and body["extract_ga"] is True
+    assert body["flip"] is True and body["threshold"] == 0.5
+    assert ui.console_errors == []
+
+
+def test_a_batch_goes_as_async_jobs_with_progress_and_long_polling(ui: Watched) -> None:
+    page = ui.page
+    names = ["gdp.jpg", "yaoming.jpg", "t1.jpg"]
+    page.set_input_files("#files", [str(GROUP_PHOTOS[name]) for name in names])
+    expect(page.locator("#progress-text")).to_have_text("3 of 3 done")
+    for name in names:
+        card = page.locator(".photo", has_text=name)
+        expect(card).to_have_attribute("data-faces", str(FACES_IN[name]))
+        expect(card.locator(".overlay .face")).to_have_count(FACES_IN[name])
+    posts = ui.posts("/extract")
+    assert len(posts) == 3
+    assert all(_body(post)["async"] is True for post in posts)
+    keys = {post.headers["idempotency-key"] for post in posts}
+    assert len(keys) == 3 and all(IDEMPOTENCY_KEY.match(key) for key in keys)
+    polls = [r.url for r in ui.requests if "/results/" in r.url]
+    assert polls and all(re.search(r"/results/[0-9a-f]{32}\?wait=\d+$", url) for url in polls)
+    ui.screenshot("batch.png")
+    # At phone width nothing makes the page scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    ui.screenshot("phone.png")
+    assert ui.console_errors == []
+
+
+# Builds, in the page, a DataTransfer holding the photo (base64) as a file: what a drop or a paste carries.
+TRANSFER = """([name, data]) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+    return transfer;
+}"""
+
+
+def test_photos_can_be_dropped_pasted_and_taken_with_the_webcam(ui: Watched) -> None:
+    page = ui.page
+    photo = b64(GROUP_PHOTOS["yaoming.jpg"].read_bytes())
+    dropped = page.evaluate_handle(TRANSFER, ["dropped.jpg", photo])
+    page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    expect(page.locator(".photo", has_text="dropped.jpg")).to_have_attribute("data-faces", "1")
+    pasted = page.evaluate_handle(TRANSFER, ["pasted.jpg", photo])
+    page.evaluate(
+        "(transfer) => document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer}))", pasted
+    )
+    expect(page.locator(".photo", has_text="pasted.jpg")).to_have_attribute("data-faces", "1")
+    # The fake camera shows a test pattern: a photo with no face, answered like any other.
+    page.click("#webcam-open")
+    expect(page.locator("#webcam-video")).to_have_js_property("readyState", 4)
+    page.click("#webcam-snap")
+    expect(page.locator("#webcam-dialog")).to_be_hidden()
+    expect(page.locator(".photo", has_text="webcam")).to_have_attribute("data-faces", "0")
+    assert ui.console_errors == []
+
+
+def test_an_image_the_api_refuses_shows_its_error_next_to_it(ui: Watched, api: str) -> None:
+    page = ui.page
+    broken: FilePayload = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a photo"}
+    photo: FilePayload = {
+        "name": "yaoming.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": GROUP_PHOTOS["yaoming.jpg"].read_bytes(),
+    }
+    expect(page.locator("#worker-count")).to_be_visible()  # /info, with the limits, has answered
+    limit = requests.get(f"{api}/info", timeout=10).json()["limits"]["max_image_bytes"]
+    huge: FilePayload = {"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": bytes(limit + 1)}
+    page.set_input_files("#files", [broken, photo, huge])
+    failed = page.locator(".photo.failed")
+    expect(failed).to_have_count(2)
+    expect(failed.first).to_contain_text("broken.jpg")
+    expect(failed.first.locator(".error")).to_have_text("not a recognised image format (invalid_image)")
+    # Too large: said before sending it.
+    most = f"the API takes at most {limit / 1e6:.1f} MB an image"
+    expect(failed.last.locator(".error")).to_contain_text(most)
+    assert not [post for post in ui.posts("/extract") if len(post.post_data_buffer or b"") > limit]
+    expect(page.locator(".photo", has_text="yaoming.jpg")).to_have_attribute("data-faces", "1")
+    # The browser itself may log the broken photo it could not show; nothing else.
+    assert [e for e in ui.console_errors if "broken" not in e] == []
+
+
+def _mirrored(name: str, scale: float) -> bytes:
+    """Another photo of the same people: the package photo mirrored left to right and rescaled."""
+    image = np.ascontiguousarray(read_rgb(GROUP_PHOTOS[name])[:, ::-1])
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return encode(np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)))
+
+
+def _enroll_second_face(page: Page, card: Locator, collection: str, name: str) -> None:
+    """Enroll the photo's second face (as the API orders them) into a new collection."""
+    # A face is reachable from the keyboard too: Enter opens the dialog, Escape closes it.
+    card.locator(".overlay .face").nth(1).focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#enroll-dialog")).to_be_visible()
+    expect(page.locator("#enroll-name")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#enroll-dialog")).to_be_hidden()
+    # A new collection is chosen at once and created by its first face; until then photos are
+    # only detected.
+    page.fill("#new-collection", collection)
+    page.click("#collection-form button[type=submit]")
+    expect(page.locator("#collection")).to_have_value(collection)
+    expect(page.locator("#subjects-state")).to_contain_text(f"{collection} is empty")
+    expect(card).not_to_have_class(re.compile(r"\bfailed\b"))
+    card.locator(".overlay .face rect").nth(1).click()
+    expect(page.locator("#enroll-dialog")).to_be_visible()
+    expect(page.locator("#enroll-collection")).to_have_value(collection)
+    page.fill("#enroll-name", name)
+    page.click("#enroll-submit")
+    expect(page.locator("#enroll-dialog")).to_be_hidden()
+    expect(page.locator("#collection")).to_have_value(collection)
+
+
+def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watched, api: str) -> None:
+    page = ui.page
+    expect(page.locator("#recognition")).to_be_visible()
+    page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
+    card = page.locator(".photo").first
+    expect(card).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    _enroll_second_face(page, card, "ui-friends", "person_b")
+    # The photo is recognized again: that face, and only it, is now person_b.
+    expect(card.locator(".identity.known")).to_have_count(1)
+    expect(card.locator(".faces tbody tr").nth(1).locator(".identity")).to_have_text(
+        re.compile(r"^person_b \(\d\.\d\d\)$")
+    )
+    ui.readme_screenshot()
+    enrolled = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10).json()
+    assert len(enrolled["faces"]) == 1
+    subject = page.locator(".subject[data-subject=person_b]")
+    expect(subject.locator(".thumbs img")).to_have_count(1)
+
+    # Another photo of the same people: person_b is found there, everyone else is unknown.
+    mirrored: FilePayload = {
+        "name": "t1-mirrored.jpg",
+        "mimeType": "image/jpeg",
+        "buffer": _mirrored("t1.jpg", 0.8),
+    }
+    page.set_input_files("#files", [mirrored])
+    other = page.locator(".photo", has_text="t1-mirrored.jpg")
+    expect(other).to_have_attribute("data-faces", str(FACES_IN["t1.jpg"]))
+    expect(other.locator(".identity.known")).to_have_count(1)
+    expect(other.locator(".identity.known")).to_have_text(re.compile(r"^person_b "))
+    expect(other.locator(".identity.unknown")).to_have_count(FACES_IN["t1.jpg"] - 1)
+    ui.screenshot("recognized.png")
+
+    # Verify: the photo of person_b's face against person_b.
+    page.set_input_files("#verify-a", [mirrored])
+    page.select_option("#verify-subject", "person_b")
+    page.click("#verify-run")
+    expect(page.locator("#verify-result")).to_have_text(re.compile(r"^Same person: similarity 0\.\d{3}"))
+    expect(page.locator("#verify-a-svg rect")).to_have_count(1)
+
+    # Delete, after a confirmation; cancelling keeps the subject.
+    subject.locator("button.danger").click()
+    page.click("#confirm-cancel")
+    expect(subject).to_have_count(1)
+    subject.locator("button.danger").click()
+    expect(page.locator("#confirm-text")).to_contain_text("person_b")
+    page.click("#confirm-ok")
+    expect(page.locator(".subject")).to_have_count(0)
+    gone = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10)
+    assert gone.status_code == 404
+    assert ui.console_errors == []
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """API keys on and room for one queued job, no worker yet: the second job is refused (503
+    with Retry-After) until a worker drains the queue."""
+    with stack(
+        Path(tmp_path_factory.mktemp("ui-keys")), api_keys=KEY, max_queue_depth="1", retry_after_s="1"
+    ) as running:
+        running.start_api()
+        yield running
+
+
+def test_api_key_is_sent_as_a_header_and_retry_after_is_honoured(browser: Browser, keyed: Stack) -> None:
+    with _opened(browser, keyed.api_url) as ui:
+        page = ui.page
+        expect(page.locator("#status-body")).to_contain_text("This API needs a key")
+        page.fill("#api-key", KEY)
+        page.click("#key-form button[type=submit]")
+        expect(page.locator("#status-body")).to_contain_text("No worker is online")
+        # A job of another client fills the queue: both photos wait out Retry-After, again and again.
+        photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+        body = {"images": {"data": [b64(photo)]}, "async": True}
+        queued = requests.post(f"{keyed.api_url}/extract", json=body, headers={"X-API-Key": KEY}, timeout=30)
+        assert queued.status_code == 202, queued.text
+        page.set_input_files("#files", [str(GROUP_PHOTOS["yaoming.jpg"]), str(GROUP_PHOTOS["gdp.jpg"])])
+        expect(page.locator(".photo-status", has_text="retrying in 1 s")).to_have_count(2)
+        keyed.start_worker(extra_env={"FACEREST_ATTRIBUTES": ""})
+        expect(page.locator("#progress-text")).to_have_text("2 of 2 done", timeout=90_000)
+        expect(page.locator(".photo", has_text="gdp.jpg")).to_have_attribute("data-faces", "5")
+        # A refused try and its retry carry the same Idempotency-Key: the retry can never
+        # queue the job twice.
+        by_key: dict[str, int] = {}
+        for post in ui.posts("/extract"):
+            by_key[post.headers["idempotency-key"]] = by_key.get(post.headers["idempotency-key"], 0) + 1
+        assert len(by_key) == 2 and min(by_key.values()) >= 2
+        assert page.evaluate("sessionStorage.getItem('facerest.apiKey')") == KEY
+        assert all(KEY not in r.url for r in ui.requests)
+        assert all(r.headers.get("x-api-key") == KEY for r in ui.posts("/extract"))
+        # Only the refusals the test set up: 401 before the key was typed, 503 while the queue was full.
+        assert all(re.search(r"status of (401|503)", e) for e in ui.console_errors), ui.console_errors
+
+
+def test_the_page_needs_no_key_runs_only_its_own_scripts_and_serves_only_its_folder(keyed: Stack) -> None:
+    page = requests.get(f"{keyed.api_url}/ui", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "connect-src 'self';" in policy
+    script = requests.get(f"{keyed.api_url}/ui/js/main.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    root = requests.get(f"{keyed.api_url}/", timeout=10, allow_redirects=False)
+    assert root.status_code == 302 and root.headers["Location"].endswith("/ui")
+    # The package's code next to the page's folder is not served, nor any data without a key.
+    # (A client may resolve "..": then the path is no route at all, 401 with keys on.)
+    for path in ("/ui/../routes/ui.py", "/ui/%2e%2e/routes/ui.py", "/ui/..%2froutes/ui.py", "/ui/nothing.js"):
+        response = requests.get(f"{keyed.api_url}{path}", timeout=10)
+        assert response.status_code in {401, 404} and "Blueprint" not in response.text, path
+    assert requests.get(f"{keyed.api_url}/info", timeout=10).status_code == 401
