@@ -30,6 +30,7 @@ from shared.errors import (
     RecognizerMismatch,
     ResultTimeout,
     ServiceUnavailable,
+    SubjectExists,
     SubjectNotFound,
     UrlFetchFailed,
     UrlRefused,
@@ -55,6 +56,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     CollectionNotFound: 404,
     SubjectNotFound: 404,
     FaceNotFound: 404,
+    SubjectExists: 409,
     RecognizerMismatch: 409,
     CollectionForbidden: 403,
 }

@@ -552,6 +552,19 @@ class DeletedBody(TypedDict):
     deleted: Annotated[int, Field(description="Faces (or collections) removed")]
 
 
+class RenameRequest(BaseModel):
+    """PATCH /collections/{c}/subjects/{s}: the subject's new name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(description="The new name (the rule of every subject name)")
+
+
+class RenamedBody(TypedDict):
+    subject: Annotated[str, Field(description="The new name")]
+    faces: Annotated[int, Field(description="Faces that carry it now")]
+
+
 RecognitionBody = EnrollBody | RecognizeBody | VerifyBody | ReindexBody
 
 

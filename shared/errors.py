@@ -144,6 +144,12 @@ class FaceNotFound(FaceRestError):
     code = "face_not_found"
 
 
+class SubjectExists(FaceRestError):
+    """A rename to a name another subject of the collection already has."""
+
+    code = "subject_exists"
+
+
 class RecognizerMismatch(FaceRestError):
     """A collection's vectors come from a recognizer the workers have not loaded: comparing
     them with another model's vectors would give meaningless similarities."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 
 from api.auth import presented_key
-from api.bodies import Body, read_images
+from api.bodies import Body, parse, read_images, wire_of
 from api.context import ApiContext, context
 from api.openapi import Operation, Query, Reply, documented
 from api.render import encode, thumbnail_url, wants_msgpack
@@ -24,6 +24,8 @@ from api.schemas import (
     RecognitionRequest,
     RecognizeBody,
     RecognizeRequest,
+    RenamedBody,
+    RenameRequest,
     SubjectFacesBody,
     SubjectsBody,
 )
@@ -384,6 +386,38 @@ def delete_subject(collection: str, subject: str) -> Response:
     if not deleted:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
     body: DeletedBody = {"deleted": deleted}
+    return encode(body, wants_msgpack(request))
+
+
+@bp.patch("/collections/<collection>/subjects/<subject>")
+@documented(
+    Operation(
+        summary="Rename a subject (its faces and vectors stay)",
+        request=RenameRequest,
+        replies={
+            200: Reply("The new name and its faces", RenamedBody),
+            403: Reply("collection_forbidden", ErrorDetail),
+            404: Reply("collection_not_found or subject_not_found", ErrorDetail),
+            409: Reply("subject_exists: the collection has a subject of that name", ErrorDetail),
+            415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+            422: Reply("Bad name", ErrorDetail),
+        },
+    )
+)
+def rename_subject(collection: str, subject: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    check_name("subject", subject)
+    new_name = RenameRequest.model_validate(parse(request.get_data(), wire_of(request.mimetype))).subject
+    check_name("subject", new_name)
+    existing(ctx, collection)
+    if new_name == subject:
+        faces = len(ctx.gallery.faces(collection, subject))
+    else:
+        faces = ctx.gallery.rename_subject(collection, subject, new_name)
+    if not faces:
+        raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
+    body: RenamedBody = {"subject": new_name, "faces": faces}
     return encode(body, wants_msgpack(request))
 
 

@@ -5,6 +5,7 @@ types.py, and a line in each client.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypedDict, TypeVar
@@ -108,6 +109,10 @@ def _name(name: str) -> str:
     return quote(name, safe="")
 
 
+def _renamed(body: Mapping[str, Any]) -> str:
+    return str(body["subject"])
+
+
 def _bytes(body: Any) -> bytes:
     if not isinstance(body, bytes):
         raise TypeError(f"expected an image, got {type(body).__name__}")
@@ -197,6 +202,12 @@ class Calls:
     def thumbnail(self, collection: str, face_id: str) -> Endpoint[bytes]:
         call = Call("GET", f"/collections/{_name(collection)}/faces/{_name(face_id)}/thumbnail")
         return Endpoint(call, _bytes)
+
+    def rename_subject(self, collection: str, subject: str, new_name: str) -> Endpoint[str]:
+        content = json.dumps({"subject": new_name}).encode()
+        path = f"/collections/{_name(collection)}/subjects/{_name(subject)}"
+        call = Call("PATCH", path, content=content, headers={"Content-Type": "application/json"})
+        return Endpoint(call, _renamed)
 
     def delete_subject(self, collection: str, subject: str) -> Endpoint[int]:
         call = Call("DELETE", f"/collections/{_name(collection)}/subjects/{_name(subject)}")

@@ -127,6 +127,10 @@ class AsyncFaceRest:
         """An enrolled face's aligned 112x112 crop, JPEG."""
         return await self._run(self._calls.thumbnail(collection, face_id))
 
+    async def rename_subject(self, collection: str, subject: str, new_name: str) -> str:
+        """Give a subject another name; the new name (409 subject_exists if taken)."""
+        return await self._run(self._calls.rename_subject(collection, subject, new_name))
+
     async def delete_subject(self, collection: str, subject: str) -> int:
         return await self._run(self._calls.delete_subject(collection, subject))
 

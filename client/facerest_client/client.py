@@ -126,6 +126,10 @@ class FaceRest:
         """An enrolled face's aligned 112x112 crop, JPEG."""
         return self._run(self._calls.thumbnail(collection, face_id))
 
+    def rename_subject(self, collection: str, subject: str, new_name: str) -> str:
+        """Give a subject another name; the new name (409 subject_exists if taken)."""
+        return self._run(self._calls.rename_subject(collection, subject, new_name))
+
     def delete_subject(self, collection: str, subject: str) -> int:
         return self._run(self._calls.delete_subject(collection, subject))
 

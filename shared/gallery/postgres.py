@@ -22,7 +22,7 @@ import orjson
 import psycopg
 
 from shared.contract import RecognizerInfo
-from shared.errors import CollectionNotFound, RecognizerMismatch
+from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
 from shared.gallery import (
     CollectionInfo,
     NewFace,
@@ -364,6 +364,18 @@ class PostgresGallery:
                     row[0],
                 ),
             )
+
+    def rename_subject(self, collection: str, subject: str, new_name: str) -> int:
+        with self._transaction() as db:
+            table = self._table(db, collection)
+            held = f"SELECT 1 FROM {table} WHERE subject = %s LIMIT 1"
+            if db.execute(held, (subject,)).fetchone() is None:
+                return 0
+            if db.execute(held, (new_name,)).fetchone():
+                raise SubjectExists(f"collection {collection!r} already has a subject {new_name!r}")
+            return db.execute(
+                f"UPDATE {table} SET subject = %s WHERE subject = %s", (new_name, subject)
+            ).rowcount
 
     def delete_subject(self, collection: str, subject: str) -> int:
         with self._transaction() as db:

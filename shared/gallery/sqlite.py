@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from shared.contract import RecognizerInfo
-from shared.errors import CollectionNotFound, RecognizerMismatch
+from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
 from shared.gallery import (
     CollectionInfo,
     NewFace,
@@ -399,6 +399,22 @@ class SqliteGallery:
             # of a deleted face stays on disk (best effort: readers may hold the WAL a moment).
             self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return count
+
+    def rename_subject(self, collection: str, subject: str, new_name: str) -> int:
+        with self._transaction() as db:
+            held = "SELECT 1 FROM faces WHERE collection = ? AND subject = ? LIMIT 1"
+            if db.execute(held, (collection, subject)).fetchone() is None:
+                return 0
+            if db.execute(held, (collection, new_name)).fetchone() is not None:
+                raise SubjectExists(f"collection {collection!r} already has a subject {new_name!r}")
+            count = db.execute(
+                "UPDATE faces SET subject = ? WHERE collection = ? AND subject = ?",
+                (new_name, collection, subject),
+            ).rowcount
+            if count:
+                # Cached matrices hold the names: the counter makes every process reload.
+                db.execute("UPDATE collections SET deletes = deletes + 1 WHERE name = ?", (collection,))
+        return int(count)
 
     def delete_subject(self, collection: str, subject: str) -> int:
         return self._delete(

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
-from shared.errors import CollectionNotFound, RecognizerMismatch
+from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
 from shared.gallery import Gallery, NewFace, open_gallery
 from shared.gallery.sqlite import SqliteGallery
 
@@ -111,6 +111,28 @@ def test_deleted_faces_are_never_found_again(gallery: Gallery) -> None:
     assert gallery.collection("c") is None
     with pytest.raises(CollectionNotFound):
         gallery.search("c", vectors[:1], 1)
+
+
+def test_a_renamed_subject_is_found_under_its_new_name_only(
+    gallery: Gallery, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    other = (  # another process's view, with its cache warm
+        SqliteGallery(tmp_path / "gallery.sqlite3")
+        if isinstance(gallery, SqliteGallery)
+        else open_gallery(request.getfixturevalue("postgres_url"), tmp_path)
+    )
+    vectors = unit(3)
+    gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a1"), face(vectors[1], "a2")])
+    gallery.enroll("c", ARCFACE, "bob", [face(vectors[2], "b")])
+    assert other.search("c", vectors[:1], 1)[0][0].subject == "alice"
+    assert gallery.rename_subject("c", "alice", "carol") == 2
+    assert [m.subject for m in other.search("c", vectors[:1], 5)[0]] == ["carol", "bob"]
+    assert gallery.faces("c", "alice") == [] and len(gallery.faces("c", "carol")) == 2
+    with pytest.raises(SubjectExists, match="bob"):
+        gallery.rename_subject("c", "carol", "bob")
+    assert gallery.rename_subject("c", "nobody", "dave") == 0
+    assert len(gallery.faces("c", "carol")) == 2 and len(gallery.faces("c", "bob")) == 1
+    other.close()
 
 
 def test_listing_pages_subjects_and_keeps_crops(gallery: Gallery) -> None:

@@ -161,6 +161,25 @@ def test_delete_removes_the_subject_from_searches_and_its_crops(
     assert collection not in [c["collection"] for c in listed]
 
 
+def test_a_renamed_subject_is_recognized_under_its_new_name(
+    api: str, t1_faces: list[tuple[float, float, float, float]]
+) -> None:
+    collection = "to-rename"
+    for i, name in enumerate(("ann", "ben")):
+        assert enroll(api, collection, name, [crop_around(T1, t1_faces[i])]).status_code == 201
+    subjects = f"{api}/collections/{collection}/subjects"
+    renamed = requests.patch(f"{subjects}/ann", json={"subject": "anna"}, timeout=10)
+    assert renamed.status_code == 200 and renamed.json() == {"subject": "anna", "faces": 1}
+    named = {face["subject"] for face in recognize(api, collection, [T1.read_bytes()])["data"][0]["faces"]}
+    assert {"anna", "ben"} <= named and "ann" not in named
+    taken = requests.patch(f"{subjects}/anna", json={"subject": "ben"}, timeout=10)
+    assert taken.status_code == 409 and taken.json()["code"] == "subject_exists"
+    assert requests.patch(f"{subjects}/ann", json={"subject": "x"}, timeout=10).status_code == 404
+    bad = requests.patch(f"{subjects}/anna", json={"subject": "../etc"}, timeout=10)
+    assert bad.status_code == 422
+    assert requests.delete(f"{api}/collections/{collection}", timeout=10).status_code == 200
+
+
 def test_listing_collections_and_subjects(api: str, people: str) -> None:
     listed = {
         c["collection"]: c for c in requests.get(f"{api}/collections", timeout=10).json()["collections"]

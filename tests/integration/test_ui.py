@@ -129,7 +129,7 @@ def ui(browser: Browser, api: str) -> Iterator[Watched]:
 
 def _api_faces(api: str, photo: bytes) -> list[dict[str, Any]]:
     """What the API answers for the photo with the page's default options."""
-    answer = extract(api, [photo], api_ver="2", threshold=0.6, max_size=[640, 640], return_landmarks=True)
+    answer = extract(api, [photo], api_ver="2", threshold=0.5, max_size=[640, 640], return_landmarks=True)
     assert answer.status_code == 200, answer.text
     faces: list[dict[str, Any]] = answer.json()["data"][0]["faces"]
     return faces
@@ -164,7 +164,7 @@ def test_page_draws_the_faces_the_api_finds_in_a_group_photo(ui: Watched, api: s
     drawn = _drawn_boxes(page)
     assert len(drawn) == len(expected)
     for box, face in zip(drawn, expected, strict=True):
-        assert box == pytest.approx(face["bbox"], abs=0.01)
+        assert box == pytest.approx(face["bbox_float"], abs=0.01)
     # Five keypoints a face, one table row a face, and hover links row and box both ways.
     expect(page.locator(".photo .overlay .keypoint")).to_have_count(5 * len(expected))
     rows = card.locator(".faces tbody tr")
@@ -189,7 +189,7 @@ def test_options_reach_the_api_and_gender_age_and_106_landmarks_are_drawn(ui: Wa
     page.select_option("select[name=landmarks]", "106")
     page.check("input[name=extract_ga]")
     page.check("input[name=flip]")
-    page.fill("input[name=threshold]", "0.5")
+    page.fill("input[name=threshold]", "0.45")
     page.set_input_files("#files", str(GROUP_PHOTOS["yaoming.jpg"]))
     card = page.locator(".photo").first
     expect(card).to_have_attribute("data-faces", "1")
@@ -199,7 +199,7 @@ def test_options_reach_the_api_and_gender_age_and_106_landmarks_are_drawn(ui: Wa
     expect(cells.nth(3)).to_have_text(re.compile(r"^\d+$"))
     body = _body(ui.posts("/extract")[0])
     assert body["return_landmarks"] == "106" and body["extract_ga"] is True
-    assert body["flip"] is True and body["threshold"] == 0.5
+    assert body["flip"] is True and body["threshold"] == 0.45
     assert ui.console_errors == []
 
 
@@ -313,7 +313,7 @@ def _enroll_second_face(page: Page, card: Locator, collection: str, name: str) -
     expect(page.locator("#collection")).to_have_value(collection)
 
 
-def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watched, api: str) -> None:
+def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui: Watched, api: str) -> None:
     page = ui.page
     expect(page.locator("#recognition")).to_be_visible()
     page.set_input_files("#files", str(GROUP_PHOTOS["t1.jpg"]))
@@ -352,15 +352,25 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_and_delete(ui: Watch
     expect(page.locator("#verify-result")).to_have_text(re.compile(r"^Same person: similarity 0\.\d{3}"))
     expect(page.locator("#verify-a-svg rect")).to_have_count(1)
 
+    # Rename (PATCH): the list and the API know the subject by its new name only.
+    subject.get_by_role("button", name="Rename").click()
+    page.get_by_label("New name for person_b").fill("person_c")
+    subject.get_by_role("button", name="Save").click()
+    subject = page.locator(".subject[data-subject=person_c]")
+    expect(subject).to_have_count(1)
+    expect(page.locator(".subject[data-subject=person_b]")).to_have_count(0)
+    old_name = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10)
+    assert old_name.status_code == 404
+
     # Delete, after a confirmation; cancelling keeps the subject.
     subject.locator("button.danger").click()
     page.click("#confirm-cancel")
     expect(subject).to_have_count(1)
     subject.locator("button.danger").click()
-    expect(page.locator("#confirm-text")).to_contain_text("person_b")
+    expect(page.locator("#confirm-text")).to_contain_text("person_c")
     page.click("#confirm-ok")
     expect(page.locator(".subject")).to_have_count(0)
-    gone = requests.get(f"{api}/collections/ui-friends/subjects/person_b", timeout=10)
+    gone = requests.get(f"{api}/collections/ui-friends/subjects/person_c", timeout=10)
     assert gone.status_code == 404
     assert ui.console_errors == []
 

@@ -205,6 +205,7 @@ def _recognition_server(seen: list[httpx.Request]) -> httpx.MockTransport:
             {"collection": "staff", "subject": "ann", "faces": ENROLL_ANSWER["faces"]},
         ),
         ("DELETE", "/collections/staff/subjects/ann"): (200, {"deleted": 2}),
+        ("PATCH", "/collections/staff/subjects/ann"): (200, {"subject": "anna", "faces": 2}),
         ("DELETE", "/collections/staff/faces/f1"): (200, {"deleted": 1}),
         ("DELETE", "/collections/staff"): (200, {"deleted": 1}),
     }
@@ -249,6 +250,7 @@ def test_collection_listing_paging_and_deletes() -> None:
         (collection,) = client.collections()
         page = client.subjects("staff", offset=0, limit=1)
         subject = client.subject("staff", "ann")
+        renamed = client.rename_subject("staff", "ann", "anna")
         deleted = (
             client.delete_subject("staff", "ann"),
             client.delete_face("staff", "f1"),
@@ -260,6 +262,7 @@ def test_collection_listing_paging_and_deletes() -> None:
     assert [s.subject for s in page.subjects] == ["ann"] and page.next_offset == 1
     assert seen[1].url.params["limit"] == "1"
     assert subject.faces[0].thumbnail_url == "/collections/staff/faces/f1/thumbnail"
+    assert renamed == "anna" and json.loads(seen[3].content) == {"subject": "anna"}
     assert deleted == (2, 1, 1)
     assert job.id == "j1" and job.status == "queued"
     assert seen[-1].content == b"{}" and "Idempotency-Key" in seen[-1].headers

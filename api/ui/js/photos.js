@@ -54,6 +54,14 @@ function overlap(a, b) {
   return (width * height) / (area(a) + area(b) - width * height);
 }
 
+// The envelope's bbox and landmarks are whole pixels (InsightFace-REST's clients read them so);
+// the page draws from the float copies next to them.
+const precise = (face) => ({
+  ...face,
+  bbox: face.bbox_float || face.bbox,
+  landmarks: face.landmarks_float || face.landmarks,
+});
+
 // /extract's faces (landmarks, attributes, norms) with /recognize's identities: both ran the same
 // detector with the same options, so each face is the one whose box it overlaps most.
 function withIdentities(faces, recognized) {
@@ -175,7 +183,7 @@ class Photo {
     this.tbody.replaceChildren();
     this.faces.forEach((face, index) => {
       const row = element("tr", { tabindex: "0", "data-face": index });
-      const [width, height] = face.size || [face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1]];
+      const [width, height] = face.size_wh || [face.bbox[2] - face.bbox[0], face.bbox[3] - face.bbox[1]];
       row.append(
         element("td", {}, String(index + 1)),
         element("td", {}, fixed(face.prob, 3)),
@@ -293,7 +301,8 @@ export class PhotoList {
       await photo.loaded();
       if (generation !== this.generation) return;
       const image = imageOf(extracted);
-      const faces = recognized ? withIdentities(image.faces || [], imageOf(recognized).faces || []) : image.faces || [];
+      const extractedFaces = (image.faces || []).map(precise);
+      const faces = recognized ? withIdentities(extractedFaces, imageOf(recognized).faces || []) : extractedFaces;
       photo.show(faces, Boolean(collection), this.ui.onEnroll());
     } catch (error) {
       if (generation === this.generation) photo.fail(error);

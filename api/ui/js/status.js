@@ -50,7 +50,9 @@ export function renderStatus(container, info) {
     (worker.attributes || []).join(", ") || "–",
     ago(worker.started),
   ]);
-  const modelRows = (info.models || []).map((model) => [
+  // models: InsightFace-REST's summary object, every loaded model under models.loaded.
+  const loaded = Array.isArray(info.models) ? info.models : info.models?.loaded || [];
+  const modelRows = loaded.map((model) => [
     model.name,
     model.kind,
     model.version,
