@@ -396,6 +396,7 @@ def delete_subject(collection: str, subject: str) -> Response:
         request=RenameRequest,
         replies={
             200: Reply("The new name and its faces", RenamedBody),
+            400: Reply("The body is not valid JSON or MessagePack", ErrorDetail),
             403: Reply("collection_forbidden", ErrorDetail),
             404: Reply("collection_not_found or subject_not_found", ErrorDetail),
             409: Reply("subject_exists: the collection has a subject of that name", ErrorDetail),
