@@ -560,6 +560,7 @@ class RenameRequest(BaseModel):
     subject: str = Field(description="The new name (the rule of every subject name)")
 
 
+@with_config(ConfigDict(extra="forbid"))
 class RenamedBody(TypedDict):
     subject: Annotated[str, Field(description="The new name")]
     faces: Annotated[int, Field(description="Faces that carry it now")]

@@ -77,6 +77,21 @@ FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, crea
 COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
 
 
+def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object, ...]:
+    """A face's values in FIELDS order, for INSERT and COPY alike."""
+    return (
+        face_id,
+        subject,
+        face.image_sha256,
+        orjson.dumps(face.bbox).decode(),
+        face.prob,
+        face.faces_in_image,
+        vector_literal(face.vec),
+        face.crop,
+        now,
+    )
+
+
 def vector_literal(vec: Vectors) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec.ravel()) + "]"
 
@@ -200,20 +215,9 @@ class PostgresGallery:
             for face in faces:
                 face_id = uuid.uuid4().hex
                 inserted = db.execute(
-                    f"INSERT INTO {table} (id, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, "
-                    "created) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s, %s) "
+                    f"INSERT INTO {table} ({FIELDS}) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s, %s) "
                     "ON CONFLICT (subject, image_sha256) DO NOTHING RETURNING id",
-                    (
-                        face_id,
-                        subject,
-                        face.image_sha256,
-                        orjson.dumps(face.bbox).decode(),
-                        face.prob,
-                        face.faces_in_image,
-                        vector_literal(face.vec),
-                        face.crop,
-                        now,
-                    ),
+                    _row(face_id, subject, face, now),
                 ).fetchone()
                 if inserted is not None:
                     stored.append(
@@ -246,19 +250,7 @@ class PostgresGallery:
             db.execute(f"CREATE TEMP TABLE staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
             with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN") as copy:
                 for subject, face in faces[1:]:
-                    copy.write_row(
-                        (
-                            uuid.uuid4().hex,
-                            subject,
-                            face.image_sha256,
-                            orjson.dumps(face.bbox).decode(),
-                            face.prob,
-                            face.faces_in_image,
-                            vector_literal(face.vec),
-                            face.crop,
-                            now,
-                        )
-                    )
+                    copy.write_row(_row(uuid.uuid4().hex, subject, face, now))
             added += db.execute(
                 f"INSERT INTO {table} ({FIELDS}) SELECT {FIELDS} FROM staging "
                 "ON CONFLICT (subject, image_sha256) DO NOTHING"

@@ -389,11 +389,16 @@ class SqliteGallery:
                 (collection, *ids),
             )
 
+    @staticmethod
+    def _invalidate(db: sqlite3.Connection, collection: str) -> None:
+        """Make every process's cached matrix of the collection reload (names or rows changed)."""
+        db.execute("UPDATE collections SET deletes = deletes + 1 WHERE name = ?", (collection,))
+
     def _delete(self, sql: str, args: tuple[str, ...], collection: str) -> int:
         with self._transaction() as db:
             count = db.execute(sql, args).rowcount
             if count:
-                db.execute("UPDATE collections SET deletes = deletes + 1 WHERE name = ?", (collection,))
+                self._invalidate(db, collection)
         if count:
             # Copy the zeroed pages out of the WAL into the file and empty the WAL, so no old copy
             # of a deleted face stays on disk (best effort: readers may hold the WAL a moment).
@@ -412,8 +417,7 @@ class SqliteGallery:
                 (new_name, collection, subject),
             ).rowcount
             if count:
-                # Cached matrices hold the names: the counter makes every process reload.
-                db.execute("UPDATE collections SET deletes = deletes + 1 WHERE name = ?", (collection,))
+                self._invalidate(db, collection)  # cached matrices hold the names
         return int(count)
 
     def delete_subject(self, collection: str, subject: str) -> int:
