@@ -416,9 +416,10 @@ class WorkerRegistry:
         seconds, micros = self._redis.time()
         return seconds + micros / 1_000_000
 
-    def beat(self, info: WorkerInfo, ttl_s: float, draining: bool = False) -> None:
+    def beat(self, info: WorkerInfo, ttl_s: float, draining: bool = False) -> bool:
+        """Write the worker's entry; True when one was there already under its name."""
         beat = Heartbeat(info, self.now() + ttl_s, draining)
-        self._redis.hset(self._key, info.name, encode_heartbeat(beat))
+        return self._redis.hset(self._key, info.name, encode_heartbeat(beat)) == 0
 
     def remove(self, name: str) -> None:
         self._redis.hdel(self._key, name)
@@ -452,6 +453,10 @@ class Reaper:
     ``take_back`` is atomic, so of several reapers exactly one re-queues each job, with ``send``
     (a new message; the dead worker's unacknowledged one comes back after the visibility timeout
     and is dropped then, as the job is finished or held).
+
+    A dead worker may also have taken messages from the queue that it had not claimed yet (the
+    moment between the broker's delivery and the claim): the reaper that forgets the dead worker
+    sends again every unfinished job that nobody holds and that is not ``waiting`` in the queue.
     """
 
     store: JobStore
@@ -461,6 +466,8 @@ class Reaper:
     # was left by a task that could not finish it (Redis was unreachable when it tried).
     name: str = ""
     running_here: Callable[[], Collection[str]] = frozenset
+    # The jobs whose messages wait in the broker's queue (shared/queue.py waiting_jobs).
+    waiting: Callable[[], Collection[str]] = frozenset
 
     def recover(self) -> list[str]:
         """After a Redis failover or restart, send every unfinished job again (once, by the first
@@ -488,7 +495,25 @@ class Reaper:
                 self.send(job_id)
                 requeued.append(job_id)
         holding = set(self.store.holders().values()) if requeued or holders else set()
-        for name, beat in beats.items():
-            if beat.expires_at <= now and name not in holding:
-                self.registry.forget(name)
+        forgotten = [
+            name
+            for name, beat in beats.items()
+            if beat.expires_at <= now and name not in holding and self.registry.forget(name)
+        ]
+        if forgotten:
+            requeued += self.resend_lost(just_sent=requeued)
         return requeued
+
+    def resend_lost(self, just_sent: Collection[str] = ()) -> list[str]:
+        """Send again the unfinished jobs that no worker holds and that do not wait in the queue
+        (nor were ``just_sent``): their messages were taken by a worker that died before claiming
+        them (or are on their way to a live one, which then drops the copy at its claim); the ids
+        sent."""
+        unfinished = self.store.unfinished()
+        holders = self.store.holders()
+        waiting = self.waiting()  # read last: a job moving from queue to claim is seen, or resent
+        known = {*holders, *waiting, *just_sent}
+        lost = [job_id for job_id in unfinished if job_id not in known]
+        for job_id in lost:
+            self.send(job_id)
+        return lost

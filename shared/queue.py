@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import cast
+
+import redis
 from celery import Celery
 
 from shared.redisconn import celery_broker
@@ -48,3 +52,15 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
+
+
+def waiting_jobs(client: redis.Redis, queue: str) -> frozenset[str]:
+    """The ids of the jobs whose messages wait in the broker's queue (a Celery message carries its
+    task id, which is the job id, in its headers). The queue is short: max_queue_depth bounds it."""
+    ids = set()
+    for raw in cast(list[bytes], client.lrange(queue, 0, -1)):
+        try:
+            ids.add(str(json.loads(raw)["headers"]["id"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # not a Celery task message: no job of ours
+    return frozenset(ids)

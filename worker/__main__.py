@@ -18,7 +18,7 @@ from shared.gallery import open_gallery
 from shared.jobs import JobStore, Reaper, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
-from shared.queue import EXTRACT_TASK, create_celery
+from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
 from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings, warn_unknown_settings
 from worker.analyzer import FaceAnalyzer
@@ -53,8 +53,11 @@ class Heartbeat:
 
     def start(self) -> None:
         # The first beat is written before any job can be claimed: a claim by a worker without a
-        # heartbeat would look dead to the reapers.
-        self._beat()
+        # heartbeat would look dead to the reapers. An entry already under this name was left by a
+        # predecessor that died (a container restarted in place keeps its name and its pid), so no
+        # reaper will forget it: the jobs it had taken from the queue unclaimed are sent again here.
+        if self._beat():
+            self._resend_lost()
         self._thread.start()
 
     def drain(self) -> None:
@@ -67,11 +70,20 @@ class Heartbeat:
         self._stop.set()
         self._registry.remove(self._info.name)
 
-    def _beat(self) -> None:
+    def _beat(self) -> bool:
+        """Write the entry; True when it replaced one under this name."""
         try:
-            self._registry.beat(self._info, self._ttl_s, draining=self._draining.is_set())
+            return self._registry.beat(self._info, self._ttl_s, draining=self._draining.is_set())
         except redis.RedisError:
             log.warning("heartbeat: Redis unreachable, retrying")
+            return False
+
+    def _resend_lost(self) -> None:
+        try:
+            for job_id in self._reaper.resend_lost():
+                log.warning("job %s: taken from the queue by a worker that died; queued again", job_id)
+        except redis.RedisError:
+            log.warning("reaper: Redis unreachable, retrying")
 
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
@@ -150,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         info,
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
-        Reaper(store, registry, requeue, name, runtime.in_flight),
+        Reaper(
+            store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, settings.queue)
+        ),
     )
     worker_init.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)

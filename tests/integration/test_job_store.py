@@ -12,7 +12,7 @@ import msgspec
 import pytest
 import redis
 
-from deploy.launcher import stack
+from deploy.launcher import Stack, stack
 from shared.contract import (
     AnalysisOptions,
     ErrorInfo,
@@ -26,6 +26,8 @@ from shared.contract import (
 )
 from shared.errors import JobNotFound
 from shared.jobs import JobStatus, JobStore, Reaper, WorkerRegistry
+from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
+from shared.settings import load_settings
 
 TTL_S = 600
 MODEL = ModelRef("test", "test", "1", "MIT")
@@ -40,8 +42,14 @@ def info(name: str) -> WorkerInfo:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    with stack(Path(tmp_path_factory.mktemp("store"))) as running, running.client() as client:
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack(Path(tmp_path_factory.mktemp("store"))) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(system: Stack) -> Iterator[redis.Redis]:
+    with system.client() as client:
         yield client
 
 
@@ -88,7 +96,8 @@ def test_a_dead_holders_job_is_taken_back_by_exactly_one_reaper(
     job = new_job(store)
     assert store.claim(job, "dead").granted
     store.mark_running(job, "dead")
-    reapers = [Reaper(store, registry, sent.append) for _ in range(4)]
+    # What was sent waits in the queue (``waiting``), so no other reaper sends it too.
+    reapers = [Reaper(store, registry, sent.append, waiting=lambda: sent) for _ in range(4)]
     assert [r.reap() for r in reapers] == [[]] * 4, "its heartbeat is still live"
 
     time.sleep(0.5)
@@ -243,3 +252,48 @@ def test_a_live_workers_claim_on_a_job_it_no_longer_runs_is_taken_back_by_itself
     assert sent == [orphaned] and store.holders() == {running: "w1", others: "w2"}
     assert store.state(orphaned).status is JobStatus.QUEUED
     assert store.claim(orphaned, "w2").attempts == 2
+
+
+def test_a_dead_workers_unclaimed_deliveries_are_sent_again_by_the_reaper_that_forgets_it(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    # Between the broker's delivery and the claim a message is in no queue and held by nobody: a
+    # worker killed then takes it along, and only the reaper can tell it is gone.
+    store, registry, sent = parts
+    registry.beat(info("dead"), 0.3)
+    registry.beat(info("alive"), 60)
+    held, taken, waiting, running, finished = (
+        new_job(store, name) for name in ("held", "taken", "waiting", "running", "finished")
+    )
+    assert store.claim(held, "dead").granted
+    assert store.claim(running, "alive").granted
+    assert store.finish(finished, RESULT, "")
+    reapers = [Reaper(store, registry, sent.append, waiting=lambda: {waiting, *sent}) for _ in range(3)]
+    assert [r.reap() for r in reapers] == [[]] * 3, "nobody is dead yet: nothing is sent"
+
+    time.sleep(0.5)
+    results = sorted(r.reap() for r in reapers)
+    assert results == [[], [], [held, taken]], "one reaper takes the claim back and sends the lost job"
+    assert sent == [held, taken]
+    assert [r.reap() for r in reapers] == [[]] * 3, "once: the dead worker is forgotten"
+
+
+def test_a_worker_restarted_under_its_name_is_told_so_by_its_first_beat(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    _, registry, _ = parts
+    assert registry.beat(info("w1"), 60) is False
+    assert registry.beat(info("w1"), 60) is True
+
+
+def test_the_jobs_waiting_in_the_broker_queue_are_read_from_celerys_messages(
+    system: Stack, client: redis.Redis
+) -> None:
+    client.flushdb()
+    settings = load_settings(redis_url=system.redis_url)
+    celery = create_celery(settings)
+    for job_id in ("a", "b"):
+        celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
+    client.rpush(settings.queue, b"not a celery message")
+    assert waiting_jobs(client, settings.queue) == {"a", "b"}
+    assert waiting_jobs(client, "another-queue") == frozenset()
