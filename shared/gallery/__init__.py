@@ -132,12 +132,17 @@ def describe(recognizer: RecognizerInfo) -> str:
     return f"{recognizer.key} ({recognizer.name} {recognizer.version}, {recognizer.dimension}-d)"
 
 
-def open_gallery(url: str, data_dir: Path) -> Gallery:
-    """The store ``url`` names: postgresql://... or sqlite:///path; empty: data_dir/gallery.sqlite3."""
+# PostgreSQL's default HNSW search breadth (the gallery_ef_search setting's default).
+EF_SEARCH = 100
+
+
+def open_gallery(url: str, data_dir: Path, ef_search: int = EF_SEARCH) -> Gallery:
+    """The store ``url`` names: postgresql://... (searched with HNSW at ``ef_search``, the
+    gallery_ef_search setting) or sqlite:///path; empty: data_dir/gallery.sqlite3."""
     if url.startswith(("postgresql://", "postgres://")):
         from shared.gallery.postgres import PostgresGallery  # psycopg only where it is configured
 
-        return PostgresGallery(url)
+        return PostgresGallery(url, ef_search)
     from shared.gallery.sqlite import SqliteGallery
 
     path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "gallery.sqlite3"

@@ -67,9 +67,8 @@ CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops
 # HNSW build parameters (pgvector's defaults are m=16, ef_construction=64); search breadth below.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-# ef_search: candidates the index walks per query; recall@1 >= 0.99 at 1M needs more than the
-# default 40 (bench/gallery_scale.py). pgvector caps it at 1000.
-EF_SEARCH = 100
+# ef_search (the gallery_ef_search setting): candidates the index walks per query; pgvector's
+# default 40 loses recall from 20k faces on (docs/scaling.md). pgvector caps it at 1000.
 EF_SEARCH_MAX = 1000
 # An HNSW build that fits in memory is much faster than one that spills (1M x 512-d: ~2.5 GB).
 INDEX_BUILD_MEMORY = "4GB"
@@ -102,7 +101,7 @@ def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
 
 
 class PostgresGallery:
-    def __init__(self, url: str, ef_search: int = EF_SEARCH) -> None:
+    def __init__(self, url: str, ef_search: int) -> None:
         self.url = url
         self.ef_search = ef_search
         self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
