@@ -24,6 +24,7 @@ from api.schemas import (
     ModelV2,
     RecognitionBody,
     RecognizeBody,
+    RecognizedFaceBody,
     RecognizedImageBody,
     TookV2,
 )
@@ -35,6 +36,7 @@ from shared.contract import (
     ImageResult,
     JobResult,
     ModelRef,
+    RecognizedFace,
     RecognizedImage,
     RecognizeResult,
     ReindexResult,
@@ -104,7 +106,7 @@ def _vector(face: Face) -> np.ndarray[Any, np.dtype[np.float32]] | None:
     return None if face.vec is None else np.frombuffer(face.vec, dtype=np.float32)
 
 
-def _attributes(face: Face, out: FaceV1 | FaceV2) -> None:
+def _attributes(face: Face | RecognizedFace, out: FaceV1 | FaceV2 | RecognizedFaceBody) -> None:
     """Gender, age and dense landmarks, where the request asked for them."""
     if face.gender is not None and face.gender_score is not None:
         out["gender"] = face.gender
@@ -113,6 +115,11 @@ def _attributes(face: Face, out: FaceV1 | FaceV2) -> None:
         out["age"] = face.age
     if face.landmarks106 is not None:
         out["landmarks106"] = face.landmarks106
+
+
+def _extracted_attributes(face: Face, out: FaceV1 | FaceV2) -> None:
+    """The attributes, and the aligned crop where the request asked for it."""
+    _attributes(face, out)
     if face.facedata is not None:
         out["facedata"] = base64.b64encode(face.facedata).decode()
 
@@ -126,7 +133,7 @@ def _face_v1(face: Face, index: int, landmarks: bool) -> FaceV1:
     }
     if landmarks:
         out["landmarks"] = [[round(x), round(y)] for x, y in face.landmarks]
-    _attributes(face, out)
+    _extracted_attributes(face, out)
     return out
 
 
@@ -154,7 +161,7 @@ def _face_v2(face: Face, index: int, landmarks: bool) -> FaceV2:
     }
     if landmarks:
         out["landmarks_float"] = face.landmarks
-    _attributes(face, out)
+    _extracted_attributes(face, out)
     return out
 
 
@@ -236,16 +243,22 @@ def _recognized_image(image: RecognizedImage) -> RecognizedImageBody:
     if image.error is not None:
         out["error"] = _error_body(image.error)
         return out
-    out["faces"] = [
-        {
-            "bbox": face.bbox,
-            "prob": face.prob,
-            "subject": face.subject,
-            "similarity": face.similarity,
-            "matches": [{"subject": m.subject, "similarity": m.similarity} for m in face.matches],
-        }
-        for face in image.faces
-    ]
+    out["faces"] = [_recognized_face(face) for face in image.faces]
+    return out
+
+
+def _recognized_face(face: RecognizedFace) -> RecognizedFaceBody:
+    out: RecognizedFaceBody = {
+        "bbox": face.bbox,
+        "prob": face.prob,
+        "subject": face.subject,
+        "similarity": face.similarity,
+        "matches": [{"subject": m.subject, "similarity": m.similarity} for m in face.matches],
+        "norm": face.norm,
+    }
+    if face.landmarks is not None:
+        out["landmarks"] = face.landmarks
+    _attributes(face, out)
     return out
 
 

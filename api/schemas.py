@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, NotRequired
 
+import msgspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -419,6 +420,18 @@ class RecognizeRequest(RecognitionRequest):
         DEFAULT_LIMIT
     )
     threshold: SimilarityThreshold = None
+    return_landmarks: bool | Literal["106"] = Field(
+        False, description='As in /extract: true: the 5 keypoints; "106": also the 106 dense landmarks.'
+    )
+    extract_ga: bool = Field(False, description="As in /extract: gender (with its probability) and age.")
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        return msgspec.structs.replace(
+            super().options(max_faces),
+            return_landmarks=bool(self.return_landmarks),
+            return_landmarks106=self.return_landmarks == "106",
+            extract_ga=self.extract_ga,
+        )
 
 
 class VerifyRequest(RecognitionRequest):
@@ -463,6 +476,16 @@ class RecognizedFaceBody(TypedDict):
         float | None, Field(description="The subject's (its best face), else the best match's")
     ]
     matches: list[SubjectMatchBody]
+    norm: Annotated[float | None, Field(description="Norm of the raw embedding (a quality hint)")]
+    landmarks: NotRequired[
+        Annotated[list[Point], Field(description="The 5 keypoints, with return_landmarks")]
+    ]
+    landmarks106: NotRequired[Annotated[list[Point], Field(description='With return_landmarks "106"')]]
+    gender: NotRequired[Annotated[Literal["female", "male"], Field(description="With extract_ga")]]
+    gender_score: NotRequired[
+        Annotated[float, Field(description="Probability of the reported gender, 0.5-1")]
+    ]
+    age: NotRequired[Annotated[float, Field(description="Years, with extract_ga")]]
 
 
 @with_config(ConfigDict(extra="forbid"))

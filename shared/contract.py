@@ -178,12 +178,19 @@ class SubjectMatch(msgspec.Struct, frozen=True):
     similarity: float
 
 
-class RecognizedFace(msgspec.Struct, frozen=True):
+class RecognizedFace(msgspec.Struct, frozen=True, omit_defaults=True):
     bbox: tuple[float, float, float, float]
     prob: float
     subject: str | None  # None: nobody in the collection reaches the threshold
     similarity: float | None  # the chosen subject's, or the best match's when subject is None
     matches: list[SubjectMatch]
+    # What /extract tells of the face, as the request asked (one call draws and names faces).
+    norm: float | None = None
+    landmarks: list[tuple[float, float]] | None = None
+    landmarks106: list[tuple[float, float]] | None = None
+    gender: Literal["female", "male"] | None = None
+    gender_score: float | None = None
+    age: float | None = None
 
 
 class RecognizedImage(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -184,6 +184,12 @@ class Recognition:
                         None if pick is None else pick.subject,
                         None if best is None else best.similarity,
                         [SubjectMatch(m.subject, m.similarity) for m in matches[: job.limit]],
+                        norm=face.norm,
+                        landmarks=face.landmarks if options.return_landmarks else None,
+                        landmarks106=face.landmarks106,
+                        gender=face.gender,
+                        gender_score=face.gender_score,
+                        age=face.age,
                     )
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))

@@ -76,6 +76,8 @@ class EnrollOptions(RecognitionOptions, total=False):
 class RecognizeOptions(RecognitionOptions, total=False):
     limit: int  # matches per face
     threshold: float  # similarity to name a subject; default: the recognizer's calibrated one
+    return_landmarks: bool | Literal["106"]  # as extract's
+    extract_ga: bool  # gender and age, as extract's
 
 
 class VerifyOptions(RecognitionOptions, total=False):

@@ -183,6 +183,12 @@ class RecognizedFace:
     subject: str | None  # None: nobody in the collection reaches the threshold
     similarity: float | None  # the subject's, else the best match's
     matches: tuple[Match, ...]  # the top subjects, best first
+    norm: float | None = None  # of the raw embedding, as Face's
+    landmarks: tuple[Point, ...] | None = None  # with return_landmarks
+    landmarks106: tuple[Point, ...] | None = None  # with return_landmarks="106"
+    gender: Literal["female", "male"] | None = None  # with extract_ga
+    gender_score: float | None = None
+    age: float | None = None
 
     @classmethod
     def from_wire(cls, face: Mapping[str, Any]) -> RecognizedFace:
@@ -193,6 +199,12 @@ class RecognizedFace:
             subject=face.get("subject"),
             similarity=None if similarity is None else float(similarity),
             matches=tuple(Match(m["subject"], float(m["similarity"])) for m in face["matches"]),
+            norm=face.get("norm"),
+            landmarks=_points(face.get("landmarks")),
+            landmarks106=_points(face.get("landmarks106")),
+            gender=face.get("gender"),
+            gender_score=face.get("gender_score"),
+            age=face.get("age"),
         )
 
 

@@ -87,9 +87,13 @@ def test_recognition_through_the_client_in_msgpack_json_and_multipart(api: str) 
         )
         assert upload.status_code == 201, upload.text
         assert upload.json()["faces"][0]["id"] == enrolled.faces[0].id  # the same photo: not added
-        recognized = plain.recognize("client-people", [YAOMING, T1], limit=1)
+        recognized = plain.recognize(
+            "client-people", [YAOMING, T1], limit=1, return_landmarks=True, extract_ga=True
+        )
         (yao,) = recognized.images[0].faces
         assert yao.subject == "yao" and yao.similarity is not None and yao.similarity > recognized.threshold
+        assert yao.landmarks is not None and len(yao.landmarks) == 5 and yao.gender == "male"
+        assert yao.norm is not None and yao.norm > 0 and yao.age is not None
         assert all(face.subject is None for face in recognized.images[1].faces)
         assert len(recognized.images[1].faces) == FACES_IN["t1.jpg"]
         assert packed.verify([YAOMING], collection="client-people", subject="yao").same

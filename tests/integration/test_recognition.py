@@ -91,6 +91,25 @@ def test_each_person_is_recognized_in_another_photo(api: str, people: str) -> No
         assert face["similarity"] > face["matches"][1]["similarity"] + 0.2
 
 
+def test_recognize_tells_what_extract_does_of_each_face_as_asked(api: str, people: str) -> None:
+    # One call names the faces and gives what a page draws: the same numbers as /extract's.
+    photo = T1.read_bytes()
+    options = {"return_landmarks": True, "extract_ga": True}
+    recognized = recognize(api, people, [photo], **options)["data"][0]["faces"]
+    extracted = extract(api, [photo], api_ver="2", **options).json()["data"][0]["faces"]
+    assert len(recognized) == len(extracted) == 6
+    by_box = {tuple(round(v) for v in face["bbox_float"]): face for face in extracted}
+    for face in recognized:
+        same = by_box[tuple(round(v) for v in face["bbox"])]
+        assert face["subject"] is not None
+        assert np.allclose(face["landmarks"], same["landmarks_float"], atol=0.01)
+        assert (face["gender"], face["age"]) == (same["gender"], same["age"])
+        assert face["norm"] == pytest.approx(same["norm"], rel=1e-4)
+        assert "landmarks106" not in face
+    plain = recognize(api, people, [photo])["data"][0]["faces"]
+    assert all(face["norm"] > 0 and "landmarks" not in face and "age" not in face for face in plain)
+
+
 def test_a_stranger_is_nobody(api: str, people: str) -> None:
     body = recognize(api, people, [mirrored(YAO, 1.2)])
     [face] = body["data"][0]["faces"]

@@ -46,12 +46,14 @@ export function recognitionBody(options, images) {
   return body;
 }
 
-function overlap(a, b) {
-  const width = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const height = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (width <= 0 || height <= 0) return 0;
-  const area = (box) => (box[2] - box[0]) * (box[3] - box[1]);
-  return (width * height) / (area(a) + area(b) - width * height);
+// A collection's /recognize for one photo: names the faces and tells what /extract would of
+// them (landmarks, gender and age as the options ask; norms), so one call draws and names them.
+function recognizeBody(options, base64) {
+  return {
+    ...recognitionBody(options, [base64]),
+    return_landmarks: options.landmarks === "106" ? "106" : options.landmarks === "5",
+    extract_ga: options.extract_ga,
+  };
 }
 
 // The envelope's bbox and landmarks are whole pixels (InsightFace-REST's clients read them so);
@@ -61,20 +63,6 @@ const precise = (face) => ({
   bbox: face.bbox_float || face.bbox,
   landmarks: face.landmarks_float || face.landmarks,
 });
-
-// /extract's faces (landmarks, attributes, norms) with /recognize's identities: both ran the same
-// detector with the same options, so each face is the one whose box it overlaps most.
-function withIdentities(faces, recognized) {
-  return faces.map((face) => {
-    let best = null;
-    let score = 0.5;
-    for (const other of recognized) {
-      const iou = overlap(face.bbox, other.bbox);
-      if (iou > score) [best, score] = [other, iou];
-    }
-    return best ? { ...face, subject: best.subject, similarity: best.similarity, matches: best.matches } : face;
-  });
-}
 
 // The one image of an answer, or its error (the photo went alone, so "images.data[0]: " would
 // say nothing next to it).
@@ -293,16 +281,12 @@ export class PhotoList {
         onWait: (s) => photo.setStatus(`API busy: retrying in ${Math.round(s)} s`),
         onState: (state) => photo.setStatus(state === "running" ? "working…" : state),
       };
-      // With a collection, /recognize names the faces alongside /extract, which draws them.
-      const [extracted, recognized] = await Promise.all([
-        run("/extract", requestBody(options, base64), how),
-        collection ? run(path("collections", collection, "recognize"), recognitionBody(options, [base64]), how) : null,
-      ]);
+      const answer = collection
+        ? await run(path("collections", collection, "recognize"), recognizeBody(options, base64), how)
+        : await run("/extract", requestBody(options, base64), how);
       await photo.loaded();
       if (generation !== this.generation) return;
-      const image = imageOf(extracted);
-      const extractedFaces = (image.faces || []).map(precise);
-      const faces = recognized ? withIdentities(extractedFaces, imageOf(recognized).faces || []) : extractedFaces;
+      const faces = (imageOf(answer).faces || []).map(precise);
       photo.show(faces, Boolean(collection), this.ui.onEnroll());
     } catch (error) {
       if (generation === this.generation) photo.fail(error);
