@@ -31,7 +31,7 @@ from bench.photos import ALIGNED_CROP
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.gallery import Gallery, NewFace, open_gallery
-from shared.gallery.postgres import PostgresGallery
+from shared.gallery.postgres import Hnsw, PostgresGallery
 
 DIM = 512
 RECOGNIZER = RecognizerInfo("arcface", "w600k_r50", "bench", "bench", DIM)
@@ -59,17 +59,17 @@ def rss_mib() -> float:
 
 
 @contextmanager
-def store(kind: str, folder: Path) -> Iterator[tuple[Gallery, str]]:
-    """A fresh store and its URL ("" for SQLite in ``folder``)."""
+def store(kind: str, folder: Path, hnsw: Hnsw) -> Iterator[tuple[Gallery, str]]:
+    """A fresh store and its URL ("" for SQLite in ``folder``); PostgreSQL builds ``hnsw``."""
     if kind == "sqlite":
         gallery = open_gallery("", folder)
         yield gallery, ""
         gallery.close()
         return
     with running_postgres() as url:
-        gallery = open_gallery(url, folder)
-        yield gallery, url
-        gallery.close()
+        postgres = PostgresGallery(url, ef_search=100, hnsw=hnsw)
+        yield postgres, url
+        postgres.close()
 
 
 def load(
@@ -116,12 +116,12 @@ def measure(
     }
 
 
-def run(kind: str, size: int, queries: int, ef_searches: list[int]) -> list[dict[str, float]]:
+def run(kind: str, size: int, queries: int, ef_searches: list[int], hnsw: Hnsw) -> list[dict[str, float]]:
     """One row per search setting: SQLite's exact search, or PostgreSQL at each ef_search."""
     rng = np.random.default_rng(SEED)
     with (
         tempfile.TemporaryDirectory(prefix="facerest-scale-") as folder,
-        store(kind, Path(folder)) as (gallery, url),
+        store(kind, Path(folder), hnsw) as (gallery, url),
     ):
         started = time.perf_counter()
         stored = load(gallery, size, rng)
@@ -134,7 +134,7 @@ def run(kind: str, size: int, queries: int, ef_searches: list[int]) -> list[dict
         files = sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 2**20
         rows = []
         for ef in ef_searches if kind == "postgres" else [0]:
-            handle = PostgresGallery(url, ef_search=ef) if kind == "postgres" else gallery
+            handle = PostgresGallery(url, ef_search=ef, hnsw=hnsw) if kind == "postgres" else gallery
             rows.append(
                 {"load_s": load_s, "files_mib": files, "ef": ef, **measure(handle, probes, exact, planted)}
             )
@@ -151,8 +151,11 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values, each measured")
+    parser.add_argument("--m", type=int, default=Hnsw().m, help="PostgreSQL: the HNSW build's m")
+    parser.add_argument("--ef-construction", type=int, default=Hnsw().ef_construction)
     args = parser.parse_args()
-    print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries")
+    hnsw = Hnsw(args.m, args.ef_construction)
+    print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries; {hnsw}")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print(
         "store     ef   faces     load_s  first_ms  p50_ms  p99_ms  recall@1  planted@1  peak_rss_MiB", end=""
@@ -160,7 +163,7 @@ def main() -> None:
     print("  files_MiB")
     for kind in args.stores.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            for r in run(kind, size, args.queries, [int(e) for e in args.ef_search.split(",")]):
+            for r in run(kind, size, args.queries, [int(e) for e in args.ef_search.split(",")], hnsw):
                 print(
                     f"{kind:9} {int(r['ef']):4} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} "
                     f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} "

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,12 +62,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     created double precision NOT NULL,
     UNIQUE (subject, image_sha256)
 );
-CREATE INDEX IF NOT EXISTS {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops)
-    WITH (m = {m}, ef_construction = {ef_construction});
 """
-# HNSW build parameters (pgvector's defaults are m=16, ef_construction=64); search breadth below.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
 # ef_search (the gallery_ef_search setting): candidates the index walks per query; pgvector's
 # default 40 loses recall from 20k faces on (docs/scaling.md). pgvector caps it at 1000.
 EF_SEARCH_MAX = 1000
@@ -100,10 +96,27 @@ def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
     return StoredFace(row[0], row[1], (bbox[0], bbox[1], bbox[2], bbox[3]), row[3], row[4], row[5], new)
 
 
+@dataclass(frozen=True, slots=True)
+class Hnsw:
+    """The HNSW index's build parameters (pgvector's defaults): a collection keeps those it was
+    built with until its index is built again (a bulk import, a reindex)."""
+
+    m: int = 16
+    ef_construction: int = 64
+
+    def create_index(self, table: str, if_not_exists: bool = False) -> str:
+        maybe = "IF NOT EXISTS " if if_not_exists else ""
+        return (
+            f"CREATE INDEX {maybe}{table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
+            f"WITH (m = {self.m}, ef_construction = {self.ef_construction})"
+        )
+
+
 class PostgresGallery:
-    def __init__(self, url: str, ef_search: int) -> None:
+    def __init__(self, url: str, ef_search: int, hnsw: Hnsw = Hnsw()) -> None:
         self.url = url
         self.ef_search = ef_search
+        self.hnsw = hnsw
         self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
@@ -206,11 +219,8 @@ class PostgresGallery:
             if created is not None:
                 # Only the enroll that made the collection makes its table, in the same
                 # transaction: concurrent enrolls wait on the row above, then find both.
-                db.execute(
-                    FACES_TABLE.format(
-                        table=table, dimension=row[6], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
-                    )
-                )
+                db.execute(FACES_TABLE.format(table=table, dimension=row[6]))
+                db.execute(self.hnsw.create_index(table, if_not_exists=True))
             for face in faces:
                 face_id = uuid.uuid4().hex
                 inserted = db.execute(
@@ -255,10 +265,7 @@ class PostgresGallery:
                 "ON CONFLICT (subject, image_sha256) DO NOTHING"
             ).rowcount
             db.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-            db.execute(
-                f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
-                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
-            )
+            db.execute(self.hnsw.create_index(table))
         return added
 
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
@@ -339,10 +346,7 @@ class PostgresGallery:
                 )
             db.execute(f"DELETE FROM {table} WHERE vec IS NULL")
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec SET NOT NULL")
-            db.execute(
-                f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
-                f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})"
-            )
+            db.execute(self.hnsw.create_index(table))
             db.execute(
                 "UPDATE gallery_collections SET recognizer_key = %s, recognizer_name = %s, "
                 "recognizer_version = %s, recognizer_license = %s, dimension = %s WHERE id = %s",
