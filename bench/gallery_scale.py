@@ -80,16 +80,16 @@ def load(
     collection: str = "scale",
 ) -> NDArray[np.float32]:
     crop = crop_jpeg()
-    chunks = []
-    for start in range(0, size, CHUNK):
-        vectors = unit_rows(rng, min(CHUNK, size - start), recognizer.dimension)
-        items = [
-            (f"s{start + i}", NewFace(f"img{start + i}", (0.0, 0.0, 112.0, 112.0), 0.9, 1, vec, crop))
-            for i, vec in enumerate(vectors)
-        ]
-        gallery.import_faces(collection, recognizer, items)
-        chunks.append(vectors)
-    return np.concatenate(chunks)
+    stored = np.concatenate(
+        [unit_rows(rng, min(CHUNK, size - start), recognizer.dimension) for start in range(0, size, CHUNK)]
+    )
+    # One import: PostgreSQL builds the HNSW index once, after loading every row.
+    items = [
+        (f"s{i}", NewFace(f"img{i}", (0.0, 0.0, 112.0, 112.0), 0.9, 1, vec, crop))
+        for i, vec in enumerate(stored)
+    ]
+    gallery.import_faces(collection, recognizer, items)
+    return stored
 
 
 def measure(
