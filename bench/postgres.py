@@ -25,7 +25,9 @@ def running_postgres() -> Iterator[str]:
         warnings.simplefilter("ignore")
         from pgserver import postgres_server
 
-        server = postgres_server.get_server(folder, cleanup_mode="stop")
+        # "delete" (not "stop"): its cleanup also drops its exit hook, which would otherwise run
+        # again at interpreter exit and log to streams pytest has closed by then.
+        server = postgres_server.get_server(folder, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
