@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-    return serve(cluster.stack, start, restarted=cluster.write_state)
+    return serve(cluster.stack, start, supervise=True, restarted=cluster.write_state)
 
 
 if __name__ == "__main__":

@@ -274,6 +274,14 @@ class Stack:
     def client(self) -> redis.Redis:
         return connect(self.redis_url)
 
+    def all_up(self) -> bool:
+        """Whether every service answers its readiness probe now (False while one cannot be
+        reached, or has exited: ``exited`` tells which)."""
+        try:
+            return all(s.ready() for s in self.services)
+        except (OSError, redis.RedisError, RuntimeError):
+            return False
+
     def wait_ready(self, services: Sequence[Service], timeout_s: float) -> None:
         what = ", ".join(s.name for s in services)
         wait_until(lambda: all(s.ready() for s in services), timeout_s, what)
@@ -546,11 +554,18 @@ def running_system(workdir: Path | None = None, **settings: str) -> Iterator[Sta
         yield running
 
 
-def serve(system: Stack, start: Callable[[], None], restarted: Callable[[], None] | None = None) -> int:
+def serve(
+    system: Stack,
+    start: Callable[[], None],
+    supervise: bool = False,
+    restarted: Callable[[], None] | None = None,
+) -> int:
     """Run ``start``, then keep the system up until SIGINT or SIGTERM and stop it; the exit status.
 
-    With ``restarted``, a service that exits is started again (then ``restarted`` is called);
-    without, the first one to exit stops them all.
+    Until every service has answered its readiness probe once, a service that exits stops them
+    all: that is a start-up failure (a bad setting, a port in use), which restarting would only
+    repeat. Once all are up, with ``supervise`` a service that exits is started again after a
+    back-off (then ``restarted`` is called); without, the first one to exit stops them all.
     """
     stopping = threading.Event()
 
@@ -565,14 +580,21 @@ def serve(system: Stack, start: Callable[[], None], restarted: Callable[[], None
         print(f"{system.label}: {exc}", file=sys.stderr)
         system.stop()
         return 1
+    up = failed = False
     while not stopping.wait(0.2):
-        if restarted is None:
-            if (gone := system.exited()) is not None:
-                print(f"{system.label}: {gone.name} exited ({gone.process.returncode})", file=sys.stderr)
-                break
-        elif system.supervise():
-            restarted()
+        if up and supervise:
+            if system.supervise() and restarted is not None:
+                restarted()
+            continue
+        if (gone := system.exited()) is not None:
+            when = "" if up else " before every service was up"
+            print(f"{system.label}: {gone.name} exited ({gone.process.returncode}){when}", file=sys.stderr)
+            failed = True
+            break
+        if not up and system.all_up():
+            up = True
+            print(f"{system.label}: all {len(system.services)} services are up", flush=True)
     print(f"{system.label}: stopping...", flush=True)
     bad = system.stop()
     print(f"{system.label}: stopped" + (f" ({bad} children did not stop cleanly)" if bad else ""), flush=True)
-    return 1 if bad else 0
+    return 1 if bad or failed else 0

@@ -4,18 +4,21 @@
 
 Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), API_HOST and FLOWER_HOST
 (127.0.0.1: the addresses they listen on; 0.0.0.0 for every interface), API_PROCESSES (2),
-API_THREADS (16), FACEREST_DEVICE (cpu); FACEREST_REDIS_URL names a Redis to use instead of the
-one on REDIS_PORT. A Redis that already answers on REDIS_PORT is used as it is; otherwise one
-starts there with its append-only file in var/redis, on 127.0.0.1. Flower asks for basic auth:
-FACEREST_FLOWER_AUTH (user:password), or, while it listens on loopback, a password made up at
-start and written to var/flower-password (mode 600); beyond loopback it needs the setting.
-If one process exits, the others are stopped too.
+API_THREADS (16), FACEREST_DEVICE (cpu), REDIS_DIR (var/redis); FACEREST_REDIS_URL names a Redis
+to use instead of the one on REDIS_PORT. A Redis that already answers on REDIS_PORT is used as it
+is; otherwise one starts there with its append-only file in REDIS_DIR, on 127.0.0.1. Flower asks
+for basic auth: FACEREST_FLOWER_AUTH (user:password), or, while it listens on loopback, a
+password made up at start and written to var/flower-password (mode 600); beyond loopback it
+needs the setting. A process that exits before every one is up stops them all (a start-up
+failure: its output says why); one that exits later (a crash, an out-of-memory kill) is started
+again after a back-off, as ``make cluster`` does.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from deploy.launcher import ROOT, Stack, child_env, is_loopback, redis_answers, serve
 
@@ -45,7 +48,7 @@ def main() -> int:
         if given_url or redis_answers(system.redis_url):
             print(f"run: using the Redis at {system.redis_url}", flush=True)
         else:
-            redis_dir = ROOT / "var" / "redis"
+            redis_dir = Path(env.get("REDIS_DIR", ROOT / "var" / "redis"))
             redis_dir.mkdir(parents=True, exist_ok=True)
             system.start_redis(redis_port, redis_dir, loglevel="warning")
         system.start_worker(env.get("FACEREST_DEVICE", "cpu"), wait=False)
@@ -64,7 +67,7 @@ def main() -> int:
             flush=True,
         )
 
-    return serve(system, start)
+    return serve(system, start, supervise=True)
 
 
 if __name__ == "__main__":
