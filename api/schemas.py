@@ -173,6 +173,16 @@ class DetectionRequest(ImagesBody):
     def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
         return check_max_size(value)
 
+    def options(self, max_faces: int) -> AnalysisOptions:
+        """The detection part of the job's options; each endpoint adds what it asks for."""
+        return AnalysisOptions(
+            max_size=max_size_pair(self.max_size),
+            threshold=self.threshold,
+            limit_faces=min(self.limit_faces or max_faces, max_faces),
+            min_face_size=self.min_face_size,
+            detector=self.detector,
+        )
+
 
 class QueuedBody(ImagesBody):
     """A request that queues a job (api/submit.py): answered when done, or 202 at once."""
@@ -201,16 +211,12 @@ class ExtractRequest(DetectionRequest, QueuedBody):
     verbose_timings: bool = False
 
     def options(self, max_faces: int) -> AnalysisOptions:
-        return AnalysisOptions(
-            max_size=max_size_pair(self.max_size),
-            threshold=self.threshold,
-            limit_faces=min(self.limit_faces or max_faces, max_faces),
-            min_face_size=self.min_face_size,
+        return msgspec.structs.replace(
+            super().options(max_faces),
             extract_embedding=self.extract_embedding,
             return_landmarks=bool(self.return_landmarks),
             return_landmarks106=self.return_landmarks == "106",
             extract_ga=self.extract_ga,
-            detector=self.detector,
             flip=self.flip,
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
@@ -230,16 +236,12 @@ class DrawRequest(DetectionRequest):
     draw_ga: bool = Field(False, description="Write each face's gender and age.")
 
     def options(self, max_faces: int) -> AnalysisOptions:
-        return AnalysisOptions(
-            max_size=max_size_pair(self.max_size),
-            threshold=self.threshold,
-            limit_faces=min(self.limit_faces or max_faces, max_faces),
-            min_face_size=self.min_face_size,
+        return msgspec.structs.replace(
+            super().options(max_faces),
             extract_embedding=False,
             return_landmarks=True,
             return_landmarks106=self.draw_landmarks == "106",
             extract_ga=self.draw_ga,
-            detector=self.detector,
         )
 
 

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from bench.photos import ALIGNED_CROP
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
-from shared.gallery import Gallery, NewFace, open_gallery
+from shared.gallery import EF_SEARCH, Gallery, NewFace, open_gallery
 from shared.gallery.postgres import Hnsw, PostgresGallery
 
 DIM = 512
@@ -67,7 +67,7 @@ def store(kind: str, folder: Path, hnsw: Hnsw) -> Iterator[tuple[Gallery, str]]:
         gallery.close()
         return
     with running_postgres() as url:
-        postgres = PostgresGallery(url, ef_search=100, hnsw=hnsw)
+        postgres = PostgresGallery(url, ef_search=EF_SEARCH, hnsw=hnsw)
         yield postgres, url
         postgres.close()
 

@@ -495,12 +495,11 @@ class Reaper:
                 self.send(job_id)
                 requeued.append(job_id)
         holding = set(self.store.holders().values()) if requeued or holders else set()
-        forgotten = [
-            name
-            for name, beat in beats.items()
-            if beat.expires_at <= now and name not in holding and self.registry.forget(name)
-        ]
-        if forgotten:
+        forgot = False
+        for name, beat in beats.items():
+            if beat.expires_at <= now and name not in holding:
+                forgot |= self.registry.forget(name)
+        if forgot:
             requeued += self.resend_lost(just_sent=requeued)
         return requeued
 

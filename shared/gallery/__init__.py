@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.contract import RecognizerInfo
+from shared.errors import RecognizerMismatch
 from shared.recognition import Match
 
 Vectors = NDArray[np.float32]  # rows of L2-normalised embeddings
@@ -130,6 +131,15 @@ def same_recognizer(a: RecognizerInfo, b: RecognizerInfo) -> bool:
 
 def describe(recognizer: RecognizerInfo) -> str:
     return f"{recognizer.key} ({recognizer.name} {recognizer.version}, {recognizer.dimension}-d)"
+
+
+def check_recognizer(collection: str, stored: RecognizerInfo, running: RecognizerInfo) -> None:
+    """RecognizerMismatch unless the collection's vectors (``stored``) are ``running``'s."""
+    if not same_recognizer(stored, running):
+        raise RecognizerMismatch(
+            f"collection {collection!r} holds vectors of {describe(stored)}; "
+            f"this worker runs {describe(running)}"
+        )
 
 
 # PostgreSQL's default HNSW search breadth (the gallery_ef_search setting's default).

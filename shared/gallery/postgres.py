@@ -23,15 +23,14 @@ import orjson
 import psycopg
 
 from shared.contract import RecognizerInfo
-from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
+from shared.errors import CollectionNotFound, SubjectExists
 from shared.gallery import (
     CollectionInfo,
     NewFace,
     StoredFace,
     SubjectInfo,
     Vectors,
-    describe,
-    same_recognizer,
+    check_recognizer,
 )
 from shared.recognition import Match, best_per_subject
 
@@ -215,11 +214,7 @@ class PostgresGallery:
             ).fetchone()
             row = self._row(db, collection)
             assert row is not None  # inserted above or before
-            if not same_recognizer(self._recognizer(row), recognizer):
-                raise RecognizerMismatch(
-                    f"collection {collection!r} holds vectors of {describe(self._recognizer(row))}; this "
-                    f"worker runs {describe(recognizer)}"
-                )
+            check_recognizer(collection, self._recognizer(row), recognizer)
             table = f"gallery_faces_{row[0]}"
             if created is not None:
                 # Only the enroll that made the collection makes its table, in the same

@@ -26,15 +26,14 @@ import numpy as np
 import orjson
 
 from shared.contract import RecognizerInfo
-from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
+from shared.errors import CollectionNotFound, SubjectExists
 from shared.gallery import (
     CollectionInfo,
     NewFace,
     StoredFace,
     SubjectInfo,
     Vectors,
-    describe,
-    same_recognizer,
+    check_recognizer,
 )
 from shared.recognition import Match, top_faces
 
@@ -205,11 +204,8 @@ class SqliteGallery:
                     now,
                 ),
             )
-        elif not same_recognizer(_recognizer(row), recognizer):
-            raise RecognizerMismatch(
-                f"collection {collection!r} holds vectors of {describe(_recognizer(row))}; this "
-                f"worker runs {describe(recognizer)}"
-            )
+        else:
+            check_recognizer(collection, _recognizer(row), recognizer)
 
     @staticmethod
     def _row(collection: str, subject: str, face: NewFace, now: float) -> tuple[object, ...]:
