@@ -93,7 +93,7 @@ def onnxruntime_pair(blob: NDArray[np.float32], tmp: Path) -> tuple[Embed, Embed
     return fp32, int8
 
 
-def _unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+def unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(vectors / np.linalg.norm(vectors, axis=-1, keepdims=True), np.float32)
 
 
@@ -112,12 +112,12 @@ def openvino_pair(blob: NDArray[np.float32], max_drop: float | None) -> tuple[Em
     else:
         faces = np.concatenate([blob, blob[:, :, :, ::-1]])
         request = core.compile_model(model, "CPU").create_infer_request()
-        reference = _unit(np.asarray(request.infer({0: faces})[0], np.float32))
+        reference = unit(np.asarray(request.infer({0: faces})[0], np.float32))
         pairs = [(faces[i : i + 1], reference[i]) for i in range(len(faces))]
 
         def lowest_cosine(compiled: Any, data: Iterable[Any]) -> tuple[float, list[float]]:
             infer = compiled.create_infer_request()
-            cosines = [float(_unit(infer.infer({0: x})[0][0]) @ ref) for x, ref in data]
+            cosines = [float(unit(infer.infer({0: x})[0][0]) @ ref) for x, ref in data]
             return min(cosines), cosines
 
         quantized = nncf.quantize_with_accuracy_control(
@@ -146,7 +146,7 @@ def main() -> None:
             fp32, int8 = openvino_pair(blob, args.accuracy_control)
         else:
             fp32, int8 = onnxruntime_pair(blob, Path(tmp))
-        cosine = (_unit(fp32(blob)) * _unit(int8(blob))).sum(axis=1)
+        cosine = (unit(fp32(blob)) * unit(int8(blob))).sum(axis=1)
         print(f"{len(cosine)} faces: cosine int8 vs fp32 min {cosine.min():.4f}, mean {cosine.mean():.4f}")
         batch = np.ascontiguousarray(blob[:8])
         times = alternating_ms({"fp32": lambda: fp32(batch), "int8": lambda: int8(batch)})

@@ -1,6 +1,6 @@
 """Side-by-side throughput: the insightface reference, the pipeline in-process, the whole system.
 
-    python -m bench.throughput [--rounds 5] [--quick]
+    python -m bench.throughput [--rounds 5] [--quick] [--recognizer arcface_int8]
 
 (a) insightface==0.7.3 SCRFD + ArcFaceONNX in a plain loop, as its users run it;
 (b) facerest's FaceAnalyzer (worker/analyzer.py) in-process, 1 thread and 8 threads (batching across jobs);
@@ -9,6 +9,7 @@
     msgpack (facerest-client, MessagePack bodies and answers);
 (d) an async burst: submit every job at once, time until all results are in (long polls).
 Same images (bench/workload.py), same model files. Prints a table, writes bench/results/throughput.json.
+--recognizer runs (b), (c) and (d) with another recognizer (the reference stays fp32 ArcFace).
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def reference_task() -> Callable[[WorkItem], int]:
     return task
 
 
-def pipeline_task() -> Callable[[WorkItem], int]:
-    analyzer = load_analyzer(load_settings(), Device("cpu"))
+def pipeline_task(recognizer: str) -> Callable[[WorkItem], int]:
+    analyzer = load_analyzer(load_settings(recognizer=recognizer), Device("cpu"))
     options = AnalysisOptions(threshold=THRESHOLD)
 
     def task(item: WorkItem) -> int:
@@ -229,18 +230,23 @@ class PeakRss:
         self._thread.join()
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5, help="passes over the workload per measurement")
     parser.add_argument("--quick", action="store_true", help="one round, fewer client counts")
-    args = parser.parse_args()
+    parser.add_argument("--recognizer", default=load_settings().models().recognizer, help="of (b), (c), (d)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     rounds = 1 if args.quick else args.rounds
     items = workload() * rounds
     rows: list[Row] = []
 
     # (a) and (b) take turns, one pass over the workload each, so that a slow spell of a shared
     # machine hits both alike; the per-pass ratios show how much the machine wandered.
-    pipeline = pipeline_task()
+    pipeline = pipeline_task(args.recognizer)
     runs = {
         "(a) insightface reference, plain loop": (reference_task(), 1),
         "(b) pipeline in-process, 1 thread": (pipeline, 1),
@@ -269,7 +275,7 @@ def main() -> None:
     ]
 
     cpu_split: dict[str, dict[str, float]] = {}
-    with running_system() as running:
+    with running_system(recognizer=args.recognizer) as running:
         pids = {s.name: s.process.pid for s in running.services} | {"load generator": os.getpid()}
         with PeakRss({"api": pids["api"], "worker": pids["worker"]}) as rss:
             for clients in (1, 4) if args.quick else (1, 4, 16):
@@ -287,7 +293,9 @@ def main() -> None:
     c16 = [r for r in rows if r.name.startswith("(c)")][-2]
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
-    print(f"\nmachine: {machine}; workload: {len(workload())} images x {rounds}")
+    print(
+        f"\nmachine: {machine}; workload: {len(workload())} images x {rounds}; recognizer {args.recognizer}"
+    )
     print("| run | images/s | faces/s | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|---|")
     for r in rows:
         print(
@@ -313,6 +321,7 @@ def main() -> None:
     out = RESULTS / "throughput.json"
     report = {
         "rows": [asdict(r) | {"images_per_s": r.images_per_s, "faces_per_s": r.faces_per_s} for r in rows],
+        "recognizer": args.recognizer,
         "ratios": ratios,
         "peak_rss_mb": peaks,
         "cpu_ms_per_image": cpu_split,

@@ -19,7 +19,7 @@ import requests
 from facerest_client.cli import main as cli_main
 
 from bench.photos import GROUP_PHOTOS, encode, read_rgb
-from deploy.launcher import Stack
+from deploy.launcher import Stack, stack
 from tests.client import b64, extract
 
 T1 = GROUP_PHOTOS["t1.jpg"]
@@ -288,3 +288,31 @@ def test_reindex_re_embeds_the_stored_crops(api: str) -> None:
     # Same model: the crop's vector comes back close to the photo's (the crop is a re-encoded JPEG).
     assert after["subject"] == before["subject"] == "yao"
     assert abs(after["similarity"] - before["similarity"]) < 0.1
+
+
+def test_an_int8_worker_finds_its_own_enrolments_and_never_compares_them_with_fp32(
+    tmp_path: Path,
+) -> None:
+    """arcface_int8 through the queue: it names Yao Ming in another photo and a stranger nobody;
+    an fp32 worker refuses its collection (409) until a reindex re-embeds it."""
+    with stack(tmp_path) as system:
+        int8 = system.start_worker(extra_env={"FACEREST_RECOGNIZER": "arcface_int8"})
+        system.start_api()
+        api = system.api_url
+        enrolled = enroll(api, "int8", "yao", [YAO.read_bytes()])
+        assert enrolled.status_code == 201, enrolled.text
+        (face,) = recognize(api, "int8", [mirrored(YAO, 0.8)])["data"][0]["faces"]
+        assert face["subject"] == "yao" and face["similarity"] > 0.6, face
+        strangers = recognize(api, "int8", [T1.read_bytes()])["data"][0]["faces"]
+        assert len(strangers) == 6 and all(f["subject"] is None for f in strangers)
+        int8.stop()
+        system.start_worker()  # fp32 arcface
+        refused = post(api, "/collections/int8/recognize", [mirrored(YAO, 0.8)])
+        assert refused.status_code == 409, refused.text
+        message = refused.json()["message"]
+        assert "vectors of arcface_int8 (" in message and "workers run arcface (" in message
+        accepted = requests.post(f"{api}/collections/int8/reindex", json={}, timeout=10)
+        state = requests.get(f"{api}{accepted.json()['status_url']}?wait=30", timeout=TIMEOUT).json()
+        assert state["status"] == "done", state
+        (face,) = recognize(api, "int8", [mirrored(YAO, 0.8)])["data"][0]["faces"]
+        assert face["subject"] == "yao"

