@@ -3,6 +3,7 @@
     python -m bench.cfp /path/to/DR-GAN-by-pytorch      # once: the photos, outside the repo
     python -m bench.int8_calibrate [--cfp /work/data/cfp] [--lowest 0.993]
     python -m bench.int8_calibrate --check                # the committed file only: accuracy, speed
+    python -m bench.int8_calibrate --breakdown            # where int8 loses: parts of it in int8
 
 CFP (bench/cfp.py) is no test photo. Each frontal photo's largest face is aligned as the worker
 aligns it. People 1-300 calibrate: photos 1 and 6, as they are, mirrored, and downscaled to 20-48
@@ -238,12 +239,32 @@ def report(ranges: Ranges, held_out: FloatArray | None) -> None:
     )
 
 
+def breakdown(full: Ranges, committed: Ranges, judges: dict[str, Judge]) -> None:
+    """Where int8 loses accuracy: the lowest cosine to fp32 with parts of the network in int8."""
+    quantized = {name for entry in full.activations for name, _ in entry.consumers} | set(full.weights)
+    ordered = in_network_order(quantized)
+    parts = {
+        "7-bit weights alone": Ranges(full.network, (), full.weights),
+        "8-bit activations alone": Ranges(full.network, full.activations, ()),
+        "everything in int8": full,
+        f"first {STEM} and last {HEAD} operations in fp32": restricted(
+            full, set(ordered[STEM : len(ordered) - HEAD])
+        ),
+        "the committed file": committed,
+    }
+    print(f"| int8 part | {' | '.join(judges)} |\n|---|{'---|' * len(judges)}")
+    for name, ranges in parts.items():
+        lowest = [f"{judge.cosines(ranges).min():.3f}" for judge in judges.values()]
+        print(f"| {name} | {' | '.join(lowest)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--cfp", type=Path, default=DEFAULT_OUT, help="bench/cfp.py's output")
     parser.add_argument("--lowest", type=float, default=0.993, help="lowest cosine to fp32 on validation")
     parser.add_argument("--check", action="store_true", help="report on the committed ranges; no CFP needed")
     parser.add_argument("--out", type=Path, default=quantization_path(ARCFACE_MBF_INT8))
+    parser.add_argument("--breakdown", action="store_true", help="where the loss is; writes nothing")
     args = parser.parse_args()
     if args.check:
         report(Ranges.parse(args.out.read_bytes()), None)
@@ -254,6 +275,14 @@ def main() -> None:
     validation = variants(faces[people > CALIBRATION_PEOPLE], seed=1)
     print(f"CFP: {len(faces)} faces of {len(chosen)} photos; {len(calibration)} calibrate, ", end="")
     print(f"{len(validation)} validate")
+    if args.breakdown:
+        test = face_blob()
+        judges = {
+            "package faces": Judge(np.concatenate([test, test[:, :, :, ::-1]])),
+            "CFP validation": Judge(validation),
+        }
+        breakdown(ranges_of(statistics(calibration)), Ranges.parse(args.out.read_bytes()), judges)
+        return
     start = time.perf_counter()
     ranges = accurate_subset(ranges_of(statistics(calibration)), Judge(validation), args.lowest)
     seconds = time.perf_counter() - start
