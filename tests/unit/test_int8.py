@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import worker.inference.int8 as int8_module
 from worker.inference.int8 import ActivationRange, QuantizationError, Ranges, quantize
 
 RNG_SEED = 3
@@ -116,10 +117,12 @@ def test_an_int8_convolution_computes_exactly_what_its_integers_say() -> None:
 
     step = (high - low) / 255
     image_q = np.rint((image - low) / step) * step + low
-    scale = np.abs(weights).max(axis=(1, 2, 3), keepdims=True) / 63
-    weights_q = np.clip(np.rint(weights / scale), -63, 63) * scale
+    scale = np.abs(weights).max(axis=(1, 2, 3), keepdims=True) / int8_module.WEIGHT_MAX
+    weights_q = np.clip(np.rint(weights / scale), -int8_module.WEIGHT_MAX, int8_module.WEIGHT_MAX) * scale
     exact = _run(_convolution(weights_q.astype(np.float32)), image_q.astype(np.float32))
-    assert np.abs(int8 - exact).max() <= 1e-4 * np.abs(exact).max()
+    # With WEIGHT_MAX 127 (8 bits) this error was 0.15 on this project's AVX2 machines.
+    error = np.abs(int8 - exact).max() / np.abs(exact).max()
+    assert error <= 1e-4, error
 
 
 def test_quantized_network_runs_in_8_bits_and_stays_close_to_fp32(image: np.ndarray) -> None:
