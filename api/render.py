@@ -93,6 +93,9 @@ def request_failure(render: RenderSettings, worked: Sequence[ImageResult] = ()) 
     """
     if render.api_ver != "1":
         return None
+    if not worked:  # before the job ran: only the API's own refusals are known, each named
+        first = min(render.api_errors, default=None)
+        return None if first is None else from_info(render.api_errors[first])
     for index, image in enumerate(merged_images(render, worked)):
         if image.error is not None:
             error = from_info(image.error)

@@ -218,6 +218,18 @@ def test_hostile_image_fails_alone_in_api_v2(
     _worker(system)
 
 
+def test_a_bad_image_after_a_good_one_fails_an_api_ver_1_request_naming_it(api: str) -> None:
+    """The original format's rule (one bad image fails the request), whatever the bad image's
+    place: found by the schema test's fuzzing, a refused image after an accepted one was a 500."""
+    for data in ([GOOD, "bm90IGFuIGltYWdl"], [GOOD, GOOD, "bm90IGFuIGltYWdl", GOOD]):
+        response = requests.post(
+            f"{api}/extract", json={"images": {"data": data}, "api_ver": "1"}, timeout=60
+        )
+        assert response.status_code == 422, response.text
+        bad = data.index("bm90IGFuIGltYWdl")
+        assert f"images.data[{bad}]" in response.json()["message"]
+
+
 @pytest.mark.parametrize(("name", "body", "status", "code", "mentions"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_its_4xx(
     api: str, name: str, body: bytes | dict[str, object], status: int, code: str, mentions: str
