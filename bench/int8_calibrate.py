@@ -214,24 +214,22 @@ def report(ranges: Ranges, held_out: FloatArray | None) -> None:
     """Cosine of the rebuilt int8 network to fp32, and the time per face of each."""
     import openvino as ov
 
-    core = ov.Core()
-    fp32, int8 = (
-        core.compile_model(model, "CPU", CONFIG).create_infer_request()
-        for model in (fp32_model(), quantize(fp32_model(), ranges))
-    )
-
-    def embed(request: Any, faces: FloatArray) -> FloatArray:
-        return np.asarray(request.infer({0: faces})[0], np.float32).copy()
-
     test = face_blob()
     sets = {"package photos' faces and their mirror images": np.concatenate([test, test[:, :, :, ::-1]])}
     if held_out is not None:
         sets["CFP faces held out (people 301-500, as they are, mirrored, downscaled)"] = held_out
     for name, faces in sets.items():
-        cosine = (unit(embed(fp32, faces)) * unit(embed(int8, faces))).sum(axis=1)
+        cosine = Judge(faces).cosines(ranges)
         print(f"{name}: {len(faces)}, cosine int8 vs fp32 min {cosine.min():.4f}, mean {cosine.mean():.4f}")
+    core = ov.Core()
+    fp32, int8 = (
+        core.compile_model(model, "CPU", CONFIG).create_infer_request()
+        for model in (fp32_model(), quantize(fp32_model(), ranges))
+    )
     batch = np.ascontiguousarray(test[:8])
-    times = alternating_ms({"fp32": lambda: embed(fp32, batch), "int8": lambda: embed(int8, batch)}, runs=30)
+    times = alternating_ms(
+        {"fp32": lambda: fp32.infer({0: batch}), "int8": lambda: int8.infer({0: batch})}, runs=30
+    )
     machine = platform.processor() or platform.machine()
     print(
         f"ms per face at batch 8 ({machine}): fp32 {times['fp32'] / 8:.2f}, "
