@@ -73,6 +73,7 @@ class Operation:
     headers: tuple[Header, ...] = ()
     # Needs no API key (health checks, readiness): the auth replies are not documented either.
     open: bool = False
+    description: str = ""  # more than the summary says, when the operation needs it
 
 
 def documented(operation: Operation) -> Callable[[View], View]:
@@ -171,6 +172,8 @@ def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
 
 def _operation(operation: Operation, path_arguments: list[str], schemas: _Schemas) -> Any:
     out: dict[str, Any] = {"summary": operation.summary}
+    if operation.description:
+        out["description"] = operation.description
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in path_arguments

@@ -29,6 +29,7 @@ from api.schemas import (
     TookV2,
 )
 from shared.contract import (
+    CompactResult,
     EnrollResult,
     ErrorInfo,
     ExtractResult,
@@ -321,6 +322,13 @@ def render_result(
                 "dropped": result.dropped,
                 "took": took(total_ms, result.took_ms),
                 "recognizer": _model(result.recognizer),
+            }
+        case CompactResult():
+            return {
+                "collection": result.collection,
+                "faces": result.faces,
+                "log_flushed": result.log_flushed,
+                "took": took(total_ms, result.took_ms),
             }
 
 

@@ -591,7 +591,21 @@ class RenamedBody(TypedDict):
     faces: Annotated[int, Field(description="Faces that carry it now")]
 
 
-RecognitionBody = EnrollBody | RecognizeBody | VerifyBody | ReindexBody
+@with_config(ConfigDict(extra="forbid"))
+class CompactBody(TypedDict):
+    collection: str
+    faces: Annotated[int, Field(description="Faces kept: the collection's storage now holds only these")]
+    log_flushed: Annotated[
+        bool,
+        Field(
+            description="The database's WAL was flushed too (PostgreSQL: needs superuser or "
+            "pg_checkpoint rights and wal_recycle=off; SQLite: always)"
+        ),
+    ]
+    took: TookV2
+
+
+RecognitionBody = EnrollBody | RecognizeBody | VerifyBody | ReindexBody | CompactBody
 
 
 JobStatusName = Literal["queued", "running", "done", "failed"]

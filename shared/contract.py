@@ -116,8 +116,15 @@ class ReindexJob(msgspec.Struct, frozen=True, tag="reindex"):
     request_id: str
 
 
+class CompactJob(msgspec.Struct, frozen=True, tag="compact"):
+    """Rewrite a collection's storage so no copy of a deleted face is left in the gallery's files."""
+
+    collection: str
+    request_id: str
+
+
 # Every job kind a worker runs: one ``case`` each in worker/tasks.py.
-Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob
+Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob
 
 
 class Face(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -228,7 +235,15 @@ class ReindexResult(msgspec.Struct, frozen=True, tag="reindex"):
     recognizer: ModelRef
 
 
-JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult
+class CompactResult(msgspec.Struct, frozen=True, tag="compact"):
+    collection: str
+    faces: int  # kept
+    log_flushed: bool  # the database's WAL was flushed too (shared/gallery Compaction)
+    worker: str
+    took_ms: float
+
+
+JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult | CompactResult
 
 
 class RenderSettings(msgspec.Struct, frozen=True):

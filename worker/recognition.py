@@ -1,4 +1,4 @@
-"""Enroll, recognize, verify and reindex in the worker: embed, then write or search the gallery.
+"""Enroll, recognize, verify, reindex and compact in the worker: embed, then use the gallery.
 
 The worker does the store work right after embedding, so one request is one queued job, the
 vectors never travel back through Redis, and the gallery every process reads is the database
@@ -18,6 +18,8 @@ from scipy.optimize import linear_sum_assignment
 
 from shared.contract import (
     AnalysisOptions,
+    CompactJob,
+    CompactResult,
     EnrolledFace,
     EnrollJob,
     EnrollResult,
@@ -223,6 +225,12 @@ class Recognition:
             _ms_since(start),
             self._ref(options),
         )
+
+    def compact(self, job: CompactJob, start: float) -> CompactResult:
+        # No model involved: any worker may run it. It can take long (PostgreSQL rebuilds the
+        # collection's index), which is why it is a job and not an API request.
+        done = self.gallery.compact(job.collection)
+        return CompactResult(job.collection, done.faces, done.log_flushed, self.name, _ms_since(start))
 
     def reindex(self, job: ReindexJob, start: float) -> ReindexResult:
         if self.gallery.recognizer_of(job.collection) is None:

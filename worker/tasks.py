@@ -13,6 +13,7 @@ from celery import Celery, current_task
 
 from shared.contract import (
     AnalysisOptions,
+    CompactJob,
     EnrollJob,
     ErrorInfo,
     ExtractJob,
@@ -137,6 +138,8 @@ class WorkerRuntime:
                     return self._recognition().verify(job, start)
                 case ReindexJob():
                     return self._recognition().reindex(job, start)
+                case CompactJob():
+                    return self._recognition().compact(job, start)
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)
@@ -164,6 +167,8 @@ class WorkerRuntime:
 def _describe(job: Job) -> str:
     if isinstance(job, ReindexJob):
         return f"reindex {job.collection}"
+    if isinstance(job, CompactJob):
+        return f"compact {job.collection}"
     return f"{type(job).__name__}, {len(job.images)} images"
 
 

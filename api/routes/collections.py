@@ -1,6 +1,8 @@
-"""Collections of subjects: enroll (POST faces), recognize (1:N, open set), list, delete, reindex.
+"""Collections of subjects: enroll (POST faces), recognize (1:N, open set), list, delete, reindex,
+compact.
 
-Enroll, recognize and reindex are jobs (the worker embeds, then writes or searches the gallery);
+Enroll, recognize, reindex and compact are jobs (the worker embeds, then writes or searches the
+gallery; a compaction can take long);
 listing and deleting read and write the gallery here. Names follow shared/recognition.py.
 """
 
@@ -39,7 +41,14 @@ from api.submit import (
     raw_digest,
     submit,
 )
-from shared.contract import EnrollJob, RecognizeJob, RecognizerInfo, ReindexJob, RenderSettings
+from shared.contract import (
+    CompactJob,
+    EnrollJob,
+    RecognizeJob,
+    RecognizerInfo,
+    ReindexJob,
+    RenderSettings,
+)
 from shared.errors import (
     CollectionForbidden,
     CollectionNotFound,
@@ -196,6 +205,11 @@ def recognize(collection: str) -> Response:
     return submit(ctx, images_body(RecognizeRequest), prepare)
 
 
+def no_body_read() -> Read[None]:
+    """Reindex and compact read no body and are always async."""
+    return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
+
+
 REINDEX_DOC = Operation(
     summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
     replies={
@@ -215,15 +229,37 @@ def reindex(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
 
-    def read() -> Read[None]:
-        # No body to read: a reindex is always async.
-        return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
-
     def prepare(_: None, owner: str) -> Submission:
         existing(ctx, collection)
         return Submission(ReindexJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
 
-    return submit(ctx, read, prepare)
+    return submit(ctx, no_body_read, prepare)
+
+
+COMPACT_DOC = Operation(
+    summary="Erase deleted faces from the gallery's files: rewrite the collection's storage (async)",
+    description=(
+        "A delete removes a face from every search at once. In PostgreSQL its row, crop and vector "
+        "stay in the database's files (dead tuples, the index, the WAL) until vacuum reuses the "
+        "space; a compaction rewrites the collection's table and index (VACUUM FULL: as long as "
+        "an index build, and the collection's searches wait meanwhile) and flushes the WAL. "
+        "SQLite zeroes deleted faces at once; there it only gives the free space back."
+    ),
+    replies=REINDEX_DOC.replies,
+)
+
+
+@bp.post("/collections/<collection>/compact")
+@documented(COMPACT_DOC)
+def compact(collection: str) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+
+    def prepare(_: None, owner: str) -> Submission:
+        existing(ctx, collection)
+        return Submission(CompactJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
+
+    return submit(ctx, no_body_read, prepare)
 
 
 def _collection_body(info: CollectionInfo) -> CollectionBody:

@@ -21,6 +21,7 @@ from facerest_client.client import FaceRest
 from facerest_client.errors import FaceRestError
 from facerest_client.types import (
     Collection,
+    Compacted,
     EnrolledFace,
     Enrollment,
     ExtractResult,
@@ -46,6 +47,7 @@ from facerest_client.types import (
 __all__ = [
     "AsyncFaceRest",
     "Collection",
+    "Compacted",
     "DrawOptions",
     "EnrollOptions",
     "EnrolledFace",

@@ -121,6 +121,14 @@ def _bytes(body: Any) -> bytes:
     return body
 
 
+def _collection_job(collection: str, action: str) -> Endpoint[Job]:
+    """POST /collections/{c}/{action}: no options, an empty JSON object; its Idempotency-Key
+    makes a retried call one job."""
+    headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: uuid.uuid4().hex}
+    call = Call("POST", f"/collections/{_name(collection)}/{action}", content=b"{}", headers=headers)
+    return Endpoint(call, Job.from_wire)
+
+
 class Calls:
     """Request building for every endpoint; holds only the client's wire format."""
 
@@ -184,10 +192,10 @@ class Calls:
         return Endpoint(body_call("/verify", fields, images, urls, self.use_msgpack), Verification.from_wire)
 
     def reindex(self, collection: str) -> Endpoint[Job]:
-        # No options: an empty JSON object; its Idempotency-Key makes a retried reindex one job.
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: uuid.uuid4().hex}
-        call = Call("POST", f"/collections/{_name(collection)}/reindex", content=b"{}", headers=headers)
-        return Endpoint(call, Job.from_wire)
+        return _collection_job(collection, "reindex")
+
+    def compact(self, collection: str) -> Endpoint[Job]:
+        return _collection_job(collection, "compact")
 
     def collections(self) -> Endpoint[tuple[Collection, ...]]:
         return Endpoint(Call("GET", "/collections"), collections_from_wire)

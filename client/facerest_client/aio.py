@@ -114,6 +114,10 @@ class AsyncFaceRest:
         """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``)."""
         return await self._run(self._calls.reindex(collection))
 
+    async def compact(self, collection: str) -> Job:
+        """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``)."""
+        return await self._run(self._calls.compact(collection))
+
     async def collections(self) -> tuple[Collection, ...]:
         return await self._run(self._calls.collections())
 

@@ -113,6 +113,10 @@ class FaceRest:
         """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``)."""
         return self._run(self._calls.reindex(collection))
 
+    def compact(self, collection: str) -> Job:
+        """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``)."""
+        return self._run(self._calls.compact(collection))
+
     def collections(self) -> tuple[Collection, ...]:
         return self._run(self._calls.collections())
 

@@ -283,6 +283,17 @@ class Reindexed:
 
 
 @dataclass(frozen=True, slots=True)
+class Compacted:
+    collection: str
+    faces: int  # kept: the collection's storage holds only these now
+    log_flushed: bool  # the database's WAL was flushed too (docs/recognition.md)
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Compacted:
+        return cls(body["collection"], int(body["faces"]), bool(body["log_flushed"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Recognizer:
     key: str
     name: str
@@ -360,7 +371,7 @@ def deleted_from_wire(body: Mapping[str, Any]) -> int:
 
 
 JobStatus = Literal["queued", "running", "done", "failed"]
-JobResult = ExtractResult | Recognition | Enrollment | Verification | Reindexed
+JobResult = ExtractResult | Recognition | Enrollment | Verification | Reindexed | Compacted
 
 
 def job_result_from_wire(body: Mapping[str, Any]) -> JobResult:
@@ -369,6 +380,8 @@ def job_result_from_wire(body: Mapping[str, Any]) -> JobResult:
         return Verification.from_wire(body)
     if "dropped" in body:
         return Reindexed.from_wire(body)
+    if "log_flushed" in body:
+        return Compacted.from_wire(body)
     if "collection" in body:
         return Recognition.from_wire(body) if "data" in body else Enrollment.from_wire(body)
     return ExtractResult.from_wire(body)

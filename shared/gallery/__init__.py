@@ -63,6 +63,14 @@ class SubjectInfo:
     created: float
 
 
+@dataclass(frozen=True, slots=True)
+class Compaction:
+    faces: int  # kept
+    # The database's log was flushed too: no copy left in its WAL files either (PostgreSQL: needs
+    # superuser or pg_checkpoint rights and wal_recycle=off; docs/recognition.md).
+    log_flushed: bool
+
+
 class Gallery(Protocol):
     def collection(self, name: str) -> CollectionInfo | None:
         """With its subject and face counts (a scan: for listings, not per request)."""
@@ -120,6 +128,12 @@ class Gallery(Protocol):
     def delete_face(self, collection: str, face_id: str) -> bool: ...
 
     def delete_collection(self, collection: str) -> bool: ...
+
+    def compact(self, collection: str) -> Compaction:
+        """Rewrite the collection's storage so no copy of a deleted (or replaced) face, crop or
+        name is left in the database's files; returns the faces kept. Long on big collections
+        (PostgreSQL rebuilds the index) and it holds the collection's writes meanwhile."""
+        ...
 
     def close(self) -> None: ...
 

@@ -26,6 +26,7 @@ from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, SubjectExists
 from shared.gallery import (
     CollectionInfo,
+    Compaction,
     NewFace,
     StoredFace,
     SubjectInfo,
@@ -390,3 +391,30 @@ class PostgresGallery:
             db.execute(f"DROP TABLE IF EXISTS gallery_faces_{row[0]}")
             db.execute("DELETE FROM gallery_collections WHERE id = %s", (row[0],))
             return True
+
+    def compact(self, collection: str) -> Compaction:
+        # A DELETE (or a reindex's UPDATE) leaves the old row in the table's files as a dead
+        # tuple, its crop in the TOAST table and its vector in the index, until vacuum reuses the
+        # space, and in the WAL. VACUUM FULL writes the live rows to new files (table, TOAST, every
+        # index: the HNSW graph is built again) and truncates the old ones.
+        db = self._db()  # autocommit: VACUUM cannot run in a transaction
+        table = self._table(db, collection)
+        db.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
+        try:
+            db.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        finally:
+            db.execute("RESET maintenance_work_mem")
+        counted = db.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return Compaction(0 if counted is None else counted[0], self._flush_log(db))
+
+    @staticmethod
+    def _flush_log(db: psycopg.Connection[Any]) -> bool:
+        """Close the WAL segment that holds the old rows and checkpoint: the server then removes
+        the segments before it (with wal_recycle off; on, it renames them for reuse and overwrites
+        them as new WAL comes). Needs superuser or pg_checkpoint rights: False without them."""
+        try:
+            db.execute("SELECT pg_switch_wal()")
+            db.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+        return True

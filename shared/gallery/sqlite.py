@@ -29,6 +29,7 @@ from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, SubjectExists
 from shared.gallery import (
     CollectionInfo,
+    Compaction,
     NewFace,
     StoredFace,
     SubjectInfo,
@@ -436,3 +437,14 @@ class SqliteGallery:
         with self._cache_lock:
             self._cache.pop(collection, None)
         return bool(count)
+
+    def compact(self, collection: str) -> Compaction:
+        # Deletes already zero their pages (secure_delete) and empty the WAL: this only gives the
+        # free pages back, so the file shrinks. VACUUM rewrites the whole file (every collection).
+        if self.recognizer_of(collection) is None:
+            raise CollectionNotFound(f"no collection {collection!r}")
+        db = self._db()
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        info = self.collection(collection)
+        return Compaction(0 if info is None else info.faces, True)

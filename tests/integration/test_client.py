@@ -10,7 +10,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from facerest_client import AsyncFaceRest, ExtractResult, FaceRest, FaceRestError, Reindexed, RetryPolicy
+from facerest_client import (
+    AsyncFaceRest,
+    Compacted,
+    ExtractResult,
+    FaceRest,
+    FaceRestError,
+    Reindexed,
+    RetryPolicy,
+)
 from PIL import Image
 
 from bench.photos import GROUP_PHOTOS
@@ -108,6 +116,9 @@ def test_recognition_through_the_client_in_msgpack_json_and_multipart(api: str) 
         assert reindexed.status == "done" and isinstance(reindexed.result, Reindexed)
         assert reindexed.result.faces == 1
         assert packed.delete_face("client-people", face_id) == 1
+        compacted = packed.result(packed.compact("client-people").id, wait_s=30)
+        assert compacted.status == "done" and isinstance(compacted.result, Compacted)
+        assert (compacted.result.faces, compacted.result.log_flushed) == (0, True)  # SQLite
         assert packed.delete_collection("client-people") == 1
         with pytest.raises(FaceRestError) as raised:
             packed.recognize("client-people", [YAOMING])

