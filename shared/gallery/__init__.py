@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from shared.contract import RecognizerInfo
 from shared.errors import RecognizerMismatch
 from shared.recognition import Match
+from shared.settings import Settings
 
 Vectors = NDArray[np.float32]  # rows of L2-normalised embeddings
 
@@ -156,8 +157,8 @@ def check_recognizer(collection: str, stored: RecognizerInfo, running: Recognize
         )
 
 
-# PostgreSQL's default HNSW search breadth (the gallery_ef_search setting's default).
-EF_SEARCH = 100
+# PostgreSQL's default HNSW search breadth: the gallery_ef_search setting's default.
+EF_SEARCH: int = Settings.model_fields["gallery_ef_search"].default
 
 
 def open_gallery(url: str, data_dir: Path, ef_search: int = EF_SEARCH) -> Gallery:
