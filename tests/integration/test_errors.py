@@ -228,6 +228,12 @@ def test_a_bad_image_after_a_good_one_fails_an_api_ver_1_request_naming_it(api: 
         assert response.status_code == 422, response.text
         bad = data.index("bm90IGFuIGltYWdl")
         assert f"images.data[{bad}]" in response.json()["message"]
+    # A refused URL after accepted data images: the same rule, the URL's own code.
+    body = {"images": {"data": [GOOD, GOOD], "urls": ["http://127.0.0.1/a.jpg"]}, "api_ver": "1"}
+    response = requests.post(f"{api}/extract", json=body, timeout=60)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "url_refused"
+    assert "images.urls[0]" in response.json()["message"]
 
 
 @pytest.mark.parametrize(("name", "body", "status", "code", "mentions"), CASES, ids=[c[0] for c in CASES])
