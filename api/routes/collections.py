@@ -8,6 +8,8 @@ listing and deleting read and write the gallery here. Names follow shared/recogn
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, g, request
 
 from api.auth import presented_key
@@ -44,6 +46,7 @@ from api.submit import (
 from shared.contract import (
     CompactJob,
     EnrollJob,
+    Job,
     RecognizeJob,
     RecognizerInfo,
     ReindexJob,
@@ -205,11 +208,6 @@ def recognize(collection: str) -> Response:
     return submit(ctx, images_body(RecognizeRequest), prepare)
 
 
-def no_body_read() -> Read[None]:
-    """Reindex and compact read no body and are always async."""
-    return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
-
-
 REINDEX_DOC = Operation(
     summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
     replies={
@@ -226,14 +224,7 @@ REINDEX_DOC = Operation(
 @bp.post("/collections/<collection>/reindex")
 @documented(REINDEX_DOC)
 def reindex(collection: str) -> Response:
-    ctx = context()
-    collection_access(ctx, collection)
-
-    def prepare(_: None, owner: str) -> Submission:
-        existing(ctx, collection)
-        return Submission(ReindexJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
-
-    return submit(ctx, no_body_read, prepare)
+    return _collection_job(collection, ReindexJob)
 
 
 COMPACT_DOC = Operation(
@@ -252,14 +243,22 @@ COMPACT_DOC = Operation(
 @bp.post("/collections/<collection>/compact")
 @documented(COMPACT_DOC)
 def compact(collection: str) -> Response:
+    return _collection_job(collection, CompactJob)
+
+
+def _collection_job(collection: str, job: Callable[[str, str], Job]) -> Response:
+    """Queue a job on a whole collection (reindex, compact): no body, always async."""
     ctx = context()
     collection_access(ctx, collection)
 
+    def read() -> Read[None]:
+        return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
+
     def prepare(_: None, owner: str) -> Submission:
         existing(ctx, collection)
-        return Submission(CompactJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
+        return Submission(job(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
 
-    return submit(ctx, no_body_read, prepare)
+    return submit(ctx, read, prepare)
 
 
 def _collection_body(info: CollectionInfo) -> CollectionBody:

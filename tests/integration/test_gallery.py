@@ -222,7 +222,20 @@ def test_compact_keeps_the_live_faces_searchable(gallery: Gallery) -> None:
         gallery.compact("nowhere")
 
 
-def _files_holding(root: Path, *needles: bytes) -> list[str]:
+def postgres_data_dir(url: str) -> Path:
+    """The server's data directory, with its WAL set to be removed at a checkpoint.
+
+    docs/recognition.md: with wal_recycle on, a checkpoint renames old WAL segments for reuse
+    instead of removing them, and their bytes stay until new WAL overwrites them."""
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        db.execute("ALTER SYSTEM SET wal_recycle = off")
+        db.execute("SELECT pg_reload_conf()")
+        return Path(row[0])
+
+
+def files_holding(root: Path, *needles: bytes) -> list[str]:
     """The files under ``root`` that hold any of ``needles``."""
     return sorted(
         str(path.relative_to(root))
@@ -232,34 +245,26 @@ def _files_holding(root: Path, *needles: bytes) -> list[str]:
 
 
 def test_postgres_compact_leaves_no_copy_of_a_deleted_face_in_the_files(postgres_url: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        row = db.execute("SHOW data_directory").fetchone()
-        assert row is not None
-        root = Path(row[0])
-        # docs/recognition.md: with recycling on, a checkpoint renames old WAL segments for
-        # reuse instead of removing them, and their bytes stay until new WAL overwrites them.
-        db.execute("ALTER SYSTEM SET wal_recycle = off")
-        db.execute("SELECT pg_reload_conf()")
-        store = PostgresGallery(postgres_url, ef_search=EF_SEARCH)
-        for info in store.collections():
-            store.delete_collection(info.name)
-        secret_crop = b"\xff\xd8" + np.random.default_rng(7).bytes(6000)  # incompressible: TOAST
-        secret_vec = unit(1, seed=71)[0]
-        name = "erase-me-subject-8d1c"
-        store.enroll("c", ARCFACE, name, [face(secret_vec, "a", crop=secret_crop)])
-        store.enroll("c", ARCFACE, "bob", [face(unit(1, seed=2)[0], "b")])
-        needles = (secret_crop[100:164], secret_vec.tobytes()[:64], name.encode())
-        db.execute("CHECKPOINT")
-        assert _files_holding(root, *needles)  # the scan sees them: table, TOAST, index, WAL
+    root = postgres_data_dir(postgres_url)
+    store = PostgresGallery(postgres_url, ef_search=EF_SEARCH)
+    for info in store.collections():
+        store.delete_collection(info.name)
+    secret_crop = b"\xff\xd8" + np.random.default_rng(7).bytes(6000)  # incompressible: TOAST
+    secret_vec = unit(1, seed=71)[0]
+    name = "erase-me-subject-8d1c"
+    store.enroll("c", ARCFACE, name, [face(secret_vec, "a", crop=secret_crop)])
+    store.enroll("c", ARCFACE, "bob", [face(unit(1, seed=2)[0], "b")])
+    needles = (secret_crop[100:164], secret_vec.tobytes()[:64], name.encode())
+    assert files_holding(root, *needles)  # the scan sees them: table, TOAST, index, WAL
 
-        assert store.delete_subject("c", name) == 1
-        assert all(m.subject != name for m in store.search("c", secret_vec[None, :], 5)[0])
-        assert _files_holding(root, *needles)  # dead tuples and WAL: a DELETE alone leaves them
+    assert store.delete_subject("c", name) == 1
+    assert all(m.subject != name for m in store.search("c", secret_vec[None, :], 5)[0])
+    assert files_holding(root, *needles)  # dead tuples and WAL: a DELETE alone leaves them
 
-        assert store.compact("c") == Compaction(1, True)
-        assert _files_holding(root, *needles) == []
-        assert store.search("c", unit(1, seed=2), 1)[0][0].subject == "bob"
-        store.close()
+    assert store.compact("c") == Compaction(1, True)
+    assert files_holding(root, *needles) == []
+    assert store.search("c", unit(1, seed=2), 1)[0][0].subject == "bob"
+    store.close()
 
 
 def test_bulk_import_then_enroll_and_search(gallery: Gallery) -> None:

@@ -10,7 +10,6 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 
@@ -20,6 +19,7 @@ from deploy.haproxy import ProxyOptions, render_cluster
 from deploy.launcher import Stack, free_port, stack, wait_until
 from shared.settings import Settings
 from tests.client import b64
+from tests.integration.test_gallery import files_holding, postgres_data_dir
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
 
 # A worker without attribute models loads faster; recognition needs none.
@@ -123,20 +123,14 @@ def test_a_compaction_erases_a_deleted_subject_from_the_database_files(
     shared_cluster: tuple[Stack, list[str], str], postgres_url: str
 ) -> None:
     _, (first, second), proxy = shared_cluster
-    with psycopg.connect(postgres_url, autocommit=True) as db:
-        row = db.execute("SHOW data_directory").fetchone()
-        assert row is not None
-        data = Path(row[0])
-        # docs/recognition.md: old WAL segments removed at a checkpoint, not renamed for reuse.
-        db.execute("ALTER SYSTEM SET wal_recycle = off")
-        db.execute("SELECT pg_reload_conf()")
+    data = postgres_data_dir(postgres_url)
     name = "erase-me-4b7d19"
     enrolled = enroll(first, "erasure", name, [YAO.read_bytes()])
     assert enrolled.status_code == 201, enrolled.text
     [face] = requests.get(f"{second}/collections/erasure/subjects/{name}", timeout=10).json()["faces"]
     crop = requests.get(f"{proxy}{face['thumbnail_url']}", timeout=10).content
     needles = (crop[200:264], name.encode())
-    assert _files_holding(data, *needles)  # the scan finds them while enrolled
+    assert files_holding(data, *needles)  # the scan finds them while enrolled
 
     assert requests.delete(f"{proxy}/collections/erasure/subjects/{name}", timeout=10).status_code == 200
     accepted = requests.post(f"{second}/collections/erasure/compact", json={}, timeout=10)
@@ -145,16 +139,7 @@ def test_a_compaction_erases_a_deleted_subject_from_the_database_files(
     state = polled.json()
     assert polled.status_code == 200 and state["status"] == "done", state
     assert (state["result"]["faces"], state["result"]["log_flushed"]) == (0, True)
-    assert _files_holding(data, *needles) == []
-
-
-def _files_holding(root: Path, *needles: bytes) -> list[str]:
-    """The files under ``root`` that hold any of ``needles``."""
-    return sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*")
-        if path.is_file() and any(n in path.read_bytes() for n in needles)
-    )
+    assert files_holding(data, *needles) == []
 
 
 def test_an_api_key_limited_to_collections_cannot_touch_others(tmp_path: Path) -> None:
