@@ -116,8 +116,20 @@ def measure(
     }
 
 
-def run(kind: str, size: int, queries: int, ef_searches: list[int], hnsw: Hnsw) -> list[dict[str, float]]:
-    """One row per search setting: SQLite's exact search, or PostgreSQL at each ef_search."""
+def compact_seconds(gallery: Gallery, size: int) -> float:
+    """Delete 1 % of the subjects, then time the compaction that erases them from the files."""
+    for i in range(0, size, 100):
+        gallery.delete_subject("scale", f"s{i}")
+    started = time.perf_counter()
+    gallery.compact("scale")
+    return time.perf_counter() - started
+
+
+def run(
+    kind: str, size: int, queries: int, ef_searches: list[int], hnsw: Hnsw, compact: bool = False
+) -> list[dict[str, float]]:
+    """One row per search setting: SQLite's exact search, or PostgreSQL at each ef_search; with
+    ``compact``, then the time of a compaction after deleting 1 % of the subjects."""
     rng = np.random.default_rng(SEED)
     with (
         tempfile.TemporaryDirectory(prefix="facerest-scale-") as folder,
@@ -140,6 +152,8 @@ def run(kind: str, size: int, queries: int, ef_searches: list[int], hnsw: Hnsw) 
             )
             if handle is not gallery:
                 handle.close()
+        if compact:
+            rows[-1]["compact_s"] = compact_seconds(gallery, size)
         return rows
 
 
@@ -153,6 +167,9 @@ def main() -> None:
     parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values, each measured")
     parser.add_argument("--m", type=int, default=Hnsw().m, help="PostgreSQL: the HNSW build's m")
     parser.add_argument("--ef-construction", type=int, default=Hnsw().ef_construction)
+    parser.add_argument(
+        "--compact", action="store_true", help="then delete 1 %% of the subjects and time a compaction"
+    )
     args = parser.parse_args()
     hnsw = Hnsw(args.m, args.ef_construction)
     print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries; {hnsw}")
@@ -163,13 +180,17 @@ def main() -> None:
     print("  files_MiB")
     for kind in args.stores.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            for r in run(kind, size, args.queries, [int(e) for e in args.ef_search.split(",")], hnsw):
+            efs = [int(e) for e in args.ef_search.split(",")]
+            for r in run(kind, size, args.queries, efs, hnsw, args.compact):
                 print(
                     f"{kind:9} {int(r['ef']):4} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} "
                     f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} "
                     f"{r['planted_at_1']:10.3f} {r['rss_mib']:13.0f} {r['files_mib']:10.0f}",
                     flush=True,
                 )
+                if "compact_s" in r:
+                    deleted = size // 100
+                    print(f"{kind:9} compaction after deleting {deleted:,} subjects: {r['compact_s']:.1f} s")
 
 
 if __name__ == "__main__":
