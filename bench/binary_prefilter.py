@@ -11,8 +11,8 @@ about 0.8 to one of them), searched in two stages:
    memory; a store would fetch those C rows by key).
 
 Reports p50/p99 per query and recall@1 against exact search (numpy over every float32 vector), per
-C. This measures the search method the PostgreSQL store could use past HNSW's reach on these
-vectors (docs/scaling.md); no store runs it yet.
+C. This is the search method of the PostgreSQL store (shared/gallery/postgres.py, whose codes
+helpers, shared/gallery/codes.py, it uses), without the database round trip.
 """
 
 from __future__ import annotations
@@ -26,32 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.gallery_scale import CHUNK, NOISE, SEED, unit_rows
-
-BLOCK = 1 << 15  # codes per step: the step's temporaries stay in the CPU's cache
-
-
-def sign_codes(vectors: NDArray[np.float32]) -> NDArray[np.uint64]:
-    """512 sign bits per row as 8 uint64 words, one row of words per bit group: word k of every
-    code is contiguous, so each step below streams through memory."""
-    packed = np.ascontiguousarray(np.packbits(vectors > 0, axis=1)).view(np.uint64)
-    return np.ascontiguousarray(packed.T)
-
-
-def hamming(codes: NDArray[np.uint64], query: NDArray[np.uint64]) -> NDArray[np.uint16]:
-    """The Hamming distance of ``query`` (one code, 8 words) to every code."""
-    count = codes.shape[1]
-    distances = np.empty(count, np.uint16)
-    word = np.empty(BLOCK, np.uint64)
-    bits = np.empty(BLOCK, np.uint8)
-    for start in range(0, count, BLOCK):
-        n = min(BLOCK, count - start)
-        block = distances[start : start + n]
-        block[:] = 0
-        for k in range(codes.shape[0]):
-            np.bitwise_xor(codes[k, start : start + n], query[k], out=word[:n])
-            np.bitwise_count(word[:n], out=bits[:n])
-            block += bits[:n]
-    return distances
+from shared.gallery.codes import hamming, nearest, sign_codes
 
 
 def search(
@@ -62,10 +37,8 @@ def search(
 ) -> int:
     """The best stored row for ``query``: the ``candidates`` nearest codes (and any tied with the
     last of them), re-ranked by exact cosine."""
-    distances = hamming(codes, sign_codes(query[None, :])[:, 0])
-    within = int(np.searchsorted(np.cumsum(np.bincount(distances, minlength=513)), candidates))
-    nearest = np.flatnonzero(distances <= within)
-    return int(nearest[np.argmax(vectors[nearest] @ query)])
+    found = nearest(hamming(codes, sign_codes(query[None, :])[:, 0]), candidates)
+    return int(found[np.argmax(vectors[found] @ query)])
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
-from shared.gallery import EF_SEARCH, Compaction, Gallery, NewFace, open_gallery
+from shared.gallery import EF_SEARCH, Compaction, Gallery, NewFace, codes, open_gallery
 from shared.gallery.postgres import PostgresGallery
 from shared.gallery.sqlite import SqliteGallery
 
@@ -275,3 +275,20 @@ def test_bulk_import_then_enroll_and_search(gallery: Gallery) -> None:
     gallery.enroll("bulk", ARCFACE, "late", [face(unit(1, seed=99)[0], "late")])
     results = gallery.search("bulk", np.stack([near(vectors[123], 0.3, 5), unit(1, seed=99)[0]]), 1)
     assert [r[0].subject for r in results] == ["s123", "late"]
+
+
+@pytest.mark.parametrize("dim", [512, 128, 100])
+def test_sign_code_distances_match_a_plain_bit_count_and_selection_keeps_the_nearest(dim: int) -> None:
+    vectors = unit(5000, dim, seed=21)
+    query = unit(1, dim, seed=22)
+    reference = np.unpackbits(np.packbits(vectors > 0, axis=1) ^ np.packbits(query > 0, axis=1), axis=1)
+    expected = reference.sum(axis=1)
+    distances = codes.hamming(codes.sign_codes(vectors), codes.sign_codes(query)[:, 0])
+    assert np.array_equal(distances, expected)
+    for count in (1, 50, 256, 4999, 5000, 9000):
+        found = codes.nearest(distances, count)
+        assert len(found) >= min(count, len(vectors)) and len(set(found.tolist())) == len(found)
+        if count < len(vectors):
+            cut = int(distances[found].max())  # every face nearer than the cut-off is in
+            assert set(np.flatnonzero(distances < cut).tolist()) <= set(found.tolist())
+            assert (distances[found] <= cut).all()
