@@ -56,9 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api_keys=api_keys,
         metrics=observability.ApiMetrics(observability.QueueCollector(client, settings.queue, workers)),
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
-        gallery=open_gallery(
-            settings.gallery_url.get_secret_value(), settings.data_dir, settings.gallery_ef_search
-        ),
+        gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key

@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 from bench.photos import ALIGNED_CROP
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
-from shared.gallery import EF_SEARCH, Gallery, NewFace, open_gallery
-from shared.gallery.postgres import Hnsw, PostgresGallery
+from shared.gallery import Gallery, NewFace, open_gallery
+from shared.gallery.postgres import PostgresGallery
 
 DIM = 512
 RECOGNIZER = RecognizerInfo("arcface", "w600k_r50", "bench", "bench", DIM)
@@ -59,15 +59,15 @@ def rss_mib() -> float:
 
 
 @contextmanager
-def store(kind: str, folder: Path, hnsw: Hnsw) -> Iterator[tuple[Gallery, str]]:
-    """A fresh store and its URL ("" for SQLite in ``folder``); PostgreSQL builds ``hnsw``."""
+def store(kind: str, folder: Path) -> Iterator[tuple[Gallery, str]]:
+    """A fresh store and its URL ("" for SQLite in ``folder``)."""
     if kind == "sqlite":
         gallery = open_gallery("", folder)
         yield gallery, ""
         gallery.close()
         return
     with running_postgres() as url:
-        postgres = PostgresGallery(url, ef_search=EF_SEARCH, hnsw=hnsw)
+        postgres = PostgresGallery(url)
         yield postgres, url
         postgres.close()
 
@@ -83,7 +83,7 @@ def load(
     stored = np.concatenate(
         [unit_rows(rng, min(CHUNK, size - start), recognizer.dimension) for start in range(0, size, CHUNK)]
     )
-    # One import: PostgreSQL builds the HNSW index once, after loading every row.
+    # One import: one transaction (SQLite: one executemany; PostgreSQL: one COPY).
     items = [
         (f"s{i}", NewFace(f"img{i}", (0.0, 0.0, 112.0, 112.0), 0.9, 1, vec, crop))
         for i, vec in enumerate(stored)
@@ -96,7 +96,7 @@ def measure(
     gallery: Gallery, probes: NDArray[np.float32], exact: NDArray[np.int64], planted: NDArray[np.int64]
 ) -> dict[str, float]:
     started = time.perf_counter()
-    gallery.search("scale", probes[:1], 3)  # SQLite: loads this process's copy
+    gallery.search("scale", probes[:1], 3)  # loads this process's copy (vectors; PostgreSQL: codes)
     first_ms = (time.perf_counter() - started) * 1000
     times, hits, planted_hits = [], 0, 0
     for probe, truth, plant in zip(probes, exact, planted, strict=True):
@@ -125,15 +125,13 @@ def compact_seconds(gallery: Gallery, size: int) -> float:
     return time.perf_counter() - started
 
 
-def run(
-    kind: str, size: int, queries: int, ef_searches: list[int], hnsw: Hnsw, compact: bool = False
-) -> list[dict[str, float]]:
-    """One row per search setting: SQLite's exact search, or PostgreSQL at each ef_search; with
-    ``compact``, then the time of a compaction after deleting 1 % of the subjects."""
+def run(kind: str, size: int, queries: int, compact: bool = False) -> dict[str, float]:
+    """One store's load time, search latency and recall; with ``compact``, then the time of a
+    compaction after deleting 1 % of the subjects."""
     rng = np.random.default_rng(SEED)
     with (
         tempfile.TemporaryDirectory(prefix="facerest-scale-") as folder,
-        store(kind, Path(folder), hnsw) as (gallery, url),
+        store(kind, Path(folder)) as (gallery, url),
     ):
         started = time.perf_counter()
         stored = load(gallery, size, rng)
@@ -144,17 +142,14 @@ def run(
         exact = np.argmax(probes @ stored.T, axis=1)
         del stored
         files = sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 2**20
-        rows = []
-        for ef in ef_searches if kind == "postgres" else [0]:
-            handle = PostgresGallery(url, ef_search=ef, hnsw=hnsw) if kind == "postgres" else gallery
-            rows.append(
-                {"load_s": load_s, "files_mib": files, "ef": ef, **measure(handle, probes, exact, planted)}
-            )
-            if handle is not gallery:
-                handle.close()
+        # PostgreSQL: another handle, as another process would search (its cache starts cold).
+        handle = PostgresGallery(url) if kind == "postgres" else gallery
+        row = {"load_s": load_s, "files_mib": files, **measure(handle, probes, exact, planted)}
+        if handle is not gallery:
+            handle.close()
         if compact:
-            rows[-1]["compact_s"] = compact_seconds(gallery, size)
-        return rows
+            row["compact_s"] = compact_seconds(gallery, size)
+        return row
 
 
 def main() -> None:
@@ -164,33 +159,28 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--ef-search", default="100", help="PostgreSQL: hnsw.ef_search values, each measured")
-    parser.add_argument("--m", type=int, default=Hnsw().m, help="PostgreSQL: the HNSW build's m")
-    parser.add_argument("--ef-construction", type=int, default=Hnsw().ef_construction)
     parser.add_argument(
         "--compact", action="store_true", help="then delete 1 %% of the subjects and time a compaction"
     )
     args = parser.parse_args()
-    hnsw = Hnsw(args.m, args.ef_construction)
-    print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries; {hnsw}")
+    print(f"cpu cores: {os.cpu_count()}; one face per query, limit 3; {args.queries} queries")
     print(f"load average at start: {os.getloadavg()[0]:.1f}")
     print(
-        "store     ef   faces     load_s  first_ms  p50_ms  p99_ms  recall@1  planted@1  peak_rss_MiB", end=""
+        "store         faces     load_s  first_ms  p50_ms  p99_ms  recall@1  planted@1  peak_rss_MiB", end=""
     )
     print("  files_MiB")
     for kind in args.stores.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            efs = [int(e) for e in args.ef_search.split(",")]
-            for r in run(kind, size, args.queries, efs, hnsw, args.compact):
-                print(
-                    f"{kind:9} {int(r['ef']):4} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} "
-                    f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} "
-                    f"{r['planted_at_1']:10.3f} {r['rss_mib']:13.0f} {r['files_mib']:10.0f}",
-                    flush=True,
-                )
-                if "compact_s" in r:
-                    deleted = size // 100
-                    print(f"{kind:9} compaction after deleting {deleted:,} subjects: {r['compact_s']:.1f} s")
+            r = run(kind, size, args.queries, args.compact)
+            print(
+                f"{kind:9} {size:9,} {r['load_s']:7.1f} {r['first_ms']:9.1f} "
+                f"{r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['recall_at_1']:9.3f} "
+                f"{r['planted_at_1']:10.3f} {r['rss_mib']:13.0f} {r['files_mib']:10.0f}",
+                flush=True,
+            )
+            if "compact_s" in r:
+                deleted = size // 100
+                print(f"{kind:9} compaction after deleting {deleted:,} subjects: {r['compact_s']:.1f} s")
 
 
 if __name__ == "__main__":

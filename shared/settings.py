@@ -138,10 +138,6 @@ class Settings(BaseSettings):
     # The recognition gallery (docs/recognition.md): empty = SQLite in data_dir/gallery.sqlite3;
     # sqlite:///path/file.sqlite3, or postgresql://user:pass@host/db (pgvector) shared by machines.
     gallery_url: SecretStr = SecretStr("")
-    # PostgreSQL's HNSW search breadth (hnsw.ef_search; pgvector caps it at 1000): recall against
-    # latency, measured per gallery size in docs/scaling.md (shared/gallery EF_SEARCH reads it). SQLite
-    # searches exactly.
-    gallery_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
 
     # Worker
     device: str = "cpu"

@@ -147,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     client = connect(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
     store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
     info = worker_info(name, str(device), settings.concurrency, settings.profile, analyzer)
-    gallery = open_gallery(
-        settings.gallery_url.get_secret_value(), settings.data_dir, settings.gallery_ef_search
-    )
+    gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
     recognition = Recognition(analyzer, gallery, info.recognizer, name)
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
     app = create_celery(settings)

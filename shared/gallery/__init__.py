@@ -3,8 +3,12 @@
 One interface (``Gallery``), two stores: SQLite (one file under the data directory, the
 default; exact search in numpy over vectors cached per process and checked against the
 database on every query) and PostgreSQL with pgvector (``FACEREST_GALLERY_URL=postgresql://``,
-an HNSW index per collection, shared by every machine). Workers search and write it right after
-embedding, the API reads and deletes (docs/recognition.md).
+shared by every machine). Both search in the searching process, over a per-process cache checked
+against the database before every query. PostgreSQL's caches only the vectors' sign bits and
+re-ranks the nearest few hundred faces by exact cosine on their vectors, fetched by key: pgvector's
+HNSW index found the best match of 21 % of queries at 1M faces, the two stages 100 % at about
+20 ms (shared/gallery/postgres.py). Workers search and write it right after embedding, the API
+reads and deletes (docs/recognition.md).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from numpy.typing import NDArray
 from shared.contract import RecognizerInfo
 from shared.errors import RecognizerMismatch
 from shared.recognition import Match
-from shared.settings import Settings
 
 Vectors = NDArray[np.float32]  # rows of L2-normalised embeddings
 
@@ -157,17 +160,12 @@ def check_recognizer(collection: str, stored: RecognizerInfo, running: Recognize
         )
 
 
-# PostgreSQL's default HNSW search breadth: the gallery_ef_search setting's default.
-EF_SEARCH: int = Settings.model_fields["gallery_ef_search"].default
-
-
-def open_gallery(url: str, data_dir: Path, ef_search: int = EF_SEARCH) -> Gallery:
-    """The store ``url`` names: postgresql://... (searched with HNSW at ``ef_search``, the
-    gallery_ef_search setting) or sqlite:///path; empty: data_dir/gallery.sqlite3."""
+def open_gallery(url: str, data_dir: Path) -> Gallery:
+    """The store ``url`` names: postgresql://... or sqlite:///path; empty: data_dir/gallery.sqlite3."""
     if url.startswith(("postgresql://", "postgres://")):
         from shared.gallery.postgres import PostgresGallery  # psycopg only where it is configured
 
-        return PostgresGallery(url, ef_search)
+        return PostgresGallery(url)
     from shared.gallery.sqlite import SqliteGallery
 
     path = Path(url.removeprefix("sqlite:///")) if url else data_dir / "gallery.sqlite3"

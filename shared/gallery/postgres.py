@@ -1,11 +1,22 @@
 """The shared gallery: PostgreSQL with pgvector, for API replicas and workers on several machines.
 
-Each collection has its own table (``gallery_faces_<id>``) with a ``vector(<dimension>)``
-column and an HNSW index on inner product (the vectors are L2-normalised, so inner product is
-the cosine): an HNSW index needs one fixed dimension, collections of different recognizers have
-different ones, and a per-collection index keeps one collection's search from wading through
-another's faces. Dropping a collection drops its table. Nothing is cached in any process: every
-search asks the database, so a face committed by one machine is found by the next query anywhere.
+Each collection has its own table (``gallery_faces_<id>``) with a ``vector(<dimension>)`` column
+and a ``code`` column: the vector's sign bits (shared/gallery/codes.py). Dropping a collection
+drops its table.
+
+Search runs in two stages, the first in the searching process: each process caches a collection's
+codes (64 bytes per 512-d face: 64 MB per million) and computes a query's Hamming distance to all
+of them, then fetches the nearest few hundred faces' vectors by key and ranks them by exact cosine
+(the vectors are L2-normalised: the dot product). pgvector's HNSW index, which this store used
+before, found the best match of only 21 % of queries at 1M random 512-d faces (ef_search 100;
+78 % at its cap of 1000, 200 ms); the two stages found 100 % at a p50 of about 20 ms in-process
+(bench/binary_prefilter.py, docs/scaling.md).
+
+The cache is brought up to date before every query, as the SQLite store's is: one indexed row
+(the collection's ``changes`` counter, bumped by every change to existing faces) and the rows
+after the last ``seq`` seen. So a face committed by one machine is found by the next query
+anywhere, and a deleted or renamed face is never answered: only faces the exact stage fetched
+from the table, with their current subject, are returned.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 import psycopg
+from numpy.typing import NDArray
 
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, SubjectExists
@@ -33,6 +45,7 @@ from shared.gallery import (
     Vectors,
     check_recognizer,
 )
+from shared.gallery.codes import Codes, hamming, nearest, sign_bytes, sign_codes, words
 from shared.recognition import Match, best_per_subject
 
 SCHEMA = """
@@ -45,7 +58,8 @@ CREATE TABLE IF NOT EXISTS gallery_collections (
     recognizer_version text NOT NULL,
     recognizer_license text NOT NULL,
     dimension integer NOT NULL,
-    created double precision NOT NULL
+    created double precision NOT NULL,
+    changes bigint NOT NULL DEFAULT 0  -- bumped by every update or delete of faces: caches reload
 );
 """
 FACES_TABLE = """
@@ -58,17 +72,21 @@ CREATE TABLE IF NOT EXISTS {table} (
     prob real NOT NULL,
     faces_in_image integer NOT NULL,
     vec vector({dimension}) NOT NULL,
+    code bytea,  -- the sign bits of vec (shared/gallery/codes.py); NULL in rows from before it
     crop bytea NOT NULL,
     created double precision NOT NULL,
     UNIQUE (subject, image_sha256)
 );
 """
-# ef_search (the gallery_ef_search setting): candidates the index walks per query; pgvector's
-# default 40 loses recall from 20k faces on (docs/scaling.md). pgvector caps it at 1000.
-EF_SEARCH_MAX = 1000
-# An HNSW build that fits in memory is much faster than one that spills (1M x 512-d: ~2.5 GB).
-INDEX_BUILD_MEMORY = "4GB"
-FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, crop, created"
+# Keep the vector in the row, not in the TOAST table (pgvector's default storage moves a 512-d
+# vector out once the crop has gone there): fetching 256 random rows' vectors from a 10k collection
+# took p50 6.1 ms inline against 13.4 ms TOASTed (binary cursor; text ``vec::real[]``: 75 / 92 ms).
+VEC_INLINE = "ALTER TABLE {table} ALTER COLUMN vec SET STORAGE MAIN"
+# Faces re-ranked exactly per query: the nearest codes by Hamming distance. 256 of 1M random 512-d
+# faces held the best match of every query at cosine 0.8 (recall@1 1.000, bench/binary_prefilter.py;
+# 64 held 0.99); each costs one row fetched by key.
+CANDIDATES = 256
+FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, code, crop, created"
 COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
 
 
@@ -82,6 +100,7 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
         face.prob,
         face.faces_in_image,
         vector_literal(face.vec),
+        sign_bytes(face.vec)[0].tobytes(),
         face.crop,
         now,
     )
@@ -91,44 +110,92 @@ def vector_literal(vec: Vectors) -> str:
     return "[" + ",".join(repr(float(x)) for x in vec.ravel()) + "]"
 
 
+def from_binary(vectors: Sequence[bytes]) -> Vectors:
+    """pgvector's binary format (uint16 dimension, uint16 unused, big-endian float4s) as rows."""
+    if not vectors:
+        return np.zeros((0, 0), np.float32)
+    data = np.frombuffer(b"".join(v[4:] for v in vectors), ">f4").reshape(len(vectors), -1)
+    return data.astype(np.float32)
+
+
 def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
     bbox = orjson.loads(row[2])
     return StoredFace(row[0], row[1], (bbox[0], bbox[1], bbox[2], bbox[3]), row[3], row[4], row[5], new)
 
 
-@dataclass(frozen=True, slots=True)
-class Hnsw:
-    """The HNSW index's build parameters: a collection keeps those it was built with until its
-    index is built again (a bulk import, a reindex).
+@dataclass(slots=True)
+class _Codes:
+    """One collection's codes in this process, as of its ``changes`` counter.
 
-    Twice pgvector's defaults (m=16, ef_construction=64): on 100k random 512-d vectors, its
-    hardest case, these find the best match of every query at ef_search 100 (recall@1 1.000, p50
-    26 ms) where the defaults find 81 % (18 ms) and need ef_search 400 for 99 % (51 ms); the
-    build takes about 3 times as long (docs/scaling.md)."""
+    Appends write past ``count`` into spare capacity (doubled when full), so the views that
+    ``snapshot`` gave other threads never change under them; a reload makes a new instance."""
 
-    m: int = 32
-    ef_construction: int = 128
+    name: str
+    changes: int
+    seqs: NDArray[np.int64]
+    codes: Codes  # (words, capacity)
+    count: int = 0
 
-    def create_index(self, table: str, if_not_exists: bool = False) -> str:
-        maybe = "IF NOT EXISTS " if if_not_exists else ""
-        return (
-            f"CREATE INDEX {maybe}{table}_hnsw ON {table} USING hnsw (vec vector_ip_ops) "
-            f"WITH (m = {self.m}, ef_construction = {self.ef_construction})"
-        )
+    @property
+    def last_seq(self) -> int:
+        return int(self.seqs[self.count - 1]) if self.count else 0
+
+    def append(self, seqs: NDArray[np.int64], codes: Codes) -> None:
+        end = self.count + len(seqs)
+        if end > len(self.seqs):
+            capacity = max(end, 2 * len(self.seqs))
+            grown_seqs = np.zeros(capacity, np.int64)
+            grown_codes = np.zeros((codes.shape[0], capacity), np.uint64)
+            grown_seqs[: self.count] = self.seqs[: self.count]
+            grown_codes[:, : self.count] = self.codes[:, : self.count]
+            self.seqs, self.codes = grown_seqs, grown_codes
+        self.seqs[self.count : end] = seqs
+        self.codes[:, self.count : end] = codes
+        self.count = end
+
+    def snapshot(self) -> tuple[NDArray[np.int64], Codes]:
+        return self.seqs[: self.count], self.codes[:, : self.count]
 
 
 class PostgresGallery:
-    def __init__(self, url: str, ef_search: int, hnsw: Hnsw = Hnsw()) -> None:
+    def __init__(self, url: str) -> None:
         self.url = url
-        self.ef_search = ef_search
-        self.hnsw = hnsw
         self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
+        self._cache: dict[int, _Codes] = {}  # by collection id: a name made again is another id
+        self._cache_lock = threading.Lock()
         with self._transaction() as db:
             # Two processes creating the schema at once would race on the catalog.
             db.execute("SELECT pg_advisory_xact_lock(1414090830)")
             db.execute(SCHEMA)
+            self._migrate(db)
+
+    @staticmethod
+    def _migrate(db: psycopg.Connection[Any]) -> None:
+        """Bring a gallery made before the two-stage search up to date: a ``changes`` counter, a
+        ``code`` column (the loader computes the missing codes from the vectors and stores them),
+        vectors kept inline, and no HNSW index (no search uses it; every insert would still pay for
+        it). Each ALTER takes an exclusive lock on its table, so it runs only where needed: a
+        process start must not queue behind a long search or compaction."""
+        missing = db.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass "
+            "AND attname = 'changes'"
+        ).fetchone()
+        if missing is None:
+            db.execute(
+                "ALTER TABLE gallery_collections ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0"
+            )
+        old = db.execute(
+            "SELECT c.id FROM gallery_collections c WHERE to_regclass('gallery_faces_' || c.id) IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('gallery_faces_' "
+            "|| c.id) AND a.attname = 'code')"
+        ).fetchall()
+        for (collection_id,) in old:
+            table = f"gallery_faces_{collection_id}"
+            db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS code bytea")
+            db.execute(VEC_INLINE.format(table=table))  # rows written from now on
+            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
 
     def _db(self) -> psycopg.Connection[Any]:
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
@@ -153,10 +220,11 @@ class PostgresGallery:
             self._opened.clear()
         self._local = threading.local()
 
-    def _row(self, db: psycopg.Connection[Any], name: str) -> tuple[Any, ...] | None:
+    def _row(self, db: psycopg.Connection[Any], name: str, lock: bool = False) -> tuple[Any, ...] | None:
+        """The collection's row; with ``lock``, locked until the transaction ends (``_locked``)."""
         row: tuple[Any, ...] | None = db.execute(
             "SELECT id, name, recognizer_key, recognizer_name, recognizer_version, recognizer_license, "
-            "dimension, created FROM gallery_collections WHERE name = %s",
+            "dimension, created FROM gallery_collections WHERE name = %s" + (" FOR UPDATE" if lock else ""),
             (name,),
         ).fetchone()
         return row
@@ -166,6 +234,29 @@ class PostgresGallery:
         if row is None:
             raise CollectionNotFound(f"no collection {name!r}")
         return f"gallery_faces_{row[0]}"
+
+    def _locked(self, db: psycopg.Connection[Any], name: str) -> tuple[int, str]:
+        """Lock the collection's row for this transaction; its id and faces table.
+
+        Every transaction that writes a collection's faces takes this lock first. For inserts it
+        makes seq order commit order: PostgreSQL draws a seq at the INSERT, not at the commit, so
+        without it a transaction that drew seq 7 could commit after one that drew seq 8, and a
+        cache that had loaded "seq > 7" by then would never see 7. Under the lock, whoever inserts
+        next draws only after every earlier insert into the collection has committed. For the
+        others, one lock order (this row, then faces) keeps an enroll and a delete of the same
+        subject from deadlocking (the enroll's insert waits on the delete's row, the delete's
+        ``changes`` bump on the enroll's lock)."""
+        row = self._row(db, name, lock=True)
+        if row is None:
+            raise CollectionNotFound(f"no collection {name!r}")
+        return row[0], f"gallery_faces_{row[0]}"
+
+    @staticmethod
+    def _changed(db: psycopg.Connection[Any], collection_id: int, rows: int) -> int:
+        """Count a change to existing faces (every process's cache reloads at its next search)."""
+        if rows:
+            db.execute("UPDATE gallery_collections SET changes = changes + 1 WHERE id = %s", (collection_id,))
+        return rows
 
     @staticmethod
     def _recognizer(row: tuple[Any, ...]) -> RecognizerInfo:
@@ -213,7 +304,7 @@ class PostgresGallery:
                     now,
                 ),
             ).fetchone()
-            row = self._row(db, collection)
+            row = self._row(db, collection, lock=True)  # before any seq is drawn: _locked says why
             assert row is not None  # inserted above or before
             check_recognizer(collection, self._recognizer(row), recognizer)
             table = f"gallery_faces_{row[0]}"
@@ -221,11 +312,11 @@ class PostgresGallery:
                 # Only the enroll that made the collection makes its table, in the same
                 # transaction: concurrent enrolls wait on the row above, then find both.
                 db.execute(FACES_TABLE.format(table=table, dimension=row[6]))
-                db.execute(self.hnsw.create_index(table, if_not_exists=True))
+                db.execute(VEC_INLINE.format(table=table))
             for face in faces:
                 face_id = uuid.uuid4().hex
                 inserted = db.execute(
-                    f"INSERT INTO {table} ({FIELDS}) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s, %s) "
+                    f"INSERT INTO {table} ({FIELDS}) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s, %s, %s) "
                     "ON CONFLICT (subject, image_sha256) DO NOTHING RETURNING id",
                     _row(face_id, subject, face, now),
                 ).fetchone()
@@ -252,11 +343,7 @@ class PostgresGallery:
         added = sum(f.new for f in self.enroll(collection, recognizer, first_subject, [first]))
         now = time.time()
         with self._transaction() as db:
-            table = self._table(db, collection)
-            # Loading first and building the HNSW index after is several times faster than
-            # inserting into the index row by row; the lock keeps searches out meanwhile.
-            db.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
-            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
+            _, table = self._locked(db, collection)
             db.execute(f"CREATE TEMP TABLE staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
             with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN") as copy:
                 for subject, face in faces[1:]:
@@ -265,31 +352,127 @@ class PostgresGallery:
                 f"INSERT INTO {table} ({FIELDS}) SELECT {FIELDS} FROM staging "
                 "ON CONFLICT (subject, image_sha256) DO NOTHING"
             ).rowcount
-            db.execute(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-            db.execute(self.hnsw.create_index(table))
         return added
 
+    def _codes(self, collection: str) -> tuple[str, NDArray[np.int64], Codes]:
+        """The collection's faces table, and its seqs and codes brought up to date first."""
+        db = self._db()
+        row = db.execute(
+            "SELECT id, changes, dimension FROM gallery_collections WHERE name = %s", (collection,)
+        ).fetchone()
+        with self._cache_lock:
+            if row is None:
+                self._forget(collection, keep=None)
+                raise CollectionNotFound(f"no collection {collection!r}")
+            collection_id, changes, dimension = row
+            table = f"gallery_faces_{collection_id}"
+            cached = self._cache.get(collection_id)
+            if cached is None or cached.changes != changes:
+                self._forget(collection, keep=collection_id)
+                words_per_code = -(-dimension // 64)
+                cached = _Codes(
+                    collection, changes, np.zeros(0, np.int64), np.zeros((words_per_code, 0), np.uint64)
+                )
+                self._cache[collection_id] = cached
+            try:
+                seqs, codes = self._load(db, table, dimension, cached.last_seq)
+            except psycopg.errors.UndefinedTable:  # the collection was deleted meanwhile
+                self._forget(collection, keep=None)
+                raise CollectionNotFound(f"no collection {collection!r}") from None
+            if len(seqs):
+                cached.append(seqs, codes)
+            found, current = cached.snapshot()
+        return table, found, current
+
+    def _forget(self, collection: str, keep: int | None) -> None:
+        """Drop the cached codes of the collection's former incarnations (and of it, unless kept)."""
+        for stale in [key for key, c in self._cache.items() if c.name == collection and key != keep]:
+            del self._cache[stale]
+
+    def _load(
+        self, db: psycopg.Connection[Any], table: str, dimension: int, after: int
+    ) -> tuple[NDArray[np.int64], Codes]:
+        """The faces after seq ``after``, in seq order: their seqs and codes. Rows from before the
+        ``code`` column get theirs from their vector, stored back so that no process computes it
+        again."""
+        rows = (
+            db.cursor(binary=True)
+            .execute(f"SELECT seq, code FROM {table} WHERE seq > %s ORDER BY seq", (after,))
+            .fetchall()
+        )
+        seqs = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        width = -(-dimension // 8)
+        packed = np.zeros((len(rows), width), np.uint8)
+        missing = [i for i, r in enumerate(rows) if r[1] is None]
+        present = [i for i, r in enumerate(rows) if r[1] is not None]
+        if present:
+            data = b"".join(rows[i][1] for i in present)
+            packed[present] = np.frombuffer(data, np.uint8).reshape(len(present), width)
+        if missing:
+            packed[missing] = self._backfill(db, table, seqs[missing], width)
+        return seqs, words(packed)
+
+    @staticmethod
+    def _backfill(
+        db: psycopg.Connection[Any], table: str, seqs: NDArray[np.int64], width: int
+    ) -> NDArray[np.uint8]:
+        """The codes of these faces (in this order), computed from their vectors and stored."""
+        rows = (
+            db.cursor(binary=True)
+            .execute(f"SELECT seq, vec FROM {table} WHERE seq = ANY(%s)", (seqs.tolist(),))
+            .fetchall()
+        )
+        by_seq = dict(zip((r[0] for r in rows), sign_bytes(from_binary([r[1] for r in rows])), strict=True))
+        with db.transaction():
+            # Not a change to any face: no ``changes`` bump. A face deleted since the SELECT has no
+            # code here; its zeros only make it a poor candidate, and the fetch skips it anyway.
+            db.execute(
+                f"UPDATE {table} t SET code = c.code FROM unnest(%s::bigint[], %s::bytea[]) AS c(seq, code) "
+                "WHERE t.seq = c.seq AND t.code IS NULL",
+                ([int(k) for k in by_seq], [v.tobytes() for v in by_seq.values()]),
+            )
+        blank = np.zeros(width, np.uint8)
+        return np.stack([by_seq.get(int(seq), blank) for seq in seqs])
+
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
-        results: list[list[Match]] = []
-        with self._transaction() as db:
-            table = self._table(db, collection)
-            for query in queries:
-                literal = vector_literal(query)
-                want = max(limit * 4, 16)
-                while True:
-                    ef = min(EF_SEARCH_MAX, max(self.ef_search, want))
-                    db.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-                    rows = db.execute(
-                        f"SELECT subject, -(vec <#> %s::vector) FROM {table} ORDER BY vec <#> %s::vector "
-                        "LIMIT %s",
-                        (literal, literal, want),
-                    ).fetchall()
-                    matches, enough = best_per_subject(((r[0], float(r[1])) for r in rows), limit)
-                    if enough or len(rows) < want or ef >= EF_SEARCH_MAX:
-                        break
-                    want *= 4
-                results.append(matches)
-        return results
+        table, seqs, codes = self._codes(collection)
+        if not len(seqs):
+            return [[] for _ in range(len(queries))]
+        queries = queries.astype(np.float32)
+        query_codes = sign_codes(queries)
+        return [
+            self._rerank(table, query, seqs, hamming(codes, query_codes[:, i]), limit)
+            for i, query in enumerate(queries)
+        ]
+
+    def _rerank(
+        self,
+        table: str,
+        query: Vectors,
+        seqs: NDArray[np.int64],
+        distances: NDArray[np.uint16],
+        limit: int,
+    ) -> list[Match]:
+        """The ``limit`` best subjects among the faces nearest by code, ranked by exact cosine.
+
+        Subjects come from the rows fetched, not from any cache: a face deleted since the cache
+        was loaded is not fetched, a renamed one has its new name. Too few distinct subjects among
+        the candidates (one person's many faces): widen and fetch again, as ``top_faces`` does."""
+        count = max(CANDIDATES, limit * 16)
+        while True:
+            picked = seqs[nearest(distances, count)]
+            rows = (
+                self._db()
+                .cursor(binary=True)
+                .execute(f"SELECT subject, vec FROM {table} WHERE seq = ANY(%s)", (picked.tolist(),))
+                .fetchall()
+            )
+            similarities = from_binary([r[1] for r in rows]) @ query if rows else np.zeros(0, np.float32)
+            order = np.argsort(-similarities, kind="stable")
+            matches, enough = best_per_subject(((rows[i][0], float(similarities[i])) for i in order), limit)
+            if enough or len(picked) >= len(seqs):
+                return matches
+            count *= 4
 
     def subject_vectors(self, collection: str, subject: str) -> Vectors:
         db = self._db()
@@ -332,60 +515,64 @@ class PostgresGallery:
         self, collection: str, recognizer: RecognizerInfo, vectors: dict[str, Vectors]
     ) -> None:
         with self._transaction() as db:
-            row = self._row(db, collection)
-            if row is None:
-                raise CollectionNotFound(f"no collection {collection!r}")
-            table = f"gallery_faces_{row[0]}"
-            # The column's dimension may change: rebuild the table's vector column and its index.
-            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
+            collection_id, table = self._locked(db, collection)
+            # The column's dimension may change: rebuild the table's vector column (a new type
+            # brings the type's default storage back: keep the vectors inline again).
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec DROP NOT NULL")
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec TYPE vector({recognizer.dimension}) USING NULL")
+            db.execute(VEC_INLINE.format(table=table))
             with db.cursor() as cur:
                 cur.executemany(
-                    f"UPDATE {table} SET vec = %s::vector WHERE id = %s",
-                    [(vector_literal(vec), face_id) for face_id, vec in vectors.items()],
+                    f"UPDATE {table} SET vec = %s::vector, code = %s WHERE id = %s",
+                    [
+                        (vector_literal(vec), sign_bytes(vec)[0].tobytes(), face_id)
+                        for face_id, vec in vectors.items()
+                    ],
                 )
             db.execute(f"DELETE FROM {table} WHERE vec IS NULL")
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec SET NOT NULL")
-            db.execute(self.hnsw.create_index(table))
             db.execute(
                 "UPDATE gallery_collections SET recognizer_key = %s, recognizer_name = %s, "
-                "recognizer_version = %s, recognizer_license = %s, dimension = %s WHERE id = %s",
+                "recognizer_version = %s, recognizer_license = %s, dimension = %s, changes = changes + 1 "
+                "WHERE id = %s",
                 (
                     recognizer.key,
                     recognizer.name,
                     recognizer.version,
                     recognizer.license,
                     recognizer.dimension,
-                    row[0],
+                    collection_id,
                 ),
             )
 
     def rename_subject(self, collection: str, subject: str, new_name: str) -> int:
         with self._transaction() as db:
-            table = self._table(db, collection)
+            collection_id, table = self._locked(db, collection)
             held = f"SELECT 1 FROM {table} WHERE subject = %s LIMIT 1"
             if db.execute(held, (subject,)).fetchone() is None:
                 return 0
             if db.execute(held, (new_name,)).fetchone():
                 raise SubjectExists(f"collection {collection!r} already has a subject {new_name!r}")
-            return db.execute(
+            renamed = db.execute(
                 f"UPDATE {table} SET subject = %s WHERE subject = %s", (new_name, subject)
             ).rowcount
+            return self._changed(db, collection_id, renamed)
 
     def delete_subject(self, collection: str, subject: str) -> int:
         with self._transaction() as db:
-            table = self._table(db, collection)
-            return db.execute(f"DELETE FROM {table} WHERE subject = %s", (subject,)).rowcount
+            collection_id, table = self._locked(db, collection)
+            deleted = db.execute(f"DELETE FROM {table} WHERE subject = %s", (subject,)).rowcount
+            return self._changed(db, collection_id, deleted)
 
     def delete_face(self, collection: str, face_id: str) -> bool:
         with self._transaction() as db:
-            table = self._table(db, collection)
-            return db.execute(f"DELETE FROM {table} WHERE id = %s", (face_id,)).rowcount > 0
+            collection_id, table = self._locked(db, collection)
+            deleted = db.execute(f"DELETE FROM {table} WHERE id = %s", (face_id,)).rowcount
+            return self._changed(db, collection_id, deleted) > 0
 
     def delete_collection(self, collection: str) -> bool:
         with self._transaction() as db:
-            row = self._row(db, collection)
+            row = self._row(db, collection, lock=True)
             if row is None:
                 return False
             db.execute(f"DROP TABLE IF EXISTS gallery_faces_{row[0]}")
@@ -394,16 +581,12 @@ class PostgresGallery:
 
     def compact(self, collection: str) -> Compaction:
         # A DELETE (or a reindex's UPDATE) leaves the old row in the table's files as a dead
-        # tuple, its crop in the TOAST table and its vector in the index, until vacuum reuses the
-        # space, and in the WAL. VACUUM FULL writes the live rows to new files (table, TOAST, every
-        # index: the HNSW graph is built again) and truncates the old ones.
+        # tuple, its crop in the TOAST table, until vacuum reuses the space, and in the WAL.
+        # VACUUM FULL writes the live rows to new files (table, TOAST, every index) and truncates
+        # the old ones. It keeps every row's seq: caches need no reload (no ``changes`` bump).
         db = self._db()  # autocommit: VACUUM cannot run in a transaction
         table = self._table(db, collection)
-        db.execute(f"SET maintenance_work_mem = '{INDEX_BUILD_MEMORY}'")
-        try:
-            db.execute(f"VACUUM (FULL, ANALYZE) {table}")
-        finally:
-            db.execute("RESET maintenance_work_mem")
+        db.execute(f"VACUUM (FULL, ANALYZE) {table}")
         counted = db.execute(f"SELECT count(*) FROM {table}").fetchone()
         return Compaction(0 if counted is None else counted[0], self._flush_log(db))
 

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
-from shared.gallery import EF_SEARCH, Compaction, Gallery, NewFace, codes, open_gallery
+from shared.gallery import Compaction, Gallery, NewFace, codes, open_gallery
 from shared.gallery.postgres import PostgresGallery
 from shared.gallery.sqlite import SqliteGallery
 
@@ -246,7 +246,7 @@ def files_holding(root: Path, *needles: bytes) -> list[str]:
 
 def test_postgres_compact_leaves_no_copy_of_a_deleted_face_in_the_files(postgres_url: str) -> None:
     root = postgres_data_dir(postgres_url)
-    store = PostgresGallery(postgres_url, ef_search=EF_SEARCH)
+    store = PostgresGallery(postgres_url)
     for info in store.collections():
         store.delete_collection(info.name)
     secret_crop = b"\xff\xd8" + np.random.default_rng(7).bytes(6000)  # incompressible: TOAST

@@ -36,7 +36,6 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("FACEREST_MAX_IMAGES", "0", "FACEREST_MAX_IMAGES"),
         ("FACEREST_SYNC_TIMEOUT_S", "soon", "FACEREST_SYNC_TIMEOUT_S"),
         ("FACEREST_REDIS_URL", "http://localhost", "FACEREST_REDIS_URL"),
-        ("FACEREST_GALLERY_EF_SEARCH", "1001", "FACEREST_GALLERY_EF_SEARCH"),
     ],
 )
 def test_bad_values_fail_at_start_naming_the_variable(
