@@ -292,3 +292,75 @@ def test_sign_code_distances_match_a_plain_bit_count_and_selection_keeps_the_nea
             cut = int(distances[found].max())  # every face nearer than the cut-off is in
             assert set(np.flatnonzero(distances < cut).tolist()) <= set(found.tolist())
             assert (distances[found] <= cut).all()
+
+
+def test_postgres_another_handles_warm_cache_never_answers_a_deleted_face_or_a_dropped_collection(
+    postgres_url: str,
+) -> None:
+    writer, reader = PostgresGallery(postgres_url), PostgresGallery(postgres_url)
+    for info in writer.collections():
+        writer.delete_collection(info.name)
+    vectors = unit(4, seed=31)
+    writer.enroll("c", ARCFACE, "alice", [face(vectors[0], "a1"), face(vectors[1], "a2")])
+    writer.enroll("c", ARCFACE, "bob", [face(vectors[2], "b")])
+    assert reader.search("c", vectors[:1], 1)[0][0].subject == "alice"  # the reader's cache is warm
+    [first, second] = writer.faces("c", "alice")
+    assert writer.delete_face("c", first.id)
+    [matches] = reader.search("c", vectors[:1], 5)
+    assert matches[0].subject == "alice"  # by its other face now
+    assert matches[0].similarity == pytest.approx(float(vectors[1] @ vectors[0]), abs=1e-4)
+    assert writer.delete_face("c", second.id)
+    assert [m.subject for m in reader.search("c", vectors[:1], 5)[0]] == ["bob"]
+    # A collection made again under the name is another collection: none of the old one's faces.
+    assert writer.delete_collection("c")
+    with pytest.raises(CollectionNotFound):
+        reader.search("c", vectors[:1], 1)
+    writer.enroll("c", ARCFACE, "carol", [face(vectors[3], "c")])
+    assert [m.subject for m in reader.search("c", vectors[2:3], 5)[0]] == ["carol"]
+    writer.close()
+    reader.close()
+
+
+def test_postgres_search_widens_past_one_subjects_many_faces(postgres_url: str) -> None:
+    """Every candidate of the first round is one subject's: the search fetches more."""
+    store = PostgresGallery(postgres_url)
+    for info in store.collections():
+        store.delete_collection(info.name)
+    target = unit(1, seed=41)[0]
+    crowd = [("many", face(near(target, 0.05, 1000 + i), f"m{i}")) for i in range(600)]
+    others = [(f"s{i}", face(near(target, 0.9, 2000 + i), f"o{i}")) for i in range(40)]
+    store.import_faces("c", ARCFACE, crowd + others)
+    [matches] = store.search("c", target[None, :], 3)
+    assert matches[0].subject == "many" and len(matches) == 3
+    expected = sorted(others, key=lambda item: -float(item[1].vec @ target))
+    assert [m.subject for m in matches[1:]] == [expected[0][0], expected[1][0]]
+    store.close()
+
+
+def test_postgres_a_gallery_from_before_the_codes_is_migrated_at_open(postgres_url: str) -> None:
+    """No code column, no changes counter, an HNSW index: the next open brings it up to date."""
+    store = PostgresGallery(postgres_url)
+    for info in store.collections():
+        store.delete_collection(info.name)
+    vectors = unit(30, seed=51)
+    for i, vec in enumerate(vectors):
+        store.enroll("old", ARCFACE, f"s{i}", [face(vec, f"i{i}")])
+    store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        row = db.execute("SELECT id FROM gallery_collections WHERE name = 'old'").fetchone()
+        assert row is not None
+        table = f"gallery_faces_{row[0]}"
+        db.execute(f"ALTER TABLE {table} DROP COLUMN code")
+        db.execute("ALTER TABLE gallery_collections DROP COLUMN changes")
+        db.execute(f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops)")
+    migrated = PostgresGallery(postgres_url)
+    assert migrated.search("old", np.stack([near(vectors[4], 0.3, 1)]), 1)[0][0].subject == "s4"
+    migrated.enroll("old", ARCFACE, "late", [face(unit(1, seed=52)[0], "late")])
+    assert migrated.search("old", unit(1, seed=52), 1)[0][0].subject == "late"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        nulls = db.execute(f"SELECT count(*) FROM {table} WHERE code IS NULL").fetchone()
+        index = db.execute("SELECT to_regclass(%s)", (f"{table}_hnsw",)).fetchone()
+    assert nulls == (0,) and index == (None,)  # codes stored back by the loader; index dropped
+    assert migrated.delete_subject("old", "s4") == 1
+    assert all(m.subject != "s4" for m in migrated.search("old", vectors[4:5], 5)[0])
+    migrated.close()
