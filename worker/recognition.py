@@ -227,8 +227,8 @@ class Recognition:
         )
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:
-        # No model involved: any worker may run it. It can take long (PostgreSQL rebuilds the
-        # collection's index), which is why it is a job and not an API request.
+        # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the
+        # collection's table), which is why it is a job and not an API request.
         done = self.gallery.compact(job.collection)
         return CompactResult(job.collection, done.faces, done.log_flushed, self.name, _ms_since(start))
 

@@ -232,8 +232,8 @@ COMPACT_DOC = Operation(
     description=(
         "A delete removes a face from every search at once. In PostgreSQL its row, crop and vector "
         "stay in the database's files (dead tuples, the index, the WAL) until vacuum reuses the "
-        "space; a compaction rewrites the collection's table and index (VACUUM FULL: as long as "
-        "an index build, and the collection's searches wait meanwhile) and flushes the WAL. "
+        "space; a compaction rewrites the collection's table and its indexes (VACUUM FULL: the "
+        "collection's searches and writes wait meanwhile) and flushes the WAL. "
         "SQLite zeroes deleted faces at once; there it only gives the free space back."
     ),
     replies=REINDEX_DOC.replies,

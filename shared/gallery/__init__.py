@@ -136,7 +136,8 @@ class Gallery(Protocol):
     def compact(self, collection: str) -> Compaction:
         """Rewrite the collection's storage so no copy of a deleted (or replaced) face, crop or
         name is left in the database's files; returns the faces kept. Long on big collections
-        (PostgreSQL rebuilds the index) and it holds the collection's writes meanwhile."""
+        (PostgreSQL rewrites the collection's table) and it holds the collection's searches and
+        writes meanwhile."""
         ...
 
     def close(self) -> None: ...
