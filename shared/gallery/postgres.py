@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS gallery_collections (
     recognizer_license text NOT NULL,
     dimension integer NOT NULL,
     created double precision NOT NULL,
-    changes bigint NOT NULL DEFAULT 0  -- bumped by every update or delete of faces: caches reload
+    changes bigint NOT NULL DEFAULT 0,  -- bumped by every update or delete of faces: caches reload
+    last_seq bigint NOT NULL DEFAULT 0  -- the newest face's seq: caches load what follows
 );
 """
 FACES_TABLE = """
@@ -135,10 +136,7 @@ class _Codes:
     seqs: NDArray[np.int64]
     codes: Codes  # (words, capacity)
     count: int = 0
-
-    @property
-    def last_seq(self) -> int:
-        return int(self.seqs[self.count - 1]) if self.count else 0
+    loaded_to: int = 0  # the collection's last_seq when this copy last loaded
 
     def append(self, seqs: NDArray[np.int64], codes: Codes) -> None:
         end = self.count + len(seqs)
@@ -186,6 +184,19 @@ class PostgresGallery:
             db.execute(
                 "ALTER TABLE gallery_collections ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0"
             )
+        unmarked = db.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass "
+            "AND attname = 'last_seq'"
+        ).fetchone()
+        if unmarked is None:
+            db.execute(
+                "ALTER TABLE gallery_collections ADD COLUMN IF NOT EXISTS last_seq bigint NOT NULL DEFAULT 0"
+            )
+            tables = db.execute(
+                "SELECT id FROM gallery_collections WHERE to_regclass('gallery_faces_' || id) IS NOT NULL"
+            ).fetchall()
+            for (collection_id,) in tables:
+                PostgresGallery._advance(db, collection_id)
         old = db.execute(
             "SELECT c.id FROM gallery_collections c WHERE to_regclass('gallery_faces_' || c.id) IS NOT NULL "
             "AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('gallery_faces_' "
@@ -250,6 +261,17 @@ class PostgresGallery:
         if row is None:
             raise CollectionNotFound(f"no collection {name!r}")
         return row[0], f"gallery_faces_{row[0]}"
+
+    @staticmethod
+    def _advance(db: psycopg.Connection[Any], collection_id: int) -> None:
+        """Record the collection's newest seq (in the inserting transaction, under its row lock):
+        a cache compares it with what it loaded, so an unchanged collection costs a search no
+        query on its faces table. max() of the primary key is one index probe."""
+        db.execute(
+            f"UPDATE gallery_collections SET last_seq = (SELECT coalesce(max(seq), 0) "
+            f"FROM gallery_faces_{collection_id}) WHERE id = %s",
+            (collection_id,),
+        )
 
     @staticmethod
     def _changed(db: psycopg.Connection[Any], collection_id: int, rows: int) -> int:
@@ -331,6 +353,8 @@ class PostgresGallery:
                 ).fetchone()
                 assert old is not None  # the conflict above
                 stored.append(_face(old, new=False))
+            if any(face.new for face in stored):
+                self._advance(db, row[0])
         return stored
 
     def import_faces(
@@ -343,7 +367,7 @@ class PostgresGallery:
         added = sum(f.new for f in self.enroll(collection, recognizer, first_subject, [first]))
         now = time.time()
         with self._transaction() as db:
-            _, table = self._locked(db, collection)
+            collection_id, table = self._locked(db, collection)
             db.execute(f"CREATE TEMP TABLE staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
             with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN") as copy:
                 for subject, face in faces[1:]:
@@ -352,19 +376,23 @@ class PostgresGallery:
                 f"INSERT INTO {table} ({FIELDS}) SELECT {FIELDS} FROM staging "
                 "ON CONFLICT (subject, image_sha256) DO NOTHING"
             ).rowcount
+            self._advance(db, collection_id)
+            # Statistics now, not when autovacuum gets to it: without them the planner guesses
+            # a third of the rows for a seq range and may read the whole table.
+            db.execute(f"ANALYZE {table}")
         return added
 
     def _codes(self, collection: str) -> tuple[str, NDArray[np.int64], Codes]:
         """The collection's faces table, and its seqs and codes brought up to date first."""
         db = self._db()
         row = db.execute(
-            "SELECT id, changes, dimension FROM gallery_collections WHERE name = %s", (collection,)
+            "SELECT id, changes, dimension, last_seq FROM gallery_collections WHERE name = %s", (collection,)
         ).fetchone()
         with self._cache_lock:
             if row is None:
                 self._forget(collection, keep=None)
                 raise CollectionNotFound(f"no collection {collection!r}")
-            collection_id, changes, dimension = row
+            collection_id, changes, dimension, last_seq = row
             table = f"gallery_faces_{collection_id}"
             cached = self._cache.get(collection_id)
             if cached is None or cached.changes != changes:
@@ -374,13 +402,15 @@ class PostgresGallery:
                     collection, changes, np.zeros(0, np.int64), np.zeros((words_per_code, 0), np.uint64)
                 )
                 self._cache[collection_id] = cached
-            try:
-                seqs, codes = self._load(db, table, dimension, cached.last_seq)
-            except psycopg.errors.UndefinedTable:  # the collection was deleted meanwhile
-                self._forget(collection, keep=None)
-                raise CollectionNotFound(f"no collection {collection!r}") from None
-            if len(seqs):
-                cached.append(seqs, codes)
+            if cached.loaded_to < last_seq:
+                try:
+                    seqs, codes = self._load(db, table, dimension, cached.loaded_to, last_seq)
+                except psycopg.errors.UndefinedTable:  # the collection was deleted meanwhile
+                    self._forget(collection, keep=None)
+                    raise CollectionNotFound(f"no collection {collection!r}") from None
+                if len(seqs):
+                    cached.append(seqs, codes)
+                cached.loaded_to = last_seq
             found, current = cached.snapshot()
         return table, found, current
 
@@ -390,14 +420,16 @@ class PostgresGallery:
             del self._cache[stale]
 
     def _load(
-        self, db: psycopg.Connection[Any], table: str, dimension: int, after: int
+        self, db: psycopg.Connection[Any], table: str, dimension: int, after: int, upto: int
     ) -> tuple[NDArray[np.int64], Codes]:
-        """The faces after seq ``after``, in seq order: their seqs and codes. Rows from before the
-        ``code`` column get theirs from their vector, stored back so that no process computes it
-        again."""
+        """The faces with seqs in (``after``, ``upto``], in seq order: their seqs and codes. Rows
+        from before the ``code`` column get theirs from their vector, stored back so that no
+        process computes it again."""
         rows = (
             db.cursor(binary=True)
-            .execute(f"SELECT seq, code FROM {table} WHERE seq > %s ORDER BY seq", (after,))
+            .execute(
+                f"SELECT seq, code FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq", (after, upto)
+            )
             .fetchall()
         )
         seqs = np.fromiter((r[0] for r in rows), np.int64, len(rows))

@@ -351,7 +351,7 @@ def test_postgres_a_gallery_from_before_the_codes_is_migrated_at_open(postgres_u
         assert row is not None
         table = f"gallery_faces_{row[0]}"
         db.execute(f"ALTER TABLE {table} DROP COLUMN code")
-        db.execute("ALTER TABLE gallery_collections DROP COLUMN changes")
+        db.execute("ALTER TABLE gallery_collections DROP COLUMN changes, DROP COLUMN last_seq")
         db.execute(f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (vec vector_ip_ops)")
     migrated = PostgresGallery(postgres_url)
     assert migrated.search("old", np.stack([near(vectors[4], 0.3, 1)]), 1)[0][0].subject == "s4"
