@@ -176,22 +176,8 @@ class PostgresGallery:
         vectors kept inline, and no HNSW index (no search uses it; every insert would still pay for
         it). Each ALTER takes an exclusive lock on its table, so it runs only where needed: a
         process start must not queue behind a long search or compaction."""
-        missing = db.execute(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass "
-            "AND attname = 'changes'"
-        ).fetchone()
-        if missing is None:
-            db.execute(
-                "ALTER TABLE gallery_collections ADD COLUMN IF NOT EXISTS changes bigint NOT NULL DEFAULT 0"
-            )
-        unmarked = db.execute(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass "
-            "AND attname = 'last_seq'"
-        ).fetchone()
-        if unmarked is None:
-            db.execute(
-                "ALTER TABLE gallery_collections ADD COLUMN IF NOT EXISTS last_seq bigint NOT NULL DEFAULT 0"
-            )
+        PostgresGallery._add_column(db, "changes bigint NOT NULL DEFAULT 0")
+        if PostgresGallery._add_column(db, "last_seq bigint NOT NULL DEFAULT 0"):
             tables = db.execute(
                 "SELECT id FROM gallery_collections WHERE to_regclass('gallery_faces_' || id) IS NOT NULL"
             ).fetchall()
@@ -207,6 +193,19 @@ class PostgresGallery:
             db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS code bytea")
             db.execute(VEC_INLINE.format(table=table))  # rows written from now on
             db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
+
+    @staticmethod
+    def _add_column(db: psycopg.Connection[Any], definition: str) -> bool:
+        """Add ``definition``'s column to gallery_collections unless it is there; True if added.
+        The catalog is asked first: ADD COLUMN IF NOT EXISTS would take the table's lock anyway."""
+        column = definition.split(maxsplit=1)[0]
+        present = db.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass AND attname = %s",
+            (column,),
+        ).fetchone()
+        if present is None:
+            db.execute(f"ALTER TABLE gallery_collections ADD COLUMN {definition}")
+        return present is None
 
     def _db(self) -> psycopg.Connection[Any]:
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
