@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.gallery_scale import CHUNK, NOISE, SEED, unit_rows
-from shared.gallery.codes import hamming, nearest, sign_codes
+from shared.gallery.codes import hamming, sign_codes
 
 
 def search(
@@ -37,7 +37,7 @@ def search(
 ) -> int:
     """The best stored row for ``query``: the ``candidates`` nearest codes (and any tied with the
     last of them), re-ranked by exact cosine."""
-    found = nearest(hamming(codes, sign_codes(query[None, :])[:, 0]), candidates)
+    found = hamming(codes, sign_codes(query[None, :])[:, 0]).nearest(candidates)
     return int(found[np.argmax(vectors[found] @ query)])
 
 

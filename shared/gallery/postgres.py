@@ -21,10 +21,13 @@ from the table, with their current subject, are returned.
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,8 @@ import numpy as np
 import orjson
 import psycopg
 from numpy.typing import NDArray
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, SubjectExists
@@ -45,7 +50,7 @@ from shared.gallery import (
     Vectors,
     check_recognizer,
 )
-from shared.gallery.codes import Codes, hamming, nearest, sign_bytes, sign_codes, words
+from shared.gallery.codes import Codes, Distances, hamming, sign_bytes, sign_codes, words
 from shared.recognition import Match, best_per_subject
 
 SCHEMA = """
@@ -88,6 +93,9 @@ VEC_INLINE = "ALTER TABLE {table} ALTER COLUMN vec SET STORAGE MAIN"
 # 64 held 0.99); each costs one row fetched by key.
 CANDIDATES = 256
 FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, code, crop, created"
+# A binary COPY needs each field's exact type; the vector travels as pgvector's binary format,
+# which the server decodes by the column's type (bytea here only passes the bytes through).
+FIELD_TYPES = ["text", "text", "text", "text", "float4", "int4", "bytea", "bytea", "bytea", "float8"]
 COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
 
 
@@ -100,15 +108,30 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
         orjson.dumps(face.bbox).decode(),
         face.prob,
         face.faces_in_image,
-        vector_literal(face.vec),
+        packed(face.vec),
         sign_bytes(face.vec)[0].tobytes(),
         face.crop,
         now,
     )
 
 
-def vector_literal(vec: Vectors) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vec.ravel()) + "]"
+class PackedVector(bytes):
+    """A vector in pgvector's binary format: sent as a binary parameter of no declared type, which
+    ``%s::vector`` makes the server read with pgvector's own decoder (no text to format or parse:
+    512 floats as text took 0.4 ms a vector). A binary COPY takes the same bytes."""
+
+
+class _PackedVectorDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: PackedVector) -> bytes:
+        return obj
+
+
+def packed(vec: Vectors) -> PackedVector:
+    """pgvector's binary format: uint16 dimension, uint16 unused, big-endian float4s."""
+    flat = np.asarray(vec, np.float32).ravel()
+    return PackedVector(struct.pack(">HH", len(flat), 0) + flat.astype(">f4").tobytes())
 
 
 def from_binary(vectors: Sequence[bytes]) -> Vectors:
@@ -156,8 +179,16 @@ class _Codes:
 
 
 class PostgresGallery:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, scan_threads: int | None = None) -> None:
+        """``scan_threads``: how many threads share each query's code scan (default: the CPUs this
+        process may use, at most 4; numpy releases the GIL while it scans)."""
         self.url = url
+        self._scan_threads = scan_threads or min(4, len(os.sched_getaffinity(0)))
+        self._scan_pool = (
+            ThreadPoolExecutor(self._scan_threads, thread_name_prefix="gallery-scan")
+            if self._scan_threads > 1
+            else None
+        )
         self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
@@ -211,6 +242,7 @@ class PostgresGallery:
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
         if db is None or db.closed:
             db = psycopg.connect(self.url, autocommit=True)
+            db.adapters.register_dumper(PackedVector, _PackedVectorDumper)
             self._local.db = db
             with self._opened_lock:
                 self._opened.append(db)
@@ -229,6 +261,8 @@ class PostgresGallery:
                 db.close()
             self._opened.clear()
         self._local = threading.local()
+        if self._scan_pool is not None:
+            self._scan_pool.shutdown()
 
     def _row(self, db: psycopg.Connection[Any], name: str, lock: bool = False) -> tuple[Any, ...] | None:
         """The collection's row; with ``lock``, locked until the transaction ends (``_locked``)."""
@@ -368,7 +402,8 @@ class PostgresGallery:
         with self._transaction() as db:
             collection_id, table = self._locked(db, collection)
             db.execute(f"CREATE TEMP TABLE staging (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-            with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN") as copy:
+            with db.cursor().copy(f"COPY staging ({FIELDS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(FIELD_TYPES)
                 for subject, face in faces[1:]:
                     copy.write_row(_row(uuid.uuid4().hex, subject, face, now))
             added += db.execute(
@@ -472,35 +507,41 @@ class PostgresGallery:
         queries = queries.astype(np.float32)
         query_codes = sign_codes(queries)
         return [
-            self._rerank(table, query, seqs, hamming(codes, query_codes[:, i]), limit)
+            self._rerank(
+                table,
+                query,
+                seqs,
+                hamming(codes, query_codes[:, i], self._scan_pool, self._scan_threads),
+                limit,
+            )
             for i, query in enumerate(queries)
         ]
 
     def _rerank(
-        self,
-        table: str,
-        query: Vectors,
-        seqs: NDArray[np.int64],
-        distances: NDArray[np.uint16],
-        limit: int,
+        self, table: str, query: Vectors, seqs: NDArray[np.int64], distances: Distances, limit: int
     ) -> list[Match]:
         """The ``limit`` best subjects among the faces nearest by code, ranked by exact cosine.
 
-        Subjects come from the rows fetched, not from any cache: a face deleted since the cache
-        was loaded is not fetched, a renamed one has its new name. Too few distinct subjects among
-        the candidates (one person's many faces): widen and fetch again, as ``top_faces`` does."""
+        The database computes each candidate's dot product with the query (pgvector's ``<#>``,
+        the negative inner product: the vectors are L2-normalised) and sends back only subjects
+        and scores: fetching 256 vectors to rank them here took 5.3 ms at 100k faces, this 2.1.
+        Subjects come from the rows read, not from any cache: a face deleted since the cache was
+        loaded is not found, a renamed one has its new name. Too few distinct subjects among the
+        candidates (one person's many faces): widen and fetch again, as ``top_faces`` does."""
         count = max(CANDIDATES, limit * 16)
+        vector = packed(query)
         while True:
-            picked = seqs[nearest(distances, count)]
+            picked = seqs[distances.nearest(count)]
             rows = (
                 self._db()
-                .cursor(binary=True)
-                .execute(f"SELECT subject, vec FROM {table} WHERE seq = ANY(%s)", (picked.tolist(),))
+                .execute(
+                    f"SELECT subject, -(vec <#> %s::vector) FROM {table} WHERE seq = ANY(%s)",
+                    (vector, picked.tolist()),
+                )
                 .fetchall()
             )
-            similarities = from_binary([r[1] for r in rows]) @ query if rows else np.zeros(0, np.float32)
-            order = np.argsort(-similarities, kind="stable")
-            matches, enough = best_per_subject(((rows[i][0], float(similarities[i])) for i in order), limit)
+            rows.sort(key=lambda row: -row[1])
+            matches, enough = best_per_subject(((subject, float(score)) for subject, score in rows), limit)
             if enough or len(picked) >= len(seqs):
                 return matches
             count *= 4
@@ -556,7 +597,7 @@ class PostgresGallery:
                 cur.executemany(
                     f"UPDATE {table} SET vec = %s::vector, code = %s WHERE id = %s",
                     [
-                        (vector_literal(vec), sign_bytes(vec)[0].tobytes(), face_id)
+                        (packed(vec), sign_bytes(vec)[0].tobytes(), face_id)
                         for face_id, vec in vectors.items()
                     ],
                 )

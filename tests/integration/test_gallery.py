@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -284,14 +285,29 @@ def test_sign_code_distances_match_a_plain_bit_count_and_selection_keeps_the_nea
     reference = np.unpackbits(np.packbits(vectors > 0, axis=1) ^ np.packbits(query > 0, axis=1), axis=1)
     expected = reference.sum(axis=1)
     distances = codes.hamming(codes.sign_codes(vectors), codes.sign_codes(query)[:, 0])
-    assert np.array_equal(distances, expected)
+    assert np.array_equal(distances.values, expected)
+    assert np.array_equal(distances.histogram, np.bincount(expected, minlength=len(distances.histogram)))
     for count in (1, 50, 256, 4999, 5000, 9000):
-        found = codes.nearest(distances, count)
+        found = distances.nearest(count)
         assert len(found) >= min(count, len(vectors)) and len(set(found.tolist())) == len(found)
         if count < len(vectors):
-            cut = int(distances[found].max())  # every face nearer than the cut-off is in
-            assert set(np.flatnonzero(distances < cut).tolist()) <= set(found.tolist())
-            assert (distances[found] <= cut).all()
+            cut = int(expected[found].max())  # every face nearer than the cut-off is in
+            assert set(np.flatnonzero(expected < cut).tolist()) <= set(found.tolist())
+            assert (expected[found] <= cut).all()
+
+
+@pytest.mark.parametrize("parts", [2, 3, 7])
+def test_a_scan_split_over_threads_equals_the_plain_bit_count(parts: int) -> None:
+    """Several blocks (and a ragged last one), split into slices that threads fill at once."""
+    rng = np.random.default_rng(parts)
+    packed = rng.integers(0, 256, (3 * codes.BLOCK + 1234, 64), dtype=np.uint8)
+    query = rng.integers(0, 256, (1, 64), dtype=np.uint8)
+    expected = np.unpackbits(packed ^ query, axis=1).sum(axis=1)
+    with ThreadPoolExecutor(2) as pool:
+        distances = codes.hamming(codes.words(packed), codes.words(query)[:, 0], pool, parts)
+    assert np.array_equal(distances.values, expected)
+    assert distances.histogram.sum() == len(packed)
+    assert np.array_equal(distances.histogram, np.bincount(expected, minlength=513))
 
 
 def test_postgres_another_handles_warm_cache_never_answers_a_deleted_face_or_a_dropped_collection(
