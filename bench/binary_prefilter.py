@@ -1,6 +1,6 @@
 """A two-stage gallery search at 1M faces, in one process: sign-bit codes, then exact re-ranking.
 
-    python -m bench.binary_prefilter --size 1000000 --candidates 64,256,1024
+    python -m bench.binary_prefilter --size 1000000 --candidates 64,256,1024 --threads 1,2
 
 The workload of ``bench.gallery_scale`` (random 512-d unit vectors, queries planted at cosine
 about 0.8 to one of them), searched in two stages:
@@ -11,8 +11,9 @@ about 0.8 to one of them), searched in two stages:
    memory; a store would fetch those C rows by key).
 
 Reports p50/p99 per query and recall@1 against exact search (numpy over every float32 vector), per
-C. This is the search method of the PostgreSQL store (shared/gallery/postgres.py, whose codes
-helpers, shared/gallery/codes.py, it uses), without the database round trip.
+C and per number of threads sharing the scan (the store uses up to 4). This is the search method
+of the PostgreSQL store (shared/gallery/postgres.py, whose codes helpers, shared/gallery/codes.py,
+it uses), without the database round trip.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import statistics
 import time
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,10 +36,12 @@ def search(
     codes: NDArray[np.uint64],
     vectors: NDArray[np.float32],
     candidates: int,
+    pool: Executor,
+    threads: int,
 ) -> int:
     """The best stored row for ``query``: the ``candidates`` nearest codes (and any tied with the
     last of them), re-ranked by exact cosine."""
-    found = hamming(codes, sign_codes(query[None, :])[:, 0]).nearest(candidates)
+    found = hamming(codes, sign_codes(query[None, :])[:, 0], pool, threads).nearest(candidates)
     return int(found[np.argmax(vectors[found] @ query)])
 
 
@@ -48,6 +52,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--candidates", default="64,256,1024")
+    parser.add_argument("--threads", default="1,2", help="threads sharing each scan")
     args = parser.parse_args()
     rng = np.random.default_rng(SEED)
     stored = np.concatenate(
@@ -64,22 +69,24 @@ def main() -> None:
         f"cpu cores: {os.cpu_count()}; {args.size:,} faces, {args.queries} queries; load average "
         f"{os.getloadavg()[0]:.1f}; codes {codes.nbytes / 2**20:.0f} MiB, made in {code_s:.1f} s"
     )
-    print("candidates  p50_ms  p99_ms  recall@1  planted@1")
-    for count in (int(c) for c in args.candidates.split(",")):
-        times, hits, planted_hits = [], 0, 0
-        for probe, truth, plant in zip(probes, exact, planted, strict=True):
-            begun = time.perf_counter()
-            best = search(probe, codes, stored, count)
-            times.append((time.perf_counter() - begun) * 1000)
-            hits += best == truth
-            planted_hits += best == plant
-        times.sort()
-        p99 = times[min(len(times) - 1, round(0.99 * len(times)))]
-        print(
-            f"{count:10} {statistics.median(times):7.2f} {p99:7.2f} {hits / len(probes):9.3f} "
-            f"{planted_hits / len(probes):10.3f}",
-            flush=True,
-        )
+    print("threads  candidates  p50_ms  p99_ms  recall@1  planted@1")
+    for threads in (int(t) for t in args.threads.split(",")):
+        with ThreadPoolExecutor(threads) as pool:
+            for count in (int(c) for c in args.candidates.split(",")):
+                times, hits, planted_hits = [], 0, 0
+                for probe, truth, plant in zip(probes, exact, planted, strict=True):
+                    begun = time.perf_counter()
+                    best = search(probe, codes, stored, count, pool, threads)
+                    times.append((time.perf_counter() - begun) * 1000)
+                    hits += best == truth
+                    planted_hits += best == plant
+                times.sort()
+                p99 = times[min(len(times) - 1, round(0.99 * len(times)))]
+                print(
+                    f"{threads:7} {count:11} {statistics.median(times):7.2f} {p99:7.2f} "
+                    f"{hits / len(probes):9.3f} {planted_hits / len(probes):10.3f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

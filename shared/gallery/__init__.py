@@ -4,10 +4,10 @@ One interface (``Gallery``), two stores: SQLite (one file under the data directo
 default; exact search in numpy over vectors cached per process and checked against the
 database on every query) and PostgreSQL with pgvector (``FACEREST_GALLERY_URL=postgresql://``,
 shared by every machine). Both search in the searching process, over a per-process cache checked
-against the database before every query. PostgreSQL's caches only the vectors' sign bits and
-re-ranks the nearest few hundred faces by exact cosine on their vectors, fetched by key: pgvector's
-HNSW index found the best match of 21 % of queries at 1M faces, the two stages 100 % at about
-20 ms (shared/gallery/postgres.py). Workers search and write it right after embedding, the API
+against the database before every query. PostgreSQL's caches only the vectors' sign bits, and the
+database ranks the nearest few hundred faces by exact cosine, read by key: pgvector's HNSW index
+found the best match of 21 % of queries at 1M faces, the two stages 100 % at p50 26.5 ms
+(shared/gallery/postgres.py). Workers search and write it right after embedding, the API
 reads and deletes (docs/recognition.md).
 """
 

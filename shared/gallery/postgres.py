@@ -6,11 +6,11 @@ drops its table.
 
 Search runs in two stages, the first in the searching process: each process caches a collection's
 codes (64 bytes per 512-d face: 64 MB per million) and computes a query's Hamming distance to all
-of them, then fetches the nearest few hundred faces' vectors by key and ranks them by exact cosine
-(the vectors are L2-normalised: the dot product). pgvector's HNSW index, which this store used
-before, found the best match of only 21 % of queries at 1M random 512-d faces (ef_search 100;
-78 % at its cap of 1000, 200 ms); the two stages found 100 % at a p50 of about 20 ms in-process
-(bench/binary_prefilter.py, docs/scaling.md).
+of them, on up to 4 threads; the database then ranks the nearest few hundred faces by exact cosine
+(the vectors are L2-normalised: pgvector's inner product), read by key. pgvector's HNSW index,
+which this store used before, found the best match of only 21 % of queries at 1M random 512-d
+faces (ef_search 100; 78 % at its cap of 1000, 200 ms); the two stages found 100 % at a p50 of
+26.5 ms through this store (bench/gallery_scale.py, docs/scaling.md).
 
 The cache is brought up to date before every query, as the SQLite store's is: one indexed row
 (the collection's ``changes`` counter, bumped by every change to existing faces) and the rows
