@@ -180,10 +180,11 @@ class _Codes:
 
 class PostgresGallery:
     def __init__(self, url: str, scan_threads: int | None = None) -> None:
-        """``scan_threads``: how many threads share each query's code scan (default: the CPUs this
-        process may use, at most 4; numpy releases the GIL while it scans)."""
+        """``scan_threads``: how many threads share each query's code scan (default: the machine's
+        CPUs, at most 4, as the worker's inference threads count them; numpy releases the GIL
+        while it scans)."""
         self.url = url
-        self._scan_threads = scan_threads or min(4, len(os.sched_getaffinity(0)))
+        self._scan_threads = scan_threads or min(4, os.cpu_count() or 1)
         self._scan_pool = (
             ThreadPoolExecutor(self._scan_threads, thread_name_prefix="gallery-scan")
             if self._scan_threads > 1
