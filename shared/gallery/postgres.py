@@ -109,7 +109,7 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
         face.prob,
         face.faces_in_image,
         packed(face.vec),
-        sign_bytes(face.vec)[0].tobytes(),
+        code_bytes(face.vec),
         face.crop,
         now,
     )
@@ -132,6 +132,11 @@ def packed(vec: Vectors) -> PackedVector:
     """pgvector's binary format: uint16 dimension, uint16 unused, big-endian float4s."""
     flat = np.asarray(vec, np.float32).ravel()
     return PackedVector(struct.pack(">HH", len(flat), 0) + flat.astype(">f4").tobytes())
+
+
+def code_bytes(vec: Vectors) -> bytes:
+    """The ``code`` column's value: the vector's sign bits, packed."""
+    return bytes(sign_bytes(vec)[0])
 
 
 def from_binary(vectors: Sequence[bytes]) -> Vectors:
@@ -469,15 +474,15 @@ class PostgresGallery:
         )
         seqs = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         width = -(-dimension // 8)
-        packed = np.zeros((len(rows), width), np.uint8)
+        bits = np.zeros((len(rows), width), np.uint8)
         missing = [i for i, r in enumerate(rows) if r[1] is None]
         present = [i for i, r in enumerate(rows) if r[1] is not None]
         if present:
             data = b"".join(rows[i][1] for i in present)
-            packed[present] = np.frombuffer(data, np.uint8).reshape(len(present), width)
+            bits[present] = np.frombuffer(data, np.uint8).reshape(len(present), width)
         if missing:
-            packed[missing] = self._backfill(db, table, seqs[missing], width)
-        return seqs, words(packed)
+            bits[missing] = self._backfill(db, table, seqs[missing], width)
+        return seqs, words(bits)
 
     @staticmethod
     def _backfill(
@@ -597,10 +602,7 @@ class PostgresGallery:
             with db.cursor() as cur:
                 cur.executemany(
                     f"UPDATE {table} SET vec = %s::vector, code = %s WHERE id = %s",
-                    [
-                        (packed(vec), sign_bytes(vec)[0].tobytes(), face_id)
-                        for face_id, vec in vectors.items()
-                    ],
+                    [(packed(vec), code_bytes(vec), face_id) for face_id, vec in vectors.items()],
                 )
             db.execute(f"DELETE FROM {table} WHERE vec IS NULL")
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec SET NOT NULL")
