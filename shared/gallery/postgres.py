@@ -134,6 +134,13 @@ def packed(vec: Vectors) -> PackedVector:
     return PackedVector(struct.pack(">HH", len(flat), 0) + flat.astype(">f4").tobytes())
 
 
+def connect(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection that sends ``PackedVector`` parameters in binary."""
+    db = psycopg.connect(url, autocommit=True)
+    db.adapters.register_dumper(PackedVector, _PackedVectorDumper)
+    return db
+
+
 def code_bytes(vec: Vectors) -> bytes:
     """The ``code`` column's value: the vector's sign bits, packed."""
     return bytes(sign_bytes(vec)[0])
@@ -247,8 +254,7 @@ class PostgresGallery:
     def _db(self) -> psycopg.Connection[Any]:
         db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
         if db is None or db.closed:
-            db = psycopg.connect(self.url, autocommit=True)
-            db.adapters.register_dumper(PackedVector, _PackedVectorDumper)
+            db = connect(self.url)
             self._local.db = db
             with self._opened_lock:
                 self._opened.append(db)
