@@ -117,8 +117,9 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
 
 class PackedVector(bytes):
     """A vector in pgvector's binary format: sent as a binary parameter of no declared type, which
-    ``%s::vector`` makes the server read with pgvector's own decoder (no text to format or parse:
-    512 floats as text took 0.4 ms a vector). A binary COPY takes the same bytes."""
+    ``%s::vector`` makes the server read with pgvector's own decoder (no text to format or parse: a
+    512-d text query cost about 1 ms more per ranking, bench/postgres_rank.py). A binary COPY takes
+    the same bytes."""
 
 
 class _PackedVectorDumper(Dumper):
@@ -536,7 +537,8 @@ class PostgresGallery:
 
         The database computes each candidate's dot product with the query (pgvector's ``<#>``,
         the negative inner product: the vectors are L2-normalised) and sends back only subjects
-        and scores: fetching 256 vectors to rank them here took 5.3 ms at 100k faces, this 2.1.
+        and scores: fetching 256 vectors to rank them here took p50 8.0 ms at 100k faces, this 4.5
+        (bench/postgres_rank.py).
         Subjects come from the rows read, not from any cache: a face deleted since the cache was
         loaded is not found, a renamed one has its new name. Too few distinct subjects among the
         candidates (one person's many faces): widen and fetch again, as ``top_faces`` does."""
