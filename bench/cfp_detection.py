@@ -35,9 +35,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.coarse import WithoutCoarse
-from bench.photos import package_dir
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import package_dir
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels
 from worker.inference.session import Device

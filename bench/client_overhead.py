@@ -23,8 +23,8 @@ import msgpack
 import requests
 from facerest_client import FaceRest
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import running_system
+from testkit.photos import GROUP_PHOTOS
 
 Variant = Callable[[], int]  # one request; returns the faces found
 

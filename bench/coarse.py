@@ -1,7 +1,7 @@
 """Faces that fill the frame: recall of the pipeline with and without the coarse detection passes,
 and what those passes cost per image.
 
-A face of t1.jpg (bench/photos.py: ``pasted_face``) is pasted at heights from 20 px up to the
+A face of t1.jpg (testkit/photos.py: ``pasted_face``) is pasted at heights from 20 px up to the
 whole canvas into canvases from 112 px to 8000 px wide, and each image goes through the worker's
 pipeline in-process (decode, detect, align, embed) with the default request (max_size 640) and
 with max_size 0. A face counts as found when a returned box overlaps the pasted one with IoU
@@ -25,10 +25,10 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.photos import encode, pasted_face, scaled_photo
 from bench.timing import alternating_ms
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import encode, pasted_face, scaled_photo
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels
 from worker.imaging.decode import decode_image

@@ -16,10 +16,10 @@ from functools import partial
 import cv2
 import numpy as np
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from bench.timing import median_ms
 from bench.workload import workload
 from shared.contract import AnalysisOptions
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from worker.imaging.decode import decode_image
 from worker.pipeline import decode_scale
 

@@ -27,8 +27,8 @@ import numpy as np
 import requests
 from facerest_client.cli import main as cli_main
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import running_system
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 
 CONCURRENCY = 8
 

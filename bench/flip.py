@@ -23,10 +23,10 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from bench.timing import alternating_ms
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from worker.analyzer import FaceAnalyzer
 from worker.inference.session import Device
 from worker.loader import load_analyzer

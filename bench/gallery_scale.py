@@ -8,7 +8,7 @@ loaded with ``Gallery.import_faces``. Queries are planted matches: a stored vect
 (cosine about 0.8 to it, like another photo of the person). recall@1: the store's best subject
 equals exact search's (numpy over all vectors); planted@1: it is the planted subject.
 One query = one ``Gallery.search`` of one face with limit 3, as a one-face recognize makes it.
-PostgreSQL runs from the pgserver wheel (bench/postgres.py) in this process's machine.
+PostgreSQL runs from the pgserver wheel (testkit/postgres.py) in this process's machine.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.photos import ALIGNED_CROP
-from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.gallery import Gallery, NewFace, open_gallery
 from shared.gallery.postgres import PostgresGallery
+from testkit.photos import ALIGNED_CROP
+from testkit.postgres import running_postgres
 
 DIM = 512
 RECOGNIZER = RecognizerInfo("arcface", "w600k_r50", "bench", "bench", DIM)

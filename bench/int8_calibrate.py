@@ -39,8 +39,8 @@ from numpy.typing import NDArray
 
 from bench.cfp import DEFAULT_OUT, Photo, photos
 from bench.int8_probe import face_blob, unit
-from bench.photos import read_rgb
 from bench.timing import alternating_ms
+from testkit.photos import read_rgb
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate, quantization_path

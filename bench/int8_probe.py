@@ -25,8 +25,8 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import alternating_ms
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate

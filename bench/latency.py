@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import running_system
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 

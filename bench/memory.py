@@ -40,10 +40,10 @@ import psutil
 import requests
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, read_rgb, scaled_photo
 from bench.timing import alternating_ms
 from deploy.launcher import running_system
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, read_rgb, scaled_photo
 from worker.imaging.decode import decode_image
 from worker.imaging.resize import letterbox
 from worker.inference.files import read_model

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import median_ms
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.analyzer import FaceAnalyzer
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox

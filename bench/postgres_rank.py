@@ -11,7 +11,7 @@ store's first stage does), then times, in turns, three ways to rank those candid
 - ``fetched``: ``SELECT subject, vec`` by primary key (binary cursor), ranked in numpy (what
   the store did before 2026-12-01).
 
-Medians in ms per query. PostgreSQL runs from the pgserver wheel (bench/postgres.py).
+Medians in ms per query. PostgreSQL runs from the pgserver wheel (testkit/postgres.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.gallery_scale import NOISE, SEED, load, unit_rows
-from bench.postgres import running_postgres
 from bench.timing import alternating_ms
 from shared.gallery.codes import hamming, sign_codes
 from shared.gallery.postgres import PostgresGallery, connect, from_binary, packed
+from testkit.postgres import running_postgres
 
 
 def main() -> None:

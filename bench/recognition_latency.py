@@ -22,12 +22,12 @@ import numpy as np
 import requests
 
 from bench.gallery_scale import load
-from bench.photos import GROUP_PHOTOS
-from bench.postgres import running_postgres
 from bench.timing import alternating_ms
 from deploy.launcher import running_system
 from shared.contract import RecognizerInfo
 from shared.gallery import open_gallery
+from testkit.photos import GROUP_PHOTOS
+from testkit.postgres import running_postgres
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"]
 COLLECTION = "scale"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from bench.timing import median_ms
 from shared.settings import Backend
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate

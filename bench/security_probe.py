@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import orjson
 from PIL import Image
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import running_system
+from testkit.photos import GROUP_PHOTOS
 
 FOREIGN_ORIGIN = "https://evil.example"
 

@@ -28,8 +28,8 @@ import psutil
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS, encode, scaled_photo
 from deploy.launcher import Service, running_system
+from testkit.photos import GROUP_PHOTOS, encode, scaled_photo
 
 RESULTS = Path(__file__).parent / "results"
 MiB = 1024 * 1024

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import running_system
+from testkit.photos import GROUP_PHOTOS
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -1,7 +1,7 @@
 """The fixed benchmark workload: package-shipped photos and generated variants, as JPEG bytes.
 
 Sizes from 640x480 to 1920x1080 and 0 to 20+ faces; every image is built deterministically
-from the photos that bench/photos.py lists, so anyone gets the same bytes.
+from the photos that testkit/photos.py lists, so anyone gets the same bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dlib
 import numpy as np
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.resize import letterbox
 from worker.inference.files import ModelKind, ModelSpec, locate_all
 from worker.inference.session import Device

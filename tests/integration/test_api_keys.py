@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Stack, stack
 from shared.jobs import JobStore
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 
 KEYS = ("key-one-5c1b7f", "key-two-93aa01")

@@ -21,8 +21,8 @@ from facerest_client import (
 )
 from PIL import Image
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack
+from testkit.photos import GROUP_PHOTOS
 from tests.faces import FACES_IN
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 

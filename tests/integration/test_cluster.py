@@ -25,9 +25,9 @@ import pytest
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import ROOT, wait_until
 from shared.contract import worker_id
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
 

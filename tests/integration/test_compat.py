@@ -21,9 +21,9 @@ import pytest
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Service, Stack
 from shared.contract import DEFAULT_THRESHOLD
+from testkit.photos import GROUP_PHOTOS
 from tests.client import vectors
 from tests.faces import FACES_IN
 from tests.localserver import LocalServer, body

@@ -12,7 +12,7 @@ import requests
 from numpy.typing import NDArray
 from PIL import Image
 
-from bench.photos import GROUP_PHOTOS, read_rgb, scaled_photo
+from testkit.photos import GROUP_PHOTOS, read_rgb, scaled_photo
 from tests.faces import FACES_IN
 
 PHOTO_PATH = GROUP_PHOTOS["t1.jpg"]

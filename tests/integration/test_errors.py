@@ -13,8 +13,8 @@ import pytest
 import requests
 from PIL import Image
 
-from bench.photos import GROUP_PHOTOS, encode
 from deploy.launcher import Stack
+from testkit.photos import GROUP_PHOTOS, encode
 from tests import hostile
 from tests.client import b64, extract
 from tests.faces import FACES_IN

@@ -13,7 +13,7 @@ import pytest
 import requests
 from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 
-from bench.photos import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
+from testkit.photos import ALIGNED_CROP, GROUP_PHOTOS, encode, read_rgb
 from tests.client import extract, file2base64, vectors
 from tests.faces import FACES_IN
 from worker.inference.files import locate

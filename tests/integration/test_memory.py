@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
-from bench.photos import GROUP_PHOTOS, scaled_photo
 from deploy.launcher import Stack
+from testkit.photos import GROUP_PHOTOS, scaled_photo
 from tests.client import extract
 from tests.faces import FACES_IN
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, running_system
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import extract, vectors
 from tests.faces import FACES_IN
 from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, RETINAFACE_MNET, all_entries

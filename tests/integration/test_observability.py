@@ -8,8 +8,8 @@ import time
 import orjson
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64, extract
 
 PHOTO = GROUP_PHOTOS["t1.jpg"].read_bytes()

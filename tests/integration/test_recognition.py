@@ -18,8 +18,8 @@ import pytest
 import requests
 from facerest_client.cli import main as cli_main
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, stack
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64, extract
 
 T1 = GROUP_PHOTOS["t1.jpg"]

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS
-from bench.postgres import running_postgres
 from deploy.haproxy import ProxyOptions, render_cluster
 from deploy.launcher import Stack, free_port, stack, wait_until
 from shared.settings import Settings
+from testkit.photos import GROUP_PHOTOS
+from testkit.postgres import running_postgres
 from tests.client import b64
 from tests.integration.test_gallery import files_holding, postgres_data_dir
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize

@@ -19,10 +19,10 @@ from typing import Any, cast
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
 from shared.contract import worker_id
 from shared.settings import Settings
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64, extract
 from tests.faces import FACES_IN
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 from tests.faces import FACES_IN
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 
 PHOTO = GROUP_PHOTOS["t1.jpg"].read_bytes()

@@ -15,8 +15,8 @@ from typing import Any, cast
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import ROOT, free_port, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
 

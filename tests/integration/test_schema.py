@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
 from api.schemas import ExtractV1, ExtractV2, JobAccepted, JobStateBody
-from bench.photos import GROUP_PHOTOS
+from testkit.photos import GROUP_PHOTOS
 
 # Generated URLs must never make the API resolve or fetch a real host name: keep them on loopback
 # (the API refuses them: not in the default allow-list).

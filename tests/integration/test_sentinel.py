@@ -13,8 +13,8 @@ from pathlib import Path
 import redis
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Service, sentinel_stack, wait_until
+from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 from tests.faces import FACES_IN
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS
 from deploy.launcher import Stack, stack, wait_until
 from shared.settings import SettingsError
+from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 from worker.inference.registry import ARCFACE_MBF, SCRFD_500M
 

@@ -34,8 +34,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Stack, stack
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64, extract
 from tests.faces import FACES_IN
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from deploy.launcher import Service, Stack
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64
 from tests.faces import FACES_IN
 from tests.localserver import LocalServer, body, redirect

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bench.flip import similarities
-from bench.photos import GROUP_PHOTOS, encode, read_rgb
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from worker.analyzer import FaceAnalyzer
 from worker.inference.session import Device
 from worker.loader import load_analyzer

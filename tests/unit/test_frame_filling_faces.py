@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.coarse import WithoutCoarse
-from bench.photos import GROUP_PHOTOS, encode, pasted_face
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, encode, pasted_face
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels
 from worker.inference.session import Device

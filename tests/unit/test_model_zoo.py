@@ -19,7 +19,7 @@ from insightface.app.common import Face
 from insightface.model_zoo.landmark import Landmark
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, read_rgb
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate, locate_all, read_model

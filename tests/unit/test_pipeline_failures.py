@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, encode
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, encode
 from tests.faces import FACES_IN
 from worker import pipeline
 from worker.analyzer import FaceAnalyzer

@@ -9,9 +9,9 @@ from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 from insightface.model_zoo.scrfd import SCRFD as ReferenceSCRFD
 from numpy.typing import NDArray
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from tests.faces import FACES_IN
 from worker.analyzer import FaceAnalyzer
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
@@ -119,7 +119,7 @@ def test_large_photo_decoded_reduced_gives_the_faces_of_the_small_one(analyzer: 
     """t1.jpg blown up 5x (6400x4430, 28 MP): asked for faces of at least 224 px, the worker
     decodes it at half size, yet finds the six faces of the small photo, in full-size
     coordinates, with the same identities."""
-    from bench.photos import encode
+    from testkit.photos import encode
     from worker.imaging.decode import decode_image
     from worker.pipeline import decode_scale
 
@@ -161,7 +161,7 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
 
     import msgspec
 
-    from bench.photos import encode
+    from testkit.photos import encode
     from worker.batched import BatchedModels
     from worker.inference.files import ModelSpec
     from worker.models.base import Detections, Detector

@@ -7,9 +7,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bench.photos import GROUP_PHOTOS, read_rgb
 from shared.contract import AnalysisOptions
 from shared.settings import Backend, load_settings
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate
