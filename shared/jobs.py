@@ -19,8 +19,8 @@ either expires or has a bounded size:
 
 Who runs a job: a worker *claims* it before running (``claim``: refused while another live worker
 holds it, or once it finished) and releases it when it finishes. A worker whose heartbeat expired
-while holding claims is dead: any worker's ``Reaper`` takes each of its jobs back (atomically, so one
-reaper wins) and queues it again. A redelivered copy of a finished or held job is dropped.
+while holding claims is dead: any worker's reaper (worker/reaper.py) takes each of its jobs back
+(atomically, so one reaper wins) and queues it again. A redelivered copy of a finished or held job is dropped.
 
 After a Redis failover or restart the broker's own bookkeeping may be behind the job store (a
 message popped from the queue whose unacked record never reached the replica is gone from both):
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -442,77 +441,3 @@ class WorkerRegistry:
         now, beats = self.snapshot()
         live = [beat.info for beat in beats.values() if beat.expires_at > now and not beat.draining]
         return sorted(live, key=lambda info: info.name)
-
-
-@dataclass(frozen=True, slots=True)
-class Reaper:
-    """Gives the jobs of dead workers back to the queue: every worker runs it with each heartbeat.
-
-    A worker is dead when its heartbeat expired (or its entry is gone) while it still holds claims;
-    a live worker's claim is orphaned when the worker itself no longer runs the job.
-    ``take_back`` is atomic, so of several reapers exactly one re-queues each job, with ``send``
-    (a new message; the dead worker's unacknowledged one comes back after the visibility timeout
-    and is dropped then, as the job is finished or held).
-
-    A dead worker may also have taken messages from the queue that it had not claimed yet (the
-    moment between the broker's delivery and the claim): the reaper that forgets the dead worker
-    sends again every unfinished job that nobody holds and that is not ``waiting`` in the queue.
-    """
-
-    store: JobStore
-    registry: WorkerRegistry
-    send: Callable[[str], None]
-    # The reaping worker and the jobs it runs now: a claim of its own on a job it no longer runs
-    # was left by a task that could not finish it (Redis was unreachable when it tried).
-    name: str = ""
-    running_here: Callable[[], Collection[str]] = frozenset
-    # The jobs whose messages wait in the broker's queue (shared/queue.py waiting_jobs).
-    waiting: Callable[[], Collection[str]] = frozenset
-
-    def recover(self) -> list[str]:
-        """After a Redis failover or restart, send every unfinished job again (once, by the first
-        reaper to notice); the ids sent."""
-        if not self.store.primary_changed():
-            return []
-        unfinished = self.store.unfinished()
-        for job_id in unfinished:
-            self.send(job_id)
-        return unfinished
-
-    def reap(self) -> list[str]:
-        """Re-queue the jobs of dead workers, forget dead workers that hold none; the re-queued ids."""
-        now, beats = self.registry.snapshot()
-        self.store.trim_pending(now)
-        holders = self.store.holders()
-        here = self.running_here()  # after the claims: a job in both is still running
-        requeued = []
-        for job_id, holder in holders.items():
-            orphan = holder == self.name and job_id not in here
-            beat = beats.get(holder)
-            if not orphan and beat is not None and beat.expires_at > now:
-                continue
-            if self.store.take_back(job_id, holder, orphan):
-                self.send(job_id)
-                requeued.append(job_id)
-        holding = set(self.store.holders().values()) if requeued or holders else set()
-        forgot = False
-        for name, beat in beats.items():
-            if beat.expires_at <= now and name not in holding:
-                forgot |= self.registry.forget(name)
-        if forgot:
-            requeued += self.resend_lost(just_sent=requeued)
-        return requeued
-
-    def resend_lost(self, just_sent: Collection[str] = ()) -> list[str]:
-        """Send again the unfinished jobs that no worker holds and that do not wait in the queue
-        (nor were ``just_sent``): their messages were taken by a worker that died before claiming
-        them (or are on their way to a live one, which then drops the copy at its claim); the ids
-        sent."""
-        unfinished = self.store.unfinished()
-        holders = self.store.holders()
-        waiting = self.waiting()  # read last: a job moving from queue to claim is seen, or resent
-        known = {*holders, *waiting, *just_sent}
-        lost = [job_id for job_id in unfinished if job_id not in known]
-        for job_id in lost:
-            self.send(job_id)
-        return lost

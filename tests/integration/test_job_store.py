@@ -25,9 +25,10 @@ from shared.contract import (
     WorkerInfo,
 )
 from shared.errors import JobNotFound
-from shared.jobs import JobStatus, JobStore, Reaper, WorkerRegistry
+from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
 from shared.settings import load_settings
+from worker.reaper import Reaper
 
 TTL_S = 600
 MODEL = ModelRef("test", "test", "1", "MIT")
