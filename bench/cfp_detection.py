@@ -28,18 +28,17 @@ import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.coarse import WithoutCoarse
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.coarse import main_pass_only
 from testkit.photos import package_dir
 from worker.analyzer import FaceAnalyzer
-from worker.batched import BatchedModels
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.pipeline import AnalyzedImage, Pipeline
@@ -154,9 +153,7 @@ def _unit(vector: NDArray[np.float32]) -> NDArray[np.float32]:
 def run_variant(analyzer: FaceAnalyzer, variant: Variant, photos: Sequence[Photo]) -> Found:
     models = analyzer.models
     if not variant.coarse:
-        scrfd = models.loaded.detectors["scrfd"]
-        loaded = replace(models.loaded, detectors={"scrfd": WithoutCoarse(scrfd, scrfd.spec)})
-        models = BatchedModels(loaded, models.limits)
+        models = main_pass_only(models, "scrfd")
     pipeline = Pipeline(models, MAX_IMAGE_PIXELS)
     options = AnalysisOptions(threshold=variant.threshold)
     count = len(photos)

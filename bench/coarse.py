@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -28,15 +26,14 @@ from numpy.typing import NDArray
 from bench.timing import alternating_ms
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.coarse import main_pass_only
 from testkit.photos import encode, pasted_face, scaled_photo
 from worker.analyzer import FaceAnalyzer
-from worker.batched import BatchedModels
 from worker.imaging.decode import decode_image
 from worker.imaging.resize import Letterbox, coarse_levels, letterbox
-from worker.inference.files import ModelSpec
 from worker.inference.session import Device
 from worker.loader import load_analyzer
-from worker.models.base import Detections, Detector
+from worker.models.base import Detector
 from worker.models.postprocess import box_iou
 
 RESULTS = Path(__file__).parent / "results"
@@ -54,27 +51,11 @@ COST_CASES = (
 )
 
 
-@dataclass
-class WithoutCoarse:
-    """A detector that claims to see faces of any size: the pipeline then runs its main pass only."""
-
-    inner: Detector
-    spec: ModelSpec
-    full_frame_side: int = 0
-
-    def detect_batch(
-        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
-    ) -> list[Detections]:
-        return self.inner.detect_batch(canvases, thresholds)
-
-
 def analyzers(detector: str) -> tuple[FaceAnalyzer, FaceAnalyzer]:
     """The worker's pipeline with the coarse passes, and the same models without them."""
     settings = load_settings(profile="insightface", detectors=detector, recognizer="arcface", attributes="")
     with_coarse = load_analyzer(settings, Device("cpu"))
-    model = with_coarse.loaded.detectors[detector]
-    loaded = replace(with_coarse.loaded, detectors={detector: WithoutCoarse(model, model.spec)})
-    without = FaceAnalyzer(BatchedModels(loaded, with_coarse.models.limits), MAX_IMAGE_PIXELS)
+    without = FaceAnalyzer(main_pass_only(with_coarse.models, detector), MAX_IMAGE_PIXELS)
     return with_coarse, without
 
 

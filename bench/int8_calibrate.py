@@ -38,9 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.cfp import DEFAULT_OUT, Photo, photos
-from bench.int8_probe import face_blob, unit
 from bench.timing import alternating_ms
-from testkit.photos import read_rgb
+from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
 from worker.inference.files import locate, quantization_path
@@ -55,6 +54,24 @@ PHOTOS = (1, 6)
 CANVAS = 256  # CFP faces fill the frame: a small canvas finds them all
 STEM, HEAD = 6, 10  # operations kept in fp32 at the start and the end (accurate_subset)
 CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}  # as the worker's
+
+
+def unit(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    return np.asarray(vectors / np.linalg.norm(vectors, axis=-1, keepdims=True), np.float32)
+
+
+def face_blob() -> NDArray[np.float32]:
+    """Every face of the package photos (the test photos), aligned as the worker aligns it."""
+    detector = SCRFD(create_session(locate(SCRFD_500M), Device("cpu")), SCRFD_500M)
+    crops = []
+    for path in GROUP_PHOTOS.values():
+        rgb = read_rgb(path)
+        boxed = letterbox(rgb, (640, 640))
+        (found,) = detector.detect_batch([boxed.canvas], [0.5])
+        keypoints = found.scaled(1 / boxed.scale).keypoints
+        crops += [warp_to_template(rgb, k, arcface_template(), ARCFACE_SIZE) for k in keypoints]
+    blob = cv2.dnn.blobFromImages(crops, 1 / 127.5, (112, 112), (127.5,) * 3, swapRB=False)
+    return np.asarray(blob, np.float32)
 
 
 def aligned_faces(frontal: Iterable[Photo]) -> tuple[FloatArray, NDArray[np.intp]]:

@@ -125,7 +125,7 @@ def service_run(rounds: int, concurrency: int, extra: dict[str, str]) -> dict[st
     with running_system(None, **({"concurrency": str(concurrency)} | extra)) as running:
         worker, api = running.service("worker"), running.service("api")
         sampler = RssSampler(worker.pid)
-        # Warm-up at full concurrency: the recognizer's batch-8 buffers (bench/batching.py) are
+        # Warm-up at full concurrency: the recognizer's batch-8 buffers (docs/performance.md) are
         # part of the worker's steady state under normal load, not of the large photo's cost.
         with ThreadPoolExecutor(concurrency) as pool:
             for _ in range(2):

@@ -142,7 +142,7 @@ def pipeline_task(recognizer: str) -> Callable[[WorkItem], int]:
 def http_task(url: str, as_msgpack: bool) -> Callable[[WorkItem], int]:
     """JSON: the 2020 request (base64 in, the bare list out) with requests, as its users send it.
     msgpack: facerest-client, MessagePack both ways (raw bytes in; an Idempotency-Key each).
-    bench/client_overhead.py measured the client next to bare calls: no slower, less client CPU."""
+    The client next to bare calls: no slower, less client CPU (docs/performance.md)."""
     local = threading.local()
 
     def task(item: WorkItem) -> int:

@@ -3,7 +3,7 @@
 Each type here is a msgspec Struct, serialised once (MessagePack, or JSON for heartbeats) and
 validated once on decode by the typed decoders at the bottom. A job is a tagged union member:
 a new job kind is one more Struct with its own ``tag`` added to ``Job`` (and its result to
-``JobResult``), never a new string key. bench/contract.py measures msgspec against pydantic.
+``JobResult``), never a new string key. msgspec against pydantic: docs/performance.md.
 
 Coordinate frame of every face: pixels of the full-size, upright (EXIF-rotated) input image.
 """

@@ -27,7 +27,7 @@ ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")
 HOST_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
-# Faces per recognizer call by default (bench/batching.py). On a CPU, ArcFace costs the same per
+# Faces per recognizer call by default (docs/performance.md, batch size). On a CPU, ArcFace costs the same per
 # face from batch 2 up, while each batch's activations stay resident: batch 32 held 350 MB more
 # than batch 8. On a GPU, batch 32 costs half as much per face as batch 8.
 CPU_BATCH_MAX_FACES = 8

@@ -1,4 +1,5 @@
-"""What the tests and the benchmarks both use: photos from installed packages, a PostgreSQL server.
+"""What the tests and the benchmarks both use: photos from installed packages, a PostgreSQL server,
+the models without their coarse passes, the flip similarity sets.
 
 Neither production code (api/, worker/, shared/, deploy/) nor the Docker images import it.
 """

@@ -1,4 +1,4 @@
-"""Sign-bit codes: the first stage of a two-stage search (bench/binary_prefilter.py measured it).
+"""Sign-bit codes: the first stage of a two-stage search (measured in docs/scaling.md).
 
 A vector's code is the sign of each component, one bit each (512-d: 64 bytes). The Hamming
 distance between two codes ranks stored faces roughly as cosine does, at a few ns per face; the

@@ -89,8 +89,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 # took p50 6.1 ms inline against 13.4 ms TOASTed (binary cursor; text ``vec::real[]``: 75 / 92 ms).
 VEC_INLINE = "ALTER TABLE {table} ALTER COLUMN vec SET STORAGE MAIN"
 # Faces re-ranked exactly per query: the nearest codes by Hamming distance. 256 of 1M random 512-d
-# faces held the best match of every query at cosine 0.8 (recall@1 1.000, bench/binary_prefilter.py;
-# 64 held 0.99); each costs one row fetched by key.
+# faces held the best match of every query at cosine 0.8 (recall@1 1.000, docs/scaling.md; 64 held
+# 0.99); each costs one row fetched by key.
 CANDIDATES = 256
 FIELDS = "id, subject, image_sha256, bbox, prob, faces_in_image, vec, code, crop, created"
 # A binary COPY needs each field's exact type; the vector travels as pgvector's binary format,
@@ -118,7 +118,7 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
 class PackedVector(bytes):
     """A vector in pgvector's binary format: sent as a binary parameter of no declared type, which
     ``%s::vector`` makes the server read with pgvector's own decoder (no text to format or parse: a
-    512-d text query cost about 1 ms more per ranking, bench/postgres_rank.py). A binary COPY takes
+    512-d text query cost about 1 ms more per ranking, docs/scaling.md). A binary COPY takes
     the same bytes."""
 
 
@@ -538,7 +538,7 @@ class PostgresGallery:
         The database computes each candidate's dot product with the query (pgvector's ``<#>``,
         the negative inner product: the vectors are L2-normalised) and sends back only subjects
         and scores: fetching 256 vectors to rank them here took p50 8.0 ms at 100k faces, this 4.5
-        (bench/postgres_rank.py).
+        (docs/scaling.md).
         Subjects come from the rows read, not from any cache: a face deleted since the cache was
         loaded is not found, a renamed one has its new name. Too few distinct subjects among the
         candidates (one person's many faces): widen and fetch again, as ``top_faces`` does."""

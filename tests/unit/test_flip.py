@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from bench.flip import similarities
-from shared.contract import AnalysisOptions, ImageResult
+from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.flip import similarities, vectors
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from worker.analyzer import FaceAnalyzer
 from worker.inference.session import Device
@@ -26,10 +26,6 @@ def analyzer() -> Iterator[FaceAnalyzer]:
     built = load_analyzer(load_settings(**SETTINGS), Device("cpu"))
     yield built
     built.close()
-
-
-def _vectors(result: ImageResult) -> np.ndarray:
-    return np.stack([np.frombuffer(face.vec or b"", np.float32) for face in result.faces])
 
 
 def test_flip_raises_same_person_similarity_and_not_different_people(analyzer: FaceAnalyzer) -> None:
@@ -55,7 +51,7 @@ def test_flip_brings_a_mirrored_photo_s_vectors_closer(analyzer: FaceAnalyzer) -
             [[width - f.bbox[2], f.bbox[1], width - f.bbox[0], f.bbox[3]] for f in mirrored.faces]
         )
         match = box_iou(np.array([f.bbox for f in original.faces]), boxes).argmax(axis=1)
-        cosines[flip] = np.sum(_vectors(original) * _vectors(mirrored)[match], axis=1)
+        cosines[flip] = np.sum(vectors(original) * vectors(mirrored)[match], axis=1)
     assert np.all(cosines[True] > cosines[False]), cosines
     assert cosines[True].min() > 0.95, cosines
 
@@ -70,6 +66,6 @@ def test_flip_setting_is_the_default_a_request_can_override(analyzer: FaceAnalyz
         flipping.close()
     (asked,) = analyzer.analyze([photo], AnalysisOptions(flip=True))
     (plain,) = analyzer.analyze([photo], AnalysisOptions())
-    np.testing.assert_allclose(_vectors(by_default), _vectors(asked), atol=1e-6)
-    np.testing.assert_allclose(_vectors(turned_off), _vectors(plain), atol=1e-6)
-    assert not np.allclose(_vectors(asked), _vectors(plain), atol=1e-3)
+    np.testing.assert_allclose(vectors(by_default), vectors(asked), atol=1e-6)
+    np.testing.assert_allclose(vectors(turned_off), vectors(plain), atol=1e-6)
+    assert not np.allclose(vectors(asked), vectors(plain), atol=1e-3)

@@ -4,17 +4,15 @@ passes), and the coarse passes change nothing where the main pass finds every fa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from bench.coarse import WithoutCoarse
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
+from testkit.coarse import main_pass_only
 from testkit.photos import GROUP_PHOTOS, encode, pasted_face
 from worker.analyzer import FaceAnalyzer
-from worker.batched import BatchedModels
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.models.postprocess import box_iou
@@ -29,9 +27,7 @@ def analyzers() -> Iterator[tuple[FaceAnalyzer, FaceAnalyzer]]:
     """The worker's pipeline (SCRFD, ArcFace) and the same models with the main pass only."""
     settings = load_settings(profile="insightface", detectors="scrfd", recognizer="arcface", attributes="")
     full = load_analyzer(settings, Device("cpu"))
-    scrfd = full.loaded.detectors["scrfd"]
-    loaded = replace(full.loaded, detectors={"scrfd": WithoutCoarse(scrfd, scrfd.spec)})
-    main_only = FaceAnalyzer(BatchedModels(loaded, full.models.limits), settings.max_image_pixels)
+    main_only = FaceAnalyzer(main_pass_only(full.models, "scrfd"), settings.max_image_pixels)
     yield full, main_only
     full.close()
     main_only.close()

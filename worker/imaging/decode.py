@@ -2,7 +2,7 @@
 
 JPEGs (most of the traffic) go through libjpeg-turbo via simplejpeg, straight to RGB and, when
 the caller can do with fewer pixels, at 1/2, 1/4 or 1/8 of the size (libjpeg-turbo's DCT
-scaling; its other factors, 3/8 to 7/8, measured slower than a full decode in bench/decode.py).
+scaling; its other factors, 3/8 to 7/8, measured slower than a full decode: docs/performance.md).
 Other formats, and JPEGs that simplejpeg refuses (CMYK, corrupt data), go through OpenCV, then
 Pillow.
 
