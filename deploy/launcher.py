@@ -518,21 +518,14 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
     The services get ``settings`` as FACEREST_<NAME> instead of the caller's FACEREST_* variables.
     Everything started on it stops at exit, Redis last.
     """
-    with _isolated(workdir, settings) as result:
+    with isolated(workdir, settings) as result:
         result.start_redis(free_port(), workdir)
         yield result
 
 
 @contextmanager
-def sentinel_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
-    """``stack`` with a Redis primary, a replica and three Sentinels instead of one Redis."""
-    with _isolated(workdir, settings) as result:
-        result.start_redis_sentinel(workdir / "redis-ha")
-        yield result
-
-
-@contextmanager
-def _isolated(workdir: Path, settings: dict[str, str]) -> Iterator[Stack]:
+def isolated(workdir: Path, settings: dict[str, str]) -> Iterator[Stack]:
+    """A stack with no Redis yet, its files in ``workdir`` and ``settings`` as its only FACEREST_*."""
     workdir.mkdir(parents=True, exist_ok=True)
     # The services' files (the embedded gallery) stay in the stack's folder, not in ./var.
     settings = {"data_dir": str(workdir)} | settings

@@ -13,8 +13,9 @@ from pathlib import Path
 import redis
 import requests
 
-from deploy.launcher import Service, sentinel_stack, wait_until
+from deploy.launcher import Service, wait_until
 from testkit.photos import GROUP_PHOTOS
+from testkit.systems import sentinel_stack
 from tests.client import extract
 from tests.faces import FACES_IN
 
