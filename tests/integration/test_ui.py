@@ -54,6 +54,7 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 TIMEOUT_MS = 30_000
 IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
 KEY = "ui-key-3f9a0c"
+FLOWER_PORT = "5601"
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +152,22 @@ def _drawn_boxes(page: Page) -> list[tuple[float, float, float, float]]:
     return boxes
 
 
+# Each face label's right and left ends, and those of the photo it is drawn on, in CSS pixels.
+LABEL_EXTENTS = """() => [...document.querySelectorAll(".photo .overlay text")].map((text) => {
+    const photo = text.closest("svg").getBoundingClientRect();
+    const label = text.getBoundingClientRect();
+    return [label.left, label.right, photo.left, photo.right];
+})"""
+
+
+def _labels_inside_their_photos(page: Page) -> None:
+    """No face label runs past its photo's edges (over the faces table beside it)."""
+    extents = page.evaluate(LABEL_EXTENTS)
+    assert extents
+    outside = [e for e in extents if e[0] < e[2] - 0.5 or e[1] > e[3] + 0.5]
+    assert outside == [], outside
+
+
 def test_page_draws_the_faces_the_api_finds_in_a_group_photo(ui: Watched, api: str) -> None:
     page = ui.page
     expect(page.locator("#worker-count")).to_have_text("1 worker online")
@@ -174,6 +191,7 @@ def test_page_draws_the_faces_the_api_finds_in_a_group_photo(ui: Watched, api: s
     card.locator(".overlay .face rect").nth(4).hover()
     expect(rows.nth(4)).to_have_class(re.compile(r"\bhl\b"))
     expect(rows.nth(2)).not_to_have_class(re.compile(r"\bhl\b"))
+    _labels_inside_their_photos(page)
 
     # One synchronous /extract, api_ver 2, with an Idempotency-Key; flip only when checked.
     (post,) = ui.posts("/extract")
@@ -343,6 +361,8 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui
     expect(other.locator(".identity.known")).to_have_count(1)
     expect(other.locator(".identity.known")).to_have_text(re.compile(r"^person_b "))
     expect(other.locator(".identity.unknown")).to_have_count(FACES_IN["t1.jpg"] - 1)
+    # The labels name people now (longer), on the photo and on its mirror image.
+    _labels_inside_their_photos(page)
     ui.screenshot("recognized.png")
 
     # Verify: the photo of person_b's face against person_b.
@@ -378,9 +398,13 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API keys on and room for one queued job, no worker yet: the second job is refused (503
-    with Retry-After) until a worker drains the queue."""
+    with Retry-After) until a worker drains the queue. Flower is said to be on another port."""
     with stack(
-        Path(tmp_path_factory.mktemp("ui-keys")), api_keys=KEY, max_queue_depth="1", retry_after_s="1"
+        Path(tmp_path_factory.mktemp("ui-keys")),
+        api_keys=KEY,
+        max_queue_depth="1",
+        retry_after_s="1",
+        flower_port=FLOWER_PORT,
     ) as running:
         running.start_api()
         yield running
@@ -390,9 +414,12 @@ def test_api_key_is_sent_as_a_header_and_retry_after_is_honoured(browser: Browse
     with _opened(browser, keyed.api_url) as ui:
         page = ui.page
         expect(page.locator("#status-body")).to_contain_text("This API needs a key")
+        expect(page.locator("#flower-link")).to_be_hidden()  # where Flower is comes with /info
         page.fill("#api-key", KEY)
         page.click("#key-form button[type=submit]")
         expect(page.locator("#status-body")).to_contain_text("No worker is online")
+        flower = f"http://127.0.0.1:{FLOWER_PORT}/"
+        expect(page.locator("#flower-link")).to_have_attribute("href", flower)
         # A job of another client fills the queue: both photos wait out Retry-After, again and again.
         photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
         body = {"images": {"data": [b64(photo)]}, "async": True}

@@ -40,14 +40,18 @@ export function newKey() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// Retry-After is seconds or an HTTP date.
-function retryAfterS(header) {
+// Retry-After is seconds or an HTTP date; without one (or unreadable), a second.
+export function retryAfterS(header, nowMs = Date.now()) {
   if (!header) return 1;
   const seconds = Number(header);
   if (Number.isFinite(seconds)) return Math.max(0, seconds);
   const date = Date.parse(header);
-  return Number.isNaN(date) ? 1 : Math.max(0, (date - Date.now()) / 1000);
+  return Number.isNaN(date) ? 1 : Math.max(0, (date - nowMs) / 1000);
 }
+
+// How long one long poll (GET /results/<id>?wait=N) may last: the API refuses a wait longer
+// than its sync timeout (/info's limits), and 20 s keeps a lost connection noticed.
+export const longPollS = (limits) => Math.min(20, limits?.sync_timeout_s ?? 10);
 
 async function readBody(response) {
   const type = response.headers.get("Content-Type") || "";

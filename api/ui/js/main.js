@@ -1,15 +1,14 @@
 // Wires the page: the API key, the options, photos from files, drops, pastes and the webcam,
-// the status panel, and the recognition panels when the API has them.
+// the status panel and the recognition panels. The one module that finds elements by id: it
+// gives each view its own.
 
 import { apiKey, call } from "./api.js";
 import { PhotoList } from "./photos.js";
 import { Recognition } from "./recognition.js";
-import { renderStatus } from "./status.js";
+import { flowerUrl, renderStatus } from "./status.js";
 
 const $ = (id) => document.getElementById(id);
 const STATUS_EVERY_MS = 10_000;
-// Flower runs next to the API on this port in make run, make cluster and compose.
-const FLOWER_PORT = 5555;
 
 const page = { info: null };
 
@@ -36,25 +35,50 @@ function progress(done, total) {
   $("progress-text").textContent = total ? `${done} of ${total} done` : "";
 }
 
-// Long polls last at most this long: the API refuses a wait longer than its sync timeout.
-const waitS = () => Math.min(20, page.info?.limits?.sync_timeout_s ?? 10);
+const verifySide = (side) => ({ input: $(`verify-${side}`), img: $(`verify-${side}-img`), svg: $(`verify-${side}-svg`) });
 
-const recognition = new Recognition({
-  select: $("collection"),
-  options,
-  notice,
-  rerun: (photo) => photos.analyse(photo, false),
-  rerunAll: () => photos.rerun(),
-});
+const recognition = new Recognition(
+  {
+    collection: $("collection"),
+    collectionForm: $("collection-form"),
+    newCollection: $("new-collection"),
+    collectionNames: $("collection-names"),
+    subjects: $("subjects"),
+    subjectsState: $("subjects-state"),
+    subjectNames: $("subject-names"),
+    enroll: {
+      dialog: $("enroll-dialog"),
+      form: $("enroll-form"),
+      crop: $("enroll-crop"),
+      name: $("enroll-name"),
+      collection: $("enroll-collection"),
+      error: $("enroll-error"),
+      submit: $("enroll-submit"),
+      cancel: $("enroll-cancel"),
+    },
+    confirm: { dialog: $("confirm-dialog"), text: $("confirm-text"), ok: $("confirm-ok"), cancel: $("confirm-cancel") },
+    verify: {
+      a: verifySide("a"),
+      b: verifySide("b"),
+      subject: $("verify-subject"),
+      run: $("verify-run"),
+      result: $("verify-result"),
+    },
+  },
+  {
+    options,
+    notice,
+    rerun: (photo) => photos.analyse(photo, false),
+    rerunAll: () => photos.rerun(),
+  },
+);
 
 const photos = new PhotoList($("photo-list"), {
   options,
   collection: () => recognition.collection,
-  waitS,
   limits: () => page.info?.limits,
-  onEnroll: () => (recognition.can.recognition ? (photo, index) => recognition.openEnroll(photo, index) : null),
+  onEnroll: (photo, index) => recognition.openEnroll(photo, index),
   progress,
-  notice,
 });
 
 async function refreshStatus() {
@@ -63,6 +87,9 @@ async function refreshStatus() {
     const first = page.info === null;
     page.info = data;
     renderStatus($("status-body"), data);
+    const flower = flowerUrl(data, location);
+    $("flower-link").href = flower || "#";
+    $("flower-link").hidden = !flower;
     if (first) fillDetectors(data.detectors || []);
     $("key-state").textContent = data.api_keys ? (apiKey.get() ? "key accepted" : "") : "keys are off";
   } catch (error) {
@@ -89,7 +116,7 @@ function wireKey() {
     event.preventDefault();
     apiKey.set($("api-key").value.trim());
     await refreshStatus();
-    await recognition.probe();
+    await recognition.refresh();
   });
   $("key-forget").addEventListener("click", () => {
     apiKey.set("");
@@ -164,12 +191,11 @@ function wireWebcam() {
 }
 
 function start() {
-  $("flower-link").href = `${location.protocol}//${location.hostname}:${FLOWER_PORT}/`;
   wireKey();
   wireInputs();
   wireWebcam();
   refreshStatus();
-  recognition.probe();
+  recognition.refresh();
   setInterval(() => {
     if (document.visibilityState === "visible") refreshStatus();
   }, STATUS_EVERY_MS);

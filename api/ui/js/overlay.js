@@ -1,14 +1,7 @@
 // Faces drawn over a photo as SVG, in the photo's own pixels (the API's boxes are in original
 // image pixels, EXIF-upright, as the browser shows the photo): the viewBox does the scaling.
 
-const SVG = "http://www.w3.org/2000/svg";
-
-function node(name, attributes = {}, parent = null) {
-  const element = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
-  if (parent) parent.append(element);
-  return element;
-}
+import { svgElement } from "./helpers.js";
 
 export function faceLabel(face) {
   const parts = [];
@@ -25,25 +18,45 @@ export function faceKind(face) {
   return face.recognized ? "unknown" : "detected";
 }
 
+// Where a face's label starts (x, the baseline's y): above its box from the box's left edge; a
+// label that would run past the photo's right edge (and over the table beside it) ends at the
+// box's right edge instead, and one still too wide ends at the photo's edge, never starting
+// left of the photo.
+export function labelPlacement(bbox, labelWidth, fontSize, photoWidth, unit) {
+  const [x1, y1, x2] = bbox;
+  const y = Math.max(fontSize, y1 - unit * 3);
+  const x = x1 + labelWidth <= photoWidth ? x1 : Math.min(x2, photoWidth) - labelWidth;
+  return { x: Math.max(0, Math.min(x, photoWidth - labelWidth)), y };
+}
+
 // Draws every face; onFace(index, group) lets the caller wire hover and clicks.
 export function drawFaces(svg, width, height, faces, onFace) {
   svg.replaceChildren();
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   // Sizes relative to the photo so the marks read the same on small and large photos.
   const unit = Math.max(width, height) / 600;
-  faces.forEach((face, index) => {
+  const size = Math.max(10, unit * 11);
+  const labels = faces.map((face, index) => {
     const [x1, y1, x2, y2] = face.bbox;
-    const group = node("g", { class: `face ${faceKind(face)}`, "data-face": index }, svg);
-    node("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, rx: unit }, group);
+    const group = svgElement("g", { class: `face ${faceKind(face)}`, "data-face": index }, svg);
+    svgElement("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1, rx: unit }, group);
     for (const [x, y] of face.landmarks106 || []) {
-      node("circle", { cx: x, cy: y, r: Math.max(0.6, unit * 0.6), class: "dense" }, group);
+      svgElement("circle", { cx: x, cy: y, r: Math.max(0.6, unit * 0.6), class: "dense" }, group);
     }
     for (const [x, y] of face.landmarks || []) {
-      node("circle", { cx: x, cy: y, r: Math.max(1, unit * 1.6), class: "keypoint" }, group);
+      svgElement("circle", { cx: x, cy: y, r: Math.max(1, unit * 1.6), class: "keypoint" }, group);
     }
-    const size = Math.max(10, unit * 11);
-    const text = node("text", { x: x1, y: Math.max(size, y1 - unit * 3), "font-size": size }, group);
+    const text = svgElement("text", { "font-size": size }, group);
     text.textContent = `${index + 1}: ${faceLabel(face)}`;
     onFace(index, group);
+    return text;
+  });
+  // Measured once all are drawn (one layout, not one a face), then placed; the outline (CSS
+  // stroke) reaches past the glyphs. A photo not shown yet measures 0: estimate its labels.
+  const widths = labels.map((text) => text.getComputedTextLength() || text.textContent.length * size * 0.6);
+  labels.forEach((text, index) => {
+    const { x, y } = labelPlacement(faces[index].bbox, widths[index] + 2 * unit, size, width, unit);
+    text.setAttribute("x", String(x));
+    text.setAttribute("y", String(y));
   });
 }

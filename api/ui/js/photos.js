@@ -1,24 +1,14 @@
 // The photos: each one sent to /extract (or to a collection's /recognize), its faces drawn over
 // it and listed in a table; hovering or focusing a row highlights its box, and the reverse.
 
-import { ApiError, fileBase64, path, run } from "./api.js";
+import { ApiError, fileBase64, longPollS, path, run } from "./api.js";
+import { element, fixed, svgElement } from "./helpers.js";
 import { drawFaces, faceKind } from "./overlay.js";
 
 // More photos than this at once go as async jobs, followed by long polling.
 const SYNC_PHOTOS = 1;
 // Requests in flight at once: enough to keep two workers busy, few enough to show progress.
 const IN_FLIGHT = 3;
-
-let nextId = 1;
-
-function element(name, attributes = {}, text = "") {
-  const created = document.createElement(name);
-  for (const [key, value] of Object.entries(attributes)) created.setAttribute(key, String(value));
-  if (text) created.textContent = text;
-  return created;
-}
-
-const fixed = (value, digits) => (value === undefined || value === null ? "–" : Number(value).toFixed(digits));
 
 // The request body for one photo from the options form's values.
 export function requestBody(options, base64) {
@@ -48,7 +38,7 @@ export function recognitionBody(options, images) {
 
 // A collection's /recognize for one photo: names the faces and tells what /extract would of
 // them (landmarks, gender and age as the options ask; norms), so one call draws and names them.
-function recognizeBody(options, base64) {
+export function recognizeBody(options, base64) {
   return {
     ...recognitionBody(options, [base64]),
     return_landmarks: options.landmarks === "106" ? "106" : options.landmarks === "5",
@@ -58,7 +48,7 @@ function recognizeBody(options, base64) {
 
 // The envelope's bbox and landmarks are whole pixels (InsightFace-REST's clients read them so);
 // the page draws from the float copies next to them.
-const precise = (face) => ({
+export const precise = (face) => ({
   ...face,
   bbox: face.bbox_float || face.bbox,
   landmarks: face.landmarks_float || face.landmarks,
@@ -66,7 +56,7 @@ const precise = (face) => ({
 
 // The one image of an answer, or its error (the photo went alone, so "images.data[0]: " would
 // say nothing next to it).
-function imageOf(answer) {
+export function imageOf(answer) {
   const image = answer.data[0];
   if (image.status === "ok") return image;
   const message = (image.error?.message || "the image failed").replace(/^images\.data\[\d+\]: /, "");
@@ -74,8 +64,8 @@ function imageOf(answer) {
 }
 
 class Photo {
-  constructor(file) {
-    this.id = nextId++;
+  constructor(file, id) {
+    this.id = id;
     this.file = file;
     this.name = file.name || `photo ${this.id}`;
     this.url = URL.createObjectURL(file);
@@ -88,9 +78,7 @@ class Photo {
     const figure = element("figure");
     const frame = element("div", { class: "frame" });
     this.img = element("img", { src: this.url, alt: `Photo ${this.name}` });
-    this.svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-    this.svg.setAttribute("class", "overlay");
-    this.svg.setAttribute("preserveAspectRatio", "none");
+    this.svg = svgElement("svg", { class: "overlay", preserveAspectRatio: "none" });
     frame.append(this.img, this.svg);
     const caption = element("figcaption");
     caption.append(element("strong", {}, this.name), " ");
@@ -146,7 +134,7 @@ class Photo {
       rows[index]?.classList.toggle("hl", on);
       groups[index]?.classList.toggle("hl", on);
     };
-    const enrollable = (face) => onEnroll && faceKind(face) !== "known";
+    const enrollable = (face) => faceKind(face) !== "known";
     drawFaces(this.svg, this.img.naturalWidth, this.img.naturalHeight, this.faces, (index, group) => {
       groups[index] = group;
       const face = this.faces[index];
@@ -214,18 +202,21 @@ class Photo {
   }
 }
 
-// The list of photos and the runs over them. ui: {options(), collection(), waitS(), limits(),
-// onEnroll(photo, index) or null, progress(done, total), notice(text)}.
+// The list of photos and the runs over them: list is the <ol> they go in; ui: {options(),
+// collection(), limits() (/info's), onEnroll(photo, index), progress(done, total)}.
 export class PhotoList {
   constructor(list, ui) {
     this.list = list;
     this.ui = ui;
     this.photos = [];
     this.generation = 0;
+    this.added = 0; // numbers the photos, for photos without a name
   }
 
   add(files) {
-    const added = [...files].filter((file) => file.type.startsWith("image/")).map((file) => new Photo(file));
+    const added = [...files]
+      .filter((file) => file.type.startsWith("image/"))
+      .map((file) => new Photo(file, (this.added += 1)));
     for (const photo of added) {
       this.photos.push(photo);
       this.list.append(photo.card);
@@ -277,7 +268,7 @@ export class PhotoList {
       const base64 = await fileBase64(photo.file);
       const how = {
         async: asJob,
-        waitS: this.ui.waitS(),
+        waitS: longPollS(this.ui.limits()),
         onWait: (s) => photo.setStatus(`API busy: retrying in ${Math.round(s)} s`),
         onState: (state) => photo.setStatus(state === "running" ? "working…" : state),
       };
@@ -287,7 +278,7 @@ export class PhotoList {
       await photo.loaded();
       if (generation !== this.generation) return;
       const faces = (imageOf(answer).faces || []).map(precise);
-      photo.show(faces, Boolean(collection), this.ui.onEnroll());
+      photo.show(faces, Boolean(collection), this.ui.onEnroll);
     } catch (error) {
       if (generation === this.generation) photo.fail(error);
     }

@@ -1,56 +1,36 @@
 // Collections of people: enroll a face, browse, rename and delete subjects, verify two photos.
-// The panels show only when the API documents the recognition endpoints (GET /openapi.json is
-// open, so asking costs no error in the console of an API without them).
+// The API serves these endpoints with the page, so the panels are always there.
 
 import { blobUrl, call, fileBase64, path, run } from "./api.js";
+import { element, fixed } from "./helpers.js";
 import { drawFaces } from "./overlay.js";
 import { faceCrop, recognitionBody } from "./photos.js";
 
-function element(name, attributes = {}, text = "") {
-  const created = document.createElement(name);
-  for (const [key, value] of Object.entries(attributes)) created.setAttribute(key, String(value));
-  if (text) created.textContent = text;
-  return created;
-}
-
-const $ = (id) => document.getElementById(id);
-const fixed = (value, digits) => (value === undefined || value === null ? "–" : Number(value).toFixed(digits));
-
-// What the OpenAPI document says the API can do here.
-export function capabilities(openapi) {
-  const paths = openapi?.paths || {};
-  const names = Object.keys(paths);
-  const find = (pattern) => names.find((name) => pattern.test(name));
-  const subject = find(/^\/collections\/\{[^}]+\}\/subjects\/\{[^}]+\}$/);
-  return {
-    recognition: Boolean(find(/^\/collections\/\{[^}]+\}\/recognize$/)),
-    verify: Boolean(paths["/verify"]?.post),
-    rename: Boolean(subject && paths[subject].patch),
-  };
-}
-
 // Lists come as {"collections": [...]} / {"subjects": [...]}, items as names or objects.
-const listOf = (data, key) => (Array.isArray(data) ? data : data?.[key] || []);
-const nameOf = (item, ...keys) => (typeof item === "string" ? item : keys.map((key) => item[key]).find(Boolean));
+export const listOf = (data, key) => (Array.isArray(data) ? data : data?.[key] || []);
+export const nameOf = (item, ...keys) => (typeof item === "string" ? item : keys.map((key) => item[key]).find(Boolean));
 
-// A dialog that answers true (confirmed) or false.
-export function confirmDialog(text, action = "Delete") {
-  const dialog = $("confirm-dialog");
-  $("confirm-text").textContent = text;
-  $("confirm-ok").textContent = action;
+// A dialog that answers true (confirmed) or false; its elements: {dialog, text, ok, cancel}.
+function confirmDialog({ dialog, text, ok, cancel }, question, action = "Delete") {
+  text.textContent = question;
+  ok.textContent = action;
   dialog.returnValue = "";
   dialog.showModal();
-  $("confirm-cancel").focus();
+  cancel.focus();
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
   });
 }
 
 export class Recognition {
-  // ui: {rerun(photo), rerunAll(), notice(text), options(), select: the options form's collection <select>}
-  constructor(ui) {
+  // elements (main.js finds them): {collection: the options form's <select>, collectionForm,
+  // newCollection, collectionNames: <datalist>, subjects: <ul>, subjectsState, subjectNames:
+  // <datalist>, enroll: {dialog, form, crop: <canvas>, name, collection, error, submit, cancel},
+  // confirm: {dialog, text, ok, cancel}, verify: {a and b: {input, img, svg}, subject, run, result}}.
+  // ui: {options(), notice(text), rerun(photo), rerunAll()}.
+  constructor(elements, ui) {
+    this.el = elements;
     this.ui = ui;
-    this.can = { recognition: false, verify: false, rename: false };
     this.collections = [];
     this.thumbnails = [];
     this.enrolling = null;
@@ -60,25 +40,11 @@ export class Recognition {
   // The collection chosen in the options, once it exists (a new one is created by its first
   // enrolled face; until then photos are only detected, and /recognize would answer 404).
   get chosen() {
-    return this.can.recognition ? this.ui.select.value : "";
+    return this.el.collection.value;
   }
 
   get collection() {
     return this.collections.includes(this.chosen) ? this.chosen : "";
-  }
-
-  async probe() {
-    try {
-      const { data } = await call("GET", "/openapi.json");
-      this.can = capabilities(data);
-    } catch {
-      this.can = { recognition: false, verify: false, rename: false };
-    }
-    for (const node of document.querySelectorAll("[data-needs=recognition]")) node.hidden = !this.can.recognition;
-    $("verify").hidden = !this.can.verify;
-    document.querySelector("a[href='#verify']").hidden = !this.can.verify;
-    if (this.can.recognition) await this.refresh();
-    return this.can;
   }
 
   async refresh(choose = null) {
@@ -88,26 +54,26 @@ export class Recognition {
         .map((item) => nameOf(item, "collection", "name"))
         .filter(Boolean);
     } catch (error) {
-      $("subjects-state").textContent = error.readable || String(error);
+      this.el.subjectsState.textContent = error.readable || String(error);
       return;
     }
-    const select = this.ui.select;
+    const select = this.el.collection;
     const wanted = choose ?? select.value;
     select.replaceChildren(element("option", { value: "" }, "(none: detect only)"));
     for (const name of this.collections) select.append(element("option", { value: name }, name));
     if (wanted && !this.collections.includes(wanted)) select.append(element("option", { value: wanted }, wanted));
     select.value = wanted || "";
-    $("collection-names").replaceChildren(...this.collections.map((name) => element("option", { value: name })));
+    this.el.collectionNames.replaceChildren(...this.collections.map((name) => element("option", { value: name })));
     await this.refreshSubjects();
   }
 
   async refreshSubjects() {
-    const list = $("subjects");
-    const state = $("subjects-state");
+    const list = this.el.subjects;
+    const state = this.el.subjectsState;
     for (const url of this.thumbnails) URL.revokeObjectURL(url);
     this.thumbnails = [];
     list.replaceChildren();
-    const verifySubject = $("verify-subject");
+    const verifySubject = this.el.verify.subject;
     verifySubject.replaceChildren(element("option", { value: "" }, "(use the second photo)"));
     const collection = this.chosen;
     if (!collection) {
@@ -132,7 +98,7 @@ export class Recognition {
       return;
     }
     state.textContent = `${subjects.length} ${subjects.length === 1 ? "person" : "people"} in ${collection}`;
-    $("subject-names").replaceChildren(
+    this.el.subjectNames.replaceChildren(
       ...subjects.map((item) => element("option", { value: nameOf(item, "subject", "name") })),
     );
     for (const item of subjects) {
@@ -151,11 +117,9 @@ export class Recognition {
     }
     const thumbs = element("div", { class: "thumbs" });
     const actions = element("div", { class: "actions" });
-    if (this.can.rename) {
-      const rename = element("button", { type: "button", class: "small" }, "Rename…");
-      rename.addEventListener("click", () => this.rename(collection, name, li));
-      actions.append(rename);
-    }
+    const rename = element("button", { type: "button", class: "small" }, "Rename…");
+    rename.addEventListener("click", () => this.rename(collection, name, li));
+    actions.append(rename);
     const remove = element("button", { type: "button", class: "small danger" }, "Delete…");
     remove.setAttribute("aria-label", `Delete ${name}`);
     remove.addEventListener("click", () => this.remove(collection, name));
@@ -199,7 +163,7 @@ export class Recognition {
   }
 
   async remove(collection, name) {
-    if (!(await confirmDialog(`Delete ${name} and all their enrolled faces from ${collection}? This cannot be undone.`))) {
+    if (!(await confirmDialog(this.el.confirm, `Delete ${name} and all their enrolled faces from ${collection}? This cannot be undone.`))) {
       return;
     }
     try {
@@ -213,41 +177,43 @@ export class Recognition {
 
   // Enroll one face of a photo: the dialog shows the crop that will be sent.
   async openEnroll(photo, index) {
+    const view = this.el.enroll;
     this.enrolling = { photo, index };
-    $("enroll-error").textContent = "";
-    $("enroll-name").value = "";
-    $("enroll-collection").value = this.chosen || this.collections[0] || "people";
-    await faceCrop(photo, index, $("enroll-crop"));
-    $("enroll-dialog").showModal();
-    $("enroll-name").focus();
+    view.error.textContent = "";
+    view.name.value = "";
+    view.collection.value = this.chosen || this.collections[0] || "people";
+    await faceCrop(photo, index, view.crop);
+    view.dialog.showModal();
+    view.name.focus();
   }
 
   async enroll() {
+    const view = this.el.enroll;
     const { photo, index } = this.enrolling;
-    const name = $("enroll-name").value.trim();
-    const collection = $("enroll-collection").value.trim();
-    const submit = $("enroll-submit");
+    const name = view.name.value.trim();
+    const collection = view.collection.value.trim();
+    const submit = view.submit;
     submit.disabled = true;
     try {
       const crop = await faceCrop(photo, index);
       const body = recognitionBody(this.ui.options(), [await fileBase64(crop)]);
       await run(path("collections", collection, "subjects", name, "faces"), body);
-      $("enroll-dialog").close();
+      view.dialog.close();
       this.ui.notice(`Enrolled ${name} in ${collection}.`);
       await this.refresh(collection);
       await this.ui.rerun(photo);
     } catch (error) {
-      $("enroll-error").textContent = error.readable || String(error);
+      view.error.textContent = error.readable || String(error);
     } finally {
       submit.disabled = false;
     }
   }
 
   async verify() {
-    const result = $("verify-result");
-    const a = $("verify-a").files[0];
-    const b = $("verify-b").files[0];
-    const subject = $("verify-subject").value;
+    const { a: sideA, b: sideB, result } = this.el.verify;
+    const a = sideA.input.files[0];
+    const b = sideB.input.files[0];
+    const subject = this.el.verify.subject.value;
     if (!a || (!b && !subject)) {
       result.textContent = "Choose two photos, or a photo and a person.";
       return;
@@ -259,7 +225,7 @@ export class Recognition {
       if (subject) Object.assign(body, { subject, collection: this.collection });
       const answer = await run("/verify", body);
       // The face each photo was compared by.
-      (answer.faces || []).forEach((bbox, i) => this.markFace(["a", "b"][i], bbox));
+      (answer.faces || []).forEach((bbox, i) => markFace([sideA, sideB][i], bbox));
       result.className = `verdict ${answer.same ? "same" : "different"}`;
       result.textContent = `${answer.same ? "Same person" : "Different people"}: similarity ${fixed(answer.similarity, 3)}` +
         ` (threshold ${fixed(answer.threshold, 3)})`;
@@ -269,44 +235,43 @@ export class Recognition {
     }
   }
 
-  markFace(side, bbox) {
-    const img = $(`verify-${side}-img`);
-    const svg = $(`verify-${side}-svg`);
-    if (!img.naturalWidth) return;
-    drawFaces(svg, img.naturalWidth, img.naturalHeight, [{ bbox, prob: 1 }], () => {});
-    svg.querySelector("text")?.remove();
-  }
-
   wire() {
-    $("enroll-form").addEventListener("submit", (event) => {
+    const { enroll, verify } = this.el;
+    enroll.form.addEventListener("submit", (event) => {
       event.preventDefault();
       if (event.target.reportValidity()) this.enroll();
     });
-    $("enroll-cancel").addEventListener("click", () => $("enroll-dialog").close());
-    $("collection-form").addEventListener("submit", async (event) => {
+    enroll.cancel.addEventListener("click", () => enroll.dialog.close());
+    this.el.collectionForm.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const name = $("new-collection").value.trim();
+      const name = this.el.newCollection.value.trim();
       if (name) await this.refresh(name);
     });
     // Another collection names the faces differently: ask again for the photos on the page.
-    this.ui.select.addEventListener("change", () => {
+    this.el.collection.addEventListener("change", () => {
       this.refreshSubjects();
       this.ui.rerunAll();
     });
-    for (const side of ["a", "b"]) {
-      $(`verify-${side}`).addEventListener("change", (event) => {
-        const img = $(`verify-${side}-img`);
+    for (const side of [verify.a, verify.b]) {
+      side.input.addEventListener("change", (event) => {
         const file = event.target.files[0];
-        if (img.src) URL.revokeObjectURL(img.src);
-        $(`verify-${side}-svg`).replaceChildren();
-        $("verify-result").textContent = "";
-        img.parentElement.hidden = !file;
+        if (side.img.src) URL.revokeObjectURL(side.img.src);
+        side.svg.replaceChildren();
+        verify.result.textContent = "";
+        side.img.parentElement.hidden = !file;
         if (file) {
-          img.src = URL.createObjectURL(file);
-          img.alt = `Photo ${file.name}`;
+          side.img.src = URL.createObjectURL(file);
+          side.img.alt = `Photo ${file.name}`;
         }
       });
     }
-    $("verify-run").addEventListener("click", () => this.verify());
+    verify.run.addEventListener("click", () => this.verify());
   }
+}
+
+// The face a photo of Verify was compared by, marked on it (a box, no label).
+function markFace({ img, svg }, bbox) {
+  if (!img.naturalWidth) return;
+  drawFaces(svg, img.naturalWidth, img.naturalHeight, [{ bbox, prob: 1 }], () => {});
+  svg.querySelector("text")?.remove();
 }

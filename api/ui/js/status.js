@@ -1,11 +1,7 @@
-// The status panel, from GET /info: workers with device and models, licenses, queue depth.
+// The status panel, from GET /info: workers with device and models, licenses, queue depth; and
+// where Flower is.
 
-function element(name, attributes = {}, text = "") {
-  const created = document.createElement(name);
-  for (const [key, value] of Object.entries(attributes)) created.setAttribute(key, String(value));
-  if (text) created.textContent = text;
-  return created;
-}
+import { element } from "./helpers.js";
 
 function table(caption, headers, rows) {
   const out = element("table", { class: "status-table" });
@@ -22,12 +18,20 @@ function table(caption, headers, rows) {
   return out;
 }
 
-const ago = (epochS) => {
-  const s = Math.max(0, Date.now() / 1000 - epochS);
+// How long ago a time (epoch seconds) was, in a unit that reads well.
+export const ago = (epochS, nowS = Date.now() / 1000) => {
+  const s = Math.max(0, nowS - epochS);
   if (s < 120) return `${Math.round(s)} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
   return `${Math.round(s / 3600)} h`;
 };
+
+// Flower's address on the page's host, at the port /info names (flower_port); "" when there is
+// none (0, or an API that does not say).
+export function flowerUrl(info, { protocol, hostname }) {
+  const port = info?.flower_port;
+  return port ? `${protocol}//${hostname}:${port}/` : "";
+}
 
 export function renderStatus(container, info) {
   const limits = info.limits || {};
