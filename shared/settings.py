@@ -19,8 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from shared.redisconn import is_sentinel, parse_sentinel
 
 ENV_PREFIX = "FACEREST_"
-# FACEREST_ variables that are not settings: compose's env-file path, gunicorn_conf's marker.
-OTHER_VARIABLES = frozenset({"FACEREST_ENV_FILE", "FACEREST_GUNICORN_METRICS_PREPARED"})
+# FACEREST_ variables that are not settings: compose's env-file path, gunicorn_conf's marker, the
+# facerest command's API key (client/facerest_client/cli.py; a shell may export it for both).
+OTHER_VARIABLES = frozenset({"FACEREST_ENV_FILE", "FACEREST_GUNICORN_METRICS_PREPARED", "FACEREST_API_KEY"})
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda:\d+)$")
 FLOWER_AUTH_PATTERN = re.compile(r"^[^:,\s]+:[^,\s]+$")
 ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$")

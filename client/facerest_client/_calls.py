@@ -1,14 +1,30 @@
-"""Every endpoint once, as a ``Call`` and the parser of its answer; the sync and asyncio clients
-(client.py, aio.py) wrap each in one line. Adding an endpoint is a method here, a typed result in
-types.py, and a line in each client.
+"""Every endpoint once: its signature, docstring, the ``Call`` it makes and the parser of its
+answer, as a method of ``Endpoints``. Both clients inherit them: ``FaceRest`` (client.py) returns
+the answer, ``AsyncFaceRest`` (aio.py) a coroutine of it. Adding an endpoint is a method here and
+a typed result in types.py; its options, a TypedDict here.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import typing
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Self,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    overload,
+)
 from urllib.parse import quote
 
 from facerest_client._wire import IDEMPOTENCY_HEADER, Call, ImageInput, body_call, image_bytes
@@ -26,19 +42,27 @@ from facerest_client.types import (
     deleted_from_wire,
 )
 
+if TYPE_CHECKING:
+    from facerest_client.aio import AsyncFaceRest
+    from facerest_client.client import FaceRest
+
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
+# The options, as the service's request models (api/schemas.py) name them;
+# tests/unit/test_client_api.py keeps the two sets of names equal.
 class ExtractOptions(TypedDict, total=False):
     """/extract's options (README, POST /extract); left out: the service's default."""
 
     max_size: tuple[int, int] | int
-    threshold: float
+    threshold: float  # detection score
     limit_faces: int
     min_face_size: int
     extract_embedding: bool
     return_landmarks: bool | Literal["106"]
     extract_ga: bool
+    flip: bool  # embed the crop and its mirror image; left out: the server's FACEREST_FLIP
     return_face_data: bool
     embed_only: bool
     detector: str
@@ -50,7 +74,7 @@ class DrawOptions(TypedDict, total=False):
     """/draw_detections' options."""
 
     max_size: tuple[int, int] | int
-    threshold: float
+    threshold: float  # detection score
     limit_faces: int
     min_face_size: int
     detector: str
@@ -81,7 +105,7 @@ class RecognizeOptions(RecognitionOptions, total=False):
 
 
 class VerifyOptions(RecognitionOptions, total=False):
-    threshold: float
+    threshold: float  # similarity; default: the recognizer's calibrated one
 
 
 class Endpoint(Generic[T]):
@@ -92,6 +116,49 @@ class Endpoint(Generic[T]):
     def __init__(self, call: Call, parse: Callable[[Any], T]) -> None:
         self.call = call
         self.parse = parse
+
+
+class client_method(Generic[P, T]):  # noqa: N801 (used as a decorator, like property)
+    """An ``Endpoints`` method as each client has it: on ``FaceRest`` it sends the call and returns
+    the parsed answer, on ``AsyncFaceRest`` it is a coroutine function that does. The signature,
+    for mypy (through ``P``) and for ``inspect``, is the declaration's."""
+
+    def __init__(self, build: Callable[Concatenate[Endpoints, P], Endpoint[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        declared = inspect.signature(build, eval_str=True)
+        (answer,) = typing.get_args(declared.return_annotation)  # Endpoint[T]: T
+        self.signature = declared.replace(
+            parameters=list(declared.parameters.values())[1:], return_annotation=answer
+        )
+
+    def __repr__(self) -> str:  # what help(FaceRest) shows for the method
+        return f"{self.build.__name__}{self.signature}"
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, client: FaceRest, owner: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, client: AsyncFaceRest, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, client: Endpoints | None, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        build, run = self.build, client._run
+        method: Callable[..., Any]
+        if inspect.iscoroutinefunction(run):
+
+            async def method(*args: Any, **kwargs: Any) -> Any:
+                return await run(build(client, *args, **kwargs))
+
+        else:
+
+            def method(*args: Any, **kwargs: Any) -> Any:
+                return run(build(client, *args, **kwargs))
+
+        functools.update_wrapper(method, build)
+        method.__signature__ = self.signature  # type: ignore[union-attr]  # what inspect.signature reads
+        return method
 
 
 def _raw(body: Any) -> Any:
@@ -129,20 +196,29 @@ def _collection_job(collection: str, action: str) -> Endpoint[Job]:
     return Endpoint(call, Job.from_wire)
 
 
-class Calls:
-    """Request building for every endpoint; holds only the client's wire format."""
+class Endpoints:
+    """The methods both clients have. Each builds its request (in the client's wire format) and
+    names the parser of the answer; the client sends it (``_run``: retries, then the parser)."""
 
     def __init__(self, use_msgpack: bool) -> None:
-        self.use_msgpack = use_msgpack
+        self._use_msgpack = use_msgpack
 
+    def _run(self, endpoint: Endpoint[T]) -> Any:
+        """Send, retry, parse: the answer (FaceRest) or a coroutine of it (AsyncFaceRest)."""
+        raise NotImplementedError
+
+    @client_method
     def extract(
-        self, images: Sequence[ImageInput], urls: Sequence[str], opts: ExtractOptions
+        self, images: Sequence[ImageInput] = (), urls: Sequence[str] = (), **opts: Unpack[ExtractOptions]
     ) -> Endpoint[ExtractResult]:
+        """Faces of each image (bytes or a path) and URL, waiting for the result."""
         return Endpoint(self._extract(images, urls, opts, run_async=False), ExtractResult.from_wire)
 
+    @client_method
     def submit(
-        self, images: Sequence[ImageInput], urls: Sequence[str], opts: ExtractOptions
+        self, images: Sequence[ImageInput] = (), urls: Sequence[str] = (), **opts: Unpack[ExtractOptions]
     ) -> Endpoint[Job]:
+        """Queue an extract job and return at once; ``result(job.id, wait_s=20)`` collects it."""
         return Endpoint(self._extract(images, urls, opts, run_async=True), Job.from_wire)
 
     def _extract(
@@ -153,92 +229,127 @@ class Calls:
         fields["api_ver"] = "2"
         if run_async:
             fields["async"] = True
-        return body_call("/extract", fields, images, urls, self.use_msgpack)
+        return body_call("/extract", fields, images, urls, self._use_msgpack)
 
-    def draw(self, image: ImageInput, opts: DrawOptions) -> Endpoint[bytes]:
+    @client_method
+    def result(self, job_id: str, wait_s: float = 0) -> Endpoint[Job]:
+        """A job's state; ``wait_s``: wait up to that long for it to finish (long poll)."""
+        params = {"wait": wait_s} if wait_s else {}
+        return Endpoint(Call("GET", f"/results/{job_id}", params=params), Job.from_wire)
+
+    @client_method
+    def draw(self, image: ImageInput, **opts: Unpack[DrawOptions]) -> Endpoint[bytes]:
+        """The image as a PNG with its faces drawn on it."""
         fields = _fields(opts)
         # Drawing queues no job a retry could duplicate: no Idempotency-Key needed.
         call = body_call(
-            "/draw_detections", fields, [image_bytes(image)], (), self.use_msgpack, idempotent=False
+            "/draw_detections", fields, [image_bytes(image)], (), self._use_msgpack, idempotent=False
         )
         return Endpoint(call, _bytes)
 
+    @client_method
     def enroll(
         self,
         collection: str,
         subject: str,
-        images: Sequence[ImageInput],
-        urls: Sequence[str],
-        opts: EnrollOptions,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        **opts: Unpack[EnrollOptions],
     ) -> Endpoint[Enrollment]:
+        """Enroll the largest face of each image for ``subject`` (the collection is made on first use)."""
         path = f"/collections/{_name(collection)}/subjects/{_name(subject)}/faces"
-        return Endpoint(body_call(path, _fields(opts), images, urls, self.use_msgpack), Enrollment.from_wire)
+        call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
+        return Endpoint(call, Enrollment.from_wire)
 
+    @client_method
     def recognize(
-        self, collection: str, images: Sequence[ImageInput], urls: Sequence[str], opts: RecognizeOptions
+        self,
+        collection: str,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        **opts: Unpack[RecognizeOptions],
     ) -> Endpoint[Recognition]:
+        """Every face of each image among the collection's subjects (1:N, open set)."""
         path = f"/collections/{_name(collection)}/recognize"
-        return Endpoint(body_call(path, _fields(opts), images, urls, self.use_msgpack), Recognition.from_wire)
+        call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
+        return Endpoint(call, Recognition.from_wire)
 
+    @client_method
     def verify(
         self,
-        images: Sequence[ImageInput],
-        urls: Sequence[str],
-        collection: str | None,
-        subject: str | None,
-        opts: VerifyOptions,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        *,
+        collection: str | None = None,
+        subject: str | None = None,
+        **opts: Unpack[VerifyOptions],
     ) -> Endpoint[Verification]:
+        """Two images the same person? Or one image against ``subject`` of ``collection``."""
         fields = _fields(opts) | _fields({"collection": collection, "subject": subject})
-        return Endpoint(body_call("/verify", fields, images, urls, self.use_msgpack), Verification.from_wire)
+        call = body_call("/verify", fields, images, urls, self._use_msgpack)
+        return Endpoint(call, Verification.from_wire)
 
+    @client_method
     def reindex(self, collection: str) -> Endpoint[Job]:
+        """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``)."""
         return _collection_job(collection, "reindex")
 
+    @client_method
     def compact(self, collection: str) -> Endpoint[Job]:
+        """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``)."""
         return _collection_job(collection, "compact")
 
+    @client_method
     def collections(self) -> Endpoint[tuple[Collection, ...]]:
         return Endpoint(Call("GET", "/collections"), collections_from_wire)
 
-    def subjects(self, collection: str, offset: int, limit: int) -> Endpoint[SubjectPage]:
+    @client_method
+    def subjects(self, collection: str, offset: int = 0, limit: int = 100) -> Endpoint[SubjectPage]:
         params = {"offset": offset, "limit": limit}
         call = Call("GET", f"/collections/{_name(collection)}/subjects", params=params)
         return Endpoint(call, SubjectPage.from_wire)
 
+    @client_method
     def subject(self, collection: str, subject: str) -> Endpoint[SubjectFaces]:
         call = Call("GET", f"/collections/{_name(collection)}/subjects/{_name(subject)}")
         return Endpoint(call, SubjectFaces.from_wire)
 
+    @client_method
     def thumbnail(self, collection: str, face_id: str) -> Endpoint[bytes]:
+        """An enrolled face's aligned 112x112 crop, JPEG."""
         call = Call("GET", f"/collections/{_name(collection)}/faces/{_name(face_id)}/thumbnail")
         return Endpoint(call, _bytes)
 
+    @client_method
     def rename_subject(self, collection: str, subject: str, new_name: str) -> Endpoint[str]:
+        """Give a subject another name; the new name (409 subject_exists if taken)."""
         content = json.dumps({"subject": new_name}).encode()
         path = f"/collections/{_name(collection)}/subjects/{_name(subject)}"
         call = Call("PATCH", path, content=content, headers={"Content-Type": "application/json"})
         return Endpoint(call, _renamed)
 
+    @client_method
     def delete_subject(self, collection: str, subject: str) -> Endpoint[int]:
         call = Call("DELETE", f"/collections/{_name(collection)}/subjects/{_name(subject)}")
         return Endpoint(call, deleted_from_wire)
 
+    @client_method
     def delete_face(self, collection: str, face_id: str) -> Endpoint[int]:
         call = Call("DELETE", f"/collections/{_name(collection)}/faces/{_name(face_id)}")
         return Endpoint(call, deleted_from_wire)
 
+    @client_method
     def delete_collection(self, collection: str) -> Endpoint[int]:
         return Endpoint(Call("DELETE", f"/collections/{_name(collection)}"), deleted_from_wire)
 
-    def result(self, job_id: str, wait_s: float = 0) -> Endpoint[Job]:
-        params = {"wait": wait_s} if wait_s else {}
-        return Endpoint(Call("GET", f"/results/{job_id}", params=params), Job.from_wire)
-
+    @client_method
     def info(self) -> Endpoint[ServerInfo]:
         return Endpoint(Call("GET", "/info"), ServerInfo.from_wire)
 
+    @client_method
     def health(self) -> Endpoint[Any]:
         return Endpoint(Call("GET", "/health"), _raw)
 
+    @client_method
     def ready(self) -> Endpoint[Any]:
         return Endpoint(Call("GET", "/ready"), _raw)

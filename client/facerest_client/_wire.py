@@ -26,6 +26,8 @@ MSGPACK = "application/x-msgpack"
 # wait that ran out (504: the job goes on; the retry with the same Idempotency-Key waits for it).
 RETRY_STATUSES = frozenset({429, 503, 504})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+API_KEY_HEADER = "X-API-Key"
+DEFAULT_TIMEOUT_S = 120.0  # per request, both clients
 
 ImageInput = bytes | str | Path  # file bytes, or a path to read
 

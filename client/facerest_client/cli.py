@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -29,6 +30,30 @@ from facerest_client.types import Recognition, Verification
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_URL = "http://127.0.0.1:18081"
+API_KEY_VARIABLE = "FACEREST_API_KEY"
+# Exit status as diff and cmp have it: 1 is an answer (different people), so that a script can
+# tell it from a failure; 2 is also what argparse exits with on bad arguments.
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_ERROR = 2
+EXIT_STATUS = """exit status:
+  0  done; verify: the same person
+  1  verify: different people
+  2  an error: bad arguments, an error answer from the service, no connection, an image that
+     cannot be read; enroll: an image that failed (listed on stderr)"""
+ENVIRONMENT = f"""environment:
+  {API_KEY_VARIABLE}  the API key, when --api-key is not given"""
+
+
+def resolve_api_key(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """``--api-key`` when given (``--api-key ''`` sends none), else $FACEREST_API_KEY."""
+    if flag is not None:
+        return flag
+    return environ.get(API_KEY_VARIABLE) or None
+
+
+def verify_status(answer: Verification) -> int:
+    return EXIT_OK if answer.same else EXIT_DIFFERENT
 
 
 def _photos(root: Path) -> Iterator[tuple[str, Path]]:
@@ -99,15 +124,18 @@ def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> i
     for line in failures:
         print(f"failed: {line}", file=sys.stderr)
     print(f"enrolled {len(todo) - len(failures)}, skipped {skipped} (done before), failed {len(failures)}")
-    return 1 if failures else 0
+    return EXIT_ERROR if failures else EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="facerest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="facerest",
+        description=__doc__,
+        epilog=f"{ENVIRONMENT}\n\n{EXIT_STATUS}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the API (default {DEFAULT_URL})")
-    parser.add_argument("--api-key", help="sent as X-API-Key")
+    parser.add_argument("--api-key", help=f"sent as X-API-Key (default: ${API_KEY_VARIABLE}; '' sends none)")
     commands = parser.add_subparsers(dest="command", required=True)
     p_enroll = commands.add_parser("enroll", help="enroll DIR/<subject>/<images>")
     p_enroll.add_argument("dir", type=Path)
@@ -118,7 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     p_recognize.add_argument("--collection", required=True)
     p_recognize.add_argument("--threshold", type=float)
     p_recognize.add_argument("--limit", type=int)
-    p_verify = commands.add_parser("verify", help="are A and B the same person")
+    p_verify = commands.add_parser(
+        "verify",
+        help="are A and B the same person (exit status 0: yes, 1: no)",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_verify.add_argument("a", type=Path)
     p_verify.add_argument("b", type=Path)
     p_verify.add_argument("--threshold", type=float)
@@ -129,26 +162,32 @@ def _print(answer: Recognition | Verification) -> None:
     print(json.dumps(dataclasses.asdict(answer), indent=2))
 
 
+def run(client: FaceRest, args: argparse.Namespace) -> int:
+    """The parsed command against the service; its exit status."""
+    try:
+        if args.command == "enroll":
+            return enroll(client, args.dir, args.collection, args.concurrency)
+        if args.command == "recognize":
+            options: RecognizeOptions = {}
+            if args.threshold is not None:
+                options["threshold"] = args.threshold
+            if args.limit is not None:
+                options["limit"] = args.limit
+            _print(client.recognize(args.collection, [args.photo], **options))
+            return EXIT_OK
+        verify: VerifyOptions = {} if args.threshold is None else {"threshold": args.threshold}
+        answer = client.verify([args.a, args.b], **verify)
+        _print(answer)
+        return verify_status(answer)
+    except (FaceRestError, httpx.HTTPError, OSError) as exc:
+        print(f"facerest: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with FaceRest(args.url, api_key=args.api_key) as client:
-        try:
-            if args.command == "enroll":
-                return enroll(client, args.dir, args.collection, args.concurrency)
-            if args.command == "recognize":
-                options: RecognizeOptions = {}
-                if args.threshold is not None:
-                    options["threshold"] = args.threshold
-                if args.limit is not None:
-                    options["limit"] = args.limit
-                _print(client.recognize(args.collection, [args.photo], **options))
-            else:
-                verify: VerifyOptions = {} if args.threshold is None else {"threshold": args.threshold}
-                _print(client.verify([args.a, args.b], **verify))
-        except (FaceRestError, httpx.HTTPError) as exc:
-            print(f"facerest: {exc}", file=sys.stderr)
-            return 1
-    return 0
+    with FaceRest(args.url, api_key=resolve_api_key(args.api_key, os.environ)) as client:
+        return run(client, args)
 
 
 if __name__ == "__main__":

@@ -274,6 +274,10 @@ def test_the_cli_enrolls_a_folder_resumably_and_recognizes(
     assert sorted(s for s in named if s) == ["person0", "person5"]
     assert cli_main(["--url", api, "verify", str(photo), str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)["same"] is True
+    # Two people: exit status 1 (an answer; errors exit 2).
+    crops = [str(tmp_path / f"person{i}" / "crop.jpg") for i in (0, 5)]
+    assert cli_main(["--url", api, "verify", *crops]) == 1
+    assert json.loads(capsys.readouterr().out)["same"] is False
 
 
 def test_reindex_re_embeds_the_stored_crops(api: str) -> None:
