@@ -71,10 +71,12 @@ lint: system-browser $(DEV_STAMP) $(MTCNN_STAMP) $(NODE_STAMP)
 	$(BIN)/mypy
 	npx eslint
 
-# The tests run every detector, MTCNN included (lint installed it).
+# The tests run every detector, MTCNN included (lint installed it). TEST_PROCESSES pytest
+# processes share the suite, a test file each at a time (its module fixtures are built once).
+TEST_PROCESSES ?= 3
 test: lint
 	node --test tests/ui/*.test.mjs
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput

@@ -27,11 +27,13 @@ import requests
 
 from deploy.launcher import ROOT, wait_until
 from shared.contract import worker_id
+from shared.settings import Settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
 
 STREAMS = 4
+DEFAULTS = Settings()
 # yaoming.jpg: one face, 21 kB, so a request fits HAProxy's retry buffer.
 PHOTO = GROUP_PHOTOS["yaoming.jpg"]
 FACES_IN_PHOTO = FACES_IN["yaoming.jpg"]
@@ -197,6 +199,7 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
             os.killpg(victim_worker["pid"], signal.SIGKILL)
             killed_at = time.monotonic()
             lost = jobs_running_on(client, victim_name)
+            finished_at: dict[str, float] = {}
 
             # Keep streaming while HAProxy notices, the launcher restarts both, and lost jobs return.
             def recovered() -> bool:
@@ -204,7 +207,10 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
                     cluster.child("api1")["restarts"] == 1 and cluster.child("worker1-cpu")["restarts"] == 1
                 )
                 replica = requests.get(f"http://127.0.0.1:{victim_api['port']}/health", timeout=1).ok
-                back = all(result(url, job)["status"] == "done" for job in lost)
+                for job in lost:
+                    if job not in finished_at and result(url, job)["status"] == "done":
+                        finished_at[job] = time.monotonic()
+                back = len(finished_at) == len(lost)
                 later = sum(o.ok and o.at > killed_at for o in outcomes)
                 return restarted and replica and back and len(cluster.online_workers()) == 2 and later >= 8
 
@@ -225,11 +231,15 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
     assert {o.faces for o in outcomes if not o.run_async and o.ok} == {FACES_IN_PHOTO}
     assert sum(o.at > killed_at for o in outcomes) >= 8
 
-    # The killed worker held these jobs; another worker did them once they came back.
+    # The killed worker held these jobs; another worker did them once they came back, within the
+    # bound the default heartbeat sets (its TTL, plus a reaper's round and a job's run).
     assert lost, "the victim worker finished its job before the kill; nothing was lost to recover"
     for job in lost:
         state = result(url, job)
         assert state["status"] == "done" and state["worker"] != worker_id(victim_name), state
+        assert state["attempts"] == 2, state
+    lost_back_s = max(at - killed_at for at in finished_at.values())
+    assert lost_back_s < DEFAULTS.heartbeat_ttl_s + 3 * DEFAULTS.heartbeat_s, lost_back_s
 
     # Every accepted job ends done, with its face, through HAProxy and through either replica.
     accepted = [o.job_id for o in outcomes if o.run_async and o.job_id is not None]
@@ -239,6 +249,11 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
         return all(result(url, job)["status"] == "done" for job in accepted)
 
     wait_until(all_done, 60, "every accepted job done")
+    all_done_s = time.monotonic() - killed_at
+    assert all_done_s < 30, all_done_s
+    # Nothing is left claimed, and the dead worker has left the registry.
+    assert client.hlen("facerest:running") == 0
+    assert victim_name.encode() not in cast(list[bytes], client.hkeys("facerest:workers"))
     for replica in cluster.replica_urls():
         for job in accepted:
             state = result(replica, job)
@@ -247,7 +262,8 @@ def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(
     proxy_retried = [int(n) for n in HAPROXY_RETRIES.findall(cluster.log("haproxy")) if int(n) > 0]
     print(
         f"\ncluster: {len(outcomes)} requests ({len(accepted)} async), 0 failed; "
-        f"{len(lost)} jobs lost with the worker came back; recovered in {recovery_s:.1f} s; "
+        f"{len(lost)} jobs lost with the worker came back within {lost_back_s:.1f} s; "
+        f"recovered in {recovery_s:.1f} s; every accepted job done {all_done_s:.1f} s after the kill; "
         f"HAProxy retried {len(proxy_retried)} requests (connection failures), "
         f"the client {len(retried)} (cut off by the kill)"
     )
