@@ -32,7 +32,7 @@ def state(api: str, job_id: str) -> dict[str, Any]:
 
 
 def has_status(api: str, job_id: str, status: str) -> bool:
-    return state(api, job_id)["status"] == status
+    return bool(state(api, job_id)["status"] == status)
 
 
 def test_a_job_survives_kill_9_of_its_worker_and_is_failed_once_it_used_up_max_attempts(
