@@ -6,7 +6,7 @@ Loads N faces as ``bench.gallery_scale`` does, takes each planted query's neares
 store's first stage does), then times, in turns, three ways to rank those candidates exactly:
 
 - ``in database``: ``SELECT subject, -(vec <#> query)`` by primary key, the query vector sent in
-  pgvector's binary format (what shared/gallery/postgres.py does);
+  pgvector's binary format (what shared/gallery/postgres.py does, with shared/gallery/pgvector.py);
 - ``in database, text query``: the same with the query vector as a text literal;
 - ``fetched``: ``SELECT subject, vec`` by primary key (binary cursor), ranked in numpy (what
   the store did before 2026-12-01).
@@ -27,7 +27,8 @@ from numpy.typing import NDArray
 from bench.gallery_scale import NOISE, SEED, load, unit_rows
 from bench.timing import alternating_ms
 from shared.gallery.codes import hamming, sign_codes
-from shared.gallery.postgres import PostgresGallery, connect, from_binary, packed
+from shared.gallery.pgvector import connect, from_binary, packed
+from shared.gallery.postgres import PostgresGallery
 from testkit.postgres import running_postgres
 
 
