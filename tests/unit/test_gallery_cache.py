@@ -1,7 +1,7 @@
 """What both gallery stores build on: per-thread connections (shared/gallery/connections.py), the
 freshness check of their caches (shared/gallery/cache.py) and the PostgreSQL store's growing codes
-(shared/gallery/codes.py). The stores themselves, on
-real databases, are tests/integration/test_gallery.py."""
+(shared/gallery/codes.py). The stores themselves, on real databases, are
+tests/integration/test_gallery.py."""
 
 from __future__ import annotations
 
