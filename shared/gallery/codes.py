@@ -42,6 +42,45 @@ def sign_codes(vectors: NDArray[np.float32]) -> Codes:
     return words(sign_bytes(vectors))
 
 
+def code_bytes(vec: NDArray[np.float32]) -> bytes:
+    """One vector's code as a store keeps it: its sign bits, packed."""
+    return bytes(sign_bytes(vec)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class GrowingCodes:
+    """Faces' codes and their seqs, added to as faces are enrolled.
+
+    ``appended`` writes past ``count`` into spare capacity (doubled when full, so an enroll between
+    two searches copies nothing) and returns a new instance: the part an instance shows never
+    changes, so one thread may scan it while another appends. Append only to the newest instance
+    (the gallery's cache does, under its lock): an older one's spare capacity is the newer's rows."""
+
+    seqs: NDArray[np.int64]  # (capacity,)
+    codes: Codes  # (words, capacity)
+    count: int = 0
+
+    @classmethod
+    def empty(cls, dimension: int) -> GrowingCodes:
+        return cls(np.zeros(0, np.int64), np.zeros((-(-dimension // 64), 0), np.uint64))
+
+    def appended(self, seqs: NDArray[np.int64], codes: Codes) -> GrowingCodes:
+        end = self.count + len(seqs)
+        grown_seqs, grown_codes = self.seqs, self.codes
+        if end > len(self.seqs):
+            capacity = max(end, 2 * len(self.seqs))
+            grown_seqs = np.zeros(capacity, np.int64)
+            grown_codes = np.zeros((codes.shape[0], capacity), np.uint64)
+            grown_seqs[: self.count] = self.seqs[: self.count]
+            grown_codes[:, : self.count] = self.codes[:, : self.count]
+        grown_seqs[self.count : end] = seqs
+        grown_codes[:, self.count : end] = codes
+        return GrowingCodes(grown_seqs, grown_codes, end)
+
+    def snapshot(self) -> tuple[NDArray[np.int64], Codes]:
+        return self.seqs[: self.count], self.codes[:, : self.count]
+
+
 @dataclass(frozen=True)
 class Distances:
     """A query's Hamming distance to every code, and how many codes lie at each distance."""

@@ -1,43 +1,37 @@
 """The shared gallery: PostgreSQL with pgvector, for API replicas and workers on several machines.
 
-Each collection has its own table (``gallery_faces_<id>``) with a ``vector(<dimension>)`` column
-and a ``code`` column: the vector's sign bits (shared/gallery/codes.py). Dropping a collection
-drops its table.
+This module searches and reads and writes collections; their tables and migrations are in
+postgres_schema.py, pgvector's binary format in pgvector.py, each process's codes in
+postgres_codes.py.
 
 Search runs in two stages, the first in the searching process: each process caches a collection's
-codes (64 bytes per 512-d face: 64 MB per million) and computes a query's Hamming distance to all
-of them, on up to 4 threads; the database then ranks the nearest few hundred faces by exact cosine
-(the vectors are L2-normalised: pgvector's inner product), read by key. pgvector's HNSW index,
-which this store used before, found the best match of only 21 % of queries at 1M random 512-d
-faces (ef_search 100; 78 % at its cap of 1000, 200 ms); the two stages found 100 % at a p50 of
-26.5 ms through this store (bench/gallery_scale.py, docs/scaling.md).
+codes (the vectors' sign bits, shared/gallery/codes.py) and computes a query's Hamming distance to
+all of them, on up to 4 threads; the database then ranks the nearest few hundred faces by exact
+cosine (the vectors are L2-normalised: pgvector's inner product), read by key. pgvector's HNSW
+index, which this store used before, found the best match of only 21 % of queries at 1M random
+512-d faces (ef_search 100; 78 % at its cap of 1000, 200 ms); the two stages found 100 % at a p50
+of 26.5 ms through this store (bench/gallery_scale.py, docs/scaling.md).
 
-The cache is brought up to date before every query, as the SQLite store's is: one indexed row
-(the collection's ``changes`` counter, bumped by every change to existing faces) and the rows
-after the last ``seq`` seen. So a face committed by one machine is found by the next query
-anywhere, and a deleted or renamed face is never answered: only faces the exact stage fetched
-from the table, with their current subject, are returned.
+The cache is brought up to date before every query, as the SQLite store's is (cache.py). So a face
+committed by one machine is found by the next query anywhere, and a deleted or renamed face is
+never answered: only faces the exact stage fetched from the table, with their current subject,
+are returned.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import psycopg
 from numpy.typing import NDArray
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 
 from shared.contract import RecognizerInfo
 from shared.errors import CollectionNotFound, SubjectExists
@@ -50,44 +44,19 @@ from shared.gallery import (
     Vectors,
     check_recognizer,
 )
-from shared.gallery.codes import Codes, Distances, hamming, sign_bytes, sign_codes, words
+from shared.gallery.codes import Distances, code_bytes, hamming, sign_codes
+from shared.gallery.connections import PerThread
+from shared.gallery.pgvector import connect, packed
+from shared.gallery.postgres_codes import CodeCache
+from shared.gallery.postgres_schema import (
+    advance,
+    create_faces_table,
+    create_schema,
+    faces_table,
+    keep_vectors_inline,
+)
 from shared.recognition import Match, best_per_subject
 
-SCHEMA = """
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE IF NOT EXISTS gallery_collections (
-    id serial PRIMARY KEY,
-    name text NOT NULL UNIQUE,
-    recognizer_key text NOT NULL,
-    recognizer_name text NOT NULL,
-    recognizer_version text NOT NULL,
-    recognizer_license text NOT NULL,
-    dimension integer NOT NULL,
-    created double precision NOT NULL,
-    changes bigint NOT NULL DEFAULT 0,  -- bumped by every update or delete of faces: caches reload
-    last_seq bigint NOT NULL DEFAULT 0  -- the newest face's seq: caches load what follows
-);
-"""
-FACES_TABLE = """
-CREATE TABLE IF NOT EXISTS {table} (
-    seq bigserial PRIMARY KEY,
-    id text NOT NULL UNIQUE,
-    subject text NOT NULL,
-    image_sha256 text NOT NULL,
-    bbox text NOT NULL,
-    prob real NOT NULL,
-    faces_in_image integer NOT NULL,
-    vec vector({dimension}) NOT NULL,
-    code bytea,  -- the sign bits of vec (shared/gallery/codes.py); NULL in rows from before it
-    crop bytea NOT NULL,
-    created double precision NOT NULL,
-    UNIQUE (subject, image_sha256)
-);
-"""
-# Keep the vector in the row, not in the TOAST table (pgvector's default storage moves a 512-d
-# vector out once the crop has gone there): fetching 256 random rows' vectors from a 10k collection
-# took p50 6.1 ms inline against 13.4 ms TOASTed (binary cursor; text ``vec::real[]``: 75 / 92 ms).
-VEC_INLINE = "ALTER TABLE {table} ALTER COLUMN vec SET STORAGE MAIN"
 # Faces re-ranked exactly per query: the nearest codes by Hamming distance. 256 of 1M random 512-d
 # faces held the best match of every query at cosine 0.8 (recall@1 1.000, docs/scaling.md; 64 held
 # 0.99); each costs one row fetched by key.
@@ -115,80 +84,9 @@ def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object,
     )
 
 
-class PackedVector(bytes):
-    """A vector in pgvector's binary format: sent as a binary parameter of no declared type, which
-    ``%s::vector`` makes the server read with pgvector's own decoder (no text to format or parse: a
-    512-d text query cost about 1 ms more per ranking, docs/scaling.md). A binary COPY takes
-    the same bytes."""
-
-
-class _PackedVectorDumper(Dumper):
-    format = Format.BINARY
-
-    def dump(self, obj: PackedVector) -> bytes:
-        return obj
-
-
-def packed(vec: Vectors) -> PackedVector:
-    """pgvector's binary format: uint16 dimension, uint16 unused, big-endian float4s."""
-    flat = np.asarray(vec, np.float32).ravel()
-    return PackedVector(struct.pack(">HH", len(flat), 0) + flat.astype(">f4").tobytes())
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection that sends ``PackedVector`` parameters in binary."""
-    db = psycopg.connect(url, autocommit=True)
-    db.adapters.register_dumper(PackedVector, _PackedVectorDumper)
-    return db
-
-
-def code_bytes(vec: Vectors) -> bytes:
-    """The ``code`` column's value: the vector's sign bits, packed."""
-    return bytes(sign_bytes(vec)[0])
-
-
-def from_binary(vectors: Sequence[bytes]) -> Vectors:
-    """pgvector's binary format (uint16 dimension, uint16 unused, big-endian float4s) as rows."""
-    if not vectors:
-        return np.zeros((0, 0), np.float32)
-    data = np.frombuffer(b"".join(v[4:] for v in vectors), ">f4").reshape(len(vectors), -1)
-    return data.astype(np.float32)
-
-
 def _face(row: tuple[Any, ...], new: bool = True) -> StoredFace:
     bbox = orjson.loads(row[2])
     return StoredFace(row[0], row[1], (bbox[0], bbox[1], bbox[2], bbox[3]), row[3], row[4], row[5], new)
-
-
-@dataclass(slots=True)
-class _Codes:
-    """One collection's codes in this process, as of its ``changes`` counter.
-
-    Appends write past ``count`` into spare capacity (doubled when full), so the views that
-    ``snapshot`` gave other threads never change under them; a reload makes a new instance."""
-
-    name: str
-    changes: int
-    seqs: NDArray[np.int64]
-    codes: Codes  # (words, capacity)
-    count: int = 0
-    loaded_to: int = 0  # the collection's last_seq when this copy last loaded
-
-    def append(self, seqs: NDArray[np.int64], codes: Codes) -> None:
-        end = self.count + len(seqs)
-        if end > len(self.seqs):
-            capacity = max(end, 2 * len(self.seqs))
-            grown_seqs = np.zeros(capacity, np.int64)
-            grown_codes = np.zeros((codes.shape[0], capacity), np.uint64)
-            grown_seqs[: self.count] = self.seqs[: self.count]
-            grown_codes[:, : self.count] = self.codes[:, : self.count]
-            self.seqs, self.codes = grown_seqs, grown_codes
-        self.seqs[self.count : end] = seqs
-        self.codes[:, self.count : end] = codes
-        self.count = end
-
-    def snapshot(self) -> tuple[NDArray[np.int64], Codes]:
-        return self.seqs[: self.count], self.codes[:, : self.count]
 
 
 class PostgresGallery:
@@ -203,63 +101,14 @@ class PostgresGallery:
             if self._scan_threads > 1
             else None
         )
-        self._opened: list[psycopg.Connection[Any]] = []  # every thread's, for close()
-        self._opened_lock = threading.Lock()
-        self._local = threading.local()  # one connection per thread (psycopg's are not shareable)
-        self._cache: dict[int, _Codes] = {}  # by collection id: a name made again is another id
-        self._cache_lock = threading.Lock()
+        # psycopg's connections are not shareable; a closed one (the server restarted) is replaced.
+        self._connections = PerThread(lambda: connect(url), broken=lambda db: db.closed)
+        self._codes = CodeCache()
         with self._transaction() as db:
-            # Two processes creating the schema at once would race on the catalog.
-            db.execute("SELECT pg_advisory_xact_lock(1414090830)")
-            db.execute(SCHEMA)
-            self._migrate(db)
-
-    @staticmethod
-    def _migrate(db: psycopg.Connection[Any]) -> None:
-        """Bring a gallery made before the two-stage search up to date: a ``changes`` counter, a
-        ``code`` column (the loader computes the missing codes from the vectors and stores them),
-        vectors kept inline, and no HNSW index (no search uses it; every insert would still pay for
-        it). Each ALTER takes an exclusive lock on its table, so it runs only where needed: a
-        process start must not queue behind a long search or compaction."""
-        PostgresGallery._add_column(db, "changes bigint NOT NULL DEFAULT 0")
-        if PostgresGallery._add_column(db, "last_seq bigint NOT NULL DEFAULT 0"):
-            tables = db.execute(
-                "SELECT id FROM gallery_collections WHERE to_regclass('gallery_faces_' || id) IS NOT NULL"
-            ).fetchall()
-            for (collection_id,) in tables:
-                PostgresGallery._advance(db, collection_id)
-        old = db.execute(
-            "SELECT c.id FROM gallery_collections c WHERE to_regclass('gallery_faces_' || c.id) IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass('gallery_faces_' "
-            "|| c.id) AND a.attname = 'code')"
-        ).fetchall()
-        for (collection_id,) in old:
-            table = f"gallery_faces_{collection_id}"
-            db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS code bytea")
-            db.execute(VEC_INLINE.format(table=table))  # rows written from now on
-            db.execute(f"DROP INDEX IF EXISTS {table}_hnsw")
-
-    @staticmethod
-    def _add_column(db: psycopg.Connection[Any], definition: str) -> bool:
-        """Add ``definition``'s column to gallery_collections unless it is there; True if added.
-        The catalog is asked first: ADD COLUMN IF NOT EXISTS would take the table's lock anyway."""
-        column = definition.split(maxsplit=1)[0]
-        present = db.execute(
-            "SELECT 1 FROM pg_attribute WHERE attrelid = 'gallery_collections'::regclass AND attname = %s",
-            (column,),
-        ).fetchone()
-        if present is None:
-            db.execute(f"ALTER TABLE gallery_collections ADD COLUMN {definition}")
-        return present is None
+            create_schema(db)
 
     def _db(self) -> psycopg.Connection[Any]:
-        db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
-        if db is None or db.closed:
-            db = connect(self.url)
-            self._local.db = db
-            with self._opened_lock:
-                self._opened.append(db)
-        return db
+        return self._connections.get()
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
@@ -269,11 +118,7 @@ class PostgresGallery:
 
     def close(self) -> None:
         """Close every thread's connection (call when no thread uses the store any more)."""
-        with self._opened_lock:
-            for db in self._opened:
-                db.close()
-            self._opened.clear()
-        self._local = threading.local()
+        self._connections.close()
         if self._scan_pool is not None:
             self._scan_pool.shutdown()
 
@@ -290,7 +135,7 @@ class PostgresGallery:
         row = self._row(db, name)
         if row is None:
             raise CollectionNotFound(f"no collection {name!r}")
-        return f"gallery_faces_{row[0]}"
+        return faces_table(row[0])
 
     def _locked(self, db: psycopg.Connection[Any], name: str) -> tuple[int, str]:
         """Lock the collection's row for this transaction; its id and faces table.
@@ -306,18 +151,7 @@ class PostgresGallery:
         row = self._row(db, name, lock=True)
         if row is None:
             raise CollectionNotFound(f"no collection {name!r}")
-        return row[0], f"gallery_faces_{row[0]}"
-
-    @staticmethod
-    def _advance(db: psycopg.Connection[Any], collection_id: int) -> None:
-        """Record the collection's newest seq (in the inserting transaction, under its row lock):
-        a cache compares it with what it loaded, so an unchanged collection costs a search no
-        query on its faces table. max() of the primary key is one index probe."""
-        db.execute(
-            f"UPDATE gallery_collections SET last_seq = (SELECT coalesce(max(seq), 0) "
-            f"FROM gallery_faces_{collection_id}) WHERE id = %s",
-            (collection_id,),
-        )
+        return row[0], faces_table(row[0])
 
     @staticmethod
     def _changed(db: psycopg.Connection[Any], collection_id: int, rows: int) -> int:
@@ -331,9 +165,7 @@ class PostgresGallery:
         return RecognizerInfo(row[2], row[3], row[4], row[5], row[6])
 
     def _info(self, db: psycopg.Connection[Any], row: tuple[Any, ...]) -> CollectionInfo:
-        counts = db.execute(
-            f"SELECT count(*), count(DISTINCT subject) FROM gallery_faces_{row[0]}"
-        ).fetchone()
+        counts = db.execute(f"SELECT count(*), count(DISTINCT subject) FROM {faces_table(row[0])}").fetchone()
         faces, subjects = (0, 0) if counts is None else (counts[0], counts[1])
         return CollectionInfo(row[1], self._recognizer(row), row[7], subjects, faces)
 
@@ -375,12 +207,11 @@ class PostgresGallery:
             row = self._row(db, collection, lock=True)  # before any seq is drawn: _locked says why
             assert row is not None  # inserted above or before
             check_recognizer(collection, self._recognizer(row), recognizer)
-            table = f"gallery_faces_{row[0]}"
+            table = faces_table(row[0])
             if created is not None:
                 # Only the enroll that made the collection makes its table, in the same
                 # transaction: concurrent enrolls wait on the row above, then find both.
-                db.execute(FACES_TABLE.format(table=table, dimension=row[6]))
-                db.execute(VEC_INLINE.format(table=table))
+                create_faces_table(db, table, row[6])
             for face in faces:
                 face_id = uuid.uuid4().hex
                 inserted = db.execute(
@@ -400,7 +231,7 @@ class PostgresGallery:
                 assert old is not None  # the conflict above
                 stored.append(_face(old, new=False))
             if any(face.new for face in stored):
-                self._advance(db, row[0])
+                advance(db, row[0])
         return stored
 
     def import_faces(
@@ -423,98 +254,14 @@ class PostgresGallery:
                 f"INSERT INTO {table} ({FIELDS}) SELECT {FIELDS} FROM staging "
                 "ON CONFLICT (subject, image_sha256) DO NOTHING"
             ).rowcount
-            self._advance(db, collection_id)
+            advance(db, collection_id)
             # Statistics now, not when autovacuum gets to it: without them the planner guesses
             # a third of the rows for a seq range and may read the whole table.
             db.execute(f"ANALYZE {table}")
         return added
 
-    def _codes(self, collection: str) -> tuple[str, NDArray[np.int64], Codes]:
-        """The collection's faces table, and its seqs and codes brought up to date first."""
-        db = self._db()
-        row = db.execute(
-            "SELECT id, changes, dimension, last_seq FROM gallery_collections WHERE name = %s", (collection,)
-        ).fetchone()
-        with self._cache_lock:
-            if row is None:
-                self._forget(collection, keep=None)
-                raise CollectionNotFound(f"no collection {collection!r}")
-            collection_id, changes, dimension, last_seq = row
-            table = f"gallery_faces_{collection_id}"
-            cached = self._cache.get(collection_id)
-            if cached is None or cached.changes != changes:
-                self._forget(collection, keep=collection_id)
-                words_per_code = -(-dimension // 64)
-                cached = _Codes(
-                    collection, changes, np.zeros(0, np.int64), np.zeros((words_per_code, 0), np.uint64)
-                )
-                self._cache[collection_id] = cached
-            if cached.loaded_to < last_seq:
-                try:
-                    seqs, codes = self._load(db, table, dimension, cached.loaded_to, last_seq)
-                except psycopg.errors.UndefinedTable:  # the collection was deleted meanwhile
-                    self._forget(collection, keep=None)
-                    raise CollectionNotFound(f"no collection {collection!r}") from None
-                if len(seqs):
-                    cached.append(seqs, codes)
-                cached.loaded_to = last_seq
-            found, current = cached.snapshot()
-        return table, found, current
-
-    def _forget(self, collection: str, keep: int | None) -> None:
-        """Drop the cached codes of the collection's former incarnations (and of it, unless kept)."""
-        for stale in [key for key, c in self._cache.items() if c.name == collection and key != keep]:
-            del self._cache[stale]
-
-    def _load(
-        self, db: psycopg.Connection[Any], table: str, dimension: int, after: int, upto: int
-    ) -> tuple[NDArray[np.int64], Codes]:
-        """The faces with seqs in (``after``, ``upto``], in seq order: their seqs and codes. Rows
-        from before the ``code`` column get theirs from their vector, stored back so that no
-        process computes it again."""
-        rows = (
-            db.cursor(binary=True)
-            .execute(
-                f"SELECT seq, code FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq", (after, upto)
-            )
-            .fetchall()
-        )
-        seqs = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        width = -(-dimension // 8)
-        bits = np.zeros((len(rows), width), np.uint8)
-        missing = [i for i, r in enumerate(rows) if r[1] is None]
-        present = [i for i, r in enumerate(rows) if r[1] is not None]
-        if present:
-            data = b"".join(rows[i][1] for i in present)
-            bits[present] = np.frombuffer(data, np.uint8).reshape(len(present), width)
-        if missing:
-            bits[missing] = self._backfill(db, table, seqs[missing], width)
-        return seqs, words(bits)
-
-    @staticmethod
-    def _backfill(
-        db: psycopg.Connection[Any], table: str, seqs: NDArray[np.int64], width: int
-    ) -> NDArray[np.uint8]:
-        """The codes of these faces (in this order), computed from their vectors and stored."""
-        rows = (
-            db.cursor(binary=True)
-            .execute(f"SELECT seq, vec FROM {table} WHERE seq = ANY(%s)", (seqs.tolist(),))
-            .fetchall()
-        )
-        by_seq = dict(zip((r[0] for r in rows), sign_bytes(from_binary([r[1] for r in rows])), strict=True))
-        with db.transaction():
-            # Not a change to any face: no ``changes`` bump. A face deleted since the SELECT has no
-            # code here; its zeros only make it a poor candidate, and the fetch skips it anyway.
-            db.execute(
-                f"UPDATE {table} t SET code = c.code FROM unnest(%s::bigint[], %s::bytea[]) AS c(seq, code) "
-                "WHERE t.seq = c.seq AND t.code IS NULL",
-                ([int(k) for k in by_seq], [v.tobytes() for v in by_seq.values()]),
-            )
-        blank = np.zeros(width, np.uint8)
-        return np.stack([by_seq.get(int(seq), blank) for seq in seqs])
-
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
-        table, seqs, codes = self._codes(collection)
+        table, seqs, codes = self._codes.current(self._db(), collection)
         if not len(seqs):
             return [[] for _ in range(len(queries))]
         queries = queries.astype(np.float32)
@@ -606,7 +353,7 @@ class PostgresGallery:
             # brings the type's default storage back: keep the vectors inline again).
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec DROP NOT NULL")
             db.execute(f"ALTER TABLE {table} ALTER COLUMN vec TYPE vector({recognizer.dimension}) USING NULL")
-            db.execute(VEC_INLINE.format(table=table))
+            keep_vectors_inline(db, table)
             with db.cursor() as cur:
                 cur.executemany(
                     f"UPDATE {table} SET vec = %s::vector, code = %s WHERE id = %s",
@@ -658,7 +405,7 @@ class PostgresGallery:
             row = self._row(db, collection, lock=True)
             if row is None:
                 return False
-            db.execute(f"DROP TABLE IF EXISTS gallery_faces_{row[0]}")
+            db.execute(f"DROP TABLE IF EXISTS {faces_table(row[0])}")
             db.execute("DELETE FROM gallery_collections WHERE id = %s", (row[0],))
             return True
 

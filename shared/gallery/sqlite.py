@@ -8,18 +8,18 @@ the file, not only unlinked.
 Search: each process caches a collection's vectors as one float32 matrix, keyed by the
 collection's (deletes, last_seq) counters, which every enroll and delete bump in the same
 transaction. Every query reads those two numbers first (one indexed row): a new face loads only
-the rows after last_seq, a delete reloads the collection. No process answers from a stale copy.
+the rows after last_seq, a delete reloads the collection (shared/gallery/cache.py). No process
+answers from a stale copy.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ from shared.gallery import (
     Vectors,
     check_recognizer,
 )
+from shared.gallery.cache import CollectionCache, Version
+from shared.gallery.connections import PerThread
 from shared.recognition import Match, top_faces
 
 SCHEMA = """
@@ -73,15 +75,13 @@ INSERT_FACE = (
 BUSY_TIMEOUT_MS = 30_000
 
 
-@dataclass(slots=True)
-class _Cached:
-    """One collection's vectors in this process, as of (deletes, last_seq)."""
+@dataclass(frozen=True, slots=True)
+class _Vectors:
+    """One collection's vectors in this process, and their faces' subjects (row for row). A load
+    makes a new one: a float row is 2 KB (512-d), too much to keep spare capacity for."""
 
-    created: float  # a collection deleted and made again under its name is another one
-    deletes: int
-    last_seq: int
-    subjects: list[str] = field(default_factory=list)
-    matrix: Vectors = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    subjects: list[str]
+    matrix: Vectors
 
 
 def _recognizer(row: sqlite3.Row) -> RecognizerInfo:
@@ -107,35 +107,29 @@ def _face(row: sqlite3.Row, new: bool = True) -> StoredFace:
     )
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    # check_same_thread=False only lets close() close every thread's (connections.PerThread).
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: the WAL is fsynced at every commit, so a 201 survives a power cut too
+    # (NORMAL would survive kill -9 but may lose the last commits on power loss).
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA secure_delete=ON")  # deleted vectors and crops are zeroed
+    return db
+
+
 class SqliteGallery:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
-        self._opened_lock = threading.Lock()
-        self._local = threading.local()  # one connection per thread: sqlite3's rule
-        self._cache: dict[str, _Cached] = {}
-        self._cache_lock = threading.Lock()
+        self._connections = PerThread(lambda: _connect(path))  # sqlite3's rule: one per thread
+        self._cache: CollectionCache[_Vectors] = CollectionCache()
         self._db().executescript(SCHEMA)  # IF NOT EXISTS: every process may run it
 
     def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            # Each thread uses its own; check_same_thread=False only lets close() close them all.
-            db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL: the WAL is fsynced at every commit, so a 201 survives a power cut too
-            # (NORMAL would survive kill -9 but may lose the last commits on power loss).
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA secure_delete=ON")  # deleted vectors and crops are zeroed
-            self._local.db = db
-            with self._opened_lock:
-                self._opened.append(db)
-        return db
+        return self._connections.get()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -150,11 +144,7 @@ class SqliteGallery:
 
     def close(self) -> None:
         """Close every thread's connection (call when no thread uses the store any more)."""
-        with self._opened_lock:
-            for db in self._opened:
-                db.close()
-            self._opened.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def collection(self, name: str) -> CollectionInfo | None:
         row = (
@@ -267,38 +257,30 @@ class SqliteGallery:
             )
         return added
 
-    def _vectors(self, collection: str) -> _Cached:
+    def _vectors(self, collection: str) -> _Vectors:
         """This collection's vectors, brought up to date with the database first."""
         db = self._db()
         row = db.execute(
             "SELECT created, deletes, last_seq, dimension FROM collections WHERE name = ?", (collection,)
         ).fetchone()
-        if row is None:
-            raise CollectionNotFound(f"no collection {collection!r}")
-        created, deletes, last_seq = row["created"], row["deletes"], row["last_seq"]
-        dimension = row["dimension"]
-        with self._cache_lock:
-            cached = self._cache.get(collection)
-            if cached is not None and (cached.created, cached.deletes) != (created, deletes):
-                cached = None
-            if cached is not None and cached.last_seq == last_seq:
-                return cached
-            if cached is None:
-                cached = _Cached(created, deletes, 0, [], np.zeros((0, dimension), np.float32))
+        version = None if row is None else Version(row["created"], row["deletes"], row["last_seq"])
+        dimension = 0 if row is None else row["dimension"]
+
+        def load(cached: _Vectors, after: int, upto: int) -> _Vectors:
             rows = db.execute(
                 "SELECT seq, subject, vec FROM faces WHERE collection = ? AND seq > ? AND seq <= ? "
                 "ORDER BY seq",
-                (collection, cached.last_seq, last_seq),
+                (collection, after, upto),
             ).fetchall()
-            if rows:
-                added = np.frombuffer(b"".join(r["vec"] for r in rows), np.float32).reshape(-1, dimension)
-                matrix = np.concatenate([cached.matrix, added]) if len(cached.matrix) else added.copy()
-                subjects = cached.subjects + [r["subject"] for r in rows]
-                cached = _Cached(created, deletes, last_seq, subjects, matrix)
-            else:
-                cached = _Cached(created, deletes, last_seq, cached.subjects, cached.matrix)
-            self._cache[collection] = cached
-            return cached
+            if not rows:
+                return cached
+            added = np.frombuffer(b"".join(r["vec"] for r in rows), np.float32).reshape(-1, dimension)
+            matrix = np.concatenate([cached.matrix, added]) if len(cached.matrix) else added.copy()
+            return _Vectors(cached.subjects + [r["subject"] for r in rows], matrix)
+
+        return self._cache.current(
+            collection, version, lambda: _Vectors([], np.zeros((0, dimension), np.float32)), load
+        )
 
     def search(self, collection: str, queries: Vectors, limit: int) -> list[list[Match]]:
         cached = self._vectors(collection)
@@ -434,8 +416,7 @@ class SqliteGallery:
             db.execute("DELETE FROM faces WHERE collection = ?", (collection,))
             count = db.execute("DELETE FROM collections WHERE name = ?", (collection,)).rowcount
         self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        with self._cache_lock:
-            self._cache.pop(collection, None)
+        self._cache.forget(collection)
         return bool(count)
 
     def compact(self, collection: str) -> Compaction:
