@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.launcher import Stack, running_system
+from deploy.launcher import Service, Stack, running_system
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +21,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def api(system: Stack) -> str:
     return system.api_url
+
+
+@pytest.fixture(scope="session")
+def allowing_api(system: Stack) -> Iterator[str]:
+    """A second API on the shared system whose URL allow-list names 127.0.0.1 only."""
+    api: Service = system.start_api(extra_env={"FACEREST_URL_ALLOW": "127.0.0.1/32"})
+    yield api.url
+    api.stop()

@@ -21,7 +21,6 @@ import pytest
 import requests
 from pydantic import BaseModel, ConfigDict
 
-from deploy.launcher import Service, Stack
 from shared.contract import DEFAULT_THRESHOLD
 from testkit.photos import GROUP_PHOTOS
 from tests.client import vectors
@@ -167,14 +166,6 @@ def images_needing_a_token() -> Iterator[LocalServer]:
     with LocalServer() as server:
         server.routes["/t1.jpg"] = guarded
         yield server
-
-
-@pytest.fixture(scope="module")
-def allowing_api(system: Stack) -> Iterator[str]:
-    """A second API on the shared system whose URL allow-list names 127.0.0.1 only."""
-    api: Service = system.start_api(extra_env={"FACEREST_URL_ALLOW": "127.0.0.1/32"})
-    yield api.url
-    api.stop()
 
 
 def test_url_mode_sends_img_req_headers_to_the_image_server(

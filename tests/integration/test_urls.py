@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from deploy.launcher import Service, Stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64
 from tests.faces import FACES_IN
@@ -27,14 +26,6 @@ def images() -> Iterator[LocalServer]:
         server.routes["/yaoming.jpg"] = body(PHOTO)
         server.routes["/text"] = body(b"not an image at all")
         yield server
-
-
-@pytest.fixture(scope="module")
-def allowing_api(system: Stack) -> Iterator[str]:
-    """A second API on the shared system whose allow-list names 127.0.0.1 only."""
-    api: Service = system.start_api(extra_env={"FACEREST_URL_ALLOW": "127.0.0.1/32"})
-    yield api.url
-    api.stop()
 
 
 def _post(api: str, urls: list[str], data: list[str] | None = None, **options: object) -> requests.Response:
