@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from flask import Response, g, request
 
-from api.auth import presented_key
+from api.auth import request_owner
 from api.bodies import Body, read_body
 from api.context import ApiContext
 from api.openapi import Header, Operation, Reply, Upload
@@ -119,12 +119,6 @@ class Read(Generic[ReadT]):
     digest: str
 
 
-def request_owner(ctx: ApiContext) -> str:
-    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
-    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    return ctx.api_keys.scope(api_key)
-
-
 def idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
     value = request.headers.get(IDEMPOTENCY_HEADER)
@@ -166,7 +160,7 @@ def submit(
     its owner), and answer: 202 for async, else the finished job's body with ``status``. An
     Idempotency-Key seen before answers from its job."""
     started = time.perf_counter()
-    owner = request_owner(ctx)
+    owner = request_owner(ctx.api_keys)
     key = idempotency_key(ctx, owner)
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if key is None else ctx.store.idempotency(key)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, g, request
 
-from api.auth import presented_key
+from api.auth import request_key
 from api.bodies import Body, parse, read_images, wire_of
 from api.context import ApiContext, context
 from api.openapi import Operation, Query, Reply, documented
@@ -83,8 +83,7 @@ def check_name(kind: str, name: str) -> None:
 def collection_access(ctx: ApiContext, collection: str) -> None:
     """A valid name the request's API key may use (a key may be limited to some collections)."""
     check_name("collection", collection)
-    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    if not ctx.api_keys.may_use(key, collection):
+    if not ctx.api_keys.may_use(request_key(), collection):
         raise CollectionForbidden(f"this API key may not use collection {collection!r}")
 
 
@@ -286,7 +285,7 @@ def _collection_body(info: CollectionInfo) -> CollectionBody:
 )
 def list_collections() -> Response:
     ctx = context()
-    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    key = request_key()
     body: CollectionsBody = {
         "collections": [
             _collection_body(info)

@@ -12,13 +12,14 @@ import uuid
 
 from flask import Blueprint, Response, g
 
+from api.auth import request_owner
 from api.availability import check_request
 from api.bodies import read_body, read_images
 from api.context import context
 from api.drawing import MEDIA_TYPES, DrawStyle, ImageFormat, draw, encode, upright
 from api.openapi import Operation, Reply, Upload, documented
 from api.schemas import DrawRequest, ErrorDetail, Images
-from api.submit import check_queue, request_owner, send, wait_result
+from api.submit import check_queue, send, wait_result
 from shared.contract import ExtractJob, ExtractResult, RenderSettings
 from shared.errors import InvalidRequest, from_info
 
@@ -80,7 +81,7 @@ def _draw(image_format: ImageFormat) -> Response:
         raise from_info(read.errors[0])
     job_id = uuid.uuid4().hex
     settings = RenderSettings(
-        api_ver="2", landmarks=True, data_count=len(first.data), owner=request_owner(ctx)
+        api_ver="2", landmarks=True, data_count=len(first.data), owner=request_owner(ctx.api_keys)
     )
     ctx.store.create(job_id, ExtractJob(read.accepted, options, g.request_id), settings, None)
     ctx.metrics.images.observe(1)
