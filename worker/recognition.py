@@ -41,12 +41,11 @@ from shared.errors import (
     CollectionNotFound,
     InvalidRequest,
     NoFace,
-    RecognizerMismatch,
     SeveralFaces,
     SubjectNotFound,
     from_info,
 )
-from shared.gallery import Gallery, NewFace, Vectors, describe, same_recognizer
+from shared.gallery import Gallery, NewFace, Vectors, check_recognizer
 from shared.images import image_label
 from shared.recognition import Match, default_threshold, image_digest
 
@@ -112,11 +111,7 @@ class Recognition:
             if must_exist:
                 raise CollectionNotFound(f"no collection {collection!r}: enroll a face to create it")
             return
-        if not same_recognizer(recognizer, self.recognizer):
-            raise RecognizerMismatch(
-                f"collection {collection!r} holds vectors of {describe(recognizer)}; this worker "
-                f"runs {describe(self.recognizer)}: reindex the collection or run workers with that model"
-            )
+        check_recognizer(collection, recognizer, self.recognizer)
 
     def _faces_of(
         self, images: Sequence[bytes], options: AnalysisOptions, request_id: str, data_count: int
