@@ -1,4 +1,4 @@
-"""The OpenAPI document, generated from the routes and the wire types in api/schemas.py.
+"""The OpenAPI document, generated from the routes and the wire types in api/schemas/.
 
 Each route declares its ``Operation`` with ``@documented``; the document walks the URL map of
 the registered blueprints and asks pydantic for the JSON schema of the very types that validate
