@@ -149,8 +149,14 @@ class ImagesBody(BaseModel):
         return value
 
 
-class DetectionRequest(ImagesBody):
-    """The detection options every endpoint that finds faces takes (/extract, /draw_detections)."""
+# The detection score a face must reach to be found: /extract's and /draw_detections' threshold
+# (InsightFace-REST's name), det_threshold where threshold is a similarity (recognition).
+DETECTION_SCORE = "Detection score (0-1) a face must reach to be found"
+
+
+class DetectorBody(ImagesBody):
+    """What every request that finds faces has: which detector, and how large an image it sees.
+    DetectionRequest (/extract, /draw_detections) and RecognitionRequest add their thresholds."""
 
     max_size: list[int] | int = Field(
         default=list(DEFAULT_MAX_SIZE),
@@ -159,9 +165,6 @@ class DetectionRequest(ImagesBody):
         "at most FACEREST_MAX_DETECT_PIXELS (/info: max_detect_pixels; default 3840x2160): a larger "
         "image is scaled down to that many pixels. Boxes are always in original-image pixels.",
     )
-    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = DEFAULT_THRESHOLD
-    limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
-    min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
     detector: str | None = Field(
         None,
         pattern=r"^[a-z][a-z0-9_]*$",
@@ -175,14 +178,36 @@ class DetectionRequest(ImagesBody):
     def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
         return check_max_size(value)
 
-    def options(self, max_faces: int) -> AnalysisOptions:
-        """The detection part of the job's options; each endpoint adds what it asks for."""
+    def detection(self, threshold: float, limit_faces: int, min_face_size: int = 0) -> AnalysisOptions:
+        """The detection part of a job's options; each endpoint adds what it asks for."""
         return AnalysisOptions(
             max_size=max_size_pair(self.max_size),
-            threshold=self.threshold,
-            limit_faces=min(self.limit_faces or max_faces, max_faces),
-            min_face_size=self.min_face_size,
+            threshold=threshold,
+            limit_faces=limit_faces,
+            min_face_size=min_face_size,
             detector=self.detector,
+        )
+
+
+class DetectionRequest(DetectorBody):
+    """The detection options of the endpoints that return faces as found (/extract,
+    /draw_detections), in InsightFace-REST's names."""
+
+    threshold: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description=f"{DETECTION_SCORE} (/info: defaults.det_thresh). Not a similarity: "
+            "recognize and verify call this det_threshold, and their threshold is a similarity.",
+        ),
+    ] = DEFAULT_THRESHOLD
+    limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
+    min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
+
+    def options(self, max_faces: int) -> AnalysisOptions:
+        return self.detection(
+            self.threshold, min(self.limit_faces or max_faces, max_faces), self.min_face_size
         )
 
 

@@ -8,46 +8,34 @@ import msgspec
 from pydantic import (
     ConfigDict,
     Field,
-    field_validator,
     with_config,
 )
 from typing_extensions import TypedDict
 
 from api.schemas.collections import ThumbnailFace
 from api.schemas.common import ErrorBody, ModelV2, Point, TookV2
-from api.schemas.images import QueuedBody, check_max_size, max_size_pair
-from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
+from api.schemas.images import DETECTION_SCORE, DetectorBody, QueuedBody
+from shared.contract import DEFAULT_THRESHOLD, AnalysisOptions
 from shared.recognition import DEFAULT_LIMIT, MAX_LIMIT, NAME_PATTERN, NAME_RULE
 
 NameText = Annotated[str, Field(pattern=NAME_PATTERN.pattern, description=NAME_RULE)]
 
 
-class RecognitionRequest(QueuedBody):
+class RecognitionRequest(DetectorBody, QueuedBody):
     """What every recognition request shares: the images (read like /extract's, api/bodies.py),
-    the detector and the answer options. Unknown fields are refused: no old client to serve."""
+    the detector's options (as /extract's, with the detection score as det_threshold: threshold
+    is a similarity here) and the answer options. Unknown fields are refused: no old client to
+    serve."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    detector: str | None = Field(
-        None, pattern=r"^[a-z][a-z0-9_]*$", max_length=32, description="As in /extract."
-    )
-    max_size: list[int] | int = Field(default=list(DEFAULT_MAX_SIZE), description="As in /extract.")
-    det_threshold: Annotated[float, Field(ge=0.0, le=1.0, description="Detection score threshold.")] = (
-        DEFAULT_THRESHOLD
-    )
-
-    @field_validator("max_size")
-    @classmethod
-    def _check_max_size(cls, value: list[int] | int) -> list[int] | int:
-        return check_max_size(value)
+    det_threshold: Annotated[
+        float,
+        Field(ge=0.0, le=1.0, description=f"{DETECTION_SCORE}: /extract's threshold under its own name."),
+    ] = DEFAULT_THRESHOLD
 
     def options(self, max_faces: int) -> AnalysisOptions:
-        return AnalysisOptions(
-            max_size=max_size_pair(self.max_size),
-            threshold=self.det_threshold,
-            limit_faces=max_faces,
-            detector=self.detector,
-        )
+        return self.detection(self.det_threshold, max_faces)
 
 
 class EnrollRequest(RecognitionRequest):
@@ -63,8 +51,10 @@ SimilarityThreshold = Annotated[
     Field(
         ge=-1.0,
         le=1.0,
-        description="Cosine similarity at or above which a face is the subject; default: the "
-        "recognizer's calibrated threshold (/info, docs/recognition.md).",
+        description="Match threshold: the cosine similarity (-1 to 1) at or above which a face is "
+        "the subject, not a detection score (that is det_threshold; /extract's threshold is one). "
+        "Default: the recognizer's calibrated threshold (docs/recognition.md); the answer's "
+        "threshold says which was used.",
     ),
 ]
 

@@ -46,7 +46,14 @@ class InfoBody(TypedDict):
         list[dict[str, Any]], Field(description="Each worker's heartbeat: device, models, concurrency")
     ]
     models: InfoModels
-    defaults: Annotated[dict[str, Any], Field(description="The request defaults, as InsightFace-REST")]
+    defaults: Annotated[
+        dict[str, Any],
+        Field(
+            description="The request defaults, as InsightFace-REST names them: threshold and "
+            "det_thresh are both /extract's detection score threshold (det_threshold in recognition "
+            "requests), not a similarity"
+        ),
+    ]
     detectors: Annotated[list[str], Field(description="What every online worker can serve")]
     attributes: list[str]
     recognizers: Annotated[

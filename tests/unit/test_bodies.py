@@ -158,3 +158,24 @@ def test_recognition_requests_come_in_every_wire_form_and_refuse_unknown_fields(
         pytest.raises(ValidationError, match="limt"),
     ):
         read_body(RecognizeRequest)
+
+
+def test_threshold_is_a_detection_score_on_extract_and_a_similarity_in_recognition() -> None:
+    images = {"data": ["aGk="]}
+    extract = ExtractRequest.model_validate({"images": images, "threshold": 0.7, "max_size": 640})
+    assert extract.options(10).threshold == 0.7
+    recognize = RecognizeRequest.model_validate(
+        {"images": images, "threshold": -0.2, "det_threshold": 0.7, "detector": "mtcnn", "max_size": 640}
+    )
+    options = recognize.options(10)
+    assert (options.threshold, options.detector, options.max_size) == (0.7, "mtcnn", (640, 640))
+    assert recognize.threshold == -0.2
+    # The detector options are /extract's, validated by the same rules.
+    with pytest.raises(ValidationError, match="each side must be 0 or at least 32"):
+        VerifyRequest.model_validate({"images": images, "max_size": 16})
+    extract_doc = ExtractRequest.model_json_schema()["properties"]
+    recognize_doc = RecognizeRequest.model_json_schema()["properties"]
+    assert extract_doc["threshold"]["description"].startswith("Detection score (0-1)")
+    assert recognize_doc["det_threshold"]["description"].startswith("Detection score (0-1)")
+    assert recognize_doc["threshold"]["description"].startswith("Match threshold: the cosine similarity")
+    assert recognize_doc["max_size"]["description"] == extract_doc["max_size"]["description"]
