@@ -8,8 +8,8 @@ Three wire forms give one typed request (a subclass of ``api.schemas.ImagesBody`
   or a base64 string.
 - ``multipart/form-data``: each ``file`` field is one image file (in order), each ``urls`` field
   one URL, and every other field an option as text (``threshold=0.5``, ``return_landmarks=106``,
-  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``), so that ``curl -F file=@a.jpg``
-  and Swagger's file picker work.
+  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``; empty or ``null``: the default),
+  so that ``curl -F file=@a.jpg`` and Swagger UI's form, as it comes, work.
 
 A route calls ``read_body(Model)`` and then ``read_images(ctx, body.request)``: the first
 validates (pydantic's ValidationError becomes a 422 at the edge), the second decodes base64,
@@ -46,6 +46,7 @@ FILE_FIELD = "file"
 URL_FIELD = "urls"
 # Form fields whose text is JSON (a map has no other plain-text form).
 FORM_JSON_FIELDS = frozenset({"img_req_headers"})
+FORM_NULLS = frozenset({"", "null"})
 URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 # Fields only InsightFace-REST's current client sends (with no api_ver): its requests get the
 # envelope under FACEREST_RESPONSE_FORMAT=auto.
@@ -122,7 +123,9 @@ def form_fields(
     images.urls, ``max_size`` may be ``W,H``; other fields stay text for pydantic's conversions."""
     fields: dict[str, Any] = {}
     for name, value in form.items(multi=False):
-        if name == URL_FIELD:
+        # An empty field, or the text null (what Swagger UI's Try it out sends for an option
+        # whose default is null), means the option's default, as null does in JSON.
+        if name == URL_FIELD or value in FORM_NULLS:
             continue
         if name in FORM_JSON_FIELDS:
             try:
@@ -135,7 +138,7 @@ def form_fields(
             fields[name] = value
     fields["images"] = {
         "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
-        "urls": form.getlist(URL_FIELD),
+        "urls": [url for url in form.getlist(URL_FIELD) if url],
     }
     return fields
 

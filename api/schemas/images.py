@@ -99,8 +99,10 @@ class ImagesBody(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     images: Images
+    # A default of {} in the schema (default_factory would leave it out): Swagger UI's form and
+    # example then send {} instead of its placeholder headers ("additionalProp1").
     img_req_headers: dict[str, str] = Field(
-        default_factory=dict,
+        default={},
         description="Headers sent with each images.urls request (e.g. Authorization, Cookie, "
         "User-Agent), to the URL's own host only: dropped on a redirect to another host. Host, "
         "Accept-Encoding and connection headers are refused.",

@@ -179,3 +179,56 @@ def test_threshold_is_a_detection_score_on_extract_and_a_similarity_in_recogniti
     assert recognize_doc["det_threshold"]["description"].startswith("Detection score (0-1)")
     assert recognize_doc["threshold"]["description"].startswith("Match threshold: the cosine similarity")
     assert recognize_doc["max_size"]["description"] == extract_doc["max_size"]["description"]
+
+
+def _swagger_sample(prop: dict[str, Any]) -> Any:
+    """What Swagger UI 5 (5.24.2, the one /docs serves) fills a form field with: the schema's
+    default, else a placeholder by type (checked against the real page in Chromium)."""
+    first = (prop.get("anyOf") or prop.get("oneOf") or [{}])[0]
+    merged = {**prop, **first}
+    if "default" in prop:
+        return prop["default"]
+    if "enum" in merged:
+        return merged["enum"][0]
+    kind = merged.get("type")
+    if kind == "array":
+        return [_swagger_sample(merged.get("items", {}))]
+    if kind == "object":
+        return {f"additionalProp{n}": "string" for n in (1, 2, 3)}
+    return {"string": "string", "boolean": True, "integer": 0, "number": 0}.get(kind)
+
+
+def _swagger_text(value: Any) -> str:
+    """A sample as the form sends it: arrays joined by commas, the rest as JSON text."""
+    if isinstance(value, list):
+        return ",".join(_swagger_text(item) for item in value)
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+MULTIPART_MODELS: dict[str, type[Any]] = {
+    "/extract": ExtractRequest,
+    "/draw_detections": DrawRequest,
+    "/collections/{collection}/recognize": RecognizeRequest,
+    "/collections/{collection}/subjects/{subject}/faces": EnrollRequest,
+    "/verify": VerifyRequest,
+}
+
+
+@pytest.mark.parametrize("path", sorted(MULTIPART_MODELS))
+def test_swagger_try_it_out_form_as_it_comes_asks_for_the_defaults(path: str) -> None:
+    from api.openapi import build_openapi
+    from api.routes import BLUEPRINTS
+
+    document = build_openapi(BLUEPRINTS, "test")
+    form_schema = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form: dict[str, Any] = {"file": [(io.BytesIO(JPEG), "a.jpg")]}
+    for name, prop in form_schema["properties"].items():
+        if name != "file":
+            form[name] = _swagger_text(_swagger_sample(prop))
+    assert form["urls"] == "" and form["img_req_headers"] == "{}"
+    model = MULTIPART_MODELS[path]
+    with APP.test_request_context(path, method="POST", data=form, content_type="multipart/form-data"):
+        body = read_body(model)
+    assert body.request.images.data == [JPEG] and body.request.images.urls == []
+    defaults = model.model_validate({"images": {"data": [JPEG]}})
+    assert body.request.model_dump() == defaults.model_dump()
