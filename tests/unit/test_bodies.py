@@ -190,7 +190,7 @@ def _swagger_sample(prop: dict[str, Any]) -> Any:
         return prop["default"]
     if "enum" in merged:
         return merged["enum"][0]
-    kind = merged.get("type")
+    kind = str(merged.get("type"))
     if kind == "array":
         return [_swagger_sample(merged.get("items", {}))]
     if kind == "object":
