@@ -140,7 +140,25 @@ def form_fields(
         "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
         "urls": [url for url in form.getlist(URL_FIELD) if url],
     }
+    if not fields["images"]["data"] and not fields["images"]["urls"]:
+        raise InvalidRequest(_no_image(form, files))
     return fields
+
+
+def _no_image(form: ImmutableMultiDict[str, str], files: ImmutableMultiDict[str, FileStorage]) -> str:
+    """Why a form carries no image, naming what it sent instead (a field name, curl's missing @)."""
+    expected = (
+        f"each image is a file upload in a form field named {FILE_FIELD!r} (curl -F {FILE_FIELD}=@photo.jpg)"
+    )
+    if FILE_FIELD in form:
+        return (
+            f"no image: form field {FILE_FIELD!r} holds text ({form[FILE_FIELD][:60]!r}), not a file "
+            f"upload; curl needs @ before the path: -F {FILE_FIELD}=@photo.jpg"
+        )
+    if files:
+        names = ", ".join(repr(name) for name in dict.fromkeys(files.keys()))
+        return f"no image: the file(s) came in form field(s) {names}; {expected}"
+    return f"no image: {expected}, or image URLs in {URL_FIELD!r} fields"
 
 
 def read_images(ctx: ApiContext, body: ImagesBody) -> ReadImages:

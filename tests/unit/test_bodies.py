@@ -232,3 +232,21 @@ def test_swagger_try_it_out_form_as_it_comes_asks_for_the_defaults(path: str) ->
     assert body.request.images.data == [JPEG] and body.request.images.urls == []
     defaults = model.model_validate({"images": {"data": [JPEG]}})
     assert body.request.model_dump() == defaults.model_dump()
+
+
+def test_a_form_without_a_file_field_names_the_field_expected_and_the_ones_sent() -> None:
+    wrong_name = {"image": [(io.BytesIO(JPEG), "photo.jpg")], "threshold": "0.5"}
+    with pytest.raises(InvalidRequest) as refused:
+        _multipart(wrong_name)
+    assert refused.value.message == (
+        "no image: the file(s) came in form field(s) 'image'; each image is a file upload in a form "
+        "field named 'file' (curl -F file=@photo.jpg)"
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        _multipart({"file": "photo.jpg"})  # curl -F file=photo.jpg: the path as text, no @
+    assert refused.value.message == (
+        "no image: form field 'file' holds text ('photo.jpg'), not a file upload; curl needs @ "
+        "before the path: -F file=@photo.jpg"
+    )
+    with pytest.raises(InvalidRequest, match="or image URLs in 'urls' fields"):
+        _multipart({"threshold": "0.5"})
