@@ -20,6 +20,7 @@ position in the request.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,10 @@ URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 # Fields only InsightFace-REST's current client sends (with no api_ver): its requests get the
 # envelope under FACEREST_RESPONSE_FORMAT=auto.
 NEW_CLIENT_FIELDS = frozenset({"msgpack", "img_req_headers", "detect_masks"})
+MAX_UNKNOWN_FIELDS = 10
+MAX_FIELD_NAME = 64
+
+log = logging.getLogger("facerest.api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,9 @@ class Body(Generic[RequestT]):
     request: RequestT
     wire: Wire
     digest: str
+    # Top-level fields the model does not know, ignored (only models that ignore extras have
+    # them: /extract's and /draw_detections' InsightFace-REST clients send extra fields).
+    unknown: tuple[str, ...] = ()
 
     def api_ver(self, response_format: ResponseFormat) -> Literal["1", "2"]:
         """The answer format: an explicit ``api_ver`` wins; else the deployment's setting
@@ -99,7 +107,21 @@ def read_body(model: type[RequestT]) -> Body[RequestT]:
     raw = request.get_data(cache=True)
     wire = wire_of(request.mimetype)
     fields = form_fields(request.form, request.files) if wire == "multipart" else parse(raw, wire)
-    return Body(model.model_validate(fields), wire, hashlib.sha256(raw).hexdigest())
+    validated = model.model_validate(fields)
+    unknown = unknown_fields(model, fields)
+    if unknown:
+        log.warning("%s: unknown fields ignored: %s", request.path, ", ".join(unknown))
+    return Body(validated, wire, hashlib.sha256(raw).hexdigest(), unknown)
+
+
+def unknown_fields(model: type[ImagesBody], fields: Any) -> tuple[str, ...]:
+    """The top-level names in ``fields`` that ``model`` has no field for (at most
+    MAX_UNKNOWN_FIELDS, ASCII-escaped and cut short: they go into logs and a header)."""
+    if not isinstance(fields, dict):
+        return ()
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    names = sorted(str(name) for name in fields if name not in known)
+    return tuple(ascii(name)[1:-1][:MAX_FIELD_NAME] for name in names[:MAX_UNKNOWN_FIELDS])
 
 
 def parse(raw: bytes, wire: Wire) -> Any:

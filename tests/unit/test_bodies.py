@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import msgpack
@@ -12,6 +13,7 @@ from flask import Flask
 from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
+from api.render import request_warnings
 from api.schemas import (
     DrawRequest,
     EnrollRequest,
@@ -250,3 +252,22 @@ def test_a_form_without_a_file_field_names_the_field_expected_and_the_ones_sent(
     )
     with pytest.raises(InvalidRequest, match="or image URLs in 'urls' fields"):
         _multipart({"threshold": "0.5"})
+
+
+def test_unknown_extract_fields_are_accepted_named_in_the_warnings_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    typos = {"images": {"data": ["aGk="]}, "treshold": 0.3, "return_landmark": True, "client\n": 1}
+    with caplog.at_level(logging.WARNING, logger="facerest.api"):
+        body = _read(orjson.dumps(typos), "application/json")
+    assert body.request.threshold == DEFAULT_THRESHOLD and body.request.return_landmarks is False
+    assert body.unknown == ("client\\n", "return_landmark", "treshold")
+    assert request_warnings(body.request, body.unknown) == (
+        "unknown fields ignored: client\\n, return_landmark (did you mean return_landmarks?), "
+        "treshold (did you mean threshold?)",
+    )
+    (logged,) = [r for r in caplog.records if "unknown fields" in r.getMessage()]
+    assert logged.getMessage() == "/extract: unknown fields ignored: client\\n, return_landmark, treshold"
+    form = _multipart({"file": [(io.BytesIO(JPEG), "a.jpg")], "treshold": "0.3"})
+    assert form.unknown == ("treshold",)
+    assert _multipart({"file": [(io.BytesIO(JPEG), "a.jpg")], "threshold": "0.3"}).unknown == ()
