@@ -10,7 +10,7 @@ import orjson
 from flask import Flask, request
 
 from api import hygiene, observability
-from api.auth import OPEN_ENDPOINTS, ApiKeys, presented_key
+from api.auth import OPEN_ENDPOINTS, ApiKeys, request_key
 from api.context import EXTENSION_KEY, ApiContext
 from api.errors import register_error_handlers
 from api.lifecycle import Lifecycle
@@ -65,9 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         @app.before_request
         def _authenticate() -> None:
             if request.endpoint not in OPEN_ENDPOINTS:
-                api_keys.check(
-                    presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-                )
+                api_keys.check(request_key())
 
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from flask import request
+
 from shared.errors import InvalidApiKey, MissingApiKey
 
 # Load balancers and people reading the docs or opening the web page (where they type their key)
@@ -74,8 +76,19 @@ class ApiKeys:
 
 
 def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The key in an ``X-API-Key`` header, else in ``Authorization: Bearer KEY``; None without one."""
     if x_api_key:
         return x_api_key
     if authorization and authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return None
+
+
+def request_key() -> str | None:
+    """The API key the current request presents: the one place a request's key is read."""
+    return presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+
+
+def request_owner(keys: ApiKeys) -> str:
+    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
+    return keys.scope(request_key())

@@ -8,8 +8,8 @@ Three wire forms give one typed request (a subclass of ``api.schemas.ImagesBody`
   or a base64 string.
 - ``multipart/form-data``: each ``file`` field is one image file (in order), each ``urls`` field
   one URL, and every other field an option as text (``threshold=0.5``, ``return_landmarks=106``,
-  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``), so that ``curl -F file=@a.jpg``
-  and Swagger's file picker work.
+  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``; empty or ``null``: the default),
+  so that ``curl -F file=@a.jpg`` and Swagger UI's form, as it comes, work.
 
 A route calls ``read_body(Model)`` and then ``read_images(ctx, body.request)``: the first
 validates (pydantic's ValidationError becomes a 422 at the edge), the second decodes base64,
@@ -20,6 +20,7 @@ position in the request.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,10 +47,15 @@ FILE_FIELD = "file"
 URL_FIELD = "urls"
 # Form fields whose text is JSON (a map has no other plain-text form).
 FORM_JSON_FIELDS = frozenset({"img_req_headers"})
+FORM_NULLS = frozenset({"", "null"})
 URL_FETCH_THREADS = 8  # URLs of one request fetched at once
 # Fields only InsightFace-REST's current client sends (with no api_ver): its requests get the
 # envelope under FACEREST_RESPONSE_FORMAT=auto.
 NEW_CLIENT_FIELDS = frozenset({"msgpack", "img_req_headers", "detect_masks"})
+MAX_UNKNOWN_FIELDS = 10
+MAX_FIELD_NAME = 64
+
+log = logging.getLogger("facerest.api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,9 @@ class Body(Generic[RequestT]):
     request: RequestT
     wire: Wire
     digest: str
+    # Top-level fields the model does not know, ignored (only models that ignore extras have
+    # them: /extract's and /draw_detections' InsightFace-REST clients send extra fields).
+    unknown: tuple[str, ...] = ()
 
     def api_ver(self, response_format: ResponseFormat) -> Literal["1", "2"]:
         """The answer format: an explicit ``api_ver`` wins; else the deployment's setting
@@ -98,7 +107,21 @@ def read_body(model: type[RequestT]) -> Body[RequestT]:
     raw = request.get_data(cache=True)
     wire = wire_of(request.mimetype)
     fields = form_fields(request.form, request.files) if wire == "multipart" else parse(raw, wire)
-    return Body(model.model_validate(fields), wire, hashlib.sha256(raw).hexdigest())
+    validated = model.model_validate(fields)
+    unknown = unknown_fields(model, fields)
+    if unknown:
+        log.warning("%s: unknown fields ignored: %s", request.path, ", ".join(unknown))
+    return Body(validated, wire, hashlib.sha256(raw).hexdigest(), unknown)
+
+
+def unknown_fields(model: type[ImagesBody], fields: Any) -> tuple[str, ...]:
+    """The top-level names in ``fields`` that ``model`` has no field for (at most
+    MAX_UNKNOWN_FIELDS, ASCII-escaped and cut short: they go into logs and a header)."""
+    if not isinstance(fields, dict):
+        return ()
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    names = sorted(str(name) for name in fields if name not in known)
+    return tuple(ascii(name)[1:-1][:MAX_FIELD_NAME] for name in names[:MAX_UNKNOWN_FIELDS])
 
 
 def parse(raw: bytes, wire: Wire) -> Any:
@@ -122,7 +145,9 @@ def form_fields(
     images.urls, ``max_size`` may be ``W,H``; other fields stay text for pydantic's conversions."""
     fields: dict[str, Any] = {}
     for name, value in form.items(multi=False):
-        if name == URL_FIELD:
+        # An empty field, or the text null (what Swagger UI's Try it out sends for an option
+        # whose default is null), means the option's default, as null does in JSON.
+        if name == URL_FIELD or value in FORM_NULLS:
             continue
         if name in FORM_JSON_FIELDS:
             try:
@@ -135,9 +160,27 @@ def form_fields(
             fields[name] = value
     fields["images"] = {
         "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
-        "urls": form.getlist(URL_FIELD),
+        "urls": [url for url in form.getlist(URL_FIELD) if url],
     }
+    if not fields["images"]["data"] and not fields["images"]["urls"]:
+        raise InvalidRequest(_no_image(form, files))
     return fields
+
+
+def _no_image(form: ImmutableMultiDict[str, str], files: ImmutableMultiDict[str, FileStorage]) -> str:
+    """Why a form carries no image, naming what it sent instead (a field name, curl's missing @)."""
+    expected = (
+        f"each image is a file upload in a form field named {FILE_FIELD!r} (curl -F {FILE_FIELD}=@photo.jpg)"
+    )
+    if FILE_FIELD in form:
+        return (
+            f"no image: form field {FILE_FIELD!r} holds text ({form[FILE_FIELD][:60]!r}), not a file "
+            f"upload; curl needs @ before the path: -F {FILE_FIELD}=@photo.jpg"
+        )
+    if files:
+        names = ", ".join(repr(name) for name in dict.fromkeys(files.keys()))
+        return f"no image: the file(s) came in form field(s) {names}; {expected}"
+    return f"no image: {expected}, or image URLs in {URL_FIELD!r} fields"
 
 
 def read_images(ctx: ApiContext, body: ImagesBody) -> ReadImages:

@@ -1,4 +1,4 @@
-"""The OpenAPI document, generated from the routes and the wire types in api/schemas.py.
+"""The OpenAPI document, generated from the routes and the wire types in api/schemas/.
 
 Each route declares its ``Operation`` with ``@documented``; the document walks the URL map of
 the registered blueprints and asks pydantic for the JSON schema of the very types that validate
@@ -138,7 +138,13 @@ def _form_schema(model: Any, upload: Upload) -> dict[str, Any]:
     options = {name: prop for name, prop in schema["properties"].items() if name != "images"}
     files: dict[str, Any] = {"type": "array", "items": dict(BINARY)} if upload.multiple else dict(BINARY)
     files["description"] = "Image file" + ("s, one image per part" if upload.multiple else "")
-    urls = {"type": "array", "items": {"type": "string"}, "description": "Image URLs (images.urls)"}
+    # default []: without it Swagger UI's Try it out fills in (and sends) the URL "string".
+    urls = {
+        "type": "array",
+        "items": {"type": "string"},
+        "default": [],
+        "description": "Image URLs (images.urls)",
+    }
     return {"type": "object", "properties": {upload.field: files, "urls": urls, **options}}
 
 

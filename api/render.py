@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
+from difflib import get_close_matches
 from typing import Any, TypeVar, cast
 
 import msgpack
@@ -62,9 +63,18 @@ MASKS_UNSUPPORTED = (
 )
 
 
-def request_warnings(body: ImagesBody) -> tuple[str, ...]:
-    """What the request asked for that the service does not serve, to be said in the answer."""
-    return (MASKS_UNSUPPORTED,) if body.detect_masks else ()
+def request_warnings(body: ImagesBody, unknown: Sequence[str] = ()) -> tuple[str, ...]:
+    """What the request asked for that the service does not serve, or sent and was ignored (a
+    misspelt option), to be said in the answer."""
+    warnings = [MASKS_UNSUPPORTED] if body.detect_masks else []
+    if unknown:
+        known = list(type(body).model_fields)
+        named = [
+            f"{name} (did you mean {close[0]}?)" if (close := get_close_matches(name, known, 1)) else name
+            for name in unknown
+        ]
+        warnings.append(f"unknown fields ignored: {', '.join(named)}")
+    return tuple(warnings)
 
 
 def in_request_order(

@@ -12,11 +12,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
 from flask import Response, g, request
 
-from api.auth import presented_key
+from api.auth import request_owner
 from api.bodies import Body, read_body
 from api.context import ApiContext
 from api.openapi import Header, Operation, Reply, Upload
@@ -119,12 +120,6 @@ class Read(Generic[ReadT]):
     digest: str
 
 
-def request_owner(ctx: ApiContext) -> str:
-    """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
-    api_key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    return ctx.api_keys.scope(api_key)
-
-
 def idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     """The Redis key of the request's Idempotency-Key (scoped by its API key), if it sent one."""
     value = request.headers.get(IDEMPOTENCY_HEADER)
@@ -161,20 +156,23 @@ def submit(
     read: Callable[[], Read[ReadT]],
     prepare: Callable[[ReadT, str], Submission],
     status: int = 200,
+    answer: Callable[[ReadT, JobResult], Response] | None = None,
 ) -> Response:
     """Queue the job ``prepare`` makes of the request ``read`` reads (it is given the request and
-    its owner), and answer: 202 for async, else the finished job's body with ``status``. An
+    its owner), and answer: 202 for async, else the finished job's body with ``status`` (or what
+    ``answer`` makes of the request and the job's result: /draw_detections' picture). An
     Idempotency-Key seen before answers from its job."""
     started = time.perf_counter()
-    owner = request_owner(ctx)
+    owner = request_owner(ctx.api_keys)
     key = idempotency_key(ctx, owner)
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if key is None else ctx.store.idempotency(key)
     if record is None:
         check_queue(ctx)
     got = read()
+    finish = None if answer is None else partial(answer, got.request)
     if record is not None:
-        return _replay(ctx, record, key, got.digest, got.flags, started, status)
+        return _replay(ctx, record, key, got.digest, got.flags, started, status, finish)
     submission = prepare(got.request, owner)
     job_id = uuid.uuid4().hex
     # The key is recorded with the job, atomically: a concurrent request with the same key that
@@ -182,13 +180,13 @@ def submit(
     claimed = None if key is None else (key, got.digest)
     existing = ctx.store.create(job_id, submission.job, submission.render, claimed)
     if existing is not None:
-        return _replay(ctx, existing, key, got.digest, got.flags, started, status)
+        return _replay(ctx, existing, key, got.digest, got.flags, started, status, finish)
     send(ctx, job_id, idempotent=claimed is not None)
     as_msgpack = wants_msgpack(request, got.flags.msgpack)
     if got.flags.run_async:
         accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
         return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, job_id, started, as_msgpack, key, status)
+    return _answer(ctx, job_id, started, as_msgpack, key, status, finish)
 
 
 def raw_digest() -> str:
@@ -227,6 +225,7 @@ def _replay(
     flags: Flags,
     started: float,
     status: int,
+    finish: Callable[[JobResult], Response] | None,
 ) -> Response:
     """Answer a request whose Idempotency-Key made a job before, from that job."""
     if record.body_digest != digest:
@@ -248,7 +247,7 @@ def _replay(
             "status_url": f"/results/{state.id}",
         }
         return encode(accepted, as_msgpack, status=202)
-    return _answer(ctx, record.job_id, started, as_msgpack, key, status)
+    return _answer(ctx, record.job_id, started, as_msgpack, key, status, finish)
 
 
 def wait_result(
@@ -277,10 +276,18 @@ def wait_result(
 
 
 def _answer(
-    ctx: ApiContext, job_id: str, started: float, as_msgpack: bool, key: str | None, status: int
+    ctx: ApiContext,
+    job_id: str,
+    started: float,
+    as_msgpack: bool,
+    key: str | None,
+    status: int,
+    finish: Callable[[JobResult], Response] | None,
 ) -> Response:
-    """Wait for the job and render its result in the request's format."""
+    """Wait for the job and render its result in the request's format (or ``finish`` it)."""
     result, settings = wait_result(ctx, job_id, key)
+    if finish is not None:
+        return finish(result)
     total_ms = (time.perf_counter() - started) * 1000
     response = encode(render_result(settings, result, total_ms), as_msgpack, status=status)
     if settings.warnings:

@@ -1,7 +1,8 @@
 """The one check that a job's options name only loaded models, with the one message clients see.
 
-The API runs it before queueing, against what every online worker has loaded; a worker runs it
-again only for a job queued while no worker was online, against its own models.
+The API runs it before queueing, against what every online worker has loaded; the worker that
+takes the job runs it once more (worker/analyzer.py), against its own models, as the job may have
+been queued while no worker was online.
 """
 
 from __future__ import annotations

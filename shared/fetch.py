@@ -97,7 +97,7 @@ class UrlFetcher:
 
         ``headers`` (a client's ``img_req_headers``: a cookie, a token) go to the URL's own
         origin only: a redirect elsewhere must not carry a client's credentials to a third host.
-        The fetcher's own Host and Accept-Encoding always win (api/schemas.py refuses them).
+        The fetcher's own Host and Accept-Encoding always win (api/schemas/images.py refuses them).
         """
         deadline = time.monotonic() + self._timeout_s
         current = url

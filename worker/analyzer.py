@@ -1,13 +1,14 @@
 """FaceAnalyzer: what a task calls. Checks a job's options against the loaded models once, runs
-the pipeline and returns the wire records."""
+the pipeline and returns the wire records with the models that made them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from shared.availability import check_models
-from shared.contract import AnalysisOptions, ImageResult, ModelRef
+from shared.contract import AnalysisOptions, ImageResult
 from shared.memory import trim_heap
+from worker.analysis import Analysis
 from worker.batched import BatchedModels
 from worker.models.base import LoadedModels
 from worker.pipeline import AnalyzedImage, Pipeline
@@ -32,30 +33,28 @@ class FaceAnalyzer:
     def close(self) -> None:
         self.models.close()
 
-    def check(self, options: AnalysisOptions) -> str:
-        """The detector key for these options, after checking every model they need is loaded
-        (the API's check, against this worker's models: the job may have been queued while no
-        worker was online)."""
-        detectors = list(self.loaded.detectors)
-        check_models(options, detectors, self.loaded.attribute_keys())
-        return options.detector or detectors[0]
+    def run(self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = "") -> Analysis:
+        """One result per image, in order, with the models that made them; a bad image fails
+        alone (``request_id`` names the request in an internal error's message).
 
-    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
-        """The detector and recognizer that answer a job with these options."""
-        detector = self.loaded.detectors[self.check(options)]
-        return detector.spec.to_ref(), self.loaded.recognizer.spec.to_ref()
-
-    def analyze(
-        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
-    ) -> list[ImageResult]:
-        """One result per image, in order; a bad image fails alone (``request_id`` names the
-        request in an internal error's message).
-
-        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here.
+        Raises ModelNotLoaded (for the whole job) when the options need a model not loaded here:
+        the API's check (shared/availability.py), run once per job against this worker's models,
+        as the job may have been queued while no worker was online.
         """
-        detector = self.check(options)
+        check_models(options, list(self.loaded.detectors), self.loaded.attribute_keys())
+        detector = options.detector or next(iter(self.loaded.detectors))
         with self.models.job():
             outcomes = self._pipeline.run(images, options, detector, request_id)
         if any(isinstance(o, AnalyzedImage) and o.width * o.height > TRIM_AFTER_PIXELS for o in outcomes):
             trim_heap()
-        return [image_result(outcome, options) for outcome in outcomes]
+        return Analysis(
+            [image_result(outcome, options) for outcome in outcomes],
+            self.loaded.detectors[detector].spec.to_ref(),
+            self.loaded.recognizer.spec.to_ref(),
+        )
+
+    def analyze(
+        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
+    ) -> list[ImageResult]:
+        """``run``'s images alone (tests and benchmarks)."""
+        return self.run(images, options, request_id).images

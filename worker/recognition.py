@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -24,8 +23,6 @@ from shared.contract import (
     EnrollJob,
     EnrollResult,
     Face,
-    ImageResult,
-    ModelRef,
     RecognizedFace,
     RecognizedImage,
     RecognizeJob,
@@ -41,22 +38,14 @@ from shared.errors import (
     CollectionNotFound,
     InvalidRequest,
     NoFace,
-    RecognizerMismatch,
     SeveralFaces,
     SubjectNotFound,
     from_info,
 )
-from shared.gallery import Gallery, NewFace, Vectors, describe, same_recognizer
+from shared.gallery import Gallery, NewFace, Vectors, check_recognizer
 from shared.images import image_label
 from shared.recognition import Match, default_threshold, image_digest
-
-
-class Analyzer(Protocol):
-    def analyze(
-        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
-    ) -> list[ImageResult]: ...
-
-    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
+from worker.analysis import Analysis, Analyzer
 
 
 def assign(candidates: Sequence[Sequence[Match]], threshold: float) -> list[Match | None]:
@@ -103,27 +92,20 @@ class Recognition:
     recognizer: RecognizerInfo
     name: str  # the worker's, for the results
 
-    def _ref(self, options: AnalysisOptions) -> ModelRef:
-        return self.analyzer.models_for(options)[1]
-
     def _check_collection(self, collection: str, must_exist: bool) -> None:
         recognizer = self.gallery.recognizer_of(collection)
         if recognizer is None:
             if must_exist:
                 raise CollectionNotFound(f"no collection {collection!r}: enroll a face to create it")
             return
-        if not same_recognizer(recognizer, self.recognizer):
-            raise RecognizerMismatch(
-                f"collection {collection!r} holds vectors of {describe(recognizer)}; this worker "
-                f"runs {describe(self.recognizer)}: reindex the collection or run workers with that model"
-            )
+        check_recognizer(collection, recognizer, self.recognizer)
 
     def _faces_of(
         self, images: Sequence[bytes], options: AnalysisOptions, request_id: str, data_count: int
-    ) -> list[ImageResult]:
+    ) -> Analysis:
         """Analysed images, all of them good: the first failure fails the job, naming its image."""
-        results = self.analyzer.analyze(images, options, request_id)
-        for index, image in enumerate(results):
+        done = self.analyzer.run(images, options, request_id)
+        for index, image in enumerate(done.images):
             label = image_label(index, data_count)
             if image.error is not None:
                 error = from_info(image.error)
@@ -131,14 +113,14 @@ class Recognition:
                 raise error
             if not image.faces:
                 raise NoFace(f"{label}: no face found")
-        return results
+        return done
 
     def enroll(self, job: EnrollJob, start: float) -> EnrollResult:
         self._check_collection(job.collection, must_exist=False)
         options = msgspec.structs.replace(job.options, extract_embedding=True, return_face_data=True)
-        results = self._faces_of(job.images, options, job.request_id, job.data_count)
+        done = self._faces_of(job.images, options, job.request_id, job.data_count)
         new: list[NewFace] = []
-        for index, (data, image) in enumerate(zip(job.images, results, strict=True)):
+        for index, (data, image) in enumerate(zip(job.images, done.images, strict=True)):
             if job.face == "only" and len(image.faces) > 1:
                 raise SeveralFaces(
                     f'{image_label(index, job.data_count)}: {len(image.faces)} faces, "face": "only" '
@@ -157,14 +139,15 @@ class Recognition:
             )
         stored = self.gallery.enroll(job.collection, self.recognizer, job.subject, new)
         faces = [EnrolledFace(f.id, f.subject, f.bbox, f.prob, f.faces_in_image, f.new) for f in stored]
-        return EnrollResult(job.collection, faces, self.name, _ms_since(start), self._ref(options))
+        return EnrollResult(job.collection, faces, self.name, _ms_since(start), done.recognizer)
 
     def recognize(self, job: RecognizeJob, start: float) -> RecognizeResult:
         self._check_collection(job.collection, must_exist=True)
         threshold = default_threshold(self.recognizer.key) if job.threshold is None else job.threshold
         options = msgspec.structs.replace(job.options, extract_embedding=True)
         images: list[RecognizedImage] = []
-        for image in self.analyzer.analyze(job.images, options, job.request_id):
+        done = self.analyzer.run(job.images, options, job.request_id)
+        for image in done.images:
             if image.error is not None:
                 images.append(RecognizedImage("error", image.took_ms, error=image.error))
                 continue
@@ -196,14 +179,14 @@ class Recognition:
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))
         return RecognizeResult(
-            job.collection, images, threshold, self.name, _ms_since(start), self._ref(options)
+            job.collection, images, threshold, self.name, _ms_since(start), done.recognizer
         )
 
     def verify(self, job: VerifyJob, start: float) -> VerifyResult:
         threshold = default_threshold(self.recognizer.key) if job.threshold is None else job.threshold
         options = msgspec.structs.replace(job.options, extract_embedding=True)
-        results = self._faces_of(job.images, options, job.request_id, job.data_count)
-        faces = [_largest(image.faces) for image in results]
+        done = self._faces_of(job.images, options, job.request_id, job.data_count)
+        faces = [_largest(image.faces) for image in done.images]
         probe = _vector(faces[0])
         if len(faces) == 2:
             similarity = float(probe @ _vector(faces[1]))
@@ -223,7 +206,7 @@ class Recognition:
             [face.bbox for face in faces],
             self.name,
             _ms_since(start),
-            self._ref(options),
+            done.recognizer,
         )
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:
@@ -237,10 +220,10 @@ class Recognition:
             raise CollectionNotFound(f"no collection {job.collection!r}")
         crops = self.gallery.crops(job.collection)
         options = AnalysisOptions(embed_only=True, extract_embedding=True)
-        results = self.analyzer.analyze([crop for _, crop in crops], options, job.request_id)
+        done = self.analyzer.run([crop for _, crop in crops], options, job.request_id)
         vectors = {
             face_id: _vector(image.faces[0])
-            for (face_id, _), image in zip(crops, results, strict=True)
+            for (face_id, _), image in zip(crops, done.images, strict=True)
             if image.faces and image.faces[0].vec is not None
         }
         self.gallery.replace_vectors(job.collection, self.recognizer, vectors)
@@ -250,5 +233,5 @@ class Recognition:
             len(crops) - len(vectors),
             self.name,
             _ms_since(start),
-            self._ref(options),
+            done.recognizer,
         )

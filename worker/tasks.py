@@ -5,23 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from celery import Celery, current_task
 
 from shared.contract import (
-    AnalysisOptions,
     CompactJob,
     EnrollJob,
     ErrorInfo,
     ExtractJob,
     ExtractResult,
-    ImageResult,
     Job,
     JobResult,
-    ModelRef,
     RecognizeJob,
     ReindexJob,
     VerifyJob,
@@ -30,19 +26,10 @@ from shared.contract import (
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
 from shared.jobs import Claim
 from shared.queue import EXTRACT_TASK
+from worker.analysis import Analyzer
 from worker.recognition import Recognition
 
 log = logging.getLogger("facerest.worker")
-
-
-class Analyzer(Protocol):
-    """What a task needs of worker/analyzer.py's FaceAnalyzer."""
-
-    def analyze(
-        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
-    ) -> list[ImageResult]: ...
-
-    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]: ...
 
 
 class Store(Protocol):
@@ -158,10 +145,9 @@ class WorkerRuntime:
         return self.recognition
 
     def _extract(self, job: ExtractJob, start: float) -> ExtractResult:
-        images = self.analyzer.analyze(job.images, job.options, job.request_id)
-        detector, recognizer = self.analyzer.models_for(job.options)
+        done = self.analyzer.run(job.images, job.options, job.request_id)
         took = round((time.perf_counter() - start) * 1000, 3)
-        return ExtractResult(images, self.name, took, detector, recognizer)
+        return ExtractResult(done.images, self.name, took, done.detector, done.recognizer)
 
 
 def _describe(job: Job) -> str:

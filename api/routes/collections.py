@@ -12,9 +12,18 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, g, request
 
-from api.auth import presented_key
-from api.bodies import Body, parse, read_images, wire_of
-from api.context import ApiContext, context
+from api.auth import request_key
+from api.bodies import Body, parse, wire_of
+from api.collection_access import (
+    RECOGNIZER_CONFLICT,
+    all_or_none,
+    check_name,
+    check_workers,
+    collection_access,
+    existing,
+    images_of,
+)
+from api.context import context
 from api.openapi import Operation, Query, Reply, documented
 from api.render import encode, thumbnail_url, wants_msgpack
 from api.schemas import (
@@ -25,7 +34,6 @@ from api.schemas import (
     EnrollRequest,
     ErrorDetail,
     JobAccepted,
-    RecognitionRequest,
     RecognizeBody,
     RecognizeRequest,
     RenamedBody,
@@ -48,86 +56,21 @@ from shared.contract import (
     EnrollJob,
     Job,
     RecognizeJob,
-    RecognizerInfo,
     ReindexJob,
     RenderSettings,
 )
 from shared.errors import (
-    CollectionForbidden,
     CollectionNotFound,
     FaceNotFound,
     InvalidField,
-    InvalidRequest,
-    LimitExceeded,
-    RecognizerMismatch,
     SubjectNotFound,
-    from_info,
 )
-from shared.gallery import CollectionInfo, describe, same_recognizer
-from shared.recognition import NAME_RULE, valid_name
+from shared.gallery import CollectionInfo
 
 bp = Blueprint("collections", __name__)
 
-RECOGNIZER_CONFLICT = (
-    "recognizer_mismatch: no online worker runs the collection's recognizer; or idempotency_conflict"
-)
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-
-
-def check_name(kind: str, name: str) -> None:
-    if not valid_name(name):
-        raise InvalidField(f"{kind} name {name[:140]!r} is not valid: {NAME_RULE}")
-
-
-def collection_access(ctx: ApiContext, collection: str) -> None:
-    """A valid name the request's API key may use (a key may be limited to some collections)."""
-    check_name("collection", collection)
-    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    if not ctx.api_keys.may_use(key, collection):
-        raise CollectionForbidden(f"this API key may not use collection {collection!r}")
-
-
-def existing(ctx: ApiContext, collection: str) -> RecognizerInfo:
-    """The collection's recognizer; CollectionNotFound if there is no such collection."""
-    recognizer = ctx.gallery.recognizer_of(collection)
-    if recognizer is None:
-        raise CollectionNotFound(f"no collection {collection!r}")
-    return recognizer
-
-
-def check_recognizer(ctx: ApiContext, collection: str, recognizer: RecognizerInfo | None) -> None:
-    """Refuse a job on a collection whose vectors no online worker's recognizer can compare with
-    (any worker may take the job, so every online worker must run that recognizer)."""
-    if recognizer is None:
-        return
-    online = ctx.workers.online()
-    others = [w.recognizer for w in online if not same_recognizer(w.recognizer, recognizer)]
-    if others:
-        raise RecognizerMismatch(
-            f"collection {collection!r} holds vectors of {describe(recognizer)}, but the workers "
-            f"run {describe(others[0])}: reindex the collection (POST /collections/{collection}/reindex) "
-            "or run workers with its recognizer"
-        )
-
-
-def images_of(ctx: ApiContext, req: RecognitionRequest, at_most: int) -> tuple[list[bytes], RenderSettings]:
-    count = req.images.count
-    if count == 0:
-        raise InvalidRequest("images.data is empty: send at least one base64 image (or images.urls)")
-    if count > at_most:
-        raise LimitExceeded(f"{count} images sent, more than {at_most}")
-    read = read_images(ctx, req)
-    settings = RenderSettings(
-        api_ver="2", landmarks=False, data_count=len(req.images.data), api_errors=read.errors
-    )
-    return read.accepted, settings
-
-
-def all_or_none(settings: RenderSettings) -> None:
-    """Enroll and verify use every image: the first refused one fails the request."""
-    if settings.api_errors:
-        raise from_info(settings.api_errors[min(settings.api_errors)])
 
 
 ENROLL_DOC = queued_operation(
@@ -154,7 +97,7 @@ def enroll(collection: str, subject: str) -> Response:
 
     def prepare(body: Body[EnrollRequest], owner: str) -> Submission:
         req = body.request
-        check_recognizer(ctx, collection, ctx.gallery.recognizer_of(collection))
+        check_workers(ctx, collection, ctx.gallery.recognizer_of(collection))
         images, settings = images_of(ctx, req, ctx.settings.max_images)
         all_or_none(settings)
         job = EnrollJob(
@@ -197,7 +140,7 @@ def recognize(collection: str) -> Response:
 
     def prepare(body: Body[RecognizeRequest], owner: str) -> Submission:
         req = body.request
-        check_recognizer(ctx, collection, existing(ctx, collection))
+        check_workers(ctx, collection, existing(ctx, collection))
         images, settings = images_of(ctx, req, ctx.settings.max_images)
         job = RecognizeJob(
             images, collection, req.limit, req.threshold, req.options(ctx.settings.max_faces), g.request_id
@@ -286,7 +229,7 @@ def _collection_body(info: CollectionInfo) -> CollectionBody:
 )
 def list_collections() -> Response:
     ctx = context()
-    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    key = request_key()
     body: CollectionsBody = {
         "collections": [
             _collection_body(info)

@@ -53,7 +53,7 @@ def _prepare(ctx: ApiContext, body: Body[ExtractRequest], owner: str) -> Submiss
         data_count=len(req.images.data),
         api_errors=read.errors,
         owner=owner,
-        warnings=request_warnings(req),
+        warnings=request_warnings(req, body.unknown),
     )
     failure = request_failure(settings)
     if failure is not None:

@@ -11,7 +11,7 @@ import re
 
 from flask import Blueprint, Response, request
 
-from api.auth import presented_key
+from api.auth import request_owner
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
 from api.render import encode, error_detail, render_result, wants_msgpack
@@ -66,9 +66,7 @@ def get_result(job_id: str) -> Response:
         raise JobNotFound("no such job: a job id is 32 lowercase hex digits")
     wait_s = _wait_s(ctx.settings.sync_timeout_s)
     # Another key's job is answered like an unknown one (404), also while long-polling.
-    owner = ctx.api_keys.scope(
-        presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-    )
+    owner = request_owner(ctx.api_keys)
     state = ctx.store.state(job_id, owner) if not wait_s else ctx.store.wait(job_id, wait_s, owner)
     body: JobStateBody = {
         "id": state.id,

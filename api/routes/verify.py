@@ -5,16 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, Response, g
 
 from api.bodies import Body
-from api.context import context
-from api.openapi import Reply, documented
-from api.routes.collections import (
+from api.collection_access import (
     RECOGNIZER_CONFLICT,
     all_or_none,
-    check_recognizer,
+    check_workers,
     collection_access,
     existing,
     images_of,
 )
+from api.context import context
+from api.openapi import Reply, documented
 from api.schemas import ErrorDetail, VerifyBody, VerifyRequest
 from api.submit import Submission, images_body, queued_operation, submit
 from shared.contract import RenderSettings, VerifyJob
@@ -48,7 +48,7 @@ def verify() -> Response:
             if req.collection is None or req.subject is None or req.images.count != 1:
                 raise InvalidRequest('verify against a subject takes one image, "collection" and "subject"')
             collection_access(ctx, req.collection)
-            check_recognizer(ctx, req.collection, existing(ctx, req.collection))
+            check_workers(ctx, req.collection, existing(ctx, req.collection))
         elif req.images.count != 2:
             raise InvalidRequest(
                 f'verify takes two images ({req.images.count} sent), or one with "collection" and "subject"'

@@ -153,11 +153,14 @@ def describe(recognizer: RecognizerInfo) -> str:
 
 
 def check_recognizer(collection: str, stored: RecognizerInfo, running: RecognizerInfo) -> None:
-    """RecognizerMismatch unless the collection's vectors (``stored``) are ``running``'s."""
+    """RecognizerMismatch unless the collection's vectors (``stored``) are ``running``'s: the one
+    check and message, run by the API (against every online worker), by the worker (for a job
+    queued before) and by the stores' enroll (in its transaction)."""
     if not same_recognizer(stored, running):
         raise RecognizerMismatch(
-            f"collection {collection!r} holds vectors of {describe(stored)}; "
-            f"this worker runs {describe(running)}"
+            f"collection {collection!r} holds vectors of {describe(stored)}, but the workers run "
+            f"{describe(running)}: reindex the collection (POST /collections/{collection}/reindex) "
+            "or run workers with its recognizer"
         )
 
 

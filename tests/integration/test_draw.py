@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import numpy as np
@@ -12,6 +12,7 @@ import requests
 from numpy.typing import NDArray
 from PIL import Image
 
+from deploy.launcher import Stack
 from testkit.photos import GROUP_PHOTOS, read_rgb, scaled_photo
 from tests.faces import FACES_IN
 
@@ -111,3 +112,23 @@ def test_no_image_and_bad_image_are_client_errors(api: str) -> None:
         timeout=30,
     )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_image"
+
+
+def test_a_retry_with_the_idempotency_key_draws_from_the_first_job(system: Stack) -> None:
+    client = system.client()
+
+    def jobs() -> set[str]:
+        return {key.decode().split(":")[2] for key in cast(list[bytes], client.keys("facerest:job:*"))}
+
+    before = jobs()
+    body = {"images": {"data": [base64.b64encode(PHOTO).decode()]}, "draw_scores": False}
+    headers = {"Idempotency-Key": "draw-retry-1"}
+    first = requests.post(f"{system.api_url}/draw_detections", json=body, headers=headers, timeout=120)
+    again = requests.post(f"{system.api_url}/draw_detections", json=body, headers=headers, timeout=120)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Content-Type"] == "image/png" and again.content == first.content
+    assert len(jobs() - before) == 1, "the retry queued no job"
+    other = requests.post(
+        f"{system.api_url}/draw_detections", json=body | {"draw_sizes": False}, headers=headers, timeout=30
+    )
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"

@@ -237,3 +237,23 @@ def test_flip_gives_each_face_the_mean_of_its_crop_and_its_mirror(api: str) -> N
     assert [face["bbox"] for face in flipped] == [face["bbox"] for face in plain]
     cosines = np.sum(vectors(plain) * vectors(flipped), axis=1)
     assert np.all((cosines > 0.9) & (cosines < 0.9999)), cosines
+
+
+def test_misspelt_options_are_ignored_and_named_in_the_warnings(api: str) -> None:
+    body = {
+        "images": {"data": [file2base64(GROUP_PHOTOS["yaoming.jpg"])]},
+        "api_ver": "2",
+        "extract_embedding": False,
+        "treshold": 0.99,
+        "return_landmark": True,
+    }
+    response = requests.post(f"{api}/extract", json=body, timeout=60)
+    assert response.status_code == 200
+    answer = response.json()
+    assert len(answer["data"][0]["faces"]) == FACES_IN["yaoming.jpg"]  # threshold stayed 0.5
+    expected = (
+        "unknown fields ignored: return_landmark (did you mean return_landmarks?), "
+        "treshold (did you mean threshold?)"
+    )
+    assert answer["warnings"] == [expected]
+    assert response.headers["X-Facerest-Warning"] == expected

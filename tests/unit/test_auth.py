@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
-from api.auth import ApiKeys, presented_key
+from api.auth import ApiKeys, presented_key, request_key, request_owner
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError, load_settings
 
@@ -58,3 +59,18 @@ def test_presented_key_header_forms() -> None:
     assert presented_key(None, "bearer t0k") == "t0k"
     assert presented_key(None, "Basic abc") is None
     assert presented_key(None, None) is None
+
+
+def test_a_request_presents_its_key_in_either_header_and_owns_its_jobs_by_it() -> None:
+    app = Flask("auth-test")
+    keys = ApiKeys(["k", "t0k"])
+    with app.test_request_context(headers={"Authorization": "Bearer t0k"}):
+        assert request_key() == "t0k"
+        assert request_owner(keys) == keys.scope("t0k") != ""
+    with app.test_request_context(headers={"X-API-Key": "k", "Authorization": "Bearer t0k"}):
+        assert request_key() == "k"
+    with app.test_request_context():
+        assert request_key() is None
+        assert request_owner(keys) == ""
+    with app.test_request_context(headers={"X-API-Key": "k"}):
+        assert request_owner(ApiKeys([])) == ""  # keys off: one shared scope

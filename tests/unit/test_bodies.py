@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import msgpack
@@ -12,6 +13,7 @@ from flask import Flask
 from pydantic import ValidationError
 
 from api.bodies import Body, Wire, read_body
+from api.render import request_warnings
 from api.schemas import (
     DrawRequest,
     EnrollRequest,
@@ -158,3 +160,114 @@ def test_recognition_requests_come_in_every_wire_form_and_refuse_unknown_fields(
         pytest.raises(ValidationError, match="limt"),
     ):
         read_body(RecognizeRequest)
+
+
+def test_threshold_is_a_detection_score_on_extract_and_a_similarity_in_recognition() -> None:
+    images = {"data": ["aGk="]}
+    extract = ExtractRequest.model_validate({"images": images, "threshold": 0.7, "max_size": 640})
+    assert extract.options(10).threshold == 0.7
+    recognize = RecognizeRequest.model_validate(
+        {"images": images, "threshold": -0.2, "det_threshold": 0.7, "detector": "mtcnn", "max_size": 640}
+    )
+    options = recognize.options(10)
+    assert (options.threshold, options.detector, options.max_size) == (0.7, "mtcnn", (640, 640))
+    assert recognize.threshold == -0.2
+    # The detector options are /extract's, validated by the same rules.
+    with pytest.raises(ValidationError, match="each side must be 0 or at least 32"):
+        VerifyRequest.model_validate({"images": images, "max_size": 16})
+    extract_doc = ExtractRequest.model_json_schema()["properties"]
+    recognize_doc = RecognizeRequest.model_json_schema()["properties"]
+    assert extract_doc["threshold"]["description"].startswith("Detection score (0-1)")
+    assert recognize_doc["det_threshold"]["description"].startswith("Detection score (0-1)")
+    assert recognize_doc["threshold"]["description"].startswith("Match threshold: the cosine similarity")
+    assert recognize_doc["max_size"]["description"] == extract_doc["max_size"]["description"]
+
+
+def _swagger_sample(prop: dict[str, Any]) -> Any:
+    """What Swagger UI 5 (5.24.2, the one /docs serves) fills a form field with: the schema's
+    default, else a placeholder by type (checked against the real page in Chromium)."""
+    first = (prop.get("anyOf") or prop.get("oneOf") or [{}])[0]
+    merged = {**prop, **first}
+    if "default" in prop:
+        return prop["default"]
+    if "enum" in merged:
+        return merged["enum"][0]
+    kind = str(merged.get("type"))
+    if kind == "array":
+        return [_swagger_sample(merged.get("items", {}))]
+    if kind == "object":
+        return {f"additionalProp{n}": "string" for n in (1, 2, 3)}
+    return {"string": "string", "boolean": True, "integer": 0, "number": 0}.get(kind)
+
+
+def _swagger_text(value: Any) -> str:
+    """A sample as the form sends it: arrays joined by commas, the rest as JSON text."""
+    if isinstance(value, list):
+        return ",".join(_swagger_text(item) for item in value)
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+MULTIPART_MODELS: dict[str, type[Any]] = {
+    "/extract": ExtractRequest,
+    "/draw_detections": DrawRequest,
+    "/collections/{collection}/recognize": RecognizeRequest,
+    "/collections/{collection}/subjects/{subject}/faces": EnrollRequest,
+    "/verify": VerifyRequest,
+}
+
+
+@pytest.mark.parametrize("path", sorted(MULTIPART_MODELS))
+def test_swagger_try_it_out_form_as_it_comes_asks_for_the_defaults(path: str) -> None:
+    from api.openapi import build_openapi
+    from api.routes import BLUEPRINTS
+
+    document = build_openapi(BLUEPRINTS, "test")
+    form_schema = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form: dict[str, Any] = {"file": [(io.BytesIO(JPEG), "a.jpg")]}
+    for name, prop in form_schema["properties"].items():
+        if name != "file":
+            form[name] = _swagger_text(_swagger_sample(prop))
+    assert form["urls"] == "" and form["img_req_headers"] == "{}"
+    model = MULTIPART_MODELS[path]
+    with APP.test_request_context(path, method="POST", data=form, content_type="multipart/form-data"):
+        body = read_body(model)
+    assert body.request.images.data == [JPEG] and body.request.images.urls == []
+    defaults = model.model_validate({"images": {"data": [JPEG]}})
+    assert body.request.model_dump() == defaults.model_dump()
+
+
+def test_a_form_without_a_file_field_names_the_field_expected_and_the_ones_sent() -> None:
+    wrong_name = {"image": [(io.BytesIO(JPEG), "photo.jpg")], "threshold": "0.5"}
+    with pytest.raises(InvalidRequest) as refused:
+        _multipart(wrong_name)
+    assert refused.value.message == (
+        "no image: the file(s) came in form field(s) 'image'; each image is a file upload in a form "
+        "field named 'file' (curl -F file=@photo.jpg)"
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        _multipart({"file": "photo.jpg"})  # curl -F file=photo.jpg: the path as text, no @
+    assert refused.value.message == (
+        "no image: form field 'file' holds text ('photo.jpg'), not a file upload; curl needs @ "
+        "before the path: -F file=@photo.jpg"
+    )
+    with pytest.raises(InvalidRequest, match="or image URLs in 'urls' fields"):
+        _multipart({"threshold": "0.5"})
+
+
+def test_unknown_extract_fields_are_accepted_named_in_the_warnings_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    typos = {"images": {"data": ["aGk="]}, "treshold": 0.3, "return_landmark": True, "client\n": 1}
+    with caplog.at_level(logging.WARNING, logger="facerest.api"):
+        body = _read(orjson.dumps(typos), "application/json")
+    assert body.request.threshold == DEFAULT_THRESHOLD and body.request.return_landmarks is False
+    assert body.unknown == ("client\\n", "return_landmark", "treshold")
+    assert request_warnings(body.request, body.unknown) == (
+        "unknown fields ignored: client\\n, return_landmark (did you mean return_landmarks?), "
+        "treshold (did you mean threshold?)",
+    )
+    (logged,) = [r for r in caplog.records if "unknown fields" in r.getMessage()]
+    assert logged.getMessage() == "/extract: unknown fields ignored: client\\n, return_landmark, treshold"
+    form = _multipart({"file": [(io.BytesIO(JPEG), "a.jpg")], "treshold": "0.3"})
+    assert form.unknown == ("treshold",)
+    assert _multipart({"file": [(io.BytesIO(JPEG), "a.jpg")], "threshold": "0.3"}).unknown == ()

@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from shared.contract import AnalysisOptions
+from shared.availability import check_models as shared_check
+from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, Job, JobResult
+from shared.errors import ModelNotLoaded
+from shared.jobs import Claim
 from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS, encode
 from tests.faces import FACES_IN
+from worker import analyzer as analyzer_module
 from worker import pipeline
 from worker.analyzer import FaceAnalyzer
 from worker.batched import BatchedModels
@@ -20,6 +24,7 @@ from worker.imaging.decode import DecodedImage, ScaleRule, decode_image
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.models.base import Detections
+from worker.tasks import WorkerRuntime
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
 FACES = FACES_IN["yaoming.jpg"]
@@ -84,3 +89,51 @@ def test_embedding_failure_fails_the_images_with_faces_not_the_job(
     assert with_faces.error is not None
     assert (with_faces.error.code, with_faces.error.message) == ("internal_error", EXPECTED)
     assert without.status == "ok" and without.faces == ()
+
+
+class OneJobStore:
+    """The job store as a task sees it, holding one job."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.finished: list[JobResult | ErrorInfo] = []
+
+    def load_input(self, job_id: str) -> Job | None:
+        return self.job
+
+    def claim(self, job_id: str, worker: str) -> Claim:
+        return Claim(True, attempts=1)
+
+    def mark_running(self, job_id: str, worker: str) -> None:
+        pass
+
+    def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool:
+        self.finished.append(outcome)
+        return True
+
+
+def test_a_job_checks_its_models_once_and_names_the_ones_that_answered(
+    analyzer: FaceAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[AnalysisOptions] = []
+
+    def check_models(options: AnalysisOptions, detectors: Sequence[str], attributes: Sequence[str]) -> None:
+        checked.append(options)
+        shared_check(options, detectors, attributes)
+
+    monkeypatch.setattr(analyzer_module, "check_models", check_models)
+    store = OneJobStore(ExtractJob([PHOTO], AnalysisOptions(), "req-1"))
+    WorkerRuntime("w1", analyzer, store).run_job("j")
+    (result,) = store.finished
+    assert isinstance(result, ExtractResult) and len(result.images[0].faces) == FACES
+    assert (result.detector.key, result.recognizer.key) == ("scrfd", "arcface")
+    assert checked == [AnalysisOptions()]
+
+
+def test_a_detector_not_loaded_fails_the_job_naming_the_loaded_ones(
+    analyzer: FaceAnalyzer,
+) -> None:
+    with pytest.raises(ModelNotLoaded) as refused:
+        analyzer.run([PHOTO], AnalysisOptions(detector="mtcnn"))
+    assert refused.value.message == "detector 'mtcnn' is not loaded by the workers; available: scrfd"
+    assert refused.value.available == ["scrfd"]

@@ -4,8 +4,12 @@ collection-limited API keys."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from api.auth import ApiKeys
+from shared.contract import RecognizerInfo
+from shared.errors import RecognizerMismatch
+from shared.gallery import check_recognizer
 from shared.recognition import DEFAULT_THRESHOLDS, Match, best_per_subject, top_faces, valid_name
 from worker.inference.registry import RECOGNIZERS
 from worker.recognition import assign
@@ -52,3 +56,16 @@ def test_an_api_key_can_be_limited_to_collections() -> None:
     keys.check("shop-key")
     assert keys.may_use("shop-key", "shop1") and not keys.may_use("shop-key", "staff")
     assert keys.may_use("open-key", "staff")
+
+
+def test_a_collection_refuses_another_recognizers_vectors_naming_both_and_the_way_out() -> None:
+    stored = RecognizerInfo("arcface", "w600k_r50", "1", "research", 512)
+    check_recognizer("staff", stored, RecognizerInfo("arcface", "w600k_r50", "1", "other terms", 512))
+    with pytest.raises(RecognizerMismatch) as refused:
+        check_recognizer("staff", stored, RecognizerInfo("dlib", "resnet", "19", "boost", 128))
+    assert refused.value.code == "recognizer_mismatch"
+    assert refused.value.message == (
+        "collection 'staff' holds vectors of arcface (w600k_r50 1, 512-d), but the workers run "
+        "dlib (resnet 19, 128-d): reindex the collection (POST /collections/staff/reindex) or run "
+        "workers with its recognizer"
+    )

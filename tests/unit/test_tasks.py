@@ -12,6 +12,7 @@ from shared import contract
 from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef, worker_id
 from shared.errors import ModelNotLoaded
 from shared.jobs import Claim
+from worker.analysis import Analysis
 from worker.tasks import WorkerRuntime
 
 DETECTOR = ModelRef("scrfd", "scrfd_500m_bnkps", "1", "research")
@@ -52,15 +53,11 @@ class Store:
 class Analyzer:
     failure: Exception | None = None
 
-    def analyze(
-        self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""
-    ) -> list[contract.ImageResult]:
+    def run(self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = "") -> Analysis:
         if self.failure is not None:
             raise self.failure
-        return [contract.ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
-
-    def models_for(self, options: AnalysisOptions) -> tuple[ModelRef, ModelRef]:
-        return DETECTOR, RECOGNIZER
+        results = [contract.ImageResult(status="ok", took_ms=1.0, size=(4, 3)) for _ in images]
+        return Analysis(results, DETECTOR, RECOGNIZER)
 
 
 def test_a_job_stores_one_result_per_image_with_the_models_that_made_it() -> None:

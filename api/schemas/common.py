@@ -1,0 +1,62 @@
+"""Response pieces every resource uses: errors, the models that answered, timings, vectors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NotRequired
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+# Response bodies. Embeddings leave as numpy arrays (orjson and the MessagePack encoder write
+# them as lists of numbers); the schema says so.
+Vector = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "number"},
+            "description": "L2-normalised embedding (512-d ArcFace, or 128-d dlib in the permissive profile)",
+        }
+    ),
+]
+
+
+Point = tuple[float, float]
+
+
+class ErrorBody(TypedDict):
+    code: Annotated[str, Field(description="Stable, machine-readable")]
+    message: Annotated[str, Field(description="What is wrong, naming the field or limit")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ErrorDetail(TypedDict):
+    """Every error response: ``code`` and ``message``, and extra fields where the code has them."""
+
+    code: str
+    message: str
+    available: NotRequired[
+        Annotated[list[str], Field(description="Model_not_loaded: the loaded models of that kind")]
+    ]
+    retry_after_s: NotRequired[
+        Annotated[int, Field(description="Overloaded: also in the Retry-After header")]
+    ]
+    id: NotRequired[Annotated[str, Field(description="Timeout: the job goes on; poll status_url")]]
+    status_url: NotRequired[str]
+
+
+class ModelV2(TypedDict):
+    key: Annotated[str, Field(description="Request name: scrfd, retinaface, mtcnn, arcface, dlib")]
+    name: str
+    version: Annotated[str, Field(description="The package and version the weights come from")]
+    license: str
+
+
+class TookV2(TypedDict):
+    total_ms: Annotated[float, Field(description="From the request's arrival to the answer")]
+    worker_ms: NotRequired[Annotated[float, Field(description="The job's time in the worker")]]

@@ -1,0 +1,44 @@
+"""A queued job as /results answers it, and the 202 that queues it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+from api.schemas.common import ErrorDetail
+from api.schemas.extract import ExtractV1, ExtractV2
+from api.schemas.recognition import RecognitionBody
+
+JobStatusName = Literal["queued", "running", "done", "failed"]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class JobAccepted(TypedDict):
+    id: str
+    # "queued" for a new job; a retry with the same Idempotency-Key gets the job's state now.
+    status: JobStatusName
+    status_url: str
+
+
+@with_config(ConfigDict(extra="forbid"))
+class JobStateBody(TypedDict):
+    id: str
+    status: JobStatusName
+    created: float
+    started: float | None
+    finished: float | None
+    worker: str | None
+    attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
+    result: NotRequired[
+        Annotated[
+            ExtractV1 | ExtractV2 | RecognitionBody,
+            Field(description="When done: what the synchronous request returns"),
+        ]
+    ]
+    error: NotRequired[ErrorDetail]
