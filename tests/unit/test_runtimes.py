@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 import numpy as np
 import onnxruntime as ort
@@ -12,8 +14,16 @@ from shared.settings import Backend, load_settings
 from testkit.photos import GROUP_PHOTOS, read_rgb
 from worker.imaging.align import ARCFACE_SIZE, arcface_template, warp_to_template
 from worker.imaging.resize import letterbox
-from worker.inference.files import locate
-from worker.inference.registry import ARCFACE_MBF, RECOGNIZERS, SCRFD_500M, all_entries, select
+from worker.inference.files import locate, quantization_path
+from worker.inference.int8 import Ranges
+from worker.inference.registry import (
+    ARCFACE_MBF,
+    ARCFACE_MBF_INT8,
+    RECOGNIZERS,
+    SCRFD_500M,
+    all_entries,
+    select,
+)
 from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
 from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
@@ -54,20 +64,56 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
     assert cosine.min() >= 0.99, cosine.min()
 
 
+# arcface_int8 against fp32 on the package photos' 68 faces (34 and their mirror images). The mean
+# cosine is the measure, the lowest face only a floor: it is one face's luck. SCRFD's keypoints from
+# OpenVINO instead of ONNX Runtime (6e-5 px apart: one gray level on 202 of 1.3 M crop pixels) move
+# the lowest face from 0.9890 to 0.9907; 40 draws of keypoint noise (sd 0.01 px) moved it between
+# 0.978 and 0.991, and the mean between 0.9966 and 0.9969. Wrong ranges fall below the mean: the
+# committed ranges doubled 0.9929, halved 0.884; 8-bit activations everywhere 0.979
+# (docs/performance.md#int8, both machines' figures).
+INT8_MEAN_COSINE = 0.995
+INT8_LOWEST_COSINE = 0.97
+
+
+def _int8_cosines(batch: np.ndarray, ranges: bytes | None = None) -> np.ndarray:
+    """Cosine of each face's int8 embedding to its fp32 one; ``ranges`` replaces the committed file."""
+    fp32 = ArcFace(create_session(locate(ARCFACE_MBF), CPU, 0, Backend.OPENVINO), ARCFACE_MBF)
+    if ranges is None:
+        int8 = RECOGNIZERS["arcface_int8"].open(load_settings(recognizer="arcface_int8"), CPU)
+    else:
+        session = create_session(locate(ARCFACE_MBF), CPU, 0, Backend.OPENVINO, quantization=ranges)
+        int8 = ArcFace(session, ARCFACE_MBF_INT8)
+    a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (fp32.embed(batch), int8.embed(batch)))
+    return np.asarray((a * b).sum(axis=1))
+
+
+def _with_mirrors(faces: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    crops = np.stack([crop for _, crop in faces])
+    return np.concatenate([crops, crops[:, :, ::-1]])
+
+
 @pytest.mark.slow  # builds the int8 network
-def test_int8_arcface_stays_within_cosine_0_99_of_fp32_on_every_face(
+def test_int8_arcface_stays_within_cosine_0_995_of_fp32_on_average_and_0_97_on_every_face(
     faces: list[tuple[str, np.ndarray]],
 ) -> None:
-    """arcface_int8 (calibrated on CFP, never on these photos) against fp32 ArcFace, on every face
-    of the package photos and its mirror image."""
-    crops = np.stack([crop for _, crop in faces])
-    batch = np.concatenate([crops, crops[:, :, ::-1]])
-    fp32 = ArcFace(create_session(locate(ARCFACE_MBF), CPU, 0, Backend.OPENVINO), ARCFACE_MBF).embed(batch)
-    int8 = RECOGNIZERS["arcface_int8"].open(load_settings(recognizer="arcface_int8"), CPU).embed(batch)
-    a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (fp32, int8))
-    cosine = (a * b).sum(axis=1)
-    assert len(cosine) >= 60 and cosine.min() >= 0.99, cosine.min()
+    """arcface_int8 (calibrated on CFP, never on these photos) against fp32 ArcFace. Measured: mean
+    0.9968, lowest 0.9913 on an AVX2 CPU; mean 0.9966, lowest 0.9890 on an AVX-512 VNNI one."""
+    cosine = _int8_cosines(_with_mirrors(faces))
+    assert len(cosine) >= 60
+    assert cosine.mean() >= INT8_MEAN_COSINE and cosine.min() >= INT8_LOWEST_COSINE, (
+        cosine.mean(),
+        cosine.min(),
+    )
     assert cosine.max() < 0.99999  # it is quantized, not fp32 again
+
+
+@pytest.mark.slow  # builds the int8 network
+def test_int8_arcface_bounds_reject_wrong_ranges(faces: list[tuple[str, np.ndarray]]) -> None:
+    """The committed ranges doubled (every activation quantized in steps twice as coarse) fail."""
+    committed = Ranges.parse(quantization_path(ARCFACE_MBF_INT8).read_bytes())
+    doubled = [dataclasses.replace(a, low=a.low * 2, high=a.high * 2) for a in committed.activations]
+    wrong = Ranges(committed.network, tuple(doubled), committed.weights).to_json().encode()
+    assert _int8_cosines(_with_mirrors(faces), wrong).mean() < INT8_MEAN_COSINE
 
 
 def test_int8_arcface_runs_on_openvino_only() -> None:

@@ -14,13 +14,14 @@ OpenVINO's CPU plugin then runs those convolutions in int8. Anything the file do
 fp32 (the layers the calibration put back). A name the network lacks fails loudly: the file
 belongs to one network and one reader.
 
-Weights of ordinary convolutions take 7 bits (-63 ... 63). CPUs without VNNI (AVX2 ones, like
-this project's CI machines) multiply uint8 activations by int8 weights with an instruction that
-adds pairs of products into 16 bits and saturates: with full 8-bit weights a pair can reach
-2 x 255 x 127 > 32767, and OpenVINO's int8 convolution then differs from the exact int8 result
-by up to 15 % of its largest output (tests/unit/test_int8.py). With 7 bits it cannot overflow,
-on any CPU. Grouped (depthwise) convolutions take 8 bits: their kernels do not use that
-instruction.
+Weights of ordinary convolutions take 7 bits (-63 ... 63). CPUs without VNNI (AVX2 ones, like the
+machine the ranges were calibrated on) multiply uint8 activations by int8 weights with an
+instruction that adds pairs of products into 16 bits and saturates: with full 8-bit weights a pair
+can reach 2 x 255 x 127 > 32767, and OpenVINO's int8 convolution then differs from the exact int8
+result by up to 15 % of its largest output (tests/unit/test_int8.py, which runs those kernels on
+any CPU). CPUs with VNNI (AVX-512 VNNI, like the CI machines) add in 32 bits and are exact with 8
+bits too; 7 bits keep one network, with the same embeddings to rounding, on every CPU. Grouped
+(depthwise) convolutions take 8 bits: their kernels do not use that instruction.
 """
 
 from __future__ import annotations
