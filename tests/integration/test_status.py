@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from deploy.launcher import Stack, stack, wait_until
+from deploy.launcher import Stack, wait_until
 from shared.settings import SettingsError
 from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
@@ -24,12 +23,15 @@ def test_health_and_ready(api: str) -> None:
     assert ready.status_code == 200 and ready.json()["workers"] == 1
 
 
-def test_ready_is_503_without_workers(tmp_path: Path) -> None:
-    with stack(tmp_path) as running:
-        running.start_api()
-        response = requests.get(f"{running.api_url}/ready", timeout=10)
+def test_ready_is_503_without_workers(system: Stack) -> None:
+    # An API of its own key prefix on the session's Redis: no worker has registered under it.
+    alone = system.start_api(extra_env={"FACEREST_KEY_PREFIX": "facerest-no-workers"})
+    try:
+        response = requests.get(f"{alone.url}/ready", timeout=10)
         assert response.status_code == 503
         assert response.json() == {"ready": False, "workers": 0}
+    finally:
+        alone.stop()
 
 
 def test_info_lists_workers_devices_models_and_licenses(api: str) -> None:
@@ -100,19 +102,18 @@ def test_flower_control_api_refuses_requests_without_credentials(system: Stack) 
     assert requests.get(f"{flower}/healthcheck", timeout=10).text == "OK"  # probes stay open
 
 
-def test_flower_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
-    with stack(tmp_path) as running:
-        with pytest.raises(SettingsError, match="FACEREST_FLOWER_AUTH"):
-            running.start_flower(host="0.0.0.0")
-        # deploy.flower itself, started by hand without the setting, does not start either.
-        env = {k: v for k, v in running.env.items() if k != "FACEREST_FLOWER_AUTH"}
-        env["FACEREST_REDIS_URL"] = running.redis_url
-        done = subprocess.run(
-            [sys.executable, "-m", "deploy.flower", "--address=127.0.0.1", "--port=1"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 2 and "FACEREST_FLOWER_AUTH is not set" in done.stderr
+def test_flower_refuses_to_listen_beyond_loopback_without_auth(system: Stack) -> None:
+    with pytest.raises(SettingsError, match="FACEREST_FLOWER_AUTH"):
+        system.start_flower(host="0.0.0.0")
+    # deploy.flower itself, started by hand without the setting, does not start either.
+    env = {k: v for k, v in system.env.items() if k != "FACEREST_FLOWER_AUTH"}
+    env["FACEREST_REDIS_URL"] = system.redis_url
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy.flower", "--address=127.0.0.1", "--port=1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "FACEREST_FLOWER_AUTH is not set" in done.stderr
