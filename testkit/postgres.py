@@ -9,6 +9,9 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 
 @contextmanager
@@ -33,3 +36,34 @@ def running_postgres() -> Iterator[str]:
     finally:
         server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """A new, empty database ``name`` on the server at ``server_url`` (dropped first if there);
+    its URL. Test modules that share one server each keep their tables in their own database."""
+    with psycopg.connect(server_url, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def postgres_data_dir(url: str) -> Path:
+    """The server's data directory, with its WAL set to be removed at a checkpoint.
+
+    docs/recognition.md: with wal_recycle on, a checkpoint renames old WAL segments for reuse
+    instead of removing them, and their bytes stay until new WAL overwrites them."""
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        db.execute("ALTER SYSTEM SET wal_recycle = off")
+        db.execute("SELECT pg_reload_conf()")
+        return Path(row[0])
+
+
+def files_holding(root: Path, *needles: bytes) -> list[str]:
+    """The files under ``root`` that hold any of ``needles``."""
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path.is_file() and any(n in path.read_bytes() for n in needles)
+    )

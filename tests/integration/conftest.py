@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from deploy.launcher import Service, Stack, running_system
+from testkit.postgres import running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,11 @@ def allowing_api(system: Stack) -> Iterator[str]:
     api: Service = system.start_api(extra_env={"FACEREST_URL_ALLOW": "127.0.0.1/32"})
     yield api.url
     api.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One PostgreSQL (pgvector) server for the session; each module makes its own database on it
+    (testkit.postgres.fresh_database)."""
+    with running_postgres() as url:
+        yield url

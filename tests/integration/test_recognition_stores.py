@@ -17,9 +17,8 @@ from deploy.haproxy import ProxyOptions, render_cluster
 from deploy.launcher import Stack, free_port, stack, wait_until
 from shared.settings import Settings
 from testkit.photos import GROUP_PHOTOS
-from testkit.postgres import running_postgres
+from testkit.postgres import files_holding, fresh_database, postgres_data_dir
 from tests.client import b64
-from tests.integration.test_gallery import files_holding, postgres_data_dir
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
 
 # A worker without attribute models loads faster; recognition needs none.
@@ -50,9 +49,8 @@ def test_an_enroll_that_answered_201_survives_kill_9_of_every_process(tmp_path: 
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    with running_postgres() as url:
-        yield url
+def postgres_url(postgres_server: str) -> str:
+    return fresh_database(postgres_server, "recognition_stores_tests")
 
 
 @pytest.fixture(scope="module")
