@@ -142,10 +142,11 @@ def test_a_compaction_erases_a_deleted_subject_from_the_database_files(
     assert files_holding(data, *needles) == []
 
 
-def test_an_api_key_limited_to_collections_cannot_touch_others(tmp_path: Path) -> None:
-    with stack(tmp_path, api_keys="all-key-4f1a,shop-key-9c2e shop1 shop2") as running:
-        running.start_api()
-        api = running.api_url
+def test_an_api_key_limited_to_collections_cannot_touch_others(system: Stack) -> None:
+    # An API with keys on the session's Redis, worker and gallery.
+    keyed = system.start_api(extra_env={"FACEREST_API_KEYS": "all-key-4f1a,shop-key-9c2e shop1 shop2"})
+    try:
+        api = keyed.url
         shop = {"X-API-Key": "shop-key-9c2e"}
         body = {"images": {"data": [b64(YAO.read_bytes())]}}
         refused = requests.post(
@@ -160,3 +161,5 @@ def test_an_api_key_limited_to_collections_cannot_touch_others(tmp_path: Path) -
         assert (own.status_code, own.json()["code"]) == (404, "collection_not_found")
         listed = requests.get(f"{api}/collections", headers=shop, timeout=10)
         assert listed.status_code == 200 and listed.json() == {"collections": []}
+    finally:
+        keyed.stop()
