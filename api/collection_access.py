@@ -18,7 +18,7 @@ from shared.errors import (
     from_info,
 )
 from shared.gallery import check_recognizer
-from shared.recognition import NAME_RULE, valid_name
+from shared.recognition import FACE_ID_RULE, NAME_RULE, valid_face_id, valid_name
 
 RECOGNIZER_CONFLICT = (
     "recognizer_mismatch: no online worker runs the collection's recognizer; or idempotency_conflict"
@@ -28,6 +28,12 @@ RECOGNIZER_CONFLICT = (
 def check_name(kind: str, name: str) -> None:
     if not valid_name(name):
         raise InvalidField(f"{kind} name {name[:140]!r} is not valid: {NAME_RULE}")
+
+
+def check_face_id(face_id: str) -> None:
+    """The same refusal as a bad name's (422): a face id can never be a dot segment or a NUL."""
+    if not valid_face_id(face_id):
+        raise InvalidField(f"face id {face_id[:140]!r} is not valid: {FACE_ID_RULE}")
 
 
 def collection_access(ctx: ApiContext, collection: str) -> None:

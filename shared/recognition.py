@@ -19,6 +19,10 @@ from numpy.typing import NDArray
 # Collection and subject names: URL-safe without escaping, no path separators, bounded.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 NAME_RULE = "1 to 128 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
+# Face ids are the gallery's (uuid4 hex, shared/gallery/). Checked before the gallery is asked, so
+# that no id can be a dot segment or carry a NUL (which PostgreSQL refuses with an error).
+FACE_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+FACE_ID_RULE = "32 lowercase hex digits"
 
 # The default open-set threshold per recognizer key (cosine similarity): below it a face is
 # "nobody we know". Measured on CFP's frontal photos (python -m bench.calibrate_recognition,
@@ -41,6 +45,10 @@ def default_threshold(recognizer_key: str) -> float:
 
 def valid_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
+
+
+def valid_face_id(face_id: str) -> bool:
+    return FACE_ID_PATTERN.fullmatch(face_id) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from api.bodies import Body, parse, wire_of
 from api.collection_access import (
     RECOGNIZER_CONFLICT,
     all_or_none,
+    check_face_id,
     check_name,
     check_workers,
     collection_access,
@@ -332,13 +333,14 @@ def get_subject(collection: str, subject: str) -> Response:
             200: Reply("JPEG", media_type="image/jpeg"),
             403: Reply("collection_forbidden", ErrorDetail),
             404: Reply("face_not_found", ErrorDetail),
-            422: Reply("Bad name", ErrorDetail),
+            422: Reply("Bad name or face id", ErrorDetail),
         },
     )
 )
 def thumbnail(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
+    check_face_id(face_id)
     crop = ctx.gallery.crop(collection, face_id) if ctx.gallery.recognizer_of(collection) else None
     if crop is None:
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
@@ -349,7 +351,7 @@ DELETE_REPLIES = {
     200: Reply("What was deleted", DeletedBody),
     403: Reply("collection_forbidden", ErrorDetail),
     404: Reply("Not found", ErrorDetail),
-    422: Reply("Bad name", ErrorDetail),
+    422: Reply("Bad name or face id", ErrorDetail),
 }
 
 
@@ -405,6 +407,7 @@ def rename_subject(collection: str, subject: str) -> Response:
 def delete_face(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
+    check_face_id(face_id)
     existing(ctx, collection)
     if not ctx.gallery.delete_face(collection, face_id):
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")

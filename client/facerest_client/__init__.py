@@ -3,8 +3,9 @@
 MessagePack by default (images travel as raw bytes), JSON with ``use_msgpack=False``; retries
 on 429, 503 and 504 honour ``Retry-After`` and resend the same ``Idempotency-Key``; answers come
 as frozen dataclasses (``ExtractResult``, ``Face``, ``Job``, ``ServerInfo``; for recognition
-``Enrollment``, ``Recognition``, ``Verification``, ``Collection``, ``SubjectPage``). The ``facerest``
-command (enroll a folder, recognize, verify) is ``facerest_client.cli``.
+``Enrollment``, ``Recognition``, ``Verification``, ``Collection``, ``SubjectPage``). Names and
+ids the service would refuse raise ``InvalidName`` (a ValueError) before anything is sent. The
+``facerest`` command (enroll a folder, recognize, verify) is ``facerest_client.cli``.
 """
 
 from facerest_client._calls import (
@@ -18,7 +19,7 @@ from facerest_client._calls import (
 from facerest_client._wire import RetryPolicy
 from facerest_client.aio import AsyncFaceRest
 from facerest_client.client import FaceRest
-from facerest_client.errors import FaceRestError
+from facerest_client.errors import FaceRestError, InvalidName
 from facerest_client.types import (
     Collection,
     Compacted,
@@ -59,6 +60,7 @@ __all__ = [
     "FaceRestError",
     "ImageError",
     "ImageResult",
+    "InvalidName",
     "Job",
     "JobResult",
     "Match",

@@ -28,6 +28,7 @@ from typing import (
 from urllib.parse import quote
 
 from facerest_client._wire import IDEMPOTENCY_HEADER, Call, ImageInput, body_call, image_bytes
+from facerest_client.names import check_id, check_name
 from facerest_client.types import (
     Collection,
     Enrollment,
@@ -173,9 +174,26 @@ def _fields(opts: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _name(name: str) -> str:
-    """A collection, subject or face id as one path segment."""
-    return quote(name, safe="")
+def _segment(value: str) -> str:
+    """One path segment, percent-encoded: nothing in a name can become path structure (checked
+    names need no escaping; the encoding holds should the rule ever allow more)."""
+    return quote(value, safe="")
+
+
+def _collection(name: str) -> str:
+    return _segment(check_name("collection", name))
+
+
+def _subject(name: str) -> str:
+    return _segment(check_name("subject", name))
+
+
+def _face(face_id: str) -> str:
+    return _segment(check_id("face", face_id))
+
+
+def _job(job_id: str) -> str:
+    return _segment(check_id("job", job_id))
 
 
 def _renamed(body: Mapping[str, Any]) -> str:
@@ -192,7 +210,7 @@ def _collection_job(collection: str, action: str) -> Endpoint[Job]:
     """POST /collections/{c}/{action}: no options, an empty JSON object; its Idempotency-Key
     makes a retried call one job."""
     headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: uuid.uuid4().hex}
-    call = Call("POST", f"/collections/{_name(collection)}/{action}", content=b"{}", headers=headers)
+    call = Call("POST", f"/collections/{_collection(collection)}/{action}", content=b"{}", headers=headers)
     return Endpoint(call, Job.from_wire)
 
 
@@ -235,7 +253,7 @@ class Endpoints:
     def result(self, job_id: str, wait_s: float = 0) -> Endpoint[Job]:
         """A job's state; ``wait_s``: wait up to that long for it to finish (long poll)."""
         params = {"wait": wait_s} if wait_s else {}
-        return Endpoint(Call("GET", f"/results/{job_id}", params=params), Job.from_wire)
+        return Endpoint(Call("GET", f"/results/{_job(job_id)}", params=params), Job.from_wire)
 
     @client_method
     def draw(self, image: ImageInput, **opts: Unpack[DrawOptions]) -> Endpoint[bytes]:
@@ -257,7 +275,7 @@ class Endpoints:
         **opts: Unpack[EnrollOptions],
     ) -> Endpoint[Enrollment]:
         """Enroll the largest face of each image for ``subject`` (the collection is made on first use)."""
-        path = f"/collections/{_name(collection)}/subjects/{_name(subject)}/faces"
+        path = f"/collections/{_collection(collection)}/subjects/{_subject(subject)}/faces"
         call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
         return Endpoint(call, Enrollment.from_wire)
 
@@ -270,7 +288,7 @@ class Endpoints:
         **opts: Unpack[RecognizeOptions],
     ) -> Endpoint[Recognition]:
         """Every face of each image among the collection's subjects (1:N, open set)."""
-        path = f"/collections/{_name(collection)}/recognize"
+        path = f"/collections/{_collection(collection)}/recognize"
         call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
         return Endpoint(call, Recognition.from_wire)
 
@@ -285,6 +303,10 @@ class Endpoints:
         **opts: Unpack[VerifyOptions],
     ) -> Endpoint[Verification]:
         """Two images the same person? Or one image against ``subject`` of ``collection``."""
+        if collection is not None:
+            check_name("collection", collection)
+        if subject is not None:
+            check_name("subject", subject)
         fields = _fields(opts) | _fields({"collection": collection, "subject": subject})
         call = body_call("/verify", fields, images, urls, self._use_msgpack)
         return Endpoint(call, Verification.from_wire)
@@ -306,41 +328,41 @@ class Endpoints:
     @client_method
     def subjects(self, collection: str, offset: int = 0, limit: int = 100) -> Endpoint[SubjectPage]:
         params = {"offset": offset, "limit": limit}
-        call = Call("GET", f"/collections/{_name(collection)}/subjects", params=params)
+        call = Call("GET", f"/collections/{_collection(collection)}/subjects", params=params)
         return Endpoint(call, SubjectPage.from_wire)
 
     @client_method
     def subject(self, collection: str, subject: str) -> Endpoint[SubjectFaces]:
-        call = Call("GET", f"/collections/{_name(collection)}/subjects/{_name(subject)}")
+        call = Call("GET", f"/collections/{_collection(collection)}/subjects/{_subject(subject)}")
         return Endpoint(call, SubjectFaces.from_wire)
 
     @client_method
     def thumbnail(self, collection: str, face_id: str) -> Endpoint[bytes]:
         """An enrolled face's aligned 112x112 crop, JPEG."""
-        call = Call("GET", f"/collections/{_name(collection)}/faces/{_name(face_id)}/thumbnail")
+        call = Call("GET", f"/collections/{_collection(collection)}/faces/{_face(face_id)}/thumbnail")
         return Endpoint(call, _bytes)
 
     @client_method
     def rename_subject(self, collection: str, subject: str, new_name: str) -> Endpoint[str]:
         """Give a subject another name; the new name (409 subject_exists if taken)."""
-        content = json.dumps({"subject": new_name}).encode()
-        path = f"/collections/{_name(collection)}/subjects/{_name(subject)}"
+        content = json.dumps({"subject": check_name("subject", new_name)}).encode()
+        path = f"/collections/{_collection(collection)}/subjects/{_subject(subject)}"
         call = Call("PATCH", path, content=content, headers={"Content-Type": "application/json"})
         return Endpoint(call, _renamed)
 
     @client_method
     def delete_subject(self, collection: str, subject: str) -> Endpoint[int]:
-        call = Call("DELETE", f"/collections/{_name(collection)}/subjects/{_name(subject)}")
+        call = Call("DELETE", f"/collections/{_collection(collection)}/subjects/{_subject(subject)}")
         return Endpoint(call, deleted_from_wire)
 
     @client_method
     def delete_face(self, collection: str, face_id: str) -> Endpoint[int]:
-        call = Call("DELETE", f"/collections/{_name(collection)}/faces/{_name(face_id)}")
+        call = Call("DELETE", f"/collections/{_collection(collection)}/faces/{_face(face_id)}")
         return Endpoint(call, deleted_from_wire)
 
     @client_method
     def delete_collection(self, collection: str) -> Endpoint[int]:
-        return Endpoint(Call("DELETE", f"/collections/{_name(collection)}"), deleted_from_wire)
+        return Endpoint(Call("DELETE", f"/collections/{_collection(collection)}"), deleted_from_wire)
 
     @client_method
     def info(self) -> Endpoint[ServerInfo]:

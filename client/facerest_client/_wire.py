@@ -7,8 +7,10 @@ parser of its answer; the sync and asyncio clients only send calls and apply ``R
 from __future__ import annotations
 
 import base64
+import datetime
 import email.utils
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -28,6 +30,7 @@ RETRY_STATUSES = frozenset({429, 503, 504})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 API_KEY_HEADER = "X-API-Key"
 DEFAULT_TIMEOUT_S = 120.0  # per request, both clients
+DELTA_SECONDS = re.compile(r"[0-9]+")
 
 ImageInput = bytes | str | Path  # file bytes, or a path to read
 
@@ -49,15 +52,20 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110); None for anything else,
+    which leaves the wait to the backoff."""
+    text = (value or "").strip()
+    if not text:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
+    # ASCII digits only: str.isdigit() also takes '²' or '٣', which float() refuses or misreads.
+    if DELTA_SECONDS.fullmatch(text):
+        return float(text)  # a number too long for a float is inf: capped by max_delay_s
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # "-0000": a time in UTC with no zone named
+        when = when.replace(tzinfo=datetime.UTC)
     return when.timestamp() - time.time()
 
 

@@ -25,7 +25,8 @@ import httpx
 
 from facerest_client._calls import RecognizeOptions, VerifyOptions
 from facerest_client.client import FaceRest
-from facerest_client.errors import FaceRestError
+from facerest_client.errors import FaceRestError, InvalidName
+from facerest_client.names import check_name
 from facerest_client.types import Recognition, Verification
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -39,8 +40,9 @@ EXIT_ERROR = 2
 EXIT_STATUS = """exit status:
   0  done; verify: the same person
   1  verify: different people
-  2  an error: bad arguments, an error answer from the service, no connection, an image that
-     cannot be read; enroll: an image that failed (listed on stderr)"""
+  2  an error: bad arguments (a collection name the service would refuse included), an error
+     answer from the service, no connection, an image that cannot be read; enroll: an image
+     that failed (listed on stderr; a folder whose name is no subject name fails its images)"""
 ENVIRONMENT = f"""environment:
   {API_KEY_VARIABLE}  the API key, when --api-key is not given"""
 
@@ -93,6 +95,8 @@ class Progress:
 
 
 def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> int:
+    # Before the name makes a file name; a bad folder name fails its images only (below).
+    check_name("collection", collection)
     state_file = root / f".facerest-enroll-{collection}.json"
     done: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
     todo = [(s, p) for s, p in _photos(root) if done.get(str(p.relative_to(root))) != _stamp(p)]
@@ -104,7 +108,7 @@ def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> i
     def one(subject: str, path: Path) -> None:
         try:
             client.enroll(collection, subject, [path])
-        except (FaceRestError, httpx.HTTPError, OSError) as exc:
+        except (FaceRestError, InvalidName, httpx.HTTPError, OSError) as exc:
             with lock:
                 failures.append(f"{path}: {exc}")
             progress.step(False)
@@ -179,7 +183,7 @@ def run(client: FaceRest, args: argparse.Namespace) -> int:
         answer = client.verify([args.a, args.b], **verify)
         _print(answer)
         return verify_status(answer)
-    except (FaceRestError, httpx.HTTPError, OSError) as exc:
+    except (FaceRestError, InvalidName, httpx.HTTPError, OSError) as exc:
         print(f"facerest: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -36,3 +36,15 @@ class FaceRestError(Exception):
         if not isinstance(body, dict):
             return cls(response.status_code, "http_error", response.text[:200])
         return cls(response.status_code, str(body.get("code", "error")), str(body.get("message", "")), body)
+
+
+class InvalidName(ValueError):
+    """A collection or subject name, face id or job id the service would refuse, caught before
+    anything is sent: in a URL path, ``..`` or ``/`` would address another resource."""
+
+    def __init__(self, kind: str, value: object, rule: str) -> None:
+        shown = value[:140] if isinstance(value, str) else value
+        super().__init__(f"{kind} {shown!r} is not valid: {rule}")
+        self.kind = kind
+        self.value = value
+        self.rule = rule

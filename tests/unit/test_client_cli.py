@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from facerest_client import FaceRest
+from facerest_client import FaceRest, RetryPolicy
 from facerest_client.cli import (
     API_KEY_VARIABLE,
     EXIT_DIFFERENT,
@@ -79,3 +79,45 @@ def test_errors_exit_2_not_1(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as usage:
         main(["verify"])
     assert usage.value.code == EXIT_ERROR
+
+
+def test_a_junk_retry_after_is_retried_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"jpeg")
+    body = {"same": True, "similarity": 0.9, "threshold": 0.3, "faces": [], "took": {"total_ms": 1}}
+    answers = [
+        httpx.Response(
+            503, json={"code": "overloaded", "message": "full"}, headers=[(b"Retry-After", "²".encode())]
+        ),
+        httpx.Response(200, json=body | {"recognizer": RECOGNIZER}),
+    ]
+    transport = httpx.MockTransport(lambda request: answers.pop(0))
+    args = _parser().parse_args(["verify", str(tmp_path / "a.jpg"), str(tmp_path / "a.jpg")])
+    with FaceRest("http://facerest.test", retry=RetryPolicy(backoff_s=0.0), transport=transport) as client:
+        assert run(client, args) == EXIT_OK
+    assert answers == [] and '"same": true' in capsys.readouterr().out
+
+
+def test_names_the_service_would_refuse_exit_2_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "1.jpg").write_bytes(b"jpeg")
+    (tmp_path / "no name").mkdir()
+    (tmp_path / "no name" / "1.jpg").write_bytes(b"jpeg")
+    seen: list[httpx.Request] = []
+    refused = httpx.Response(422, json={"code": "no_face", "message": "images.data[0]: no face"})
+    with _verify_against(refused, seen) as client:
+        recognize = ["recognize", str(tmp_path / "ann" / "1.jpg"), "--collection", ".."]
+        assert run(client, _parser().parse_args(recognize)) == EXIT_ERROR
+        assert "collection name '..' is not valid" in capsys.readouterr().err
+        # The collection's name would also have made the resume file's name: refused first.
+        enroll = ["enroll", str(tmp_path), "--collection", "../up"]
+        assert run(client, _parser().parse_args(enroll)) == EXIT_ERROR
+        assert "collection name '../up' is not valid" in capsys.readouterr().err
+        assert seen == [] and not list(tmp_path.rglob(".facerest-enroll-*"))
+        # A folder whose name is no subject name fails its own images, listed; the others go.
+        assert run(client, _parser().parse_args(["enroll", str(tmp_path), "--collection", "c"])) == EXIT_ERROR
+    assert [r.url.path for r in seen] == ["/collections/c/subjects/ann/faces"]
+    assert "subject name 'no name' is not valid" in capsys.readouterr().err

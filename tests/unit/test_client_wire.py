@@ -18,15 +18,18 @@ from facerest_client import (
     ExtractResult,
     FaceRest,
     FaceRestError,
+    InvalidName,
     Job,
     Recognition,
     Reindexed,
     RetryPolicy,
     Verification,
 )
+from facerest_client._calls import _segment
 from facerest_client._wire import body_call, parse_retry_after
 
 JPEG = b"\xff\xd8\xff raw"
+FACE_ID = "0123456789abcdef0123456789abcdef"  # the form of the service's face ids (uuid4 hex)
 ANSWER = {
     "took": {"total_ms": 12.5},
     "data": [
@@ -75,6 +78,9 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     seconds = parse_retry_after(later)
     assert seconds is not None and 28 <= seconds <= 31
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Sun, 06 Nov 1994 08:49:37 -0000") == pytest.approx(
+        784111777 - time.time(), abs=2
+    )
     policy = RetryPolicy(backoff_s=0.5, max_delay_s=10)
     assert policy.delay(0, "3") == 3.0 and policy.delay(2, None) == 2.0 and policy.delay(0, "600") == 10
 
@@ -153,13 +159,13 @@ ENROLL_ANSWER = {
     "collection": "staff",
     "faces": [
         {
-            "id": "f1",
+            "id": FACE_ID,
             "subject": "ann",
             "bbox": [1.0, 2.0, 3.0, 4.0],
             "prob": 0.9,
             "faces_in_image": 2,
             "new": False,
-            "thumbnail_url": "/collections/staff/faces/f1/thumbnail",
+            "thumbnail_url": f"/collections/staff/faces/{FACE_ID}/thumbnail",
         }
     ],
     "took": {"total_ms": 9.0},
@@ -208,7 +214,7 @@ def _recognition_server(seen: list[httpx.Request]) -> httpx.MockTransport:
         ),
         ("DELETE", "/collections/staff/subjects/ann"): (200, {"deleted": 2}),
         ("PATCH", "/collections/staff/subjects/ann"): (200, {"subject": "anna", "faces": 2}),
-        ("DELETE", "/collections/staff/faces/f1"): (200, {"deleted": 1}),
+        ("DELETE", f"/collections/staff/faces/{FACE_ID}"): (200, {"deleted": 1}),
         ("DELETE", "/collections/staff"): (200, {"deleted": 1}),
     }
 
@@ -235,7 +241,7 @@ def test_enroll_recognize_and_verify_send_images_like_extract_and_parse_typed_an
     assert (bodies[2]["collection"], bodies[2]["subject"]) == ("staff", "ann")
 
     (face,) = enrolled.faces
-    assert (face.id, face.subject, face.new, face.faces_in_image) == ("f1", "ann", False, 2)
+    assert (face.id, face.subject, face.new, face.faces_in_image) == (FACE_ID, "ann", False, 2)
     assert enrolled.recognizer.name == "w600k_mbf" and enrolled.total_ms == 9.0
     named, stranger = recognized.images[0].faces
     assert named.subject == "ann" and named.bbox == (1.5, 2.0, 50.0, 60.0)
@@ -255,7 +261,7 @@ def test_collection_listing_paging_and_deletes() -> None:
         renamed = client.rename_subject("staff", "ann", "anna")
         deleted = (
             client.delete_subject("staff", "ann"),
-            client.delete_face("staff", "f1"),
+            client.delete_face("staff", FACE_ID),
             client.delete_collection("staff"),
         )
         job = client.reindex("staff")
@@ -264,7 +270,7 @@ def test_collection_listing_paging_and_deletes() -> None:
     assert (collection.subjects, collection.faces) == (2, 3)
     assert [s.subject for s in page.subjects] == ["ann"] and page.next_offset == 1
     assert seen[1].url.params["limit"] == "1"
-    assert subject.faces[0].thumbnail_url == "/collections/staff/faces/f1/thumbnail"
+    assert subject.faces[0].thumbnail_url == f"/collections/staff/faces/{FACE_ID}/thumbnail"
     assert renamed == "anna" and json.loads(seen[3].content) == {"subject": "anna"}
     assert deleted == (2, 1, 1)
     assert job.id == "j1" and job.status == "queued" and compaction.id == "j2"
@@ -305,3 +311,80 @@ def test_async_client_recognizes_in_json() -> None:
 
     assert asyncio.run(run()) == ("ann", 2)
     assert json.loads(seen[0].content)["images"]["data"] == [base64.b64encode(JPEG).decode()]
+
+
+@pytest.mark.parametrize("junk", ["²", "1²", "٣", "①", "-1", "1.5", "soon", "Sun, 99 Nov 1994 08:49:37 GMT"])
+def test_a_junk_retry_after_falls_back_to_the_backoff(junk: str) -> None:
+    """str.isdigit() takes '²' and '٣', which float() refuses or misreads: ASCII digits only."""
+    assert parse_retry_after(junk) is None
+    assert RetryPolicy(backoff_s=0.25).delay(1, junk) == 0.5
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(
+                503,
+                json={"code": "overloaded", "message": "full"},
+                headers=[(b"Retry-After", junk.encode())],  # as sent: UTF-8
+            )
+        return httpx.Response(
+            200, content=msgpack.packb(ANSWER), headers={"Content-Type": "application/x-msgpack"}
+        )
+
+    retry = RetryPolicy(backoff_s=0.0)
+    with FaceRest("http://facerest.test", retry=retry, transport=httpx.MockTransport(answer)) as client:
+        assert len(client.extract([JPEG]).images[0].faces) == 1
+    assert len(seen) == 2
+
+
+# Calls that name what an app may take from its users; none may send anything.
+REFUSED_CALLS = [
+    ("delete_subject", ("victim3", "..")),  # httpx would send DELETE /collections/victim3
+    ("delete_subject", ("victim3", ".")),
+    ("delete_face", ("victim3", "..")),
+    ("subject", ("victim3", ".")),  # would read the subject list
+    ("delete_collection", ("..",)),
+    ("subjects", ("a/b",)),
+    ("enroll", ("staff", "../ann")),
+    ("recognize", ("%2e%2e",)),
+    ("thumbnail", ("staff", "x\x00y")),
+    ("rename_subject", ("staff", "ann", "..")),
+    ("compact", ("",)),
+    ("result", ("..",)),
+]
+
+
+@pytest.mark.parametrize(("method", "args"), REFUSED_CALLS)
+def test_names_and_ids_the_service_would_refuse_are_refused_before_sending(
+    method: str, args: tuple[str, ...]
+) -> None:
+    seen: list[httpx.Request] = []
+    with (
+        FaceRest("http://facerest.test", transport=_recognition_server(seen)) as client,
+        pytest.raises(InvalidName) as refused,
+    ):
+        getattr(client, method)(*args)
+    assert isinstance(refused.value, ValueError) and "is not valid" in str(refused.value)
+
+    async def run_async() -> None:
+        async with AsyncFaceRest("http://facerest.test", transport=_recognition_server(seen)) as aio:
+            with pytest.raises(InvalidName):
+                await getattr(aio, method)(*args)
+
+    asyncio.run(run_async())
+    assert seen == []
+
+
+def test_verify_refuses_a_bad_collection_or_subject_too() -> None:
+    seen: list[httpx.Request] = []
+    with FaceRest("http://facerest.test", transport=_recognition_server(seen)) as client:
+        for collection, subject in (("..", "ann"), ("staff", "a/b")):
+            with pytest.raises(InvalidName):
+                client.verify([JPEG], collection=collection, subject=subject)
+    assert seen == []
+
+
+def test_every_path_segment_is_percent_encoded() -> None:
+    """Checked names need no escaping; should the rule ever allow more, nothing becomes path."""
+    assert _segment("a/b?c#d%2e;e") == "a%2Fb%3Fc%23d%252e%3Be"
