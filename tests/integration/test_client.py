@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import io
+import json
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -123,6 +126,44 @@ def test_recognition_through_the_client_in_msgpack_json_and_multipart(api: str) 
         with pytest.raises(FaceRestError) as raised:
             packed.recognize("client-people", [YAOMING])
         assert raised.value.status == 404 and raised.value.code == "collection_not_found"
+
+
+# Requests whose last segment is a dot segment, as sent by a client that does not remove them
+# (httpx does: DELETE .../subjects/.. became DELETE /collections/victim3), literal and
+# percent-encoded (Werkzeug decodes %2e before routing). None may reach the gallery.
+DOT_SEGMENTS = [
+    ("DELETE", "/collections/victim3/subjects/.."),
+    ("DELETE", "/collections/victim3/subjects/%2e%2e"),
+    ("DELETE", "/collections/victim3/subjects/."),
+    ("GET", "/collections/victim3/subjects/%2E"),
+    ("PATCH", "/collections/victim3/subjects/%2E%2E"),
+    ("DELETE", "/collections/victim3/faces/.."),
+    ("DELETE", "/collections/victim3/faces/%2E%2e"),
+    ("GET", "/collections/victim3/faces/%2e/thumbnail"),
+    ("DELETE", "/collections/.."),
+    ("DELETE", "/collections/%2e%2e"),
+    ("POST", "/collections/%2e%2e/compact"),
+]
+
+
+def test_the_service_never_takes_a_dot_segment_for_a_name_or_face_id(api: str) -> None:
+    with FaceRest(api) as client:
+        client.enroll("victim3", "ann", [YAOMING])
+    address = urlsplit(api)
+    answers = []
+    for method, path in DOT_SEGMENTS:
+        connection = http.client.HTTPConnection(address.netloc, timeout=30)
+        try:
+            body = json.dumps({"subject": "x"}) if method in {"PATCH", "POST"} else None
+            connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            reply = connection.getresponse()
+            answers.append((method, path, reply.status, json.loads(reply.read())["code"]))
+        finally:
+            connection.close()
+    assert answers == [(method, path, 422, "validation_error") for method, path in DOT_SEGMENTS]
+    with FaceRest(api) as client:  # nothing was deleted
+        assert [s.subject for s in client.subjects("victim3").subjects] == ["ann"]
+        assert client.delete_collection("victim3") == 1
 
 
 class Recording(httpx.BaseTransport):
