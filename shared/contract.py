@@ -241,6 +241,9 @@ class CompactResult(msgspec.Struct, frozen=True, tag="compact"):
     log_flushed: bool  # the database's WAL was flushed too (shared/gallery Compaction)
     worker: str
     took_ms: float
+    # The collection's finished jobs left Redis and its files were rewritten (shared/jobs.py);
+    # False in results stored before it existed.
+    redis_rewritten: bool = False
 
 
 JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult | CompactResult
