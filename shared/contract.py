@@ -317,10 +317,12 @@ class Heartbeat(msgspec.Struct, frozen=True):
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
-    """What an ``Idempotency-Key`` stands for: the job it created and a digest of that body."""
+    """What an ``Idempotency-Key`` stands for: the job it created, a digest of that body and the
+    request's method and path ("" in records stored before it was kept)."""
 
     job_id: str
     body_digest: str
+    route: str = ""
 
 
 WORKER_ID_HEX = 12

@@ -10,7 +10,8 @@ either expires or has a bounded size:
   {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
   {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
                       Waiters rotate it (BLMOVE onto itself) and never empty it, so it keeps its TTL.
-  {p}:idem:{digest}   IdempotencyRecord of an Idempotency-Key (scoped by API key); TTL result_ttl_s
+  {p}:idem:{digest}   IdempotencyRecord of an Idempotency-Key (scoped by API key; names the job, the
+                      body's digest and the route); TTL result_ttl_s
   {p}:workers         hash: worker name -> Heartbeat (JSON, expiry in Redis's clock); one entry per
                       live worker, a dead one's removed by the reaper once its jobs went back
   {p}:running         hash: job id -> the worker that claimed it; one entry per job in flight
@@ -233,12 +234,18 @@ class JobStore:
         return f"{self._prefix}:idem:{digest}"
 
     def create(
-        self, job_id: str, job: Job, render: RenderSettings, idempotency: tuple[str, str] | None = None
+        self,
+        job_id: str,
+        job: Job,
+        render: RenderSettings,
+        idempotency: tuple[str, str] | None = None,
+        route: str = "",
     ) -> IdempotencyRecord | None:
         """Store the input and the queued state atomically, before the task is sent.
 
         ``idempotency`` (the Redis key from ``idempotency_key``, the body's digest): record the key
-        with the job, unless the key is taken; then nothing is created and its record is returned.
+        with the job and the request's ``route`` (method and path), unless the key is taken; then
+        nothing is created and its record is returned.
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -256,7 +263,7 @@ class JobStore:
         record = b""
         if idempotency is not None:
             keys.append(idempotency[0])
-            record = encode(IdempotencyRecord(job_id, idempotency[1]))
+            record = encode(IdempotencyRecord(job_id, idempotency[1], route))
         args = [encode(job), self._ttl_s, record, job_id, created, *state]
         existing = self._create(keys=keys, args=args)
         return None if existing is None else decode_idempotency(cast(bytes, existing))
