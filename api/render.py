@@ -338,6 +338,7 @@ def render_result(
                 "collection": result.collection,
                 "faces": result.faces,
                 "log_flushed": result.log_flushed,
+                "redis_rewritten": result.redis_rewritten,
                 "took": took(total_ms, result.took_ms),
             }
 

@@ -55,15 +55,18 @@ IDEMPOTENCY_DOC = Header(
     IDEMPOTENCY_HEADER,
     "Makes a retry safe: the same key with the same body, within result_ttl_s, returns the "
     "job the first request made (its result once done; 202 with its state for async) "
-    "instead of queueing another; with a different body, 409 idempotency_conflict. Keys "
-    "are per API key.",
+    "instead of queueing another; with a different body, or to another method or path, 409 "
+    "idempotency_conflict. Keys are per API key.",
     {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern, "minLength": 1, "maxLength": 255},
 )
 
 # What every queued endpoint may answer besides its own replies (which win over these).
 QUEUED_REPLIES: Mapping[int, Reply] = {
     202: Reply('Queued ("async": true); poll status_url', JobAccepted, msgpack=True),
-    409: Reply("idempotency_conflict: the Idempotency-Key came before with another body", ErrorDetail),
+    409: Reply(
+        "idempotency_conflict: the Idempotency-Key came before with another body or to another route",
+        ErrorDetail,
+    ),
     413: Reply("A size limit was exceeded", ErrorDetail),
     415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
     503: Reply(
@@ -130,6 +133,11 @@ def idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     return ctx.store.idempotency_key(owner, value)
 
 
+def _route() -> str:
+    """The request's method and path, which an Idempotency-Key is bound to besides its body."""
+    return f"{request.method} {request.path}"
+
+
 def check_queue(ctx: ApiContext) -> None:
     """Refuse new work at once while the queue is full, instead of letting requests pile up."""
     depth = int(ctx.redis.llen(ctx.settings.queue))
@@ -178,7 +186,7 @@ def submit(
     # The key is recorded with the job, atomically: a concurrent request with the same key that
     # got there first made the job, and this one answers from it.
     claimed = None if key is None else (key, got.digest)
-    existing = ctx.store.create(job_id, submission.job, submission.render, claimed)
+    existing = ctx.store.create(job_id, submission.job, submission.render, claimed, _route())
     if existing is not None:
         return _replay(ctx, existing, key, got.digest, got.flags, started, status, finish)
     send(ctx, job_id, idempotent=claimed is not None)
@@ -228,6 +236,13 @@ def _replay(
     finish: Callable[[JobResult], Response] | None,
 ) -> Response:
     """Answer a request whose Idempotency-Key made a job before, from that job."""
+    # The key names one request: sent to another route it would answer with another
+    # collection's or endpoint's job (records stored before routes were kept have none).
+    if record.route and record.route != _route():
+        raise IdempotencyConflict(
+            f"this {IDEMPOTENCY_HEADER} was sent before to {record.route} (job {record.job_id}), "
+            f"not {_route()}; use a new key for a new request"
+        )
     if record.body_digest != digest:
         raise IdempotencyConflict(
             f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "

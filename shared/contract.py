@@ -241,6 +241,9 @@ class CompactResult(msgspec.Struct, frozen=True, tag="compact"):
     log_flushed: bool  # the database's WAL was flushed too (shared/gallery Compaction)
     worker: str
     took_ms: float
+    # The collection's finished jobs left Redis and its files were rewritten (shared/jobs.py);
+    # False in results stored before it existed.
+    redis_rewritten: bool = False
 
 
 JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult | CompactResult
@@ -314,10 +317,12 @@ class Heartbeat(msgspec.Struct, frozen=True):
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
-    """What an ``Idempotency-Key`` stands for: the job it created and a digest of that body."""
+    """What an ``Idempotency-Key`` stands for: the job it created, a digest of that body and the
+    request's method and path ("" in records stored before it was kept)."""
 
     job_id: str
     body_digest: str
+    route: str = ""
 
 
 WORKER_ID_HEX = 12

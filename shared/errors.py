@@ -78,7 +78,8 @@ class InvalidApiKey(FaceRestError):
 
 
 class IdempotencyConflict(FaceRestError):
-    """An Idempotency-Key was sent again with a different body: it names another request."""
+    """An Idempotency-Key was sent again with a different body or to another method or path: it
+    names another request."""
 
     code = "idempotency_conflict"
 

@@ -8,6 +8,7 @@ second DNS answer cannot swap in an internal address between check and connect (
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,8 @@ Resolver = Callable[[str, int], list[str]]
 SCHEMES = {"http": 80, "https": 443}
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
+# [0-9], not \d (every script's digits); 18 digits are far past any byte limit.
+CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -122,6 +125,10 @@ class UrlFetcher:
                     raise UrlFetchFailed(f"{where}HTTP status {response.status}")
                 return self._read(response, deadline, where)
             finally:
+                # Closed, not only released: a body left unread (a refused length, a redirect)
+                # would otherwise keep its socket open until garbage collection. The pool is
+                # this hop's own (closed in _request), so nothing is reused anyway.
+                response.close()
                 response.release_conn()
         raise UrlRefused(f"more than url_max_redirects={self._max_redirects} redirects")
 
@@ -214,8 +221,13 @@ class UrlFetcher:
 
     def _read(self, response: urllib3.BaseHTTPResponse, deadline: float, where: str) -> bytes:
         length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._max_bytes:
-            raise LimitExceeded(f"{where}{length} bytes, more than max_image_bytes={self._max_bytes}")
+        if length is not None:
+            # ASCII digits only: isdigit() passes "²", which int() refuses, and int() reads
+            # other scripts' digits ("٣" is 3); a length we cannot read is the server's fault.
+            if not CONTENT_LENGTH.fullmatch(length):
+                raise UrlFetchFailed(f"{where}malformed Content-Length header {length[:20]!r}")
+            if int(length) > self._max_bytes:
+                raise LimitExceeded(f"{where}{length} bytes, more than max_image_bytes={self._max_bytes}")
         chunks: list[bytes] = []
         size = 0
         try:

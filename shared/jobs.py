@@ -2,20 +2,26 @@
 
 Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
 either expires or has a bounded size:
-  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent (plain fields),
+  {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent, collection
+                      (plain fields; collection for the jobs of one),
                       render (RenderSettings, with the owner: the creator's API key digest),
                       error (ErrorInfo), result (JobResult); TTL result_ttl_s, cut to
                       sync_result_ttl_s once a synchronous request delivered it
   {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
   {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
                       Waiters rotate it (BLMOVE onto itself) and never empty it, so it keeps its TTL.
-  {p}:idem:{digest}   IdempotencyRecord of an Idempotency-Key (scoped by API key); TTL result_ttl_s
+  {p}:idem:{digest}   IdempotencyRecord of an Idempotency-Key (scoped by API key; names the job, the
+                      body's digest and the route); TTL result_ttl_s
   {p}:workers         hash: worker name -> Heartbeat (JSON, expiry in Redis's clock); one entry per
                       live worker, a dead one's removed by the reaper once its jobs went back
   {p}:running         hash: job id -> the worker that claimed it; one entry per job in flight
   {p}:pending         sorted set: job id -> created time, of every unfinished job; an entry leaves
                       when its job finishes, or with the reaper's trim once the job expired
   {p}:primary         the run id of the Redis server that served the last reaper (fixed size)
+
+Erasure: a collection's compaction deletes its finished jobs (``forget_collection``: their results
+name subjects) and rewrites Redis's files (shared/redis_files.py), so that no photo or name of a
+deleted subject is left on Redis's disk either (docs/security.md).
 
 Who runs a job: a worker *claims* it before running (``claim``: refused while another live worker
 holds it, or once it finished) and releases it when it finishes. A worker whose heartbeat expired
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -40,6 +47,7 @@ import redis
 
 from shared.contract import (
     ErrorInfo,
+    ExtractJob,
     Heartbeat,
     IdempotencyRecord,
     Job,
@@ -56,6 +64,7 @@ from shared.contract import (
     encode_heartbeat,
 )
 from shared.errors import JobNotFound
+from shared.redis_files import rewrite
 
 # Redis's clock, in seconds, inside a script (TIME is allowed in scripts since Redis 5's effects
 # replication, the default from 7).
@@ -225,12 +234,18 @@ class JobStore:
         return f"{self._prefix}:idem:{digest}"
 
     def create(
-        self, job_id: str, job: Job, render: RenderSettings, idempotency: tuple[str, str] | None = None
+        self,
+        job_id: str,
+        job: Job,
+        render: RenderSettings,
+        idempotency: tuple[str, str] | None = None,
+        route: str = "",
     ) -> IdempotencyRecord | None:
         """Store the input and the queued state atomically, before the task is sent.
 
         ``idempotency`` (the Redis key from ``idempotency_key``, the body's digest): record the key
-        with the job, unless the key is taken; then nothing is created and its record is returned.
+        with the job and the request's ``route`` (method and path), unless the key is taken; then
+        nothing is created and its record is returned.
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -241,11 +256,14 @@ class JobStore:
             "render",
             encode(render),
         ]
+        collection = collection_of(job)
+        if collection is not None:
+            state += ["collection", collection]
         keys = [self._key(job_id, ":input"), self._key(job_id), self._pending]
         record = b""
         if idempotency is not None:
             keys.append(idempotency[0])
-            record = encode(IdempotencyRecord(job_id, idempotency[1]))
+            record = encode(IdempotencyRecord(job_id, idempotency[1], route))
         args = [encode(job), self._ttl_s, record, job_id, created, *state]
         existing = self._create(keys=keys, args=args)
         return None if existing is None else decode_idempotency(cast(bytes, existing))
@@ -356,6 +374,40 @@ class JobStore:
                 pipe.expire(key, ttl_s, lt=True)
         pipe.execute()
 
+    def forget_collection(self, collection: str) -> int:
+        """Delete the finished jobs of ``collection`` (their results name its subjects and faces)
+        and the Idempotency-Keys that name them; returns how many jobs. Unfinished ones stay: their
+        input is deleted when they finish. A scan of every job: for compactions, not per request."""
+        prefix = self._key("").encode()
+        gone: set[str] = set()
+        for keys in _chunks(self._redis.scan_iter(match=_glob(self._key("")) + "*", count=1000)):
+            # A job's own hash: no ":input" or ":done" after its id.
+            hashes = [key for key in keys if b":" not in key[len(prefix) :]]
+            pipe = self._redis.pipeline(transaction=False)
+            for key in hashes:
+                pipe.hmget(key, "status", "collection")
+            for key, (status, owner) in zip(hashes, pipe.execute(), strict=True):
+                if owner == collection.encode() and status in (b"done", b"failed"):
+                    gone.add(key[len(prefix) :].decode())
+        if not gone:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in gone:
+            pipe.delete(self._key(job_id), self._key(job_id, ":done"), self._key(job_id, ":input"))
+        for keys in _chunks(self._redis.scan_iter(match=_glob(f"{self._prefix}:idem:") + "*", count=1000)):
+            records = cast(list[bytes | None], self._redis.mget(keys))
+            for key, record in zip(keys, records, strict=True):
+                if record is not None and decode_idempotency(record).job_id in gone:
+                    pipe.delete(key)
+        pipe.execute()
+        return len(gone)
+
+    def erase_collection(self, collection: str) -> bool:
+        """``forget_collection``, then rewrite Redis's files from the keys left: True once no
+        file of this Redis server holds the deleted jobs (shared/redis_files.py)."""
+        self.forget_collection(collection)
+        return rewrite(self._redis)
+
     def state(self, job_id: str, owner: str | None = None) -> JobState:
         """The job's state; JobNotFound when it is unknown, expired or, with ``owner`` (an API key
         digest), another's: the same answer, so that ids cannot be probed."""
@@ -401,6 +453,27 @@ class JobStore:
             moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
             if moved is not None:
                 return self.state(job_id, owner)
+
+
+def collection_of(job: Job) -> str | None:
+    """The collection a job works on, if any (a verify of two images has none)."""
+    return None if isinstance(job, ExtractJob) else job.collection
+
+
+def _glob(text: str) -> str:
+    """``text`` matched literally in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _chunks(keys: Iterator[bytes], size: int = 500) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class WorkerRegistry:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
     info = worker_info(name, str(device), settings.concurrency, settings.profile, analyzer)
     gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
-    recognition = Recognition(analyzer, gallery, info.recognizer, name)
+    recognition = Recognition(analyzer, gallery, info.recognizer, name, store)
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
     app = create_celery(settings)
     register_tasks(app, runtime)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 import numpy as np
@@ -83,6 +84,12 @@ def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
+class JobErasure(Protocol):
+    """What a compaction needs of shared/jobs.py's JobStore."""
+
+    def erase_collection(self, collection: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Recognition:
     """The recognition jobs of one worker: its analyzer, its recognizer and the shared gallery."""
@@ -91,6 +98,7 @@ class Recognition:
     gallery: Gallery
     recognizer: RecognizerInfo
     name: str  # the worker's, for the results
+    jobs: JobErasure  # the job store, whose copies of a collection's photos and names a compaction erases
 
     def _check_collection(self, collection: str, must_exist: bool) -> None:
         recognizer = self.gallery.recognizer_of(collection)
@@ -213,7 +221,12 @@ class Recognition:
         # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the
         # collection's table), which is why it is a job and not an API request.
         done = self.gallery.compact(job.collection)
-        return CompactResult(job.collection, done.faces, done.log_flushed, self.name, _ms_since(start))
+        # Photos and names crossed Redis in this collection's jobs: drop the finished ones and
+        # rewrite Redis's files, which still hold what was deleted.
+        rewritten = self.jobs.erase_collection(job.collection)
+        return CompactResult(
+            job.collection, done.faces, done.log_flushed, self.name, _ms_since(start), rewritten
+        )
 
     def reindex(self, job: ReindexJob, start: float) -> ReindexResult:
         if self.gallery.recognizer_of(job.collection) is None:

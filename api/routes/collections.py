@@ -26,6 +26,7 @@ from api.collection_access import (
 )
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
+from api.query import int_arg
 from api.render import encode, thumbnail_url, wants_msgpack
 from api.schemas import (
     CollectionBody,
@@ -63,7 +64,6 @@ from shared.contract import (
 from shared.errors import (
     CollectionNotFound,
     FaceNotFound,
-    InvalidField,
     SubjectNotFound,
 )
 from shared.gallery import CollectionInfo
@@ -241,13 +241,6 @@ def list_collections() -> Response:
     return encode(body, wants_msgpack(request))
 
 
-def _page_arg(name: str, default: int, most: int) -> int:
-    text = request.args.get(name, str(default))
-    if not text.isdigit() or int(text) > most:
-        raise InvalidField(f"{name} must be an integer from 0 to {most}, got {text[:20]!r}")
-    return int(text)
-
-
 SUBJECTS_DOC = Operation(
     summary="A collection's subjects, by name, paged",
     query=(
@@ -272,8 +265,8 @@ SUBJECTS_DOC = Operation(
 def list_subjects(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
-    offset = _page_arg("offset", 0, 2**31)
-    limit = max(1, _page_arg("limit", DEFAULT_PAGE, MAX_PAGE))
+    offset = int_arg("offset", 0, 2**31)
+    limit = max(1, int_arg("limit", DEFAULT_PAGE, MAX_PAGE))
     existing(ctx, collection)
     subjects = ctx.gallery.subjects(collection, offset, limit)
     more = len(subjects) == limit

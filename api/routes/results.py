@@ -14,10 +14,11 @@ from flask import Blueprint, Response, request
 from api.auth import request_owner
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
+from api.query import seconds_arg
 from api.render import encode, error_detail, render_result, wants_msgpack
 from api.schemas import ErrorDetail, JobStateBody
 from shared.contract import worker_id
-from shared.errors import FaceRestError, InvalidField, JobNotFound
+from shared.errors import FaceRestError, JobNotFound
 from shared.jobs import JobStatus
 
 bp = Blueprint("results", __name__)
@@ -43,28 +44,13 @@ RESULTS_DOC = Operation(
 )
 
 
-def _wait_s(limit_s: float) -> float | None:
-    text = request.args.get("wait")
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= limit_s:  # also refuses nan
-        raise InvalidField(
-            f"wait must be a number of seconds from 0 to sync_timeout_s={limit_s:g}, got {text!r}"
-        )
-    return value
-
-
 @bp.get("/results/<job_id>")
 @documented(RESULTS_DOC)
 def get_result(job_id: str) -> Response:
     ctx = context()
     if not JOB_ID.fullmatch(job_id):
         raise JobNotFound("no such job: a job id is 32 lowercase hex digits")
-    wait_s = _wait_s(ctx.settings.sync_timeout_s)
+    wait_s = seconds_arg("wait", ctx.settings.sync_timeout_s)
     # Another key's job is answered like an unknown one (404), also while long-polling.
     owner = request_owner(ctx.api_keys)
     state = ctx.store.state(job_id, owner) if not wait_s else ctx.store.wait(job_id, wait_s, owner)

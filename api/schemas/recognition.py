@@ -172,6 +172,14 @@ class CompactBody(TypedDict):
             "pg_checkpoint rights and wal_recycle=off; SQLite: always)"
         ),
     ]
+    redis_rewritten: Annotated[
+        bool,
+        Field(
+            description="The collection's finished jobs were deleted from Redis and Redis's files "
+            "(AOF, and RDB snapshot where save points are set) rewritten from the keys left, so "
+            "they hold no photo or name of a deleted face either (docs/security.md)"
+        ),
+    ]
     took: TookV2
 
 

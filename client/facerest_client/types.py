@@ -287,10 +287,17 @@ class Compacted:
     collection: str
     faces: int  # kept: the collection's storage holds only these now
     log_flushed: bool  # the database's WAL was flushed too (docs/recognition.md)
+    # Redis's files were rewritten without the collection's finished jobs (False from older servers)
+    redis_rewritten: bool = False
 
     @classmethod
     def from_wire(cls, body: Mapping[str, Any]) -> Compacted:
-        return cls(body["collection"], int(body["faces"]), bool(body["log_flushed"]))
+        return cls(
+            body["collection"],
+            int(body["faces"]),
+            bool(body["log_flushed"]),
+            bool(body.get("redis_rewritten", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,12 @@ FIELD_TYPES = ["text", "text", "text", "text", "float4", "int4", "bytea", "bytea
 COLUMNS = "id, subject, bbox, prob, faces_in_image, created"
 
 
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL's text can hold ``text``: a NUL is refused with DataError, so an id
+    holding one names no row (not found, as on SQLite) instead of failing the request."""
+    return "\x00" not in text
+
+
 def _row(face_id: str, subject: str, face: NewFace, now: float) -> tuple[object, ...]:
     """A face's values in FIELDS order, for INSERT and COPY alike."""
     return (
@@ -336,6 +342,8 @@ class PostgresGallery:
     def crop(self, collection: str, face_id: str) -> bytes | None:
         db = self._db()
         table = self._table(db, collection)
+        if not _storable(face_id):
+            return None
         row = db.execute(f"SELECT crop FROM {table} WHERE id = %s", (face_id,)).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -397,6 +405,8 @@ class PostgresGallery:
     def delete_face(self, collection: str, face_id: str) -> bool:
         with self._transaction() as db:
             collection_id, table = self._locked(db, collection)
+            if not _storable(face_id):
+                return False
             deleted = db.execute(f"DELETE FROM {table} WHERE id = %s", (face_id,)).rowcount
             return self._changed(db, collection_id, deleted) > 0
 

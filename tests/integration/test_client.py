@@ -122,6 +122,7 @@ def test_recognition_through_the_client_in_msgpack_json_and_multipart(api: str) 
         compacted = packed.result(packed.compact("client-people").id, wait_s=30)
         assert compacted.status == "done" and isinstance(compacted.result, Compacted)
         assert (compacted.result.faces, compacted.result.log_flushed) == (0, True)  # SQLite
+        assert compacted.result.redis_rewritten  # the session's Redis keeps an AOF
         assert packed.delete_collection("client-people") == 1
         with pytest.raises(FaceRestError) as raised:
             packed.recognize("client-people", [YAOMING])

@@ -108,6 +108,8 @@ def test_deleted_faces_are_never_found_again(gallery: Gallery) -> None:
     bob = gallery.faces("c", "bob")
     assert gallery.delete_face("c", bob[0].id)
     assert gallery.crop("c", bob[0].id) is None
+    # An id holding NUL (which PostgreSQL's text cannot) is not found either, on both stores.
+    assert gallery.crop("c", "\x00") is None and not gallery.delete_face("c", "x\x00y")
     assert len(gallery.subject_vectors("c", "bob")) == 1
     assert gallery.delete_collection("c")
     assert gallery.collection("c") is None

@@ -109,6 +109,29 @@ def test_an_async_retry_returns_the_job_and_its_state_and_a_new_body_conflicts(s
     assert post(url, body, "bad key with spaces").status_code == 422
 
 
+def test_a_key_sent_to_another_route_conflicts_and_makes_no_job(system: Stack) -> None:
+    url, client = system.api_url, system.client()
+    headers = {"X-API-Key": KEY_A, "Idempotency-Key": "route-1"}
+    body = {"images": {"data": [PHOTO]}, "async": True}
+    first = requests.post(
+        f"{url}/collections/alicecoll/subjects/ann/faces", json=body, headers=headers, timeout=10
+    )
+    assert first.status_code == 202, first.text
+    before = job_ids(client)
+    for path in ("/collections/alice2/subjects/zed/faces", "/collections/alice2/recognize", "/extract"):
+        other = requests.post(f"{url}{path}", json=body, headers=headers, timeout=10)
+        assert (other.status_code, other.json()["code"]) == (409, "idempotency_conflict"), path
+        assert "/collections/alicecoll/subjects/ann/faces" in other.json()["message"]
+    compact = requests.post(f"{url}/collections/alice2/compact", json={}, headers=headers, timeout=10)
+    assert (compact.status_code, compact.json()["code"]) == (409, "idempotency_conflict")
+    assert "/collections/alicecoll/subjects/ann/faces" in compact.json()["message"]
+    assert job_ids(client) == before, "no other route queued a job"
+    again = requests.post(
+        f"{url}/collections/alicecoll/subjects/ann/faces", json=body, headers=headers, timeout=10
+    )
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+
+
 def test_concurrent_requests_with_one_key_make_one_job(system: Stack) -> None:
     body = {"images": {"data": [PHOTO]}, "async": True}
     barrier = threading.Barrier(6)

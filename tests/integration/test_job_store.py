@@ -15,6 +15,9 @@ import redis
 from deploy.launcher import Stack, stack
 from shared.contract import (
     AnalysisOptions,
+    CompactJob,
+    CompactResult,
+    EnrollJob,
     ErrorInfo,
     ExtractJob,
     ExtractResult,
@@ -28,6 +31,7 @@ from shared.errors import JobNotFound
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
 from shared.settings import load_settings
+from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
 
 TTL_S = 600
@@ -298,3 +302,29 @@ def test_the_jobs_waiting_in_the_broker_queue_are_read_from_celerys_messages(
     client.rpush(settings.queue, b"not a celery message")
     assert waiting_jobs(client, settings.queue) == {"a", "b"}
     assert waiting_jobs(client, "another-queue") == frozenset()
+
+
+def test_erasing_a_collection_drops_its_finished_jobs_and_rewrites_redis_files(
+    parts: tuple[JobStore, WorkerRegistry, list[str]], client: redis.Redis
+) -> None:
+    store, _, _ = parts
+    name, photo = b"erase-me-5c0e", b"photo-bytes-91d3"
+    enroll = EnrollJob([photo], "a", name.decode(), "largest", AnalysisOptions(), "r", 1)
+    idem_a, idem_b = store.idempotency_key("", "k-a"), store.idempotency_key("", "k-b")
+    store.create("enroll-a", enroll, RENDER, (idem_a, "d"))
+    store.finish("enroll-a", ErrorInfo("no_face", f"{name.decode()}: no face"))
+    store.create("queued-a", CompactJob("a", "r"), RENDER)
+    store.create("done-b", CompactJob("b", "r"), RENDER, (idem_b, "d"))
+    store.finish("done-b", CompactResult("b", 0, True, "w1", 1.0))
+    store.create("extract", ExtractJob([b"x"], AnalysisOptions(), "r"), RENDER)
+    store.finish("extract", RESULT)
+    assert redis_files_holding(client, name, photo)  # in the AOF, though the input is gone
+
+    assert store.forget_collection("a") == 1
+    assert client.exists("facerest:job:enroll-a", "facerest:job:enroll-a:done", idem_a) == 0
+    # Another collection's, an /extract's and an unfinished job of the collection stay.
+    kept = ("facerest:job:queued-a", "facerest:job:done-b", "facerest:job:extract", idem_b)
+    assert client.exists(*kept) == len(kept)
+    assert store.erase_collection("a")
+    assert redis_files_holding(client, name, photo) == []
+    assert client.exists(*kept) == len(kept)

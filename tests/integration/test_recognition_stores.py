@@ -18,6 +18,7 @@ from deploy.launcher import Stack, free_port, stack, wait_until
 from shared.settings import Settings
 from testkit.photos import GROUP_PHOTOS
 from testkit.postgres import files_holding, fresh_database, postgres_data_dir
+from testkit.systems import redis_files_holding
 from tests.client import b64
 from tests.integration.test_recognition import T1, YAO, enroll, mirrored, recognize
 
@@ -117,15 +118,20 @@ def test_the_same_photo_rule_and_verify_on_postgresql(shared_cluster: tuple[Stac
     assert verdict["same"] is True
 
 
-def test_a_compaction_erases_a_deleted_subject_from_the_database_files(
+def test_a_compaction_erases_a_deleted_subject_from_the_database_and_redis_files(
     shared_cluster: tuple[Stack, list[str], str], postgres_url: str
 ) -> None:
-    _, (first, second), proxy = shared_cluster
+    running, (first, second), proxy = shared_cluster
     data = postgres_data_dir(postgres_url)
     name = "erase-me-4b7d19"
     # A photo no other test here enrolls: other collections keep crops of YAO itself.
-    enrolled = enroll(first, "erasure", name, [mirrored(YAO, 0.7)])
+    photo = mirrored(YAO, 0.7)
+    enrolled = enroll(first, "erasure", name, [photo])
     assert enrolled.status_code == 201, enrolled.text
+    # The photo crossed Redis in the job's input, the name in its input and result: both are in
+    # Redis's append-only file.
+    in_redis = (photo[-300:-236], name.encode())
+    assert redis_files_holding(running.client(), *in_redis)
     [face] = requests.get(f"{second}/collections/erasure/subjects/{name}", timeout=10).json()["faces"]
     crop = requests.get(f"{proxy}{face['thumbnail_url']}", timeout=10).content
     # From the end: the JPEG's first few hundred bytes are headers and tables every crop shares.
@@ -139,7 +145,9 @@ def test_a_compaction_erases_a_deleted_subject_from_the_database_files(
     state = polled.json()
     assert polled.status_code == 200 and state["status"] == "done", state
     assert (state["result"]["faces"], state["result"]["log_flushed"]) == (0, True)
+    assert state["result"]["redis_rewritten"] is True
     assert files_holding(data, *needles) == []
+    assert redis_files_holding(running.client(), *in_redis) == []
 
 
 def test_an_api_key_limited_to_collections_cannot_touch_others(system: Stack) -> None:

@@ -32,3 +32,12 @@ def test_a_png_claiming_900_mpx_in_its_header_is_refused_without_decoding(api: s
     refused, answered = both.json()["data"]
     assert refused["status"] == "error" and refused["error"]["code"] == "limit_exceeded", refused
     assert answered["status"] == "ok" and len(answered["faces"]) == FACES_IN["yaoming.jpg"]
+
+
+def test_query_numbers_in_other_scripts_are_validation_errors_not_500s(api: str) -> None:
+    # "²" and "①" pass str.isdigit() and fail int(); "٣" (Arabic-Indic) was read as 3.
+    for query in ("limit=%C2%B2", "offset=%E2%91%A0", "limit=%D9%A3"):
+        reply = requests.get(f"{api}/collections/probe/subjects?{query}", timeout=10)
+        assert (reply.status_code, reply.json()["code"]) == (422, "validation_error"), query
+    waited = requests.get(f"{api}/results/{'0' * 32}?wait=%D9%A3", timeout=10)
+    assert (waited.status_code, waited.json()["code"]) == (422, "validation_error")

@@ -297,6 +297,10 @@ def test_jobs_carry_each_endpoint_s_typed_result() -> None:
     for body, kind in cases:
         job = Job.from_wire({"id": "j", "status": "done", "result": body})
         assert isinstance(job.result, kind)
+    compacted = {"collection": "s", "faces": 2, "log_flushed": True, "redis_rewritten": True, "took": {}}
+    assert Job.from_wire({"id": "j", "status": "done", "result": compacted}).result == Compacted(
+        "s", 2, True, True
+    )
 
 
 def test_async_client_recognizes_in_json() -> None:

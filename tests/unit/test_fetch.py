@@ -168,6 +168,21 @@ def test_size_limit_from_header_and_from_the_stream(server: LocalServer) -> None
         fetcher.fetch(server.url("/stream"))
 
 
+@pytest.mark.parametrize("length", ["\xb2", "-1", "1e3", "5, 5", "9" * 4301, ""])
+def test_a_malformed_content_length_is_a_fetch_error(server: LocalServer, length: str) -> None:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", length)
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(b"abc")
+
+    server.routes["/odd"] = answer
+    with pytest.raises(UrlFetchFailed, match="malformed Content-Length header") as failed:
+        UrlFetcher(allow=["127.0.0.1"]).fetch(server.url("/odd"))
+    assert failed.value.code == "url_fetch_failed"
+
+
 def test_http_errors_and_timeouts_fail_cleanly(server: LocalServer) -> None:
     def slow(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(2)
