@@ -436,6 +436,33 @@ def test_a_page_on_another_origin_cannot_enroll_through_the_browser(browser: Bro
     assert listed.status_code == 404 and listed.json()["code"] == "collection_not_found"
 
 
+def test_the_api_docs_render_and_try_it_out_works_under_their_csp(browser: Browser, api: str) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    console: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+        answer = page.goto(f"{api}/docs")
+        assert answer is not None and "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        expect(page.locator(".opblock-summary-path[data-path='/extract']")).to_be_visible()
+        # A DELETE through Try it out: Swagger UI's fetch is same-origin, so it passes the origin
+        # check and gets the API's own answer (no such collection).
+        path = page.locator(".opblock-summary-path[data-path='/collections/{collection}']")
+        block = page.locator(".opblock-delete", has=path)
+        block.locator(".opblock-summary").click()
+        block.get_by_role("button", name="Try it out").click()
+        block.locator("input[placeholder='collection']").fill("docs-none")
+        block.get_by_role("button", name="Execute").click()
+        expect(block.locator(".live-responses-table tbody .response-col_status")).to_have_text("404")
+        expect(block.locator(".live-responses-table")).to_contain_text("collection_not_found")
+    finally:
+        context.close()
+    # Only the 404 asked for; a blocked script or style would be logged as a CSP violation.
+    assert all("status of 404" in line for line in console), console
+
+
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API keys on and room for one queued job, no worker yet: the second job is refused (503
