@@ -39,6 +39,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.redis_url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=15
     )
     api_keys = ApiKeys(settings.load_api_keys())
+    if api_keys.unlimited_bare:
+        logging.getLogger("facerest.api").info(
+            "%d API key(s) have no collection list and may use every collection; write 'KEY *' to say so, "
+            "or 'KEY coll1 coll2' to limit a key",
+            api_keys.unlimited_bare,
+        )
     workers = WorkerRegistry(client, settings.key_prefix)
     app.extensions[EXTENSION_KEY] = ApiContext(
         settings=settings,

@@ -9,6 +9,11 @@ from collections.abc import Iterable
 from flask import request
 
 from shared.errors import InvalidApiKey, MissingApiKey
+from shared.settings import SettingsError
+
+# The collection list that names every collection (never a collection name: names start with a
+# letter or digit).
+ALL_COLLECTIONS = "*"
 
 # Load balancers and people reading the docs or opening the web page (where they type their key)
 # need these without a key; they hold no user data.
@@ -35,15 +40,26 @@ class ApiKeys:
     """The accepted keys, kept only as SHA-256 digests; empty means authentication is off.
 
     An entry ``KEY COLLECTION...`` (the key, then collection names, separated by spaces) limits
-    that key to those collections; a key alone may use every collection.
+    that key to those collections; ``KEY *`` may use every collection, and so may a bare ``KEY``
+    (as before ``*`` existed: ``unlimited_bare`` counts those, for a notice at start).
     """
 
     def __init__(self, entries: Iterable[str]) -> None:
         parsed = [entry.split() for entry in entries]
         self._digests = tuple(_digest(parts[0]) for parts in parsed if parts)
-        self._collections: dict[bytes, frozenset[str]] = {
-            _digest(parts[0]): frozenset(parts[1:]) for parts in parsed if len(parts) > 1
-        }
+        self._collections: dict[bytes, frozenset[str]] = {}
+        self.unlimited_bare = 0
+        for parts in parsed:
+            if len(parts) == 1:
+                self.unlimited_bare += 1
+            elif ALL_COLLECTIONS in parts[1:]:
+                if len(parts) > 2:  # "KEY * staff" is a mistake either way it is read
+                    raise SettingsError(
+                        f"an API key entry with {ALL_COLLECTIONS!r} (every collection) names no collections "
+                        "beside it"
+                    )
+            elif len(parts) > 1:
+                self._collections[_digest(parts[0])] = frozenset(parts[1:])
 
     @property
     def enabled(self) -> bool:

@@ -31,6 +31,7 @@ import msgpack
 import orjson
 from flask import request
 from werkzeug.datastructures import FileStorage, ImmutableMultiDict
+from werkzeug.exceptions import UnsupportedMediaType
 
 from api.context import ApiContext
 from api.schemas import ImagesBody
@@ -126,16 +127,59 @@ def unknown_fields(model: type[ImagesBody], fields: Any) -> tuple[str, ...]:
 
 def parse(raw: bytes, wire: Wire) -> Any:
     """A JSON or MessagePack body as Python values (MessagePack bin: bytes)."""
+    if wire == "multipart":
+        # Only bodies that carry images are read from forms (read_body); the others are one map.
+        raise UnsupportedMediaType(
+            "this endpoint takes a JSON or MessagePack body (application/json, application/msgpack), "
+            "not multipart/form-data"
+        )
     if wire == "msgpack":
+        if not raw:
+            raise InvalidRequest("body is not valid MessagePack: the body is empty")
         try:
             # raw=False: MessagePack str -> str, bin -> bytes; map keys must be str or bytes.
             return msgpack.unpackb(raw, raw=False, strict_map_key=True)
         except (ValueError, msgpack.UnpackException) as exc:
-            raise InvalidRequest(f"body is not valid MessagePack: {exc}") from exc
+            raise InvalidRequest(f"body is not valid MessagePack: {msgpack_problem(exc)}") from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
+        raise InvalidRequest(f"body is not valid JSON: {json_problem(exc)}") from None
+
+
+def json_problem(exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with a JSON text, in our words (orjson's say "surrogates not allowed" for
+    any bytes that are not UTF-8)."""
+    if exc.msg.startswith("str is not valid UTF-8"):
+        return "the text is not UTF-8"
+    if not exc.doc:
+        return "the body is empty"
+    if exc.msg.startswith("recursion limit") or exc.msg.startswith("depth limit"):
+        return "nested too deep"
+    if exc.msg.startswith("unexpected end of data") or exc.pos >= len(exc.doc):
+        return "it ends before the value is complete"
+    where = f"line {exc.lineno}, column {exc.colno}"
+    if exc.msg.startswith("unexpected content after document"):
+        return f"more follows the value, at {where}"
+    return f"syntax error at {where}"
+
+
+def msgpack_problem(exc: Exception) -> str:
+    """What is wrong with a MessagePack body, in our words (msgpack's name its internal limits:
+    "exceeds max_array_len(5)" is a declared length longer than the whole body)."""
+    if isinstance(exc, msgpack.ExtraData):
+        return "bytes follow the first value"
+    if isinstance(exc, msgpack.StackError):
+        return "nested too deep"
+    if isinstance(exc, msgpack.FormatError):
+        return "a byte that starts no MessagePack value"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not UTF-8"
+    if "map key" in str(exc):
+        return "a map key is not a string"
+    if isinstance(exc, msgpack.OutOfData) or "exceeds max_" in str(exc) or "incomplete" in str(exc):
+        return "it ends before the values it declares are complete"
+    return "it cannot be read"
 
 
 def form_fields(
@@ -153,7 +197,7 @@ def form_fields(
             try:
                 fields[name] = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"form field {name}: not a JSON object: {exc}") from exc
+                raise InvalidRequest(f"form field {name}: not a JSON object: {json_problem(exc)}") from None
         elif name == "max_size" and "," in value:
             fields[name] = [part.strip() for part in value.strip("[]").split(",")]
         else:

@@ -14,6 +14,7 @@ from api.context import context
 from shared.errors import (
     CollectionForbidden,
     CollectionNotFound,
+    CrossOriginRefused,
     FaceNotFound,
     FaceRestError,
     IdempotencyConflict,
@@ -59,6 +60,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     SubjectExists: 409,
     RecognizerMismatch: 409,
     CollectionForbidden: 403,
+    CrossOriginRefused: 403,
 }
 
 

@@ -236,21 +236,3 @@ def build_openapi(blueprints: Iterable[Blueprint], version: str) -> dict[str, An
     }
     schemas.resolve(document)
     return document
-
-
-SWAGGER_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>facerest API</title>
-  <link rel="stylesheet" href="/docs/static/swagger-ui.css">
-</head>
-<body>
-  <div id="swagger-ui"></div>
-  <script src="/docs/static/swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});
-  </script>
-</body>
-</html>
-"""

@@ -176,6 +176,13 @@ class CollectionForbidden(FaceRestError):
     code = "collection_forbidden"
 
 
+class CrossOriginRefused(FaceRestError):
+    """A browser sent a state-changing request from a web origin that is neither this service's
+    nor one FACEREST_CORS_ORIGINS lists (a cross-site request forgery, or a page not allowed)."""
+
+    code = "cross_origin_refused"
+
+
 # Every code a worker can store, and the class the API raises for it.
 ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
     {

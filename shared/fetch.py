@@ -10,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from shared.errors import LimitExceeded, UrlFetchFailed, UrlRefused
 
@@ -28,6 +30,28 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 CHUNK_BYTES = 64 * 1024
 # [0-9], not \d (every script's digits); 18 digits are far past any byte limit.
 CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def describe_failure(exc: urllib3.exceptions.HTTPError, timeout_s: float) -> str:
+    """What went wrong with a fetch, in our words: urllib3's and OpenSSL's texts carry object
+    reprs and source lines (``(_ssl.c:1000)``) that mean nothing to a client."""
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            # OpenSSL's verdict on the certificate ("self-signed certificate", "certificate has
+            # expired", a host-name mismatch): short, and what the client must fix.
+            return f"TLS: the server's certificate is not trusted ({reason.verify_message})"
+        if isinstance(reason, CertificateError):  # urllib3's own check of the URL's host name
+            return "TLS: the server's certificate is not trusted (it is not valid for the URL's host name)"
+        return "TLS: the handshake with the server failed"
+    # Before the timeouts: urllib3 2 makes NewConnectionError a ConnectTimeoutError too.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "cannot connect to the server (connection refused, or the address is unreachable)"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return f"took longer than url_timeout_s={timeout_s}"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "the connection broke off (the server closed it, or its answer is not HTTP)"
+    return f"the fetch failed ({type(exc).__name__})"
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -136,8 +160,8 @@ class UrlFetcher:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError as exc:
-            raise UrlRefused(f"not a valid URL: {exc}") from None
+        except ValueError:
+            raise UrlRefused("not a valid URL: its host or port cannot be read") from None
         scheme = parts.scheme.lower()
         if scheme not in SCHEMES:
             raise UrlRefused(f"scheme {scheme or '(none)'!r} is not allowed; use http or https")
@@ -149,8 +173,10 @@ class UrlFetcher:
         port = port or SCHEMES[scheme]
         try:
             addresses = [ipaddress.ip_address(a.split("%")[0]) for a in self._resolve(host, port)]
-        except (OSError, UnicodeError, ValueError) as exc:
-            raise UrlFetchFailed(f"cannot resolve host {host!r}: {exc}") from None
+        except (UnicodeError, ValueError):  # IDNA: an empty or over-long label, a lone surrogate
+            raise UrlFetchFailed(f"cannot resolve host {host!a}: not a valid host name") from None
+        except OSError:
+            raise UrlFetchFailed(f"cannot resolve host {host!r}: no such host, or DNS failed") from None
         if not addresses:
             raise UrlFetchFailed(f"host {host!r} has no address")
         # Every address must pass: a client must not pick the one a connection happens to use.
@@ -215,7 +241,7 @@ class UrlFetcher:
                 assert_same_host=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise UrlFetchFailed(f"{where}{type(exc).__name__}: {exc}") from None
+            raise UrlFetchFailed(where + describe_failure(exc, self._timeout_s)) from None
         finally:
             pool.close()
 
@@ -239,5 +265,5 @@ class UrlFetcher:
                     raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
                 chunks.append(chunk)
         except urllib3.exceptions.HTTPError as exc:
-            raise UrlFetchFailed(f"{where}{type(exc).__name__}: {exc}") from None
+            raise UrlFetchFailed(where + describe_failure(exc, self._timeout_s)) from None
         return b"".join(chunks)

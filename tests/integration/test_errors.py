@@ -163,7 +163,15 @@ CASES: list[tuple[str, bytes | dict[str, object], int, str, str]] = [
         "limit_exceeded",
         "max_image_bytes",
     ),
-    ("deeply nested JSON", b"[" * 5000 + b"]" * 5000, 400, "invalid_request", "not valid JSON"),
+    (
+        "deeply nested JSON",
+        b"[" * 5000 + b"]" * 5000,
+        400,
+        "invalid_request",
+        "not valid JSON: nested too deep",
+    ),
+    # orjson's own text was "str is not valid UTF-8: surrogates not allowed".
+    ("JSON not UTF-8", b'{"images": {"data": ["\xed\xa0\x80"]}}', 400, "invalid_request", "not UTF-8"),
 ]
 
 
@@ -251,6 +259,26 @@ def test_bad_input_gets_its_4xx(
     error = response.json()
     assert error["code"] == code
     assert mentions in error["message"]
+
+
+def test_bodies_that_cannot_be_read_are_described_in_our_words(api: str) -> None:
+    """Issue 24: msgpack's "exceeds max_array_len(5)", and a multipart rename answered "not valid JSON"."""
+    lying = requests.post(
+        f"{api}/extract",
+        data=b"\xdd\xff\xff\xff\xff",
+        headers={"Content-Type": "application/msgpack"},
+        timeout=10,
+    )
+    assert lying.status_code == 400 and lying.json() == {
+        "code": "invalid_request",
+        "message": "body is not valid MessagePack: it ends before the values it declares are complete",
+    }
+    rename = requests.patch(
+        f"{api}/collections/errors/subjects/someone", files={"subject": (None, "other")}, timeout=10
+    )
+    assert rename.status_code == 415, rename.text
+    assert rename.json()["code"] == "unsupported_media_type"
+    assert "takes a JSON or MessagePack body" in rename.json()["message"]
 
 
 def test_body_over_the_limit_is_413(api: str) -> None:

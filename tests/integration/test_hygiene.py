@@ -1,5 +1,6 @@
-"""Input hygiene against the real API under gunicorn: job ids, media types, CORS, 405, 414/431,
-Retry-After, Redis errors that are not outages, opaque worker ids, unknown settings."""
+"""Input hygiene against the real API under gunicorn: job ids, media types, the origin of
+browser writes, CORS, 405, 414/431, Retry-After, Redis errors that are not outages, opaque
+worker ids, unknown settings."""
 
 from __future__ import annotations
 
@@ -148,6 +149,58 @@ def test_cors_origins_allow_only_those_origins(cors_api: str) -> None:
     missing = requests.get(f"{cors_api}/results/nope", headers={"Origin": ALLOWED_ORIGIN}, timeout=10)
     assert missing.status_code == 404
     assert missing.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+
+
+# --- the origin of browser writes (CSRF) ---------------------------------------------------------
+
+
+def _multipart_enroll(api: str, collection: str, headers: dict[str, str]) -> requests.Response:
+    """The enroll a page's no-cors ``fetch`` with a FormData body sends (no preflight)."""
+    photo = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+    return requests.post(
+        f"{api}/collections/{collection}/subjects/ceo/faces",
+        files={"file": ("ceo.jpg", photo, "image/jpeg")},
+        headers=headers,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": FOREIGN_ORIGIN, "Sec-Fetch-Site": "cross-site"},
+        {"Origin": FOREIGN_ORIGIN},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_a_browser_write_from_a_foreign_origin_is_403_and_changes_nothing(
+    api: str, headers: dict[str, str]
+) -> None:
+    """Issue 24: a page on another origin enrolled (201) and compacted (202) with keys off."""
+    enroll = _multipart_enroll(api, "csrf-victim", headers)
+    assert enroll.status_code == 403, enroll.text
+    assert enroll.json()["code"] == "cross_origin_refused"
+    compact = requests.post(f"{api}/collections/csrf-victim/compact", json={}, headers=headers, timeout=10)
+    assert compact.status_code == 403 and compact.json()["code"] == "cross_origin_refused"
+    listed = requests.get(f"{api}/collections/csrf-victim/subjects", timeout=10)
+    assert listed.status_code == 404 and listed.json()["code"] == "collection_not_found"
+
+
+def test_a_browser_write_from_the_own_origin_or_an_allowed_one_passes(api: str, cors_api: str) -> None:
+    own = urlsplit(api).netloc
+    enrolled = _multipart_enroll(api, "csrf-own", {"Origin": f"http://{own}", "Host": own})
+    assert enrolled.status_code == 201, enrolled.text
+    same_origin = {"Origin": f"http://{own}", "Sec-Fetch-Site": "same-origin"}
+    deleted = requests.delete(f"{api}/collections/csrf-own", headers=same_origin, timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    allowed = {"Origin": ALLOWED_ORIGIN, "Sec-Fetch-Site": "cross-site"}
+    enrolled = _multipart_enroll(cors_api, "csrf-allowed", allowed)
+    assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert requests.delete(f"{cors_api}/collections/csrf-allowed", timeout=10).status_code == 200
+    # The allowed list is an allow-list, not an opening: other origins are still refused there.
+    foreign = _multipart_enroll(cors_api, "csrf-allowed", {"Origin": FOREIGN_ORIGIN})
+    assert foreign.status_code == 403 and foreign.json()["code"] == "cross_origin_refused"
 
 
 # --- 405, 414, 431, 413 -------------------------------------------------------------------------

@@ -55,8 +55,13 @@ def test_docs_are_served_offline_from_the_openapi_document(api: str) -> None:
     root = requests.get(f"{api}/", timeout=10, allow_redirects=False)
     assert root.status_code == 302 and root.headers["Location"].endswith("/ui")
     assert 'href="/docs"' in requests.get(f"{api}/ui", timeout=10).text
-    page = requests.get(f"{api}/docs", timeout=10).text
+    docs = requests.get(f"{api}/docs", timeout=10)
+    page = docs.text
     assert "/openapi.json" in page and "/docs/static/swagger-ui-bundle.js" in page
+    # Its own CSP: the page shares its origin (and sessionStorage, with the API key) with /ui.
+    policy = docs.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self' 'sha256-" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     bundle = requests.get(f"{api}/docs/static/swagger-ui-bundle.js", timeout=10)
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
     spec = requests.get(f"{api}/openapi.json", timeout=10).json()

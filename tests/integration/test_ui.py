@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from deploy.launcher import Stack, stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64, extract
 from tests.faces import FACES_IN
+from tests.localserver import LocalServer, Route
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "ui"
 # Debian's chromium runs as root in CI containers (no sandbox there), with no GPU, and must not
@@ -393,6 +395,72 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui
     gone = requests.get(f"{api}/collections/ui-friends/subjects/person_c", timeout=10)
     assert gone.status_code == 404
     assert ui.console_errors == []
+
+
+def _served(payload: bytes, content_type: str) -> Route:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    return answer
+
+
+def test_a_page_on_another_origin_cannot_enroll_through_the_browser(browser: Browser, api: str) -> None:
+    """Issue 24: a no-cors multipart fetch goes without a preflight; the API must refuse it."""
+    target = f"{api}/collections/ui-csrf/subjects/ceo/faces"
+    script = f"""
+      const photo = await (await fetch("/photo.jpg")).blob();
+      const form = new FormData();
+      form.append("file", photo, "ceo.jpg");
+      await fetch("{target}", {{method: "POST", mode: "no-cors", body: form}});
+    """
+    page_html = f"<!doctype html><title>elsewhere</title><script type=module>{script}</script>"
+    with LocalServer() as elsewhere:  # another port: another origin, the same site
+        elsewhere.routes["/"] = _served(page_html.encode(), "text/html")
+        elsewhere.routes["/photo.jpg"] = _served(GROUP_PHOTOS["yaoming.jpg"].read_bytes(), "image/jpeg")
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            with page.expect_response(target, timeout=TIMEOUT_MS) as answered:
+                page.goto(elsewhere.url("/"))
+            sent = answered.value
+            # With keys off only the origin check answers 403 (an opaque answer's body cannot
+            # be read, not even by the test driver).
+            assert sent.status == 403, sent.status
+        finally:
+            context.close()
+    listed = requests.get(f"{api}/collections/ui-csrf/subjects", timeout=10)
+    assert listed.status_code == 404 and listed.json()["code"] == "collection_not_found"
+
+
+def test_the_api_docs_render_and_try_it_out_works_under_their_csp(browser: Browser, api: str) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    console: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: console.append(f"uncaught: {error}"))
+        answer = page.goto(f"{api}/docs")
+        assert answer is not None and "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        expect(page.locator(".opblock-summary-path[data-path='/extract']")).to_be_visible()
+        # A DELETE through Try it out: Swagger UI's fetch is same-origin, so it passes the origin
+        # check and gets the API's own answer (no such collection).
+        path = page.locator(".opblock-summary-path[data-path='/collections/{collection}']")
+        block = page.locator(".opblock-delete", has=path)
+        block.locator(".opblock-summary").click()
+        block.get_by_role("button", name="Try it out").click()
+        block.locator("input[placeholder='collection']").fill("docs-none")
+        block.get_by_role("button", name="Execute").click()
+        expect(block.locator(".live-responses-table tbody .response-col_status")).to_have_text("404")
+        expect(block.locator(".live-responses-table")).to_contain_text("collection_not_found")
+    finally:
+        context.close()
+    # Only the 404 asked for; a blocked script or style would be logged as a CSP violation.
+    assert all("status of 404" in line for line in console), console
 
 
 @pytest.fixture(scope="module")

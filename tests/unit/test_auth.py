@@ -26,6 +26,24 @@ def test_keys_are_checked_against_all_configured_keys() -> None:
         keys.check("")
 
 
+def test_a_collection_list_limits_a_key_and_star_or_none_means_every_collection() -> None:
+    keys = ApiKeys(["limited staff guests", "everything *", "bare"])
+    assert keys.may_use("limited", "staff") and keys.may_use("limited", "guests")
+    assert not keys.may_use("limited", "other")
+    assert keys.may_use("everything", "other") and keys.may_use("bare", "other")
+    keys.check("everything")  # "*" is no part of the key
+    with pytest.raises(InvalidApiKey):
+        keys.check("everything *")
+    assert keys.unlimited_bare == 1  # the notice at start counts only the keys without a list
+    assert ApiKeys(["a *", "b c"]).unlimited_bare == 0
+
+
+def test_star_beside_collection_names_fails_at_start_without_the_key() -> None:
+    with pytest.raises(SettingsError, match="names no collections beside it") as refused:
+        ApiKeys(["secret-key * staff"])
+    assert "secret-key" not in str(refused.value)
+
+
 def test_keys_from_setting_and_file(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text("# comment\nfile-key\n\n  spaced-key  \n")

@@ -11,8 +11,9 @@ import orjson
 import pytest
 from flask import Flask
 from pydantic import ValidationError
+from werkzeug.exceptions import UnsupportedMediaType
 
-from api.bodies import Body, Wire, read_body
+from api.bodies import Body, Wire, parse, read_body
 from api.render import request_warnings
 from api.schemas import (
     DrawRequest,
@@ -54,11 +55,59 @@ def test_msgpack_carries_raw_bytes_and_text() -> None:
     assert body.request.msgpack is True
 
 
-@pytest.mark.parametrize("packed", [b"\xc1\x00", b"\x91" * 100_000 + b"\xc0", b"\x81\x01\x02"])
-def test_bad_msgpack_is_invalid_request(packed: bytes) -> None:
-    """An unused type byte, nesting past the unpacker's stack, an integer map key."""
-    with pytest.raises(InvalidRequest, match="not valid MessagePack"):
+@pytest.mark.parametrize(
+    ("packed", "problem"),
+    [
+        (b"\xc1\x00", "a byte that starts no MessagePack value"),
+        (b"\x91" * 100_000 + b"\xc0", "nested too deep"),
+        (b"\x81\x01\x02", "a map key is not a string"),
+        # msgpack said "4294967295 exceeds max_array_len(5)": its own limit, not the problem.
+        (b"\xdd\xff\xff\xff\xff", "it ends before the values it declares are complete"),
+        (b"\x81\xa1a", "it ends before the values it declares are complete"),
+        (b"\x91\x01\x02", "bytes follow the first value"),
+        (b"\xa1\xff", "a string is not UTF-8"),
+        (b"", "the body is empty"),
+    ],
+)
+def test_bad_msgpack_is_invalid_request_in_our_words(packed: bytes, problem: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
         _read(packed, "application/x-msgpack")
+    assert refused.value.message == f"body is not valid MessagePack: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # orjson said "str is not valid UTF-8: surrogates not allowed" for any bytes not UTF-8.
+        (b'{"images": "\xed\xa0\x80"}', "the text is not UTF-8"),
+        (b'{"images": "\xff"}', "the text is not UTF-8"),
+        (b'{"images": {"data": [', "it ends before the value is complete"),
+        (b'{"images" 1}', "syntax error at line 1, column 11"),
+        (b'"\\ud800"', "syntax error at line 1, column 2"),
+        (b"{}\n[]", "more follows the value, at line 2, column 1"),
+        (b"[" * 5000, "nested too deep"),
+        (b"", "the body is empty"),
+    ],
+)
+def test_bad_json_is_invalid_request_in_our_words(text: bytes, problem: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        _read(text, "application/json")
+    assert refused.value.message == f"body is not valid JSON: {problem}"
+
+
+def test_a_form_field_that_must_be_json_names_the_problem_in_our_words() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        _multipart({"file": (io.BytesIO(JPEG), "a.jpg"), "img_req_headers": '{"Cookie" "a=b"}'})
+    assert (
+        refused.value.message
+        == "form field img_req_headers: not a JSON object: syntax error at line 1, column 11"
+    )
+
+
+def test_a_body_without_images_is_not_read_from_a_form() -> None:
+    """A multipart rename said "not valid JSON" about the form's bytes."""
+    with pytest.raises(UnsupportedMediaType, match="takes a JSON or MessagePack body"):
+        parse(b"--x\r\n", "multipart")
 
 
 def test_multipart_files_and_text_options() -> None:
