@@ -32,6 +32,7 @@ from shared.errors import (
     ServiceUnavailable,
     SubjectExists,
     SubjectNotFound,
+    TooManyJobs,
     UrlFetchFailed,
     UrlRefused,
 )
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     MissingApiKey: 401,
     InvalidApiKey: 403,
     Overloaded: 503,
+    TooManyJobs: 429,
     JobNotFound: 404,
     IdempotencyConflict: 409,
     ResultTimeout: 504,
