@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 from flask import Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from api.auth import request_owner, share_owner
 from api.bodies import Body, read_body
@@ -161,6 +162,23 @@ def check_queue(ctx: ApiContext) -> None:
         )
 
 
+def discard_body(limit: int) -> None:
+    """Read the request's body to its end (at most ``limit`` bytes) without keeping it. A refusal
+    answered before the body was read would otherwise close a socket with unread data in it,
+    which makes the kernel reset the connection: the client, still sending, sees the connection
+    dropped instead of the answer (a flood's 503s did)."""
+    stream = request.stream
+    left = limit
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError, HTTPException):
+        return  # the client went away, or sent more than the limit: nothing left to save
+
+
 def limit_cost(settings: Settings, job: Job) -> Job:
     """Bound what one job may cost a worker: the faces across its images (max_faces_per_request,
     checked by the worker as it detects), and for recognition the lowest detection score
@@ -201,7 +219,11 @@ def submit(
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if key is None else ctx.store.idempotency(key)
     if record is None:
-        check_queue(ctx)
+        try:
+            check_queue(ctx)
+        except Overloaded:
+            discard_body(ctx.settings.max_body_bytes)
+            raise
     got = read()
     finish = None if answer is None else partial(answer, got.request)
     if record is not None:
