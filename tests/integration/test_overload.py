@@ -110,7 +110,7 @@ def test_one_key_at_its_share_is_refused_with_429_while_another_key_is_served(sh
     assert _async(shares_api, OTHER).status_code == 202  # the other key's share is its own
 
     # The queue is full now (max_queue_depth=3): a large body refused before the app read it still
-    # gets its 503, not a connection reset mid-upload (gunicorn reads the rest before closing).
+    # gets its 503, not a connection reset mid-upload (api/submit.py discard_body).
     big = {"images": {"data": [base64.b64encode(bytes(4_000_000)).decode()]}, "async": True}
     headers = {"X-API-Key": OTHER, "Connection": "close"}
     for _ in range(3):
