@@ -108,3 +108,11 @@ def request_key() -> str | None:
 def request_owner(keys: ApiKeys) -> str:
     """Whose request this is: its API key's digest ("" with keys off); its jobs are its own."""
     return keys.scope(request_key())
+
+
+def share_owner(keys: ApiKeys) -> str:
+    """Whose share of the queue a request takes (api/submit.py): its API key's digest, or with
+    keys off its client's address. The address is the TCP peer's: no proxy header is trusted (a
+    client could forge one), so behind HAProxy without keys all clients share the proxy's."""
+    owner = request_owner(keys)
+    return owner if owner else f"addr:{request.remote_addr or ''}"

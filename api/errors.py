@@ -33,6 +33,7 @@ from shared.errors import (
     ServiceUnavailable,
     SubjectExists,
     SubjectNotFound,
+    TooManyJobs,
     UrlFetchFailed,
     UrlRefused,
 )
@@ -49,6 +50,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     MissingApiKey: 401,
     InvalidApiKey: 403,
     Overloaded: 503,
+    TooManyJobs: 429,
     JobNotFound: 404,
     IdempotencyConflict: 409,
     ResultTimeout: 504,

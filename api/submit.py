@@ -15,25 +15,40 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
+import msgspec
 from flask import Response, g, request
+from werkzeug.exceptions import HTTPException
 
-from api.auth import request_owner
+from api.auth import request_owner, share_owner
 from api.bodies import Body, read_body
 from api.context import ApiContext
 from api.openapi import Header, Operation, Reply, Upload
 from api.render import encode, render_result, wants_msgpack
 from api.schemas import ErrorDetail, JobAccepted, QueuedBody
-from shared.contract import ExtractResult, IdempotencyRecord, Job, JobResult, RenderSettings
+from shared.contract import (
+    CompactJob,
+    EnrollJob,
+    ExtractResult,
+    IdempotencyRecord,
+    Job,
+    JobResult,
+    RecognizeJob,
+    ReindexJob,
+    RenderSettings,
+    VerifyJob,
+)
 from shared.errors import (
     IdempotencyConflict,
     InvalidField,
     JobNotFound,
     Overloaded,
     ResultTimeout,
+    TooManyJobs,
     from_info,
 )
-from shared.jobs import FINISHED, JobStatus
+from shared.jobs import FINISHED, JobStatus, Share, ShareFull
 from shared.queue import EXTRACT_TASK
+from shared.settings import Settings
 
 log = logging.getLogger("facerest.api")
 
@@ -67,8 +82,14 @@ QUEUED_REPLIES: Mapping[int, Reply] = {
         "idempotency_conflict: the Idempotency-Key came before with another body or to another route",
         ErrorDetail,
     ),
-    413: Reply("A size limit was exceeded", ErrorDetail),
+    413: Reply("A size limit was exceeded (max_faces_per_request among them)", ErrorDetail),
     415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+    429: Reply(
+        "too_many_jobs: this API key (or client address) has max_queued_per_key jobs, or "
+        "max_images_in_flight_per_key images, unfinished: retry after Retry-After seconds",
+        ErrorDetail,
+        retry_after=True,
+    ),
     503: Reply(
         "Too many jobs queued (max_queue_depth), or Redis unavailable: retry after Retry-After seconds",
         ErrorDetail,
@@ -149,6 +170,36 @@ def check_queue(ctx: ApiContext) -> None:
         )
 
 
+def discard_body(limit: int) -> None:
+    """Read the request's body to its end (at most ``limit`` bytes) without keeping it. A refusal
+    answered before the body was read would otherwise close a socket with unread data in it,
+    which makes the kernel reset the connection: the client, still sending, sees the connection
+    dropped instead of the answer (a flood's 503s did)."""
+    stream = request.stream
+    left = limit
+    try:
+        while left > 0:
+            chunk = stream.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError, HTTPException):
+        return  # the client went away, or sent more than the limit: nothing left to save
+
+
+def limit_cost(settings: Settings, job: Job) -> Job:
+    """Bound what one job may cost a worker: the faces across its images (max_faces_per_request,
+    checked by the worker as it detects), and for recognition the lowest detection score
+    (min_det_threshold: below it detectors turn texture into thousands of "faces")."""
+    if isinstance(job, ReindexJob | CompactJob):
+        return job
+    floor = settings.min_det_threshold
+    if isinstance(job, EnrollJob | RecognizeJob | VerifyJob) and job.options.threshold < floor:
+        raise InvalidField(f"det_threshold={job.options.threshold} is below min_det_threshold={floor}")
+    options = msgspec.structs.replace(job.options, max_faces_total=settings.max_faces_per_request)
+    return msgspec.structs.replace(job, options=options)
+
+
 def images_body(model: type[QueuedT]) -> Callable[[], Read[Body[QueuedT]]]:
     """Read the body as ``model`` in any of its wire forms (api/bodies.py)."""
 
@@ -176,17 +227,35 @@ def submit(
     # A retry of a request that made a job answers from that job, even while the queue is full.
     record = None if key is None else ctx.store.idempotency(key)
     if record is None:
-        check_queue(ctx)
+        try:
+            check_queue(ctx)
+        except Overloaded:
+            discard_body(ctx.settings.max_body_bytes)
+            raise
     got = read()
     finish = None if answer is None else partial(answer, got.request)
     if record is not None:
         return _replay(ctx, record, key, got.digest, got.flags, started, status, finish)
     submission = prepare(got.request, owner)
+    job = limit_cost(ctx.settings, submission.job)
     job_id = uuid.uuid4().hex
     # The key is recorded with the job, atomically: a concurrent request with the same key that
-    # got there first made the job, and this one answers from it.
+    # got there first made the job, and this one answers from it. The owner's share is counted
+    # in the same step, so concurrent requests of one owner cannot together pass its caps.
     claimed = None if key is None else (key, got.digest)
-    existing = ctx.store.create(job_id, submission.job, submission.render, claimed, _route())
+    settings = ctx.settings
+    share = Share(
+        share_owner(ctx.api_keys), settings.max_queued_per_key, settings.max_images_in_flight_per_key
+    )
+    existing = ctx.store.create(job_id, job, submission.render, claimed, route=_route(), share=share)
+    if isinstance(existing, ShareFull):
+        raise TooManyJobs(
+            f"this API key (or client address, with keys off) has {existing.jobs} unfinished jobs "
+            f"with {existing.images} images; max_queued_per_key={settings.max_queued_per_key}, "
+            f"max_images_in_flight_per_key={settings.max_images_in_flight_per_key}; "
+            f"retry in {settings.retry_after_s} s",
+            settings.retry_after_s,
+        )
     if existing is not None:
         return _replay(ctx, existing, key, got.digest, got.flags, started, status, finish)
     send(ctx, job_id, idempotent=claimed is not None)

@@ -58,6 +58,10 @@ class AnalysisOptions(msgspec.Struct, frozen=True):
     # Embed each face's aligned crop and its mirror image, one vector from both; None: the
     # worker's FACEREST_FLIP.
     flip: bool | None = None
+    # Faces found across all of the job's images at most (the API's max_faces_per_request): past
+    # it the job fails with limit_exceeded before any face is embedded. 0: no limit (jobs a worker
+    # makes itself: a reindex embeds every stored crop).
+    max_faces_total: int = 0
 
     def attribute_models(self) -> list[str]:
         """The attribute models (registry keys) these options need."""

@@ -69,6 +69,12 @@ class Overloaded(FaceRestError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyJobs(Overloaded):
+    """The request's owner (its API key, or client address) has its share of jobs in flight."""
+
+    code = "too_many_jobs"
+
+
 class MissingApiKey(FaceRestError):
     code = "missing_api_key"
 

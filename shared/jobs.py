@@ -46,12 +46,14 @@ from typing import cast
 import redis
 
 from shared.contract import (
+    CompactJob,
     ErrorInfo,
     ExtractJob,
     Heartbeat,
     IdempotencyRecord,
     Job,
     JobResult,
+    ReindexJob,
     RenderSettings,
     WorkerInfo,
     decode_error,
@@ -105,6 +107,8 @@ redis.call('HSET', KEYS[1], 'status', ARGV[6], ARGV[4], ARGV[5], 'finished', ARG
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[5], ARGV[1])
+local share = redis.call('HGET', KEYS[1], 'share')
+if share then redis.call('ZREM', share, ARGV[1]) end
 redis.call('RPUSH', KEYS[3], '1')
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 return 1
@@ -138,22 +142,52 @@ return 0
 """
 )
 
-# KEYS: input, job hash, pending set, idempotency record or nothing. ARGV: input, ttl, record,
-# job id, created time, then the job's fields and values. The record and the job are made
-# together: a key never names a job that was not stored. -> the existing record (the job was not
-# created) | nil
-CREATE = """
-if #KEYS == 4 then
+# KEYS: input, job hash, pending set, idempotency record, owner's share set. ARGV: input, ttl,
+# record ('' without an Idempotency-Key), job id, created time, the share's job cap (0: none),
+# its image cap, this job's images, the job key prefix ("{p}:job:"), then the job's fields and
+# values. The record and the job are made together: a key never names a job that was not stored.
+# The share set holds the owner's unfinished jobs, scored by when they expire: entries of jobs
+# that finished (FINISH removes them), expired or outlived their deadline are dropped here, so a
+# lost worker or a job that never finished cannot hold a slot for longer than result_ttl_s.
+# -> {'exists', record} (the job was not created) | {'full', jobs, images} | {'created'}
+CREATE = (
+    _NOW
+    + _ALIVE
+    + """
+if ARGV[3] ~= '' then
   local existing = redis.call('GET', KEYS[4])
-  if existing then return existing end
-  redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[2])
+  if existing then return {'exists', existing} end
 end
+local cap = tonumber(ARGV[6])
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  local jobs, images = 0, 0
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+    local job = redis.call('HMGET', ARGV[9] .. id, 'status', 'images')
+    if finished(job[1]) then
+      redis.call('ZREM', KEYS[5], id)
+    else
+      jobs = jobs + 1
+      images = images + (tonumber(job[2]) or 0)
+    end
+  end
+  -- A request alone may carry more images than the cap (max_images bounds it): it waits until
+  -- its owner has nothing else in flight.
+  if jobs >= cap or (jobs > 0 and images + tonumber(ARGV[8]) > tonumber(ARGV[7])) then
+    return {'full', jobs, images}
+  end
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[4])
+  redis.call('EXPIRE', KEYS[5], ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[2]) end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+if cap > 0 then redis.call('HSET', KEYS[2], 'share', KEYS[5], 'images', ARGV[8]) end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
-return false
+return {'created'}
 """
+)
 
 # KEYS: pending set. ARGV: the job key prefix ("{p}:job:"). Drops entries whose job expired.
 # -> the ids of unfinished jobs
@@ -169,6 +203,11 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return unfinished
 """
+
+
+def job_images(job: Job) -> int:
+    """The images a job carries (a reindex or compact carries none), for its owner's share."""
+    return 0 if isinstance(job, ReindexJob | CompactJob) else len(job.images)
 
 
 class JobStatus(StrEnum):
@@ -196,6 +235,25 @@ class JobState:
     # Its message was sent (recorded only for jobs made with an Idempotency-Key, whose retries
     # send it again when the request that made the job died before sending).
     sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """An owner's bounded share of the queue: at most ``max_jobs`` unfinished jobs holding at most
+    ``max_images`` images (a lone job may hold more). ``owner`` names it: an API key's digest,
+    or a client address with keys off."""
+
+    owner: str
+    max_jobs: int
+    max_images: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShareFull:
+    """``JobStore.create``'s refusal: the owner's share is taken (what it holds now)."""
+
+    jobs: int
+    images: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +291,16 @@ class JobStore:
         digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
         return f"{self._prefix}:idem:{digest}"
 
+    def share_key(self, owner: str) -> str:
+        """The sorted set of ``owner``'s unfinished jobs (job id -> when its entry expires)."""
+        return f"{self._prefix}:share:{owner}"
+
+    def share_jobs(self, owner: str) -> list[str]:
+        """The jobs counted in ``owner``'s share, as the last admission left them."""
+        return [
+            job_id.decode() for job_id in cast(list[bytes], self._redis.zrange(self.share_key(owner), 0, -1))
+        ]
+
     def create(
         self,
         job_id: str,
@@ -240,12 +308,16 @@ class JobStore:
         render: RenderSettings,
         idempotency: tuple[str, str] | None = None,
         route: str = "",
-    ) -> IdempotencyRecord | None:
-        """Store the input and the queued state atomically, before the task is sent.
+        share: Share | None = None,
+    ) -> IdempotencyRecord | ShareFull | None:
+        """Store the input and the queued state atomically, before the task is sent; None once done.
 
         ``idempotency`` (the Redis key from ``idempotency_key``, the body's digest): record the key
         with the job and the request's ``route`` (method and path), unless the key is taken; then
         nothing is created and its record is returned.
+        ``share``: count the job in its owner's share, unless that is full; then nothing is created
+        and ShareFull says what the owner holds. A retry (a key taken) is answered before the share
+        is counted: it makes no job.
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -259,14 +331,23 @@ class JobStore:
         collection = collection_of(job)
         if collection is not None:
             state += ["collection", collection]
-        keys = [self._key(job_id, ":input"), self._key(job_id), self._pending]
         record = b""
+        idem_key = self._key(job_id, ":idem-unused")  # never written: the record arg is empty
         if idempotency is not None:
-            keys.append(idempotency[0])
-            record = encode(IdempotencyRecord(job_id, idempotency[1], route))
-        args = [encode(job), self._ttl_s, record, job_id, created, *state]
-        existing = self._create(keys=keys, args=args)
-        return None if existing is None else decode_idempotency(cast(bytes, existing))
+            idem_key, record = idempotency[0], encode(IdempotencyRecord(job_id, idempotency[1], route))
+        share_key = self.share_key(share.owner) if share is not None else self._key(job_id, ":share-unused")
+        caps = (share.max_jobs, share.max_images) if share is not None else (0, 0)
+        keys = [self._key(job_id, ":input"), self._key(job_id), self._pending, idem_key, share_key]
+        args: list[str | float | bytes] = [encode(job), self._ttl_s, record, job_id, created, *caps]
+        args += [job_images(job), self._key(""), *state]
+        outcome = cast(list[bytes | int], self._create(keys=keys, args=args))
+        match outcome:
+            case [b"exists", bytes(existing)]:
+                return decode_idempotency(existing)
+            case [b"full", int(jobs), int(images)]:
+                return ShareFull(jobs, images)
+            case _:
+                return None
 
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         data = self._redis.get(key)

@@ -107,9 +107,19 @@ class Settings(BaseSettings):
     # memory (docs/performance.md, bench/memory.py).
     max_detect_pixels: Annotated[int, Field(ge=1024)] = 3840 * 2160
     max_faces: Annotated[int, Field(gt=0)] = 256
+    # The cost of one request (docs/security.md, fairness): faces found across all its images
+    # (413 past it; each face costs one recognizer call), and the lowest detection score
+    # recognize, enroll and verify accept (422 below it; a score of 0 turns noise into faces).
+    max_faces_per_request: Annotated[int, Field(gt=0)] = 512
+    min_det_threshold: Annotated[float, Field(ge=0, le=1)] = 0.3
     # Overload: more queued jobs than this and /extract answers 503 with Retry-After at once.
     max_queue_depth: Annotated[int, Field(gt=0)] = 100
     retry_after_s: Annotated[int, Field(gt=0, le=3600)] = 5
+    # Each owner's share (an API key; with keys off, a client address): its unfinished jobs, and
+    # the images in them, at most (429 past either). Far below max_queue_depth, so one owner's
+    # flood leaves room, and little wait, for the others' jobs.
+    max_queued_per_key: Annotated[int, Field(gt=0)] = 16
+    max_images_in_flight_per_key: Annotated[int, Field(gt=0)] = 128
     # The answer format of /extract when a request sets no api_ver (docs/compatibility.md):
     # auto: the bare list for 2020-style requests, the envelope for today's InsightFace-REST client
     # (a MessagePack or multipart body, or its fields msgpack/img_req_headers/detect_masks);

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.contract import AnalysisOptions
-from shared.errors import FaceRestError, InternalError
+from shared.errors import FaceRestError, InternalError, LimitExceeded
 from worker.batched import BatchedModels
 from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
 from worker.imaging.align import warp_to_template
@@ -107,6 +107,18 @@ def decode_scale(options: AnalysisOptions, recognizer_input: int, max_detect_pix
     return min_scale
 
 
+def check_total_faces(found: int, searched: int, images: int, limit: int) -> None:
+    """Fail the whole job once its images hold more than ``limit`` faces (0: no limit): checked
+    after each image's detection, so neither the remaining images' detection nor any embedding
+    (the cost that grows with faces) is spent on a request that will be refused."""
+    if limit and found > limit:
+        raise LimitExceeded(
+            f"{found} faces found in {searched} of the request's {images} images, more than "
+            f"max_faces_per_request={limit}; raise the detection threshold or send fewer images "
+            "per request"
+        )
+
+
 def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
@@ -136,15 +148,21 @@ class Pipeline:
         ``request_id``. A failed embedding call fails the images whose faces it carried.
         """
         prepared: list[_Prepared | FailedImage] = []
+        found = 0
         for index, data in enumerate(images):
             start = time.perf_counter()
             try:
-                prepared.append(self._prepare(data, options, detector, start))
+                item = self._prepare(data, options, detector, start)
             except FaceRestError as exc:
                 prepared.append(FailedImage(exc, _ms_since(start)))
+                continue
             except Exception:
                 log.exception("image %d of request %s failed", index, request_id or "-")
                 prepared.append(FailedImage(image_internal_error(request_id), _ms_since(start)))
+                continue
+            prepared.append(item)
+            found += len(item.found)
+            check_total_faces(found, index + 1, len(images), options.max_faces_total)
         return self._embed(prepared, options, request_id)
 
     def _prepare(self, data: bytes, options: AnalysisOptions, detector: str, start: float) -> _Prepared:

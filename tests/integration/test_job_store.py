@@ -21,6 +21,7 @@ from shared.contract import (
     ErrorInfo,
     ExtractJob,
     ExtractResult,
+    IdempotencyRecord,
     ImageResult,
     ModelRef,
     RecognizerInfo,
@@ -28,7 +29,7 @@ from shared.contract import (
     WorkerInfo,
 )
 from shared.errors import JobNotFound
-from shared.jobs import JobStatus, JobStore, WorkerRegistry
+from shared.jobs import JobStatus, JobStore, Share, ShareFull, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
 from shared.settings import load_settings
 from testkit.systems import redis_files_holding
@@ -172,7 +173,7 @@ def test_an_idempotency_key_is_stored_with_its_job_or_returns_the_first(
     job = ExtractJob([b"x"], AnalysisOptions(), "r")
     assert store.create("j1", job, RENDER, (key, "d1")) is None
     again = store.create("j2", job, RENDER, (key, "d2"))
-    assert again is not None and (again.job_id, again.body_digest) == ("j1", "d1")
+    assert isinstance(again, IdempotencyRecord) and (again.job_id, again.body_digest) == ("j1", "d1")
     assert not client.exists("facerest:job:j2") and 0 < client.ttl(key) <= TTL_S
     assert store.idempotency_key("scope", "abc") != key
 
@@ -328,3 +329,56 @@ def test_erasing_a_collection_drops_its_finished_jobs_and_rewrites_redis_files(
     assert store.erase_collection("a")
     assert redis_files_holding(client, name, photo) == []
     assert client.exists(*kept) == len(kept)
+
+
+def _images(count: int) -> ExtractJob:
+    return ExtractJob([b"x"] * count, AnalysisOptions(), "r")
+
+
+def test_an_owners_share_takes_slots_and_releases_them_when_its_jobs_finish(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    store, _, _ = parts
+    share = Share("a", max_jobs=2, max_images=5)
+    assert store.create("a1", _images(2), RENDER, share=share) is None
+    assert store.create("a2", _images(2), RENDER, share=share) is None
+    assert store.create("a3", _images(1), RENDER, share=share) == ShareFull(2, 4)  # two jobs: full
+    assert store.create("b1", _images(1), RENDER, share=Share("b", 2, 5)) is None  # another owner's own
+    assert store.finish("a1", RESULT)
+    assert store.share_jobs("a") == ["a2"]
+    assert store.create("a4", _images(4), RENDER, share=share) == ShareFull(1, 2)  # 2 + 4 images > 5
+    assert store.create("a5", _images(3), RENDER, share=share) is None
+    assert sorted(store.share_jobs("a")) == ["a2", "a5"]
+    # A failed job frees its slot too; a lone job may carry more images than the cap.
+    assert store.finish("a2", ErrorInfo("invalid_image", "bad"))
+    assert store.finish("a5", RESULT)
+    assert store.create("a6", _images(9), RENDER, share=share) is None
+    with pytest.raises(JobNotFound):  # refused jobs leave nothing behind
+        store.state("a3")
+
+
+def test_a_slot_whose_job_expired_or_outlived_its_deadline_is_released(
+    parts: tuple[JobStore, WorkerRegistry, list[str]], client: redis.Redis
+) -> None:
+    store, _, _ = parts
+    share = Share("lost", max_jobs=2, max_images=100)
+    assert store.create("gone", _images(1), RENDER, share=share) is None
+    assert store.create("stale", _images(1), RENDER, share=share) is None
+    assert store.create("x", _images(1), RENDER, share=share) == ShareFull(2, 2)
+    client.delete("facerest:job:gone")  # its worker crashed and the job expired unfinished
+    client.zadd(store.share_key("lost"), {"stale": 1.0})  # its deadline (result_ttl_s) passed
+    assert store.create("y", _images(1), RENDER, share=share) is None
+    assert store.share_jobs("lost") == ["y"]
+    assert 0 < client.ttl(store.share_key("lost")) <= TTL_S
+
+
+def test_a_retry_with_its_idempotency_key_is_answered_even_with_the_share_full(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    store, _, _ = parts
+    share = Share("k", max_jobs=1, max_images=10)
+    key = store.idempotency_key("k", "retry")
+    assert store.create("first", _images(1), RENDER, (key, "d"), share=share) is None
+    again = store.create("second", _images(1), RENDER, (key, "d"), share=share)
+    assert isinstance(again, IdempotencyRecord) and again.job_id == "first"
+    assert store.create("third", _images(1), RENDER, share=share) == ShareFull(1, 1)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
-from deploy.launcher import stack, wait_until
+from deploy.launcher import Stack, stack, wait_until
+from shared.contract import ErrorInfo
+from shared.jobs import JobStore
+from shared.queue import waiting_jobs
 from testkit.photos import GROUP_PHOTOS
-from tests.client import extract
+from tests.client import b64, extract
 
 PHOTO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
+FLOOD, OTHER = "flood-key", "other-key"
+UNREAD_QUEUE = "facerest-unread"
 
 
 def test_flood_over_a_tiny_queue_limit_gets_503_with_retry_after(tmp_path: Path) -> None:
@@ -54,3 +62,57 @@ def test_flood_over_a_tiny_queue_limit_gets_503_with_retry_after(tmp_path: Path)
 
         wait_until(all_done, 60, "accepted jobs")
         assert extract(api, [PHOTO], **{"async": True}).status_code == 202
+
+
+@pytest.fixture(scope="module")
+def shares_api(system: Stack) -> Iterator[str]:
+    """An API on the session's system whose jobs go to a queue no worker reads: they stay
+    unfinished, holding their owners' shares, for as long as the test needs."""
+    env = {
+        "FACEREST_API_KEYS": f"{FLOOD},{OTHER}",
+        "FACEREST_QUEUE": UNREAD_QUEUE,
+        "FACEREST_MAX_QUEUED_PER_KEY": "2",
+        "FACEREST_MAX_QUEUE_DEPTH": "3",
+        "FACEREST_MIN_DET_THRESHOLD": "0.4",
+    }
+    service = system.start_api(extra_env=env)
+    yield service.url
+    service.stop()
+    with system.client() as client:  # finish the jobs, which releases their shares
+        store = JobStore(client, system.env.get("FACEREST_KEY_PREFIX", "facerest"), 60)
+        for job_id in waiting_jobs(client, UNREAD_QUEUE):
+            store.finish(job_id, ErrorInfo("job_failed", "test over"))
+        client.delete(UNREAD_QUEUE)
+
+
+def _async(api: str, key: str) -> requests.Response:
+    body = {"images": {"data": [b64(PHOTO)]}, "async": True}
+    return requests.post(f"{api}/extract", json=body, headers={"X-API-Key": key}, timeout=30)
+
+
+def test_one_key_at_its_share_is_refused_with_429_while_another_key_is_served(shares_api: str) -> None:
+    assert [_async(shares_api, FLOOD).status_code for _ in range(2)] == [202, 202]
+    refused = _async(shares_api, FLOOD)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "too_many_jobs"
+    assert refused.headers["Retry-After"] == str(refused.json()["retry_after_s"])
+    assert "2 unfinished jobs" in refused.json()["message"]
+    assert "max_queued_per_key=2" in refused.json()["message"]
+    # A detection threshold below min_det_threshold is refused up front for recognition.
+    body = {"images": {"data": [b64(PHOTO), b64(PHOTO)]}, "det_threshold": 0.1}
+    low = requests.post(f"{shares_api}/verify", json=body, headers={"X-API-Key": OTHER}, timeout=30)
+    assert low.status_code == 422
+    assert low.json() == {
+        "code": "validation_error",
+        "message": "det_threshold=0.1 is below min_det_threshold=0.4",
+    }
+
+    assert _async(shares_api, OTHER).status_code == 202  # the other key's share is its own
+
+    # The queue is full now (max_queue_depth=3): a large body refused before the app read it still
+    # gets its 503, not a connection reset mid-upload (api/submit.py discard_body).
+    big = {"images": {"data": [base64.b64encode(bytes(4_000_000)).decode()]}, "async": True}
+    headers = {"X-API-Key": OTHER, "Connection": "close"}
+    for _ in range(3):
+        overloaded = requests.post(f"{shares_api}/extract", json=big, headers=headers, timeout=30)
+        assert overloaded.status_code == 503 and overloaded.json()["code"] == "overloaded"

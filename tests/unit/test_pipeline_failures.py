@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from shared.availability import check_models as shared_check
 from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, Job, JobResult
-from shared.errors import ModelNotLoaded
+from shared.errors import LimitExceeded, ModelNotLoaded
 from shared.jobs import Claim
 from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS, encode
@@ -137,3 +137,24 @@ def test_a_detector_not_loaded_fails_the_job_naming_the_loaded_ones(
         analyzer.run([PHOTO], AnalysisOptions(detector="mtcnn"))
     assert refused.value.message == "detector 'mtcnn' is not loaded by the workers; available: scrfd"
     assert refused.value.available == ["scrfd"]
+
+
+def test_a_job_past_max_faces_total_fails_before_any_face_is_embedded(
+    analyzer: FaceAnalyzer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedded: list[int] = []
+    real = BatchedModels.embed
+
+    def embed(self: BatchedModels, crops: list[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
+        embedded.append(len(crops))
+        return real(self, crops)
+
+    monkeypatch.setattr(BatchedModels, "embed", embed)
+    at_most = AnalysisOptions(max_faces_total=2 * FACES - 1)
+    with pytest.raises(LimitExceeded) as refused:
+        analyzer.analyze([PHOTO, GREY, PHOTO, PHOTO], at_most, "req-42")
+    assert refused.value.message.startswith(f"{2 * FACES} faces found in 3 of the request's 4 images")
+    assert f"max_faces_per_request={2 * FACES - 1};" in refused.value.message
+    assert embedded == []  # refused after the third image's detection
+    exactly = analyzer.analyze([PHOTO, PHOTO], AnalysisOptions(max_faces_total=2 * FACES), "req-42")
+    assert [len(image.faces) for image in exactly] == [FACES, FACES]
