@@ -11,6 +11,7 @@ from flask import Blueprint, Response, redirect, send_from_directory
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from api.context import context
+from api.hygiene import with_page_policy
 
 bp = Blueprint("docs", __name__)
 
@@ -53,10 +54,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 def _with_policy(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return with_page_policy(response, CONTENT_SECURITY_POLICY)
 
 
 @bp.get("/")

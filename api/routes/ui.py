@@ -8,6 +8,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
 
+from api.hygiene import with_page_policy
+
 bp = Blueprint("ui", __name__)
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
@@ -21,12 +23,9 @@ CONTENT_SECURITY_POLICY = (
 
 
 def _with_policy(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
     # A page that is updated with the package must not run an old script against a new API.
     response.headers["Cache-Control"] = "no-cache"
-    return response
+    return with_page_policy(response, CONTENT_SECURITY_POLICY)
 
 
 @bp.get("/ui")
