@@ -21,7 +21,7 @@ from shared.gallery import open_gallery
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
-from shared.queue import create_celery
+from shared.queue import create_celery, queue_lanes
 from shared.redisconn import connect
 from shared.settings import Settings, load_settings, warn_unknown_settings
 
@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             max_bytes=settings.max_image_bytes,
         ),
         api_keys=api_keys,
-        metrics=observability.ApiMetrics(observability.QueueCollector(client, settings.queue, workers)),
+        metrics=observability.ApiMetrics(
+            observability.QueueCollector(client, queue_lanes(settings), workers)
+        ),
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
     )

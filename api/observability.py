@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from shared.jobs import WorkerRegistry
+from shared.queue import queue_depth
 
 log = logging.getLogger("facerest.api")
 
@@ -49,16 +50,16 @@ class RequestIdFilter(logging.Filter):
 class QueueCollector(Collector):
     """Queue depth and online workers, read from Redis at scrape time (the same in every process)."""
 
-    def __init__(self, client: redis.Redis, queue: str, workers: WorkerRegistry) -> None:
+    def __init__(self, client: redis.Redis, queues: tuple[str, ...], workers: WorkerRegistry) -> None:
         self._redis = client
-        self._queue = queue
+        self._queues = queues
         self._workers = workers
 
     def collect(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily("facerest_queue_depth", "Jobs waiting in the queue")
+        depth = GaugeMetricFamily("facerest_queue_depth", "Jobs waiting in the queue (all its lanes)")
         workers = GaugeMetricFamily("facerest_workers_online", "Workers with a live heartbeat")
         try:
-            depth.add_metric([], float(self._redis.llen(self._queue)))
+            depth.add_metric([], float(queue_depth(self._redis, self._queues)))
             workers.add_metric([], float(len(self._workers.online())))
         except redis.RedisError:
             return

@@ -47,7 +47,7 @@ from shared.errors import (
     from_info,
 )
 from shared.jobs import FINISHED, JobStatus, Share, ShareFull
-from shared.queue import EXTRACT_TASK
+from shared.queue import EXTRACT_TASK, lane_for, queue_depth, queue_lanes, resend_lane
 from shared.settings import Settings
 
 log = logging.getLogger("facerest.api")
@@ -160,8 +160,9 @@ def _route() -> str:
 
 
 def check_queue(ctx: ApiContext) -> None:
-    """Refuse new work at once while the queue is full, instead of letting requests pile up."""
-    depth = int(ctx.redis.llen(ctx.settings.queue))
+    """Refuse new work at once while the queue (all its lanes) is full, instead of letting
+    requests pile up."""
+    depth = queue_depth(ctx.redis, queue_lanes(ctx.settings))
     if depth >= ctx.settings.max_queue_depth:
         raise Overloaded(
             f"{depth} jobs queued, max_queue_depth={ctx.settings.max_queue_depth}; "
@@ -244,10 +245,13 @@ def submit(
     # in the same step, so concurrent requests of one owner cannot together pass its caps.
     claimed = None if key is None else (key, got.digest)
     settings = ctx.settings
-    share = Share(
-        share_owner(ctx.api_keys), settings.max_queued_per_key, settings.max_images_in_flight_per_key
+    sharer = share_owner(ctx.api_keys)
+    share = Share(sharer, settings.max_queued_per_key, settings.max_images_in_flight_per_key)
+    # The owner's lane: its flood queues behind its own jobs, not the other owners'.
+    lane = lane_for(settings, sharer)
+    existing = ctx.store.create(
+        job_id, job, submission.render, claimed, route=_route(), share=share, queue=lane
     )
-    existing = ctx.store.create(job_id, job, submission.render, claimed, route=_route(), share=share)
     if isinstance(existing, ShareFull):
         raise TooManyJobs(
             f"this API key (or client address, with keys off) has {existing.jobs} unfinished jobs "
@@ -258,7 +262,7 @@ def submit(
         )
     if existing is not None:
         return _replay(ctx, existing, key, got.digest, got.flags, started, status, finish)
-    send(ctx, job_id, idempotent=claimed is not None)
+    send(ctx, job_id, lane, idempotent=claimed is not None)
     as_msgpack = wants_msgpack(request, got.flags.msgpack)
     if got.flags.run_async:
         accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
@@ -279,13 +283,14 @@ def _replicate(ctx: ApiContext, job_id: str) -> None:
         log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
 
 
-def send(ctx: ApiContext, job_id: str, idempotent: bool) -> None:
-    """Queue a stored job. One task runs every job kind: the worker reads the kind from the job."""
+def send(ctx: ApiContext, job_id: str, lane: str, idempotent: bool) -> None:
+    """Queue a stored job in ``lane`` (one of shared/queue.py's queue_lanes). One task runs every
+    job kind: the worker reads the kind from the job."""
     ctx.celery.send_task(
         EXTRACT_TASK,
         args=[job_id],
         task_id=job_id,
-        queue=ctx.settings.queue,
+        queue=lane,
         headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
     )
     if idempotent:
@@ -323,7 +328,7 @@ def _replay(
         # The request that made the job died before queueing it (or is just queueing it: a second
         # message is harmless, the copy that comes second is dropped by the worker's claim).
         log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
-        send(ctx, state.id, idempotent=True)
+        send(ctx, state.id, resend_lane(ctx.settings, ctx.store.queue_of(state.id)), idempotent=True)
     if flags.run_async:
         accepted: JobAccepted = {
             "id": state.id,

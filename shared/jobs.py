@@ -309,6 +309,7 @@ class JobStore:
         idempotency: tuple[str, str] | None = None,
         route: str = "",
         share: Share | None = None,
+        queue: str = "",
     ) -> IdempotencyRecord | ShareFull | None:
         """Store the input and the queued state atomically, before the task is sent; None once done.
 
@@ -318,6 +319,8 @@ class JobStore:
         ``share``: count the job in its owner's share, unless that is full; then nothing is created
         and ShareFull says what the owner holds. A retry (a key taken) is answered before the share
         is counted: it makes no job.
+        ``queue``: the lane its message goes to (shared/queue.py lane_for), recorded so that a job
+        sent again (``queue_of``) waits in the same lane.
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -331,6 +334,8 @@ class JobStore:
         collection = collection_of(job)
         if collection is not None:
             state += ["collection", collection]
+        if queue:
+            state += ["queue", queue]
         record = b""
         idem_key = self._key(job_id, ":idem-unused")  # never written: the record arg is empty
         if idempotency is not None:
@@ -383,6 +388,11 @@ class JobStore:
                 return Claim(False, holder=value.decode())
             case _:
                 return Claim(False, finished=True)
+
+    def queue_of(self, job_id: str) -> str | None:
+        """The lane the job was sent to (``create``'s ``queue``); None when it has none recorded."""
+        value = self._redis.hget(self._key(job_id), "queue")
+        return None if value is None else cast(bytes, value).decode()
 
     def mark_sent(self, job_id: str) -> None:
         self._redis.hset(self._key(job_id), "sent", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import cast
 
@@ -19,6 +20,37 @@ RESTORE_SWEEP_MAX_S = 10
 def restore_sweep_s(visibility_timeout_s: int) -> int:
     """Sweep at least twice per visibility timeout, so a lost job waits at most ~1.5 timeouts."""
     return max(1, min(RESTORE_SWEEP_MAX_S, visibility_timeout_s // 2))
+
+
+def queue_lanes(settings: Settings) -> tuple[str, ...]:
+    """The names of the queues ("lanes") the workers consume, lane 0 first: lane 0 is
+    ``settings.queue`` itself (so one lane is the single queue of old), lane i the queue "<queue>.i".
+    Stochastic fair queueing: an owner's jobs all go to its lane (``lane_for``), and the worker
+    takes from the non-empty lanes in turn (kombu's Redis transport rotates the order of the
+    queues it pops, queue_order_strategy round_robin), so a flood waits in its own lane."""
+    return (settings.queue, *(f"{settings.queue}.{lane}" for lane in range(1, settings.queue_lanes)))
+
+
+def lane_for(settings: Settings, owner: str) -> str:
+    """The lane of ``owner``'s jobs (an API key's digest, or a client address with keys off): a
+    stable hash, the same in every API process, so two owners share a lane with odds 1/lanes."""
+    digest = hashlib.sha256(owner.encode("utf-8", "surrogatepass")).digest()
+    return queue_lanes(settings)[int.from_bytes(digest[:8], "big") % settings.queue_lanes]
+
+
+def resend_lane(settings: Settings, recorded: str | None) -> str:
+    """Where to send a job again: the lane recorded with it, or lane 0 when it has none (made
+    before lanes were kept) or one the workers no longer consume (queue_lanes was lowered)."""
+    lanes = queue_lanes(settings)
+    return recorded if recorded in lanes else lanes[0]
+
+
+def queue_depth(client: redis.Redis, queues: tuple[str, ...]) -> int:
+    """The messages waiting in all ``queues``, read in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.llen(queue)
+    return sum(int(length) for length in pipe.execute())
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -54,11 +86,14 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def waiting_jobs(client: redis.Redis, queue: str) -> frozenset[str]:
-    """The ids of the jobs whose messages wait in the broker's queue (a Celery message carries its
-    task id, which is the job id, in its headers). The queue is short: max_queue_depth bounds it."""
+def waiting_jobs(client: redis.Redis, queues: tuple[str, ...]) -> frozenset[str]:
+    """The ids of the jobs whose messages wait in the broker's ``queues`` (a Celery message carries
+    its task id, which is the job id, in its headers). They are short: max_queue_depth bounds all."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.lrange(queue, 0, -1)
     ids = set()
-    for raw in cast(list[bytes], client.lrange(queue, 0, -1)):
+    for raw in (message for messages in cast(list[list[bytes]], pipe.execute()) for message in messages):
         try:
             ids.add(str(json.loads(raw)["headers"]["id"]))
         except (ValueError, KeyError, TypeError):

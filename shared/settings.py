@@ -91,6 +91,11 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     queue: str = "facerest"
+    # Stochastic fair queueing: each owner's jobs go to one of this many queues ("lanes", by a
+    # hash of the owner), and workers take from the non-empty lanes in turn, so one owner's flood
+    # fills its own lane while the others' jobs wait behind at most one of its jobs per turn.
+    # 1 is one queue in arrival order. API and workers must agree (shared/queue.py).
+    queue_lanes: Annotated[int, Field(gt=0, le=64)] = 8
     key_prefix: str = "facerest"
 
     # API

@@ -16,7 +16,7 @@ from shared.gallery import open_gallery
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
-from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
+from shared.queue import EXTRACT_TASK, create_celery, queue_lanes, resend_lane, waiting_jobs
 from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings, warn_unknown_settings
 from worker.analyzer import FaceAnalyzer
@@ -86,17 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     register_tasks(app, runtime)
     registry = WorkerRegistry(client, settings.key_prefix)
 
+    lanes = queue_lanes(settings)
+
     def requeue(job_id: str) -> None:
-        app.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
+        # Back to the lane its owner's jobs wait in, so a re-sent job keeps its place in the turns.
+        lane = resend_lane(settings, store.queue_of(job_id))
+        app.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=lane)
 
     heartbeat = Heartbeat(
         registry,
         info,
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
-        Reaper(
-            store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, settings.queue)
-        ),
+        Reaper(store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, lanes)),
     )
     worker_init.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--pool=threads",
                 f"--concurrency={settings.concurrency}",
                 f"--hostname={name}",
-                f"--queues={settings.queue}",
+                # Every lane; the transport pops the non-empty ones in turn (round robin).
+                f"--queues={','.join(lanes)}",
                 f"--loglevel={args.loglevel}",
                 "--task-events",
                 "--without-gossip",

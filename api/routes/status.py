@@ -19,6 +19,7 @@ from api.openapi import Operation, Reply, documented
 from api.render import encode
 from api.schemas import HealthBody, InfoBody, InfoModels, ReadyBody
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, WorkerInfo
+from shared.queue import queue_depth, queue_lanes
 from shared.settings import Backend, Settings
 
 bp = Blueprint("status", __name__)
@@ -173,7 +174,7 @@ def info() -> Response:
         },
         # Whether keys are required; the keys themselves are never shown.
         "api_keys": ctx.api_keys.enabled,
-        "queue_depth": int(ctx.redis.llen(settings.queue)),
+        "queue_depth": queue_depth(ctx.redis, queue_lanes(settings)),
         "flower_port": settings.flower_port,
     }
     return encode(body, False)

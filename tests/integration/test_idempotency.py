@@ -15,6 +15,8 @@ import redis
 import requests
 
 from deploy.launcher import Stack, stack, wait_until
+from shared.queue import queue_depth, queue_lanes
+from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
@@ -25,12 +27,13 @@ SLOW = b64(GROUP_PHOTOS["t1.jpg"].read_bytes())
 RESULT_TTL_S = 900
 # Keys without a TTL, bounded by the number of workers, of jobs in flight or queued, or of fixed
 # size; and kombu's exchange bindings (one entry per queue).
+LANES = queue_lanes(load_settings())
 FIXED_SIZE = {
     "facerest:workers",
     "facerest:running",
     "facerest:pending",
     "facerest:primary",
-    "facerest",
+    *LANES,
     "unacked",
     "unacked_index",
 }
@@ -173,7 +176,7 @@ def test_a_retry_after_the_api_replica_died_mid_request_gets_the_result(system: 
 def test_every_key_expires_or_is_bounded(system: Stack) -> None:
     client = system.client()
     url = system.api_url
-    wait_until(lambda: client.hlen("facerest:running") == 0 and client.llen("facerest") == 0, 60, "idle")
+    wait_until(lambda: client.hlen("facerest:running") == 0 and queue_depth(client, LANES) == 0, 60, "idle")
     before = set(cast(list[bytes], client.keys("facerest:*")))
     for i in range(10):
         assert post(url, {"images": {"data": [PHOTO]}}, f"bounded-{i}").status_code == 200

@@ -30,7 +30,7 @@ from shared.contract import (
 )
 from shared.errors import JobNotFound
 from shared.jobs import JobStatus, JobStore, Share, ShareFull, WorkerRegistry
-from shared.queue import EXTRACT_TASK, create_celery, waiting_jobs
+from shared.queue import EXTRACT_TASK, create_celery, queue_lanes, waiting_jobs
 from shared.settings import load_settings
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
@@ -301,8 +301,9 @@ def test_the_jobs_waiting_in_the_broker_queue_are_read_from_celerys_messages(
     for job_id in ("a", "b"):
         celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
     client.rpush(settings.queue, b"not a celery message")
-    assert waiting_jobs(client, settings.queue) == {"a", "b"}
-    assert waiting_jobs(client, "another-queue") == frozenset()
+    celery.send_task(EXTRACT_TASK, args=["c"], task_id="c", queue=queue_lanes(settings)[-1])
+    assert waiting_jobs(client, queue_lanes(settings)) == {"a", "b", "c"}
+    assert waiting_jobs(client, ("another-queue",)) == frozenset()
 
 
 def test_erasing_a_collection_drops_its_finished_jobs_and_rewrites_redis_files(

@@ -14,7 +14,7 @@ import requests
 from deploy.launcher import stack, wait_until
 from shared.contract import AnalysisOptions, ExtractJob, ExtractResult, ImageResult, ModelRef, RenderSettings
 from shared.jobs import JobStatus, JobStore, WorkerRegistry
-from shared.queue import EXTRACT_TASK, create_celery
+from shared.queue import EXTRACT_TASK, create_celery, queue_lanes
 from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
@@ -75,11 +75,12 @@ def test_sigterm_on_worker_finishes_its_job_and_hands_back_the_queued_one(tmp_pa
         celery = create_celery(settings)
         photo = GROUP_PHOTOS["players.jpg"].read_bytes()
         jobs = [uuid.uuid4().hex for _ in range(2)]
+        lane = queue_lanes(settings)[1]  # an owner's lane other than the first
         for job_id in jobs:
             # A slow first job (many large images), so the stop arrives while it runs.
             job = ExtractJob([photo] * 8, AnalysisOptions(), request_id=job_id)
-            store.create(job_id, job, RenderSettings(api_ver="1", landmarks=False, data_count=8))
-            celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=settings.queue)
+            store.create(job_id, job, RenderSettings(api_ver="1", landmarks=False, data_count=8), queue=lane)
+            celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=lane)
         wait_until(lambda: store.state(jobs[0]).status is JobStatus.RUNNING, 15, "first job running")
 
         worker.process.send_signal(signal.SIGTERM)
@@ -87,9 +88,9 @@ def test_sigterm_on_worker_finishes_its_job_and_hands_back_the_queued_one(tmp_pa
         assert store.state(jobs[0]).status is JobStatus.RUNNING, "stopping should not wait for the heartbeat"
         assert worker.process.wait(60) == 0
         assert store.state(jobs[0]).status is JobStatus.DONE
-        # The second job was never started: it is back in the queue for the next worker.
+        # The second job was never started: it is back in its lane for the next worker.
         assert store.state(jobs[1]).status is JobStatus.QUEUED
-        assert client.llen(settings.queue) == 1
+        assert client.llen(lane) == 1
 
         system.start_worker()
         wait_until(lambda: store.state(jobs[1]).status is JobStatus.DONE, 60, "second job done")

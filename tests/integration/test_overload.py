@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,9 +13,10 @@ import pytest
 import requests
 
 from deploy.launcher import Stack, stack, wait_until
-from shared.contract import ErrorInfo
-from shared.jobs import JobStore
-from shared.queue import waiting_jobs
+from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, RenderSettings
+from shared.jobs import JobStatus, JobStore
+from shared.queue import EXTRACT_TASK, create_celery, lane_for, queue_lanes, waiting_jobs
+from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import b64, extract
 
@@ -66,7 +68,7 @@ def test_flood_over_a_tiny_queue_limit_gets_503_with_retry_after(tmp_path: Path)
 
 @pytest.fixture(scope="module")
 def shares_api(system: Stack) -> Iterator[str]:
-    """An API on the session's system whose jobs go to a queue no worker reads: they stay
+    """An API on the session's system whose jobs go to a queue (all its lanes) no worker reads: they stay
     unfinished, holding their owners' shares, for as long as the test needs."""
     env = {
         "FACEREST_API_KEYS": f"{FLOOD},{OTHER}",
@@ -80,9 +82,10 @@ def shares_api(system: Stack) -> Iterator[str]:
     service.stop()
     with system.client() as client:  # finish the jobs, which releases their shares
         store = JobStore(client, system.env.get("FACEREST_KEY_PREFIX", "facerest"), 60)
-        for job_id in waiting_jobs(client, UNREAD_QUEUE):
+        lanes = queue_lanes(load_settings(queue=UNREAD_QUEUE))
+        for job_id in waiting_jobs(client, lanes):
             store.finish(job_id, ErrorInfo("job_failed", "test over"))
-        client.delete(UNREAD_QUEUE)
+        client.delete(*lanes)
 
 
 def _async(api: str, key: str) -> requests.Response:
@@ -116,3 +119,32 @@ def test_one_key_at_its_share_is_refused_with_429_while_another_key_is_served(sh
     for _ in range(3):
         overloaded = requests.post(f"{shares_api}/extract", json=big, headers=headers, timeout=30)
         assert overloaded.status_code == 503 and overloaded.json()["code"] == "overloaded"
+
+
+def test_a_flood_in_one_lane_waits_its_turn_behind_another_owners_job(system: Stack) -> None:
+    """Stochastic fair queueing: one owner's 20 jobs and then another owner's one appear in their
+    lanes at once; the worker takes the non-empty lanes in turn, so the other owner's job starts
+    among the first, not after the flood (in one lane, arrival order, it would start last)."""
+    settings = load_settings(redis_url=system.redis_url)
+    flood_lane, other_lane = lane_for(settings, "addr:flood"), lane_for(settings, "addr:other")
+    assert flood_lane != other_lane
+    celery = create_celery(settings)
+    render = RenderSettings(api_ver="2", landmarks=False, data_count=1)
+    flood, other = [uuid.uuid4().hex for _ in range(20)], uuid.uuid4().hex
+    staging = {flood_lane: f"{UNREAD_QUEUE}-flood", other_lane: f"{UNREAD_QUEUE}-other"}
+    with system.client() as client:
+        store = JobStore(client, settings.key_prefix, 60)
+        for job_id, lane in [*((job_id, flood_lane) for job_id in flood), (other, other_lane)]:
+            store.create(job_id, ExtractJob([PHOTO], AnalysisOptions(), job_id), render, queue=lane)
+            celery.send_task(EXTRACT_TASK, args=[job_id], task_id=job_id, queue=staging[lane])
+        # Both lanes fill in one transaction, as if both owners had queued while the worker was busy.
+        move = client.pipeline(transaction=True)
+        for lane, staged in staging.items():
+            for _ in range(client.llen(staged)):
+                move.rpoplpush(staged, lane)
+        move.execute()
+        jobs = [*flood, other]
+        wait_until(lambda: all(store.state(j).status is JobStatus.DONE for j in jobs), 60, "the jobs")
+        started = {job_id: store.state(job_id).started or 0.0 for job_id in jobs}
+    ahead = sum(started[job_id] < started[other] for job_id in flood)
+    assert ahead < 10, f"{ahead} of the flood's 20 jobs started before the other owner's"

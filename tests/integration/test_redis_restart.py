@@ -7,6 +7,8 @@ from pathlib import Path
 import requests
 
 from deploy.launcher import stack, wait_until
+from shared.queue import queue_depth, queue_lanes
+from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import extract
 from tests.faces import FACES_IN
@@ -25,7 +27,8 @@ def test_queued_jobs_survive_a_redis_restart_and_everyone_reconnects(tmp_path: P
         assert down.status_code == 503 and down.json()["code"] == "unavailable"
         assert requests.get(f"{api}/health", timeout=30).status_code == 503
         running.restart_redis()
-        assert running.client().llen("facerest") == 5  # replayed from the append-only file
+        lanes = queue_lanes(load_settings())
+        assert queue_depth(running.client(), lanes) == 5  # replayed from the append-only file
 
         worker = running.start_worker()
 
