@@ -1,19 +1,22 @@
 """Fairness between API keys: one key floods asynchronous requests, another sends one synchronous
-/extract at a time; the other key's latency and refusals, with the per-key shares off and on.
+/extract at a time; the other key's latency and refusals, with the per-key shares off and on, and
+with one queue or the default lanes.
 
 python -m bench.fairness                  # starts its own Redis, one worker and two APIs
 python -m bench.fairness --seconds 30 --flooders 8
 
-Both phases run on the same system, one after the other: "no shares" is an API whose per-key caps
+The phases run on the same system, one after the other: "no shares" is an API whose per-key caps
 are too large to matter (only max_queue_depth bounds the flood), "shares" one with the defaults
-(FACEREST_MAX_QUEUED_PER_KEY, FACEREST_MAX_IMAGES_IN_FLIGHT_PER_KEY). The queue is drained
-between them.
+(FACEREST_MAX_QUEUED_PER_KEY, FACEREST_MAX_IMAGES_IN_FLIGHT_PER_KEY); "1 lane" sends every job to
+lane 0 (FACEREST_QUEUE_LANES=1: arrival order), the last API has the default lanes (the worker
+reads them all, lane 0 included). The queue is drained between them.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -25,10 +28,17 @@ import requests
 
 from deploy.launcher import Stack, running_system, wait_until
 from shared.jobs import JobStore
+from shared.queue import lane_for, queue_depth, queue_lanes
+from shared.settings import load_settings
 from testkit.photos import GROUP_PHOTOS
 
 FLOOD_KEY, OTHER_KEY = "bench-flood", "bench-other"
-UNBOUNDED = {"FACEREST_MAX_QUEUED_PER_KEY": "1000000", "FACEREST_MAX_IMAGES_IN_FLIGHT_PER_KEY": "1000000"}
+ONE_LANE = {"FACEREST_QUEUE_LANES": "1"}
+UNBOUNDED = {
+    "FACEREST_MAX_QUEUED_PER_KEY": "1000000",
+    "FACEREST_MAX_IMAGES_IN_FLIGHT_PER_KEY": "1000000",
+    **ONE_LANE,
+}
 # A refused flooder tries again after this long, ignoring Retry-After as a hostile client would.
 FLOOD_PAUSE_S = 0.05
 # Counted in place of a status: the connection closed or reset without an answer.
@@ -102,11 +112,12 @@ def run_phase(name: str, url: str, seconds: float, flooders: int) -> Phase:
     return phase
 
 
-def drain(system: Stack, queue: str = "facerest") -> None:
+def drain(system: Stack) -> None:
     """Wait until no job is queued or running, so that a phase does not inherit the last's flood."""
+    lanes = queue_lanes(load_settings())
     with system.client() as client:
         store = JobStore(client, "facerest", 3600)
-        wait_until(lambda: client.llen(queue) == 0 and not store.holders(), 600, "the queue to drain")
+        wait_until(lambda: queue_depth(client, lanes) == 0 and not store.holders(), 600, "the queue to drain")
 
 
 def main() -> None:
@@ -117,13 +128,24 @@ def main() -> None:
     keys = f"{FLOOD_KEY},{OTHER_KEY}"
     with running_system(api_keys=keys) as system:
         unbounded = system.start_api(extra_env=UNBOUNDED)
+        one_lane = system.start_api(extra_env=ONE_LANE)
+        apis = (
+            ("no shares (caps 10^6), 1 lane", unbounded.url),
+            ("shares, 1 lane", one_lane.url),
+            ("shares and lanes (defaults)", system.api_url),
+        )
         phases = []
-        for name, url in (("no shares (caps 10^6)", unbounded.url), ("shares (defaults)", system.api_url)):
+        for name, url in apis:
             drain(system)
             phases.append(run_phase(name, url, args.seconds, args.flooders))
         drain(system)
     print(f"one key floods async /extract of gdp.jpg ({args.flooders} threads); the other sends yaoming.jpg")
-    print("one synchronous /extract at a time; latencies of its served requests, in ms\n")
+    print("one synchronous /extract at a time; latencies of its served requests, in ms")
+    settings = load_settings()
+    flood_lane, other_lane = (
+        lane_for(settings, hashlib.sha256(key.encode()).hexdigest()) for key in keys.split(",")
+    )
+    print(f"lanes with the defaults: the flood's {flood_lane}, the other key's {other_lane}\n")
     print(
         "| API | other's 200s | p50 | p99 | max | other's 429 | other's 503 | other's dropped "
         "| flood 202 | flood 429 | flood 503 | flood dropped |"
