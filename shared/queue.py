@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 
 from shared.redisconn import celery_broker
-from shared.settings import Settings
+from shared.settings import MAX_QUEUE_LANES, Settings
 
 EXTRACT_TASK = "facerest.extract"
 # Longest pause between two sweeps that return expired unacknowledged jobs to the queue.
@@ -43,6 +43,18 @@ def resend_lane(settings: Settings, recorded: str | None) -> str:
     before lanes were kept) or one the workers no longer consume (queue_lanes was lowered)."""
     lanes = queue_lanes(settings)
     return recorded if recorded in lanes else lanes[0]
+
+
+def gather_stray_lanes(client: redis.Redis, settings: Settings) -> int:
+    """Move the messages of lanes past ``settings.queue_lanes`` (left there before the setting was
+    lowered, or by an API configured with more lanes) to lane 0, in their order, so that no
+    accepted job waits in a lane no worker reads; how many were moved. A worker calls it at start."""
+    moved = 0
+    for lane in range(settings.queue_lanes, MAX_QUEUE_LANES):
+        stray = f"{settings.queue}.{lane}"
+        while client.rpoplpush(stray, settings.queue) is not None:
+            moved += 1
+    return moved
 
 
 def queue_depth(client: redis.Redis, queues: tuple[str, ...]) -> int:

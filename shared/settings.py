@@ -84,6 +84,11 @@ class SettingsError(RuntimeError):
     """Raised at start-up when an environment variable holds a bad value."""
 
 
+# The most lanes a deployment may have: a worker gathers the messages of the lanes past its own
+# up to this one (shared/queue.py gather_stray_lanes).
+MAX_QUEUE_LANES = 64
+
+
 class Settings(BaseSettings):
     """Validated configuration; bad values fail at start with the variable's name."""
 
@@ -95,7 +100,7 @@ class Settings(BaseSettings):
     # hash of the owner), and workers take from the non-empty lanes in turn, so one owner's flood
     # fills its own lane while the others' jobs wait behind at most one of its jobs per turn.
     # 1 is one queue in arrival order. API and workers must agree (shared/queue.py).
-    queue_lanes: Annotated[int, Field(gt=0, le=64)] = 8
+    queue_lanes: Annotated[int, Field(gt=0, le=MAX_QUEUE_LANES)] = 8
     key_prefix: str = "facerest"
 
     # API

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 
+import redis
 from celery.signals import worker_init, worker_shutting_down
 
 from shared.contract import RecognizerInfo, WorkerInfo
@@ -16,7 +17,14 @@ from shared.gallery import open_gallery
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
-from shared.queue import EXTRACT_TASK, create_celery, queue_lanes, resend_lane, waiting_jobs
+from shared.queue import (
+    EXTRACT_TASK,
+    create_celery,
+    gather_stray_lanes,
+    queue_lanes,
+    resend_lane,
+    waiting_jobs,
+)
 from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings, warn_unknown_settings
 from worker.analyzer import FaceAnalyzer
@@ -87,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     registry = WorkerRegistry(client, settings.key_prefix)
 
     lanes = queue_lanes(settings)
+    try:
+        if moved := gather_stray_lanes(client, settings):
+            log.warning(
+                "moved %d jobs from lanes past queue_lanes=%d to %s", moved, settings.queue_lanes, lanes[0]
+            )
+    except redis.RedisError as exc:  # Redis not up yet: the next worker to start gathers them
+        log.warning("could not gather jobs from lanes past queue_lanes: %s", exc)
 
     def requeue(job_id: str) -> None:
         # Back to the lane its owner's jobs wait in, so a re-sent job keeps its place in the turns.

@@ -30,7 +30,7 @@ from shared.contract import (
 )
 from shared.errors import JobNotFound
 from shared.jobs import JobStatus, JobStore, Share, ShareFull, WorkerRegistry
-from shared.queue import EXTRACT_TASK, create_celery, queue_lanes, waiting_jobs
+from shared.queue import EXTRACT_TASK, create_celery, gather_stray_lanes, queue_lanes, waiting_jobs
 from shared.settings import load_settings
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
@@ -304,6 +304,20 @@ def test_the_jobs_waiting_in_the_broker_queue_are_read_from_celerys_messages(
     celery.send_task(EXTRACT_TASK, args=["c"], task_id="c", queue=queue_lanes(settings)[-1])
     assert waiting_jobs(client, queue_lanes(settings)) == {"a", "b", "c"}
     assert waiting_jobs(client, ("another-queue",)) == frozenset()
+
+
+def test_a_worker_gathers_the_jobs_of_lanes_past_its_own_into_lane_zero(client: redis.Redis) -> None:
+    client.flushdb()
+    settings = load_settings(queue="q", queue_lanes=2)
+    client.lpush("q", b"0")
+    client.lpush("q.1", b"1")  # a lane of its own: left alone
+    client.lpush("q.5", b"a", b"b")  # left by a deployment with more lanes: b is the newest
+    client.lpush("q.63", b"c")
+    assert gather_stray_lanes(client, settings) == 3
+    # Lane 0 pops (BRPOP, from the right) its own message first, then the strays in their order.
+    assert client.lrange("q", 0, -1) == [b"c", b"b", b"a", b"0"]
+    assert client.lrange("q.1", 0, -1) == [b"1"]
+    assert not client.exists("q.5", "q.63")
 
 
 def test_erasing_a_collection_drops_its_finished_jobs_and_rewrites_redis_files(
