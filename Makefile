@@ -73,10 +73,12 @@ lint: system-browser $(DEV_STAMP) $(MTCNN_STAMP) $(NODE_STAMP)
 
 # The tests run every detector, MTCNN included (lint installed it). TEST_PROCESSES pytest
 # processes share the suite, a test file each at a time (its module fixtures are built once).
+# A test process that dies ends the run, failed (xdist's replacement of a crashed process was
+# seen to hang with --dist loadfile).
 TEST_PROCESSES ?= 3
 test: lint
 	node --test tests/ui/*.test.mjs
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart=0
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput
