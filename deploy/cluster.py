@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.haproxy import ProxyOptions, render_cluster
-from deploy.launcher import ROOT, Stack, child_env, free_port, redis_answers, serve
+from deploy.launcher import ROOT, Stack, child_env, redis_answers, serve
 from shared.settings import load_settings
 
 
@@ -53,12 +53,13 @@ class Cluster:
 
     def __post_init__(self) -> None:
         opts = self.options
-        # 0 asks for any free port: pick them now, so that the printed and saved URLs are real.
-        flower_port = None if opts.flower_port is None else free_port(opts.flower_port)
-        self.options = replace(
-            opts, port=free_port(opts.port), stats_port=free_port(opts.stats_port), flower_port=flower_port
-        )
         self.stack = Stack(child_env(), opts.logs, label="cluster", stop_timeout_s=opts.stop_timeout_s)
+        # 0 asks for any free port: pick them now, so that the printed and saved URLs are real.
+        port = self.stack.port
+        flower_port = None if opts.flower_port is None else port(opts.flower_port)
+        self.options = replace(
+            opts, port=port(opts.port), stats_port=port(opts.stats_port), flower_port=flower_port
+        )
 
     def start(self) -> None:
         opts = self.options
@@ -78,7 +79,7 @@ class Cluster:
         else:
             redis_dir = opts.workdir / "redis"
             redis_dir.mkdir(exist_ok=True)
-            stack.start_redis(free_port(opts.redis_port), redis_dir)
+            stack.start_redis(stack.port(opts.redis_port), redis_dir)
         settings = load_settings(redis_url=stack.redis_url)
 
         apis = [

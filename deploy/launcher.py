@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +63,28 @@ sentinel parallel-syncs {service} 1
 """
 
 
-def free_port(port: int = 0) -> int:
-    """``port`` itself, or for 0 a port that is free on 127.0.0.1 now."""
+def free_port(port: int = 0, taken: Collection[int] = ()) -> int:
+    """``port`` itself, or for 0 a port that is free on 127.0.0.1 now and not in ``taken``.
+
+    A port found free stays free only until something binds it, and the kernel may offer it again
+    meanwhile: ports picked for several services before they start must each avoid the others
+    (``Stack.port``, ``free_ports``)."""
     if port:
         return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            found = int(sock.getsockname()[1])
+        if found not in taken:
+            return found
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports that are free on 127.0.0.1 now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        ports.append(free_port(0, ports))
+    return ports
 
 
 def port_open(port: int) -> bool:
@@ -239,6 +254,14 @@ class Stack:
     api_url: str = ""
     # Flower's basic auth, user:password: FACEREST_FLOWER_AUTH or one made up by start_flower.
     flower_auth: str = ""
+    # Every port handed out by ``port``, so that no two services of this stack get the same one.
+    ports: set[int] = field(default_factory=set)
+
+    def port(self, port: int = 0) -> int:
+        """``port`` itself, or for 0 a free port this stack has not handed out before."""
+        chosen = free_port(port, self.ports)
+        self.ports.add(chosen)
+        return chosen
 
     def spawn(
         self,
@@ -305,14 +328,14 @@ class Stack:
         """A Redis primary, one replica and three Sentinels that fail over to the replica when
         the primary is gone for SENTINEL_DOWN_AFTER_MS; the services follow the primary through
         ``redis+sentinel://`` (shared/redisconn.py). Returns primary, replica, sentinels."""
-        primary_port, replica_port = free_port(), free_port()
+        primary_port, replica_port = self.port(), self.port()
         primary = self._redis_server(primary_port, directory / "primary")
         replica = self._redis_server(
             replica_port, directory / "replica", "--replicaof", "127.0.0.1", str(primary_port)
         )
         sentinels = []
         for index in range(SENTINELS):
-            port = free_port()
+            port = self.port()
             folder = directory / f"sentinel{index + 1}"
             folder.mkdir(parents=True, exist_ok=True)
             config = folder / "sentinel.conf"  # Sentinel rewrites it with what it learns
@@ -396,7 +419,7 @@ class Stack:
 
         ``port`` 0: any free port. With ``wait``, returns once /health answers.
         """
-        port = free_port(port)
+        port = self.port(port)
         url = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "gunicorn", "--config=python:api.gunicorn_conf"]
         args.append(f"--bind={host}:{port}")
@@ -441,7 +464,7 @@ class Stack:
                 )
             auth = f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
         self.flower_auth = auth
-        port = free_port(port)
+        port = self.port(port)
         url = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "deploy.flower"]
         args += [f"--address={host}", f"--port={port}"]
@@ -519,7 +542,7 @@ def stack(workdir: Path, **settings: str) -> Iterator[Stack]:
     Everything started on it stops at exit, Redis last.
     """
     with isolated(workdir, settings) as result:
-        result.start_redis(free_port(), workdir)
+        result.start_redis(result.port(), workdir)
         yield result
 
 

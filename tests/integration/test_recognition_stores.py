@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from deploy.haproxy import ProxyOptions, render_cluster
-from deploy.launcher import Stack, free_port, stack, wait_until
+from deploy.launcher import Stack, stack, wait_until
 from shared.settings import Settings
 from testkit.photos import GROUP_PHOTOS
 from testkit.postgres import files_holding, fresh_database, postgres_data_dir
@@ -63,9 +63,9 @@ def shared_cluster(
     with stack(workdir, gallery_url=postgres_url) as running:
         apis = [running.start_api(wait=False) for _ in range(2)]
         workers = [running.start_worker(extra_env=WORKER_ENV, wait=False) for _ in range(2)]
-        proxy_port = free_port()
+        proxy_port, stats_port = running.port(), running.port()
         options = ProxyOptions.from_settings(
-            Settings(), bind=f"127.0.0.1:{proxy_port}", stats_bind=f"127.0.0.1:{free_port()}"
+            Settings(), bind=f"127.0.0.1:{proxy_port}", stats_bind=f"127.0.0.1:{stats_port}"
         )
         config = workdir / "haproxy.cfg"
         config.write_text(render_cluster(options, [api.port or 0 for api in apis]))

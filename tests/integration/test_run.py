@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 import requests
 
-from deploy.launcher import ROOT, free_port, wait_until
+from deploy.launcher import ROOT, free_ports, wait_until
 from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
 from tests.faces import FACES_IN
@@ -37,12 +37,12 @@ class Run:
 
 
 def launch(folder: Path, **settings: str) -> Run:
-    api_port = free_port()
+    api_port, redis_port, flower_port = free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
     env |= {
-        "REDIS_PORT": str(free_port()),
+        "REDIS_PORT": str(redis_port),
         "API_PORT": str(api_port),
-        "FLOWER_PORT": str(free_port()),
+        "FLOWER_PORT": str(flower_port),
         "REDIS_DIR": str(folder / "redis"),
         "API_PROCESSES": "1",
         "API_THREADS": "4",
