@@ -60,6 +60,10 @@ threads = 16
 timeout = 120
 graceful_timeout = int(SETTINGS.sync_timeout_s) + 10
 keepalive = 5
+# gunicorn's runtime control socket (gunicornc: reload, scale, shut down) lives at one path per
+# user ($HOME/.gunicorn/gunicorn.ctl), so every API replica of a host would claim the same one and
+# a command could reach any of them. Processes are managed by the launcher or compose instead.
+control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:

@@ -23,6 +23,12 @@ def test_health_and_ready(api: str) -> None:
     assert ready.status_code == 200 and ready.json()["workers"] == 1
 
 
+def test_the_api_opens_no_gunicorn_control_socket(system: Stack) -> None:
+    # One path per user for every replica of a host (api/gunicorn_conf.py): none is opened.
+    log = system.service("api").output()
+    assert "Booting worker" in log and "Control socket" not in log
+
+
 def test_ready_is_503_without_workers(system: Stack) -> None:
     # An API of its own key prefix on the session's Redis: no worker has registered under it.
     alone = system.start_api(extra_env={"FACEREST_KEY_PREFIX": "facerest-no-workers"})
