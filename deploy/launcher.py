@@ -423,8 +423,9 @@ class Stack:
 
         ``port`` 0: any free port. With ``wait``, returns once /health answers.
         """
+        port = self.port(port)
         api = self._gunicorn("api", API_APP, port, host, processes, threads, name, extra_env, wait)
-        self.api_url = self.api_url or api.url
+        self.api_url = self.api_url or f"http://127.0.0.1:{port}"
         return api
 
     def start_compat(

@@ -248,3 +248,29 @@ def test_compreface_no_face_is_code_28(port: int) -> None:
         dict[str, Any], CompreFace("http://127.0.0.1", str(port)).init_face_detection("any").detect(blank)
     )
     assert answer == {"message": "No face is found in the given image", "code": 28}
+
+
+# With API keys on: each protocol's key field, and the key's first collection.
+
+
+@pytest.fixture(scope="module")
+def keyed_port(system: Stack) -> Iterator[int]:
+    keys = {"FACEREST_API_KEYS": "home-key keyed-home other-collection,everything-key *"}
+    server = system.start_compat(extra_env=keys, processes=1)
+    yield int(server.url.rsplit(":", 1)[1])
+    server.stop()
+
+
+def test_with_keys_on_a_key_works_in_its_first_collection_through_both_protocols(
+    keyed_port: int, api: str, people: dict[str, bytes]
+) -> None:
+    deepstack = DeepstackFace(ip="127.0.0.1", port=keyed_port, api_key="home-key", timeout=TIMEOUT)
+    assert deepstack.register("erin", people["alice"]) == "face added"
+    assert requests.get(f"{api}/collections/keyed-home/subjects/erin", timeout=10).status_code == 200
+    compreface = CompreFace("http://127.0.0.1", str(keyed_port)).init_face_recognition("home-key")
+    assert compreface.get_subjects().list() == {"subjects": ["erin"]}
+    wrong = DeepstackFace(ip="127.0.0.1", port=keyed_port, api_key="wrong", timeout=TIMEOUT)
+    with pytest.raises(DeepstackException, match="status code: 401"):
+        wrong.register("erin", people["alice"])
+    refused = CompreFace("http://127.0.0.1", str(keyed_port)).init_face_recognition("wrong")
+    assert refused.get_subjects().list() == {"message": "the API key is not valid", "code": 0}
