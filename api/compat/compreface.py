@@ -97,16 +97,28 @@ def _collection(ctx: ApiContext) -> str:
 # Requests: an image is a multipart file, or base64 in a JSON body.
 
 
+def _json_body() -> dict[str, Any]:
+    """A JSON body as a map (an empty body: an empty map)."""
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {json_problem(exc)}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the JSON body must be an object")
+    return body
+
+
+def _json_text(name: str, what: str) -> str:
+    value = _json_body().get(name) if request.mimetype == "application/json" else None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"the JSON body needs {name!r}: {what}")
+    return value
+
+
 def _image(field: str = FILE_FIELD) -> bytes | str:
+    """An image: a multipart file, or base64 text in a JSON body (read_images decodes it)."""
     if request.mimetype == "application/json":
-        try:
-            body = orjson.loads(request.get_data())
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"body is not valid JSON: {json_problem(exc)}") from None
-        value = body.get(field) if isinstance(body, dict) else None
-        if not isinstance(value, str) or not value:
-            raise InvalidRequest(f"the JSON body needs {field!r}: the image in base64")
-        return value
+        return _json_text(field, "the image in base64")
     upload = request.files.get(field)
     if upload is None:
         raise InvalidRequest(f"the form needs a file in {field!r}")
@@ -136,14 +148,6 @@ def _int_arg(name: str, default: int, highest: int) -> int:
 def _plugins() -> frozenset[str]:
     asked = {p.strip() for p in request.args.get("face_plugins", "").split(",") if p.strip()}
     return frozenset(asked & PLUGINS)
-
-
-def _json_field(name: str) -> str:
-    body = orjson.loads(request.get_data() or b"{}") if request.mimetype == "application/json" else {}
-    value = body.get(name) if isinstance(body, dict) else None
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f'the JSON body needs "{name}"')
-    return value
 
 
 # Answers.
@@ -317,7 +321,7 @@ def verify_with_face(image_id: str) -> Response:
 def add_subject() -> Response:
     ctx = context()
     _collection(ctx)
-    subject = _json_field("subject")
+    subject = _json_text("subject", "the subject's name")
     check_name("subject", subject)
     return _json({"subject": subject}, 201)
 
@@ -341,7 +345,7 @@ def rename_subject(subject: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
     check_name("subject", subject)
-    new_name = _json_field("subject")
+    new_name = _json_text("subject", "the subject's name")
     check_name("subject", new_name)
     if ctx.gallery.recognizer_of(collection) is None:
         raise SubjectNotFound(f"no subject {subject!r}")

@@ -24,7 +24,7 @@ from deepstack.core import DeepstackException, DeepstackFace
 
 from deploy.launcher import Stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
-from tests.client import extract
+from tests.client import b64, extract
 
 T1 = GROUP_PHOTOS["t1.jpg"]
 YAO = GROUP_PHOTOS["yaoming.jpg"].read_bytes()
@@ -223,6 +223,30 @@ def test_compreface_faces_and_subjects_round_trip(
     assert "carla" not in subjects.list()["subjects"]
     missing = subjects.delete("carla")
     assert missing["code"] == 0 and "carla" in missing["message"]
+
+
+def test_compreface_json_base64_bodies_and_deleting_a_whole_collection(
+    dropin: str, people: dict[str, bytes]
+) -> None:
+    own = {"x-api-key": "cf-json"}  # keys off: its own collection
+    base = f"{dropin}/api/v1/recognition"
+    added = requests.post(
+        f"{base}/faces?subject=frank", json={"file": b64(people["bob"])}, headers=own, timeout=TIMEOUT
+    )
+    assert added.status_code == 200 and added.json()["subject"] == "frank"
+    found = requests.post(
+        f"{base}/recognize?prediction_count=1",
+        json={"file": b64(another_photo(people["bob"]))},
+        headers=own,
+        timeout=TIMEOUT,
+    ).json()["result"][0]["subjects"]
+    assert found[0]["subject"] == "frank" and found[0]["similarity"] >= HIGHEST_LINE
+    bad = requests.post(
+        f"{base}/recognize", data=b"{", headers={**own, "Content-Type": "application/json"}, timeout=10
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == 0 and "not valid JSON" in bad.json()["message"]
+    assert requests.delete(f"{base}/subjects", headers=own, timeout=10).json() == {"deleted": 1}
+    assert requests.get(f"{base}/subjects", headers=own, timeout=10).json() == {"subjects": []}
 
 
 def test_compreface_verification_and_detection_with_plugins(port: int, people: dict[str, bytes]) -> None:
