@@ -17,6 +17,7 @@ from api.submit import Flags, Read, Submission, submit
 from shared.contract import EnrollResult, ExtractResult, JobResult, RecognizeResult, VerifyResult
 from shared.errors import InvalidRequest, JobFailed
 
+SUBJECT_PAGE = 1000  # subjects read per gallery call
 ModelT = TypeVar("ModelT", bound=ImagesBody)
 ResultT = TypeVar("ResultT", ExtractResult, EnrollResult, RecognizeResult, VerifyResult)
 
@@ -27,6 +28,19 @@ def home_collection(ctx: ApiContext) -> str:
     collection = ctx.api_keys.home_collection(request_key(), ctx.settings.compat_collection)
     collection_access(ctx, collection)
     return collection
+
+
+def subject_names(ctx: ApiContext, collection: str) -> list[str]:
+    """Every subject of the collection by name ([] for a collection not made yet): the
+    protocols list subjects in one answer, the gallery pages them."""
+    names: list[str] = []
+    if ctx.gallery.recognizer_of(collection) is None:
+        return names
+    while True:
+        page = ctx.gallery.subjects(collection, len(names), SUBJECT_PAGE)
+        names += [s.subject for s in page]
+        if len(page) < SUBJECT_PAGE:
+            return names
 
 
 def images_request(model: type[ModelT], images: Sequence[bytes | str], **fields: Any) -> ModelT:

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 from api.auth import request_key
 from api.bodies import Body, json_problem
 from api.collection_access import check_face_id, check_name, collection_access
-from api.compat.common import home_collection, images_request, run_job
+from api.compat.common import home_collection, images_request, run_job, subject_names
 from api.context import ApiContext, context
 from api.routes.collections import prepare_enroll, prepare_recognize
 from api.routes.extract import prepare_extract
@@ -62,7 +62,8 @@ FILE_FIELD = "file"
 NO_FACE_CODE = 28  # CompreFace's "No face is found in the given image"
 NO_FACE_MESSAGE = "No face is found in the given image"
 OTHER_CODE = 0  # every other failure: the HTTP status and the message tell which
-PAGE = 1000  # subjects read per gallery call
+MAX_PAGE_SIZE = 1000
+MAX_INT = 2**31 - 1  # a number's range only: the core checks limits (max_faces: prepare_extract)
 DEFAULT_PAGE_SIZE = 20  # CompreFace's page of GET /faces
 # face_plugins facerest backs: age and gender (the genderage model), landmarks (the detector's 5
 # keypoints), calculator (the embedding; detection only). pose and mask are not served.
@@ -220,14 +221,8 @@ def _all_faces(ctx: ApiContext, collection: str, subject: str | None) -> Iterato
         check_name("subject", subject)
         yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, subject))
         return
-    offset = 0
-    while True:
-        page = ctx.gallery.subjects(collection, offset, PAGE)
-        for info in page:
-            yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, info.subject))
-        if len(page) < PAGE:
-            return
-        offset += PAGE
+    for name in subject_names(ctx, collection):
+        yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, name))
 
 
 @bp.get("/recognition/faces")
@@ -235,7 +230,7 @@ def list_faces() -> Response:
     ctx = context()
     collection = _collection(ctx)
     page = _int_arg("page", 0, 2**31)
-    size = max(1, _int_arg("size", DEFAULT_PAGE_SIZE, PAGE))
+    size = max(1, _int_arg("size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
     faces = list(_all_faces(ctx, collection, request.args.get("subject") or None))
     shown = faces[page * size : (page + 1) * size]
     return _json(
@@ -330,13 +325,7 @@ def add_subject() -> Response:
 def list_subjects() -> Response:
     ctx = context()
     collection = _collection(ctx)
-    names: list[str] = []
-    if ctx.gallery.recognizer_of(collection) is not None:
-        while True:
-            page = ctx.gallery.subjects(collection, len(names), PAGE)
-            names += [s.subject for s in page]
-            if len(page) < PAGE:
-                break
+    names = subject_names(ctx, collection)
     return _json({"subjects": names})
 
 
@@ -384,7 +373,7 @@ def recognize() -> Response:
     ctx = context()
     collection = _collection(ctx)
     image = _image()
-    limit = _int_arg("limit", 0, ctx.settings.max_faces)
+    limit = _int_arg("limit", 0, MAX_INT)
     count = _int_arg("prediction_count", 1, MAX_LIMIT)
     det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
     plugins = _plugins()
@@ -453,7 +442,7 @@ def verify() -> Response:
 def detect() -> Response:
     ctx = context()
     image = _image()
-    limit = _int_arg("limit", 0, ctx.settings.max_faces)
+    limit = _int_arg("limit", 0, MAX_INT)
     det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
     return _detect(ctx, image, det, limit, _plugins(), with_subjects=False)
 

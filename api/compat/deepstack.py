@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from api.auth import PROTOCOL_KEY
 from api.bodies import Body
 from api.collection_access import check_name
-from api.compat.common import home_collection, images_request, run_job
+from api.compat.common import home_collection, images_request, run_job, subject_names
 from api.context import ApiContext, context
 from api.routes.collections import prepare_enroll, prepare_recognize
 from api.routes.extract import prepare_extract
@@ -57,7 +57,6 @@ UNKNOWN = "unknown"
 # DeepStack's face detection default (its docs: min_confidence 0.4 for /v1/vision/face) is lower
 # than ours; a request without the field gets the detector's own default instead.
 DETECT_DEFAULT = DEFAULT_THRESHOLD
-PAGE = 1000  # subjects read per gallery call for /list
 
 # The error table: DeepStack answers bad input with 400, a bad key with 401, its own failures with
 # 500; CodeProject.AI adds 403, 429 and 503. The body is always {"success": false, "error": ...}.
@@ -210,13 +209,7 @@ def _all_unknown(ctx: ApiContext, images: list[bytes]) -> Response:
 def list_faces() -> Response:
     ctx = context()
     collection = home_collection(ctx)
-    names: list[str] = []
-    if ctx.gallery.recognizer_of(collection) is not None:
-        while True:
-            page = ctx.gallery.subjects(collection, len(names), PAGE)
-            names += [s.subject for s in page]
-            if len(page) < PAGE:
-                break
+    names = subject_names(ctx, collection)
     return answer(faces=names, count=len(names))
 
 
