@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 from flask import Response
 
 from api.auth import request_key
-from api.collection_access import collection_access
+from api.collection_access import all_or_none, collection_access
 from api.context import ApiContext
 from api.schemas import ImagesBody
 from api.submit import Flags, Read, Submission, submit
 from shared.contract import EnrollResult, ExtractResult, JobResult, RecognizeResult, VerifyResult
-from shared.errors import InvalidRequest, JobFailed
+from shared.errors import InvalidRequest, JobFailed, from_info
 
 SUBJECT_PAGE = 1000  # subjects read per gallery call
 ModelT = TypeVar("ModelT", bound=ImagesBody)
@@ -69,9 +69,20 @@ def run_job(
     def read() -> Read[ModelT]:
         return Read(request, Flags(run_async=False, msgpack=False), digest.hexdigest())
 
+    def prepare_all(req: ModelT, owner: str) -> Submission:
+        # The protocols' answers have no place for one image's error: a refused image fails the
+        # request, as enroll and verify do everywhere.
+        submission = prepare(req, owner)
+        all_or_none(submission.render)
+        return submission
+
     def finish(_: ModelT, result: JobResult) -> Response:
         if not isinstance(result, kind):  # an Idempotency-Key's job of another route
             raise JobFailed(f"the job gave a {result.__class__.__name__}, not a {kind.__name__}")
+        if isinstance(result, ExtractResult | RecognizeResult):
+            for image in result.images:  # one the worker could not read
+                if image.error is not None:
+                    raise from_info(image.error)
         return answer(result)
 
-    return submit(ctx, read, prepare, answer=finish)
+    return submit(ctx, read, prepare_all, answer=finish)

@@ -161,6 +161,9 @@ def test_deepstack_errors_are_success_false_with_deepstack_statuses(dropin: str)
     no_face = form(dropin, "/register", {"image": blank}, userid="nobody")
     assert no_face.status_code == 400 and no_face.json()["success"] is False
     assert "no face" in no_face.json()["error"]
+    not_an_image = form(dropin, "/recognize", {"image": b"not an image"})
+    assert not_an_image.status_code == 400 and not_an_image.json()["success"] is False
+    assert "images.data[0]" in not_an_image.json()["error"]
     with pytest.raises(DeepstackException, match="status code: 400"):
         DeepstackFace(ip="127.0.0.1", port=int(dropin.rsplit(":", 1)[1])).register("nobody", blank)
 
@@ -272,6 +275,10 @@ def test_compreface_no_face_is_code_28(port: int) -> None:
         dict[str, Any], CompreFace("http://127.0.0.1", str(port)).init_face_detection("any").detect(blank)
     )
     assert answer == {"message": "No face is found in the given image", "code": 28}
+    garbage = requests.post(
+        f"http://127.0.0.1:{port}/api/v1/detection/detect", files={"file": b"GIF8 but not"}, timeout=TIMEOUT
+    )
+    assert garbage.status_code == 400 and garbage.json()["code"] == 0
 
 
 # With API keys on: each protocol's key field, and the key's first collection.
