@@ -11,7 +11,7 @@ mapping of our cosine (shared/recognition.py confidence), the same as DeepStack'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -177,7 +177,7 @@ def _attributes(
     return out
 
 
-def _largest(faces: list[Any], limit: int) -> list[Any]:
+def _largest(faces: list[RecognizedFace], limit: int) -> list[RecognizedFace]:
     """CompreFace's ``limit``: the ``limit`` largest faces (0: all), in their order."""
     if not limit or len(faces) <= limit:
         return faces
@@ -186,7 +186,7 @@ def _largest(faces: list[Any], limit: int) -> list[Any]:
     return [f for f in faces if id(f) in keep]
 
 
-def _no_face_if_empty(faces: list[Any] | tuple[Any, ...]) -> None:
+def _no_face_if_empty(faces: Sequence[object]) -> None:
     if not faces:
         raise NoFace(NO_FACE_MESSAGE)
 
