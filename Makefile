@@ -50,6 +50,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 $(DEV_STAMP): pyproject.toml client/pyproject.toml $(RUN_STAMP)
 	$(PIP) -e ".[worker,dev]"
+	# compreface-sdk pins requests-toolbelt==0.9.1, which breaks with urllib3 2: it goes in after
+	# the dev extra's requests-toolbelt 1.0, without its pin (its other needs are installed).
+	$(PIP) --no-deps compreface-sdk==0.6.0
 	# The Python client (its own package, no server dependencies): the tests and benchmarks use it.
 	$(PIP) -e client
 	touch $@

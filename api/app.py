@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from importlib.metadata import version
 
 import orjson
@@ -28,6 +29,22 @@ from shared.settings import Settings, load_settings, warn_unknown_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
+    app = base_app(settings, orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))))
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app
+
+
+def base_app(
+    settings: Settings,
+    openapi: bytes,
+    body_types: frozenset[str] = hygiene.BODY_TYPES,
+    read_protocol_key: Callable[[], None] | None = None,
+) -> Flask:
+    """An app with the API's context, request ids, metrics, hygiene and API keys, and no routes:
+    the API (create_app) and the drop-in server (api/compat/app.py) add theirs.
+    ``read_protocol_key`` runs before the key is checked (a protocol's own key field)."""
     configure_logging("INFO", settings.log_format, [observability.RequestIdFilter()])
     configure_pillow(settings.max_image_pixels)  # Pillow's bomb limit: the one global write, at start
     warn_unknown_settings(logging.getLogger("facerest.api"), os.environ)
@@ -63,11 +80,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         metrics=observability.ApiMetrics(
             observability.QueueCollector(client, queue_lanes(settings), workers)
         ),
-        openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
+        openapi=openapi,
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
-    hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key
+    # Before authentication: preflights carry no key.
+    hygiene.install(app, settings.cors_origin_list, body_types)
+    if read_protocol_key is not None:
+        app.before_request(read_protocol_key)
     if api_keys.enabled:
 
         @app.before_request
@@ -75,7 +95,4 @@ def create_app(settings: Settings | None = None) -> Flask:
             if request.endpoint not in OPEN_ENDPOINTS:
                 api_keys.check(request_key())
 
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
-    register_error_handlers(app)
     return app

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from flask import request
+from flask import g, request
 
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError
@@ -48,6 +48,7 @@ class ApiKeys:
         parsed = [entry.split() for entry in entries]
         self._digests = tuple(_digest(parts[0]) for parts in parsed if parts)
         self._collections: dict[bytes, frozenset[str]] = {}
+        self._first: dict[bytes, str] = {}  # the first collection an entry lists
         self.unlimited_bare = 0
         for parts in parsed:
             if len(parts) == 1:
@@ -60,6 +61,7 @@ class ApiKeys:
                     )
             elif len(parts) > 1:
                 self._collections[_digest(parts[0])] = frozenset(parts[1:])
+                self._first[_digest(parts[0])] = parts[1]
 
     @property
     def enabled(self) -> bool:
@@ -78,6 +80,13 @@ class ApiKeys:
             return True
         allowed = self._collections.get(_digest(presented))
         return allowed is None or collection in allowed
+
+    def home_collection(self, presented: str | None, default: str) -> str:
+        """The collection a protocol without collection names uses (api/compat/): the first one
+        the key's entry lists, else (keys off, ``KEY *``, a bare key) ``default``."""
+        if not self.enabled or not presented:
+            return default
+        return self._first.get(_digest(presented), default)
 
     def check(self, presented: str | None) -> None:
         """Raise unless ``presented`` is one of the keys; every key is compared, match or not."""
@@ -100,9 +109,19 @@ def presented_key(x_api_key: str | None, authorization: str | None) -> str | Non
     return None
 
 
+# Where a foreign protocol puts the key it read from its own place (DeepStack's api_key form
+# field: api/compat/deepstack.py), for request_key.
+PROTOCOL_KEY = "protocol_api_key"
+
+
 def request_key() -> str | None:
-    """The API key the current request presents: the one place a request's key is read."""
-    return presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    """The API key the current request presents: the one place a request's key is read (headers,
+    else what a protocol found in its own field)."""
+    key = presented_key(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    if key is None:
+        found: str | None = g.get(PROTOCOL_KEY)
+        return found or None
+    return key
 
 
 def request_owner(keys: ApiKeys) -> str:

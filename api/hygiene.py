@@ -51,15 +51,15 @@ def with_page_policy(response: Response, policy: str) -> Response:
     return response
 
 
-def check_media_type() -> None:
-    """Refuse a body whose Content-Type is not one the API reads (415)."""
+def check_media_type(body_types: frozenset[str] = BODY_TYPES) -> None:
+    """Refuse a body whose Content-Type is not one the app reads (415)."""
     if request.method not in BODY_METHODS:
         return
     media_type = request.mimetype  # lowercased, without parameters ("" when missing)
-    if media_type not in BODY_TYPES:
+    if media_type not in body_types:
         raise UnsupportedMediaType(
-            f"Content-Type {media_type or '(none)'!r} is not accepted; send application/json, "
-            "application/msgpack or multipart/form-data"
+            f"Content-Type {media_type or '(none)'!r} is not accepted; send one of "
+            f"{', '.join(sorted(body_types))}"
         )
 
 
@@ -102,8 +102,9 @@ def check_origin(allowed: frozenset[str]) -> None:
     )
 
 
-def install(app: Flask, origins: tuple[str, ...]) -> None:
-    """Register the checks; run them before authentication (a preflight carries no API key)."""
+def install(app: Flask, origins: tuple[str, ...], body_types: frozenset[str] = BODY_TYPES) -> None:
+    """Register the checks; run them before authentication (a preflight carries no API key).
+    ``body_types``: the media types the app reads (the drop-in server also takes forms)."""
     allowed = frozenset(origin.rstrip("/") for origin in origins)
 
     @app.before_request
@@ -118,7 +119,7 @@ def install(app: Flask, origins: tuple[str, ...]) -> None:
                 response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
             return response
         check_origin(allowed)
-        check_media_type()
+        check_media_type(body_types)
         return None
 
     @app.after_request

@@ -36,11 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # Each API makes its own Prometheus directory (api/gunicorn_conf.py): an inherited one would mix
 # the samples of unrelated processes.
 METRICS_ENV = frozenset({"PROMETHEUS_MULTIPROC_DIR", "FACEREST_GUNICORN_METRICS_PREPARED"})
-# HAProxy stops listening while the API replicas finish their requests (which may wait for jobs),
-# then the workers finish or hand back theirs, then Flower; Redis last. Other roles go first.
+# The gunicorn apps: facerest's API, and the drop-in server for DeepStack and CompreFace clients.
+API_APP = "api.app:create_app()"
+COMPAT_APP = "api.compat.app:create_compat_app()"
+# HAProxy stops listening while the API replicas (and the drop-in server) finish their requests
+# (which may wait for jobs), then the workers finish or hand back theirs, then Flower; Redis last.
+# Other roles go first.
 # The user name of a Flower password made up at start (FACEREST_FLOWER_AUTH unset, loopback only).
 FLOWER_USER = "facerest"
-STOP_ORDER = (("haproxy", "api"), ("worker",), ("flower",), ("sentinel",), ("redis",))
+STOP_ORDER = (("haproxy", "api", "compat"), ("worker",), ("flower",), ("sentinel",), ("redis",))
 # How a child that stopped as asked exits (HAProxy's soft stop is SIGUSR1).
 CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGUSR1})
 # First restart waits this long, doubling on each quick crash up to RESTART_MAX_DELAY_S.
@@ -420,14 +424,44 @@ class Stack:
         ``port`` 0: any free port. With ``wait``, returns once /health answers.
         """
         port = self.port(port)
+        api = self._gunicorn("api", API_APP, port, host, processes, threads, name, extra_env, wait)
+        self.api_url = self.api_url or f"http://127.0.0.1:{port}"
+        return api
+
+    def start_compat(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        processes: int | None = None,
+        threads: int | None = None,
+        extra_env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> Service:
+        """The drop-in server for DeepStack and CompreFace clients (api/compat/), as the API is run."""
+        return self._gunicorn("compat", COMPAT_APP, port, host, processes, threads, None, extra_env, wait)
+
+    def _gunicorn(
+        self,
+        role: str,
+        app: str,
+        port: int,
+        host: str,
+        processes: int | None,
+        threads: int | None,
+        name: str | None,
+        extra_env: dict[str, str] | None,
+        wait: bool,
+    ) -> Service:
+        port = self.port(port)
         url = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "gunicorn", "--config=python:api.gunicorn_conf"]
         args.append(f"--bind={host}:{port}")
         args += [f"--workers={processes}"] if processes else []
         args += [f"--threads={threads}"] if threads else []
-        args.append("api.app:create_app()")
-        api = self.spawn(
-            "api",
+        args.append(app)
+        service = self.spawn(
+            role,
             args,
             name=name,
             extra_env=extra_env,
@@ -435,10 +469,9 @@ class Stack:
             url=url,
             probe=lambda: http_ok(f"{url}/health"),
         )
-        self.api_url = self.api_url or url
         if wait:
-            self.wait_ready([api], 30)
-        return api
+            self.wait_ready([service], 30)
+        return service
 
     def start_haproxy(self, config: Path, port: int) -> Service:
         # -W: master-worker, so SIGUSR1 soft-stops (stop listening, finish open requests).

@@ -2,8 +2,10 @@
 
     python -m deploy.run
 
-Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), API_HOST and FLOWER_HOST
-(127.0.0.1: the addresses they listen on; 0.0.0.0 for every interface), API_PROCESSES (2),
+Environment: REDIS_PORT (6379), API_PORT (18081), FLOWER_PORT (5555), FACEREST_COMPAT_PORT (18082:
+the drop-in server for DeepStack and CompreFace clients, docs/integrations.md; 0: none), API_HOST
+and FLOWER_HOST (127.0.0.1: the addresses they listen on, the drop-in server's too; 0.0.0.0 for
+every interface), API_PROCESSES (2),
 API_THREADS (16), FACEREST_DEVICE (cpu), REDIS_DIR (var/redis); FACEREST_REDIS_URL names a Redis
 to use instead of the one on REDIS_PORT. A Redis that already answers on REDIS_PORT is used as it
 is; otherwise one starts there with its append-only file in REDIS_DIR, on 127.0.0.1. Flower asks
@@ -21,9 +23,11 @@ import sys
 from pathlib import Path
 
 from deploy.launcher import ROOT, Stack, child_env, is_loopback, redis_answers, serve
+from shared.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 FLOWER_PASSWORD = ROOT / "var" / "flower-password"
+COMPAT_PORT = Settings.model_fields["compat_port"].default
 
 
 def main() -> int:
@@ -31,6 +35,7 @@ def main() -> int:
     redis_port = int(env.get("REDIS_PORT", "6379"))
     api_port = int(env.get("API_PORT", "18081"))
     flower_port = int(env.get("FLOWER_PORT", "5555"))
+    compat_port = int(env.get("FACEREST_COMPAT_PORT", str(COMPAT_PORT)))
     api_host, flower_host = env.get("API_HOST", LOOPBACK), env.get("FLOWER_HOST", LOOPBACK)
     system = Stack(child_env(), logs=None, label="run", stop_timeout_s=60)
     if not is_loopback(flower_host) and not system.env.get("FACEREST_FLOWER_AUTH"):
@@ -60,13 +65,16 @@ def main() -> int:
         system.start_api(
             api_port, host=api_host, processes=processes, threads=threads, extra_env=flower, wait=False
         )
+        if compat_port:
+            system.start_compat(compat_port, host=api_host, wait=False)
         system.start_flower(flower_port, host=flower_host, wait=False)
         login = "FACEREST_FLOWER_AUTH"
         if not system.env.get("FACEREST_FLOWER_AUTH"):
             system.save_flower_password(FLOWER_PASSWORD)
             login = f"user:password in {FLOWER_PASSWORD.relative_to(ROOT)}"
+        dropin = f"DeepStack/CompreFace http://{api_host}:{compat_port}, " if compat_port else ""
         print(
-            f"facerest: API http://{api_host}:{api_port} (docs /docs), "
+            f"facerest: API http://{api_host}:{api_port} (docs /docs), {dropin}"
             f"Flower http://{flower_host}:{flower_port} ({login}); Ctrl-C stops",
             flush=True,
         )

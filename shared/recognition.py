@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from types import MappingProxyType
 
 import numpy as np
@@ -39,8 +40,54 @@ DEFAULT_LIMIT = 3  # top-k matches per face
 MAX_LIMIT = 100
 
 
+# The threshold per recognizer key at a per-comparison FAR of 1e-3 (docs/calibration.md's
+# operating points, same run as DEFAULT_THRESHOLDS): 1 impostor pair in 1,000 scores above it.
+LOOSE_THRESHOLDS: Mapping[str, float] = MappingProxyType(
+    {"arcface": 0.243, "arcface_int8": 0.243, "dlib": 0.927}
+)
+
+# The calibrated confidence (0 ... 1) that foreign protocols report instead of a cosine (api/compat/):
+# their clients compare it with fixed lines (DeepStack's recognize 0.67, deepstack-python's 0.45,
+# Double Take's "unknown" 40 and "match" 60 of 100). Anchors: a similarity of 0 (unrelated faces)
+# is 0, the 1e-3 FAR point is STRANGER_CONFIDENCE (under the lowest line: 999 of 1,000 impostor
+# pairs stay below it), the default open-set threshold (FAR 1e-6) is MATCH_CONFIDENCE (DeepStack's
+# own default line, so its default means ours), and 1 is 1; linear in between.
+STRANGER_CONFIDENCE = 0.40
+MATCH_CONFIDENCE = 0.67
+
+
 def default_threshold(recognizer_key: str) -> float:
     return DEFAULT_THRESHOLDS.get(recognizer_key, FALLBACK_THRESHOLD)
+
+
+def _confidence_anchors(recognizer_key: str) -> tuple[tuple[float, float], ...]:
+    """(similarity, confidence) points of the mapping, increasing in both."""
+    match = default_threshold(recognizer_key)
+    # A recognizer without a measured 1e-3 point: halfway to the threshold (none: the fallback).
+    loose = LOOSE_THRESHOLDS.get(recognizer_key, match / 2)
+    return ((0.0, 0.0), (loose, STRANGER_CONFIDENCE), (match, MATCH_CONFIDENCE), (1.0, 1.0))
+
+
+def confidence(similarity: float, recognizer_key: str) -> float:
+    """The calibrated confidence of a cosine similarity (STRANGER_CONFIDENCE says how it is anchored)."""
+    points = _confidence_anchors(recognizer_key)
+    if similarity <= 0.0:
+        return 0.0
+    for (s0, c0), (s1, c1) in pairwise(points):
+        if similarity <= s1:
+            return round(c0 + (c1 - c0) * (similarity - s0) / (s1 - s0), 5)
+    return 1.0
+
+
+def similarity_for(wanted: float, recognizer_key: str) -> float:
+    """The similarity whose confidence is ``wanted``: a client's confidence line as our threshold."""
+    points = _confidence_anchors(recognizer_key)
+    if wanted <= 0.0:
+        return -1.0  # every face: cosines go down to -1
+    for (s0, c0), (s1, c1) in pairwise(points):
+        if wanted <= c1:
+            return s0 + (s1 - s0) * (wanted - c0) / (c1 - c0)
+    return 1.0
 
 
 def valid_name(name: str) -> bool:

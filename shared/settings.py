@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.recognition import NAME_PATTERN
 from shared.redisconn import is_sentinel, parse_sentinel
 
 ENV_PREFIX = "FACEREST_"
@@ -151,6 +152,11 @@ class Settings(BaseSettings):
     # Where Flower listens on the API's host, for the web page's link to it (0: no Flower, no
     # link). make run and make cluster pass their FLOWER_PORT; compose publishes Flower on 5555.
     flower_port: Annotated[int, Field(ge=0, le=65535)] = 5555
+    # The drop-in server for DeepStack / CodeProject.AI and CompreFace clients (api/compat/,
+    # docs/integrations.md): the port make run serves it on (0: none; compose publishes it too),
+    # and the collection its requests use when the API key names none (keys off, "KEY *").
+    compat_port: Annotated[int, Field(ge=0, le=65535)] = 18082
+    compat_collection: Annotated[str, Field(pattern=NAME_PATTERN.pattern)] = "default"
     # CORS: browser origins allowed to call the API (comma-separated, "https://app.example");
     # none by default: no Access-Control-* headers, preflights get no allow.
     cors_origins: str = ""

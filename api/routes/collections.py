@@ -13,7 +13,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, g, request
 
 from api.auth import request_key
-from api.bodies import Body, parse, wire_of
+from api.bodies import parse, wire_of
 from api.collection_access import (
     RECOGNIZER_CONFLICT,
     all_or_none,
@@ -24,7 +24,7 @@ from api.collection_access import (
     existing,
     images_of,
 )
-from api.context import context
+from api.context import ApiContext, context
 from api.openapi import Operation, Query, Reply, documented
 from api.query import int_arg
 from api.render import encode, thumbnail_url, wants_msgpack
@@ -95,24 +95,32 @@ def enroll(collection: str, subject: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     check_name("subject", subject)
+    return submit(
+        ctx,
+        images_body(EnrollRequest),
+        lambda body, owner: prepare_enroll(ctx, collection, subject, body.request, owner),
+        status=201,
+    )
 
-    def prepare(body: Body[EnrollRequest], owner: str) -> Submission:
-        req = body.request
-        check_workers(ctx, collection, ctx.gallery.recognizer_of(collection))
-        images, settings = images_of(ctx, req, ctx.settings.max_images)
-        all_or_none(settings)
-        job = EnrollJob(
-            images,
-            collection,
-            subject,
-            req.face,
-            req.options(ctx.settings.max_faces),
-            g.request_id,
-            settings.data_count,
-        )
-        return Submission(job, RenderSettings("2", False, settings.data_count, owner=owner))
 
-    return submit(ctx, images_body(EnrollRequest), prepare, status=201)
+def prepare_enroll(
+    ctx: ApiContext, collection: str, subject: str, req: EnrollRequest, owner: str
+) -> Submission:
+    """The enroll job of a request whose collection and subject names were checked (also the
+    drop-in protocols': api/compat/)."""
+    check_workers(ctx, collection, ctx.gallery.recognizer_of(collection))
+    images, settings = images_of(ctx, req, ctx.settings.max_images)
+    all_or_none(settings)
+    job = EnrollJob(
+        images,
+        collection,
+        subject,
+        req.face,
+        req.options(ctx.settings.max_faces),
+        g.request_id,
+        settings.data_count,
+    )
+    return Submission(job, RenderSettings("2", False, settings.data_count, owner=owner))
 
 
 RECOGNIZE_DOC = queued_operation(
@@ -138,18 +146,22 @@ RECOGNIZE_DOC = queued_operation(
 def recognize(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
+    return submit(
+        ctx,
+        images_body(RecognizeRequest),
+        lambda body, owner: prepare_recognize(ctx, collection, body.request, owner),
+    )
 
-    def prepare(body: Body[RecognizeRequest], owner: str) -> Submission:
-        req = body.request
-        check_workers(ctx, collection, existing(ctx, collection))
-        images, settings = images_of(ctx, req, ctx.settings.max_images)
-        job = RecognizeJob(
-            images, collection, req.limit, req.threshold, req.options(ctx.settings.max_faces), g.request_id
-        )
-        render = RenderSettings("2", False, settings.data_count, settings.api_errors, owner)
-        return Submission(job, render)
 
-    return submit(ctx, images_body(RecognizeRequest), prepare)
+def prepare_recognize(ctx: ApiContext, collection: str, req: RecognizeRequest, owner: str) -> Submission:
+    """The recognize job of a request whose collection name was checked (also api/compat/'s)."""
+    check_workers(ctx, collection, existing(ctx, collection))
+    images, settings = images_of(ctx, req, ctx.settings.max_images)
+    job = RecognizeJob(
+        images, collection, req.limit, req.threshold, req.options(ctx.settings.max_faces), g.request_id
+    )
+    render = RenderSettings("2", False, settings.data_count, settings.api_errors, owner)
+    return Submission(job, render)
 
 
 REINDEX_DOC = Operation(

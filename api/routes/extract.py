@@ -35,7 +35,8 @@ EXTRACT_DOC = queued_operation(
 )
 
 
-def _prepare(ctx: ApiContext, body: Body[ExtractRequest], owner: str) -> Submission:
+def prepare_extract(ctx: ApiContext, body: Body[ExtractRequest], owner: str) -> Submission:
+    """The extract job of a request (also the drop-in protocols' detection: api/compat/)."""
     req = body.request
     count = req.images.count
     if count == 0:
@@ -66,4 +67,4 @@ def _prepare(ctx: ApiContext, body: Body[ExtractRequest], owner: str) -> Submiss
 @documented(EXTRACT_DOC)
 def extract() -> Response:
     ctx = context()
-    return submit(ctx, images_body(ExtractRequest), lambda body, owner: _prepare(ctx, body, owner))
+    return submit(ctx, images_body(ExtractRequest), lambda body, owner: prepare_extract(ctx, body, owner))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
-from api.bodies import Body
 from api.collection_access import (
     RECOGNIZER_CONFLICT,
     all_or_none,
@@ -13,7 +12,7 @@ from api.collection_access import (
     existing,
     images_of,
 )
-from api.context import context
+from api.context import ApiContext, context
 from api.openapi import Reply, documented
 from api.schemas import ErrorDetail, VerifyBody, VerifyRequest
 from api.submit import Submission, images_body, queued_operation, submit
@@ -40,31 +39,32 @@ VERIFY_DOC = queued_operation(
 @documented(VERIFY_DOC)
 def verify() -> Response:
     ctx = context()
+    return submit(
+        ctx, images_body(VerifyRequest), lambda body, owner: prepare_verify(ctx, body.request, owner)
+    )
 
-    def prepare(body: Body[VerifyRequest], owner: str) -> Submission:
-        req = body.request
-        against_subject = req.collection is not None or req.subject is not None
-        if against_subject:
-            if req.collection is None or req.subject is None or req.images.count != 1:
-                raise InvalidRequest('verify against a subject takes one image, "collection" and "subject"')
-            collection_access(ctx, req.collection)
-            check_workers(ctx, req.collection, existing(ctx, req.collection))
-        elif req.images.count != 2:
-            raise InvalidRequest(
-                f'verify takes two images ({req.images.count} sent), or one with "collection" and "subject"'
-            )
-        images, settings = images_of(ctx, req, 2)
-        all_or_none(settings)
-        job = VerifyJob(
-            images,
-            req.collection,
-            req.subject,
-            req.threshold,
-            req.options(ctx.settings.max_faces),
-            g.request_id,
-            settings.data_count,
+
+def prepare_verify(ctx: ApiContext, req: VerifyRequest, owner: str) -> Submission:
+    """The verify job of a request (also the drop-in protocols': api/compat/)."""
+    against_subject = req.collection is not None or req.subject is not None
+    if against_subject:
+        if req.collection is None or req.subject is None or req.images.count != 1:
+            raise InvalidRequest('verify against a subject takes one image, "collection" and "subject"')
+        collection_access(ctx, req.collection)
+        check_workers(ctx, req.collection, existing(ctx, req.collection))
+    elif req.images.count != 2:
+        raise InvalidRequest(
+            f'verify takes two images ({req.images.count} sent), or one with "collection" and "subject"'
         )
-        render = RenderSettings("2", False, settings.data_count, owner=owner)
-        return Submission(job, render)
-
-    return submit(ctx, images_body(VerifyRequest), prepare)
+    images, settings = images_of(ctx, req, 2)
+    all_or_none(settings)
+    job = VerifyJob(
+        images,
+        req.collection,
+        req.subject,
+        req.threshold,
+        req.options(ctx.settings.max_faces),
+        g.request_id,
+        settings.data_count,
+    )
+    return Submission(job, RenderSettings("2", False, settings.data_count, owner=owner))

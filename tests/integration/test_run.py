@@ -28,6 +28,7 @@ class Run:
     process: subprocess.Popen[bytes]
     output: Path
     url: str
+    compat_url: str  # the drop-in server for DeepStack and CompreFace clients
 
     def said(self) -> str:
         return self.output.read_text(errors="replace")
@@ -37,12 +38,13 @@ class Run:
 
 
 def launch(folder: Path, **settings: str) -> Run:
-    api_port, redis_port, flower_port = free_ports(3)
+    api_port, redis_port, flower_port, compat_port = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
     env |= {
         "REDIS_PORT": str(redis_port),
         "API_PORT": str(api_port),
         "FLOWER_PORT": str(flower_port),
+        "FACEREST_COMPAT_PORT": str(compat_port),
         "REDIS_DIR": str(folder / "redis"),
         "API_PROCESSES": "1",
         "API_THREADS": "4",
@@ -57,7 +59,7 @@ def launch(folder: Path, **settings: str) -> Run:
         process = subprocess.Popen(
             [sys.executable, "-m", "deploy.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    return Run(process, output, f"http://127.0.0.1:{api_port}")
+    return Run(process, output, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{compat_port}")
 
 
 @pytest.fixture
@@ -81,6 +83,7 @@ def extract_faces(url: str) -> int:
 def test_a_worker_killed_after_start_is_started_again(run: Run) -> None:
     wait_until(lambda: "services are up" in run.said(), 120, "make run up")
     assert extract_faces(run.url) == FACES_IN["yaoming.jpg"]
+    assert requests.get(f"{run.compat_url}/health", timeout=5).status_code == 200
     (worker,) = run.workers()
 
     os.kill(worker["pid"], signal.SIGKILL)

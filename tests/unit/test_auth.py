@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 
-from api.auth import ApiKeys, presented_key, request_key, request_owner
+from api.auth import PROTOCOL_KEY, ApiKeys, presented_key, request_key, request_owner
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError, load_settings
 
@@ -92,3 +92,21 @@ def test_a_request_presents_its_key_in_either_header_and_owns_its_jobs_by_it() -
         assert request_owner(keys) == ""
     with app.test_request_context(headers={"X-API-Key": "k"}):
         assert request_owner(ApiKeys([])) == ""  # keys off: one shared scope
+
+
+def test_a_protocol_key_counts_only_without_a_header_key() -> None:
+    app = Flask("auth-test")
+    with app.test_request_context():
+        g.setdefault(PROTOCOL_KEY, "form-key")
+        assert request_key() == "form-key"
+    with app.test_request_context(headers={"X-API-Key": "k"}):
+        g.setdefault(PROTOCOL_KEY, "form-key")
+        assert request_key() == "k"
+
+
+def test_home_collection_is_a_keys_first_collection_else_the_default() -> None:
+    keys = ApiKeys(["limited staff guests", "every *", "bare"])
+    assert keys.home_collection("limited", "default") == "staff"
+    assert keys.home_collection("every", "default") == "default"
+    assert keys.home_collection("bare", "default") == "default"
+    assert ApiKeys([]).home_collection("anything", "default") == "default"

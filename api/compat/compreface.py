@@ -1,0 +1,532 @@
+"""The CompreFace REST API (Exadel's SDKs for Python, JavaScript and .NET; Double Take's
+compreface detector): recognition (faces, subjects, recognize), verification and detection.
+
+Routes, request parsing, answers and the error table of the protocol. The ``x-api-key`` header
+picks the collection: with API keys on, the key's first collection (else
+FACEREST_COMPAT_COLLECTION); with keys off, the key itself names the collection (so each
+CompreFace "service key" is its own face collection, as in CompreFace). Every request becomes one
+of the core's jobs or a gallery read, as /collections does it. ``similarity`` is the calibrated
+mapping of our cosine (shared/recognition.py confidence), the same as DeepStack's confidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import redis
+from flask import Blueprint, Response, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from api.auth import request_key
+from api.bodies import Body, json_problem
+from api.collection_access import check_face_id, check_name, collection_access
+from api.compat.common import home_collection, images_request, run_job, subject_names
+from api.context import ApiContext, context
+from api.routes.collections import prepare_enroll, prepare_recognize
+from api.routes.extract import prepare_extract
+from api.routes.verify import prepare_verify
+from api.schemas import EnrollRequest, ExtractRequest, RecognizeRequest, VerifyRequest
+from shared.contract import (
+    DEFAULT_THRESHOLD,
+    EnrollResult,
+    ExtractResult,
+    Face,
+    RecognizedFace,
+    RecognizeResult,
+    VerifyResult,
+)
+from shared.errors import (
+    CollectionForbidden,
+    CollectionNotFound,
+    FaceNotFound,
+    FaceRestError,
+    InvalidApiKey,
+    InvalidRequest,
+    JobFailed,
+    MissingApiKey,
+    NoFace,
+    Overloaded,
+    ResultTimeout,
+    SubjectExists,
+    SubjectNotFound,
+)
+from shared.recognition import MAX_LIMIT, confidence
+
+bp = Blueprint("compreface", __name__, url_prefix="/api/v1")
+
+FILE_FIELD = "file"
+NO_FACE_CODE = 28  # CompreFace's "No face is found in the given image"
+NO_FACE_MESSAGE = "No face is found in the given image"
+OTHER_CODE = 0  # every other failure: the HTTP status and the message tell which
+MAX_PAGE_SIZE = 1000
+MAX_INT = 2**31 - 1  # a number's range only: the core checks limits (max_faces: prepare_extract)
+DEFAULT_PAGE_SIZE = 20  # CompreFace's page of GET /faces
+# face_plugins facerest backs: age and gender (the genderage model), landmarks (the detector's 5
+# keypoints), calculator (the embedding; detection only). pose and mask are not served.
+PLUGINS = frozenset({"age", "gender", "landmarks", "calculator"})
+
+STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
+    MissingApiKey: 401,
+    InvalidApiKey: 401,
+    CollectionForbidden: 403,
+    CollectionNotFound: 404,
+    SubjectNotFound: 404,
+    FaceNotFound: 404,
+    SubjectExists: 409,
+    Overloaded: 503,
+    ResultTimeout: 504,
+    JobFailed: 500,
+}
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _collection(ctx: ApiContext) -> str:
+    key = request_key()
+    if ctx.api_keys.enabled or not key:
+        return home_collection(ctx)
+    collection_access(ctx, key)  # a key that is no valid collection name is refused (422 -> 400)
+    return key
+
+
+# Requests: an image is a multipart file, or base64 in a JSON body.
+
+
+def _json_body() -> dict[str, Any]:
+    """A JSON body as a map (an empty body: an empty map)."""
+    try:
+        body = orjson.loads(request.get_data() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {json_problem(exc)}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the JSON body must be an object")
+    return body
+
+
+def _json_text(name: str, what: str) -> str:
+    value = _json_body().get(name) if request.mimetype == "application/json" else None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"the JSON body needs {name!r}: {what}")
+    return value
+
+
+def _image(field: str = FILE_FIELD) -> bytes | str:
+    """An image: a multipart file, or base64 text in a JSON body (read_images decodes it)."""
+    if request.mimetype == "application/json":
+        return _json_text(field, "the image in base64")
+    upload = request.files.get(field)
+    if upload is None:
+        raise InvalidRequest(f"the form needs a file in {field!r}")
+    data: bytes = upload.read()
+    return data
+
+
+def _float_arg(name: str, default: float) -> float:
+    value = request.args.get(name, "")
+    try:
+        return default if value == "" else float(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, got {value[:40]!r}") from None
+
+
+def _int_arg(name: str, default: int, highest: int) -> int:
+    value = request.args.get(name, "")
+    try:
+        number = default if value == "" else int(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer, got {value[:40]!r}") from None
+    if not 0 <= number <= highest:
+        raise InvalidRequest(f"{name} must be between 0 and {highest}, got {number}")
+    return number
+
+
+def _plugins() -> frozenset[str]:
+    asked = {p.strip() for p in request.args.get("face_plugins", "").split(",") if p.strip()}
+    return frozenset(asked & PLUGINS)
+
+
+# Answers.
+
+
+def _box(bbox: tuple[float, float, float, float], probability: float | None) -> dict[str, Any]:
+    x1, y1, x2, y2 = (round(v) for v in bbox)
+    return {"probability": probability, "x_min": x1, "y_min": y1, "x_max": x2, "y_max": y2}
+
+
+def _attributes(
+    face: Face | RecognizedFace, plugins: frozenset[str], took_ms: float, with_vector: bool
+) -> dict[str, Any]:
+    """What the face_plugins asked for, in CompreFace's shapes."""
+    out: dict[str, Any] = {"execution_time": {"detector": round(took_ms, 1)}}
+    if "age" in plugins and face.age is not None:
+        # Our age model gives years, not CompreFace's bracket: a bracket of one year.
+        years = round(face.age)
+        out["age"] = {"probability": None, "high": years, "low": years}
+    if "gender" in plugins and face.gender is not None:
+        out["gender"] = {"probability": face.gender_score, "value": face.gender}
+    if "landmarks" in plugins and face.landmarks is not None:
+        out["landmarks"] = [[round(x), round(y)] for x, y in face.landmarks]
+    if with_vector and isinstance(face, Face) and face.vec is not None:
+        out["embedding"] = np.frombuffer(face.vec, dtype=np.float32).round(6).tolist()
+    return out
+
+
+def _largest(faces: list[RecognizedFace], limit: int) -> list[RecognizedFace]:
+    """CompreFace's ``limit``: the ``limit`` largest faces (0: all), in their order."""
+    if not limit or len(faces) <= limit:
+        return faces
+    areas = sorted(faces, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]), reverse=True)
+    keep = {id(f) for f in areas[:limit]}
+    return [f for f in faces if id(f) in keep]
+
+
+def _no_face_if_empty(faces: Sequence[object]) -> None:
+    if not faces:
+        raise NoFace(NO_FACE_MESSAGE)
+
+
+# Recognition: faces.
+
+
+@bp.post("/recognition/faces")
+def add_face() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    subject = request.args.get("subject", "")
+    if not subject:
+        raise InvalidRequest("subject is required: ?subject=NAME")
+    check_name("subject", subject)
+    det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
+    req = images_request(EnrollRequest, [_image()], det_threshold=det)
+
+    def render(result: EnrollResult) -> Response:
+        return _json({"image_id": result.faces[0].id, "subject": subject})
+
+    return run_job(
+        ctx, req, lambda r, owner: prepare_enroll(ctx, collection, subject, r, owner), EnrollResult, render
+    )
+
+
+def _all_faces(ctx: ApiContext, collection: str, subject: str | None) -> Iterator[tuple[str, str]]:
+    """(image id, subject) of the collection's faces, or of one subject's, by subject name."""
+    if ctx.gallery.recognizer_of(collection) is None:
+        return
+    if subject:
+        check_name("subject", subject)
+        yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, subject))
+        return
+    for name in subject_names(ctx, collection):
+        yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, name))
+
+
+@bp.get("/recognition/faces")
+def list_faces() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    page = _int_arg("page", 0, 2**31)
+    size = max(1, _int_arg("size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
+    faces = list(_all_faces(ctx, collection, request.args.get("subject") or None))
+    shown = faces[page * size : (page + 1) * size]
+    return _json(
+        {
+            "faces": [{"image_id": image_id, "subject": subject} for image_id, subject in shown],
+            "page_number": page,
+            "page_size": size,
+            "total_pages": -(-len(faces) // size),
+            "total_elements": len(faces),
+        }
+    )
+
+
+@bp.delete("/recognition/faces")
+def delete_faces() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    subject = request.args.get("subject")
+    if ctx.gallery.recognizer_of(collection) is None:
+        return _json({"deleted": 0})
+    if subject:
+        check_name("subject", subject)
+        return _json({"deleted": ctx.gallery.delete_subject(collection, subject)})
+    count = sum(1 for _ in _all_faces(ctx, collection, None))
+    ctx.gallery.delete_collection(collection)
+    return _json({"deleted": count})
+
+
+def _subject_of(ctx: ApiContext, collection: str, image_id: str) -> str:
+    """The subject of an enrolled face (the gallery keeps faces by subject: a scan)."""
+    check_face_id(image_id)
+    for face_id, subject in _all_faces(ctx, collection, None):
+        if face_id == image_id:
+            return subject
+    raise FaceNotFound(f"no face {image_id!r}")
+
+
+@bp.delete("/recognition/faces/<image_id>")
+def delete_face(image_id: str) -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    subject = _subject_of(ctx, collection, image_id)
+    if not ctx.gallery.delete_face(collection, image_id):
+        raise FaceNotFound(f"no face {image_id!r}")
+    return _json({"image_id": image_id, "subject": subject})
+
+
+@bp.get("/recognition/faces/<image_id>/img")
+def face_image(image_id: str) -> Response:
+    """The enrolled face as stored: its aligned 112x112 crop (CompreFace keeps the whole photo)."""
+    ctx = context()
+    collection = _collection(ctx)
+    check_face_id(image_id)
+    crop = ctx.gallery.crop(collection, image_id) if ctx.gallery.recognizer_of(collection) else None
+    if crop is None:
+        raise FaceNotFound(f"no face {image_id!r}")
+    return Response(crop, mimetype="image/jpeg")
+
+
+@bp.post("/recognition/faces/<image_id>/verify")
+def verify_with_face(image_id: str) -> Response:
+    """The largest face of the image against the subject the enrolled face belongs to (its best
+    face: 1:1 verification of a subject in the core)."""
+    ctx = context()
+    collection = _collection(ctx)
+    subject = _subject_of(ctx, collection, image_id)
+    det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
+    req = images_request(VerifyRequest, [_image()], det_threshold=det, collection=collection, subject=subject)
+
+    def render(result: VerifyResult) -> Response:
+        similarity = confidence(result.similarity, result.recognizer.key)
+        face = {"box": _box(result.faces[0], None), "subject": subject, "similarity": similarity}
+        return _json({"result": [face]})
+
+    return run_job(ctx, req, lambda r, owner: prepare_verify(ctx, r, owner), VerifyResult, render)
+
+
+# Recognition: subjects. A subject exists in the gallery while it has faces; POST names one
+# without storing anything (its first face creates it).
+
+
+@bp.post("/recognition/subjects")
+def add_subject() -> Response:
+    ctx = context()
+    _collection(ctx)
+    subject = _json_text("subject", "the subject's name")
+    check_name("subject", subject)
+    return _json({"subject": subject}, 201)
+
+
+@bp.get("/recognition/subjects")
+def list_subjects() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    names = subject_names(ctx, collection)
+    return _json({"subjects": names})
+
+
+@bp.put("/recognition/subjects/<subject>")
+def rename_subject(subject: str) -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    check_name("subject", subject)
+    new_name = _json_text("subject", "the subject's name")
+    check_name("subject", new_name)
+    if ctx.gallery.recognizer_of(collection) is None:
+        raise SubjectNotFound(f"no subject {subject!r}")
+    if new_name != subject and not ctx.gallery.rename_subject(collection, subject, new_name):
+        raise SubjectNotFound(f"no subject {subject!r}")
+    return _json({"updated": True})
+
+
+@bp.delete("/recognition/subjects/<subject>")
+def delete_subject(subject: str) -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    check_name("subject", subject)
+    deleted = ctx.gallery.delete_subject(collection, subject) if ctx.gallery.recognizer_of(collection) else 0
+    if not deleted:
+        raise SubjectNotFound(f"no subject {subject!r}")
+    return _json({"subject": subject})
+
+
+@bp.delete("/recognition/subjects")
+def delete_subjects() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    info = ctx.gallery.collection(collection)
+    if info is None:
+        return _json({"deleted": 0})
+    ctx.gallery.delete_collection(collection)
+    return _json({"deleted": info.subjects})
+
+
+# Recognize, verify, detect.
+
+
+@bp.post("/recognition/recognize")
+def recognize() -> Response:
+    ctx = context()
+    collection = _collection(ctx)
+    image = _image()
+    limit = _int_arg("limit", 0, MAX_INT)
+    count = _int_arg("prediction_count", 1, MAX_LIMIT)
+    det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
+    plugins = _plugins()
+    ga = bool(plugins & {"age", "gender"})
+    landmarks = "landmarks" in plugins
+    if ctx.gallery.recognizer_of(collection) is None:
+        # No subject yet: the faces, each with no subject (CompreFace answers so, not with an error).
+        return _detect(ctx, image, det, limit, plugins, with_subjects=True)
+    req = images_request(
+        RecognizeRequest,
+        [image],
+        det_threshold=det,
+        limit=max(1, count),
+        extract_ga=ga,
+        return_landmarks=landmarks,
+    )
+
+    def render(result: RecognizeResult) -> Response:
+        faces = _largest(result.images[0].faces if result.images else [], limit)
+        _no_face_if_empty(faces)
+        key = result.recognizer.key
+        return _json(
+            {
+                "result": [
+                    {
+                        "box": _box(face.bbox, round(face.prob, 5)),
+                        "subjects": [
+                            {"subject": m.subject, "similarity": confidence(m.similarity, key)}
+                            for m in face.matches[:count]
+                        ],
+                        **_attributes(face, plugins, result.took_ms, with_vector=False),
+                    }
+                    for face in faces
+                ]
+            }
+        )
+
+    return run_job(
+        ctx, req, lambda r, owner: prepare_recognize(ctx, collection, r, owner), RecognizeResult, render
+    )
+
+
+@bp.post("/verification/verify")
+def verify() -> Response:
+    ctx = context()
+    det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
+    req = images_request(VerifyRequest, [_image("source_image"), _image("target_image")], det_threshold=det)
+
+    def render(result: VerifyResult) -> Response:
+        similarity = confidence(result.similarity, result.recognizer.key)
+        return _json(
+            {
+                "result": [
+                    {
+                        "source_image_face": {"box": _box(result.faces[0], None)},
+                        "face_matches": [{"box": _box(result.faces[1], None), "similarity": similarity}],
+                    }
+                ]
+            }
+        )
+
+    return run_job(ctx, req, lambda r, owner: prepare_verify(ctx, r, owner), VerifyResult, render)
+
+
+@bp.post("/detection/detect")
+def detect() -> Response:
+    ctx = context()
+    image = _image()
+    limit = _int_arg("limit", 0, MAX_INT)
+    det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
+    return _detect(ctx, image, det, limit, _plugins(), with_subjects=False)
+
+
+def _detect(
+    ctx: ApiContext,
+    image: bytes | str,
+    det: float,
+    limit: int,
+    plugins: frozenset[str],
+    with_subjects: bool,
+) -> Response:
+    req = images_request(
+        ExtractRequest,
+        [image],
+        threshold=det,
+        limit_faces=limit,
+        extract_embedding="calculator" in plugins and not with_subjects,
+        extract_ga=bool(plugins & {"age", "gender"}),
+        return_landmarks="landmarks" in plugins,
+    )
+
+    def render(result: ExtractResult) -> Response:
+        faces = list(result.images[0].faces) if result.images else []
+        _no_face_if_empty(faces)
+        subjects: dict[str, list[object]] = {"subjects": []} if with_subjects else {}
+        return _json(
+            {
+                "result": [
+                    {
+                        "box": _box(face.bbox, round(face.prob, 5)),
+                        **subjects,
+                        **_attributes(face, plugins, result.took_ms, with_vector=True),
+                    }
+                    for face in faces
+                ]
+            }
+        )
+
+    body: Body[ExtractRequest] = Body(req, "multipart", "")
+    return run_job(ctx, req, lambda _, owner: prepare_extract(ctx, body, owner), ExtractResult, render)
+
+
+# The error table: {"message", "code"}; code 28 for an image without a face, as CompreFace.
+
+
+def _error(status: int, message: str, code: int = OTHER_CODE) -> Response:
+    return _json({"message": message, "code": code}, status)
+
+
+def _status_of(exc: FaceRestError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]
+    return 400  # bad input of every kind
+
+
+@bp.errorhandler(FaceRestError)
+def _domain(exc: FaceRestError) -> Response:
+    if isinstance(exc, NoFace):
+        return _error(400, NO_FACE_MESSAGE, NO_FACE_CODE)
+    status = 429 if exc.code == "too_many_jobs" else _status_of(exc)
+    response = _error(status, exc.message)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    elif status in (503, 504):
+        response.headers["Retry-After"] = str(context().settings.retry_after_s)
+    return response
+
+
+@bp.errorhandler(ValidationError)
+def _validation(exc: ValidationError) -> Response:
+    return _error(400, "; ".join(str(err["msg"]) for err in exc.errors()))
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException) -> Response:
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+@bp.errorhandler(redis.ConnectionError)
+@bp.errorhandler(redis.TimeoutError)
+@bp.errorhandler(redis.ReadOnlyError)
+def _redis_unreachable(exc: redis.RedisError) -> Response:
+    response = _error(503, "the job store (Redis) is unavailable; retry later")
+    response.headers["Retry-After"] = str(context().settings.retry_after_s)
+    return response
