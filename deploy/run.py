@@ -1,4 +1,5 @@
-"""``make run``: Redis, one worker, the API and Flower on this machine; Ctrl-C stops them all.
+"""``make run``: Redis, one worker, the API, the webhook courier and Flower on this machine;
+Ctrl-C stops them all.
 
     python -m deploy.run
 
@@ -60,6 +61,7 @@ def main() -> int:
         system.start_api(
             api_port, host=api_host, processes=processes, threads=threads, extra_env=flower, wait=False
         )
+        system.start_courier(wait=False)  # webhooks (docs/webhooks.md); idles without a secret
         system.start_flower(flower_port, host=flower_host, wait=False)
         login = "FACEREST_FLOWER_AUTH"
         if not system.env.get("FACEREST_FLOWER_AUTH"):

@@ -69,6 +69,7 @@ class ExtractOptions(TypedDict, total=False):
     detector: str
     verbose_timings: bool
     img_req_headers: dict[str, str]
+    callback_url: str  # POST the job's /results envelope here when it ends, signed (docs/webhooks.md)
 
 
 class DrawOptions(TypedDict, total=False):
@@ -92,6 +93,7 @@ class RecognitionOptions(TypedDict, total=False):
     det_threshold: float
     detector: str
     img_req_headers: dict[str, str]
+    callback_url: str  # as extract's
 
 
 class EnrollOptions(RecognitionOptions, total=False):
