@@ -66,7 +66,7 @@ class Courier:
         """How long a claimed attempt keeps its outbox entry from the sweep."""
         return self.settings.webhook_timeout_s + HANDOFF_GRACE_S
 
-    def deliver(self, job_id: str, attempts: int) -> str | None:
+    def deliver(self, job_id: str, attempts: int) -> CallbackStatus | None:
         """Run attempt ``attempts + 1`` of the job's callback, unless another message took it;
         the outcome (a CallbackStatus), None when this message was dropped."""
         attempt = self.outbox.claim(job_id, attempts, self.lease_s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from difflib import get_close_matches
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import msgpack
 import numpy as np
@@ -367,9 +367,8 @@ def job_state_body(state: JobState) -> JobStateBody:
             body["error"] = error_detail(exc.info())
     if state.callback is not None:
         callback = state.callback
-        status = cast(Literal["pending", "retrying", "delivered", "failed"], callback.status)
         body["callback"] = {
-            "status": status,
+            "status": callback.status.value,
             "attempts": callback.attempts,
             "last_error": callback.last_error or None,
         }

@@ -236,7 +236,7 @@ class CallbackState:
     """A job's webhook delivery (shared/webhooks.py): CallbackStatus, attempts made, the last
     attempt's error ("" none)."""
 
-    status: str
+    status: CallbackStatus
     attempts: int
     last_error: str
 
@@ -370,7 +370,7 @@ class JobStore:
         if queue:
             state += ["queue", queue]
         if callback:
-            state += ["callback", callback, "cb_status", CallbackStatus.PENDING, "cb_attempts", 0]
+            state += ["callback", callback, "cb_status", CallbackStatus.PENDING.value, "cb_attempts", 0]
         record = b""
         idem_key = self._key(job_id, ":idem-unused")  # never written: the record arg is empty
         if idempotency is not None:
@@ -592,7 +592,7 @@ def _callback_state(raw: dict[bytes, bytes]) -> CallbackState | None:
     if b"callback" not in raw:
         return None
     return CallbackState(
-        status=raw.get(b"cb_status", CallbackStatus.PENDING.encode()).decode(),
+        status=CallbackStatus(raw.get(b"cb_status", b"pending").decode()),
         attempts=int(raw.get(b"cb_attempts", b"0")),
         last_error=raw.get(b"cb_error", b"").decode(),
     )

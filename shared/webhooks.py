@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import cast
 
 import redis
@@ -47,7 +48,7 @@ SWEEP_BATCH = 100
 MAX_ERROR_CHARS = 300
 
 
-class CallbackStatus:
+class CallbackStatus(StrEnum):
     PENDING = "pending"  # the job has not ended, or its first attempt has not run yet
     RETRYING = "retrying"  # an attempt failed; another comes after the backoff
     DELIVERED = "delivered"  # the receiver answered 2xx
@@ -210,8 +211,10 @@ class Outbox:
         raw = cast(list[bytes], self._take_due(keys=[self.key], args=[lease_s, batch, self._job("")]))
         return [Due(raw[i].decode(), int(raw[i + 1])) for i in range(0, len(raw), 2)]
 
-    def record(self, job_id: str, status: str, error: str = "", retry_in_s: float | None = None) -> None:
-        args = [job_id, status, error[:MAX_ERROR_CHARS], "" if retry_in_s is None else retry_in_s]
+    def record(
+        self, job_id: str, status: CallbackStatus, error: str = "", retry_in_s: float | None = None
+    ) -> None:
+        args = [job_id, status.value, error[:MAX_ERROR_CHARS], "" if retry_in_s is None else retry_in_s]
         self._record(keys=[self._job(job_id), self.key], args=args)
 
     def due_at(self, job_id: str) -> float | None:
