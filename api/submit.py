@@ -368,10 +368,13 @@ def wait_result(
     """Wait for the job as a synchronous request does: its result, or its error raised.
 
     A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
-    the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
+    the same Idempotency-Key, unless the job has a callback; one that is not ready in time stays
+    for polling (result_ttl_s).
     """
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
-    if state.status in FINISHED:
+    # A job with a callback keeps its full TTL: its webhook, retried for up to
+    # webhook_retry_for_s, sends the job's state.
+    if state.status in FINISHED and state.callback is None:
         ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
     if state.error is not None:
         raise from_info(state.error)

@@ -213,3 +213,18 @@ def test_a_loopback_callback_is_refused_unless_allowed(hooks: Hooks, api: str) -
     assert (off.status_code, off.json()["code"]) == (422, "validation_error")
     no_secret = requests.get(f"{api}/webhooks/secret", timeout=10)
     assert (no_secret.status_code, no_secret.json()["code"]) == (404, "no_webhook_secret")
+
+
+def test_a_synchronous_job_with_a_callback_keeps_its_result_for_the_retries(
+    hooks: Hooks, receiver: LocalServer
+) -> None:
+    body = {"images": {"data": [PHOTO]}, "callback_url": receiver.url("/sync")}
+    reply = requests.post(f"{hooks.url}/extract", json=body, headers={"X-API-Key": PLAIN_KEY}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    wait_until(lambda: any(posted.path == "/sync" for posted in receiver.posts), 30, "the delivery")
+    (posted,) = [posted for posted in receiver.posts if posted.path == "/sync"]
+    job_id = posted.headers["x-facerest-job"]
+    assert json.loads(posted.body)["result"] == reply.json()
+    # Not cut to FACEREST_SYNC_RESULT_TTL_S (60 s) once answered: a retry would find nothing to send.
+    with hooks.system.client() as client:
+        assert client.ttl(f"facerest:job:{job_id}") > 600
