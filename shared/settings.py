@@ -263,7 +263,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_webhooks(self) -> Settings:
         # A delivery renders the job's state: once that expired there is nothing left to send.
-        if self.webhook_retry_for_s >= self.result_ttl_s:
+        # Checked only with webhooks on, so that a short result_ttl_s alone stays valid.
+        webhooks_on = bool(self.webhook_secret.get_secret_value())
+        if webhooks_on and self.webhook_retry_for_s >= self.result_ttl_s:
             raise ValueError(
                 f"FACEREST_WEBHOOK_RETRY_FOR_S ({self.webhook_retry_for_s}) must be below "
                 f"FACEREST_RESULT_TTL_S ({self.result_ttl_s}): a job's result is gone after it"
@@ -359,8 +361,12 @@ def load_settings(**overrides: object) -> Settings:
 
 def describe_problems(exc: ValidationError) -> str:
     """One line naming each bad variable (``FACEREST_<NAME>``) and what is wrong with it."""
+    # A check across settings (a model validator) has no one variable: its message names them.
     return "; ".join(
-        f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+        if err["loc"]
+        else str(err["msg"]).removeprefix("Value error, ")
+        for err in exc.errors()
     )
 
 

@@ -118,8 +118,13 @@ def test_a_key_entry_may_name_a_default_callback_beside_its_collections() -> Non
 
 
 def test_webhook_settings_fail_fast() -> None:
-    with pytest.raises(SettingsError, match="FACEREST_WEBHOOK_RETRY_FOR_S"):
-        load_settings(webhook_retry_for_s=3600, result_ttl_s=3600)
+    with pytest.raises(SettingsError) as short_ttl:
+        load_settings(webhook_secret="s", webhook_retry_for_s=3600, result_ttl_s=3600)
+    assert str(short_ttl.value) == (
+        "invalid settings: FACEREST_WEBHOOK_RETRY_FOR_S (3600.0) must be below FACEREST_RESULT_TTL_S (3600): "
+        "a job's result is gone after it"
+    )
+    assert load_settings(result_ttl_s=600).result_ttl_s == 600, "webhooks off: a short TTL alone is fine"
     with pytest.raises(SettingsError, match="needs FACEREST_WEBHOOK_SECRET"):
         load_settings(webhook_url="https://hooks.example/")
     with pytest.raises(SettingsError, match="FACEREST_WEBHOOK_ALLOW"):
