@@ -241,9 +241,9 @@ def submit(
     finish = None if answer is None else partial(answer, got.request)
     if record is not None:
         return _replay(ctx, record, key, got.digest, got.flags, started, status, finish)
+    callback = callback_url(ctx, got.flags.callback)  # before prepare, which may fetch image URLs
     submission = prepare(got.request, owner)
     job = limit_cost(ctx.settings, submission.job)
-    callback = callback_url(ctx, got.flags.callback)
     job_id = uuid.uuid4().hex
     # The key is recorded with the job, atomically: a concurrent request with the same key that
     # got there first made the job, and this one answers from it. The owner's share is counted
