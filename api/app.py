@@ -17,14 +17,14 @@ from api.errors import register_error_handlers
 from api.lifecycle import Lifecycle
 from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
-from shared.fetch import UrlFetcher
+from shared.fetch import UrlFetcher, UrlPolicy
 from shared.gallery import open_gallery
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.queue import create_celery, queue_lanes
 from shared.redisconn import connect
-from shared.settings import Settings, load_settings, warn_unknown_settings
+from shared.settings import Settings, SettingsError, load_settings, warn_unknown_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -62,6 +62,10 @@ def base_app(
             "or 'KEY coll1 coll2' to limit a key",
             api_keys.unlimited_bare,
         )
+    if api_keys.callbacks and not settings.webhook_secret.get_secret_value():
+        raise SettingsError(
+            "an API key names a callback= URL: set FACEREST_WEBHOOK_SECRET to sign its deliveries"
+        )
     workers = WorkerRegistry(client, settings.key_prefix)
     app.extensions[EXTENSION_KEY] = ApiContext(
         settings=settings,
@@ -76,6 +80,7 @@ def base_app(
             max_redirects=settings.url_max_redirects,
             max_bytes=settings.max_image_bytes,
         ),
+        webhook_policy=UrlPolicy(settings.webhook_allow_list, setting="FACEREST_WEBHOOK_ALLOW"),
         api_keys=api_keys,
         metrics=observability.ApiMetrics(
             observability.QueueCollector(client, queue_lanes(settings), workers)

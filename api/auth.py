@@ -11,6 +11,8 @@ from flask import g, request
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError
 
+# The word of a key entry that gives the key's default webhook URL.
+CALLBACK_OPTION = "callback="
 # The collection list that names every collection (never a collection name: names start with a
 # letter or digit).
 ALL_COLLECTIONS = "*"
@@ -42,13 +44,24 @@ class ApiKeys:
     An entry ``KEY COLLECTION...`` (the key, then collection names, separated by spaces) limits
     that key to those collections; ``KEY *`` may use every collection, and so may a bare ``KEY``
     (as before ``*`` existed: ``unlimited_bare`` counts those, for a notice at start).
+    A ``callback=URL`` word anywhere after the key is the key's default webhook URL (no
+    collection name has a ``=``): its jobs without a callback_url of their own report there.
     """
 
     def __init__(self, entries: Iterable[str]) -> None:
-        parsed = [entry.split() for entry in entries]
-        self._digests = tuple(_digest(parts[0]) for parts in parsed if parts)
+        words = [entry.split() for entry in entries]
+        self._digests = tuple(_digest(parts[0]) for parts in words if parts)
         self._collections: dict[bytes, frozenset[str]] = {}
         self._first: dict[bytes, str] = {}  # the first collection an entry lists
+        self._callbacks: dict[bytes, str] = {}
+        parsed = []
+        for parts in words:
+            options = [word for word in parts[1:] if word.startswith(CALLBACK_OPTION)]
+            if len(options) > 1:
+                raise SettingsError(f"an API key entry names {CALLBACK_OPTION!r} more than once")
+            if options and parts:
+                self._callbacks[_digest(parts[0])] = options[0].removeprefix(CALLBACK_OPTION)
+            parsed.append([word for word in parts if not word.startswith(CALLBACK_OPTION)])
         self.unlimited_bare = 0
         for parts in parsed:
             if len(parts) == 1:
@@ -73,6 +86,17 @@ class ApiKeys:
         if not self.enabled or not presented:
             return ""
         return _digest(presented).hex()
+
+    @property
+    def callbacks(self) -> tuple[str, ...]:
+        """Every key's default webhook URL (checked at start: they need a secret to sign with)."""
+        return tuple(self._callbacks.values())
+
+    def default_callback(self, presented: str | None) -> str:
+        """The (already checked) key's default webhook URL; "" without one, or with keys off."""
+        if not self.enabled or not presented:
+            return ""
+        return self._callbacks.get(_digest(presented), "")
 
     def may_use(self, presented: str | None, collection: str) -> bool:
         """Whether the (already checked) key may use ``collection``."""

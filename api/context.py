@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from api.auth import ApiKeys
 from api.lifecycle import Lifecycle
 from api.observability import ApiMetrics
-from shared.fetch import UrlFetcher
+from shared.fetch import UrlFetcher, UrlPolicy
 from shared.gallery import Gallery
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
@@ -28,6 +28,7 @@ class ApiContext:
     celery: Celery
     lifecycle: Lifecycle
     fetcher: UrlFetcher
+    webhook_policy: UrlPolicy  # where callbacks may go (checked again by the courier at delivery)
     api_keys: ApiKeys
     metrics: ApiMetrics
     openapi: bytes  # the OpenAPI document, built once at start

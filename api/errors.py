@@ -27,6 +27,7 @@ from shared.errors import (
     LimitExceeded,
     MissingApiKey,
     ModelNotLoaded,
+    NoWebhookSecret,
     Overloaded,
     RecognizerMismatch,
     ResultTimeout,
@@ -63,6 +64,7 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     RecognizerMismatch: 409,
     CollectionForbidden: 403,
     CrossOriginRefused: 403,
+    NoWebhookSecret: 404,
 }
 
 

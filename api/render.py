@@ -22,6 +22,7 @@ from api.schemas import (
     FaceV2,
     ImagesBody,
     ImageV2,
+    JobStateBody,
     ModelV2,
     RecognitionBody,
     RecognizeBody,
@@ -48,6 +49,7 @@ from shared.contract import (
 )
 from shared.errors import FaceRestError, from_info
 from shared.images import image_label
+from shared.jobs import JobState, JobStatus
 
 MSGPACK = "application/x-msgpack"
 ItemT = TypeVar("ItemT")
@@ -343,15 +345,49 @@ def render_result(
             }
 
 
+def job_state_body(state: JobState) -> JobStateBody:
+    """A job as GET /results answers it; also the body of its webhook (api/courier.py)."""
+    body: JobStateBody = {
+        "id": state.id,
+        "status": state.status.value,
+        "created": state.created,
+        "started": state.started,
+        "finished": state.finished,
+        "worker": None if state.worker is None else worker_id(state.worker),
+        "attempts": state.attempts,
+    }
+    if state.error is not None:
+        body["error"] = error_detail(state.error)
+    elif state.result is not None and state.render is not None:
+        total_ms = ((state.finished or state.created) - state.created) * 1000
+        try:
+            body["result"] = render_result(state.render, state.result, total_ms)
+        except FaceRestError as exc:  # api_ver 1: one bad image fails the request
+            body["status"] = JobStatus.FAILED.value
+            body["error"] = error_detail(exc.info())
+    if state.callback is not None:
+        callback = state.callback
+        body["callback"] = {
+            "status": callback.status.value,
+            "attempts": callback.attempts,
+            "last_error": callback.last_error or None,
+        }
+    return body
+
+
 def _msgpack_default(value: object) -> object:
     if isinstance(value, np.ndarray):
         return cast(list[float], value.tolist())
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def to_json(body: Any) -> bytes:
+    """A body as the API sends it in JSON (the one place its JSON options are chosen)."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def encode(body: Any, msgpack_wanted: bool, status: int = 200) -> Response:
     if msgpack_wanted:
         packed = msgpack.packb(body, default=_msgpack_default, use_bin_type=True)
         return Response(packed, status=status, mimetype=MSGPACK)
-    dumped = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(dumped, status=status, mimetype="application/json")
+    return Response(to_json(body), status=status, mimetype="application/json")

@@ -19,7 +19,7 @@ import msgspec
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from api.auth import request_owner, share_owner
+from api.auth import request_key, request_owner, share_owner
 from api.bodies import Body, read_body
 from api.context import ApiContext
 from api.openapi import Header, Operation, Reply, Upload
@@ -44,6 +44,8 @@ from shared.errors import (
     Overloaded,
     ResultTimeout,
     TooManyJobs,
+    UrlFetchFailed,
+    UrlRefused,
     from_info,
 )
 from shared.jobs import FINISHED, JobStatus, Share, ShareFull
@@ -120,10 +122,11 @@ def queued_operation(
 
 @dataclass(frozen=True, slots=True)
 class Flags:
-    """How a request wants its answer: now or 202, JSON or MessagePack."""
+    """How a request wants its answer: now or 202, JSON or MessagePack; and its callback_url."""
 
     run_async: bool
     msgpack: bool
+    callback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +209,8 @@ def images_body(model: type[QueuedT]) -> Callable[[], Read[Body[QueuedT]]]:
 
     def read() -> Read[Body[QueuedT]]:
         body = read_body(model)
-        return Read(body, Flags(body.request.run_async, body.request.msgpack), body.digest)
+        flags = Flags(body.request.run_async, body.request.msgpack, body.request.callback_url)
+        return Read(body, flags, body.digest)
 
     return read
 
@@ -237,6 +241,7 @@ def submit(
     finish = None if answer is None else partial(answer, got.request)
     if record is not None:
         return _replay(ctx, record, key, got.digest, got.flags, started, status, finish)
+    callback = callback_url(ctx, got.flags.callback)  # before prepare, which may fetch image URLs
     submission = prepare(got.request, owner)
     job = limit_cost(ctx.settings, submission.job)
     job_id = uuid.uuid4().hex
@@ -250,7 +255,7 @@ def submit(
     # The owner's lane: its flood queues behind its own jobs, not the other owners'.
     lane = lane_for(settings, sharer)
     existing = ctx.store.create(
-        job_id, job, submission.render, claimed, route=_route(), share=share, queue=lane
+        job_id, job, submission.render, claimed, route=_route(), share=share, queue=lane, callback=callback
     )
     if isinstance(existing, ShareFull):
         raise TooManyJobs(
@@ -268,6 +273,24 @@ def submit(
         accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
         return encode(accepted, as_msgpack, status=202)
     return _answer(ctx, job_id, started, as_msgpack, key, status, finish)
+
+
+def callback_url(ctx: ApiContext, requested: str | None) -> str:
+    """Where the job's envelope goes when it ends: the request's callback_url, else its API key's
+    default, else FACEREST_WEBHOOK_URL; "" for none. Checked against the webhook address rules
+    now, so a client learns at once (the courier checks again at delivery: DNS may change)."""
+    url = requested or ctx.api_keys.default_callback(request_key()) or ctx.settings.webhook_url
+    if not url:
+        return ""
+    if not ctx.settings.webhook_secret.get_secret_value():
+        raise InvalidField(
+            "callback_url: webhooks are off here (the operator has not set FACEREST_WEBHOOK_SECRET)"
+        )
+    try:
+        ctx.webhook_policy.check(url)
+    except (UrlRefused, UrlFetchFailed) as exc:
+        raise type(exc)(f"callback_url: {exc.message}") from None
+    return url
 
 
 def raw_digest() -> str:
@@ -345,10 +368,13 @@ def wait_result(
     """Wait for the job as a synchronous request does: its result, or its error raised.
 
     A result (or error) handed over here is kept only sync_result_ttl_s more, for a retry with
-    the same Idempotency-Key; one that is not ready in time stays for polling (result_ttl_s).
+    the same Idempotency-Key, unless the job has a callback; one that is not ready in time stays
+    for polling (result_ttl_s).
     """
     state = ctx.store.wait(job_id, ctx.settings.sync_timeout_s)
-    if state.status in FINISHED:
+    # A job with a callback keeps its full TTL: its webhook, retried for up to
+    # webhook_retry_for_s, sends the job's state.
+    if state.status in FINISHED and state.callback is None:
         ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
     if state.error is not None:
         raise from_info(state.error)

@@ -1,11 +1,11 @@
 """The compose topology on one machine, without Docker: ``make cluster API=2 WORKERS=2``.
 
 Redis (append-only), API replicas under gunicorn on loopback ports, HAProxy rendered from the
-same template as compose, CPU workers (GPU workers with ``--gpus``), Flower, all started by
-deploy/launcher.py. A child that dies is started again, like compose's ``restart:
+same template as compose, CPU workers (GPU workers with ``--gpus``), the webhook courier,
+Flower, all started by deploy/launcher.py. A child that dies is started again, like compose's ``restart:
 unless-stopped``. Ctrl-C or SIGTERM stops the cluster in order: HAProxy stops listening and the
 API replicas finish their requests (which may wait for jobs), then the workers finish or hand
-back theirs, then Flower, then Redis.
+back theirs, then the courier and Flower, then Redis.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class Cluster:
         devices = ["cpu"] * opts.workers + [f"cuda:{g}" for g in opts.gpus for _ in range(opts.per_gpu)]
         for i, device in enumerate(devices):
             stack.start_worker(device, name=f"worker{i + 1}-{device.replace(':', '')}", wait=False)
+        stack.start_courier(wait=False)  # webhooks (docs/webhooks.md); idles without a secret
         if opts.flower_port is not None:
             # On loopback; without FACEREST_FLOWER_AUTH its made-up password goes to a file.
             stack.start_flower(opts.flower_port, wait=False)

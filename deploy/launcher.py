@@ -31,6 +31,7 @@ import redis
 from shared.jobs import WorkerRegistry
 from shared.redisconn import connect
 from shared.settings import SettingsError
+from shared.webhooks import courier_beat_key, courier_name
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each API makes its own Prometheus directory (api/gunicorn_conf.py): an inherited one would mix
@@ -44,7 +45,7 @@ COMPAT_APP = "api.compat.app:create_compat_app()"
 # Other roles go first.
 # The user name of a Flower password made up at start (FACEREST_FLOWER_AUTH unset, loopback only).
 FLOWER_USER = "facerest"
-STOP_ORDER = (("haproxy", "api", "compat"), ("worker",), ("flower",), ("sentinel",), ("redis",))
+STOP_ORDER = (("haproxy", "api", "compat"), ("worker",), ("courier", "flower"), ("sentinel",), ("redis",))
 # How a child that stopped as asked exits (HAProxy's soft stop is SIGUSR1).
 CLEAN_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGUSR1})
 # First restart waits this long, doubling on each quick crash up to RESTART_MAX_DELAY_S.
@@ -472,6 +473,21 @@ class Stack:
         if wait:
             self.wait_ready([service], 30)
         return service
+
+    def start_courier(self, *, extra_env: dict[str, str] | None = None, wait: bool = True) -> Service:
+        """The webhook courier (api/courier.py); with ``wait``, returns once it swept its outbox."""
+        args = [sys.executable, "-m", "api.courier"]
+        prefix = {**self.env, **(extra_env or {})}.get("FACEREST_KEY_PREFIX", "facerest")
+        courier: Service | None = None
+
+        def swept() -> bool:
+            name = courier_name(courier.pid if courier else 0, socket.gethostname())
+            return bool(self.client().exists(courier_beat_key(prefix, name)))
+
+        courier = self.spawn("courier", args, extra_env=extra_env, probe=swept)
+        if wait:
+            self.wait_ready([courier], 30)
+        return courier
 
     def start_haproxy(self, config: Path, port: int) -> Service:
         # -W: master-worker, so SIGUSR1 soft-stops (stop listening, finish open requests).

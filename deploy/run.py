@@ -1,4 +1,5 @@
-"""``make run``: Redis, one worker, the API and Flower on this machine; Ctrl-C stops them all.
+"""``make run``: Redis, one worker, the API, the webhook courier and Flower on this machine;
+Ctrl-C stops them all.
 
     python -m deploy.run
 
@@ -67,6 +68,7 @@ def main() -> int:
         )
         if compat_port:
             system.start_compat(compat_port, host=api_host, wait=False)
+        system.start_courier(wait=False)  # webhooks (docs/webhooks.md); idles without a secret
         system.start_flower(flower_port, host=flower_host, wait=False)
         login = "FACEREST_FLOWER_AUTH"
         if not system.env.get("FACEREST_FLOWER_AUTH"):

@@ -189,6 +189,13 @@ class CrossOriginRefused(FaceRestError):
     code = "cross_origin_refused"
 
 
+class NoWebhookSecret(FaceRestError):
+    """There is no per-key webhook secret to tell: webhooks are off (no FACEREST_WEBHOOK_SECRET),
+    or API keys are (then the operator gives receivers the service secret)."""
+
+    code = "no_webhook_secret"
+
+
 # Every code a worker can store, and the class the API raises for it.
 ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
     {

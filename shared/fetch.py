@@ -83,7 +83,9 @@ def address_kind(address: IPAddress) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Hop:
+class Hop:
+    """One checked connection target: the URL's parts and the address that passed the policy."""
+
     scheme: str
     host: str
     port: int
@@ -91,19 +93,15 @@ class _Hop:
     address: str  # the checked address to connect to
 
 
-class UrlFetcher:
-    """Fetches one URL at a time under a policy; safe to share between threads."""
+class UrlPolicy:
+    """Which URLs the service may connect to (SSRF rules): http(s) only, no credentials in the URL,
+    and every resolved address public unless listed in ``allow`` (CIDRs or host names). One
+    policy for image URLs (FACEREST_URL_ALLOW) and webhooks (FACEREST_WEBHOOK_ALLOW)."""
 
     def __init__(
-        self,
-        allow: Sequence[str] = (),
-        timeout_s: float = 10.0,
-        max_redirects: int = 3,
-        max_bytes: int = 16 * 1024 * 1024,
-        resolver: Resolver = system_resolver,
-        ca_certs: str | None = None,
+        self, allow: Sequence[str] = (), resolver: Resolver = system_resolver, setting: str = ""
     ) -> None:
-        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA)."""
+        """``setting``: the variable that lists the allowed addresses, named in a refusal."""
         networks: list[IPNetwork] = []
         hosts: set[str] = set()
         for entry in allow:
@@ -113,50 +111,12 @@ class UrlFetcher:
                 hosts.add(entry.lower().rstrip("."))
         self._networks = tuple(networks)
         self._hosts = frozenset(hosts)
-        self._timeout_s = timeout_s
-        self._max_redirects = max_redirects
-        self._max_bytes = max_bytes
         self._resolve = resolver
-        self._ca_certs = ca_certs
+        self._setting = setting or "FACEREST_URL_ALLOW"
 
-    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
-        """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error.
-
-        ``headers`` (a client's ``img_req_headers``: a cookie, a token) go to the URL's own
-        origin only: a redirect elsewhere must not carry a client's credentials to a third host.
-        The fetcher's own Host and Accept-Encoding always win (api/schemas/images.py refuses them).
-        """
-        deadline = time.monotonic() + self._timeout_s
-        current = url
-        origin: tuple[str, str, int] | None = None
-        for hop_number in range(self._max_redirects + 1):
-            where = "" if hop_number == 0 else f"redirect to {current!r}: "
-            try:
-                hop = self._check(current)
-            except UrlRefused as exc:
-                raise UrlRefused(where + exc.message) from None
-            origin = origin or (hop.scheme, hop.host.lower(), hop.port)
-            same_origin = (hop.scheme, hop.host.lower(), hop.port) == origin
-            response = self._request(hop, deadline, where, headers if same_origin else None)
-            try:
-                if response.status in REDIRECTS:
-                    location = response.headers.get("Location")
-                    if not location:
-                        raise UrlFetchFailed(f"{where}HTTP {response.status} without a Location header")
-                    current = urljoin(current, location)
-                    continue
-                if response.status != 200:
-                    raise UrlFetchFailed(f"{where}HTTP status {response.status}")
-                return self._read(response, deadline, where)
-            finally:
-                # Closed, not only released: a body left unread (a refused length, a redirect)
-                # would otherwise keep its socket open until garbage collection. The pool is
-                # this hop's own (closed in _request), so nothing is reused anyway.
-                response.close()
-                response.release_conn()
-        raise UrlRefused(f"more than url_max_redirects={self._max_redirects} redirects")
-
-    def _check(self, url: str) -> _Hop:
+    def check(self, url: str) -> Hop:
+        """Resolve ``url``'s host once and check every address; the hop to connect to, or a
+        domain error (UrlRefused, UrlFetchFailed when the host cannot be resolved)."""
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -187,47 +147,107 @@ class UrlFetcher:
                     # Never the resolved address: that would tell any client what internal
                     # names resolve to (a DNS oracle). The URL and the category are enough.
                     raise UrlRefused(
-                        f"refused address: {host} is or resolves to a {kind} address "
-                        "(not in FACEREST_URL_ALLOW)"
+                        f"refused address: {host} is or resolves to a {kind} address (not in {self._setting})"
                     )
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        return _Hop(scheme, host, port, target, str(addresses[0]))
+        return Hop(scheme, host, port, target, str(addresses[0]))
+
+
+def open_pool(hop: Hop, timeout: urllib3.Timeout, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to the hop's checked address; TLS verifies the URL's host name. The
+    caller closes it."""
+    if hop.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            hop.address,
+            hop.port,
+            timeout=timeout,
+            retries=False,
+            maxsize=1,
+            server_hostname=hop.host,
+            assert_hostname=hop.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_certs,
+        )
+    return urllib3.HTTPConnectionPool(hop.address, hop.port, timeout=timeout, retries=False, maxsize=1)
+
+
+def host_header(hop: Hop) -> str:
+    """The Host header of a hop: the URL's host (bracketed for IPv6), and its port unless the default."""
+    default_port = SCHEMES[hop.scheme] == hop.port
+    host = f"[{hop.host}]" if ":" in hop.host else hop.host
+    return host if default_port else f"{host}:{hop.port}"
+
+
+class UrlFetcher:
+    """Fetches one URL at a time under a policy; safe to share between threads."""
+
+    def __init__(
+        self,
+        allow: Sequence[str] = (),
+        timeout_s: float = 10.0,
+        max_redirects: int = 3,
+        max_bytes: int = 16 * 1024 * 1024,
+        resolver: Resolver = system_resolver,
+        ca_certs: str | None = None,
+    ) -> None:
+        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA)."""
+        self._policy = UrlPolicy(allow, resolver)
+        self._timeout_s = timeout_s
+        self._max_redirects = max_redirects
+        self._max_bytes = max_bytes
+        self._ca_certs = ca_certs
+
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
+        """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error.
+
+        ``headers`` (a client's ``img_req_headers``: a cookie, a token) go to the URL's own
+        origin only: a redirect elsewhere must not carry a client's credentials to a third host.
+        The fetcher's own Host and Accept-Encoding always win (api/schemas/images.py refuses them).
+        """
+        deadline = time.monotonic() + self._timeout_s
+        current = url
+        origin: tuple[str, str, int] | None = None
+        for hop_number in range(self._max_redirects + 1):
+            where = "" if hop_number == 0 else f"redirect to {current!r}: "
+            try:
+                hop = self._policy.check(current)
+            except UrlRefused as exc:
+                raise UrlRefused(where + exc.message) from None
+            origin = origin or (hop.scheme, hop.host.lower(), hop.port)
+            same_origin = (hop.scheme, hop.host.lower(), hop.port) == origin
+            response = self._request(hop, deadline, where, headers if same_origin else None)
+            try:
+                if response.status in REDIRECTS:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise UrlFetchFailed(f"{where}HTTP {response.status} without a Location header")
+                    current = urljoin(current, location)
+                    continue
+                if response.status != 200:
+                    raise UrlFetchFailed(f"{where}HTTP status {response.status}")
+                return self._read(response, deadline, where)
+            finally:
+                # Closed, not only released: a body left unread (a refused length, a redirect)
+                # would otherwise keep its socket open until garbage collection. The pool is
+                # this hop's own (closed in _request), so nothing is reused anyway.
+                response.close()
+                response.release_conn()
+        raise UrlRefused(f"more than url_max_redirects={self._max_redirects} redirects")
 
     def _request(
-        self, hop: _Hop, deadline: float, where: str, extra: Mapping[str, str] | None
+        self, hop: Hop, deadline: float, where: str, extra: Mapping[str, str] | None
     ) -> urllib3.BaseHTTPResponse:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
         timeout = urllib3.Timeout(connect=remaining, read=remaining)
-        pool: urllib3.HTTPConnectionPool
-        if hop.scheme == "https":
-            # Connect to the checked address; verify the certificate against the URL's host name.
-            pool = urllib3.HTTPSConnectionPool(
-                hop.address,
-                hop.port,
-                timeout=timeout,
-                retries=False,
-                maxsize=1,
-                server_hostname=hop.host,
-                assert_hostname=hop.host,
-                cert_reqs="CERT_REQUIRED",
-                ca_certs=self._ca_certs,
-            )
-        else:
-            pool = urllib3.HTTPConnectionPool(
-                hop.address, hop.port, timeout=timeout, retries=False, maxsize=1
-            )
-        default_port = SCHEMES[hop.scheme] == hop.port
-        host_header = hop.host if default_port else f"{hop.host}:{hop.port}"
-        if ":" in hop.host:
-            host_header = f"[{hop.host}]" if default_port else f"[{hop.host}]:{hop.port}"
+        pool = open_pool(hop, timeout, self._ca_certs)
         # Case-insensitive: a client's "user-agent" replaces ours instead of going out twice.
         headers = urllib3.HTTPHeaderDict({"User-Agent": "facerest", "Accept": "image/*"})
         headers.update(extra or {})
-        headers["Host"] = host_header
+        headers["Host"] = host_header(hop)
         # Compressed transfer could hide a bomb behind the byte limit.
         headers["Accept-Encoding"] = "identity"
         try:

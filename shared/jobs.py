@@ -3,7 +3,8 @@
 Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
 either expires or has a bounded size:
   {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent, collection
-                      (plain fields; collection for the jobs of one),
+                      (plain fields; collection for the jobs of one), callback (its URL),
+                      cb_status, cb_attempts, cb_error (its delivery: shared/webhooks.py),
                       render (RenderSettings, with the owner: the creator's API key digest),
                       error (ErrorInfo), result (JobResult); TTL result_ttl_s, cut to
                       sync_result_ttl_s once a synchronous request delivered it
@@ -18,6 +19,8 @@ either expires or has a bounded size:
   {p}:pending         sorted set: job id -> created time, of every unfinished job; an entry leaves
                       when its job finishes, or with the reaper's trim once the job expired
   {p}:primary         the run id of the Redis server that served the last reaper (fixed size)
+  {p}:webhooks        sorted set: job id -> when its callback is due (Redis's clock): the outbox
+                      (shared/webhooks.py); an entry leaves once delivered, failed or expired
 
 Erasure: a collection's compaction deletes its finished jobs (``forget_collection``: their results
 name subjects) and rewrites Redis's files (shared/redis_files.py), so that no photo or name of a
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
@@ -67,6 +70,7 @@ from shared.contract import (
 )
 from shared.errors import JobNotFound
 from shared.redis_files import rewrite
+from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, outbox_key
 
 # Redis's clock, in seconds, inside a script (TIME is allowed in scripts since Redis 5's effects
 # replication, the default from 7).
@@ -96,10 +100,13 @@ return {'claimed', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
 """
 )
 
-# KEYS: job hash, input, done list, running hash, pending set. ARGV: job id, worker, ttl, outcome field,
-# outcome, status, finished time. The first outcome wins: a job is finished once. -> 1 | 0
+# KEYS: job hash, input, done list, running hash, pending set, webhook outbox. ARGV: job id, worker,
+# ttl, outcome field, outcome, status, finished time, the outbox's hand-off grace. The first outcome
+# wins: a job is finished once. A job with a callback enters the outbox in the same step, so that
+# its delivery cannot be lost between the two. -> 2 (finished, with a callback) | 1 | 0
 FINISH = (
-    _ALIVE
+    _NOW
+    + _ALIVE
     + """
 if redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[4], ARGV[1]) end
 if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
@@ -111,6 +118,10 @@ local share = redis.call('HGET', KEYS[1], 'share')
 if share then redis.call('ZREM', share, ARGV[1]) end
 redis.call('RPUSH', KEYS[3], '1')
 redis.call('EXPIRE', KEYS[3], ARGV[3])
+if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
+  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ARGV[1])
+  return 2
+end
 return 1
 """
 )
@@ -221,6 +232,16 @@ FINISHED = frozenset({JobStatus.DONE, JobStatus.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackState:
+    """A job's webhook delivery (shared/webhooks.py): CallbackStatus, attempts made, the last
+    attempt's error ("" none)."""
+
+    status: CallbackStatus
+    attempts: int
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobState:
     id: str
     status: JobStatus
@@ -235,6 +256,8 @@ class JobState:
     # Its message was sent (recorded only for jobs made with an Idempotency-Key, whose retries
     # send it again when the request that made the job died before sending).
     sent: bool = False
+    callback: CallbackState | None = None  # None: the job has no callback URL
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +290,18 @@ class Claim:
 
 
 class JobStore:
-    """Typed access to job keys; one instance per process, thread-safe through redis-py's pool."""
+    """Typed access to job keys; one instance per process, thread-safe through redis-py's pool.
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+    ``handoff``: called with the id of each job that finished here with a callback, after it
+    entered the outbox (a worker sends the courier its deliver message).
+    """
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, ttl_s: int, handoff: Callable[[str], None] | None = None
+    ) -> None:
         self._redis = client
+        self._handoff = handoff
+        self._outbox = outbox_key(prefix)
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._running = f"{prefix}:running"
@@ -310,6 +341,7 @@ class JobStore:
         route: str = "",
         share: Share | None = None,
         queue: str = "",
+        callback: str = "",
     ) -> IdempotencyRecord | ShareFull | None:
         """Store the input and the queued state atomically, before the task is sent; None once done.
 
@@ -321,6 +353,7 @@ class JobStore:
         is counted: it makes no job.
         ``queue``: the lane its message goes to (shared/queue.py lane_for), recorded so that a job
         sent again (``queue_of``) waits in the same lane.
+        ``callback``: the URL its envelope is POSTed to when it ends (shared/webhooks.py).
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -336,6 +369,8 @@ class JobStore:
             state += ["collection", collection]
         if queue:
             state += ["queue", queue]
+        if callback:
+            state += ["callback", callback, "cb_status", CallbackStatus.PENDING.value, "cb_attempts", 0]
         record = b""
         idem_key = self._key(job_id, ":idem-unused")  # never written: the record arg is empty
         if idempotency is not None:
@@ -416,6 +451,7 @@ class JobStore:
             self._key(job_id, ":done"),
             self._running,
             self._pending,
+            self._outbox,
         ]
         args: list[str | bytes | float] = [
             job_id,
@@ -425,8 +461,12 @@ class JobStore:
             encode(outcome),
             status.value,
             time.time(),
+            HANDOFF_GRACE_S,
         ]
-        return bool(self._finish(keys=keys, args=args))
+        finished = int(cast(int, self._finish(keys=keys, args=args)))
+        if finished == 2 and self._handoff is not None:
+            self._handoff(job_id)
+        return finished > 0
 
     def unfinished(self) -> list[str]:
         """Every job queued or running, oldest first (forgetting the ones that expired)."""
@@ -525,6 +565,8 @@ class JobStore:
             result=decode_result(raw[b"result"]) if b"result" in raw else None,
             render=render,
             sent=b"sent" in raw,
+            callback=_callback_state(raw),
+            callback_url=raw[b"callback"].decode() if b"callback" in raw else None,
         )
 
     def wait(self, job_id: str, timeout_s: float, owner: str | None = None) -> JobState:
@@ -544,6 +586,16 @@ class JobStore:
             moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
             if moved is not None:
                 return self.state(job_id, owner)
+
+
+def _callback_state(raw: dict[bytes, bytes]) -> CallbackState | None:
+    if b"callback" not in raw:
+        return None
+    return CallbackState(
+        status=CallbackStatus(raw.get(b"cb_status", b"pending").decode()),
+        attempts=int(raw.get(b"cb_attempts", b"0")),
+        last_error=raw.get(b"cb_error", b"").decode(),
+    )
 
 
 def collection_of(job: Job) -> str | None:

@@ -13,6 +13,8 @@ from shared.redisconn import celery_broker
 from shared.settings import MAX_QUEUE_LANES, Settings
 
 EXTRACT_TASK = "facerest.extract"
+# A webhook delivery (api/courier.py): never run by a worker, which loads models.
+DELIVER_TASK = "facerest.deliver"
 # Longest pause between two sweeps that return expired unacknowledged jobs to the queue.
 RESTORE_SWEEP_MAX_S = 10
 
@@ -29,6 +31,11 @@ def queue_lanes(settings: Settings) -> tuple[str, ...]:
     takes from the non-empty lanes in turn (kombu's Redis transport rotates the order of the
     queues it pops, queue_order_strategy round_robin), so a flood waits in its own lane."""
     return (settings.queue, *(f"{settings.queue}.{lane}" for lane in range(1, settings.queue_lanes)))
+
+
+def webhook_queue(settings: Settings) -> str:
+    """The courier's queue of deliver messages (shared/webhooks.py); no worker consumes it."""
+    return f"{settings.queue}.webhooks"
 
 
 def lane_for(settings: Settings, owner: str) -> str:

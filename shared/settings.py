@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.recognition import NAME_PATTERN
@@ -143,6 +143,23 @@ class Settings(BaseSettings):
     url_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     url_max_redirects: Annotated[int, Field(ge=0, le=20)] = 3
 
+    # Webhooks (docs/webhooks.md): a finished job's envelope POSTed to its callback_url, signed
+    # with HMAC-SHA256. The secret is the service's: with API keys on each key signs with its own
+    # secret derived from it (GET /webhooks/secret tells a key its own), with keys off it signs
+    # with this secret itself. Empty: callbacks are refused.
+    webhook_secret: SecretStr = SecretStr("")
+    # Where jobs without a callback_url of their own (or their key's callback=) report; "" none.
+    webhook_url: str = ""
+    # The same SSRF rules as image URLs: private, loopback, link-local addresses refused unless
+    # listed here (comma-separated CIDRs or host names).
+    webhook_allow: str = ""
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    # Retries: the first after webhook_backoff_s, each next one twice as late (at most
+    # webhook_backoff_max_s apart), for webhook_retry_for_s after the job finished; then it failed.
+    webhook_backoff_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    webhook_backoff_max_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    webhook_retry_for_s: Annotated[float, Field(gt=0)] = 1800.0
+
     # API keys (off while both are empty): comma-separated keys, or a file with one key a line.
     api_keys: SecretStr = SecretStr("")
     api_keys_file: Path | None = None
@@ -238,7 +255,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("url_allow")
+    @field_validator("url_allow", "webhook_allow")
     @classmethod
     def _check_url_allow(cls, value: str) -> str:
         for entry in _split(value):
@@ -246,8 +263,22 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 if not HOST_PATTERN.match(entry.lower()):
-                    raise ValueError(f"url_allow: {entry!r} is neither a CIDR nor a host name") from None
+                    raise ValueError(f"{entry!r} is neither a CIDR nor a host name") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        # A delivery renders the job's state: once that expired there is nothing left to send.
+        # Checked only with webhooks on, so that a short result_ttl_s alone stays valid.
+        webhooks_on = bool(self.webhook_secret.get_secret_value())
+        if webhooks_on and self.webhook_retry_for_s >= self.result_ttl_s:
+            raise ValueError(
+                f"FACEREST_WEBHOOK_RETRY_FOR_S ({self.webhook_retry_for_s}) must be below "
+                f"FACEREST_RESULT_TTL_S ({self.result_ttl_s}): a job's result is gone after it"
+            )
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError("FACEREST_WEBHOOK_URL needs FACEREST_WEBHOOK_SECRET to sign its deliveries")
+        return self
 
     @field_validator("gallery_url")
     @classmethod
@@ -289,6 +320,10 @@ class Settings(BaseSettings):
     @property
     def url_allow_list(self) -> tuple[str, ...]:
         return tuple(_split(self.url_allow))
+
+    @property
+    def webhook_allow_list(self) -> tuple[str, ...]:
+        return tuple(_split(self.webhook_allow))
 
     def load_api_keys(self) -> tuple[str, ...]:
         """Keys from api_keys and api_keys_file (blank lines and ``#`` comments skipped)."""
@@ -332,8 +367,12 @@ def load_settings(**overrides: object) -> Settings:
 
 def describe_problems(exc: ValidationError) -> str:
     """One line naming each bad variable (``FACEREST_<NAME>``) and what is wrong with it."""
+    # A check across settings (a model validator) has no one variable: its message names them.
     return "; ".join(
-        f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        f"FACEREST_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+        if err["loc"]
+        else str(err["msg"]).removeprefix("Value error, ")
+        for err in exc.errors()
     )
 
 

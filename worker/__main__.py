@@ -18,12 +18,14 @@ from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
 from shared.queue import (
+    DELIVER_TASK,
     EXTRACT_TASK,
     create_celery,
     gather_stray_lanes,
     queue_lanes,
     resend_lane,
     waiting_jobs,
+    webhook_queue,
 )
 from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings, warn_unknown_settings
@@ -85,12 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"facerest-{str(device).replace(':', '')}-{os.getpid()}@{socket.gethostname()}"
     # Bounded socket waits; redis-py reconnects by itself when Redis comes back after a restart.
     client = connect(settings.redis_url, socket_connect_timeout=5, socket_timeout=15)
-    store = JobStore(client, settings.key_prefix, settings.result_ttl_s)
+    app = create_celery(settings)
+
+    def handoff(job_id: str) -> None:
+        # The job is in the outbox already (atomically with its end): a message lost here is
+        # sent by the courier's sweep after shared/webhooks.py's HANDOFF_GRACE_S instead.
+        try:
+            app.send_task(DELIVER_TASK, args=[job_id, 0], queue=webhook_queue(settings))
+        except Exception as exc:  # kombu's and redis-py's errors alike; the job itself is done
+            log.warning("job %s: its webhook hand-off failed (%s); the courier's sweep sends it", job_id, exc)
+
+    store = JobStore(client, settings.key_prefix, settings.result_ttl_s, handoff=handoff)
     info = worker_info(name, str(device), settings.concurrency, settings.profile, analyzer)
     gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
     recognition = Recognition(analyzer, gallery, info.recognizer, name, store)
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
-    app = create_celery(settings)
     register_tasks(app, runtime)
     registry = WorkerRegistry(client, settings.key_prefix)
 

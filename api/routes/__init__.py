@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import collections, docs, draw, extract, metrics, results, status, ui, verify
+from api.routes import collections, docs, draw, extract, metrics, results, status, ui, verify, webhooks
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     extract.bp,
@@ -12,6 +12,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     collections.bp,
     verify.bp,
     results.bp,
+    webhooks.bp,
     status.bp,
     docs.bp,
     metrics.bp,

@@ -30,6 +30,7 @@ from api.query import int_arg
 from api.render import encode, thumbnail_url, wants_msgpack
 from api.schemas import (
     CollectionBody,
+    CollectionJobRequest,
     CollectionsBody,
     DeletedBody,
     EnrollBody,
@@ -164,8 +165,13 @@ def prepare_recognize(ctx: ApiContext, collection: str, req: RecognizeRequest, o
     return Submission(job, render)
 
 
+COLLECTION_JOB_BODY = (
+    'An optional JSON body {"callback_url": URL} asks for a signed webhook when the job ends '
+    "(docs/webhooks.md)."
+)
 REINDEX_DOC = Operation(
     summary="Re-embed a collection's stored crops with the workers' recognizer (async)",
+    description=COLLECTION_JOB_BODY,
     replies={
         202: Reply("Queued; poll status_url", JobAccepted),
         415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
@@ -190,7 +196,7 @@ COMPACT_DOC = Operation(
         "stay in the database's files (dead tuples, the index, the WAL) until vacuum reuses the "
         "space; a compaction rewrites the collection's table and its indexes (VACUUM FULL: the "
         "collection's searches and writes wait meanwhile) and flushes the WAL. "
-        "SQLite zeroes deleted faces at once; there it only gives the free space back."
+        "SQLite zeroes deleted faces at once; there it only gives the free space back. " + COLLECTION_JOB_BODY
     ),
     replies=REINDEX_DOC.replies,
 )
@@ -208,7 +214,10 @@ def _collection_job(collection: str, job: Callable[[str, str], Job]) -> Response
     collection_access(ctx, collection)
 
     def read() -> Read[None]:
-        return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
+        # An optional JSON body: {"callback_url": ...} (api/schemas/images.py QueuedBody's field).
+        data = request.get_data(cache=True)
+        callback = CollectionJobRequest.model_validate_json(data).callback_url if data.strip() else None
+        return Read(None, Flags(run_async=True, msgpack=False, callback=callback), raw_digest())
 
     def prepare(_: None, owner: str) -> Submission:
         existing(ctx, collection)

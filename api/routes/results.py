@@ -15,11 +15,9 @@ from api.auth import request_owner
 from api.context import context
 from api.openapi import Operation, Query, Reply, documented
 from api.query import seconds_arg
-from api.render import encode, error_detail, render_result, wants_msgpack
+from api.render import encode, job_state_body, wants_msgpack
 from api.schemas import ErrorDetail, JobStateBody
-from shared.contract import worker_id
-from shared.errors import FaceRestError, JobNotFound
-from shared.jobs import JobStatus
+from shared.errors import JobNotFound
 
 bp = Blueprint("results", __name__)
 # Job ids are uuid4().hex (api/routes/extract.py): anything else is refused before Redis is asked.
@@ -54,22 +52,5 @@ def get_result(job_id: str) -> Response:
     # Another key's job is answered like an unknown one (404), also while long-polling.
     owner = request_owner(ctx.api_keys)
     state = ctx.store.state(job_id, owner) if not wait_s else ctx.store.wait(job_id, wait_s, owner)
-    body: JobStateBody = {
-        "id": state.id,
-        "status": state.status.value,
-        "created": state.created,
-        "started": state.started,
-        "finished": state.finished,
-        "worker": None if state.worker is None else worker_id(state.worker),
-        "attempts": state.attempts,
-    }
-    if state.error is not None:
-        body["error"] = error_detail(state.error)
-    elif state.result is not None and state.render is not None:
-        total_ms = ((state.finished or state.created) - state.created) * 1000
-        try:
-            body["result"] = render_result(state.render, state.result, total_ms)
-        except FaceRestError as exc:  # api_ver 1: one bad image fails the request
-            body["status"] = JobStatus.FAILED.value
-            body["error"] = error_detail(exc.info())
+    body = job_state_body(state)
     return encode(body, wants_msgpack(request))

@@ -44,6 +44,7 @@ from api.schemas.images import (
     HEADER_NAME,
     MAX_FETCH_HEADER_BYTES,
     MAX_FETCH_HEADERS,
+    CollectionJobRequest,
     DetectionRequest,
     ImageData,
     Images,
@@ -53,6 +54,7 @@ from api.schemas.images import (
     max_size_pair,
 )
 from api.schemas.jobs import (
+    CallbackBody,
     JobAccepted,
     JobStateBody,
     JobStatusName,
@@ -87,7 +89,9 @@ __all__ = [
     "HEADER_NAME",
     "MAX_FETCH_HEADERS",
     "MAX_FETCH_HEADER_BYTES",
+    "CallbackBody",
     "CollectionBody",
+    "CollectionJobRequest",
     "CollectionsBody",
     "CompactBody",
     "DeletedBody",

@@ -213,7 +213,25 @@ class DetectionRequest(DetectorBody):
         )
 
 
+CALLBACK_URL_MAX = 2048
+CALLBACK_URL = Annotated[str | None, Field(max_length=CALLBACK_URL_MAX)]
+
+
+class CollectionJobRequest(BaseModel):
+    """The optional body of a job on a whole collection (reindex, compact)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    callback_url: CALLBACK_URL = None
+
+
 class QueuedBody(ImagesBody):
     """A request that queues a job (api/submit.py): answered when done, or 202 at once."""
 
     run_async: bool = Field(False, alias="async", description="Return 202 with a job id.")
+    callback_url: CALLBACK_URL = Field(
+        None,
+        description="When the job ends (done or failed), POST its /results envelope here, signed "
+        "(docs/webhooks.md); without it, the API key's default (callback= in its entry) or "
+        "FACEREST_WEBHOOK_URL. The same address rules as image URLs (FACEREST_WEBHOOK_ALLOW).",
+    )

@@ -27,6 +27,18 @@ class JobAccepted(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class CallbackBody(TypedDict):
+    """The job's webhook delivery (docs/webhooks.md)."""
+
+    status: Annotated[
+        Literal["pending", "retrying", "delivered", "failed"],
+        Field(description="pending until the first attempt ran; failed: refused, or out of retry time"),
+    ]
+    attempts: int
+    last_error: Annotated[str | None, Field(description="Why the last attempt failed; null once delivered")]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class JobStateBody(TypedDict):
     id: str
     status: JobStatusName
@@ -42,3 +54,4 @@ class JobStateBody(TypedDict):
         ]
     ]
     error: NotRequired[ErrorDetail]
+    callback: NotRequired[CallbackBody]

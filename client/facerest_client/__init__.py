@@ -21,6 +21,7 @@ from facerest_client.aio import AsyncFaceRest
 from facerest_client.client import FaceRest
 from facerest_client.errors import FaceRestError, InvalidName
 from facerest_client.types import (
+    Callback,
     Collection,
     Compacted,
     EnrolledFace,
@@ -47,6 +48,7 @@ from facerest_client.types import (
 
 __all__ = [
     "AsyncFaceRest",
+    "Callback",
     "Collection",
     "Compacted",
     "DrawOptions",

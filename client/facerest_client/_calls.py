@@ -69,6 +69,7 @@ class ExtractOptions(TypedDict, total=False):
     detector: str
     verbose_timings: bool
     img_req_headers: dict[str, str]
+    callback_url: str  # POST the job's /results envelope here when it ends, signed (docs/webhooks.md)
 
 
 class DrawOptions(TypedDict, total=False):
@@ -92,6 +93,7 @@ class RecognitionOptions(TypedDict, total=False):
     det_threshold: float
     detector: str
     img_req_headers: dict[str, str]
+    callback_url: str  # as extract's
 
 
 class EnrollOptions(RecognitionOptions, total=False):
@@ -206,11 +208,12 @@ def _bytes(body: Any) -> bytes:
     return body
 
 
-def _collection_job(collection: str, action: str) -> Endpoint[Job]:
-    """POST /collections/{c}/{action}: no options, an empty JSON object; its Idempotency-Key
-    makes a retried call one job."""
+def _collection_job(collection: str, action: str, callback_url: str | None) -> Endpoint[Job]:
+    """POST /collections/{c}/{action}: a JSON object with the callback_url, if any; its
+    Idempotency-Key makes a retried call one job."""
     headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: uuid.uuid4().hex}
-    call = Call("POST", f"/collections/{_collection(collection)}/{action}", content=b"{}", headers=headers)
+    content = json.dumps({} if callback_url is None else {"callback_url": callback_url}).encode()
+    call = Call("POST", f"/collections/{_collection(collection)}/{action}", content=content, headers=headers)
     return Endpoint(call, Job.from_wire)
 
 
@@ -312,14 +315,16 @@ class Endpoints:
         return Endpoint(call, Verification.from_wire)
 
     @client_method
-    def reindex(self, collection: str) -> Endpoint[Job]:
-        """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``)."""
-        return _collection_job(collection, "reindex")
+    def reindex(self, collection: str, callback_url: str | None = None) -> Endpoint[Job]:
+        """Re-embed the collection's stored crops with the workers' recognizer (a job: ``result``;
+        ``callback_url``: a signed webhook when it ends)."""
+        return _collection_job(collection, "reindex", callback_url)
 
     @client_method
-    def compact(self, collection: str) -> Endpoint[Job]:
-        """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``)."""
-        return _collection_job(collection, "compact")
+    def compact(self, collection: str, callback_url: str | None = None) -> Endpoint[Job]:
+        """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``;
+        ``callback_url``: a signed webhook when it ends)."""
+        return _collection_job(collection, "compact", callback_url)
 
     @client_method
     def collections(self) -> Endpoint[tuple[Collection, ...]]:

@@ -395,6 +395,15 @@ def job_result_from_wire(body: Mapping[str, Any]) -> JobResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Callback:
+    """A job's webhook delivery (the service's docs/webhooks.md)."""
+
+    status: Literal["pending", "retrying", "delivered", "failed"]
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """An asynchronous job: its state now, and its result once done (the endpoint's own type)."""
 
@@ -402,15 +411,20 @@ class Job:
     status: JobStatus
     result: JobResult | None = None
     error: ImageError | None = None
+    callback: Callback | None = None  # with a callback_url: its delivery
 
     @classmethod
     def from_wire(cls, body: Mapping[str, Any]) -> Job:
         result = body.get("result")
+        callback = body.get("callback")
         return cls(
             id=body["id"],
             status=body["status"],
             result=None if result is None else job_result_from_wire(result),
             error=_error(body.get("error")),
+            callback=None
+            if callback is None
+            else Callback(callback["status"], callback["attempts"], callback.get("last_error")),
         )
 
 

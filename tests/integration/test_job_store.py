@@ -29,9 +29,10 @@ from shared.contract import (
     WorkerInfo,
 )
 from shared.errors import JobNotFound
-from shared.jobs import JobStatus, JobStore, Share, ShareFull, WorkerRegistry
+from shared.jobs import CallbackState, JobStatus, JobStore, Share, ShareFull, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery, gather_stray_lanes, queue_lanes, waiting_jobs
 from shared.settings import load_settings
+from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, Due, Outbox
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
 
@@ -397,3 +398,45 @@ def test_a_retry_with_its_idempotency_key_is_answered_even_with_the_share_full(
     again = store.create("second", _images(1), RENDER, (key, "d"), share=share)
     assert isinstance(again, IdempotencyRecord) and again.job_id == "first"
     assert store.create("third", _images(1), RENDER, share=share) == ShareFull(1, 1)
+
+
+def test_a_job_with_a_callback_enters_the_outbox_as_it_ends_and_each_attempt_runs_once(
+    client: redis.Redis,
+) -> None:
+    handed: list[str] = []
+    store = JobStore(client, "hooks", TTL_S, handoff=handed.append)
+    outbox = Outbox(client, "hooks")
+    job = ExtractJob([b"x"], AnalysisOptions(), "r")
+    store.create("cb", job, RENDER, callback="https://hooks.example/in")
+    store.create("plain", job, RENDER)
+    assert store.state("cb").callback == CallbackState(CallbackStatus.PENDING, 0, "")
+    assert store.state("cb").callback_url == "https://hooks.example/in"
+    assert store.state("plain").callback is None
+    assert outbox.due_at("cb") is None, "not before the job ended"
+
+    assert store.finish("cb", RESULT) and store.finish("plain", RESULT)
+    assert not store.finish("cb", RESULT), "finished once, handed off once"
+    assert handed == ["cb"]
+    seconds, micros = client.time()
+    due = outbox.due_at("cb")
+    assert due is not None and abs(due - (seconds + micros / 1e6 + HANDOFF_GRACE_S)) < 2
+    assert outbox.due_at("plain") is None
+
+    # The worker's message and a sweep's for the same attempt: the first claims it, the other is dropped.
+    assert outbox.claim("cb", 0, 30) == 1
+    assert outbox.claim("cb", 0, 30) == 0
+    assert store.state("cb").callback == CallbackState(CallbackStatus.PENDING, 1, "")
+    outbox.record("cb", CallbackStatus.RETRYING, "the receiver answered HTTP 503", retry_in_s=0)
+    assert outbox.take_due(30) == [Due("cb", 1)]
+    assert outbox.take_due(30) == [], "leased until its message runs"
+    assert outbox.claim("cb", 1, 30) == 2
+    outbox.record("cb", CallbackStatus.DELIVERED)
+    assert store.state("cb").callback == CallbackState(CallbackStatus.DELIVERED, 2, "")
+    assert outbox.due_at("cb") is None and outbox.claim("cb", 2, 30) == 0
+
+    # An entry whose job expired (or was erased with its collection) leaves without a delivery.
+    store.create("gone", job, RENDER, callback="https://hooks.example/in")
+    store.finish("gone", RESULT)
+    client.delete("hooks:job:gone")
+    client.zadd(outbox.key, {"gone": 0})
+    assert outbox.take_due(30) == [] and outbox.due_at("gone") is None

@@ -13,6 +13,7 @@ import msgpack
 import pytest
 from facerest_client import (
     AsyncFaceRest,
+    Callback,
     Compacted,
     Enrollment,
     ExtractResult,
@@ -301,6 +302,18 @@ def test_jobs_carry_each_endpoint_s_typed_result() -> None:
     assert Job.from_wire({"id": "j", "status": "done", "result": compacted}).result == Compacted(
         "s", 2, True, True
     )
+
+
+def test_a_job_s_webhook_delivery_is_read_and_collection_jobs_can_ask_for_one() -> None:
+    delivery = {"status": "retrying", "attempts": 2, "last_error": "the receiver answered HTTP 503"}
+    job = Job.from_wire({"id": "j", "status": "done", "callback": delivery})
+    assert job.callback == Callback("retrying", 2, "the receiver answered HTTP 503")
+    assert Job.from_wire({"id": "j", "status": "queued"}).callback is None
+    seen: list[httpx.Request] = []
+    with FaceRest("http://facerest.test", transport=_recognition_server(seen)) as client:
+        client.reindex("staff", callback_url="https://hooks.example/in")
+        client.compact("staff", callback_url="https://hooks.example/in")
+    assert [json.loads(r.content) for r in seen] == [{"callback_url": "https://hooks.example/in"}] * 2
 
 
 def test_async_client_recognizes_in_json() -> None:

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE_REF = "${FACEREST_ENV_FILE:-facerest.env}"
 ENV_EXAMPLE = ROOT / "docker" / "facerest.env.example"
 # Services whose containers run facerest's code (or Flower, whose FLOWER_* settings ride along).
-FACEREST_SERVICES = ("api", "worker-cpu", "flower")
+FACEREST_SERVICES = ("api", "worker-cpu", "flower", "courier")
 # What only worker/ may import; the API image has none of it.
 WORKER_ONLY_MODULES = frozenset({"cv2", "simplejpeg", "onnxruntime", "openvino", "dlib", "torch", "worker"})
 WORKER_ONLY_PACKAGES = frozenset(
