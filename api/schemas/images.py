@@ -73,10 +73,15 @@ class Images(BaseModel):
         return len(self.data) + len(self.urls)
 
 
+# The largest count or side in pixels a request may name: far beyond any image max_image_pixels
+# lets in, and small enough for the job contract's integers (msgspec refuses ints past 64 bits).
+INT32_MAX = 2**31 - 1
+
+
 def check_max_size(value: list[int] | int) -> list[int] | int:
     sizes = [value, value] if isinstance(value, int) else value
-    if len(sizes) != 2 or any(s < 0 for s in sizes):
-        raise ValueError("max_size must be [width, height] of non-negative integers, or 0")
+    if len(sizes) != 2 or any(not 0 <= s <= INT32_MAX for s in sizes):
+        raise ValueError(f"max_size must be [width, height] of integers from 0 to {INT32_MAX}, or 0")
     if 0 in sizes and sizes != [0, 0]:
         raise ValueError("max_size: use 0 or [0, 0] to disable resizing")
     if any(0 < s < 32 for s in sizes):
@@ -204,8 +209,10 @@ class DetectionRequest(DetectorBody):
             "recognize and verify call this det_threshold, and their threshold is a similarity.",
         ),
     ] = DEFAULT_THRESHOLD
-    limit_faces: Annotated[int, Field(ge=0, description="Keep the N largest faces; 0 = all.")] = 0
-    min_face_size: Annotated[int, Field(ge=0, description="Drop faces narrower (px).")] = 0
+    limit_faces: Annotated[
+        int, Field(ge=0, le=INT32_MAX, description="Keep the N largest faces; 0 = all.")
+    ] = 0
+    min_face_size: Annotated[int, Field(ge=0, le=INT32_MAX, description="Drop faces narrower (px).")] = 0
 
     def options(self, max_faces: int) -> AnalysisOptions:
         return self.detection(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from typing import Any
 
@@ -136,6 +137,18 @@ def test_multipart_draw_options_as_insightface_rest_sends_them() -> None:
     with APP.test_request_context("/d", method="POST", data=form, content_type="multipart/form-data"):
         req = read_body(DrawRequest).request
     assert req.images.data == [JPEG] and req.draw_landmarks is False and req.draw_scores is True
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"min_face_size": 2**70}, {"limit_faces": 2**31}, {"max_size": 2**70}, {"max_size": [640, 2**70]}],
+)
+def test_pixel_counts_past_the_job_contract_are_refused_not_a_server_error(option: dict[str, Any]) -> None:
+    # Found by schemathesis: a 113-bit min_face_size in a form passed validation and failed to
+    # encode into the job (500).
+    form = {"file": (io.BytesIO(JPEG), "a.jpg")} | {name: json.dumps(value) for name, value in option.items()}
+    with pytest.raises(ValidationError):
+        _multipart(form)
 
 
 def test_null_options_mean_their_defaults() -> None:
