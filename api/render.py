@@ -23,6 +23,7 @@ from api.schemas import (
     ImagesBody,
     ImageV2,
     ModelV2,
+    QualityBody,
     RecognitionBody,
     RecognizeBody,
     RecognizedFaceBody,
@@ -35,6 +36,7 @@ from shared.contract import (
     ErrorInfo,
     ExtractResult,
     Face,
+    FaceQuality,
     ImageResult,
     JobResult,
     ModelRef,
@@ -129,6 +131,19 @@ def _attributes(face: Face | RecognizedFace, out: FaceV1 | FaceV2 | RecognizedFa
         out["age"] = face.age
     if face.landmarks106 is not None:
         out["landmarks106"] = face.landmarks106
+    if face.quality is not None:
+        out["quality"] = quality_body(face.quality)
+
+
+def quality_body(quality: FaceQuality) -> QualityBody:
+    return {
+        "quality": quality.quality,
+        "sharpness": quality.sharpness,
+        "yaw": quality.yaw,
+        "pitch": quality.pitch,
+        "roll": quality.roll,
+        "size": quality.size,
+    }
 
 
 def _extracted_attributes(face: Face, out: FaceV1 | FaceV2) -> None:

@@ -62,6 +62,8 @@ class AnalysisOptions(msgspec.Struct, frozen=True):
     # it the job fails with limit_exceeded before any face is embedded. 0: no limit (jobs a worker
     # makes itself: a reindex embeds every stored crop).
     max_faces_total: int = 0
+    # Each face's FaceQuality (worker/quality.py); needs the aligned crop, so it aligns faces.
+    return_quality: bool = False
 
     def attribute_models(self) -> list[str]:
         """The attribute models (registry keys) these options need."""
@@ -88,6 +90,8 @@ class EnrollJob(msgspec.Struct, frozen=True, tag="enroll"):
     options: AnalysisOptions
     request_id: str
     data_count: int  # images.data first, then images.urls: for naming an image in an error
+    # The enrolled face's quality (worker/quality.py) must reach this, else low_quality; 0: any.
+    min_quality: float = 0.0
 
 
 class RecognizeJob(msgspec.Struct, frozen=True, tag="recognize"):
@@ -131,6 +135,17 @@ class CompactJob(msgspec.Struct, frozen=True, tag="compact"):
 Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob
 
 
+class FaceQuality(msgspec.Struct, frozen=True):
+    """How usable a face is for recognition (worker/quality.py, docs/recognition.md)."""
+
+    quality: float  # 0 ... 1: sharpness x cos(yaw) x cos(pitch) x size factor
+    sharpness: float  # 0 ... 1: variance of the Laplacian of the aligned crop, squashed
+    yaw: float  # degrees, estimated from the 5 keypoints; + : nose to the image's right
+    pitch: float  # degrees; + : looking up
+    roll: float  # degrees; + : eye line turned clockwise
+    size: float  # the box's shorter side, full-size px
+
+
 class Face(msgspec.Struct, frozen=True, omit_defaults=True):
     """One face in full-size image pixels. ``vec`` is float32 bytes, L2-normalised."""
 
@@ -144,6 +159,7 @@ class Face(msgspec.Struct, frozen=True, omit_defaults=True):
     gender_score: float | None = None  # probability of the reported gender, 0.5 ... 1
     age: float | None = None  # years
     landmarks106: list[tuple[float, float]] | None = None
+    quality: FaceQuality | None = None  # with return_quality
 
 
 class ImageResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -202,6 +218,7 @@ class RecognizedFace(msgspec.Struct, frozen=True, omit_defaults=True):
     gender: Literal["female", "male"] | None = None
     gender_score: float | None = None
     age: float | None = None
+    quality: FaceQuality | None = None
 
 
 class RecognizedImage(msgspec.Struct, frozen=True, omit_defaults=True):

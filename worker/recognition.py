@@ -38,6 +38,7 @@ from shared.contract import (
 from shared.errors import (
     CollectionNotFound,
     InvalidRequest,
+    LowQuality,
     NoFace,
     SeveralFaces,
     SubjectNotFound,
@@ -125,7 +126,12 @@ class Recognition:
 
     def enroll(self, job: EnrollJob, start: float) -> EnrollResult:
         self._check_collection(job.collection, must_exist=False)
-        options = msgspec.structs.replace(job.options, extract_embedding=True, return_face_data=True)
+        options = msgspec.structs.replace(
+            job.options,
+            extract_embedding=True,
+            return_face_data=True,
+            return_quality=job.options.return_quality or job.min_quality > 0,
+        )
         done = self._faces_of(job.images, options, job.request_id, job.data_count)
         new: list[NewFace] = []
         for index, (data, image) in enumerate(zip(job.images, done.images, strict=True)):
@@ -135,6 +141,12 @@ class Recognition:
                     "asks for exactly one"
                 )
             face = _largest(image.faces)
+            if face.quality is not None and face.quality.quality < job.min_quality:
+                raise LowQuality(
+                    f"{image_label(index, job.data_count)}: face quality {face.quality.quality} is under "
+                    f"min_quality={job.min_quality} (sharpness {face.quality.sharpness}, yaw "
+                    f"{face.quality.yaw}, pitch {face.quality.pitch}, size {face.quality.size} px)"
+                )
             new.append(
                 NewFace(
                     image_digest(data),
@@ -183,6 +195,7 @@ class Recognition:
                         gender=face.gender,
                         gender_score=face.gender_score,
                         age=face.age,
+                        quality=face.quality,
                     )
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))

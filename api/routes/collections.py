@@ -84,7 +84,9 @@ ENROLL_DOC = queued_operation(
         400: Reply("Malformed request", ErrorDetail),
         403: Reply("collection_forbidden: the API key is limited to other collections", ErrorDetail),
         409: Reply(RECOGNIZER_CONFLICT, ErrorDetail),
-        422: Reply("Bad name, image, or no_face / several_faces (naming the image)", ErrorDetail),
+        422: Reply(
+            "Bad name, image, or no_face / several_faces / low_quality (naming the image)", ErrorDetail
+        ),
     },
 )
 
@@ -109,6 +111,7 @@ def enroll(collection: str, subject: str) -> Response:
             req.options(ctx.settings.max_faces),
             g.request_id,
             settings.data_count,
+            req.min_quality,
         )
         return Submission(job, RenderSettings("2", False, settings.data_count, owner=owner))
 

@@ -69,6 +69,7 @@ class ExtractOptions(TypedDict, total=False):
     detector: str
     verbose_timings: bool
     img_req_headers: dict[str, str]
+    return_quality: bool  # each face's Quality
 
 
 class DrawOptions(TypedDict, total=False):
@@ -96,6 +97,7 @@ class RecognitionOptions(TypedDict, total=False):
 
 class EnrollOptions(RecognitionOptions, total=False):
     face: Literal["largest", "only"]  # "only": a photo with several faces is refused
+    min_quality: float  # a face whose quality is under it is refused (low_quality)
 
 
 class RecognizeOptions(RecognitionOptions, total=False):
@@ -103,6 +105,7 @@ class RecognizeOptions(RecognitionOptions, total=False):
     threshold: float  # similarity to name a subject; default: the recognizer's calibrated one
     return_landmarks: bool | Literal["106"]  # as extract's
     extract_ga: bool  # gender and age, as extract's
+    return_quality: bool  # as extract's
 
 
 class VerifyOptions(RecognitionOptions, total=False):

@@ -27,6 +27,24 @@ def _bytes(value: Any) -> bytes | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Quality:
+    """A face's quality, with return_quality (the service's docs/recognition.md#face-quality)."""
+
+    quality: float  # 0-1: sharpness x cos(yaw) x cos(pitch) x size factor
+    sharpness: float  # 0-1
+    yaw: float  # degrees
+    pitch: float
+    roll: float
+    size: float  # the box's shorter side, px
+
+    @classmethod
+    def from_wire(cls, quality: Mapping[str, Any] | None) -> Quality | None:
+        if quality is None:
+            return None
+        return cls(**{name: float(quality[name]) for name in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
 class Face:
     bbox: Box  # x1, y1, x2, y2
     prob: float  # detection score
@@ -38,6 +56,7 @@ class Face:
     age: float | None = None
     landmarks106: tuple[Point, ...] | None = None
     facedata: bytes | None = None  # the aligned 112x112 crop, JPEG
+    quality: Quality | None = None  # with return_quality
 
     @classmethod
     def from_wire(cls, face: Mapping[str, Any]) -> Face:
@@ -53,6 +72,7 @@ class Face:
             age=face.get("age"),
             landmarks106=_points(face.get("landmarks106")),
             facedata=_bytes(face.get("facedata")),
+            quality=Quality.from_wire(face.get("quality")),
         )
 
 
@@ -189,6 +209,7 @@ class RecognizedFace:
     gender: Literal["female", "male"] | None = None  # with extract_ga
     gender_score: float | None = None
     age: float | None = None
+    quality: Quality | None = None  # with return_quality
 
     @classmethod
     def from_wire(cls, face: Mapping[str, Any]) -> RecognizedFace:
@@ -205,6 +226,7 @@ class RecognizedFace:
             gender=face.get("gender"),
             gender_score=face.get("gender_score"),
             age=face.get("age"),
+            quality=Quality.from_wire(face.get("quality")),
         )
 
 
