@@ -1,0 +1,307 @@
+"""People discovery: incremental clustering of a collection's faces (docs/people.md).
+
+A face joins the cluster whose closest faces it resembles most, as one assignment per photo (two
+faces of one photo never join one cluster); a face that joins none waits in the pool, and good
+faces of the pool that resemble each other start a new cluster, which then sweeps the pool for
+faces (of any quality) that now have a place. No full rerun: a photo costs one matrix product
+against the clustered faces and one against the pool.
+
+Against Immich's anchor (a face is a "core" point with ``minFaces`` neighbours within
+``maxDistance``; a person is created from a core point and a face takes its nearest neighbour's
+person), three differences, each measured in bench/people.py:
+
+- joining asks for the mean similarity to a cluster's ``top`` closest faces, not one neighbour:
+  one lookalike face (a sibling) no longer chains two people together;
+- seeds need ``seed_quality``: blurred, tiny or profile faces, whose vectors sit close to
+  everybody's, never start a cluster (they may still join one);
+- one assignment per photo (Hungarian method), and the person's decisions as constraints
+  (a face moved away never comes back; clusters kept apart are never merged).
+
+The state is this module's ``Clustering``, one collection's, built from the gallery's rows and
+written back by the caller; nothing here reads a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+
+NONE = -1  # a face in no cluster
+
+FloatArray = NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverySettings:
+    """The defaults are the bench's (bench/people.py, docs/people.md): tuned on CFP's first 250
+    people, measured on the other 250."""
+
+    # A face joins a cluster when the mean cosine similarity to its ``top`` closest faces reaches this.
+    join: float = 0.42
+    # Two pool faces at least this similar, both of ``seed_quality`` or more, start a cluster.
+    seed: float = 0.5
+    seed_quality: float = 0.25
+    top: int = 3
+    # Candidate clusters of a face: those of its ``neighbours`` nearest clustered faces.
+    neighbours: int = 64
+
+
+@dataclass(slots=True)
+class Clustering:
+    """One collection's faces and clusters in memory, and the person's decisions as constraints.
+
+    Faces are rows, in the order they were added; ``cluster[i]`` is the cluster of face ``i`` or
+    NONE. Cluster ids are never reused.
+    """
+
+    dimension: int
+    settings: DiscoverySettings = field(default_factory=DiscoverySettings)
+    vectors: FloatArray = field(init=False)
+    quality: FloatArray = field(init=False)
+    cluster: NDArray[np.int64] = field(init=False)
+    photo_code: NDArray[np.int64] = field(init=False)  # the row's photo, as a number
+    photo: list[str] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    rows_of: dict[int, list[int]] = field(default_factory=dict)  # photo code -> its rows
+    placed: NDArray[np.bool_] = field(init=False)  # faces a person placed: never moved by clustering
+    forbidden: set[tuple[int, int]] = field(default_factory=set)  # (face, cluster) a person moved it out of
+    apart: set[frozenset[int]] = field(default_factory=set)  # cluster pairs a person kept apart
+    next_id: int = 1
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.vectors = np.zeros((16, self.dimension), np.float32)
+        self.quality = np.zeros(16, np.float32)
+        self.cluster = np.full(16, NONE, np.int64)
+        self.photo_code = np.zeros(16, np.int64)
+        self.placed = np.zeros(16, np.bool_)
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def _grow(self, extra: int) -> None:
+        need = self.count + extra
+        if need <= len(self.vectors):
+            return
+        size = max(need, 2 * len(self.vectors))
+        vectors = np.zeros((size, self.dimension), np.float32)
+        vectors[: self.count] = self.vectors[: self.count]
+        quality = np.zeros(size, np.float32)
+        quality[: self.count] = self.quality[: self.count]
+        cluster = np.full(size, NONE, np.int64)
+        cluster[: self.count] = self.cluster[: self.count]
+        codes = np.zeros(size, np.int64)
+        codes[: self.count] = self.photo_code[: self.count]
+        placed = np.zeros(size, np.bool_)
+        placed[: self.count] = self.placed[: self.count]
+        self.vectors, self.quality, self.cluster, self.photo_code = vectors, quality, cluster, codes
+        self.placed = placed
+
+    def load(
+        self, vectors: FloatArray, quality: Sequence[float], photos: Sequence[str], clusters: Sequence[int]
+    ) -> list[int]:
+        """Add stored faces as they are (no clustering); their row numbers."""
+        rows = self._append(vectors, quality, photos)
+        self.cluster[rows] = np.asarray(clusters, np.int64)
+        if len(clusters):
+            self.next_id = max(self.next_id, int(max(clusters)) + 1)
+        return rows
+
+    def _append(self, vectors: FloatArray, quality: Sequence[float], photos: Sequence[str]) -> list[int]:
+        self._grow(len(vectors))
+        start = self.count
+        self.vectors[start : start + len(vectors)] = vectors
+        self.quality[start : start + len(vectors)] = np.asarray(quality, np.float32)
+        for offset, photo in enumerate(photos):
+            code = self.codes.setdefault(photo, len(self.codes))
+            self.photo_code[start + offset] = code
+            self.rows_of.setdefault(code, []).append(start + offset)
+        self.photo.extend(photos)
+        self.count += len(vectors)
+        return list(range(start, self.count))
+
+    # -- incremental clustering ------------------------------------------------------------------
+
+    def add_photo(self, vectors: FloatArray, quality: Sequence[float], photo: str) -> list[int]:
+        """Add one photo's faces and cluster them: their row numbers (``cluster[row]`` says where
+        each went; a new cluster may also have taken faces of the pool)."""
+        rows = self._append(vectors, quality, [photo] * len(vectors))
+        self._join(rows)
+        for row in rows:
+            if self.cluster[row] == NONE and self.quality[row] >= self.settings.seed_quality:
+                self._seed(row)
+        return rows
+
+    def _pool(self) -> NDArray[np.intp]:
+        """Faces in no cluster that clustering may place (not those a person took out)."""
+        return np.flatnonzero((self.cluster[: self.count] == NONE) & ~self.placed[: self.count])
+
+    def _members(self, cluster: int) -> NDArray[np.intp]:
+        return np.flatnonzero(self.cluster[: self.count] == cluster)
+
+    def _photo_clusters(self, row: int, besides: Iterable[int] = ()) -> set[int]:
+        """The clusters holding a face of ``row``'s photo, ``besides`` left out."""
+        skip = set(besides)
+        rows = self.rows_of[int(self.photo_code[row])]
+        return {int(self.cluster[i]) for i in rows if i not in skip and self.cluster[i] != NONE}
+
+    def _scores(self, rows: Sequence[int]) -> list[dict[int, float]]:
+        """Per row: each candidate cluster's score, the mean similarity to its ``top`` closest
+        faces among the row's ``neighbours`` nearest clustered faces."""
+        clustered = np.flatnonzero(self.cluster[: self.count] != NONE)
+        if not len(clustered):
+            return [{} for _ in rows]
+        sims = self.vectors[clustered] @ self.vectors[list(rows)].T  # (clustered, rows)
+        labels = self.cluster[clustered]
+        sizes = dict(zip(*np.unique(labels, return_counts=True), strict=True))
+        top, near = self.settings.top, min(self.settings.neighbours, len(clustered))
+        out: list[dict[int, float]] = []
+        for j in range(len(rows)):
+            column = sims[:, j]
+            nearest = (
+                np.argpartition(-column, near - 1)[:near] if near < len(column) else np.arange(len(column))
+            )
+            by_cluster: dict[int, list[float]] = {}
+            for i in nearest[np.argsort(-column[nearest])]:
+                by_cluster.setdefault(int(labels[i]), []).append(float(column[i]))
+            scores = {}
+            for label, values in by_cluster.items():
+                want = min(top, int(sizes[label]))
+                if len(values) >= want:
+                    scores[label] = float(np.mean(values[:want]))
+            out.append(scores)
+        return out
+
+    def _allowed(self, row: int, cluster: int, taken: set[int]) -> bool:
+        return cluster not in taken and (row, cluster) not in self.forbidden
+
+    def _join(self, rows: Sequence[int]) -> None:
+        """One photo's faces: the assignment to clusters with the largest total score, every
+        pair at or above ``join``, none to a cluster holding another face of the photo."""
+        if not rows:
+            return
+        taken = self._photo_clusters(rows[0], besides=rows)
+        scores = self._scores(rows)
+        labels = sorted(
+            {
+                c
+                for r, s in zip(rows, scores, strict=True)
+                for c, v in s.items()
+                if v >= self.settings.join and self._allowed(r, c, taken)
+            }
+        )
+        if not labels:
+            return
+        column = {label: j for j, label in enumerate(labels)}
+        gain = np.zeros((len(rows), len(labels)))
+        for i, (row, row_scores) in enumerate(zip(rows, scores, strict=True)):
+            for label, value in row_scores.items():
+                if label in column and value >= self.settings.join and self._allowed(row, label, taken):
+                    gain[i, column[label]] = value + 2.0  # any allowed pair beats leaving a face out
+        for i, j in zip(*linear_sum_assignment(gain, maximize=True), strict=True):
+            if gain[i, j] > 0:
+                self.cluster[rows[i]] = labels[j]
+
+    def _seed(self, row: int) -> None:
+        """Start a cluster from ``row`` and its most similar good pool face of another photo,
+        then sweep the pool into it."""
+        pool = self._pool()
+        pool = pool[(pool != row) & (self.quality[pool] >= self.settings.seed_quality)]
+        if not len(pool):
+            return
+        sims = self.vectors[pool] @ self.vectors[row]
+        order = np.argsort(-sims)
+        for k in order:
+            if sims[k] < self.settings.seed:
+                return
+            other = int(pool[k])
+            if self.photo_code[other] != self.photo_code[row]:
+                break
+        else:
+            return
+        label = self.next_id
+        self.next_id += 1
+        self.cluster[[row, other]] = label
+        self._sweep(label)
+
+    def _sweep(self, label: int) -> None:
+        """Pool faces (any quality) that score at least ``join`` against cluster ``label`` join
+        it, the best one per photo, until none is left."""
+        while True:
+            members = self._members(label)
+            pool = self._pool()
+            pool = pool[~np.isin(self.photo_code[pool], self.photo_code[members])]
+            if not len(pool):
+                return
+            sims = self.vectors[pool] @ self.vectors[members].T
+            want = min(self.settings.top, len(members))
+            score = -np.sort(-sims, axis=1)[:, :want].mean(axis=1)
+            best: dict[int, tuple[float, int]] = {}
+            for i in np.flatnonzero(score >= self.settings.join):
+                face, photo = int(pool[i]), int(self.photo_code[pool[i]])
+                if (face, label) not in self.forbidden and (photo not in best or score[i] > best[photo][0]):
+                    best[photo] = (float(score[i]), face)
+            if not best:
+                return
+            self.cluster[[face for _, face in best.values()]] = label
+
+    # -- the person's decisions ------------------------------------------------------------------
+
+    def move(self, row: int, cluster: int) -> None:
+        """A person put face ``row`` in ``cluster`` (NONE: out of any): kept, and its old cluster
+        is forbidden to it from now on."""
+        old = int(self.cluster[row])
+        if old not in (NONE, cluster):
+            self.forbidden.add((row, old))
+        if cluster != NONE:
+            self.forbidden.discard((row, cluster))
+            same_photo = [
+                i for i in self.rows_of[int(self.photo_code[row])] if i != row and self.cluster[i] == cluster
+            ]
+            for i in same_photo:  # the person's word wins over the clustering's
+                self.cluster[i] = NONE
+                self.forbidden.add((int(i), cluster))
+        self.cluster[row] = cluster
+        self.pin(row)
+
+    def pin(self, row: int) -> None:
+        self.placed[row] = True
+
+    def merge(self, keep: int, other: int) -> None:
+        """A person merged ``other`` into ``keep``: of two faces of one photo, ``keep``'s stays."""
+        keep_photos = set(self.photo_code[self._members(keep)].tolist())
+        for i in self._members(other):
+            if int(self.photo_code[i]) in keep_photos:
+                self.cluster[i] = NONE
+            else:
+                self.cluster[i] = keep
+        self.forbidden = {(face, keep if c == other else c) for face, c in self.forbidden}
+        self.apart = {pair for pair in self.apart if other not in pair}
+
+    def keep_apart(self, a: int, b: int) -> None:
+        self.apart.add(frozenset((a, b)))
+
+    def recluster(self, fixed: set[int]) -> None:
+        """Cluster every face again, best photos first, keeping the clusters in ``fixed`` (named
+        by a person), every cluster a person acted on (kept apart, moved a face out of), and
+        every pinned face where they are."""
+        fixed = fixed | {c for pair in self.apart for c in pair} | {c for _, c in self.forbidden}
+        keep = np.isin(self.cluster[: self.count], list(fixed)) | self.placed[: self.count]
+        self.cluster[: self.count][~keep] = NONE
+        photos: dict[int, list[int]] = {}
+        for i in np.flatnonzero(~keep):
+            photos.setdefault(int(self.photo_code[i]), []).append(int(i))
+        order = sorted(photos.values(), key=lambda rows: -float(self.quality[rows].max()))
+        for rows in order:
+            self._join(rows)
+            for row in rows:
+                if self.cluster[row] == NONE and self.quality[row] >= self.settings.seed_quality:
+                    self._seed(row)
+
+
+def assignments(clustering: Clustering) -> NDArray[np.int64]:
+    """Every face's cluster, row for row (NONE: unclustered)."""
+    return clustering.cluster[: clustering.count].copy()
