@@ -241,12 +241,12 @@ def main() -> None:
         {**row("facerest defaults", clusters, faces), "ms_per_face": round(seconds * 1000 / len(clusters), 3)}
     )
     if args.sweep:
-        for join in (0.25, 0.28, 0.31, 0.34):
-            for seed in (0.35, 0.4, 0.45, 0.5):
-                for quality in (0.0, 0.15, 0.3):
-                    settings = replace(DiscoverySettings(), join=join, seed=seed, seed_quality=quality)
+        for join in (0.26, 0.28, 0.3, 0.32):
+            for seed in (0.4, 0.45):
+                for top in (2, 3, 5):
+                    settings = replace(DiscoverySettings(), join=join, seed=seed, top=top)
                     rows.append(
-                        row(f"facerest join {join} seed {seed} q {quality}", ours(faces, settings)[0], faces)
+                        row(f"facerest join {join} seed {seed} top {top}", ours(faces, settings)[0], faces)
                     )
     print(json.dumps(rows, indent=1))
 

@@ -41,10 +41,10 @@ class DiscoverySettings:
     people, measured on the other 250."""
 
     # A face joins a cluster when the mean cosine similarity to its ``top`` closest faces reaches this.
-    join: float = 0.42
+    join: float = 0.30
     # Two pool faces at least this similar, both of ``seed_quality`` or more, start a cluster.
-    seed: float = 0.5
-    seed_quality: float = 0.25
+    seed: float = 0.40
+    seed_quality: float = 0.15
     top: int = 3
     # Candidate clusters of a face: those of its ``neighbours`` nearest clustered faces.
     neighbours: int = 64
@@ -129,11 +129,17 @@ class Clustering:
         """Add one photo's faces and cluster them: their row numbers (``cluster[row]`` says where
         each went; a new cluster may also have taken faces of the pool)."""
         rows = self._append(vectors, quality, [photo] * len(vectors))
+        self._place(rows)
+        return rows
+
+    def _place(self, rows: Sequence[int]) -> None:
+        """Join, sweep the pool into what grew, seed from what is left."""
         self._join(rows)
         for row in rows:
-            if self.cluster[row] == NONE and self.quality[row] >= self.settings.seed_quality:
+            if self.cluster[row] != NONE:
+                self._sweep(int(self.cluster[row]), [row])
+            elif self.quality[row] >= self.settings.seed_quality:
                 self._seed(row)
-        return rows
 
     def _pool(self) -> NDArray[np.intp]:
         """Faces in no cluster that clustering may place (not those a person took out)."""
@@ -225,15 +231,21 @@ class Clustering:
         label = self.next_id
         self.next_id += 1
         self.cluster[[row, other]] = label
-        self._sweep(label)
+        self._sweep(label, [row, other])
 
-    def _sweep(self, label: int) -> None:
+    def _sweep(self, label: int, joined: Sequence[int]) -> None:
         """Pool faces (any quality) that score at least ``join`` against cluster ``label`` join
-        it, the best one per photo, until none is left."""
-        while True:
+        it, the best one per photo, until none is left. Only pool faces that close to one of the
+        faces that just ``joined`` are scored: the others' scores did not change."""
+        near = list(joined)
+        while near:
             members = self._members(label)
             pool = self._pool()
             pool = pool[~np.isin(self.photo_code[pool], self.photo_code[members])]
+            if not len(pool):
+                return
+            close = (self.vectors[pool] @ self.vectors[near].T).max(axis=1) >= self.settings.join
+            pool = pool[close]
             if not len(pool):
                 return
             sims = self.vectors[pool] @ self.vectors[members].T
@@ -244,9 +256,8 @@ class Clustering:
                 face, photo = int(pool[i]), int(self.photo_code[pool[i]])
                 if (face, label) not in self.forbidden and (photo not in best or score[i] > best[photo][0]):
                     best[photo] = (float(score[i]), face)
-            if not best:
-                return
-            self.cluster[[face for _, face in best.values()]] = label
+            near = [face for _, face in best.values()]
+            self.cluster[near] = label
 
     # -- the person's decisions ------------------------------------------------------------------
 
@@ -296,10 +307,7 @@ class Clustering:
             photos.setdefault(int(self.photo_code[i]), []).append(int(i))
         order = sorted(photos.values(), key=lambda rows: -float(self.quality[rows].max()))
         for rows in order:
-            self._join(rows)
-            for row in rows:
-                if self.cluster[row] == NONE and self.quality[row] >= self.settings.seed_quality:
-                    self._seed(row)
+            self._place(rows)
 
 
 def assignments(clustering: Clustering) -> NDArray[np.int64]:
