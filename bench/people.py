@@ -7,6 +7,8 @@ never the test photos). Per half of CFP's 500 people, in a shuffled "library" or
 - 200 people with all 14 photos: 10 frontal and 4 profile (the hard case: profile views; CFP's
   photos of one celebrity come from different events and years);
 - 50 people with a single frontal photo each, who must stay alone;
+- 100 collages: two photos side by side, of two people or of one person twice (a photo of a
+  photo): two faces of one photo, which no cluster may hold both of;
 - every other face the detector finds in those photos (people in the background), each its own
   person.
 
@@ -34,12 +36,14 @@ from numpy.typing import NDArray
 from bench.cfp import Photo, photos
 from shared.contract import AnalysisOptions
 from shared.settings import load_settings
+from testkit.photos import encode, read_rgb
 from worker.discovery import NONE, Clustering, DiscoverySettings
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 
 FULL_PEOPLE = 200
 SINGLE_PEOPLE = 50
+COLLAGES = 100
 SEED = 27
 IMMICH_MIN_FACES = 3
 IMMICH_MAX_DISTANCE = 0.5
@@ -56,23 +60,56 @@ class Faces:
     person: NDArray[np.int64]
 
 
-def library(root: Path, half: str) -> tuple[list[Photo], dict[str, int]]:
-    """The half's photos in a shuffled order, and each photo's person."""
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One library photo: a CFP photo, or two side by side (a collage: two people in one
+    photo, or one person twice, as in a photo of a photo). ``people`` left to right."""
+
+    parts: tuple[Photo, ...]
+
+    @property
+    def key(self) -> str:
+        return "+".join(str(p.path) for p in self.parts)
+
+    def data(self) -> bytes:
+        if len(self.parts) == 1:
+            return self.parts[0].path.read_bytes()
+        images = [read_rgb(p.path) for p in self.parts]
+        height = max(i.shape[0] for i in images)
+        padded = [np.pad(i, ((0, height - i.shape[0]), (0, 0), (0, 0))) for i in images]
+        return encode(np.ascontiguousarray(np.concatenate(padded, axis=1)))
+
+    def person_at(self, x: float, width: int) -> int:
+        """The person whose part holds image column ``x``."""
+        edges = np.cumsum([read_rgb(p.path).shape[1] for p in self.parts])
+        return self.parts[min(int(np.searchsorted(edges, x, side="right")), len(self.parts) - 1)].person
+
+
+def library(root: Path, half: str) -> list[Item]:
+    """The half's photos in a shuffled order (module docstring)."""
     people = range(1, 251) if half == "tune" else range(251, 501)
     rng = np.random.default_rng(SEED)
     chosen = list(people)
     rng.shuffle(chosen)
     full, single = set(chosen[:FULL_PEOPLE]), set(chosen[FULL_PEOPLE : FULL_PEOPLE + SINGLE_PEOPLE])
-    picked = [p for p in photos(root, "frontal") + photos(root, "profile") if p.person in full]
-    picked += [p for p in photos(root, "frontal") if p.person in single and p.number == 1]
+    everyone = photos(root, "frontal") + photos(root, "profile")
+    picked = [Item((p,)) for p in everyone if p.person in full]
+    picked += [Item((p,)) for p in photos(root, "frontal") if p.person in single and p.number == 1]
+    # Collages from the full people's frontal photos 1 and 2: a pair of people, or one person twice.
+    first = {p.person: p for p in photos(root, "frontal") if p.person in full and p.number == 1}
+    second = {p.person: p for p in photos(root, "frontal") if p.person in full and p.number == 2}
+    ids = sorted(full)
+    for n in range(COLLAGES):
+        a, b = ids[(2 * n) % len(ids)], ids[(2 * n + 1) % len(ids)]
+        picked.append(Item((first[a], second[a])) if n % 2 else Item((first[a], first[b])))
     order = rng.permutation(len(picked))
-    shuffled = [picked[i] for i in order]
-    return shuffled, {str(p.path): p.person for p in shuffled}
+    return [picked[i] for i in order]
 
 
-def embed(shuffled: Sequence[Photo], cache: Path) -> Faces:
-    """Every face of every photo, with its quality (the worker's pipeline, CPU), cached."""
-    key = hashlib.sha256(repr([str(p.path) for p in shuffled]).encode()).hexdigest()[:12]
+def embed(items: Sequence[Item], cache: Path) -> Faces:
+    """Every face of every photo, with its quality (the worker's pipeline, CPU), cached. In each
+    part of a photo the largest face is that part's person; any other face is a person of its own."""
+    key = hashlib.sha256(repr([item.key for item in items]).encode()).hexdigest()[:12]
     path = cache / f"people-{key}.npz"
     if path.is_file():
         with np.load(path) as stored:
@@ -84,25 +121,24 @@ def embed(shuffled: Sequence[Photo], cache: Path) -> Faces:
     background = -1
     options = AnalysisOptions(return_quality=True)
     try:
-        for start in range(0, len(shuffled), 32):
-            chunk = shuffled[start : start + 32]
-            results = analyzer.analyze([p.path.read_bytes() for p in chunk], options)
+        for start in range(0, len(items), 32):
+            chunk = items[start : start + 32]
+            results = analyzer.analyze([item.data() for item in chunk], options)
             for offset, (item, result) in enumerate(zip(chunk, results, strict=True)):
-                largest = max(
-                    range(len(result.faces)),
-                    key=lambda i: (
-                        (result.faces[i].bbox[2] - result.faces[i].bbox[0])
-                        * (result.faces[i].bbox[3] - result.faces[i].bbox[1])
-                    ),
-                    default=-1,
-                )
+                assert result.size is not None
+                owners = [item.person_at((f.bbox[0] + f.bbox[2]) / 2, result.size[0]) for f in result.faces]
+                areas = [(f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1]) for f in result.faces]
+                largest = {
+                    owner: max((i for i in range(len(owners)) if owners[i] == owner), key=lambda i: areas[i])
+                    for owner in set(owners)
+                }
                 for i, face in enumerate(result.faces):
                     assert face.vec is not None and face.quality is not None
                     vectors.append(np.frombuffer(face.vec, np.float32))
                     quality.append(face.quality.quality)
                     photo.append(start + offset)
-                    if i == largest:
-                        person.append(item.person)
+                    if largest[owners[i]] == i:
+                        person.append(owners[i])
                     else:
                         person.append(background)
                         background -= 1
@@ -202,6 +238,33 @@ def ours(faces: Faces, settings: DiscoverySettings) -> tuple[NDArray[np.int64], 
     return clustering.cluster[: clustering.count].copy(), time.perf_counter() - start
 
 
+def scale(faces: int, people_count: int, seed: int = SEED) -> None:
+    """Incremental clustering's cost as a collection grows to ``faces`` faces: generated vectors
+    (each person's faces about 0.6 cosine similar, as ArcFace's), one face per photo, the time per
+    face for each tenth of the run and the whole run's mean."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(people_count, 512))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    clustering = Clustering(512)
+    owner = rng.integers(0, people_count, faces)
+    start = time.perf_counter()
+    mark = start
+    step = max(1, faces // 10)
+    for i in range(faces):
+        vector = centres[owner[i]] + rng.normal(size=512) * 0.8 / np.sqrt(512)
+        vector /= np.linalg.norm(vector)
+        clustering.add_photo(vector[None].astype(np.float32), [0.8], str(i))
+        if (i + 1) % step == 0:
+            now = time.perf_counter()
+            print(
+                f"faces {i + 1}: {(now - mark) * 1000 / step:.2f} ms per face over the last {step}",
+                flush=True,
+            )
+            mark = now
+    total = time.perf_counter() - start
+    print(f"{faces} faces in {total:.1f} s: {total * 1000 / faces:.2f} ms per face amortized")
+
+
 def row(name: str, clusters: NDArray[np.int64], faces: Faces) -> dict[str, object]:
     p, r, f = bcubed(clusters, faces.person)
     return {
@@ -223,8 +286,14 @@ def main() -> None:
     parser.add_argument("--half", choices=("test", "tune"), default="test")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/facerest-people-cache"))
     parser.add_argument("--sweep", action="store_true", help="also sweep our join and seed thresholds")
+    parser.add_argument(
+        "--scale", type=int, default=0, help="instead: time incremental clustering of N faces"
+    )
     args = parser.parse_args()
-    shuffled, _ = library(args.root, args.half)
+    if args.scale:
+        scale(args.scale, args.scale // 5)
+        return
+    shuffled = library(args.root, args.half)
     faces = embed(shuffled, args.cache)
     print(
         f"{len(shuffled)} photos, {len(faces.person)} faces, "

@@ -160,7 +160,9 @@ class Clustering:
         clustered = np.flatnonzero(self.cluster[: self.count] != NONE)
         if not len(clustered):
             return [{} for _ in rows]
-        sims = self.vectors[clustered] @ self.vectors[list(rows)].T  # (clustered, rows)
+        # Against every row (a view) and then the clustered ones' results: indexing the matrix
+        # first would copy every clustered vector per photo.
+        sims = (self.vectors[: self.count] @ self.vectors[list(rows)].T)[clustered]  # (clustered, rows)
         labels = self.cluster[clustered]
         sizes = dict(zip(*np.unique(labels, return_counts=True), strict=True))
         top, near = self.settings.top, min(self.settings.neighbours, len(clustered))
@@ -218,7 +220,7 @@ class Clustering:
         pool = pool[(pool != row) & (self.quality[pool] >= self.settings.seed_quality)]
         if not len(pool):
             return
-        sims = self.vectors[pool] @ self.vectors[row]
+        sims = self.vectors[pool] @ self.vectors[row]  # the pool is a minority: copy it
         order = np.argsort(-sims)
         for k in order:
             if sims[k] < self.settings.seed:
@@ -244,7 +246,9 @@ class Clustering:
             pool = pool[~np.isin(self.photo_code[pool], self.photo_code[members])]
             if not len(pool):
                 return
-            close = (self.vectors[pool] @ self.vectors[near].T).max(axis=1) >= self.settings.join
+            close = (self.vectors[: self.count] @ self.vectors[near].T)[pool].max(
+                axis=1
+            ) >= self.settings.join
             pool = pool[close]
             if not len(pool):
                 return
