@@ -18,6 +18,7 @@ from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
 from shared.fetch import UrlFetcher
 from shared.gallery import open_gallery
+from shared.gallery.people import open_people
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ),
         openapi=orjson.dumps(build_openapi(BLUEPRINTS, version("facerest"))),
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
+        people=open_people(settings.gallery_url.get_secret_value(), settings.data_dir),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     hygiene.install(app, settings.cors_origin_list)  # before authentication: preflights carry no key

@@ -30,6 +30,7 @@ from api.schemas import (
     RecognizedImageBody,
     TookV2,
 )
+from api.schemas.people import IngestBody, IngestedPhotoBody
 from shared.contract import (
     CompactResult,
     EnrollResult,
@@ -38,6 +39,7 @@ from shared.contract import (
     Face,
     FaceQuality,
     ImageResult,
+    IngestResult,
     JobResult,
     ModelRef,
     RecognizedFace,
@@ -306,7 +308,7 @@ def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: 
 
 def render_result(
     render: RenderSettings, result: JobResult, total_ms: float
-) -> ExtractV1 | ExtractV2 | RecognitionBody:
+) -> ExtractV1 | ExtractV2 | RecognitionBody | IngestBody:
     """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
     match result:
         case ExtractResult():
@@ -356,6 +358,35 @@ def render_result(
                 "redis_rewritten": result.redis_rewritten,
                 "took": took(total_ms, result.took_ms),
             }
+        case IngestResult():
+            return render_ingest(result, total_ms)
+
+
+def render_ingest(result: IngestResult, total_ms: float) -> IngestBody:
+    photos: list[IngestedPhotoBody] = []
+    for photo in result.photos:
+        out: IngestedPhotoBody = {"photo_id": photo.photo_id, "status": photo.status}
+        if photo.error is not None:
+            out["error"] = _error_body(photo.error)
+        else:
+            out["new"] = photo.new
+            out["faces"] = [
+                {
+                    "face_id": face.face_id,
+                    "bbox": face.bbox,
+                    "quality": face.quality,
+                    "subject": face.subject,
+                    "cluster": face.cluster,
+                }
+                for face in photo.faces
+            ]
+        photos.append(out)
+    return {
+        "collection": result.collection,
+        "photos": photos,
+        "took": took(total_ms, result.took_ms),
+        "recognizer": _model(result.recognizer),
+    }
 
 
 def _msgpack_default(value: object) -> object:

@@ -30,6 +30,7 @@ from shared.contract import (
     EnrollJob,
     ExtractResult,
     IdempotencyRecord,
+    IngestJob,
     Job,
     JobResult,
     RecognizeJob,
@@ -195,7 +196,7 @@ def limit_cost(settings: Settings, job: Job) -> Job:
     if isinstance(job, ReindexJob | CompactJob):
         return job
     floor = settings.min_det_threshold
-    if isinstance(job, EnrollJob | RecognizeJob | VerifyJob) and job.options.threshold < floor:
+    if isinstance(job, EnrollJob | RecognizeJob | VerifyJob | IngestJob) and job.options.threshold < floor:
         raise InvalidField(f"det_threshold={job.options.threshold} is below min_det_threshold={floor}")
     options = msgspec.structs.replace(job.options, max_faces_total=settings.max_faces_per_request)
     return msgspec.structs.replace(job, options=options)

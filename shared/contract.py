@@ -131,8 +131,19 @@ class CompactJob(msgspec.Struct, frozen=True, tag="compact"):
     request_id: str
 
 
+class IngestJob(msgspec.Struct, frozen=True, tag="ingest"):
+    """People discovery: store every face of every photo and cluster them (worker/people.py)."""
+
+    images: list[bytes]
+    collection: str
+    photo_ids: list[str]  # one per image; "" : the service makes one from the image's digest
+    options: AnalysisOptions
+    request_id: str
+    data_count: int
+
+
 # Every job kind a worker runs: one ``case`` each in worker/tasks.py.
-Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob
+Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob | IngestJob
 
 
 class FaceQuality(msgspec.Struct, frozen=True):
@@ -267,7 +278,39 @@ class CompactResult(msgspec.Struct, frozen=True, tag="compact"):
     redis_rewritten: bool = False
 
 
-JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult | CompactResult
+class IngestedFace(msgspec.Struct, frozen=True):
+    face_id: str
+    bbox: tuple[float, float, float, float]
+    quality: float
+    cluster: int | None  # None: not (yet) in a cluster
+    subject: str | None  # the cluster's name, if a person gave it one
+
+
+class IngestedPhoto(msgspec.Struct, frozen=True, omit_defaults=True):
+    photo_id: str
+    status: Literal["ok", "error"]
+    faces: list[IngestedFace] = []
+    new: bool = True  # False: this photo id or these bytes were ingested before
+    error: ErrorInfo | None = None
+
+
+class IngestResult(msgspec.Struct, frozen=True, tag="ingest"):
+    collection: str
+    photos: list[IngestedPhoto]
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+JobResult = (
+    ExtractResult
+    | EnrollResult
+    | RecognizeResult
+    | VerifyResult
+    | ReindexResult
+    | CompactResult
+    | IngestResult
+)
 
 
 class RenderSettings(msgspec.Struct, frozen=True):

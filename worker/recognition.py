@@ -23,7 +23,12 @@ from shared.contract import (
     EnrolledFace,
     EnrollJob,
     EnrollResult,
+    ErrorInfo,
     Face,
+    IngestedFace,
+    IngestedPhoto,
+    IngestJob,
+    IngestResult,
     RecognizedFace,
     RecognizedImage,
     RecognizeJob,
@@ -45,9 +50,11 @@ from shared.errors import (
     from_info,
 )
 from shared.gallery import Gallery, NewFace, Vectors, check_recognizer
+from shared.gallery.people import NO_CLUSTER, NewPeopleFace
 from shared.images import image_label
 from shared.recognition import Match, default_threshold, image_digest
 from worker.analysis import Analysis, Analyzer
+from worker.people import Discovery, NewPhoto
 
 
 def assign(candidates: Sequence[Sequence[Match]], threshold: float) -> list[Match | None]:
@@ -100,6 +107,7 @@ class Recognition:
     recognizer: RecognizerInfo
     name: str  # the worker's, for the results
     jobs: JobErasure  # the job store, whose copies of a collection's photos and names a compaction erases
+    discovery: Discovery | None = None  # people discovery's store and clustering; None: not served
 
     def _check_collection(self, collection: str, must_exist: bool) -> None:
         recognizer = self.gallery.recognizer_of(collection)
@@ -229,6 +237,61 @@ class Recognition:
             _ms_since(start),
             done.recognizer,
         )
+
+    def ingest(self, job: IngestJob, start: float) -> IngestResult:
+        """Every face of every photo stored with its quality and clustered (docs/people.md); a
+        photo that fails (not an image) is answered alone, the others are stored."""
+        if self.discovery is None:
+            raise InvalidRequest("this worker serves no people discovery")
+        options = msgspec.structs.replace(
+            job.options, extract_embedding=True, return_face_data=True, return_quality=True
+        )
+        done = self.analyzer.run(job.images, options, job.request_id)
+        photos: list[NewPhoto] = []
+        failed: dict[int, ErrorInfo] = {}
+        for index, (data, image, photo_id) in enumerate(
+            zip(job.images, done.images, job.photo_ids, strict=True)
+        ):
+            if image.error is not None:
+                failed[index] = image.error
+                continue
+            digest = image_digest(data)
+            new_faces = [
+                NewPeopleFace(
+                    face.bbox,
+                    face.quality.quality if face.quality else 0.0,
+                    _vector(face),
+                    face.facedata or b"",
+                )
+                for face in image.faces
+            ]
+            photos.append(NewPhoto(photo_id or digest[:32], digest, new_faces))
+        stored = iter(self.discovery.ingest(job.collection, self.recognizer.dimension, photos))
+        names = self.discovery.store.subjects(job.collection) if photos else {}
+        answered: list[IngestedPhoto] = []
+        for index, image in enumerate(done.images):
+            if index in failed:
+                answered.append(IngestedPhoto(job.photo_ids[index], "error", error=failed[index]))
+                continue
+            photo = next(stored)
+            qualities = [f.quality.quality if f.quality else 0.0 for f in image.faces]
+            boxes = [f.bbox for f in image.faces]
+            if not photo.new:  # answered as stored: its faces' boxes are not this image's
+                boxes, qualities = [(0.0, 0.0, 0.0, 0.0)] * len(photo.face_ids), [0.0] * len(photo.face_ids)
+            faces = [
+                IngestedFace(
+                    face_id,
+                    box,
+                    round(quality, 4),
+                    None if cluster == NO_CLUSTER else cluster,
+                    names.get(cluster),
+                )
+                for face_id, box, quality, cluster in zip(
+                    photo.face_ids, boxes, qualities, photo.clusters, strict=True
+                )
+            ]
+            answered.append(IngestedPhoto(photo.photo_id, "ok", faces, photo.new))
+        return IngestResult(job.collection, answered, self.name, _ms_since(start), done.recognizer)
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:
         # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the

@@ -16,6 +16,7 @@ from shared.contract import (
     ErrorInfo,
     ExtractJob,
     ExtractResult,
+    IngestJob,
     Job,
     JobResult,
     RecognizeJob,
@@ -127,6 +128,8 @@ class WorkerRuntime:
                     return self._recognition().reindex(job, start)
                 case CompactJob():
                     return self._recognition().compact(job, start)
+                case IngestJob():
+                    return self._recognition().ingest(job, start)
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)

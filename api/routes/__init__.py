@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import collections, docs, draw, extract, metrics, results, status, ui, verify
+from api.routes import collections, docs, draw, extract, metrics, people, results, status, ui, verify
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     extract.bp,
     draw.bp,
     collections.bp,
+    people.bp,
     verify.bp,
     results.bp,
     status.bp,

@@ -33,6 +33,7 @@ from facerest_client.types import (
     Collection,
     Enrollment,
     ExtractResult,
+    Ingestion,
     Job,
     Recognition,
     ServerInfo,
@@ -281,6 +282,22 @@ class Endpoints:
         path = f"/collections/{_collection(collection)}/subjects/{_subject(subject)}/faces"
         call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
         return Endpoint(call, Enrollment.from_wire)
+
+    @client_method
+    def ingest(
+        self,
+        collection: str,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        photo_ids: Sequence[str] = (),
+        **opts: Unpack[RecognitionOptions],
+    ) -> Endpoint[Ingestion]:
+        """People discovery: store and cluster every face of each image; ``photo_ids`` one per
+        image (default: the service's, from the image's hash)."""
+        path = f"/collections/{_collection(collection)}/photos"
+        fields = {**_fields(opts), **({"photo_ids": list(photo_ids)} if photo_ids else {})}
+        call = body_call(path, fields, images, urls, self._use_msgpack)
+        return Endpoint(call, Ingestion.from_wire)
 
     @client_method
     def recognize(

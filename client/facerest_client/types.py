@@ -191,6 +191,57 @@ class Enrollment:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestedFace:
+    face_id: str
+    bbox: Box  # zeros for a photo stored before
+    quality: float
+    cluster: int | None  # None: in no cluster yet
+    subject: str | None  # the name a person gave its cluster
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedPhoto:
+    photo_id: str
+    ok: bool
+    new: bool = True  # False: this id or these bytes were ingested before (answered as stored)
+    faces: tuple[IngestedFace, ...] = ()
+    error: ImageError | None = None
+
+    @classmethod
+    def from_wire(cls, photo: Mapping[str, Any]) -> IngestedPhoto:
+        error = photo.get("error")
+        return cls(
+            photo_id=photo["photo_id"],
+            ok=photo["status"] == "ok",
+            new=bool(photo.get("new", True)),
+            faces=tuple(
+                IngestedFace(f["face_id"], _box(f["bbox"]), float(f["quality"]), f["cluster"], f["subject"])
+                for f in photo.get("faces", ())
+            ),
+            error=None if error is None else ImageError(error["code"], error["message"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ingestion:
+    """People discovery: each photo's faces, stored and clustered."""
+
+    collection: str
+    photos: tuple[IngestedPhoto, ...]  # in request order
+    total_ms: float
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Ingestion:
+        return cls(
+            collection=body["collection"],
+            photos=tuple(IngestedPhoto.from_wire(p) for p in body["photos"]),
+            total_ms=float(body["took"]["total_ms"]),
+            recognizer=ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     subject: str
     similarity: float  # cosine, of the subject's best enrolled face

@@ -233,6 +233,16 @@ class PeopleStore:
             ).fetchall()
             return {row[0]: row[1] for row in rows}
 
+    def subjects(self, collection: str) -> dict[int, str]:
+        """Cluster id -> the name a person gave it."""
+        with self._plain() as db:
+            rows = self._q(
+                db,
+                "SELECT id, subject FROM people_clusters WHERE collection = ? AND subject IS NOT NULL",
+                (collection,),
+            ).fetchall()
+            return {int(r[0]): r[1] for r in rows}
+
     def listing(self, collection: str) -> Listing:
         with self._plain() as db:
             if (
