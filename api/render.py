@@ -30,7 +30,7 @@ from api.schemas import (
     RecognizedImageBody,
     TookV2,
 )
-from api.schemas.people import IngestBody, IngestedPhotoBody
+from api.schemas.people import IngestBody, IngestedPhotoBody, ReclusterBody
 from shared.contract import (
     CompactResult,
     EnrollResult,
@@ -42,6 +42,7 @@ from shared.contract import (
     IngestResult,
     JobResult,
     ModelRef,
+    ReclusterResult,
     RecognizedFace,
     RecognizedImage,
     RecognizeResult,
@@ -308,7 +309,7 @@ def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: 
 
 def render_result(
     render: RenderSettings, result: JobResult, total_ms: float
-) -> ExtractV1 | ExtractV2 | RecognitionBody | IngestBody:
+) -> ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody:
     """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
     match result:
         case ExtractResult():
@@ -360,6 +361,13 @@ def render_result(
             }
         case IngestResult():
             return render_ingest(result, total_ms)
+        case ReclusterResult():
+            return {
+                "collection": result.collection,
+                "clusters": result.clusters,
+                "faces": result.faces,
+                "took": took(total_ms, result.took_ms),
+            }
 
 
 def render_ingest(result: IngestResult, total_ms: float) -> IngestBody:

@@ -33,6 +33,7 @@ from shared.contract import (
     IngestJob,
     Job,
     JobResult,
+    ReclusterJob,
     RecognizeJob,
     ReindexJob,
     RenderSettings,
@@ -193,7 +194,7 @@ def limit_cost(settings: Settings, job: Job) -> Job:
     """Bound what one job may cost a worker: the faces across its images (max_faces_per_request,
     checked by the worker as it detects), and for recognition the lowest detection score
     (min_det_threshold: below it detectors turn texture into thousands of "faces")."""
-    if isinstance(job, ReindexJob | CompactJob):
+    if isinstance(job, ReindexJob | CompactJob | ReclusterJob):
         return job
     floor = settings.min_det_threshold
     if isinstance(job, EnrollJob | RecognizeJob | VerifyJob | IngestJob) and job.options.threshold < floor:

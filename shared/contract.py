@@ -142,8 +142,15 @@ class IngestJob(msgspec.Struct, frozen=True, tag="ingest"):
     data_count: int
 
 
+class ReclusterJob(msgspec.Struct, frozen=True, tag="recluster"):
+    """Cluster a collection's discovered faces again, keeping what a person decided."""
+
+    collection: str
+    request_id: str
+
+
 # Every job kind a worker runs: one ``case`` each in worker/tasks.py.
-Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob | IngestJob
+Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob | IngestJob | ReclusterJob
 
 
 class FaceQuality(msgspec.Struct, frozen=True):
@@ -302,6 +309,14 @@ class IngestResult(msgspec.Struct, frozen=True, tag="ingest"):
     recognizer: ModelRef
 
 
+class ReclusterResult(msgspec.Struct, frozen=True, tag="recluster"):
+    collection: str
+    clusters: int
+    faces: int
+    worker: str
+    took_ms: float
+
+
 JobResult = (
     ExtractResult
     | EnrollResult
@@ -310,6 +325,7 @@ JobResult = (
     | ReindexResult
     | CompactResult
     | IngestResult
+    | ReclusterResult
 )
 
 

@@ -114,9 +114,9 @@ class Discovery:
             photo.photo_id, photo.face_ids, [int(cluster[loaded.rows[f]]) for f in photo.face_ids], photo.new
         )
 
-    def recluster(self, collection: str, dimension: int) -> int:
+    def recluster(self, collection: str, dimension: int) -> tuple[int, int]:
         """Cluster the collection again from scratch, keeping what a person decided; the clusters
-        after it."""
+        and faces after it."""
         with self.store.writing(collection, dimension) as writer:
             loaded = self._load(writer, dimension)
             clustering = loaded.clustering
@@ -128,4 +128,4 @@ class Discovery:
             )
             writer.set_next_cluster(clustering.next_id)
             self._keep(collection, loaded)
-            return len(set(after.tolist()) - {NONE})
+            return len(set(after.tolist()) - {NONE}), clustering.count

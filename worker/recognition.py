@@ -29,6 +29,8 @@ from shared.contract import (
     IngestedPhoto,
     IngestJob,
     IngestResult,
+    ReclusterJob,
+    ReclusterResult,
     RecognizedFace,
     RecognizedImage,
     RecognizeJob,
@@ -292,6 +294,14 @@ class Recognition:
             ]
             answered.append(IngestedPhoto(photo.photo_id, "ok", faces, photo.new))
         return IngestResult(job.collection, answered, self.name, _ms_since(start), done.recognizer)
+
+    def recluster(self, job: ReclusterJob, start: float) -> ReclusterResult:
+        if self.discovery is None:
+            raise InvalidRequest("this worker serves no people discovery")
+        if self.discovery.store.version(job.collection) < 0:
+            raise CollectionNotFound(f"no photos were ingested into collection {job.collection!r}")
+        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension)
+        return ReclusterResult(job.collection, clusters, faces, self.name, _ms_since(start))
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:
         # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the

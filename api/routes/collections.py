@@ -412,11 +412,18 @@ def delete_face(collection: str, face_id: str) -> Response:
 
 
 @bp.delete("/collections/<collection>")
-@documented(Operation(summary="Delete a collection with all its subjects and faces", replies=DELETE_REPLIES))
+@documented(
+    Operation(
+        summary="Delete a collection with all its subjects and faces, and its discovered people",
+        replies=DELETE_REPLIES,
+    )
+)
 def delete_collection(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
-    if not ctx.gallery.delete_collection(collection):
+    enrolled = ctx.gallery.delete_collection(collection)
+    discovered = ctx.people.delete_collection(collection)  # its photos' faces and crops too
+    if not (enrolled or discovered):
         raise CollectionNotFound(f"no collection {collection!r}")
     body: DeletedBody = {"deleted": 1}
     return encode(body, wants_msgpack(request))

@@ -14,8 +14,9 @@ from api.collection_access import all_or_none, check_face_id, check_workers, col
 from api.context import context
 from api.openapi import Operation, Reply, documented
 from api.render import encode, wants_msgpack
-from api.schemas import ErrorDetail
+from api.schemas import ErrorDetail, JobAccepted
 from api.schemas.people import (
+    ApartRequest,
     ClusterFaceBody,
     ClustersBody,
     DecisionBody,
@@ -26,12 +27,22 @@ from api.schemas.people import (
     MoveFaceRequest,
     NameClusterRequest,
 )
-from api.submit import UNSUPPORTED_MEDIA_TYPE, Submission, images_body, queued_operation, submit
-from shared.contract import IngestJob, RenderSettings
-from shared.errors import FaceNotFound, InvalidField
+from api.submit import (
+    UNSUPPORTED_MEDIA_TYPE,
+    Flags,
+    Read,
+    Submission,
+    images_body,
+    queued_operation,
+    raw_digest,
+    submit,
+)
+from shared.contract import IngestJob, ReclusterJob, RenderSettings
+from shared.errors import CollectionNotFound, FaceNotFound, InvalidField
 from shared.gallery.people import (
     ClusterFace,
     ignore_cluster,
+    keep_apart,
     merge_clusters,
     move_face,
     name_cluster,
@@ -215,6 +226,51 @@ def ignore(collection: str, cluster: int) -> Response:
     collection_access(ctx, collection)
     ignore_cluster(ctx.people, collection, _cluster(cluster), _body(IgnoreRequest).ignored)
     return _decided(collection, cluster)
+
+
+@bp.post("/collections/<collection>/clusters/<int:cluster>/apart")
+@documented(
+    Operation(
+        summary="Keep two clusters apart: a re-cluster never merges them",
+        request=ApartRequest,
+        replies=DECISION_REPLIES,
+    )
+)
+def apart(collection: str, cluster: int) -> Response:
+    ctx = context()
+    collection_access(ctx, collection)
+    keep_apart(ctx.people, collection, _cluster(cluster), _body(ApartRequest).cluster)
+    return _decided(collection, cluster)
+
+
+RECLUSTER_DOC = Operation(
+    summary="Cluster a collection's discovered faces again, keeping every decision (async)",
+    replies={
+        202: Reply("Queued; poll status_url", JobAccepted),
+        403: Reply("collection_forbidden", ErrorDetail),
+        415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
+        422: Reply("Bad name", ErrorDetail),
+        503: Reply("Overloaded or Redis unavailable", ErrorDetail, retry_after=True),
+    },
+)
+
+
+@bp.post("/collections/<collection>/clusters/recluster")
+@documented(RECLUSTER_DOC)
+def recluster(collection: str) -> Response:
+    """Always a job: the worker holds the clustering; the 202's status_url tells when it is done."""
+    ctx = context()
+    collection_access(ctx, collection)
+
+    def read() -> Read[None]:
+        return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
+
+    def prepare(_: None, owner: str) -> Submission:
+        if ctx.people.version(collection) < 0:
+            raise CollectionNotFound(f"no photos were ingested into collection {collection!r}")
+        return Submission(ReclusterJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
+
+    return submit(ctx, read, prepare)
 
 
 @bp.post("/collections/<collection>/photos/faces/<face_id>/move")

@@ -110,6 +110,19 @@ class IgnoreRequest(BaseModel):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class ReclusterBody(TypedDict):
+    collection: str
+    clusters: Annotated[int, Field(description="Clusters after it")]
+    faces: int
+    took: TookV2
+
+
+class ApartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cluster: Annotated[int, Field(ge=1, le=2**53, description="Never merged with the cluster of the path")]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class DecisionBody(TypedDict):
     collection: str
     cluster: Annotated[int | None, Field(description="The cluster the decision left the face or faces in")]

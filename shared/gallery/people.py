@@ -577,6 +577,7 @@ def _sqlite_connect(path: Path) -> Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA secure_delete=ON")  # as the gallery's: deleted vectors and crops are zeroed
     return db
 
 

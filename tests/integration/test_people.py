@@ -58,6 +58,17 @@ def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
     again = ingest(api, [T1.read_bytes()], photo_ids=["t1-copy"]).json()["photos"][0]
     assert again["photo_id"] == "t1" and again["new"] is False
     assert sum(c["size"] for c in clusters(api)["clusters"]) == 24
+    # A full re-cluster (a job) keeps the name and finds the same people.
+    queued = requests.post(f"{api}/collections/{COLLECTION}/clusters/recluster", json={}, timeout=10)
+    assert queued.status_code == 202, queued.text
+    state = requests.get(f"{api}{queued.json()['status_url']}?wait=30", timeout=40).json()
+    assert state["status"] == "done" and state["result"]["clusters"] == 6 and state["result"]["faces"] == 25
+    after = clusters(api)["clusters"]
+    assert sorted(c["size"] for c in after) == [4] * 6
+    assert [c["subject"] for c in after if c["id"] == named["id"]] == ["ann"]
+    # Deleting the collection deletes what discovery stored.
+    assert requests.delete(f"{api}/collections/{COLLECTION}", timeout=10).status_code == 200
+    assert requests.get(f"{api}/collections/{COLLECTION}/clusters", timeout=10).status_code == 404
 
 
 def test_bad_requests_are_refused_with_their_codes(api: str) -> None:
