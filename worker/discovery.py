@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from shared.gallery.codes import sign_bytes
+
 NONE = -1  # a face in no cluster
 
 FloatArray = NDArray[np.float32]
@@ -48,6 +50,11 @@ class DiscoverySettings:
     top: int = 3
     # Candidate clusters of a face: those of its ``neighbours`` nearest clustered faces.
     neighbours: int = 64
+    # Past this many faces to compare with, sign-bit codes (shared/gallery/codes.py) pick the
+    # ``shortlist`` nearest by Hamming distance and only they are compared exactly: the exact
+    # scan of every vector per photo grows to tens of ms at 100k faces.
+    exact_below: int = 8192
+    shortlist: int = 256
 
 
 @dataclass(slots=True)
@@ -68,6 +75,7 @@ class Clustering:
     codes: dict[str, int] = field(default_factory=dict)
     rows_of: dict[int, list[int]] = field(default_factory=dict)  # photo code -> its rows
     placed: NDArray[np.bool_] = field(init=False)  # faces a person placed: never moved by clustering
+    signs: NDArray[np.uint64] = field(init=False)  # each row's sign bits, (rows, words)
     forbidden: set[tuple[int, int]] = field(default_factory=set)  # (face, cluster) a person moved it out of
     apart: set[frozenset[int]] = field(default_factory=set)  # cluster pairs a person kept apart
     next_id: int = 1
@@ -79,6 +87,7 @@ class Clustering:
         self.cluster = np.full(16, NONE, np.int64)
         self.photo_code = np.zeros(16, np.int64)
         self.placed = np.zeros(16, np.bool_)
+        self.signs = np.zeros((16, _words(self.dimension)), np.uint64)
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -97,8 +106,10 @@ class Clustering:
         codes[: self.count] = self.photo_code[: self.count]
         placed = np.zeros(size, np.bool_)
         placed[: self.count] = self.placed[: self.count]
+        signs = np.zeros((size, self.signs.shape[1]), np.uint64)
+        signs[: self.count] = self.signs[: self.count]
         self.vectors, self.quality, self.cluster, self.photo_code = vectors, quality, cluster, codes
-        self.placed = placed
+        self.placed, self.signs = placed, signs
 
     def load(
         self, vectors: FloatArray, quality: Sequence[float], photos: Sequence[str], clusters: Sequence[int]
@@ -114,6 +125,7 @@ class Clustering:
         self._grow(len(vectors))
         start = self.count
         self.vectors[start : start + len(vectors)] = vectors
+        self.signs[start : start + len(vectors)] = _codes(np.asarray(vectors, np.float32))
         self.quality[start : start + len(vectors)] = np.asarray(quality, np.float32)
         for offset, photo in enumerate(photos):
             code = self.codes.setdefault(photo, len(self.codes))
@@ -154,32 +166,40 @@ class Clustering:
         rows = self.rows_of[int(self.photo_code[row])]
         return {int(self.cluster[i]) for i in rows if i not in skip and self.cluster[i] != NONE}
 
+    def _similar(
+        self, among: NDArray[np.intp], query: FloatArray, keep: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        """The ``keep`` rows of ``among`` most similar to ``query`` and their cosine similarities,
+        best first: exact while ``among`` is small, else over the sign-code shortlist."""
+        if len(among) > max(self.settings.exact_below, self.settings.shortlist):
+            signs = _codes(query[None])[0]
+            distance = np.bitwise_count(self.signs[among] ^ signs).sum(axis=1, dtype=np.int32)
+            among = among[np.argpartition(distance, self.settings.shortlist - 1)[: self.settings.shortlist]]
+        sims = np.asarray(self.vectors[among] @ query, np.float32)
+        if keep < len(among):
+            part = np.argpartition(-sims, keep - 1)[:keep]
+            among, sims = among[part], sims[part]
+        order = np.argsort(-sims)
+        return among[order], sims[order]
+
     def _scores(self, rows: Sequence[int]) -> list[dict[int, float]]:
         """Per row: each candidate cluster's score, the mean similarity to its ``top`` closest
         faces among the row's ``neighbours`` nearest clustered faces."""
         clustered = np.flatnonzero(self.cluster[: self.count] != NONE)
         if not len(clustered):
             return [{} for _ in rows]
-        # Against every row (a view) and then the clustered ones' results: indexing the matrix
-        # first would copy every clustered vector per photo.
-        sims = (self.vectors[: self.count] @ self.vectors[list(rows)].T)[clustered]  # (clustered, rows)
-        labels = self.cluster[clustered]
-        sizes = dict(zip(*np.unique(labels, return_counts=True), strict=True))
-        top, near = self.settings.top, min(self.settings.neighbours, len(clustered))
+        sizes = np.bincount(self.cluster[clustered])
         out: list[dict[int, float]] = []
-        for j in range(len(rows)):
-            column = sims[:, j]
-            nearest = (
-                np.argpartition(-column, near - 1)[:near] if near < len(column) else np.arange(len(column))
-            )
+        for row in rows:
+            nearest, sims = self._similar(clustered, self.vectors[row], self.settings.neighbours)
             by_cluster: dict[int, list[float]] = {}
-            for i in nearest[np.argsort(-column[nearest])]:
-                by_cluster.setdefault(int(labels[i]), []).append(float(column[i]))
+            for i, sim in zip(nearest.tolist(), sims.tolist(), strict=True):
+                by_cluster.setdefault(int(self.cluster[i]), []).append(sim)
             scores = {}
             for label, values in by_cluster.items():
-                want = min(top, int(sizes[label]))
+                want = min(self.settings.top, int(sizes[label]))
                 if len(values) >= want:
-                    scores[label] = float(np.mean(values[:want]))
+                    scores[label] = sum(values[:want]) / want
             out.append(scores)
         return out
 
@@ -220,12 +240,10 @@ class Clustering:
         pool = pool[(pool != row) & (self.quality[pool] >= self.settings.seed_quality)]
         if not len(pool):
             return
-        sims = self.vectors[pool] @ self.vectors[row]  # the pool is a minority: copy it
-        order = np.argsort(-sims)
-        for k in order:
-            if sims[k] < self.settings.seed:
+        nearest, sims = self._similar(pool, self.vectors[row], self.settings.neighbours)
+        for other, sim in zip(nearest.tolist(), sims.tolist(), strict=True):
+            if sim < self.settings.seed:
                 return
-            other = int(pool[k])
             if self.photo_code[other] != self.photo_code[row]:
                 break
         else:
@@ -246,10 +264,11 @@ class Clustering:
             pool = pool[~np.isin(self.photo_code[pool], self.photo_code[members])]
             if not len(pool):
                 return
-            close = (self.vectors[: self.count] @ self.vectors[near].T)[pool].max(
-                axis=1
-            ) >= self.settings.join
-            pool = pool[close]
+            close: set[int] = set()
+            for face in near:
+                found, sims = self._similar(pool, self.vectors[face], self.settings.shortlist)
+                close.update(found[sims >= self.settings.join].tolist())
+            pool = np.array(sorted(close), np.intp)
             if not len(pool):
                 return
             sims = self.vectors[pool] @ self.vectors[members].T
@@ -312,6 +331,19 @@ class Clustering:
         order = sorted(photos.values(), key=lambda rows: -float(self.quality[rows].max()))
         for rows in order:
             self._place(rows)
+
+
+def _words(dimension: int) -> int:
+    return -(-dimension // 64)
+
+
+def _codes(vectors: FloatArray) -> NDArray[np.uint64]:
+    """Each row's sign bits as uint64 words (shared/gallery/codes.py's bits, row-major here: the
+    clustering compares one query with a subset of rows)."""
+    packed = sign_bytes(vectors)
+    padded = np.zeros((len(packed), _words(vectors.shape[1]) * 8), np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(np.uint64)
 
 
 def assignments(clustering: Clustering) -> NDArray[np.int64]:

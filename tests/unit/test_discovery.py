@@ -117,3 +117,22 @@ def test_merge_keeps_one_face_per_photo() -> None:
     clustering.merge(a, b)
     assert (clustering.cluster[ones + twos] == a).all()
     assert clustering.cluster[both].tolist() == [a, NONE]
+
+
+def test_the_sign_code_shortlist_clusters_as_the_exact_scan_does() -> None:
+    """Past ``exact_below`` faces, candidates come from sign-bit codes: the same clusters here."""
+    rng = np.random.default_rng(7)
+    centres = people(60, rng)
+    owners = rng.integers(0, 60, 600)
+    faces = [photo_of(centres[o : o + 1], rng) for o in owners]
+    results = []
+    for settings in (DiscoverySettings(), DiscoverySettings(exact_below=0, shortlist=64)):
+        clustering = Clustering(DIM, settings)
+        for n, face in enumerate(faces):
+            clustering.add_photo(face, [GOOD], f"photo-{n}")
+        results.append(clustering.cluster[: clustering.count].copy())
+    exact, shortlisted = results
+    assert (exact != NONE).mean() > 0.95
+    # The same partition (cluster ids may differ in number): each exact cluster is one shortlisted one.
+    pairs = set(zip(exact.tolist(), shortlisted.tolist(), strict=True))
+    assert len(pairs) == len(set(exact.tolist())) == len(set(shortlisted.tolist()))
