@@ -53,7 +53,7 @@ class DiscoverySettings:
     # Past this many faces to compare with, sign-bit codes (shared/gallery/codes.py) pick the
     # ``shortlist`` nearest by Hamming distance and only they are compared exactly: the exact
     # scan of every vector per photo grows to tens of ms at 100k faces.
-    exact_below: int = 8192
+    exact_below: int = 1024
     shortlist: int = 256
 
 
@@ -75,7 +75,10 @@ class Clustering:
     codes: dict[str, int] = field(default_factory=dict)
     rows_of: dict[int, list[int]] = field(default_factory=dict)  # photo code -> its rows
     placed: NDArray[np.bool_] = field(init=False)  # faces a person placed: never moved by clustering
-    signs: NDArray[np.uint64] = field(init=False)  # each row's sign bits, (rows, words)
+    signs: NDArray[np.uint64] = field(init=False)  # sign bits, word-major: (words, rows)
+    # The Hamming distances of the last row queried to every row: one scan per face, whichever
+    # subset (clustered, pool) it is then compared with.
+    _last: tuple[int, int, NDArray[np.int32]] | None = None
     forbidden: set[tuple[int, int]] = field(default_factory=set)  # (face, cluster) a person moved it out of
     apart: set[frozenset[int]] = field(default_factory=set)  # cluster pairs a person kept apart
     next_id: int = 1
@@ -87,7 +90,7 @@ class Clustering:
         self.cluster = np.full(16, NONE, np.int64)
         self.photo_code = np.zeros(16, np.int64)
         self.placed = np.zeros(16, np.bool_)
-        self.signs = np.zeros((16, _words(self.dimension)), np.uint64)
+        self.signs = np.zeros((_words(self.dimension), 16), np.uint64)
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -106,8 +109,8 @@ class Clustering:
         codes[: self.count] = self.photo_code[: self.count]
         placed = np.zeros(size, np.bool_)
         placed[: self.count] = self.placed[: self.count]
-        signs = np.zeros((size, self.signs.shape[1]), np.uint64)
-        signs[: self.count] = self.signs[: self.count]
+        signs = np.zeros((self.signs.shape[0], size), np.uint64)
+        signs[:, : self.count] = self.signs[:, : self.count]
         self.vectors, self.quality, self.cluster, self.photo_code = vectors, quality, cluster, codes
         self.placed, self.signs = placed, signs
 
@@ -125,7 +128,7 @@ class Clustering:
         self._grow(len(vectors))
         start = self.count
         self.vectors[start : start + len(vectors)] = vectors
-        self.signs[start : start + len(vectors)] = _codes(np.asarray(vectors, np.float32))
+        self.signs[:, start : start + len(vectors)] = _codes(np.asarray(vectors, np.float32)).T
         self.quality[start : start + len(vectors)] = np.asarray(quality, np.float32)
         for offset, photo in enumerate(photos):
             code = self.codes.setdefault(photo, len(self.codes))
@@ -153,9 +156,9 @@ class Clustering:
             elif self.quality[row] >= self.settings.seed_quality:
                 self._seed(row)
 
-    def _pool(self) -> NDArray[np.intp]:
+    def _pool_mask(self) -> NDArray[np.bool_]:
         """Faces in no cluster that clustering may place (not those a person took out)."""
-        return np.flatnonzero((self.cluster[: self.count] == NONE) & ~self.placed[: self.count])
+        return np.asarray((self.cluster[: self.count] == NONE) & ~self.placed[: self.count], np.bool_)
 
     def _members(self, cluster: int) -> NDArray[np.intp]:
         return np.flatnonzero(self.cluster[: self.count] == cluster)
@@ -166,15 +169,26 @@ class Clustering:
         rows = self.rows_of[int(self.photo_code[row])]
         return {int(self.cluster[i]) for i in rows if i not in skip and self.cluster[i] != NONE}
 
+    def _distance(self, row: int) -> NDArray[np.int32]:
+        """Hamming distances of ``row``'s code to every row's (word-major: contiguous scans)."""
+        if self._last is not None and self._last[:2] == (row, self.count):
+            return self._last[2]
+        signs = self.signs[:, : self.count]
+        distance = np.asarray(np.bitwise_count(signs ^ signs[:, row : row + 1]).sum(axis=0), np.int32)
+        self._last = (row, self.count, distance)
+        return distance
+
     def _similar(
-        self, among: NDArray[np.intp], query: FloatArray, keep: int
+        self, mask: NDArray[np.bool_], row: int, keep: int
     ) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
-        """The ``keep`` rows of ``among`` most similar to ``query`` and their cosine similarities,
-        best first: exact while ``among`` is small, else over the sign-code shortlist."""
+        """The ``keep`` rows where ``mask`` is set that are most similar to ``row``, and their
+        cosine similarities, best first: exact while few rows are set, else over the sign-code
+        shortlist."""
+        among = np.flatnonzero(mask)
+        query = self.vectors[row]
         if len(among) > max(self.settings.exact_below, self.settings.shortlist):
-            signs = _codes(query[None])[0]
-            distance = np.bitwise_count(self.signs[among] ^ signs).sum(axis=1, dtype=np.int32)
-            among = among[np.argpartition(distance, self.settings.shortlist - 1)[: self.settings.shortlist]]
+            distance = np.where(mask, self._distance(row), np.iinfo(np.int32).max)
+            among = np.argpartition(distance, self.settings.shortlist - 1)[: self.settings.shortlist]
         sims = np.asarray(self.vectors[among] @ query, np.float32)
         if keep < len(among):
             part = np.argpartition(-sims, keep - 1)[:keep]
@@ -185,13 +199,13 @@ class Clustering:
     def _scores(self, rows: Sequence[int]) -> list[dict[int, float]]:
         """Per row: each candidate cluster's score, the mean similarity to its ``top`` closest
         faces among the row's ``neighbours`` nearest clustered faces."""
-        clustered = np.flatnonzero(self.cluster[: self.count] != NONE)
-        if not len(clustered):
+        clustered = self.cluster[: self.count] != NONE
+        if not clustered.any():
             return [{} for _ in rows]
-        sizes = np.bincount(self.cluster[clustered])
+        sizes = np.bincount(self.cluster[: self.count][clustered])
         out: list[dict[int, float]] = []
         for row in rows:
-            nearest, sims = self._similar(clustered, self.vectors[row], self.settings.neighbours)
+            nearest, sims = self._similar(clustered, row, self.settings.neighbours)
             by_cluster: dict[int, list[float]] = {}
             for i, sim in zip(nearest.tolist(), sims.tolist(), strict=True):
                 by_cluster.setdefault(int(self.cluster[i]), []).append(sim)
@@ -236,11 +250,11 @@ class Clustering:
     def _seed(self, row: int) -> None:
         """Start a cluster from ``row`` and its most similar good pool face of another photo,
         then sweep the pool into it."""
-        pool = self._pool()
-        pool = pool[(pool != row) & (self.quality[pool] >= self.settings.seed_quality)]
-        if not len(pool):
+        pool = self._pool_mask() & (self.quality[: self.count] >= self.settings.seed_quality)
+        pool[row] = False
+        if not pool.any():
             return
-        nearest, sims = self._similar(pool, self.vectors[row], self.settings.neighbours)
+        nearest, sims = self._similar(pool, row, self.settings.neighbours)
         for other, sim in zip(nearest.tolist(), sims.tolist(), strict=True):
             if sim < self.settings.seed:
                 return
@@ -260,13 +274,14 @@ class Clustering:
         near = list(joined)
         while near:
             members = self._members(label)
-            pool = self._pool()
-            pool = pool[~np.isin(self.photo_code[pool], self.photo_code[members])]
-            if not len(pool):
+            pool = self._pool_mask()
+            for photo in set(self.photo_code[members].tolist()):
+                pool[self.rows_of[photo]] = False
+            if not pool.any():
                 return
             close: set[int] = set()
             for face in near:
-                found, sims = self._similar(pool, self.vectors[face], self.settings.shortlist)
+                found, sims = self._similar(pool, face, self.settings.shortlist)
                 close.update(found[sims >= self.settings.join].tolist())
             pool = np.array(sorted(close), np.intp)
             if not len(pool):
