@@ -19,6 +19,7 @@ from api.openapi import build_openapi
 from api.routes import BLUEPRINTS
 from shared.fetch import UrlFetcher, UrlPolicy
 from shared.gallery import open_gallery
+from shared.gallery.people import open_people
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
@@ -87,6 +88,7 @@ def base_app(
         ),
         openapi=openapi,
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
+        people=open_people(settings.gallery_url.get_secret_value(), settings.data_dir),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     # Before authentication: preflights carry no key.

@@ -13,6 +13,7 @@ from api.lifecycle import Lifecycle
 from api.observability import ApiMetrics
 from shared.fetch import UrlFetcher, UrlPolicy
 from shared.gallery import Gallery
+from shared.gallery.people import PeopleStore
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
 
@@ -33,6 +34,7 @@ class ApiContext:
     metrics: ApiMetrics
     openapi: bytes  # the OpenAPI document, built once at start
     gallery: Gallery  # collections: read and deleted here, searched and written by the workers
+    people: PeopleStore  # people discovery: listed and decided here, ingested by the workers
 
 
 def context() -> ApiContext:

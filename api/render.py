@@ -24,21 +24,26 @@ from api.schemas import (
     ImageV2,
     JobStateBody,
     ModelV2,
+    QualityBody,
     RecognitionBody,
     RecognizeBody,
     RecognizedFaceBody,
     RecognizedImageBody,
     TookV2,
 )
+from api.schemas.people import IngestBody, IngestedPhotoBody, ReclusterBody
 from shared.contract import (
     CompactResult,
     EnrollResult,
     ErrorInfo,
     ExtractResult,
     Face,
+    FaceQuality,
     ImageResult,
+    IngestResult,
     JobResult,
     ModelRef,
+    ReclusterResult,
     RecognizedFace,
     RecognizedImage,
     RecognizeResult,
@@ -131,6 +136,19 @@ def _attributes(face: Face | RecognizedFace, out: FaceV1 | FaceV2 | RecognizedFa
         out["age"] = face.age
     if face.landmarks106 is not None:
         out["landmarks106"] = face.landmarks106
+    if face.quality is not None:
+        out["quality"] = quality_body(face.quality)
+
+
+def quality_body(quality: FaceQuality) -> QualityBody:
+    return {
+        "quality": quality.quality,
+        "sharpness": quality.sharpness,
+        "yaw": quality.yaw,
+        "pitch": quality.pitch,
+        "roll": quality.roll,
+        "size": quality.size,
+    }
 
 
 def _extracted_attributes(face: Face, out: FaceV1 | FaceV2) -> None:
@@ -293,7 +311,7 @@ def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: 
 
 def render_result(
     render: RenderSettings, result: JobResult, total_ms: float
-) -> ExtractV1 | ExtractV2 | RecognitionBody:
+) -> ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody:
     """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
     match result:
         case ExtractResult():
@@ -343,6 +361,42 @@ def render_result(
                 "redis_rewritten": result.redis_rewritten,
                 "took": took(total_ms, result.took_ms),
             }
+        case IngestResult():
+            return render_ingest(result, total_ms)
+        case ReclusterResult():
+            return {
+                "collection": result.collection,
+                "clusters": result.clusters,
+                "faces": result.faces,
+                "took": took(total_ms, result.took_ms),
+            }
+
+
+def render_ingest(result: IngestResult, total_ms: float) -> IngestBody:
+    photos: list[IngestedPhotoBody] = []
+    for photo in result.photos:
+        out: IngestedPhotoBody = {"photo_id": photo.photo_id, "status": photo.status}
+        if photo.error is not None:
+            out["error"] = _error_body(photo.error)
+        else:
+            out["new"] = photo.new
+            out["faces"] = [
+                {
+                    "face_id": face.face_id,
+                    "bbox": face.bbox,
+                    "quality": face.quality,
+                    "subject": face.subject,
+                    "cluster": face.cluster,
+                }
+                for face in photo.faces
+            ]
+        photos.append(out)
+    return {
+        "collection": result.collection,
+        "photos": photos,
+        "took": took(total_ms, result.took_ms),
+        "recognizer": _model(result.recognizer),
+    }
 
 
 def job_state_body(state: JobState) -> JobStateBody:

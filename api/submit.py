@@ -30,8 +30,10 @@ from shared.contract import (
     EnrollJob,
     ExtractResult,
     IdempotencyRecord,
+    IngestJob,
     Job,
     JobResult,
+    ReclusterJob,
     RecognizeJob,
     ReindexJob,
     RenderSettings,
@@ -195,10 +197,10 @@ def limit_cost(settings: Settings, job: Job) -> Job:
     """Bound what one job may cost a worker: the faces across its images (max_faces_per_request,
     checked by the worker as it detects), and for recognition the lowest detection score
     (min_det_threshold: below it detectors turn texture into thousands of "faces")."""
-    if isinstance(job, ReindexJob | CompactJob):
+    if isinstance(job, ReindexJob | CompactJob | ReclusterJob):
         return job
     floor = settings.min_det_threshold
-    if isinstance(job, EnrollJob | RecognizeJob | VerifyJob) and job.options.threshold < floor:
+    if isinstance(job, EnrollJob | RecognizeJob | VerifyJob | IngestJob) and job.options.threshold < floor:
         raise InvalidField(f"det_threshold={job.options.threshold} is below min_det_threshold={floor}")
     options = msgspec.structs.replace(job.options, max_faces_total=settings.max_faces_per_request)
     return msgspec.structs.replace(job, options=options)

@@ -62,6 +62,8 @@ class AnalysisOptions(msgspec.Struct, frozen=True):
     # it the job fails with limit_exceeded before any face is embedded. 0: no limit (jobs a worker
     # makes itself: a reindex embeds every stored crop).
     max_faces_total: int = 0
+    # Each face's FaceQuality (worker/quality.py); needs the aligned crop, so it aligns faces.
+    return_quality: bool = False
 
     def attribute_models(self) -> list[str]:
         """The attribute models (registry keys) these options need."""
@@ -88,6 +90,8 @@ class EnrollJob(msgspec.Struct, frozen=True, tag="enroll"):
     options: AnalysisOptions
     request_id: str
     data_count: int  # images.data first, then images.urls: for naming an image in an error
+    # The enrolled face's quality (worker/quality.py) must reach this, else low_quality; 0: any.
+    min_quality: float = 0.0
 
 
 class RecognizeJob(msgspec.Struct, frozen=True, tag="recognize"):
@@ -127,8 +131,37 @@ class CompactJob(msgspec.Struct, frozen=True, tag="compact"):
     request_id: str
 
 
+class IngestJob(msgspec.Struct, frozen=True, tag="ingest"):
+    """People discovery: store every face of every photo and cluster them (worker/people.py)."""
+
+    images: list[bytes]
+    collection: str
+    photo_ids: list[str]  # one per image; "" : the service makes one from the image's digest
+    options: AnalysisOptions
+    request_id: str
+    data_count: int
+
+
+class ReclusterJob(msgspec.Struct, frozen=True, tag="recluster"):
+    """Cluster a collection's discovered faces again, keeping what a person decided."""
+
+    collection: str
+    request_id: str
+
+
 # Every job kind a worker runs: one ``case`` each in worker/tasks.py.
-Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob
+Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob | IngestJob | ReclusterJob
+
+
+class FaceQuality(msgspec.Struct, frozen=True):
+    """How usable a face is for recognition (worker/quality.py, docs/recognition.md)."""
+
+    quality: float  # 0 ... 1: sharpness x cos(yaw) x cos(pitch) x size factor
+    sharpness: float  # 0 ... 1: variance of the Laplacian of the aligned crop, squashed
+    yaw: float  # degrees, estimated from the 5 keypoints; + : nose to the image's right
+    pitch: float  # degrees; + : looking up
+    roll: float  # degrees; + : eye line turned clockwise
+    size: float  # the box's shorter side, full-size px
 
 
 class Face(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -144,6 +177,7 @@ class Face(msgspec.Struct, frozen=True, omit_defaults=True):
     gender_score: float | None = None  # probability of the reported gender, 0.5 ... 1
     age: float | None = None  # years
     landmarks106: list[tuple[float, float]] | None = None
+    quality: FaceQuality | None = None  # with return_quality
 
 
 class ImageResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -202,6 +236,7 @@ class RecognizedFace(msgspec.Struct, frozen=True, omit_defaults=True):
     gender: Literal["female", "male"] | None = None
     gender_score: float | None = None
     age: float | None = None
+    quality: FaceQuality | None = None
 
 
 class RecognizedImage(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -250,7 +285,48 @@ class CompactResult(msgspec.Struct, frozen=True, tag="compact"):
     redis_rewritten: bool = False
 
 
-JobResult = ExtractResult | EnrollResult | RecognizeResult | VerifyResult | ReindexResult | CompactResult
+class IngestedFace(msgspec.Struct, frozen=True):
+    face_id: str
+    bbox: tuple[float, float, float, float]
+    quality: float
+    cluster: int | None  # None: not (yet) in a cluster
+    subject: str | None  # the cluster's name, if a person gave it one
+
+
+class IngestedPhoto(msgspec.Struct, frozen=True, omit_defaults=True):
+    photo_id: str
+    status: Literal["ok", "error"]
+    faces: list[IngestedFace] = []
+    new: bool = True  # False: this photo id or these bytes were ingested before
+    error: ErrorInfo | None = None
+
+
+class IngestResult(msgspec.Struct, frozen=True, tag="ingest"):
+    collection: str
+    photos: list[IngestedPhoto]
+    worker: str
+    took_ms: float
+    recognizer: ModelRef
+
+
+class ReclusterResult(msgspec.Struct, frozen=True, tag="recluster"):
+    collection: str
+    clusters: int
+    faces: int
+    worker: str
+    took_ms: float
+
+
+JobResult = (
+    ExtractResult
+    | EnrollResult
+    | RecognizeResult
+    | VerifyResult
+    | ReindexResult
+    | CompactResult
+    | IngestResult
+    | ReclusterResult
+)
 
 
 class RenderSettings(msgspec.Struct, frozen=True):

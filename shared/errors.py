@@ -176,6 +176,12 @@ class SeveralFaces(InvalidImage):
     code = "several_faces"
 
 
+class LowQuality(InvalidImage):
+    """An image to enroll whose face scores under the request's ``min_quality``."""
+
+    code = "low_quality"
+
+
 class CollectionForbidden(FaceRestError):
     """The API key is limited to other collections."""
 
@@ -216,6 +222,7 @@ ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
             RecognizerMismatch,
             NoFace,
             SeveralFaces,
+            LowQuality,
         )
     }
 )

@@ -56,6 +56,7 @@ from shared.contract import (
     IdempotencyRecord,
     Job,
     JobResult,
+    ReclusterJob,
     ReindexJob,
     RenderSettings,
     WorkerInfo,
@@ -217,8 +218,8 @@ return unfinished
 
 
 def job_images(job: Job) -> int:
-    """The images a job carries (a reindex or compact carries none), for its owner's share."""
-    return 0 if isinstance(job, ReindexJob | CompactJob) else len(job.images)
+    """The images a job carries (a reindex, compact or re-cluster carries none), for its owner's share."""
+    return 0 if isinstance(job, ReindexJob | CompactJob | ReclusterJob) else len(job.images)
 
 
 class JobStatus(StrEnum):

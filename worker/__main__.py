@@ -14,6 +14,7 @@ from celery.signals import worker_init, worker_shutting_down
 
 from shared.contract import RecognizerInfo, WorkerInfo
 from shared.gallery import open_gallery
+from shared.gallery.people import open_people
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
 from shared.memory import limit_malloc_arenas
@@ -34,6 +35,7 @@ from worker.heartbeat import Heartbeat
 from worker.inference.files import ModelIntegrityError
 from worker.inference.session import Device, DeviceUnavailable
 from worker.loader import load_analyzer
+from worker.people import Discovery
 from worker.reaper import Reaper
 from worker.recognition import Recognition
 from worker.tasks import TaskContextFilter, WorkerRuntime, register_tasks
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     store = JobStore(client, settings.key_prefix, settings.result_ttl_s, handoff=handoff)
     info = worker_info(name, str(device), settings.concurrency, settings.profile, analyzer)
     gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
-    recognition = Recognition(analyzer, gallery, info.recognizer, name, store)
+    people = open_people(settings.gallery_url.get_secret_value(), settings.data_dir)
+    recognition = Recognition(analyzer, gallery, info.recognizer, name, store, Discovery(people))
     runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
     register_tasks(app, runtime)
     registry = WorkerRegistry(client, settings.key_prefix)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from shared.contract import AnalysisOptions
+from shared.contract import AnalysisOptions, FaceQuality
 from shared.errors import FaceRestError, InternalError, LimitExceeded
 from worker.batched import BatchedModels
 from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
@@ -24,6 +24,7 @@ from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_imag
 from worker.imaging.resize import coarse_levels, fit_scale, letterbox
 from worker.models.base import Detections, GenderAge
 from worker.models.postprocess import merge_passes
+from worker.quality import face_quality
 
 # The smallest faces SCRFD finds span about this many pixels of its input canvas.
 SMALLEST_DETECTED_FACE = 16
@@ -46,6 +47,7 @@ class AnalyzedFace:
     male: float | None = None  # probability of "male"
     age: float | None = None  # years
     landmarks106: NDArray[np.float32] | None = None  # (106, 2)
+    quality: FaceQuality | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +216,7 @@ class Pipeline:
                 )
             timings["attributes_ms"] = _ms_since(step)
         step = time.perf_counter()
-        if options.extract_embedding or options.return_face_data:
+        if options.extract_embedding or options.return_face_data or options.return_quality:
             recognizer = self._models.loaded.recognizer
             size, template = recognizer.input_size, recognizer.template
             item.crops = [warp_to_template(image, points, template, size) for points in in_decoded.keypoints]
@@ -306,20 +308,22 @@ class Pipeline:
                 offset += count
                 took_ms = round(took_ms + per_face_ms * count, 3)
                 item.timings["embed_ms"] = round(per_face_ms * count, 3)
-            faces = tuple(_face(item, i, embeddings[i]) for i in range(count))
+            faces = tuple(_face(item, i, embeddings[i], options.return_quality) for i in range(count))
             outcomes.append(AnalyzedImage(item.width, item.height, faces, took_ms, item.timings))
         return outcomes
 
 
-def _face(item: _Prepared, index: int, embedding: NDArray[np.float32] | None) -> AnalyzedFace:
+def _face(item: _Prepared, index: int, embedding: NDArray[np.float32] | None, quality: bool) -> AnalyzedFace:
     genderage = item.genderage
+    box, keypoints = item.found.boxes[index], item.found.keypoints[index]
     return AnalyzedFace(
-        box=item.found.boxes[index],
+        box=box,
         score=float(item.found.scores[index]),
-        keypoints=item.found.keypoints[index],
+        keypoints=keypoints,
         crop=item.crops[index] if item.crops else None,
         embedding=embedding,
         male=None if genderage is None else float(genderage.male[index]),
         age=None if genderage is None else float(genderage.age[index]),
         landmarks106=None if item.landmarks106 is None else item.landmarks106[index],
+        quality=face_quality(item.crops[index], keypoints, box) if quality and item.crops else None,
     )

@@ -23,7 +23,14 @@ from shared.contract import (
     EnrolledFace,
     EnrollJob,
     EnrollResult,
+    ErrorInfo,
     Face,
+    IngestedFace,
+    IngestedPhoto,
+    IngestJob,
+    IngestResult,
+    ReclusterJob,
+    ReclusterResult,
     RecognizedFace,
     RecognizedImage,
     RecognizeJob,
@@ -38,15 +45,18 @@ from shared.contract import (
 from shared.errors import (
     CollectionNotFound,
     InvalidRequest,
+    LowQuality,
     NoFace,
     SeveralFaces,
     SubjectNotFound,
     from_info,
 )
 from shared.gallery import Gallery, NewFace, Vectors, check_recognizer
+from shared.gallery.people import NO_CLUSTER, NewPeopleFace
 from shared.images import image_label
 from shared.recognition import Match, default_threshold, image_digest
 from worker.analysis import Analysis, Analyzer
+from worker.people import Discovery, NewPhoto
 
 
 def assign(candidates: Sequence[Sequence[Match]], threshold: float) -> list[Match | None]:
@@ -99,6 +109,7 @@ class Recognition:
     recognizer: RecognizerInfo
     name: str  # the worker's, for the results
     jobs: JobErasure  # the job store, whose copies of a collection's photos and names a compaction erases
+    discovery: Discovery | None = None  # people discovery's store and clustering; None: not served
 
     def _check_collection(self, collection: str, must_exist: bool) -> None:
         recognizer = self.gallery.recognizer_of(collection)
@@ -125,7 +136,12 @@ class Recognition:
 
     def enroll(self, job: EnrollJob, start: float) -> EnrollResult:
         self._check_collection(job.collection, must_exist=False)
-        options = msgspec.structs.replace(job.options, extract_embedding=True, return_face_data=True)
+        options = msgspec.structs.replace(
+            job.options,
+            extract_embedding=True,
+            return_face_data=True,
+            return_quality=job.options.return_quality or job.min_quality > 0,
+        )
         done = self._faces_of(job.images, options, job.request_id, job.data_count)
         new: list[NewFace] = []
         for index, (data, image) in enumerate(zip(job.images, done.images, strict=True)):
@@ -135,6 +151,12 @@ class Recognition:
                     "asks for exactly one"
                 )
             face = _largest(image.faces)
+            if face.quality is not None and face.quality.quality < job.min_quality:
+                raise LowQuality(
+                    f"{image_label(index, job.data_count)}: face quality {face.quality.quality} is under "
+                    f"min_quality={job.min_quality} (sharpness {face.quality.sharpness}, yaw "
+                    f"{face.quality.yaw}, pitch {face.quality.pitch}, size {face.quality.size} px)"
+                )
             new.append(
                 NewFace(
                     image_digest(data),
@@ -183,6 +205,7 @@ class Recognition:
                         gender=face.gender,
                         gender_score=face.gender_score,
                         age=face.age,
+                        quality=face.quality,
                     )
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))
@@ -216,6 +239,69 @@ class Recognition:
             _ms_since(start),
             done.recognizer,
         )
+
+    def ingest(self, job: IngestJob, start: float) -> IngestResult:
+        """Every face of every photo stored with its quality and clustered (docs/people.md); a
+        photo that fails (not an image) is answered alone, the others are stored."""
+        if self.discovery is None:
+            raise InvalidRequest("this worker serves no people discovery")
+        options = msgspec.structs.replace(
+            job.options, extract_embedding=True, return_face_data=True, return_quality=True
+        )
+        done = self.analyzer.run(job.images, options, job.request_id)
+        photos: list[NewPhoto] = []
+        failed: dict[int, ErrorInfo] = {}
+        for index, (data, image, photo_id) in enumerate(
+            zip(job.images, done.images, job.photo_ids, strict=True)
+        ):
+            if image.error is not None:
+                failed[index] = image.error
+                continue
+            digest = image_digest(data)
+            new_faces = [
+                NewPeopleFace(
+                    face.bbox,
+                    face.quality.quality if face.quality else 0.0,
+                    _vector(face),
+                    face.facedata or b"",
+                )
+                for face in image.faces
+            ]
+            photos.append(NewPhoto(photo_id or digest[:32], digest, new_faces))
+        stored = iter(self.discovery.ingest(job.collection, self.recognizer.dimension, photos))
+        names = self.discovery.store.subjects(job.collection) if photos else {}
+        answered: list[IngestedPhoto] = []
+        for index, image in enumerate(done.images):
+            if index in failed:
+                answered.append(IngestedPhoto(job.photo_ids[index], "error", error=failed[index]))
+                continue
+            photo = next(stored)
+            qualities = [f.quality.quality if f.quality else 0.0 for f in image.faces]
+            boxes = [f.bbox for f in image.faces]
+            if not photo.new:  # answered as stored: its faces' boxes are not this image's
+                boxes, qualities = [(0.0, 0.0, 0.0, 0.0)] * len(photo.face_ids), [0.0] * len(photo.face_ids)
+            faces = [
+                IngestedFace(
+                    face_id,
+                    box,
+                    round(quality, 4),
+                    None if cluster == NO_CLUSTER else cluster,
+                    names.get(cluster),
+                )
+                for face_id, box, quality, cluster in zip(
+                    photo.face_ids, boxes, qualities, photo.clusters, strict=True
+                )
+            ]
+            answered.append(IngestedPhoto(photo.photo_id, "ok", faces, photo.new))
+        return IngestResult(job.collection, answered, self.name, _ms_since(start), done.recognizer)
+
+    def recluster(self, job: ReclusterJob, start: float) -> ReclusterResult:
+        if self.discovery is None:
+            raise InvalidRequest("this worker serves no people discovery")
+        if self.discovery.store.version(job.collection) < 0:
+            raise CollectionNotFound(f"no photos were ingested into collection {job.collection!r}")
+        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension)
+        return ReclusterResult(job.collection, clusters, faces, self.name, _ms_since(start))
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:
         # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the

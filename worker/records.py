@@ -51,6 +51,7 @@ def face_record(face: AnalyzedFace, options: AnalysisOptions) -> Face:
         gender_score=gender_score,
         age=age,
         landmarks106=None if face.landmarks106 is None else _points(face.landmarks106),
+        quality=face.quality,
     )
 
 

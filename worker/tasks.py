@@ -16,8 +16,10 @@ from shared.contract import (
     ErrorInfo,
     ExtractJob,
     ExtractResult,
+    IngestJob,
     Job,
     JobResult,
+    ReclusterJob,
     RecognizeJob,
     ReindexJob,
     VerifyJob,
@@ -127,6 +129,10 @@ class WorkerRuntime:
                     return self._recognition().reindex(job, start)
                 case CompactJob():
                     return self._recognition().compact(job, start)
+                case IngestJob():
+                    return self._recognition().ingest(job, start)
+                case ReclusterJob():
+                    return self._recognition().recluster(job, start)
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)
@@ -155,6 +161,8 @@ def _describe(job: Job) -> str:
         return f"reindex {job.collection}"
     if isinstance(job, CompactJob):
         return f"compact {job.collection}"
+    if isinstance(job, ReclusterJob):
+        return f"recluster {job.collection}"
     return f"{type(job).__name__}, {len(job.images)} images"
 
 

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from api.routes import collections, docs, draw, extract, metrics, results, status, ui, verify, webhooks
+from api.routes import (
+    collections,
+    docs,
+    draw,
+    extract,
+    metrics,
+    people,
+    results,
+    status,
+    ui,
+    verify,
+    webhooks,
+)
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     extract.bp,
     draw.bp,
     collections.bp,
+    people.bp,
     verify.bp,
     results.bp,
     webhooks.bp,

@@ -85,7 +85,9 @@ ENROLL_DOC = queued_operation(
         400: Reply("Malformed request", ErrorDetail),
         403: Reply("collection_forbidden: the API key is limited to other collections", ErrorDetail),
         409: Reply(RECOGNIZER_CONFLICT, ErrorDetail),
-        422: Reply("Bad name, image, or no_face / several_faces (naming the image)", ErrorDetail),
+        422: Reply(
+            "Bad name, image, or no_face / several_faces / low_quality (naming the image)", ErrorDetail
+        ),
     },
 )
 
@@ -120,6 +122,7 @@ def prepare_enroll(
         req.options(ctx.settings.max_faces),
         g.request_id,
         settings.data_count,
+        req.min_quality,
     )
     return Submission(job, RenderSettings("2", False, settings.data_count, owner=owner))
 
@@ -430,11 +433,18 @@ def delete_face(collection: str, face_id: str) -> Response:
 
 
 @bp.delete("/collections/<collection>")
-@documented(Operation(summary="Delete a collection with all its subjects and faces", replies=DELETE_REPLIES))
+@documented(
+    Operation(
+        summary="Delete a collection with all its subjects and faces, and its discovered people",
+        replies=DELETE_REPLIES,
+    )
+)
 def delete_collection(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
-    if not ctx.gallery.delete_collection(collection):
+    enrolled = ctx.gallery.delete_collection(collection)
+    discovered = ctx.people.delete_collection(collection)  # its photos' faces and crops too
+    if not (enrolled or discovered):
         raise CollectionNotFound(f"no collection {collection!r}")
     body: DeletedBody = {"deleted": 1}
     return encode(body, wants_msgpack(request))

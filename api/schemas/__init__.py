@@ -25,6 +25,7 @@ from api.schemas.common import (
     ErrorDetail,
     ModelV2,
     Point,
+    QualityBody,
     TookV2,
     Vector,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "ModelV2",
     "NameText",
     "Point",
+    "QualityBody",
     "QueuedBody",
     "ReadyBody",
     "RecognitionBody",

@@ -29,6 +29,25 @@ Vector = Annotated[
 Point = tuple[float, float]
 
 
+@with_config(ConfigDict(extra="forbid"))
+class QualityBody(TypedDict):
+    """A face's quality (return_quality; docs/recognition.md#face-quality)."""
+
+    quality: Annotated[
+        float,
+        Field(
+            description="0-1: sharpness x cos(yaw) x cos(pitch) x size factor; under 0.3: hard to recognise"
+        ),
+    ]
+    sharpness: Annotated[
+        float, Field(description="0-1: variance of the Laplacian of the aligned crop, squashed")
+    ]
+    yaw: Annotated[float, Field(description="Degrees, from the 5 keypoints; +: nose to the image's right")]
+    pitch: Annotated[float, Field(description="Degrees; +: looking up")]
+    roll: Annotated[float, Field(description="Degrees; +: eye line turned clockwise")]
+    size: Annotated[float, Field(description="The box's shorter side, original-image pixels")]
+
+
 class ErrorBody(TypedDict):
     code: Annotated[str, Field(description="Stable, machine-readable")]
     message: Annotated[str, Field(description="What is wrong, naming the field or limit")]

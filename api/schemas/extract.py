@@ -12,8 +12,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from api.schemas.common import ErrorBody, ModelV2, Point, TookV2, Vector
-from api.schemas.images import DetectionRequest, QueuedBody
+from api.schemas.common import ErrorBody, ModelV2, Point, QualityBody, TookV2, Vector
+from api.schemas.images import QUALITY_DESCRIPTION, DetectionRequest, QueuedBody
 from shared.contract import AnalysisOptions
 
 
@@ -36,6 +36,7 @@ class ExtractRequest(DetectionRequest, QueuedBody):
     return_face_data: bool = False
     embed_only: bool = Field(False, description="Inputs are aligned 112x112 crops.")
     verbose_timings: bool = False
+    return_quality: bool = Field(False, description=QUALITY_DESCRIPTION)
 
     def options(self, max_faces: int) -> AnalysisOptions:
         return msgspec.structs.replace(
@@ -48,6 +49,7 @@ class ExtractRequest(DetectionRequest, QueuedBody):
             return_face_data=self.return_face_data,
             embed_only=self.embed_only,
             verbose_timings=self.verbose_timings,
+            return_quality=self.return_quality,
         )
 
 
@@ -67,6 +69,7 @@ class FaceV1(TypedDict):
     ]
     age: NotRequired[Annotated[float, Field(description="Years, with extract_ga")]]
     landmarks106: NotRequired[Annotated[list[Point], Field(description='With return_landmarks "106"')]]
+    quality: NotRequired[Annotated[QualityBody, Field(description="With return_quality")]]
 
 
 ExtractV1 = list[list[FaceV1]]
@@ -96,6 +99,7 @@ class FaceV2(TypedDict):
     gender_score: NotRequired[float]
     age: NotRequired[float]
     landmarks106: NotRequired[list[Point]]
+    quality: NotRequired[Annotated[QualityBody, Field(description="With return_quality")]]
 
 
 @with_config(ConfigDict(extra="forbid"))

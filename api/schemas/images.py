@@ -161,6 +161,12 @@ class ImagesBody(BaseModel):
 DETECTION_SCORE = "Detection score (0-1) a face must reach to be found"
 
 
+QUALITY_DESCRIPTION = (
+    "Each face's quality: sharpness of the aligned crop, yaw/pitch/roll from the keypoints, size, "
+    "and the combined quality in [0, 1] (docs/recognition.md#face-quality)."
+)
+
+
 class DetectorBody(ImagesBody):
     """What every request that finds faces has: which detector, and how large an image it sees.
     DetectionRequest (/extract, /draw_detections) and RecognitionRequest add their thresholds."""

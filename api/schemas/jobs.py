@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 
 from api.schemas.common import ErrorDetail
 from api.schemas.extract import ExtractV1, ExtractV2
+from api.schemas.people import IngestBody, ReclusterBody
 from api.schemas.recognition import RecognitionBody
 
 JobStatusName = Literal["queued", "running", "done", "failed"]
@@ -49,7 +50,7 @@ class JobStateBody(TypedDict):
     attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
     result: NotRequired[
         Annotated[
-            ExtractV1 | ExtractV2 | RecognitionBody,
+            ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody,
             Field(description="When done: what the synchronous request returns"),
         ]
     ]

@@ -13,8 +13,8 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from api.schemas.collections import ThumbnailFace
-from api.schemas.common import ErrorBody, ModelV2, Point, TookV2
-from api.schemas.images import DETECTION_SCORE, DetectorBody, QueuedBody
+from api.schemas.common import ErrorBody, ModelV2, Point, QualityBody, TookV2
+from api.schemas.images import DETECTION_SCORE, QUALITY_DESCRIPTION, DetectorBody, QueuedBody
 from shared.contract import DEFAULT_THRESHOLD, AnalysisOptions
 from shared.recognition import DEFAULT_LIMIT, MAX_LIMIT, NAME_PATTERN, NAME_RULE
 
@@ -44,6 +44,15 @@ class EnrollRequest(RecognitionRequest):
         description='Which face of each image to enroll: the largest, or "only" (a photo with several '
         "faces is refused with 422 several_faces).",
     )
+    min_quality: Annotated[
+        float,
+        Field(
+            ge=0.0,
+            le=1.0,
+            description="The enrolled face's quality (docs/recognition.md#face-quality) must reach this; "
+            "an image whose face scores under it is refused with 422 low_quality. 0: any face.",
+        ),
+    ] = 0.0
 
 
 SimilarityThreshold = Annotated[
@@ -68,6 +77,7 @@ class RecognizeRequest(RecognitionRequest):
         False, description='As in /extract: true: the 5 keypoints; "106": also the 106 dense landmarks.'
     )
     extract_ga: bool = Field(False, description="As in /extract: gender (with its probability) and age.")
+    return_quality: bool = Field(False, description=QUALITY_DESCRIPTION)
 
     def options(self, max_faces: int) -> AnalysisOptions:
         return msgspec.structs.replace(
@@ -75,6 +85,7 @@ class RecognizeRequest(RecognitionRequest):
             return_landmarks=bool(self.return_landmarks),
             return_landmarks106=self.return_landmarks == "106",
             extract_ga=self.extract_ga,
+            return_quality=self.return_quality,
         )
 
 
@@ -121,6 +132,7 @@ class RecognizedFaceBody(TypedDict):
         Annotated[float, Field(description="Probability of the reported gender, 0.5-1")]
     ]
     age: NotRequired[Annotated[float, Field(description="Years, with extract_ga")]]
+    quality: NotRequired[Annotated[QualityBody, Field(description="With return_quality")]]
 
 
 @with_config(ConfigDict(extra="forbid"))

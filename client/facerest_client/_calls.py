@@ -33,6 +33,7 @@ from facerest_client.types import (
     Collection,
     Enrollment,
     ExtractResult,
+    Ingestion,
     Job,
     Recognition,
     ServerInfo,
@@ -70,6 +71,7 @@ class ExtractOptions(TypedDict, total=False):
     verbose_timings: bool
     img_req_headers: dict[str, str]
     callback_url: str  # POST the job's /results envelope here when it ends, signed (docs/webhooks.md)
+    return_quality: bool  # each face's Quality
 
 
 class DrawOptions(TypedDict, total=False):
@@ -98,6 +100,7 @@ class RecognitionOptions(TypedDict, total=False):
 
 class EnrollOptions(RecognitionOptions, total=False):
     face: Literal["largest", "only"]  # "only": a photo with several faces is refused
+    min_quality: float  # a face whose quality is under it is refused (low_quality)
 
 
 class RecognizeOptions(RecognitionOptions, total=False):
@@ -105,6 +108,7 @@ class RecognizeOptions(RecognitionOptions, total=False):
     threshold: float  # similarity to name a subject; default: the recognizer's calibrated one
     return_landmarks: bool | Literal["106"]  # as extract's
     extract_ga: bool  # gender and age, as extract's
+    return_quality: bool  # as extract's
 
 
 class VerifyOptions(RecognitionOptions, total=False):
@@ -281,6 +285,22 @@ class Endpoints:
         path = f"/collections/{_collection(collection)}/subjects/{_subject(subject)}/faces"
         call = body_call(path, _fields(opts), images, urls, self._use_msgpack)
         return Endpoint(call, Enrollment.from_wire)
+
+    @client_method
+    def ingest(
+        self,
+        collection: str,
+        images: Sequence[ImageInput] = (),
+        urls: Sequence[str] = (),
+        photo_ids: Sequence[str] = (),
+        **opts: Unpack[RecognitionOptions],
+    ) -> Endpoint[Ingestion]:
+        """People discovery: store and cluster every face of each image; ``photo_ids`` one per
+        image (default: the service's, from the image's hash)."""
+        path = f"/collections/{_collection(collection)}/photos"
+        fields = {**_fields(opts), **({"photo_ids": list(photo_ids)} if photo_ids else {})}
+        call = body_call(path, fields, images, urls, self._use_msgpack)
+        return Endpoint(call, Ingestion.from_wire)
 
     @client_method
     def recognize(

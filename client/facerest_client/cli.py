@@ -1,5 +1,12 @@
-"""``facerest enroll DIR --collection C`` / ``facerest recognize PHOTO --collection C`` /
-``facerest verify A B``, against a running facerest (``--url``, default http://127.0.0.1:18081).
+"""``facerest enroll DIR --collection C`` / ``facerest ingest DIR --collection C`` /
+``facerest recognize PHOTO --collection C`` / ``facerest verify A B``, against a running facerest
+(``--url``, default http://127.0.0.1:18081).
+
+ingest: people discovery. Every image under DIR (recursive) is sent, ``--batch`` per request,
+its path under DIR as its photo id; each face is stored and clustered by the service. Resumable
+and idempotent: the SHA-256 of every image ingested is recorded in
+``DIR/.facerest-ingest-<collection>.json`` and a second run skips those (the service also answers
+a photo id or bytes it has as stored).
 
 enroll: one subfolder per subject, its images inside. Images go in parallel (``--concurrency``),
 one request each, with a progress line on stderr. Resumable: what was enrolled is recorded in
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -131,6 +139,73 @@ def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> i
     return EXIT_ERROR if failures else EXIT_OK
 
 
+def _all_photos(root: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def ingest(client: FaceRest, root: Path, collection: str, batch: int, concurrency: int) -> int:
+    check_name("collection", collection)
+    state_file = root / f".facerest-ingest-{collection}.json"
+    done: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    seen = set(done.values())
+    todo: list[tuple[Path, str]] = []
+    photos = _all_photos(root)
+    for path in photos:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            todo.append((path, digest))
+            seen.add(digest)  # the same bytes twice in DIR: sent once
+    progress = Progress(len(todo))
+    lock = threading.Lock()
+    failures: list[str] = []
+    faces = 0
+
+    def one(chunk: list[tuple[Path, str]]) -> None:
+        nonlocal faces
+        try:
+            answer = client.ingest(
+                collection,
+                [p for p, _ in chunk],
+                photo_ids=[p.relative_to(root).as_posix() for p, _ in chunk],
+            )
+        except (FaceRestError, InvalidName, httpx.HTTPError, OSError) as exc:
+            with lock:
+                failures.extend(f"{p}: {exc}" for p, _ in chunk)
+            for _ in chunk:
+                progress.step(False)
+            return
+        for (path, digest), photo in zip(chunk, answer.photos, strict=True):
+            with lock:
+                if photo.ok:
+                    done[path.relative_to(root).as_posix()] = digest
+                    faces += len(photo.faces)
+                else:
+                    failures.append(f"{path}: {photo.error}")
+            progress.step(photo.ok)
+
+    chunks = [todo[i : i + batch] for i in range(0, len(todo), batch)]
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in as_completed([pool.submit(one, chunk) for chunk in chunks]):
+                future.result()
+    finally:
+        state_file.write_text(json.dumps(done, indent=0, sort_keys=True))
+    print(file=sys.stderr)
+    for line in failures:
+        print(f"failed: {line}", file=sys.stderr)
+    print(
+        f"ingested {len(todo) - len(failures)} photos ({faces} faces), skipped {len(photos) - len(todo)} "
+        f"(ingested before, or the same bytes twice), failed {len(failures)}"
+    )
+    return EXIT_ERROR if failures else EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facerest",
@@ -145,6 +220,11 @@ def _parser() -> argparse.ArgumentParser:
     p_enroll.add_argument("dir", type=Path)
     p_enroll.add_argument("--collection", required=True)
     p_enroll.add_argument("--concurrency", type=int, default=8)
+    p_ingest = commands.add_parser("ingest", help="people discovery: every image under DIR, recursively")
+    p_ingest.add_argument("dir", type=Path)
+    p_ingest.add_argument("--collection", required=True)
+    p_ingest.add_argument("--batch", type=int, default=8, help="images per request (default 8)")
+    p_ingest.add_argument("--concurrency", type=int, default=4)
     p_recognize = commands.add_parser("recognize", help="who is in PHOTO")
     p_recognize.add_argument("photo", type=Path)
     p_recognize.add_argument("--collection", required=True)
@@ -171,6 +251,8 @@ def run(client: FaceRest, args: argparse.Namespace) -> int:
     try:
         if args.command == "enroll":
             return enroll(client, args.dir, args.collection, args.concurrency)
+        if args.command == "ingest":
+            return ingest(client, args.dir, args.collection, args.batch, args.concurrency)
         if args.command == "recognize":
             options: RecognizeOptions = {}
             if args.threshold is not None:

@@ -27,6 +27,24 @@ def _bytes(value: Any) -> bytes | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Quality:
+    """A face's quality, with return_quality (the service's docs/recognition.md#face-quality)."""
+
+    quality: float  # 0-1: sharpness x cos(yaw) x cos(pitch) x size factor
+    sharpness: float  # 0-1
+    yaw: float  # degrees
+    pitch: float
+    roll: float
+    size: float  # the box's shorter side, px
+
+    @classmethod
+    def from_wire(cls, quality: Mapping[str, Any] | None) -> Quality | None:
+        if quality is None:
+            return None
+        return cls(**{name: float(quality[name]) for name in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True)
 class Face:
     bbox: Box  # x1, y1, x2, y2
     prob: float  # detection score
@@ -38,6 +56,7 @@ class Face:
     age: float | None = None
     landmarks106: tuple[Point, ...] | None = None
     facedata: bytes | None = None  # the aligned 112x112 crop, JPEG
+    quality: Quality | None = None  # with return_quality
 
     @classmethod
     def from_wire(cls, face: Mapping[str, Any]) -> Face:
@@ -53,6 +72,7 @@ class Face:
             age=face.get("age"),
             landmarks106=_points(face.get("landmarks106")),
             facedata=_bytes(face.get("facedata")),
+            quality=Quality.from_wire(face.get("quality")),
         )
 
 
@@ -171,6 +191,57 @@ class Enrollment:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestedFace:
+    face_id: str
+    bbox: Box  # zeros for a photo stored before
+    quality: float
+    cluster: int | None  # None: in no cluster yet
+    subject: str | None  # the name a person gave its cluster
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedPhoto:
+    photo_id: str
+    ok: bool
+    new: bool = True  # False: this id or these bytes were ingested before (answered as stored)
+    faces: tuple[IngestedFace, ...] = ()
+    error: ImageError | None = None
+
+    @classmethod
+    def from_wire(cls, photo: Mapping[str, Any]) -> IngestedPhoto:
+        error = photo.get("error")
+        return cls(
+            photo_id=photo["photo_id"],
+            ok=photo["status"] == "ok",
+            new=bool(photo.get("new", True)),
+            faces=tuple(
+                IngestedFace(f["face_id"], _box(f["bbox"]), float(f["quality"]), f["cluster"], f["subject"])
+                for f in photo.get("faces", ())
+            ),
+            error=None if error is None else ImageError(error["code"], error["message"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ingestion:
+    """People discovery: each photo's faces, stored and clustered."""
+
+    collection: str
+    photos: tuple[IngestedPhoto, ...]  # in request order
+    total_ms: float
+    recognizer: ModelRef
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Ingestion:
+        return cls(
+            collection=body["collection"],
+            photos=tuple(IngestedPhoto.from_wire(p) for p in body["photos"]),
+            total_ms=float(body["took"]["total_ms"]),
+            recognizer=ModelRef.from_wire(body["recognizer"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     subject: str
     similarity: float  # cosine, of the subject's best enrolled face
@@ -189,6 +260,7 @@ class RecognizedFace:
     gender: Literal["female", "male"] | None = None  # with extract_ga
     gender_score: float | None = None
     age: float | None = None
+    quality: Quality | None = None  # with return_quality
 
     @classmethod
     def from_wire(cls, face: Mapping[str, Any]) -> RecognizedFace:
@@ -205,6 +277,7 @@ class RecognizedFace:
             gender=face.get("gender"),
             gender_score=face.get("gender_score"),
             age=face.get("age"),
+            quality=Quality.from_wire(face.get("quality")),
         )
 
 

@@ -94,7 +94,7 @@ def test_each_person_is_recognized_in_another_photo(api: str, people: str) -> No
 def test_recognize_tells_what_extract_does_of_each_face_as_asked(api: str, people: str) -> None:
     # One call names the faces and gives what a page draws: the same numbers as /extract's.
     photo = T1.read_bytes()
-    options = {"return_landmarks": True, "extract_ga": True}
+    options = {"return_landmarks": True, "extract_ga": True, "return_quality": True}
     recognized = recognize(api, people, [photo], **options)["data"][0]["faces"]
     extracted = extract(api, [photo], api_ver="2", **options).json()["data"][0]["faces"]
     assert len(recognized) == len(extracted) == 6
@@ -105,9 +105,13 @@ def test_recognize_tells_what_extract_does_of_each_face_as_asked(api: str, peopl
         assert np.allclose(face["landmarks"], same["landmarks_float"], atol=0.01)
         assert (face["gender"], face["age"]) == (same["gender"], same["age"])
         assert face["norm"] == pytest.approx(same["norm"], rel=1e-4)
+        assert face["quality"] == same["quality"] and 0 < face["quality"]["quality"] < 1
         assert "landmarks106" not in face
     plain = recognize(api, people, [photo])["data"][0]["faces"]
-    assert all(face["norm"] > 0 and "landmarks" not in face and "age" not in face for face in plain)
+    assert all(
+        face["norm"] > 0 and "landmarks" not in face and "age" not in face and "quality" not in face
+        for face in plain
+    )
 
 
 def test_a_stranger_is_nobody(api: str, people: str) -> None:
@@ -247,6 +251,11 @@ def test_images_that_cannot_be_enrolled_are_named(api: str) -> None:
         f"{api}/collections/errors/subjects/someone/faces", json={"images": {"data": ["!!!"]}}, timeout=10
     )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_image"
+    # Yao Ming's face scores 0.7; blurred, under 0.1.
+    blurred = encode(np.asarray(cv2.GaussianBlur(read_rgb(YAO), (0, 0), 3), np.uint8))
+    reply = enroll(api, "errors", "someone", [YAO.read_bytes(), blurred], min_quality=0.5)
+    assert reply.status_code == 422 and reply.json()["code"] == "low_quality", reply.text
+    assert reply.json()["message"].startswith("images.data[1]: face quality 0.0")
     # Nothing of the failed requests was enrolled.
     assert requests.get(f"{api}/collections/errors/subjects/someone", timeout=10).status_code == 404
 

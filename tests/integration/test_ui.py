@@ -397,6 +397,53 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui
     assert ui.console_errors == []
 
 
+def test_people_found_groups_a_library_and_keeps_the_decisions_made_by_clicking(
+    ui: Watched, api: str
+) -> None:
+    page = ui.page
+    page.fill("#people-collection", "ui-library")
+    photos: list[FilePayload] = [
+        {"name": "t1.jpg", "mimeType": "image/jpeg", "buffer": GROUP_PHOTOS["t1.jpg"].read_bytes()},
+        {"name": "t1 mirrored.jpg", "mimeType": "image/jpeg", "buffer": _mirrored("t1.jpg", 0.8)},
+        {"name": "t1-small.jpg", "mimeType": "image/jpeg", "buffer": _mirrored("t1.jpg", 0.6)},
+    ]
+    page.set_input_files("#people-files", photos)
+    clusters = page.locator("#clusters .cluster")
+    expect(clusters).to_have_count(FACES_IN["t1.jpg"])  # one group per person, each in all 3 photos
+    expect(page.locator("#clusters .face img")).to_have_count(3 * FACES_IN["t1.jpg"])
+    ingested = ui.posts("/collections/ui-library/photos")
+    assert len(ingested) == 1 and _body(ingested[0])["photo_ids"] == [
+        "t1.jpg",
+        "t1_mirrored.jpg",
+        "t1-small.jpg",
+    ]
+
+    # Name a group, then click one of its faces and take it out.
+    first = clusters.first
+    cluster_id = first.get_attribute("data-cluster")
+    named = page.locator(f'#clusters .cluster[data-cluster="{cluster_id}"]')
+    named.get_by_label(f"Name for cluster {cluster_id}").fill("ann")
+    named.get_by_role("button", name="Name", exact=True).click()
+    expect(named.locator(".cluster-title strong")).to_have_text("ann (3 faces)")
+    named.locator(".face").first.click()
+    page.click("#people-take-out")
+    expect(named.locator(".cluster-title strong")).to_have_text("ann (2 faces)")
+
+    # Tick two other groups and merge them; mark another as not a person.
+    others = page.locator("#clusters .cluster:not(.ignored)", has_text="Unnamed")
+    others.nth(0).locator("input[type=checkbox]").check()
+    others.nth(1).locator("input[type=checkbox]").check()
+    page.click("#people-merge")
+    expect(clusters).to_have_count(FACES_IN["t1.jpg"] - 1)
+    others.first.get_by_role("button", name="Not a person").click()
+    expect(page.locator("#clusters .cluster.ignored")).to_have_count(1)
+
+    listed = requests.get(f"{api}/collections/ui-library/clusters", timeout=10).json()
+    assert [(c["subject"], c["size"]) for c in listed["clusters"] if c["subject"]] == [("ann", 2)]
+    assert sum(c["ignored"] for c in listed["clusters"]) == 1
+    assert ui.console_errors == []
+
+
 def _served(payload: bytes, content_type: str) -> Route:
     def answer(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)

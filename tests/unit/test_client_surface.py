@@ -15,6 +15,7 @@ from facerest_client import AsyncFaceRest, FaceRest
 from pydantic import BaseModel
 
 from api.schemas import DrawRequest, EnrollRequest, ExtractRequest, RecognizeRequest, VerifyRequest
+from api.schemas.people import IngestRequest
 
 # Each method that sends a request body: the server's model of that body, and the method's
 # parameters that are not body fields (the images, which become "images", and path segments).
@@ -23,6 +24,7 @@ BODIES: dict[str, tuple[type[BaseModel], frozenset[str]]] = {
     "submit": (ExtractRequest, frozenset({"images", "urls"})),
     "draw": (DrawRequest, frozenset({"image"})),
     "enroll": (EnrollRequest, frozenset({"collection", "subject", "images", "urls"})),
+    "ingest": (IngestRequest, frozenset({"collection", "images", "urls"})),
     "recognize": (RecognizeRequest, frozenset({"collection", "images", "urls"})),
     "verify": (VerifyRequest, frozenset({"images", "urls"})),
 }

@@ -3,6 +3,7 @@
 // gives each view its own.
 
 import { apiKey, call } from "./api.js";
+import { PeopleFound } from "./people.js";
 import { PhotoList } from "./photos.js";
 import { Recognition } from "./recognition.js";
 import { flowerUrl, renderStatus } from "./status.js";
@@ -190,12 +191,26 @@ function wireWebcam() {
   dialog.addEventListener("close", stop);
 }
 
+const peopleFound = new PeopleFound({
+  collection: $("people-collection"),
+  files: $("people-files"),
+  refresh: $("people-refresh"),
+  merge: $("people-merge"),
+  takeOut: $("people-take-out"),
+  state: $("people-state"),
+  clusters: $("clusters"),
+});
+
 function start() {
   wireKey();
   wireInputs();
   wireWebcam();
   refreshStatus();
   recognition.refresh();
+  $("people-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    peopleFound.refresh();
+  });
   setInterval(() => {
     if (document.visibilityState === "visible") refreshStatus();
   }, STATUS_EVERY_MS);

@@ -1,0 +1,97 @@
+"""People discovery through the API, the queue and a worker with the real models: the six people of
+t1.jpg in three photos (the photo, and mirrored copies at two scales) become six clusters, Yao
+Ming's one photo stays alone, a named cluster names the faces of a later photo, and a photo sent
+again is answered as stored; the command line ingests a folder tree once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import requests
+from facerest_client.cli import main as cli_main
+
+from tests.client import b64
+from tests.integration.test_recognition import T1, TIMEOUT, YAO, mirrored
+
+COLLECTION = "library"
+
+
+def ingest(api: str, images: list[bytes], **fields: Any) -> requests.Response:
+    body = {"images": {"data": [b64(data) for data in images]}, **fields}
+    return requests.post(f"{api}/collections/{COLLECTION}/photos", json=body, timeout=TIMEOUT)
+
+
+def clusters(api: str) -> dict[str, Any]:
+    reply = requests.get(f"{api}/collections/{COLLECTION}/clusters", timeout=10)
+    assert reply.status_code == 200, reply.text
+    return cast(dict[str, Any], reply.json())
+
+
+def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
+    photos = [T1.read_bytes(), mirrored(T1, 0.8), YAO.read_bytes(), mirrored(T1, 0.6)]
+    reply = ingest(api, photos, photo_ids=["t1", "t1-mirrored", "yao", "t1-small"])
+    assert reply.status_code == 200, reply.text
+    answered = reply.json()["photos"]
+    assert [p["photo_id"] for p in answered] == ["t1", "t1-mirrored", "yao", "t1-small"]
+    assert [len(p["faces"]) for p in answered] == [6, 6, 1, 6]
+    assert all(p["new"] for p in answered)
+    # Six people of three photos each: six clusters, one face of each photo in each.
+    listed = clusters(api)
+    assert sorted(c["size"] for c in listed["clusters"]) == [3] * 6
+    assert listed["unclustered"] == 1 and listed["pending"] == 0
+    for cluster in listed["clusters"]:
+        assert sorted(f["photo_id"] for f in cluster["faces"]) == ["t1", "t1-mirrored", "t1-small"]
+        assert cluster["cover"] == cluster["faces"][0] and cluster["subject"] is None
+    thumb = requests.get(f"{api}{listed['clusters'][0]['cover']['thumbnail_url']}", timeout=10)
+    assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+    # Name one cluster; a later photo of the same people names that person's face.
+    named = listed["clusters"][0]
+    done = requests.post(
+        f"{api}/collections/{COLLECTION}/clusters/{named['id']}/name", json={"subject": "ann"}, timeout=10
+    )
+    assert done.status_code == 200 and done.json()["cluster"] == named["id"], done.text
+    later = ingest(api, [mirrored(T1, 0.7)], photo_ids=["t1-later"]).json()["photos"][0]["faces"]
+    assert sorted((f["subject"] or "") for f in later) == ["", "", "", "", "", "ann"]
+    # The same bytes again, under another id: answered as stored, nothing added.
+    again = ingest(api, [T1.read_bytes()], photo_ids=["t1-copy"]).json()["photos"][0]
+    assert again["photo_id"] == "t1" and again["new"] is False
+    assert sum(c["size"] for c in clusters(api)["clusters"]) == 24
+    # A full re-cluster (a job) keeps the name and finds the same people.
+    queued = requests.post(f"{api}/collections/{COLLECTION}/clusters/recluster", json={}, timeout=10)
+    assert queued.status_code == 202, queued.text
+    state = requests.get(f"{api}{queued.json()['status_url']}?wait=30", timeout=40).json()
+    assert state["status"] == "done" and state["result"]["clusters"] == 6 and state["result"]["faces"] == 25
+    after = clusters(api)["clusters"]
+    assert sorted(c["size"] for c in after) == [4] * 6
+    assert [c["subject"] for c in after if c["id"] == named["id"]] == ["ann"]
+    # Deleting the collection deletes what discovery stored.
+    assert requests.delete(f"{api}/collections/{COLLECTION}", timeout=10).status_code == 200
+    assert requests.get(f"{api}/collections/{COLLECTION}/clusters", timeout=10).status_code == 404
+
+
+def test_bad_requests_are_refused_with_their_codes(api: str) -> None:
+    reply = ingest(api, [YAO.read_bytes()], photo_ids=["a", "b"])
+    assert reply.status_code == 422 and reply.json()["code"] == "validation_error"
+    missing = requests.get(f"{api}/collections/nothing-here/clusters", timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == "collection_not_found"
+
+
+def test_the_cli_ingests_a_tree_once_by_content(
+    api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "trip" / "day2").mkdir(parents=True)
+    (tmp_path / "t1.jpg").write_bytes(T1.read_bytes())
+    (tmp_path / "trip" / "t1-mirrored.jpg").write_bytes(mirrored(T1, 0.8))
+    (tmp_path / "trip" / "day2" / "t1-small.jpg").write_bytes(mirrored(T1, 0.6))
+    (tmp_path / "trip" / "day2" / "copy.jpg").write_bytes(T1.read_bytes())  # the same bytes again
+    command = ["--url", api, "ingest", str(tmp_path), "--collection", "cli-library", "--batch", "2"]
+    assert cli_main(command) == 0
+    assert "ingested 3 photos (18 faces), skipped 1" in capsys.readouterr().out
+    assert cli_main(command) == 0
+    assert "ingested 0 photos (0 faces), skipped 4" in capsys.readouterr().out
+    listed = requests.get(f"{api}/collections/cli-library/clusters", timeout=10).json()
+    assert sorted(c["size"] for c in listed["clusters"]) == [3] * 6
+    photo_ids = {f["photo_id"] for c in listed["clusters"] for f in c["faces"]}
+    assert photo_ids == {"t1.jpg", "trip/t1-mirrored.jpg", "trip/day2/t1-small.jpg"}

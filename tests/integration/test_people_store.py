@@ -1,0 +1,111 @@
+"""People discovery's store against both databases (SQLite, PostgreSQL + pgvector): ingest is
+idempotent by photo id and by content, clustering is incremental across processes, and the
+person's decisions hold through later ingests and a full re-cluster. Vectors are generated
+(tests/unit/test_discovery.py), the store's job is to keep them and their clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.gallery.people import (
+    NO_CLUSTER,
+    NewPeopleFace,
+    PeopleStore,
+    ignore_cluster,
+    keep_apart,
+    merge_clusters,
+    move_face,
+    name_cluster,
+    open_people,
+)
+from testkit.postgres import fresh_database
+from tests.unit.test_discovery import DIM, GOOD, people, photo_of
+from worker.people import Discovery, NewPhoto
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres_server: str) -> str:
+    return fresh_database(postgres_server, "people_tests")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PeopleStore]:
+    url = "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = open_people(url, tmp_path)
+    opened.delete_collection("album")  # one server per module: start each test empty
+    yield opened
+    opened.close()
+
+
+def photo(name: str, vectors: np.ndarray, quality: float = GOOD) -> NewPhoto:
+    faces = [NewPeopleFace((1.0, 2.0, 50.0, 60.0), quality, v, b"jpeg") for v in vectors]
+    return NewPhoto(name, f"sha-{name}", faces)
+
+
+def test_ingest_clusters_each_person_and_answers_a_photo_again_as_stored(store: PeopleStore) -> None:
+    rng = np.random.default_rng(11)
+    centres = people(4, rng)
+    discovery = Discovery(store)
+    photos = [photo(f"p{p}-{n}", photo_of(centres[p : p + 1], rng)) for n in range(4) for p in range(3)]
+    photos.append(photo("alone", photo_of(centres[3:4], rng)))
+    done = discovery.ingest("album", DIM, photos)
+    listing = store.listing("album")
+    assert sorted(len(c.faces) for c in listing.clusters) == [4, 4, 4]
+    assert listing.unclustered == 1
+    by_person = {p: {d.clusters[0] for d in done if d.photo_id.startswith(f"p{p}-")} for p in range(3)}
+    assert all(len(labels) == 1 and NO_CLUSTER not in labels for labels in by_person.values())
+    again = discovery.ingest(
+        "album", DIM, [photos[0], NewPhoto("renamed", photos[1].sha256, photos[1].faces)]
+    )
+    assert [a.new for a in again] == [False, False]
+    assert again[0].face_ids == done[0].face_ids and again[1].photo_id == photos[1].photo_id
+    assert sum(len(c.faces) for c in store.listing("album").clusters) == 12
+
+
+def test_another_process_s_ingest_is_seen_and_joins_the_same_clusters(store: PeopleStore) -> None:
+    rng = np.random.default_rng(12)
+    centres = people(2, rng)
+    first, second = Discovery(store), Discovery(store)  # two workers, each with its own cache
+    a = first.ingest("album", DIM, [photo(f"a{n}", photo_of(centres, rng)) for n in range(3)])
+    b = second.ingest("album", DIM, [photo(f"b{n}", photo_of(centres, rng)) for n in range(2)])
+    c = first.ingest("album", DIM, [photo("c0", photo_of(centres, rng))])  # its cache is stale now
+    for done in (b, c):
+        for item in done:
+            assert item.clusters == a[0].clusters  # each person's face went to its own cluster
+    assert NO_CLUSTER not in a[0].clusters and len(set(a[0].clusters)) == 2
+    assert len(store.listing("album").clusters) == 2
+
+
+def test_decisions_hold_through_later_ingests_and_a_recluster(store: PeopleStore) -> None:
+    rng = np.random.default_rng(13)
+    centres = people(3, rng)
+    discovery = Discovery(store)
+    done = discovery.ingest("album", DIM, [photo(f"x{n}", photo_of(centres, rng)) for n in range(4)])
+    ann, bob, cid = done[0].clusters
+    # A face moved out of ann's cluster never comes back.
+    moved = done[1].face_ids[0]
+    assert move_face(store, "album", moved, None, None) == NO_CLUSTER
+    assert name_cluster(store, "album", ann, "ann") == ann
+    ignore_cluster(store, "album", cid)
+    keep_apart(store, "album", ann, bob)
+    discovery.ingest("album", DIM, [photo(f"y{n}", photo_of(centres, rng)) for n in range(2)])
+    discovery.recluster("album", DIM)
+    listing = {c.id: c for c in store.listing("album").clusters}
+    assert moved not in {f.face_id for c in listing.values() for f in c.faces}
+    assert listing[ann].subject == "ann" and len(listing[ann].faces) == 5
+    assert listing[cid].ignored and len(listing[bob].faces) == 6
+    # Naming bob's cluster "ann" too makes it ann's: one cluster, one face per photo.
+    assert name_cluster(store, "album", bob, "ann") == ann
+    merged = {c.id: c for c in store.listing("album").clusters}[ann]
+    photos = [f.photo_id for f in merged.faces]
+    assert len(photos) == len(set(photos)) == 6
+    # A face put into a subject by hand stays there.
+    assert move_face(store, "album", moved, None, "ann") == ann
+    discovery.recluster("album", DIM)
+    assert moved in {f.face_id for f in {c.id: c for c in store.listing("album").clusters}[ann].faces}
+    merge_clusters(store, "album", ann, [cid])
+    assert cid not in {c.id for c in store.listing("album").clusters}

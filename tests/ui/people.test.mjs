@@ -1,0 +1,36 @@
+// "People found" (api/ui/js/people.js): its pure parts, without a browser.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { clusterTitle, ingestBody, mergePlan, moveBody, photoId } from "../../api/ui/js/people.js";
+
+test("an ingest sends the photos with their file names as photo ids", () => {
+  assert.deepEqual(ingestBody(["AAA", "BBB"], ["a.jpg", "holiday 2024/b.JPG"]), {
+    images: { data: ["AAA", "BBB"] },
+    photo_ids: ["a.jpg", "holiday_2024/b.JPG"],
+  });
+});
+
+test("a file name becomes a photo id the API takes", () => {
+  assert.equal(photoId("été.png"), "t_.png"); // leading non-alphanumerics dropped
+  assert.equal(photoId("..."), "photo");
+  assert.equal(photoId("x".repeat(300)).length, 256);
+  assert.match(photoId("IMG 0001 (copy).jpg"), /^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/);
+});
+
+test("a cluster is titled by its name, or as unnamed, or as not a person", () => {
+  assert.equal(clusterTitle({ size: 3, subject: "ann", ignored: false }), "ann (3 faces)");
+  assert.equal(clusterTitle({ size: 1, subject: null, ignored: false }), "Unnamed (1 face)");
+  assert.equal(clusterTitle({ size: 2, subject: null, ignored: true }), "Not a person (2 faces)");
+});
+
+test("a move goes to a cluster, a subject, or out of any cluster", () => {
+  assert.deepEqual(moveBody(7), { cluster: 7 });
+  assert.deepEqual(moveBody("ann"), { subject: "ann" });
+  assert.deepEqual(moveBody(null), {});
+});
+
+test("a merge needs two clusters and goes into the first", () => {
+  assert.equal(mergePlan([4]), null);
+  assert.deepEqual(mergePlan([4, 9, 2]), { into: 4, body: { clusters: [9, 2] } });
+});
