@@ -216,17 +216,19 @@ def _collection_job(collection: str, job: Callable[[str, str], Job]) -> Response
     ctx = context()
     collection_access(ctx, collection)
 
-    def read() -> Read[None]:
-        # An optional JSON body: {"callback_url": ...} (api/schemas/images.py QueuedBody's field).
-        data = request.get_data(cache=True)
-        callback = CollectionJobRequest.model_validate_json(data).callback_url if data.strip() else None
-        return Read(None, Flags(run_async=True, msgpack=False, callback=callback), raw_digest())
-
     def prepare(_: None, owner: str) -> Submission:
         existing(ctx, collection)
         return Submission(job(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
 
-    return submit(ctx, read, prepare)
+    return submit(ctx, read_collection_job, prepare)
+
+
+def read_collection_job() -> Read[None]:
+    """A whole-collection job's request (reindex, compact, recluster): always async, and an
+    optional JSON body {"callback_url": ...} (api/schemas/images.py QueuedBody's field)."""
+    data = request.get_data(cache=True)
+    callback = CollectionJobRequest.model_validate_json(data).callback_url if data.strip() else None
+    return Read(None, Flags(run_async=True, msgpack=False, callback=callback), raw_digest())
 
 
 def _collection_body(info: CollectionInfo) -> CollectionBody:

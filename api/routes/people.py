@@ -14,6 +14,7 @@ from api.collection_access import all_or_none, check_face_id, check_workers, col
 from api.context import context
 from api.openapi import Operation, Reply, documented
 from api.render import encode, wants_msgpack
+from api.routes.collections import COLLECTION_JOB_BODY, read_collection_job
 from api.schemas import ErrorDetail, JobAccepted
 from api.schemas.people import (
     ApartRequest,
@@ -29,12 +30,9 @@ from api.schemas.people import (
 )
 from api.submit import (
     UNSUPPORTED_MEDIA_TYPE,
-    Flags,
-    Read,
     Submission,
     images_body,
     queued_operation,
-    raw_digest,
     submit,
 )
 from shared.contract import IngestJob, ReclusterJob, RenderSettings
@@ -245,6 +243,7 @@ def apart(collection: str, cluster: int) -> Response:
 
 RECLUSTER_DOC = Operation(
     summary="Cluster a collection's discovered faces again, keeping every decision (async)",
+    description=COLLECTION_JOB_BODY,
     replies={
         202: Reply("Queued; poll status_url", JobAccepted),
         403: Reply("collection_forbidden", ErrorDetail),
@@ -262,15 +261,12 @@ def recluster(collection: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
 
-    def read() -> Read[None]:
-        return Read(None, Flags(run_async=True, msgpack=False), raw_digest())
-
     def prepare(_: None, owner: str) -> Submission:
         if ctx.people.version(collection) < 0:
             raise CollectionNotFound(f"no photos were ingested into collection {collection!r}")
         return Submission(ReclusterJob(collection, g.request_id), RenderSettings("2", False, 0, owner=owner))
 
-    return submit(ctx, read, prepare)
+    return submit(ctx, read_collection_job, prepare)
 
 
 @bp.post("/collections/<collection>/photos/faces/<face_id>/move")

@@ -228,3 +228,24 @@ def test_a_synchronous_job_with_a_callback_keeps_its_result_for_the_retries(
     # Not cut to FACEREST_SYNC_RESULT_TTL_S (60 s) once answered: a retry would find nothing to send.
     with hooks.system.client() as client:
         assert client.ttl(f"facerest:job:{job_id}") > 600
+
+
+def test_a_whole_collection_job_takes_a_callback_in_its_optional_body(
+    hooks: Hooks, receiver: LocalServer
+) -> None:
+    # Re-cluster (people discovery) reads the same optional body as reindex and compact.
+    photos = f"{hooks.url}/collections/hooks-people/photos"
+    headers = {"X-API-Key": PLAIN_KEY}
+    ingested = requests.post(photos, json={"images": {"data": [PHOTO]}}, headers=headers, timeout=60)
+    assert ingested.status_code == 200, ingested.text
+    reply = requests.post(
+        f"{hooks.url}/collections/hooks-people/clusters/recluster",
+        json={"callback_url": receiver.url("/recluster")},
+        headers=headers,
+        timeout=30,
+    )
+    assert reply.status_code == 202, reply.text
+    job_id = reply.json()["id"]
+    until(hooks.url, job_id, lambda body: body["callback"]["status"] == "delivered", "the delivery")
+    (posted,) = posts_of(receiver, job_id)
+    assert posted.path == "/recluster" and json.loads(posted.body)["status"] == "done"
