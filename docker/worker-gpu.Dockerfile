@@ -37,7 +37,7 @@ COPY shared shared
 COPY worker worker
 RUN uv pip install --python /opt/venv --no-deps . \
  && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" \
- && python -c "from worker.inference.registry import MODELS, read_model, locate_all; [read_model(m) if m.symbol else locate_all(m) for m in MODELS.values()]"
+ && python -m worker.weights
 
 FROM ${CUDA_IMAGE} AS worker-gpu
 LABEL org.facerest.cuda="13.0" org.facerest.nvidia-driver=">=580"
