@@ -156,7 +156,7 @@ def stream(url: str, image: str, first_async: bool, stop: threading.Event, out: 
 def running(process: psutil.Process) -> bool:
     """Alive; a zombie (dead, not yet reaped by whoever adopted it) has closed its sockets."""
     try:
-        return process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -165,7 +165,7 @@ def kill_master_alone(pid: int) -> list[psutil.Process]:
     """SIGKILL to a replica's gunicorn master only, as a crash or the OOM killer would send it;
     returns its workers, which must follow it."""
     master = psutil.Process(pid)
-    workers = master.children()
+    workers: list[psutil.Process] = master.children()
     assert workers, "the victim replica has no gunicorn workers"
     master.kill()
     return workers
