@@ -66,6 +66,7 @@ write_gpu_override() {
       cat <<YAML
   worker-gpu$gpu:
     restart: unless-stopped
+    init: true
     build:
       context: .
       dockerfile: docker/worker-gpu.Dockerfile
@@ -80,6 +81,7 @@ write_gpu_override() {
     volumes:
       - gallery-data:/data
     deploy:
+      mode: replicated
       replicas: $n_con
       resources:
         reservations:
