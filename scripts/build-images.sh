@@ -28,13 +28,19 @@ printf 'PYTHON_IMAGE=%s\nREDIS_IMAGE=%s\nHAPROXY_IMAGE=%s\n' "$python_image" "$r
   > var/images/base.env
 
 build() {  # tag, then podman build arguments
-  local tag=$1 start=$SECONDS
+  local tag=$1 start=$SECONDS old
   shift
+  old=$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
   say "building $tag"
   if ! podman build --network host --layers -t "$tag" "$@" . > "var/images/${tag#*/}.log" 2>&1; then
     tail -40 "var/images/${tag#*/}.log" >&2
     say "building $tag failed (whole log: var/images/${tag#*/}.log)"
     exit 1
+  fi
+  # The image the tag named before, now untagged: 1 GB a run otherwise (not the layer cache,
+  # which is the build stages' images; podman refuses while a container uses it).
+  if [ -n "$old" ] && [ "$old" != "$(podman image inspect --format '{{.Id}}' "$tag")" ]; then
+    podman rmi "$old" >/dev/null 2>&1 || true
   fi
   say "built $tag in $((SECONDS - start)) s"
 }

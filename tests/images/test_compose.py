@@ -58,6 +58,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         print(f"\ncompose up: {time.monotonic() - start:.0f} s to ready ({ready_s:.0f} s after up returned)")
         yield running
     finally:
+        print(f"\nstop times (s): {running.stop_each()}")
         running.save_logs(LOGS)
         running.down(volumes=True)
 
