@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from shared.memory import limit_malloc_arenas
-from shared.parent_death import die_with_parent
 from shared.settings import load_settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -72,6 +71,8 @@ control_socket_disable = True
 
 def post_fork(server: Any, worker: Any) -> None:
     """Runs in each gunicorn worker right after the fork, before it starts serving."""
+    from shared.parent_death import die_with_parent
+
     die_with_parent(server.pid)
 
 

@@ -241,6 +241,7 @@ def test_killing_an_api_container_fails_no_request_sent_after_the_kill(deploymen
 
     def kill() -> float:
         podman("kill", victim.name)
+        podman("wait", victim.name)  # dead once it has stopped: podman kill only sends the signal
         return time.monotonic()
 
     def settled(outcomes: list[Outcome], killed_at: float) -> bool:
