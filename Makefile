@@ -17,7 +17,7 @@ RUN_PROFILE := $(RUN_STAMP) $(if $(MTCNN),$(MTCNN_STAMP))
 # eslint for the web page (package-lock.json); npm ci empties node_modules/, the stamp comes after.
 NODE_STAMP := node_modules/.facerest-npm
 
-.PHONY: setup system system-browser run cluster test lint bench clean
+.PHONY: setup system system-browser system-images run cluster test test-images lint bench clean
 # Two pip installs into one venv must not run at once (make -j).
 .NOTPARALLEL:
 
@@ -30,6 +30,10 @@ system:
 # test run its eslint and unit tests with node.
 system-browser:
 	@scripts/install-system-deps.sh --browser
+
+# Image builds and runs (make test-images): podman with runc, and debootstrap for the local base.
+system-images:
+	@scripts/install-system-deps.sh --images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +86,11 @@ TEST_PROCESSES ?= 3
 test: lint
 	node --test tests/ui/*.test.mjs
 	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile --max-worker-restart=0
+
+# The images, built with podman and run with compose.yaml (podman-compose, in the dev tools):
+# scripts/test-images.sh, tests/images. CI runs it after make test; make test never collects it.
+test-images: system-images $(DEV_STAMP)
+	scripts/test-images.sh
 
 bench: system $(RUN_PROFILE) $(DEV_STAMP)
 	$(BIN)/python -m bench.throughput

@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Deploy facerest with Docker Compose on one host: Redis, API replicas behind HAProxy (:18081),
-# CPU workers, Flower, and n_con GPU workers on each of n_gpu GPUs (like the original deploy.sh).
+# Deploy facerest with Docker Compose or podman on one host: Redis, API replicas behind HAProxy
+# (:18081), CPU workers, Flower, and n_con GPU workers on each of n_gpu GPUs (like the original
+# deploy.sh).
 #
 #   n_gpu=2 n_con=1 ./deploy.sh            # 2 GPUs, one worker container per GPU
 #   n_gpu=0 cpu_workers=2 ./deploy.sh      # CPU only
 #   api_replicas=3 ./deploy.sh             # more API replicas (HAProxy finds them in DNS, up to 16)
+#   ENGINE=podman ./deploy.sh              # podman and podman-compose (default: docker if found)
+#   ./deploy.sh render                     # only check the settings file and render HAProxy's config
 #   ./deploy.sh down                       # stop everything (graceful: see docs/deployment.md)
 #
 # Settings: every FACEREST_* variable the containers get is in one file, $FACEREST_ENV_FILE
-# (default facerest.env), created from docker/facerest.env.example on the first run and never
-# overwritten; edit it and run ./deploy.sh again.
+# (default facerest.env), created from docker/facerest.env.example on the first run, with a
+# generated Flower password and API key, and never overwritten; edit it and run ./deploy.sh again.
+# It stops, saying why, while Flower has no password or the API no key (allow_open_api=1 allows
+# an API without keys, for a network of your own in front of it).
 #
-# Writes compose.gpu.yaml (one service per GPU, pinned with device_ids), renders HAProxy's config
-# from the same settings file into var/compose/haproxy.cfg (deploy/haproxy.py, from
-# docker/haproxy.cfg.template; it needs the project's Python packages: `make setup`, or
-# PYTHON=...), builds only the images of the services it starts (no CPU worker image when
-# cpu_workers=0, no GPU image when n_gpu=0) and starts those services.
+# Writes compose.gpu.yaml (one service per GPU, pinned with device_ids), builds only the images of
+# the services it starts (no CPU worker image when cpu_workers=0, no GPU image when n_gpu=0),
+# renders HAProxy's config from the same settings file into var/compose/haproxy.cfg
+# (deploy/haproxy.py, from docker/haproxy.cfg.template) in a container of the API image, so the
+# host needs no Python packages (PYTHON=.venv/bin/python renders with that Python instead), and
+# starts those services.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,12 +31,32 @@ gpu_concurrency=${gpu_concurrency:-4}
 cpu_workers=${cpu_workers:-$([ "$n_gpu" -eq 0 ] && echo 1 || echo 0)}
 api_replicas=${api_replicas:-2}
 project=${COMPOSE_PROJECT_NAME:-facerest}
-python=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+python=${PYTHON:-}
+allow_open_api=${allow_open_api:-0}
+engine=${ENGINE:-$(command -v docker >/dev/null && echo docker || echo podman)}
 # compose.yaml's env_file reads the same variable.
 export FACEREST_ENV_FILE=${FACEREST_ENV_FILE:-facerest.env}
 
 files=(-f compose.yaml -f compose.gpu.yaml)
-compose() { docker compose -p "$project" "${files[@]}" "$@"; }
+case "$engine" in
+  docker) compose_cmd=(docker compose) ;;
+  podman)
+    # Docker's image format: podman's default (OCI) drops the images' HEALTHCHECK.
+    export BUILDAH_FORMAT=docker
+    if command -v podman-compose >/dev/null; then
+      compose_cmd=(podman-compose)
+    elif [ -x .venv/bin/podman-compose ]; then
+      compose_cmd=(.venv/bin/podman-compose)
+    else
+      compose_cmd=(podman compose)
+    fi
+    ;;
+  *)
+    echo "facerest: ENGINE must be docker or podman, not $engine" >&2
+    exit 2
+    ;;
+esac
+compose() { "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"; }
 
 write_gpu_override() {
   {
@@ -40,6 +66,7 @@ write_gpu_override() {
       cat <<YAML
   worker-gpu$gpu:
     restart: unless-stopped
+    init: true
     build:
       context: .
       dockerfile: docker/worker-gpu.Dockerfile
@@ -50,7 +77,11 @@ write_gpu_override() {
       # The container sees only GPU $gpu, as its device 0.
       FACEREST_DEVICE: cuda:0
       FACEREST_CONCURRENCY: "$gpu_concurrency"
+    # The gallery the API and the CPU workers share (without it, a private SQLite file).
+    volumes:
+      - gallery-data:/data
     deploy:
+      mode: replicated
       replicas: $n_con
       resources:
         reservations:
@@ -68,21 +99,66 @@ YAML
   } > compose.gpu.yaml
 }
 
+secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# The last value a KEY=VALUE line of the settings file gives (compose reads it the same way).
+setting() { sed -n "s/^$1=//p" "$FACEREST_ENV_FILE" | tail -n 1; }
+
 ensure_env_file() {
   if [ ! -f "$FACEREST_ENV_FILE" ]; then
-    cp docker/facerest.env.example "$FACEREST_ENV_FILE"
-    echo "facerest: created $FACEREST_ENV_FILE from docker/facerest.env.example (the defaults); edit it to change settings"
+    # Readable by its owner only: it holds the Flower password and the API key.
+    (umask 077 && cp docker/facerest.env.example "$FACEREST_ENV_FILE")
+    {
+      echo
+      echo "# Generated by deploy.sh on its first run: Flower's login and the API key clients send"
+      echo "# (X-API-Key header)."
+      echo "FACEREST_FLOWER_AUTH=admin:$(secret)"
+      echo "FACEREST_API_KEYS=$(secret)"
+    } >> "$FACEREST_ENV_FILE"
+    echo "facerest: created $FACEREST_ENV_FILE from docker/facerest.env.example, with a generated Flower password and API key (see the end of the file); edit it to change settings"
   fi
+}
+
+check_env_file() {
+  local problems=()
+  [ -n "$(setting FACEREST_FLOWER_AUTH)" ] ||
+    problems+=("FACEREST_FLOWER_AUTH is not set: Flower's login, user:password (its container does not start without)")
+  if [ -z "$(setting FACEREST_API_KEYS)$(setting FACEREST_API_KEYS_FILE)" ] && [ "$allow_open_api" != 1 ]; then
+    problems+=("neither FACEREST_API_KEYS nor FACEREST_API_KEYS_FILE is set: the API on :18081 would answer anyone (allow_open_api=1 to deploy it so anyway)")
+  fi
+  if [ ${#problems[@]} -gt 0 ]; then
+    printf 'facerest: %s: %s\n' "$FACEREST_ENV_FILE" "${problems[@]}" >&2
+    exit 1
+  fi
+}
+
+# HAProxy's body limit and server timeout come from the settings the API containers get.
+render_haproxy() {
+  local output=var/compose/haproxy.cfg
+  mkdir -p "$(dirname "$output")"
+  if [ -n "$python" ]; then
+    "$python" -m deploy.haproxy compose --env-file "$FACEREST_ENV_FILE" --output "$output"
+    return
+  fi
+  # In the API image, which has the settings model: deploy/ and the template mounted read-only,
+  # no network; as root in the container, which may read a settings file only its owner reads.
+  "$engine" image inspect facerest-api:latest >/dev/null 2>&1 || compose build api
+  "$engine" run --rm --network none --user 0 \
+    -v "$PWD/deploy:/src/deploy:ro" -v "$PWD/docker:/src/docker:ro" \
+    -v "$(realpath "$FACEREST_ENV_FILE"):/src/facerest.env:ro" -w /src \
+    facerest-api:latest python -m deploy.haproxy compose --env-file facerest.env > "$output.tmp"
+  # Whole or not at all: HAProxy must never start on half a file.
+  mv "$output.tmp" "$output"
 }
 
 case "${1:-up}" in
   up)
     ensure_env_file
+    check_env_file
     write_gpu_override
-    # HAProxy's body limit and server timeout come from the settings the API containers get.
-    "$python" -m deploy.haproxy compose --env-file "$FACEREST_ENV_FILE" --output var/compose/haproxy.cfg
-    # Build only what runs: Flower uses the API image; every GPU service shares one image.
-    services=(redis api haproxy flower)
+    # Build only what runs: Flower, the webhook courier and the drop-in server use the API image;
+    # every GPU service shares one image.
+    services=(redis api haproxy compat courier flower)
     builds=(api)
     if [ "$cpu_workers" -gt 0 ]; then
       services+=(worker-cpu)
@@ -93,21 +169,28 @@ case "${1:-up}" in
     echo "facerest: $api_replicas API replicas, $cpu_workers CPU workers, $n_gpu GPUs x $n_con workers"
     export API_REPLICAS=$api_replicas CPU_WORKERS=$cpu_workers
     compose build "${builds[@]}"
+    render_haproxy
     # CPU workers of an earlier deploy stop when this one has none (--remove-orphans removes
     # only services no longer in the files, and worker-cpu always is).
     [ "$cpu_workers" -gt 0 ] || compose rm --stop --force worker-cpu
     compose up -d --no-build --remove-orphans "${services[@]}"
-    echo "API http://localhost:18081 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555 with FACEREST_FLOWER_AUTH)"
+    echo "API http://localhost:18081, drop-in server for DeepStack/CompreFace clients http://localhost:18082 (HAProxy stats http://127.0.0.1:8404, Flower http://127.0.0.1:5555 with FACEREST_FLOWER_AUTH)"
+    ;;
+  render)
+    ensure_env_file
+    check_env_file
+    [ -f compose.gpu.yaml ] || write_gpu_override
+    render_haproxy
     ;;
   down)
     ensure_env_file
     [ -f compose.gpu.yaml ] || write_gpu_override
     # The API first: its in-flight synchronous requests may wait for jobs the workers finish.
-    compose stop haproxy api
+    compose stop haproxy api compat
     compose down
     ;;
   *)
-    echo "usage: [n_gpu=N] [n_con=N] [cpu_workers=N] [api_replicas=N] $0 [up|down]" >&2
+    echo "usage: [ENGINE=docker|podman] [n_gpu=N] [n_con=N] [cpu_workers=N] [api_replicas=N] $0 [up|render|down]" >&2
     exit 2
     ;;
 esac

@@ -7,6 +7,9 @@
   finishes every request it already accepted; /ready turns 503 first (api/lifecycle.py).
 - Requests gunicorn refuses before the app runs (request line or headers too large, malformed)
   are answered in the API's JSON error form by api/gunicorn_worker.py.
+- A worker dies with its master (``post_fork``): orphaned workers would keep the listening socket,
+  so the port of a killed replica would go on accepting connections that nothing answers, and
+  HAProxy would not retry them on a live replica (shared/parent_death.py).
 - The worker processes share one Prometheus multiprocess directory, so /metrics answers the sum
   over all of them. The variable is set when gunicorn loads this file, before anything imports
   prometheus-client (which picks its storage at first import): app imports stay inside hooks.
@@ -64,6 +67,13 @@ keepalive = 5
 # user ($HOME/.gunicorn/gunicorn.ctl), so every API replica of a host would claim the same one and
 # a command could reach any of them. Processes are managed by the launcher or compose instead.
 control_socket_disable = True
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Runs in each gunicorn worker right after the fork, before it starts serving."""
+    from shared.parent_death import die_with_parent
+
+    die_with_parent(server.pid)
 
 
 def post_worker_init(worker: Any) -> None:

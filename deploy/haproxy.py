@@ -31,9 +31,11 @@ PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 COMPOSE_API_PORT = 18080
 # Slots HAProxy keeps for API replicas found through DNS; unused slots stay in maintenance.
 COMPOSE_API_SLOTS = 16
+# The container's own resolver, whichever the engine gives it: Docker's 127.0.0.11, or podman's
+# aardvark-dns on the network's gateway address.
 DOCKER_RESOLVERS = """
 resolvers docker
-    nameserver dns 127.0.0.11:53
+    parse-resolv-conf
     accepted_payload_size 8192
     hold valid 5s
     hold other 5s

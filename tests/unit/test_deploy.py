@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from api import gunicorn_conf
+from deploy import envfile
 from deploy.haproxy import (
     COMPOSE_API_PORT,
     COMPOSE_CONFIG,
@@ -100,7 +101,7 @@ def test_compose_matches_the_rendered_haproxy_config() -> None:
     assert {"redis", "api", "haproxy", "worker-cpu", "flower"} <= services.keys()
     mount = f"./{COMPOSE_CONFIG.relative_to(ROOT)}:/usr/local/etc/haproxy/haproxy.cfg:ro"
     assert mount in services["haproxy"]["volumes"]
-    assert "18081:18081" in services["haproxy"]["ports"]
+    assert "${HTTP_PORT:-18081}:18081" in services["haproxy"]["ports"]
     assert services["api"]["expose"] == [str(COMPOSE_API_PORT)]
     assert gunicorn_conf.bind == f"0.0.0.0:{COMPOSE_API_PORT}"
     assert "--appendonly" in services["redis"]["command"]
@@ -185,36 +186,68 @@ def test_flower_in_compose_needs_basic_auth_from_the_env_file() -> None:
     assert "${FACEREST_FLOWER_AUTH:?" in script and 'FLOWER_BASIC_AUTH="$FACEREST_FLOWER_AUTH"' in script
     assert "unset FLOWER_UNAUTHENTICATED_API" in script
     assert "FLOWER_UNAUTHENTICATED_API" not in flower.get("environment", {})
-    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert flower["ports"] == ["127.0.0.1:${FLOWER_PUBLISH_PORT:-5555}:5555"]  # loopback only
 
 
-def test_every_facerest_service_gets_the_settings_file() -> None:
+def test_every_facerest_service_gets_the_settings_file_and_an_init_process() -> None:
     services = compose_services()
     for name in FACEREST_SERVICES:
         assert services[name]["env_file"] == ENV_FILE_REF, name
+        assert services[name]["init"] is True, name
         # A FACEREST_* value interpolated from the shell here would override the file.
         for key, value in services[name].get("environment", {}).items():
             assert "${FACEREST_" not in str(value), (name, key, value)
 
 
-def test_the_settings_file_example_names_every_setting() -> None:
-    listed = set(re.findall(r"^#? ?(FACEREST_\w+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
-    settings = {f"FACEREST_{name.upper()}" for name in Settings.model_fields}
-    assert listed <= settings, listed - settings
-    # What the example leaves out, compose sets per container (Redis' address, the device).
+def test_the_settings_file_example_is_generated_from_the_settings_model() -> None:
+    assert ENV_EXAMPLE.read_text() == envfile.render(), "run: python -m deploy.envfile > " + str(ENV_EXAMPLE)
+    listed = envfile.listed()
+    assert len(listed) == len(set(listed))
+    # Every setting is in the example, or set per container by compose or the images.
+    assert set(listed) | envfile.SET_BY_CONTAINER == set(Settings.model_fields)
+    assert not set(listed) & envfile.SET_BY_CONTAINER
     services = compose_services()
     set_by_compose = {key for name in FACEREST_SERVICES for key in services[name].get("environment", {})}
-    assert settings - listed <= set_by_compose, settings - listed - set_by_compose
-    assert {"FACEREST_REDIS_URL", "FACEREST_DEVICE"} <= set_by_compose
+    image_env = " ".join(
+        line for stage in dockerfile_stages(ROOT / "docker" / "Dockerfile").values() for line in stage
+    )
+    for name in envfile.SET_BY_CONTAINER:
+        variable = f"FACEREST_{name.upper()}"
+        assert variable in set_by_compose or f"{variable}=" in image_env, variable
+
+
+def test_each_commented_line_of_the_example_is_the_default() -> None:
+    defaults = Settings()  # the model's defaults: nothing FACEREST_* in the test environment
+    shown = dict(re.findall(r"^# (FACEREST_\w+)=(\S*)", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert shown["FACEREST_HEARTBEAT_S"] == f"{defaults.heartbeat_s:g}" == "2"
+    assert shown["FACEREST_DETECTORS"] == ",".join(defaults.models().detectors) == "scrfd"
+    assert "FACEREST_DATA_DIR" not in shown  # the images set /data, where the gallery volume is
+    # The values, read as the containers would, are the defaults.
+    values = {key.removeprefix("FACEREST_").lower(): value for key, value in shown.items() if value}
+    parsed = Settings(**values)
+    assert parsed.models() == defaults.models()
+    assert parsed.model_dump(exclude={"detectors", "recognizer", "attributes"}) == defaults.model_dump(
+        exclude={"detectors", "recognizer", "attributes"}
+    )
 
 
 # ---- deploy.sh, run with a stand-in docker -----------------------------------------------------
 
 
 FAKE_DOCKER = """#!/usr/bin/env bash
-# Records each call, and whether HAProxy's config was rendered by then.
+# Records each call, and whether HAProxy's config was rendered by then; `run` (the render in a
+# container) answers with a stand-in config.
 echo "$* | config=$([ -f var/compose/haproxy.cfg ] && echo yes || echo no)" >> docker.log
+[ "$1" != run ] || echo "# rendered in a container"
 """
+
+
+def deploy_sh(copy: Path, bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
+    base |= {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", "deploy.sh", *args], cwd=copy, env=base | env, capture_output=True, text=True, check=False
+    )
 
 
 def run_deploy_sh(tmp_path: Path, **env: str) -> tuple[list[str], Path]:
@@ -229,11 +262,7 @@ def run_deploy_sh(tmp_path: Path, **env: str) -> tuple[list[str], Path]:
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
     (bin_dir / "docker").chmod(0o755)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("FACEREST_")}
-    base |= {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable}
-    result = subprocess.run(
-        ["bash", "deploy.sh"], cwd=copy, env=base | env, capture_output=True, text=True, check=False
-    )
+    result = deploy_sh(copy, bin_dir, **env)
     assert result.returncode == 0, result.stdout + result.stderr
     return (copy / "docker.log").read_text().splitlines(), copy
 
@@ -260,11 +289,20 @@ def test_deploy_sh_builds_and_starts_only_the_gpu_workers_it_runs(tmp_path: Path
 
     gpu = yaml.safe_load((copy / "compose.gpu.yaml").read_text())["services"]
     assert set(gpu) == {"worker-gpu0", "worker-gpu1"}
+    api = compose_services()["api"]
     for service in gpu.values():
         assert service["env_file"] == ENV_FILE_REF
         assert service["environment"]["FACEREST_DEVICE"] == "cuda:0"
-    # The settings file was created from the example, and HAProxy rendered from it, not the shell.
-    assert (copy / "facerest.env").read_text() == ENV_EXAMPLE.read_text()
+        assert service["init"] is True
+        # The gallery the API writes: a GPU worker must recognize what the API enrolled and deleted.
+        assert "gallery-data:/data" in service["volumes"] and "gallery-data:/data" in api["volumes"]
+    # The settings file was created from the example with a Flower password and an API key, for
+    # its owner's eyes only, and HAProxy rendered from it, not the shell.
+    created = (copy / "facerest.env").read_text()
+    assert created.startswith(ENV_EXAMPLE.read_text())
+    assert re.search(r"^FACEREST_FLOWER_AUTH=admin:[0-9a-f]{48}$", created, re.MULTILINE)
+    assert re.search(r"^FACEREST_API_KEYS=[0-9a-f]{48}$", created, re.MULTILINE)
+    assert (copy / "facerest.env").stat().st_mode & 0o777 == 0o600
     config = (copy / COMPOSE_CONFIG.relative_to(ROOT)).read_text()
     assert directives(config, "timeout server") == [f"{int(Settings.model_construct().sync_timeout_s) + 15}s"]
 
@@ -279,23 +317,77 @@ def test_deploy_sh_without_gpus_builds_no_gpu_image_and_keeps_the_settings_file(
     assert yaml.safe_load((copy / "compose.gpu.yaml").read_text())["services"] == {}
 
     # A second deploy keeps the edited settings file and renders HAProxy from it.
-    (copy / "facerest.env").write_text("FACEREST_SYNC_TIMEOUT_S=45\n")
+    edited = "FACEREST_SYNC_TIMEOUT_S=45\nFACEREST_FLOWER_AUTH=a:b\nFACEREST_API_KEYS=k\n"
+    (copy / "facerest.env").write_text(edited)
     (copy / "docker.log").unlink()
-    subprocess.run(
-        ["bash", "deploy.sh"],
-        cwd=copy,
-        env={
-            **os.environ,
-            "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
-            "PYTHON": sys.executable,
-            "n_gpu": "0",
-        },
-        check=True,
-        capture_output=True,
-    )
-    assert (copy / "facerest.env").read_text() == "FACEREST_SYNC_TIMEOUT_S=45\n"
+    result = deploy_sh(copy, tmp_path / "bin", n_gpu="0")
+    assert result.returncode == 0, result.stderr
+    assert (copy / "facerest.env").read_text() == edited
     config = (copy / COMPOSE_CONFIG.relative_to(ROOT)).read_text()
     assert directives(config, "timeout server") == ["60s"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ("FACEREST_API_KEYS=k\n", "FACEREST_FLOWER_AUTH is not set"),
+        (
+            "FACEREST_FLOWER_AUTH=a:b\nFACEREST_API_KEYS=\n",
+            "neither FACEREST_API_KEYS nor FACEREST_API_KEYS_FILE",
+        ),
+    ],
+)
+def test_deploy_sh_stops_until_flower_has_a_password_and_the_api_a_key(
+    tmp_path: Path, settings: str, complaint: str
+) -> None:
+    _, copy = run_deploy_sh(tmp_path, n_gpu="0")
+    (copy / "facerest.env").write_text(settings)
+    (copy / "docker.log").unlink()
+    result = deploy_sh(copy, tmp_path / "bin", n_gpu="0")
+    assert result.returncode == 1 and complaint in result.stderr, result.stderr
+    assert not (copy / "docker.log").exists()  # nothing built, nothing started
+    if "API_KEYS" in complaint:  # a deployment behind a network of its own may go without keys
+        assert deploy_sh(copy, tmp_path / "bin", n_gpu="0", allow_open_api="1").returncode == 0
+
+
+def test_deploy_sh_renders_haproxy_in_the_api_image_without_a_host_python(tmp_path: Path) -> None:
+    _, copy = run_deploy_sh(tmp_path, n_gpu="0")
+    (copy / "docker.log").unlink()
+    result = deploy_sh(copy, tmp_path / "bin", "render", PYTHON="")
+    assert result.returncode == 0, result.stderr
+    (run,) = [
+        line.split(" | ")[0].split()
+        for line in (copy / "docker.log").read_text().splitlines()
+        if line.startswith("run ")
+    ]
+    assert "--network none" in " ".join(run)  # nothing to reach; the API image has the settings model
+    assert f"{copy / 'deploy'}:/src/deploy:ro" in run
+    assert f"{copy / 'facerest.env'}:/src/facerest.env:ro" in run
+    command = [
+        "facerest-api:latest",
+        "python",
+        "-m",
+        "deploy.haproxy",
+        "compose",
+        "--env-file",
+        "facerest.env",
+    ]
+    assert run[run.index("facerest-api:latest") :] == command
+    assert (copy / COMPOSE_CONFIG.relative_to(ROOT)).read_text() == "# rendered in a container\n"
+
+
+def test_deploy_sh_picks_podman_without_docker_and_checks_the_engine(tmp_path: Path) -> None:
+    _, copy = run_deploy_sh(tmp_path, n_gpu="0")
+    (tmp_path / "bin" / "docker").rename(tmp_path / "bin" / "podman-compose")
+    (copy / "docker.log").unlink()
+    result = deploy_sh(copy, tmp_path / "bin", n_gpu="0", ENGINE="podman")
+    assert result.returncode == 0, result.stderr
+    (up,) = calls((copy / "docker.log").read_text().splitlines(), "up")
+    assert "worker-cpu" in up
+    log = (copy / "docker.log").read_text()
+    assert log.startswith("-p facerest -f compose.yaml -f compose.gpu.yaml build api worker-cpu")
+    bad = deploy_sh(copy, tmp_path / "bin", ENGINE="lxc")
+    assert bad.returncode == 2 and "ENGINE must be docker or podman" in bad.stderr
 
 
 # ---- Dockerfiles: images carry what their processes need ---------------------------------------
@@ -408,3 +500,13 @@ def test_make_run_installs_api_and_worker_without_test_tools_or_pytorch() -> Non
         ["make", "-n", "-B", "test"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert '-e ".[worker,dev]"' in test and '-e ".[worker,mtcnn]"' in test
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "worker-gpu.Dockerfile"])
+def test_editing_the_readme_reinstalls_no_dependency(dockerfile: str) -> None:
+    # pip install . reads README.md; copied before the dependency layers, any edit of it (the
+    # team's most edited file) rebuilt them all: four minutes of every image test run.
+    lines = [line for stage in dockerfile_stages(ROOT / "docker" / dockerfile).values() for line in stage]
+    first_install = next(i for i, line in enumerate(lines) if "-r requirements.txt" in line)
+    readme = [i for i, line in enumerate(lines) if line.startswith("COPY") and "README.md" in line]
+    assert readme and min(readme) > first_install, lines
