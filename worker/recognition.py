@@ -206,6 +206,7 @@ class Recognition:
                         gender_score=face.gender_score,
                         age=face.age,
                         quality=face.quality,
+                        vec=face.vec if job.options.extract_embedding else None,
                     )
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))

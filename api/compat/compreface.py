@@ -12,8 +12,10 @@ mapping of our cosine (shared/recognition.py confidence), the same as DeepStack'
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 import redis
@@ -30,12 +32,14 @@ from api.routes.collections import prepare_enroll, prepare_recognize
 from api.routes.extract import prepare_extract
 from api.routes.verify import prepare_verify
 from api.schemas import EnrollRequest, ExtractRequest, RecognizeRequest, VerifyRequest
+from api.submit import Submission
 from shared.contract import (
     DEFAULT_THRESHOLD,
     EnrollResult,
     ExtractResult,
     Face,
     RecognizedFace,
+    RecognizeJob,
     RecognizeResult,
     VerifyResult,
 )
@@ -66,8 +70,9 @@ MAX_PAGE_SIZE = 1000
 MAX_INT = 2**31 - 1  # a number's range only: the core checks limits (max_faces: prepare_extract)
 DEFAULT_PAGE_SIZE = 20  # CompreFace's page of GET /faces
 # face_plugins facerest backs: age and gender (the genderage model), landmarks (the detector's 5
-# keypoints), calculator (the embedding; detection only). pose and mask are not served.
-PLUGINS = frozenset({"age", "gender", "landmarks", "calculator"})
+# keypoints), calculator (the embedding), pose (face quality's yaw/pitch/roll from the keypoints:
+# worker/quality.py). mask is not served (no model for it).
+PLUGINS = frozenset({"age", "gender", "landmarks", "calculator", "pose"})
 
 STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     MissingApiKey: 401,
@@ -159,9 +164,7 @@ def _box(bbox: tuple[float, float, float, float], probability: float | None) -> 
     return {"probability": probability, "x_min": x1, "y_min": y1, "x_max": x2, "y_max": y2}
 
 
-def _attributes(
-    face: Face | RecognizedFace, plugins: frozenset[str], took_ms: float, with_vector: bool
-) -> dict[str, Any]:
+def _attributes(face: Face | RecognizedFace, plugins: frozenset[str], took_ms: float) -> dict[str, Any]:
     """What the face_plugins asked for, in CompreFace's shapes."""
     out: dict[str, Any] = {"execution_time": {"detector": round(took_ms, 1)}}
     if "age" in plugins and face.age is not None:
@@ -172,7 +175,10 @@ def _attributes(
         out["gender"] = {"probability": face.gender_score, "value": face.gender}
     if "landmarks" in plugins and face.landmarks is not None:
         out["landmarks"] = [[round(x), round(y)] for x, y in face.landmarks]
-    if with_vector and isinstance(face, Face) and face.vec is not None:
+    if "pose" in plugins and face.quality is not None:
+        pose = face.quality
+        out["pose"] = {"pitch": pose.pitch, "roll": pose.roll, "yaw": pose.yaw}
+    if "calculator" in plugins and face.vec is not None:
         out["embedding"] = np.frombuffer(face.vec, dtype=np.float32).round(6).tolist()
     return out
 
@@ -389,7 +395,19 @@ def recognize() -> Response:
         limit=max(1, count),
         extract_ga=ga,
         return_landmarks=landmarks,
+        return_quality="pose" in plugins,
     )
+
+    def prepare(r: RecognizeRequest, owner: str) -> Submission:
+        submission = prepare_recognize(ctx, collection, r, owner)
+        if "calculator" not in plugins:
+            return submission
+        # The embeddings the worker computes anyway, returned (RecognizedFace.vec): no field of
+        # /collections' request asks for them, so the drop-in sets the job's option itself.
+        job = submission.job
+        assert isinstance(job, RecognizeJob)
+        options = msgspec.structs.replace(job.options, extract_embedding=True)
+        return replace(submission, job=msgspec.structs.replace(job, options=options))
 
     def render(result: RecognizeResult) -> Response:
         faces = _largest(result.images[0].faces if result.images else [], limit)
@@ -404,16 +422,14 @@ def recognize() -> Response:
                             {"subject": m.subject, "similarity": confidence(m.similarity, key)}
                             for m in face.matches[:count]
                         ],
-                        **_attributes(face, plugins, result.took_ms, with_vector=False),
+                        **_attributes(face, plugins, result.took_ms),
                     }
                     for face in faces
                 ]
             }
         )
 
-    return run_job(
-        ctx, req, lambda r, owner: prepare_recognize(ctx, collection, r, owner), RecognizeResult, render
-    )
+    return run_job(ctx, req, prepare, RecognizeResult, render)
 
 
 @bp.post("/verification/verify")
@@ -460,9 +476,10 @@ def _detect(
         [image],
         threshold=det,
         limit_faces=limit,
-        extract_embedding="calculator" in plugins and not with_subjects,
+        extract_embedding="calculator" in plugins,
         extract_ga=bool(plugins & {"age", "gender"}),
         return_landmarks="landmarks" in plugins,
+        return_quality="pose" in plugins,
     )
 
     def render(result: ExtractResult) -> Response:
@@ -475,7 +492,7 @@ def _detect(
                     {
                         "box": _box(face.bbox, round(face.prob, 5)),
                         **subjects,
-                        **_attributes(face, plugins, result.took_ms, with_vector=True),
+                        **_attributes(face, plugins, result.took_ms),
                     }
                     for face in faces
                 ]
