@@ -49,23 +49,26 @@ from shared.errors import (
     FaceNotFound,
     FaceRestError,
     InvalidApiKey,
+    InvalidField,
+    InvalidImage,
     InvalidRequest,
     JobFailed,
+    LowQuality,
     MissingApiKey,
     NoFace,
     Overloaded,
     ResultTimeout,
+    SeveralFaces,
     SubjectExists,
     SubjectNotFound,
+    TooManyJobs,
 )
 from shared.recognition import MAX_LIMIT, confidence
 
 bp = Blueprint("compreface", __name__, url_prefix="/api/v1")
 
 FILE_FIELD = "file"
-NO_FACE_CODE = 28  # CompreFace's "No face is found in the given image"
-NO_FACE_MESSAGE = "No face is found in the given image"
-OTHER_CODE = 0  # every other failure: the HTTP status and the message tell which
+NO_FACE_MESSAGE = "No face is found in the given image"  # CompreFace's words for its code 28
 MAX_PAGE_SIZE = 1000
 MAX_INT = 2**31 - 1  # a number's range only: the core checks limits (max_faces: prepare_extract)
 DEFAULT_PAGE_SIZE = 20  # CompreFace's page of GET /faces
@@ -74,18 +77,55 @@ DEFAULT_PAGE_SIZE = 20  # CompreFace's page of GET /faces
 # worker/quality.py). mask is not served (no model for it).
 PLUGINS = frozenset({"age", "gender", "landmarks", "calculator", "pose"})
 
-STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
-    MissingApiKey: 401,
-    InvalidApiKey: 401,
-    CollectionForbidden: 403,
-    CollectionNotFound: 404,
-    SubjectNotFound: 404,
-    FaceNotFound: 404,
-    SubjectExists: 409,
-    Overloaded: 503,
-    ResultTimeout: 504,
-    JobFailed: 500,
+
+# Bad requests CompreFace's error table names apart; each is facerest's invalid_request elsewhere.
+
+
+class EmptyField(InvalidRequest):
+    """A required field of a JSON body is missing or empty."""
+
+
+class MissingParameter(InvalidRequest):
+    """A required query parameter is missing."""
+
+
+class MissingPart(InvalidRequest):
+    """A required file of a multipart form is missing."""
+
+
+class IncorrectArgument(InvalidRequest):
+    """A query parameter that is no number, or out of its range."""
+
+
+# CompreFace's error table, (HTTP status, code), where facerest has the same condition (the
+# codes and statuses of CompreFace's CommonExceptionCode; a CompreFace "model" is the face
+# collection a key names). The nearest class in an error's ancestry answers; anything else is
+# (400, 0), CompreFace's UNDEFINED, or the status below with code 0.
+OTHER_CODE = 0
+ERROR_TABLE: dict[type[FaceRestError], tuple[int, int]] = {
+    EmptyField: (400, 5),  # EMPTY_REQUIRED_FIELD
+    InvalidApiKey: (404, 10),  # MODEL_NOT_FOUND: no face collection for this key
+    CollectionNotFound: (404, 10),  # MODEL_NOT_FOUND
+    FaceNotFound: (404, 11),  # IMAGE_NOT_FOUND: an image id is a face id
+    InvalidField: (400, 26),  # VALIDATION_CONSTRAINT_VIOLATION: a name or id out of its rule
+    MissingApiKey: (400, 20),  # MISSING_REQUEST_HEADER (x-api-key)
+    InvalidImage: (400, 21),  # UNAVAILABLE_FILE_EXTENSION: not an image format facerest reads
+    NoFace: (400, 28),  # NO_FACES_FOUND
+    SeveralFaces: (400, 31),  # TOO_MANY_FACES
+    LowQuality: (400, OTHER_CODE),  # no such condition in CompreFace
+    MissingParameter: (400, 33),  # MISSING_REQUEST_PARAMETER
+    MissingPart: (400, 34),  # MISSING_REQUEST_PART
+    IncorrectArgument: (400, 36),  # INCORRECT_ARGUMENT
+    JobFailed: (500, 41),  # FACES_SERVICE_EXCEPTION: the service that embeds faces failed
+    SubjectNotFound: (404, 42),  # SUBJECT_NOT_FOUND
+    SubjectExists: (400, 43),  # SUBJECT_ALREADY_EXISTS
+    # facerest's own conditions, with code 0: the status tells them apart.
+    CollectionForbidden: (403, OTHER_CODE),
+    TooManyJobs: (429, OTHER_CODE),
+    Overloaded: (503, OTHER_CODE),
+    ResultTimeout: (504, OTHER_CODE),
 }
+VALIDATION_CODE = 26  # VALIDATION_CONSTRAINT_VIOLATION: a field out of its allowed values
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -117,7 +157,7 @@ def _json_body() -> dict[str, Any]:
 def _json_text(name: str, what: str) -> str:
     value = _json_body().get(name) if request.mimetype == "application/json" else None
     if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"the JSON body needs {name!r}: {what}")
+        raise EmptyField(f"the JSON body needs {name!r}: {what}")
     return value
 
 
@@ -127,7 +167,7 @@ def _image(field: str = FILE_FIELD) -> bytes | str:
         return _json_text(field, "the image in base64")
     upload = request.files.get(field)
     if upload is None:
-        raise InvalidRequest(f"the form needs a file in {field!r}")
+        raise MissingPart(f"the form needs a file in {field!r}")
     data: bytes = upload.read()
     return data
 
@@ -137,7 +177,7 @@ def _float_arg(name: str, default: float) -> float:
     try:
         return default if value == "" else float(value)
     except ValueError:
-        raise InvalidRequest(f"{name} must be a number, got {value[:40]!r}") from None
+        raise IncorrectArgument(f"{name} must be a number, got {value[:40]!r}") from None
 
 
 def _int_arg(name: str, default: int, highest: int) -> int:
@@ -145,9 +185,9 @@ def _int_arg(name: str, default: int, highest: int) -> int:
     try:
         number = default if value == "" else int(value)
     except ValueError:
-        raise InvalidRequest(f"{name} must be an integer, got {value[:40]!r}") from None
+        raise IncorrectArgument(f"{name} must be an integer, got {value[:40]!r}") from None
     if not 0 <= number <= highest:
-        raise InvalidRequest(f"{name} must be between 0 and {highest}, got {number}")
+        raise IncorrectArgument(f"{name} must be between 0 and {highest}, got {number}")
     return number
 
 
@@ -206,7 +246,7 @@ def add_face() -> Response:
     collection = _collection(ctx)
     subject = request.args.get("subject", "")
     if not subject:
-        raise InvalidRequest("subject is required: ?subject=NAME")
+        raise MissingParameter("subject is required: ?subject=NAME")
     check_name("subject", subject)
     det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
     req = images_request(EnrollRequest, [_image()], det_threshold=det)
@@ -503,26 +543,24 @@ def _detect(
     return run_job(ctx, req, lambda _, owner: prepare_extract(ctx, body, owner), ExtractResult, render)
 
 
-# The error table: {"message", "code"}; code 28 for an image without a face, as CompreFace.
+# Errors: {"message", "code"} with CompreFace's code and status (ERROR_TABLE).
 
 
 def _error(status: int, message: str, code: int = OTHER_CODE) -> Response:
     return _json({"message": message, "code": code}, status)
 
 
-def _status_of(exc: FaceRestError) -> int:
+def status_and_code(exc: FaceRestError) -> tuple[int, int]:
     for kind in type(exc).__mro__:
-        if kind in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[kind]
-    return 400  # bad input of every kind
+        if kind in ERROR_TABLE:
+            return ERROR_TABLE[kind]
+    return 400, OTHER_CODE  # bad input of every other kind
 
 
 @bp.errorhandler(FaceRestError)
 def _domain(exc: FaceRestError) -> Response:
-    if isinstance(exc, NoFace):
-        return _error(400, NO_FACE_MESSAGE, NO_FACE_CODE)
-    status = 429 if exc.code == "too_many_jobs" else _status_of(exc)
-    response = _error(status, exc.message)
+    status, code = status_and_code(exc)
+    response = _error(status, NO_FACE_MESSAGE if isinstance(exc, NoFace) else exc.message, code)
     if isinstance(exc, Overloaded):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     elif status in (503, 504):
@@ -532,7 +570,7 @@ def _domain(exc: FaceRestError) -> Response:
 
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> Response:
-    return _error(400, "; ".join(str(err["msg"]) for err in exc.errors()))
+    return _error(400, "; ".join(str(err["msg"]) for err in exc.errors()), VALIDATION_CODE)
 
 
 @bp.errorhandler(HTTPException)

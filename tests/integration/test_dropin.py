@@ -225,7 +225,7 @@ def test_compreface_faces_and_subjects_round_trip(
     assert faces.delete(added["image_id"]) == {"image_id": added["image_id"], "subject": "carla"}
     assert "carla" not in subjects.list()["subjects"]
     missing = subjects.delete("carla")
-    assert missing["code"] == 0 and "carla" in missing["message"]
+    assert missing["code"] == 42 and "carla" in missing["message"]  # SUBJECT_NOT_FOUND
 
 
 def test_compreface_json_base64_bodies_and_deleting_a_whole_collection(
@@ -339,7 +339,38 @@ def test_compreface_no_face_is_code_28(port: int) -> None:
     garbage = requests.post(
         f"http://127.0.0.1:{port}/api/v1/detection/detect", files={"file": b"GIF8 but not"}, timeout=TIMEOUT
     )
-    assert garbage.status_code == 400 and garbage.json()["code"] == 0
+    assert (garbage.status_code, garbage.json()["code"]) == (400, 21), garbage.text
+
+
+def test_compreface_error_codes_are_compreface_s(dropin: str, keyed_port: int) -> None:
+    """CompreFace's code and status where facerest has the same condition (ERROR_TABLE)."""
+    own = {"x-api-key": COLLECTION}
+    base = f"{dropin}/api/v1"
+
+    def answer(reply: requests.Response) -> tuple[int, int]:
+        return reply.status_code, reply.json()["code"]
+
+    photo = {"file": YAO}
+    assert answer(requests.delete(f"{base}/recognition/faces/{'0' * 32}", headers=own, timeout=10)) == (
+        404,
+        11,
+    )
+    assert answer(requests.delete(f"{base}/recognition/subjects/nobody", headers=own, timeout=10)) == (
+        404,
+        42,
+    )
+    assert answer(requests.post(f"{base}/recognition/faces", files=photo, headers=own, timeout=10)) == (
+        400,
+        33,
+    )
+    assert answer(requests.post(f"{base}/recognition/faces?subject=x", headers=own, timeout=10)) == (400, 34)
+    assert answer(requests.post(f"{base}/detection/detect?limit=-1", files=photo, timeout=10)) == (400, 36)
+    threshold = requests.post(f"{base}/detection/detect?det_prob_threshold=2", files=photo, timeout=10)
+    assert answer(threshold) == (400, 26)
+    assert answer(requests.post(f"{base}/recognition/subjects", json={}, headers=own, timeout=10)) == (400, 5)
+    keyed = f"http://127.0.0.1:{keyed_port}/api/v1/recognition/subjects"
+    assert answer(requests.get(keyed, timeout=10)) == (400, 20)  # keys on, no x-api-key
+    assert answer(requests.get(keyed, headers={"x-api-key": "wrong"}, timeout=10)) == (404, 10)
 
 
 # With API keys on: each protocol's key field, and the key's first collection.
@@ -365,4 +396,4 @@ def test_with_keys_on_a_key_works_in_its_first_collection_through_both_protocols
     with pytest.raises(DeepstackException, match="status code: 401"):
         wrong.register("erin", people["alice"])
     refused = CompreFace("http://127.0.0.1", str(keyed_port)).init_face_recognition("wrong")
-    assert refused.get_subjects().list() == {"message": "the API key is not valid", "code": 0}
+    assert refused.get_subjects().list() == {"message": "the API key is not valid", "code": 10}
