@@ -115,6 +115,9 @@ class VerifyJob(msgspec.Struct, frozen=True, tag="verify"):
     options: AnalysisOptions
     request_id: str
     data_count: int
+    # With collection and subject: compare with this one face of the subject instead of its best
+    # (CompreFace's /faces/{image_id}/verify).
+    face_id: str | None = None
 
 
 class ReindexJob(msgspec.Struct, frozen=True, tag="reindex"):

@@ -11,7 +11,7 @@ mapping of our cosine (shared/recognition.py confidence), the same as DeepStack'
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -41,6 +41,7 @@ from shared.contract import (
     RecognizedFace,
     RecognizeJob,
     RecognizeResult,
+    VerifyJob,
     VerifyResult,
 )
 from shared.errors import (
@@ -63,6 +64,7 @@ from shared.errors import (
     SubjectNotFound,
     TooManyJobs,
 )
+from shared.gallery import StoredFace
 from shared.recognition import MAX_LIMIT, confidence
 
 bp = Blueprint("compreface", __name__, url_prefix="/api/v1")
@@ -259,33 +261,31 @@ def add_face() -> Response:
     )
 
 
-def _all_faces(ctx: ApiContext, collection: str, subject: str | None) -> Iterator[tuple[str, str]]:
-    """(image id, subject) of the collection's faces, or of one subject's, by subject name."""
-    if ctx.gallery.recognizer_of(collection) is None:
-        return
-    if subject:
-        check_name("subject", subject)
-        yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, subject))
-        return
-    for name in subject_names(ctx, collection):
-        yield from ((f.id, f.subject) for f in ctx.gallery.faces(collection, name))
-
-
 @bp.get("/recognition/faces")
 def list_faces() -> Response:
     ctx = context()
     collection = _collection(ctx)
     page = _int_arg("page", 0, 2**31)
     size = max(1, _int_arg("size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE))
-    faces = list(_all_faces(ctx, collection, request.args.get("subject") or None))
-    shown = faces[page * size : (page + 1) * size]
+    subject = request.args.get("subject") or None
+    shown: list[StoredFace] = []
+    total = 0
+    if ctx.gallery.recognizer_of(collection) is not None:
+        if subject:  # one subject's faces: as many as one person has, read at once
+            check_name("subject", subject)
+            faces = ctx.gallery.faces(collection, subject)
+            shown, total = faces[page * size : (page + 1) * size], len(faces)
+        else:  # the collection's: one page read, and the count
+            info = ctx.gallery.collection(collection)
+            total = 0 if info is None else info.faces
+            shown = ctx.gallery.faces_page(collection, page * size, size)
     return _json(
         {
-            "faces": [{"image_id": image_id, "subject": subject} for image_id, subject in shown],
+            "faces": [{"image_id": face.id, "subject": face.subject} for face in shown],
             "page_number": page,
             "page_size": size,
-            "total_pages": -(-len(faces) // size),
-            "total_elements": len(faces),
+            "total_pages": -(-total // size),
+            "total_elements": total,
         }
     )
 
@@ -300,25 +300,25 @@ def delete_faces() -> Response:
     if subject:
         check_name("subject", subject)
         return _json({"deleted": ctx.gallery.delete_subject(collection, subject)})
-    count = sum(1 for _ in _all_faces(ctx, collection, None))
+    info = ctx.gallery.collection(collection)
     ctx.gallery.delete_collection(collection)
-    return _json({"deleted": count})
+    return _json({"deleted": 0 if info is None else info.faces})
 
 
-def _subject_of(ctx: ApiContext, collection: str, image_id: str) -> str:
-    """The subject of an enrolled face (the gallery keeps faces by subject: a scan)."""
+def _enrolled_face(ctx: ApiContext, collection: str, image_id: str) -> StoredFace:
+    """An enrolled face by its id (CompreFace's image_id), with its subject."""
     check_face_id(image_id)
-    for face_id, subject in _all_faces(ctx, collection, None):
-        if face_id == image_id:
-            return subject
-    raise FaceNotFound(f"no face {image_id!r}")
+    face = ctx.gallery.face(collection, image_id) if ctx.gallery.recognizer_of(collection) else None
+    if face is None:
+        raise FaceNotFound(f"no face {image_id!r}")
+    return face
 
 
 @bp.delete("/recognition/faces/<image_id>")
 def delete_face(image_id: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
-    subject = _subject_of(ctx, collection, image_id)
+    subject = _enrolled_face(ctx, collection, image_id).subject
     if not ctx.gallery.delete_face(collection, image_id):
         raise FaceNotFound(f"no face {image_id!r}")
     return _json({"image_id": image_id, "subject": subject})
@@ -338,20 +338,26 @@ def face_image(image_id: str) -> Response:
 
 @bp.post("/recognition/faces/<image_id>/verify")
 def verify_with_face(image_id: str) -> Response:
-    """The largest face of the image against the subject the enrolled face belongs to (its best
-    face: 1:1 verification of a subject in the core)."""
+    """The largest face of the image against that enrolled face (the core's 1:1 verification of
+    a subject, narrowed to one of its faces: VerifyJob.face_id)."""
     ctx = context()
     collection = _collection(ctx)
-    subject = _subject_of(ctx, collection, image_id)
+    subject = _enrolled_face(ctx, collection, image_id).subject
     det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
     req = images_request(VerifyRequest, [_image()], det_threshold=det, collection=collection, subject=subject)
+
+    def prepare(r: VerifyRequest, owner: str) -> Submission:
+        submission = prepare_verify(ctx, r, owner)
+        job = submission.job
+        assert isinstance(job, VerifyJob)
+        return replace(submission, job=msgspec.structs.replace(job, face_id=image_id))
 
     def render(result: VerifyResult) -> Response:
         similarity = confidence(result.similarity, result.recognizer.key)
         face = {"box": _box(result.faces[0], None), "subject": subject, "similarity": similarity}
         return _json({"result": [face]})
 
-    return run_job(ctx, req, lambda r, owner: prepare_verify(ctx, r, owner), VerifyResult, render)
+    return run_job(ctx, req, prepare, VerifyResult, render)
 
 
 # Recognition: subjects. A subject exists in the gallery while it has faces; POST names one

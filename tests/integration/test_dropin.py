@@ -252,6 +252,26 @@ def test_compreface_json_base64_bodies_and_deleting_a_whole_collection(
     assert requests.get(f"{base}/subjects", headers=own, timeout=10).json() == {"subjects": []}
 
 
+def test_compreface_face_verify_compares_with_that_face_and_faces_page(
+    dropin: str, port: int, people: dict[str, bytes]
+) -> None:
+    """A subject with two faces, alice's and Yao Ming's: /faces/{image_id}/verify compares with
+    the face named, not the subject's best; GET /faces pages the collection's faces."""
+    faces = CompreFace("http://127.0.0.1", str(port)).init_face_recognition("cf-exact").get_face_collection()
+    alice = faces.add(people["alice"], "mixed")["image_id"]
+    yao = faces.add(YAO, "mixed")["image_id"]
+    probe = another_photo(people["alice"])
+    assert faces.verify(probe, alice)["result"][0]["similarity"] >= HIGHEST_LINE
+    assert faces.verify(probe, yao)["result"][0]["similarity"] < LOWEST_LINE
+    own, listing = {"x-api-key": "cf-exact"}, f"{dropin}/api/v1/recognition/faces"
+    second = requests.get(f"{listing}?page=1&size=1", headers=own, timeout=10).json()
+    assert second["faces"] == [{"image_id": yao, "subject": "mixed"}]
+    assert (second["total_pages"], second["total_elements"]) == (2, 2)
+    gone = requests.delete(listing, headers=own, timeout=10)
+    assert gone.json() == {"deleted": 2}
+    assert faces.verify(probe, alice) == {"message": f"no face {alice!r}", "code": 11}
+
+
 def test_compreface_verification_and_detection_with_plugins(port: int, people: dict[str, bytes]) -> None:
     sdk = CompreFace("http://127.0.0.1", str(port))
     verified = sdk.init_face_verification("any").verify(people["alice"], another_photo(people["alice"]))
