@@ -20,14 +20,38 @@ import numpy as np
 import orjson
 import redis
 from flask import Blueprint, Response, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api.auth import request_key
 from api.bodies import Body, json_problem
 from api.collection_access import check_face_id, check_name, collection_access
 from api.compat.common import home_collection, images_request, run_job, subject_names
+from api.compat.schemas import (
+    COUNT_QUERY,
+    DET_QUERY,
+    LIMIT_QUERY,
+    PAGE_QUERIES,
+    PLUGINS_QUERY,
+    SUBJECT_QUERY,
+    CompreFaceDeleted,
+    CompreFaceError,
+    CompreFaceFacePage,
+    CompreFaceFaceVerification,
+    CompreFaceFileBody,
+    CompreFaceFileForm,
+    CompreFaceImage,
+    CompreFaceResult,
+    CompreFaceSubject,
+    CompreFaceSubjectBody,
+    CompreFaceSubjects,
+    CompreFaceUpdated,
+    CompreFaceVerification,
+    CompreFaceVerifyBody,
+    CompreFaceVerifyForm,
+)
 from api.context import ApiContext, context
+from api.openapi import Operation, Query, Reply, documented
 from api.routes.collections import prepare_enroll, prepare_recognize
 from api.routes.extract import prepare_extract
 from api.routes.verify import prepare_verify
@@ -128,6 +152,34 @@ ERROR_TABLE: dict[type[FaceRestError], tuple[int, int]] = {
     ResultTimeout: (504, OTHER_CODE),
 }
 VALIDATION_CODE = 26  # VALIDATION_CONSTRAINT_VIOLATION: a field out of its allowed values
+
+
+# The routes' entries in the drop-in server's OpenAPI document (api/compat/schemas.py).
+ERROR_REPLIES = {
+    400: Reply("Bad input; code 28: no face (docs/integrations.md has the code table)", CompreFaceError),
+    403: Reply("The key may not use its collection", CompreFaceError),
+    404: Reply("Unknown key or collection (10), face (11) or subject (42)", CompreFaceError),
+    429: Reply("Too many jobs queued for this key", CompreFaceError, retry_after=True),
+    500: Reply("The job failed (41)", CompreFaceError),
+    503: Reply("Overloaded, or Redis unavailable", CompreFaceError, retry_after=True),
+}
+
+
+def _doc(
+    summary: str,
+    ok: Reply,
+    query: tuple[Query, ...] = (),
+    image: bool = False,
+    form: type[BaseModel] | None = None,
+    body: object = None,
+    status: int = 200,
+) -> Operation:
+    """``image``: one image in, as a multipart file or base64 JSON (``{"file"}``)."""
+    if image:
+        form, body = CompreFaceFileForm, CompreFaceFileBody
+    return Operation(
+        summary=summary, replies={status: ok, **ERROR_REPLIES}, query=query, form=form, request=body
+    )
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -243,6 +295,14 @@ def _no_face_if_empty(faces: Sequence[object]) -> None:
 
 
 @bp.post("/recognition/faces")
+@documented(
+    _doc(
+        "Add a face of a subject (the largest face)",
+        Reply("Added", CompreFaceImage),
+        (SUBJECT_QUERY, DET_QUERY),
+        image=True,
+    )
+)
 def add_face() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -262,6 +322,7 @@ def add_face() -> Response:
 
 
 @bp.get("/recognition/faces")
+@documented(_doc("The collection's faces, paged", Reply("A page", CompreFaceFacePage), PAGE_QUERIES))
 def list_faces() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -291,6 +352,9 @@ def list_faces() -> Response:
 
 
 @bp.delete("/recognition/faces")
+@documented(
+    _doc("Delete a subject's faces, or all faces", Reply("Deleted", CompreFaceDeleted), (SUBJECT_QUERY,))
+)
 def delete_faces() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -315,6 +379,7 @@ def _enrolled_face(ctx: ApiContext, collection: str, image_id: str) -> StoredFac
 
 
 @bp.delete("/recognition/faces/<image_id>")
+@documented(_doc("Delete one face", Reply("Deleted", CompreFaceImage)))
 def delete_face(image_id: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -325,6 +390,7 @@ def delete_face(image_id: str) -> Response:
 
 
 @bp.get("/recognition/faces/<image_id>/img")
+@documented(_doc("The face as kept: its aligned 112x112 crop", Reply("JPEG", media_type="image/jpeg")))
 def face_image(image_id: str) -> Response:
     """The enrolled face as stored: its aligned 112x112 crop (CompreFace keeps the whole photo)."""
     ctx = context()
@@ -337,6 +403,14 @@ def face_image(image_id: str) -> Response:
 
 
 @bp.post("/recognition/faces/<image_id>/verify")
+@documented(
+    _doc(
+        "Compare an image's largest face with this face",
+        Reply("Compared", CompreFaceFaceVerification),
+        (DET_QUERY,),
+        image=True,
+    )
+)
 def verify_with_face(image_id: str) -> Response:
     """The largest face of the image against that enrolled face (the core's 1:1 verification of
     a subject, narrowed to one of its faces: VerifyJob.face_id)."""
@@ -365,6 +439,14 @@ def verify_with_face(image_id: str) -> Response:
 
 
 @bp.post("/recognition/subjects")
+@documented(
+    _doc(
+        "Name a subject (its first face creates it)",
+        Reply("Named", CompreFaceSubject),
+        body=CompreFaceSubjectBody,
+        status=201,
+    )
+)
 def add_subject() -> Response:
     ctx = context()
     _collection(ctx)
@@ -374,6 +456,7 @@ def add_subject() -> Response:
 
 
 @bp.get("/recognition/subjects")
+@documented(_doc("The subjects", Reply("Subjects", CompreFaceSubjects)))
 def list_subjects() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -382,6 +465,7 @@ def list_subjects() -> Response:
 
 
 @bp.put("/recognition/subjects/<subject>")
+@documented(_doc("Rename a subject", Reply("Renamed", CompreFaceUpdated), body=CompreFaceSubjectBody))
 def rename_subject(subject: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -396,6 +480,7 @@ def rename_subject(subject: str) -> Response:
 
 
 @bp.delete("/recognition/subjects/<subject>")
+@documented(_doc("Delete a subject and its faces", Reply("Deleted", CompreFaceSubject)))
 def delete_subject(subject: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -407,6 +492,7 @@ def delete_subject(subject: str) -> Response:
 
 
 @bp.delete("/recognition/subjects")
+@documented(_doc("Delete every subject", Reply("Deleted", CompreFaceDeleted)))
 def delete_subjects() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -421,6 +507,14 @@ def delete_subjects() -> Response:
 
 
 @bp.post("/recognition/recognize")
+@documented(
+    _doc(
+        "Recognize faces",
+        Reply("Faces and subjects", CompreFaceResult),
+        (LIMIT_QUERY, COUNT_QUERY, DET_QUERY, PLUGINS_QUERY),
+        image=True,
+    )
+)
 def recognize() -> Response:
     ctx = context()
     collection = _collection(ctx)
@@ -479,6 +573,15 @@ def recognize() -> Response:
 
 
 @bp.post("/verification/verify")
+@documented(
+    _doc(
+        "Compare the largest faces of two images",
+        Reply("Compared", CompreFaceVerification),
+        (DET_QUERY,),
+        form=CompreFaceVerifyForm,
+        body=CompreFaceVerifyBody,
+    )
+)
 def verify() -> Response:
     ctx = context()
     det = _float_arg("det_prob_threshold", DEFAULT_THRESHOLD)
@@ -501,6 +604,11 @@ def verify() -> Response:
 
 
 @bp.post("/detection/detect")
+@documented(
+    _doc(
+        "Detect faces", Reply("Faces", CompreFaceResult), (LIMIT_QUERY, DET_QUERY, PLUGINS_QUERY), image=True
+    )
+)
 def detect() -> Response:
     ctx = context()
     image = _image()

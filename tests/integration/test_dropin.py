@@ -10,6 +10,7 @@ enrolled: the stranger.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +22,12 @@ import requests
 from compreface import CompreFace
 from compreface.service import RecognitionService
 from deepstack.core import DeepstackException, DeepstackFace
+from flask import Flask
+from pydantic import TypeAdapter
+from werkzeug.routing import Rule
 
+from api.compat.app import BLUEPRINTS, openapi_document
+from api.compat.schemas import CompreFaceResult, DeepstackAnswer
 from deploy.launcher import Stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64, extract
@@ -92,6 +98,14 @@ def compreface(port: int) -> RecognitionService:
     return CompreFace("http://127.0.0.1", str(port)).init_face_recognition(COLLECTION)
 
 
+def create_rules() -> list[Rule]:
+    """The drop-in blueprints' URL rules, as an app registers them."""
+    app = Flask("rules")
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return list(app.url_map.iter_rules())
+
+
 def form(dropin: str, path: str, files: dict[str, bytes] | None = None, **data: Any) -> requests.Response:
     return requests.post(f"{dropin}/v1/vision/face{path}", files=files, data=data, timeout=TIMEOUT)
 
@@ -128,6 +142,7 @@ def test_deepstack_detect_answers_boxes_with_detector_confidence(dropin: str) ->
     assert body["success"] is True and body["code"] == 200
     assert body["count"] == 6 == len(body["predictions"])
     assert set(body) == {"success", "predictions", "count", "message", "inferenceMs", "processMs", "code"}
+    TypeAdapter(DeepstackAnswer).validate_python(body)
     for p in body["predictions"]:
         assert set(p) == {"confidence", "x_min", "y_min", "x_max", "y_max"}
         assert 0.5 <= p["confidence"] <= 1 and p["x_min"] < p["x_max"] and p["y_min"] < p["y_max"]
@@ -283,6 +298,7 @@ def test_compreface_verification_and_detection_with_plugins(port: int, people: d
     )
     faces = detected["result"]
     assert len(faces) == 6
+    TypeAdapter(CompreFaceResult).validate_python(detected)
     for face in faces:
         assert face["gender"]["value"] in {"female", "male"} and 0 < face["age"]["low"] < 100
         assert len(face["landmarks"]) == 5 and len(face["embedding"]) == 512
@@ -345,6 +361,7 @@ def test_compreface_recognize_returns_pose_and_the_embedding(
     (face,) = recognized.json()["result"]
     (detected,) = cf_post(port, "detection/detect", photo, face_plugins=plugins).json()["result"]
     assert face["subjects"][0]["subject"] == "alice"
+    TypeAdapter(CompreFaceResult).validate_python(recognized.json())  # every field documented
     assert face["pose"] == detected["pose"]
     assert len(face["embedding"]) == 512
     assert float(np.dot(face["embedding"], detected["embedding"])) > 0.999  # the same face, the same vector
@@ -391,6 +408,22 @@ def test_compreface_error_codes_are_compreface_s(dropin: str, keyed_port: int) -
     keyed = f"http://127.0.0.1:{keyed_port}/api/v1/recognition/subjects"
     assert answer(requests.get(keyed, timeout=10)) == (400, 20)  # keys on, no x-api-key
     assert answer(requests.get(keyed, headers={"x-api-key": "wrong"}, timeout=10)) == (404, 10)
+
+
+def test_the_drop_in_serves_its_own_openapi_document(dropin: str) -> None:
+    served = requests.get(f"{dropin}/openapi.json", timeout=10).json()
+    built = openapi_document()
+    assert served["paths"] == built["paths"] and served["components"] == built["components"]
+    compat_rules = {
+        re.sub(r"<([^>]+)>", r"{\1}", rule.rule)
+        for rule in create_rules()
+        if rule.endpoint.split(".")[0] in {"deepstack", "compreface"}
+    }
+    assert compat_rules <= set(served["paths"])  # every drop-in route is documented
+    no_face = served["paths"]["/api/v1/detection/detect"]["post"]["responses"]["400"]
+    assert no_face["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CompreFaceError"
+    }
 
 
 # With API keys on: each protocol's key field, and the key's first collection.
