@@ -69,6 +69,9 @@ class Operation:
     msgpack_request: bool = False  # also application/msgpack: images.data as raw bytes
     upload: Upload | None = None  # also (or, without request media types, only) multipart
     multipart_only: bool = False
+    # A multipart form of its own (a pydantic model, files as bytes fields): the drop-in
+    # protocols' forms, which are not a request model's options beside an image field.
+    form: Any = None
     query: tuple[Query, ...] = ()
     headers: tuple[Header, ...] = ()
     # Needs no API key (health checks, readiness): the auth replies are not documented either.
@@ -150,7 +153,7 @@ def _form_schema(model: Any, upload: Upload) -> dict[str, Any]:
 
 def _request_body(operation: Operation, schemas: _Schemas) -> dict[str, Any]:
     content: dict[str, Any] = {}
-    if not operation.multipart_only:
+    if operation.request is not None and not operation.multipart_only:
         content["application/json"] = {"schema": schemas.ref(operation.request, "validation")}
         if operation.msgpack_request:
             content["application/msgpack"] = {
@@ -159,6 +162,8 @@ def _request_body(operation: Operation, schemas: _Schemas) -> dict[str, Any]:
             }
     if operation.upload is not None:
         content["multipart/form-data"] = {"schema": _form_schema(operation.request, operation.upload)}
+    if operation.form is not None:
+        content["multipart/form-data"] = {"schema": schemas.ref(operation.form, "validation")}
     return {"required": True, "content": content}
 
 
@@ -176,7 +181,9 @@ def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
     return out
 
 
-def _operation(operation: Operation, path_arguments: list[str], schemas: _Schemas) -> Any:
+def _operation(
+    operation: Operation, path_arguments: list[str], schemas: _Schemas, auth_replies: Mapping[int, Reply]
+) -> Any:
     out: dict[str, Any] = {"summary": operation.summary}
     if operation.description:
         out["description"] = operation.description
@@ -194,19 +201,32 @@ def _operation(operation: Operation, path_arguments: list[str], schemas: _Schema
     ]
     if parameters:
         out["parameters"] = parameters
-    if operation.request is not None:
+    if operation.request is not None or operation.form is not None:
         out["requestBody"] = _request_body(operation, schemas)
     replies = dict(operation.replies)
     if operation.open:
         out["security"] = []
     else:
-        replies |= {status: Reply(text, ErrorDetail) for status, text in AUTH_REPLIES.items()}
+        replies |= auth_replies
     out["responses"] = {str(status): _reply(replies[status], schemas) for status in sorted(replies)}
     return out
 
 
-def build_openapi(blueprints: Iterable[Blueprint], version: str) -> dict[str, Any]:
-    """The document for the ``@documented`` routes of these blueprints."""
+DESCRIPTION = "Face detection, alignment and ArcFace embeddings over HTTP."
+
+
+def build_openapi(
+    blueprints: Iterable[Blueprint],
+    version: str,
+    title: str = "facerest",
+    description: str = DESCRIPTION,
+    key_header: str = "X-API-Key",
+    auth_replies: Mapping[int, Reply] | None = None,
+) -> dict[str, Any]:
+    """The document for the ``@documented`` routes of these blueprints. ``auth_replies``: the
+    replies every operation that is not ``open`` adds (default: facerest's 401 and 403)."""
+    if auth_replies is None:
+        auth_replies = {status: Reply(text, ErrorDetail) for status, text in AUTH_REPLIES.items()}
     app = Flask("facerest-openapi")
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -219,20 +239,20 @@ def build_openapi(blueprints: Iterable[Blueprint], version: str) -> dict[str, An
         path = PATH_ARGUMENT.sub(r"{\1}", rule.rule)
         arguments = PATH_ARGUMENT.findall(rule.rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(operation, arguments, schemas)
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                operation, arguments, schemas, auth_replies
+            )
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
-            "title": "facerest",
+            "title": title,
             "version": version,
-            "description": "Face detection, alignment and ArcFace embeddings over HTTP.",
+            "description": description,
         },
         "paths": paths,
         # API keys are optional (FACEREST_API_KEYS): without them every operation is open.
         "security": [{}, {"ApiKey": []}],
-        "components": {
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
-        },
+        "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": key_header}}},
     }
     schemas.resolve(document)
     return document

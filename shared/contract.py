@@ -115,6 +115,9 @@ class VerifyJob(msgspec.Struct, frozen=True, tag="verify"):
     options: AnalysisOptions
     request_id: str
     data_count: int
+    # With collection and subject: compare with this one face of the subject instead of its best
+    # (CompreFace's /faces/{image_id}/verify).
+    face_id: str | None = None
 
 
 class ReindexJob(msgspec.Struct, frozen=True, tag="reindex"):
@@ -237,6 +240,10 @@ class RecognizedFace(msgspec.Struct, frozen=True, omit_defaults=True):
     gender_score: float | None = None
     age: float | None = None
     quality: FaceQuality | None = None
+    # The face's embedding (float32 bytes, L2-normalised), only where the job's options ask for
+    # it (extract_embedding; the drop-in's CompreFace calculator plugin): 2 KB a face otherwise
+    # stored for nothing.
+    vec: bytes | None = None
 
 
 class RecognizedImage(msgspec.Struct, frozen=True, omit_defaults=True):

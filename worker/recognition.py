@@ -44,6 +44,7 @@ from shared.contract import (
 )
 from shared.errors import (
     CollectionNotFound,
+    FaceNotFound,
     InvalidRequest,
     LowQuality,
     NoFace,
@@ -206,6 +207,7 @@ class Recognition:
                         gender_score=face.gender_score,
                         age=face.age,
                         quality=face.quality,
+                        vec=face.vec if job.options.extract_embedding else None,
                     )
                 )
             images.append(RecognizedImage("ok", image.took_ms, faces))
@@ -223,9 +225,14 @@ class Recognition:
             similarity = float(probe @ _vector(faces[1]))
         elif job.collection is not None and job.subject is not None:
             self._check_collection(job.collection, must_exist=True)
-            gallery = self.gallery.subject_vectors(job.collection, job.subject)
-            if not len(gallery):
-                raise SubjectNotFound(f"no subject {job.subject!r} in collection {job.collection!r}")
+            if job.face_id is not None:  # one face of the subject (deleted since: not found)
+                gallery = self.gallery.face_vector(job.collection, job.face_id)
+                if not len(gallery):
+                    raise FaceNotFound(f"no face {job.face_id!r} in collection {job.collection!r}")
+            else:
+                gallery = self.gallery.subject_vectors(job.collection, job.subject)
+                if not len(gallery):
+                    raise SubjectNotFound(f"no subject {job.subject!r} in collection {job.collection!r}")
             similarity = float(np.max(gallery @ probe))  # a subject scores as its best face
         else:  # the API sends two images, or one with a subject
             raise InvalidRequest("verify needs two images, or one image with a collection and a subject")

@@ -8,13 +8,17 @@ root. /health and /ready answer as the API's do, for the launcher and compose.
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
+import orjson
 from flask import Flask, request
 
 from api import hygiene
 from api.app import base_app
 from api.compat import compreface, deepstack
 from api.errors import register_error_handlers
-from api.routes import status
+from api.openapi import build_openapi
+from api.routes import docs, status
 from shared.settings import Settings, load_settings
 
 # DeepStack clients send forms without files (/list, /delete) url-encoded, or POST /list with no
@@ -29,9 +33,33 @@ def _read_protocol_key() -> None:
         deepstack.read_key()
 
 
+BLUEPRINTS = (deepstack.bp, compreface.bp, status.bp)
+DESCRIPTION = (
+    "facerest's drop-in for DeepStack / CodeProject.AI face clients (/v1/vision/face) and "
+    "CompreFace clients (/api/v1, the x-api-key header), on facerest's collections: "
+    "docs/integrations.md."
+)
+
+
+def openapi_document() -> dict[str, object]:
+    """The drop-in routes' own OpenAPI document; each protocol documents its own key and
+    error replies (no facerest 401/403 added)."""
+    return build_openapi(
+        BLUEPRINTS,
+        version("facerest"),
+        title="facerest drop-in (DeepStack, CompreFace)",
+        description=DESCRIPTION,
+        key_header="x-api-key",
+        auth_replies={},
+    )
+
+
 def create_compat_app(settings: Settings | None = None) -> Flask:
-    app = base_app(settings or load_settings(), b"{}", BODY_TYPES, _read_protocol_key)
-    for blueprint in (deepstack.bp, compreface.bp, status.bp):
+    document = orjson.dumps(openapi_document())
+    app = base_app(settings or load_settings(), document, BODY_TYPES, _read_protocol_key)
+    for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    # The API's /openapi.json view (and its endpoint name, open without a key) serves this one.
+    app.add_url_rule("/openapi.json", "docs.openapi", docs.openapi)
     register_error_handlers(app)  # what no protocol's table answers: unknown paths, a crash
     return app

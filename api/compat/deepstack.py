@@ -16,14 +16,24 @@ from typing import Any
 import orjson
 import redis
 from flask import Blueprint, Response, g, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from api.auth import PROTOCOL_KEY
 from api.bodies import Body
 from api.collection_access import check_name
 from api.compat.common import home_collection, images_request, run_job, subject_names
+from api.compat.schemas import (
+    DeepstackAnswer,
+    DeepstackError,
+    DeepstackImageForm,
+    DeepstackKeyForm,
+    DeepstackMatchForm,
+    DeepstackRegisterForm,
+    DeepstackUserForm,
+)
 from api.context import ApiContext, context
+from api.openapi import Operation, Reply, documented
 from api.routes.collections import prepare_enroll, prepare_recognize
 from api.routes.extract import prepare_extract
 from api.routes.verify import prepare_verify
@@ -68,6 +78,25 @@ STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     ResultTimeout: 504,
     JobFailed: 500,
 }
+
+
+def _doc(summary: str, form: type[BaseModel], description: str = "") -> Operation:
+    """A route's entry in the drop-in server's OpenAPI document (api/compat/schemas.py)."""
+    return Operation(
+        summary=summary,
+        description=description,
+        form=form,
+        replies={
+            200: Reply("Done", DeepstackAnswer),
+            400: Reply("Bad input, an image that is no image, or no face to register", DeepstackError),
+            401: Reply("API keys are on, and api_key is missing or not valid", DeepstackError),
+            403: Reply("The key may not use its collection", DeepstackError),
+            429: Reply("Too many jobs queued for this key", DeepstackError, retry_after=True),
+            500: Reply("The job failed", DeepstackError),
+            503: Reply("Overloaded, or Redis unavailable", DeepstackError, retry_after=True),
+            504: Reply("No result in time", DeepstackError, retry_after=True),
+        },
+    )
 
 
 def read_key() -> None:
@@ -118,6 +147,7 @@ def _box(bbox: tuple[float, float, float, float]) -> dict[str, int]:
 
 
 @bp.post("")
+@documented(_doc("Detect faces: boxes and detector confidence", DeepstackImageForm))
 def detect() -> Response:
     ctx = context()
     threshold = _form_float("min_confidence", DETECT_DEFAULT)
@@ -143,6 +173,7 @@ def _body(req: ExtractRequest) -> Body[ExtractRequest]:
 
 
 @bp.post("/register")
+@documented(_doc("Register faces of a person; earlier faces stay", DeepstackRegisterForm))
 def register() -> Response:
     ctx = context()
     collection = home_collection(ctx)
@@ -162,6 +193,13 @@ def register() -> Response:
 
 
 @bp.post("/recognize")
+@documented(
+    _doc(
+        "Recognize every face",
+        DeepstackImageForm,
+        'userid "unknown" (confidence 0) under min_confidence (default 0.67, calibrated)',
+    )
+)
 def recognize() -> Response:
     ctx = context()
     collection = home_collection(ctx)
@@ -206,6 +244,7 @@ def _all_unknown(ctx: ApiContext, images: list[bytes]) -> Response:
 
 
 @bp.post("/list")
+@documented(_doc("The registered names", DeepstackKeyForm))
 def list_faces() -> Response:
     ctx = context()
     collection = home_collection(ctx)
@@ -214,6 +253,7 @@ def list_faces() -> Response:
 
 
 @bp.post("/delete")
+@documented(_doc("Delete a person and all their faces", DeepstackUserForm))
 def delete() -> Response:
     ctx = context()
     collection = home_collection(ctx)
@@ -227,6 +267,7 @@ def delete() -> Response:
 
 
 @bp.post("/match")
+@documented(_doc("Compare the largest face of two images (calibrated similarity)", DeepstackMatchForm))
 def match() -> Response:
     ctx = context()
     images = _images("image1") + _images("image2")

@@ -82,6 +82,9 @@ class RecognizeRequest(RecognitionRequest):
     def options(self, max_faces: int) -> AnalysisOptions:
         return msgspec.structs.replace(
             super().options(max_faces),
+            # The worker embeds every face to search; this asks it to return the vectors too,
+            # which /collections' answer has no place for (api/compat/ asks for them).
+            extract_embedding=False,
             return_landmarks=bool(self.return_landmarks),
             return_landmarks106=self.return_landmarks == "106",
             extract_ga=self.extract_ga,

@@ -111,6 +111,18 @@ class Gallery(Protocol):
 
     def faces(self, collection: str, subject: str) -> list[StoredFace]: ...
 
+    def faces_page(self, collection: str, offset: int, limit: int) -> list[StoredFace]:
+        """The collection's faces in enrollment order, paged (CompreFace's face listing)."""
+        ...
+
+    def face(self, collection: str, face_id: str) -> StoredFace | None:
+        """One face by its id, with its subject: one indexed row."""
+        ...
+
+    def face_vector(self, collection: str, face_id: str) -> Vectors:
+        """One face's vector as one row; no row for an unknown id (as ``subject_vectors``)."""
+        ...
+
     def crop(self, collection: str, face_id: str) -> bytes | None: ...
 
     def crops(self, collection: str) -> list[tuple[str, bytes]]:

@@ -339,6 +339,32 @@ class PostgresGallery:
         ).fetchall()
         return [_face(row) for row in rows]
 
+    def faces_page(self, collection: str, offset: int, limit: int) -> list[StoredFace]:
+        db = self._db()
+        table = self._table(db, collection)
+        rows = db.execute(
+            f"SELECT {COLUMNS} FROM {table} ORDER BY seq LIMIT %s OFFSET %s", (limit, offset)
+        ).fetchall()
+        return [_face(row) for row in rows]
+
+    def face(self, collection: str, face_id: str) -> StoredFace | None:
+        db = self._db()
+        table = self._table(db, collection)
+        if not _storable(face_id):
+            return None
+        row = db.execute(f"SELECT {COLUMNS} FROM {table} WHERE id = %s", (face_id,)).fetchone()
+        return None if row is None else _face(row)
+
+    def face_vector(self, collection: str, face_id: str) -> Vectors:
+        db = self._db()
+        table = self._table(db, collection)
+        row = None
+        if _storable(face_id):
+            row = db.execute(f"SELECT vec::real[] FROM {table} WHERE id = %s", (face_id,)).fetchone()
+        if row is None:
+            return np.zeros((0, 0), np.float32)
+        return np.array([row[0]], np.float32)
+
     def crop(self, collection: str, face_id: str) -> bytes | None:
         db = self._db()
         table = self._table(db, collection)

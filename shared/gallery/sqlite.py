@@ -325,6 +325,35 @@ class SqliteGallery:
         )
         return [_face(row) for row in rows]
 
+    def faces_page(self, collection: str, offset: int, limit: int) -> list[StoredFace]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT * FROM faces WHERE collection = ? ORDER BY seq LIMIT ? OFFSET ?",
+                (collection, limit, offset),
+            )
+            .fetchall()
+        )
+        return [_face(row) for row in rows]
+
+    def face(self, collection: str, face_id: str) -> StoredFace | None:
+        row = (
+            self._db()
+            .execute("SELECT * FROM faces WHERE collection = ? AND id = ?", (collection, face_id))
+            .fetchone()
+        )
+        return None if row is None else _face(row)
+
+    def face_vector(self, collection: str, face_id: str) -> Vectors:
+        row = (
+            self._db()
+            .execute("SELECT vec FROM faces WHERE collection = ? AND id = ?", (collection, face_id))
+            .fetchone()
+        )
+        if row is None:
+            return np.zeros((0, 0), np.float32)
+        return np.frombuffer(row["vec"], np.float32).reshape(1, -1)
+
     def crop(self, collection: str, face_id: str) -> bytes | None:
         row = (
             self._db()

@@ -10,6 +10,7 @@ enrolled: the stranger.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -21,7 +22,12 @@ import requests
 from compreface import CompreFace
 from compreface.service import RecognitionService
 from deepstack.core import DeepstackException, DeepstackFace
+from flask import Flask
+from pydantic import TypeAdapter
+from werkzeug.routing import Rule
 
+from api.compat.app import BLUEPRINTS, openapi_document
+from api.compat.schemas import CompreFaceResult, DeepstackAnswer
 from deploy.launcher import Stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import b64, extract
@@ -92,6 +98,14 @@ def compreface(port: int) -> RecognitionService:
     return CompreFace("http://127.0.0.1", str(port)).init_face_recognition(COLLECTION)
 
 
+def create_rules() -> list[Rule]:
+    """The drop-in blueprints' URL rules, as an app registers them."""
+    app = Flask("rules")
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return list(app.url_map.iter_rules())
+
+
 def form(dropin: str, path: str, files: dict[str, bytes] | None = None, **data: Any) -> requests.Response:
     return requests.post(f"{dropin}/v1/vision/face{path}", files=files, data=data, timeout=TIMEOUT)
 
@@ -128,6 +142,7 @@ def test_deepstack_detect_answers_boxes_with_detector_confidence(dropin: str) ->
     assert body["success"] is True and body["code"] == 200
     assert body["count"] == 6 == len(body["predictions"])
     assert set(body) == {"success", "predictions", "count", "message", "inferenceMs", "processMs", "code"}
+    TypeAdapter(DeepstackAnswer).validate_python(body)
     for p in body["predictions"]:
         assert set(p) == {"confidence", "x_min", "y_min", "x_max", "y_max"}
         assert 0.5 <= p["confidence"] <= 1 and p["x_min"] < p["x_max"] and p["y_min"] < p["y_max"]
@@ -225,7 +240,7 @@ def test_compreface_faces_and_subjects_round_trip(
     assert faces.delete(added["image_id"]) == {"image_id": added["image_id"], "subject": "carla"}
     assert "carla" not in subjects.list()["subjects"]
     missing = subjects.delete("carla")
-    assert missing["code"] == 0 and "carla" in missing["message"]
+    assert missing["code"] == 42 and "carla" in missing["message"]  # SUBJECT_NOT_FOUND
 
 
 def test_compreface_json_base64_bodies_and_deleting_a_whole_collection(
@@ -252,6 +267,26 @@ def test_compreface_json_base64_bodies_and_deleting_a_whole_collection(
     assert requests.get(f"{base}/subjects", headers=own, timeout=10).json() == {"subjects": []}
 
 
+def test_compreface_face_verify_compares_with_that_face_and_faces_page(
+    dropin: str, port: int, people: dict[str, bytes]
+) -> None:
+    """A subject with two faces, alice's and Yao Ming's: /faces/{image_id}/verify compares with
+    the face named, not the subject's best; GET /faces pages the collection's faces."""
+    faces = CompreFace("http://127.0.0.1", str(port)).init_face_recognition("cf-exact").get_face_collection()
+    alice = faces.add(people["alice"], "mixed")["image_id"]
+    yao = faces.add(YAO, "mixed")["image_id"]
+    probe = another_photo(people["alice"])
+    assert faces.verify(probe, alice)["result"][0]["similarity"] >= HIGHEST_LINE
+    assert faces.verify(probe, yao)["result"][0]["similarity"] < LOWEST_LINE
+    own, listing = {"x-api-key": "cf-exact"}, f"{dropin}/api/v1/recognition/faces"
+    second = requests.get(f"{listing}?page=1&size=1", headers=own, timeout=10).json()
+    assert second["faces"] == [{"image_id": yao, "subject": "mixed"}]
+    assert (second["total_pages"], second["total_elements"]) == (2, 2)
+    gone = requests.delete(listing, headers=own, timeout=10)
+    assert gone.json() == {"deleted": 2}
+    assert faces.verify(probe, alice) == {"message": f"no face {alice!r}", "code": 11}
+
+
 def test_compreface_verification_and_detection_with_plugins(port: int, people: dict[str, bytes]) -> None:
     sdk = CompreFace("http://127.0.0.1", str(port))
     verified = sdk.init_face_verification("any").verify(people["alice"], another_photo(people["alice"]))
@@ -263,10 +298,73 @@ def test_compreface_verification_and_detection_with_plugins(port: int, people: d
     )
     faces = detected["result"]
     assert len(faces) == 6
+    TypeAdapter(CompreFaceResult).validate_python(detected)
     for face in faces:
         assert face["gender"]["value"] in {"female", "male"} and 0 < face["age"]["low"] < 100
         assert len(face["landmarks"]) == 5 and len(face["embedding"]) == 512
         assert abs(float(np.linalg.norm(face["embedding"])) - 1) < 1e-3
+
+
+def mirrored(photo: bytes) -> bytes:
+    """The photo flipped left-right, nothing else changed."""
+    decoded = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(decoded[:, ::-1]))
+    assert ok
+    return data.tobytes()
+
+
+def cf_post(port: int, path: str, photo: bytes, **args: Any) -> requests.Response:
+    """A CompreFace request over plain HTTP, as Double Take sends it (compreface-sdk for Python
+    refuses face_plugins=pose before sending: its list of plugins predates pose)."""
+    return requests.post(
+        f"http://127.0.0.1:{port}/api/v1/{path}",
+        params=args,
+        files={"file": photo},
+        headers={"x-api-key": COLLECTION},
+        timeout=TIMEOUT,
+    )
+
+
+def test_compreface_pose_plugin_turns_with_the_face(port: int) -> None:
+    """pose is face quality's head pose: the same faces mirrored turn the other way (yaw and roll
+    change sign, pitch stays), matched by their mirrored boxes."""
+    photo = T1.read_bytes()
+    width = read_rgb(T1).shape[1]
+    faces = cf_post(port, "detection/detect", photo, face_plugins="pose").json()["result"]
+    flipped = cf_post(port, "detection/detect", mirrored(photo), face_plugins="pose").json()["result"]
+    assert len(faces) == len(flipped) == 6
+    by_centre = {round((width - (f["box"]["x_min"] + f["box"]["x_max"]) / 2) / 10): f for f in flipped}
+    turned = tilted = 0
+    for face in faces:
+        pose = face["pose"]
+        assert set(pose) == {"pitch", "roll", "yaw"} and all(abs(v) < 90 for v in pose.values())
+        other = by_centre[round((face["box"]["x_min"] + face["box"]["x_max"]) / 2 / 10)]["pose"]
+        # The estimate is good to about 10 degrees (the detector's keypoints of a mirrored face
+        # are not exactly mirrored): the sign is asserted where the angle is well past that.
+        if abs(pose["yaw"]) >= 15:
+            turned += 1
+            assert pose["yaw"] * other["yaw"] < 0 and abs(pose["yaw"] + other["yaw"]) < 8, (pose, other)
+        if abs(pose["roll"]) >= 15:
+            tilted += 1
+            assert pose["roll"] * other["roll"] < 0 and abs(pose["roll"] + other["roll"]) < 8, (pose, other)
+        assert abs(pose["pitch"] - other["pitch"]) < 8, (pose, other)
+    assert (turned, tilted) == (3, 3)  # t1.jpg's three turned and three tilted heads
+
+
+def test_compreface_recognize_returns_pose_and_the_embedding(
+    enrolled: DeepstackFace, port: int, people: dict[str, bytes]
+) -> None:
+    photo = another_photo(people["alice"])
+    plugins = "pose,calculator"
+    recognized = cf_post(port, "recognition/recognize", photo, face_plugins=plugins)
+    (face,) = recognized.json()["result"]
+    (detected,) = cf_post(port, "detection/detect", photo, face_plugins=plugins).json()["result"]
+    assert face["subjects"][0]["subject"] == "alice"
+    TypeAdapter(CompreFaceResult).validate_python(recognized.json())  # every field documented
+    assert face["pose"] == detected["pose"]
+    assert len(face["embedding"]) == 512
+    assert float(np.dot(face["embedding"], detected["embedding"])) > 0.999  # the same face, the same vector
 
 
 def test_compreface_no_face_is_code_28(port: int) -> None:
@@ -278,7 +376,54 @@ def test_compreface_no_face_is_code_28(port: int) -> None:
     garbage = requests.post(
         f"http://127.0.0.1:{port}/api/v1/detection/detect", files={"file": b"GIF8 but not"}, timeout=TIMEOUT
     )
-    assert garbage.status_code == 400 and garbage.json()["code"] == 0
+    assert (garbage.status_code, garbage.json()["code"]) == (400, 21), garbage.text
+
+
+def test_compreface_error_codes_are_compreface_s(dropin: str, keyed_port: int) -> None:
+    """CompreFace's code and status where facerest has the same condition (ERROR_TABLE)."""
+    own = {"x-api-key": COLLECTION}
+    base = f"{dropin}/api/v1"
+
+    def answer(reply: requests.Response) -> tuple[int, int]:
+        return reply.status_code, reply.json()["code"]
+
+    photo = {"file": YAO}
+    assert answer(requests.delete(f"{base}/recognition/faces/{'0' * 32}", headers=own, timeout=10)) == (
+        404,
+        11,
+    )
+    assert answer(requests.delete(f"{base}/recognition/subjects/nobody", headers=own, timeout=10)) == (
+        404,
+        42,
+    )
+    assert answer(requests.post(f"{base}/recognition/faces", files=photo, headers=own, timeout=10)) == (
+        400,
+        33,
+    )
+    assert answer(requests.post(f"{base}/recognition/faces?subject=x", headers=own, timeout=10)) == (400, 34)
+    assert answer(requests.post(f"{base}/detection/detect?limit=-1", files=photo, timeout=10)) == (400, 36)
+    threshold = requests.post(f"{base}/detection/detect?det_prob_threshold=2", files=photo, timeout=10)
+    assert answer(threshold) == (400, 26)
+    assert answer(requests.post(f"{base}/recognition/subjects", json={}, headers=own, timeout=10)) == (400, 5)
+    keyed = f"http://127.0.0.1:{keyed_port}/api/v1/recognition/subjects"
+    assert answer(requests.get(keyed, timeout=10)) == (400, 20)  # keys on, no x-api-key
+    assert answer(requests.get(keyed, headers={"x-api-key": "wrong"}, timeout=10)) == (404, 10)
+
+
+def test_the_drop_in_serves_its_own_openapi_document(dropin: str) -> None:
+    served = requests.get(f"{dropin}/openapi.json", timeout=10).json()
+    built = openapi_document()
+    assert served["paths"] == built["paths"] and served["components"] == built["components"]
+    compat_rules = {
+        re.sub(r"<([^>]+)>", r"{\1}", rule.rule)
+        for rule in create_rules()
+        if rule.endpoint.split(".")[0] in {"deepstack", "compreface"}
+    }
+    assert compat_rules <= set(served["paths"])  # every drop-in route is documented
+    no_face = served["paths"]["/api/v1/detection/detect"]["post"]["responses"]["400"]
+    assert no_face["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CompreFaceError"
+    }
 
 
 # With API keys on: each protocol's key field, and the key's first collection.
@@ -304,4 +449,4 @@ def test_with_keys_on_a_key_works_in_its_first_collection_through_both_protocols
     with pytest.raises(DeepstackException, match="status code: 401"):
         wrong.register("erin", people["alice"])
     refused = CompreFace("http://127.0.0.1", str(keyed_port)).init_face_recognition("wrong")
-    assert refused.get_subjects().list() == {"message": "the API key is not valid", "code": 0}
+    assert refused.get_subjects().list() == {"message": "the API key is not valid", "code": 10}

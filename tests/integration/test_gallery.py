@@ -151,6 +151,27 @@ def test_listing_pages_subjects_and_keeps_crops(gallery: Gallery) -> None:
     ]
 
 
+def test_a_face_is_read_by_its_id_and_faces_page_across_subjects(gallery: Gallery) -> None:
+    vectors = unit(5)
+    gallery.enroll("c", ARCFACE, "a", [face(vectors[0], "i0"), face(vectors[1], "i1")])
+    gallery.enroll("c", ARCFACE, "b", [face(vectors[2], "i2")])
+    gallery.enroll("c", ARCFACE, "a", [face(vectors[3], "i3")])
+    gallery.enroll("other", ARCFACE, "a", [face(vectors[4], "i4")])
+    in_order = [f.id for f in gallery.faces_page("c", 0, 10)]
+    looked_up = [gallery.face("c", i) for i in in_order]
+    assert [None if f is None else f.subject for f in looked_up] == ["a", "a", "b", "a"]
+    assert [f.id for f in gallery.faces_page("c", 1, 2)] == in_order[1:3]
+    assert gallery.faces_page("c", 4, 2) == []
+    third = gallery.face("c", in_order[2])
+    assert third is not None and (third.subject, third.bbox) == ("b", (1.0, 2.0, 30.0, 40.0))
+    vector = gallery.face_vector("c", in_order[2])
+    assert vector.shape == (1, 512) and float(vector[0] @ vectors[2]) > 0.999
+    other_id = gallery.faces_page("other", 0, 1)[0].id
+    assert gallery.face("c", other_id) is None  # another collection's face
+    assert gallery.face("c", "0" * 32) is None and gallery.face_vector("c", "0" * 32).shape == (0, 0)
+    assert gallery.face("c", "nul\x00id") is None
+
+
 def test_reindex_rebinds_the_collection_to_another_recognizer(gallery: Gallery) -> None:
     vectors = unit(2)
     gallery.enroll("c", ARCFACE, "alice", [face(vectors[0], "a")])
