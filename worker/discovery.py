@@ -140,11 +140,20 @@ class Clustering:
 
     # -- incremental clustering ------------------------------------------------------------------
 
-    def add_photo(self, vectors: FloatArray, quality: Sequence[float], photo: str) -> list[int]:
+    def add_photo(
+        self, vectors: FloatArray, quality: Sequence[float], photo: str, attach: Sequence[int] = ()
+    ) -> list[int]:
         """Add one photo's faces and cluster them: their row numbers (``cluster[row]`` says where
-        each went; a new cluster may also have taken faces of the pool)."""
+        each went; a new cluster may also have taken faces of the pool). ``attach``, row for row
+        (NONE: no): clusters the faces go to as they are (they matched the cluster's enrolled
+        subject); the pool is swept into them and the others are clustered around them."""
         rows = self._append(vectors, quality, [photo] * len(vectors))
-        self._place(rows)
+        attached = [(row, label) for row, label in zip(rows, attach, strict=False) if label != NONE]
+        for row, label in attached:
+            self.cluster[row] = label
+        self._place([row for row in rows if self.cluster[row] == NONE])
+        for row, label in attached:
+            self._sweep(label, [row])
         return rows
 
     def _place(self, rows: Sequence[int]) -> None:

@@ -26,6 +26,8 @@ class NewPhoto:
     photo_id: str
     sha256: str
     faces: list[NewPeopleFace]
+    # Face for face: the gallery subject it matched at the open-set threshold (None: none).
+    subjects: Sequence[str | None] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,10 @@ class Discovery:
                 stored, seqs = writer.add_photo(photo.photo_id, photo.sha256, photo.faces)
                 if photo.faces:
                     vectors = np.stack([face.vec for face in photo.faces]).astype(np.float32)
-                    rows = clustering.add_photo(vectors, [f.quality for f in photo.faces], photo.photo_id)
+                    attach = [self._subject_cluster(writer, clustering, s) for s in photo.subjects]
+                    rows = clustering.add_photo(
+                        vectors, [f.quality for f in photo.faces], photo.photo_id, attach
+                    )
                     loaded.seqs.extend(seqs)
                     loaded.rows.update(zip(stored.face_ids, rows, strict=True))
                 out.append(stored)
@@ -106,6 +111,19 @@ class Discovery:
             # transaction leaves none and the next ingest reloads.
             self._keep(collection, loaded)
         return [self._answer(loaded, p) for p in out]
+
+    @staticmethod
+    def _subject_cluster(writer: Writer, clustering: Clustering, subject: str | None) -> int:
+        """The cluster named ``subject`` (made if none is), where a face that matched it goes."""
+        if subject is None:
+            return NONE
+        named = writer.cluster_of_subject(subject)
+        if named is not None:
+            return named
+        made = clustering.next_id
+        clustering.next_id += 1
+        writer.set_meta(made, subject=subject)
+        return made
 
     @staticmethod
     def _answer(loaded: _Loaded, photo: StoredPhoto) -> IngestedPhoto:

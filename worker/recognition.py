@@ -267,7 +267,11 @@ class Recognition:
                 )
                 for face in image.faces
             ]
-            photos.append(NewPhoto(photo_id or digest[:32], digest, new_faces))
+            photos.append(
+                NewPhoto(
+                    photo_id or digest[:32], digest, new_faces, self._enrolled(job.collection, new_faces)
+                )
+            )
         stored = iter(self.discovery.ingest(job.collection, self.recognizer.dimension, photos))
         names = self.discovery.store.subjects(job.collection) if photos else {}
         answered: list[IngestedPhoto] = []
@@ -294,6 +298,17 @@ class Recognition:
             ]
             answered.append(IngestedPhoto(photo.photo_id, "ok", faces, photo.new))
         return IngestResult(job.collection, answered, self.name, _ms_since(start), done.recognizer)
+
+    def _enrolled(self, collection: str, faces: Sequence[NewPeopleFace]) -> list[str | None]:
+        """Face for face, the subject enrolled in the collection's gallery it is, as recognize
+        would say (the default open-set threshold, one subject per face of a photo); empty when
+        the gallery has no such collection."""
+        if not faces or self.gallery.recognizer_of(collection) is None:
+            return []
+        queries = np.stack([face.vec for face in faces]).astype(np.float32)
+        candidates = self.gallery.search(collection, queries, len(faces))
+        chosen = assign(candidates, default_threshold(self.recognizer.key))
+        return [None if pick is None else pick.subject for pick in chosen]
 
     def recluster(self, job: ReclusterJob, start: float) -> ReclusterResult:
         if self.discovery is None:
