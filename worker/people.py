@@ -10,7 +10,7 @@ starts from it as it is (a photo costs its own faces' work, not a reload); other
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,14 +132,16 @@ class Discovery:
             photo.photo_id, photo.face_ids, [int(cluster[loaded.rows[f]]) for f in photo.face_ids], photo.new
         )
 
-    def recluster(self, collection: str, dimension: int) -> tuple[int, int]:
+    def recluster(
+        self, collection: str, dimension: int, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[int, int]:
         """Cluster the collection again from scratch, keeping what a person decided; the clusters
-        and faces after it."""
+        and faces after it. ``progress`` hears (photos clustered, photos to cluster)."""
         with self.store.writing(collection, dimension) as writer:
             loaded = self._load(writer, dimension)
             clustering = loaded.clustering
             before = clustering.cluster[: clustering.count].copy()
-            clustering.recluster(writer.fixed_clusters())
+            clustering.recluster(writer.fixed_clusters(), progress)
             after = clustering.cluster[: clustering.count]
             writer.set_clusters(
                 {loaded.seqs[i]: int(after[i]) for i in np.flatnonzero(after != before).tolist()}

@@ -8,7 +8,7 @@ itself (docs/recognition.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -310,12 +310,14 @@ class Recognition:
         chosen = assign(candidates, default_threshold(self.recognizer.key))
         return [None if pick is None else pick.subject for pick in chosen]
 
-    def recluster(self, job: ReclusterJob, start: float) -> ReclusterResult:
+    def recluster(
+        self, job: ReclusterJob, start: float, progress: Callable[[int, int], None] | None = None
+    ) -> ReclusterResult:
         if self.discovery is None:
             raise InvalidRequest("this worker serves no people discovery")
         if self.discovery.store.version(job.collection) < 0:
             raise CollectionNotFound(f"no photos were ingested into collection {job.collection!r}")
-        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension)
+        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension, progress)
         return ReclusterResult(job.collection, clusters, faces, self.name, _ms_since(start))
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:

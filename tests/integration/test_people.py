@@ -78,6 +78,8 @@ def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
     assert queued.status_code == 202, queued.text
     state = requests.get(f"{api}{queued.json()['status_url']}?wait=30", timeout=40).json()
     assert state["status"] == "done" and state["result"]["clusters"] == 7 and state["result"]["faces"] == 25
+    # Its progress, in photos clustered again: all of them by now (the named clusters' are kept).
+    assert state["progress"]["done"] == state["progress"]["total"] > 0
     after = clusters(api)["clusters"]
     assert sorted(c["size"] for c in after) == [1, 3] + [4] * 5
     assert [c["subject"] for c in after if c["id"] == named["id"]] == ["ann"]

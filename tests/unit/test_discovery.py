@@ -90,6 +90,21 @@ def test_a_face_moved_away_is_never_pulled_back() -> None:
     assert (0, label) in clustering.forbidden
 
 
+def test_a_recluster_reports_its_progress_per_photo_and_finds_the_same_people() -> None:
+    rng = np.random.default_rng(7)
+    centres = people(3, rng)
+    clustering = Clustering(DIM)
+    for n in range(4):
+        clustering.add_photo(photo_of(centres, rng), [GOOD] * 3, f"group-{n}")
+    before = clustering.cluster[: clustering.count].reshape(4, 3).copy()
+    heard: list[tuple[int, int]] = []
+    clustering.recluster(fixed=set(), progress=lambda done, total: heard.append((done, total)))
+    assert heard == [(done, 4) for done in range(5)]  # before each photo, and once done
+    after = clustering.cluster[: clustering.count].reshape(4, 3)
+    assert len(set(before[0].tolist())) == 3 and (before == before[0]).all()
+    assert len(set(after[0].tolist())) == 3 and (after == after[0]).all()
+
+
 def test_clusters_kept_apart_stay_apart_through_a_recluster() -> None:
     rng = np.random.default_rng(5)
     centre = people(1, rng)
