@@ -18,6 +18,7 @@ import argparse
 import base64
 import itertools
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ def main() -> None:
         return cast(requests.Session, local.session)
 
     seconds: dict[str, float] = {"extract": 0.0, "ingest": 0.0}
+    per_round: dict[str, list[float]] = {"extract": [], "ingest": []}
     counter = itertools.count()
     with running_system() as running:
         api = running.api_url
@@ -91,7 +93,10 @@ def main() -> None:
 
                 took = run_pass(send, batches, args.clients)
                 seconds[name] += took
+                per_round[name].append(took)
                 print(f"round {round_ + 1} {name:8s} {len(fresh) / took:6.2f} images/s", flush=True)
+        listed = requests.get(endpoints["ingest"].replace("/photos", "/clusters"), timeout=60).json()
+        faces = sum(c["size"] for c in listed["clusters"]) + listed["unclustered"]
     total = len(images) * args.rounds
     rates = {name: total / s for name, s in seconds.items()}
     load = os.getloadavg()
@@ -99,9 +104,13 @@ def main() -> None:
         f"\n{total} images per endpoint, {args.batch} per request, {args.clients} clients, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
     )
+    print(f"the collection holds {faces} faces in {len(listed['clusters'])} clusters at the end")
     print(f"/extract (embeddings)          {rates['extract']:6.2f} images/s")
     print(f"/collections/{{c}}/photos ingest {rates['ingest']:6.2f} images/s")
     print(f"ingest / extract               {rates['ingest'] / rates['extract']:6.3f}x (target >= 0.9x)")
+    # Each round's pair ran back to back: their ratio sees the same load.
+    pairs = sorted(e / i for e, i in zip(per_round["extract"], per_round["ingest"], strict=True))
+    print(f"per round: {' '.join(f'{r:.2f}' for r in pairs)}, median {statistics.median(pairs):.3f}x")
 
 
 if __name__ == "__main__":
