@@ -102,6 +102,14 @@ DECISION_REPLIES = {
     415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
     422: Reply("Invalid field, name, face id or cluster id", ErrorDetail),
 }
+# Decisions the gallery follows (name, merge, move): its recognizer is needed first.
+SUBJECT_DECISION_REPLIES = {
+    **DECISION_REPLIES,
+    409: Reply("recognizer_mismatch: the online workers run another recognizer", ErrorDetail),
+    503: Reply(
+        "No worker online and no face enrolled: the recognizer is unknown", ErrorDetail, retry_after=True
+    ),
+}
 # Cluster ids are positive 63-bit integers in both databases.
 MAX_CLUSTER_ID = 2**53
 
@@ -192,9 +200,9 @@ def _recognizer(ctx: ApiContext, collection: str) -> RecognizerInfo:
     return running
 
 
-def _to_gallery(ctx: ApiContext, collection: str, faces: list[str]) -> None:
+def _to_gallery(ctx: ApiContext, collection: str, recognizer: RecognizerInfo, faces: list[str]) -> None:
     """The gallery (who a subject is) follows the decision for the faces it touched."""
-    sync(ctx.gallery, ctx.people, collection, _recognizer(ctx, collection), faces)
+    sync(ctx.gallery, ctx.people, collection, recognizer, faces)
 
 
 def _body(model: type[ModelT]) -> ModelT:
@@ -212,27 +220,31 @@ def _decided(collection: str, cluster: int | None) -> Response:
     Operation(
         summary="Name a cluster: its faces become the subject's",
         request=NameClusterRequest,
-        replies=DECISION_REPLIES,
+        replies=SUBJECT_DECISION_REPLIES,
     )
 )
 def name(collection: str, cluster: int) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     subject = _body(NameClusterRequest).subject
+    recognizer = _recognizer(ctx, collection)  # first: a refusal leaves nothing decided
     named = name_cluster(ctx.people, collection, _cluster(cluster), subject)
-    _to_gallery(ctx, collection, ctx.people.face_ids(collection, cluster=named))
+    _to_gallery(ctx, collection, recognizer, ctx.people.face_ids(collection, cluster=named))
     return _decided(collection, named)
 
 
 @bp.post("/collections/<collection>/clusters/<int:cluster>/merge")
-@documented(Operation(summary="Merge clusters into this one", request=MergeRequest, replies=DECISION_REPLIES))
+@documented(
+    Operation(summary="Merge clusters into this one", request=MergeRequest, replies=SUBJECT_DECISION_REPLIES)
+)
 def merge(collection: str, cluster: int) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     others = _body(MergeRequest).clusters
+    recognizer = _recognizer(ctx, collection)
     touched = [face for c in [cluster, *others] for face in ctx.people.face_ids(collection, cluster=c)]
     merge_clusters(ctx.people, collection, _cluster(cluster), others)
-    _to_gallery(ctx, collection, touched)
+    _to_gallery(ctx, collection, recognizer, touched)
     return _decided(collection, cluster)
 
 
@@ -299,7 +311,7 @@ def recluster(collection: str) -> Response:
     Operation(
         summary="Move a face to a cluster or subject, or out of any (it is never pulled back)",
         request=MoveFaceRequest,
-        replies=DECISION_REPLIES,
+        replies=SUBJECT_DECISION_REPLIES,
     )
 )
 def move(collection: str, face_id: str) -> Response:
@@ -307,7 +319,8 @@ def move(collection: str, face_id: str) -> Response:
     collection_access(ctx, collection)
     check_face_id(face_id)
     req = _body(MoveFaceRequest)
+    recognizer = _recognizer(ctx, collection)
     target = move_face(ctx.people, collection, face_id, req.cluster, req.subject)
     # The photo's other faces too: one may have left the target (one face per photo there).
-    _to_gallery(ctx, collection, ctx.people.face_ids(collection, photo_of=face_id))
+    _to_gallery(ctx, collection, recognizer, ctx.people.face_ids(collection, photo_of=face_id))
     return _decided(collection, None if target < 0 else target)
