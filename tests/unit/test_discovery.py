@@ -151,3 +151,18 @@ def test_the_sign_code_shortlist_clusters_as_the_exact_scan_does() -> None:
     # The same partition (cluster ids may differ in number): each exact cluster is one shortlisted one.
     pairs = set(zip(exact.tolist(), shortlisted.tolist(), strict=True))
     assert len(pairs) == len(set(exact.tolist())) == len(set(shortlisted.tolist()))
+
+
+def test_a_face_attached_to_a_subject_s_cluster_stays_and_sweeps_its_pool_faces_in() -> None:
+    rng = np.random.default_rng(8)
+    ann, bob = people(2, rng)
+    clustering = Clustering(DIM)
+    # One photo of ann alone: in the pool, no cluster to join or seed with.
+    (waiting,) = clustering.add_photo(photo_of(ann[None], rng), [GOOD], "ann-old")
+    assert clustering.cluster[waiting] == NONE
+    # A later photo whose first face matched ann, enrolled in the gallery, and bob unknown.
+    label = clustering.next_id
+    clustering.next_id += 1
+    rows = clustering.add_photo(photo_of(np.stack([ann, bob]), rng), [GOOD, GOOD], "pair", [label, NONE])
+    assert clustering.cluster[rows[0]] == label and clustering.cluster[waiting] == label
+    assert clustering.cluster[rows[1]] == NONE  # bob: no cluster of his, no pool face like him
