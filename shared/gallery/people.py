@@ -374,6 +374,29 @@ class PeopleStore:
                 db, "DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (collection, face_id)
             )
 
+    def subject_renamed(self, collection: str, old: str, new: str) -> None:
+        """The gallery renamed a subject: its cluster and links carry the new name."""
+        with self._plain() as db:
+            for table in ("people_clusters", "people_enrolled"):
+                self._q(
+                    db,
+                    f"UPDATE {table} SET subject = ? WHERE collection = ? AND subject = ?",
+                    (new, collection, old),
+                )
+
+    def subject_deleted(self, collection: str, subject: str) -> None:
+        """The gallery deleted a subject: its cluster stays (a person's grouping) without the name,
+        and its faces' links to the deleted gallery faces go."""
+        with self._plain() as db:
+            self._q(
+                db,
+                "UPDATE people_clusters SET subject = NULL WHERE collection = ? AND subject = ?",
+                (collection, subject),
+            )
+            self._q(
+                db, "DELETE FROM people_enrolled WHERE collection = ? AND subject = ?", (collection, subject)
+            )
+
     def delete_collection(self, collection: str) -> bool:
         with self._plain() as db:
             for table in (

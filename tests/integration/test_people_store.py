@@ -165,3 +165,11 @@ def test_the_gallery_s_subjects_are_who_a_discovered_face_is(store: PeopleStore,
     sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", photo_of=out))
     assert len(gallery.faces("album", "ann")) == 2 and len(gallery.faces("album", "bob")) == 5
     assert store.subject_state("album", [done[1].face_ids[1]])[done[1].face_ids[1]].enrolled is None
+    # The gallery renames bob, then deletes him: discovery's cluster follows, and keeps its faces.
+    assert gallery.rename_subject("album", "bob", "robert") == 5
+    store.subject_renamed("album", "bob", "robert")
+    assert store.subjects("album")[bob_cluster] == "robert"
+    gallery.delete_subject("album", "robert")
+    store.subject_deleted("album", "robert")
+    assert bob_cluster not in store.subjects("album")
+    assert len({c.id: c for c in store.listing("album").clusters}[bob_cluster].faces) == 4
