@@ -7,8 +7,9 @@ Three wire forms give one typed request (a subclass of ``api.schemas.ImagesBody`
   may be the file's raw bytes (a MessagePack bin), as InsightFace-REST's current client sends it,
   or a base64 string.
 - ``multipart/form-data``: each ``file`` field is one image file (in order), each ``urls`` field
-  one URL, and every other field an option as text (``threshold=0.5``, ``return_landmarks=106``,
-  ``max_size=640,480``, ``img_req_headers={"Cookie": "a=b"}``; empty or ``null``: the default),
+  one URL, each ``photo_id`` field one item of ``photo_ids`` (in order), and every other field an
+  option as text (``threshold=0.5``, ``return_landmarks=106``, ``max_size=640,480``,
+  ``img_req_headers={"Cookie": "a=b"}``; empty or ``null``: the default),
   so that ``curl -F file=@a.jpg`` and Swagger UI's form, as it comes, work.
 
 A route calls ``read_body(Model)`` and then ``read_images(ctx, body.request)``: the first
@@ -46,6 +47,9 @@ RequestT = TypeVar("RequestT", bound=ImagesBody)
 MSGPACK_TYPES = frozenset({"application/msgpack", "application/x-msgpack"})
 FILE_FIELD = "file"
 URL_FIELD = "urls"
+# Form fields that repeat, one part per item, in order, and the list field they make: one
+# ``photo_id`` part per file (the contract for POST /collections/{c}/photos).
+FORM_ITEM_FIELDS = {"photo_id": "photo_ids"}
 # Form fields whose text is JSON (a map has no other plain-text form).
 FORM_JSON_FIELDS = frozenset({"img_req_headers"})
 FORM_NULLS = frozenset({"", "null"})
@@ -192,6 +196,9 @@ def form_fields(
         # An empty field, or the text null (what Swagger UI's Try it out sends for an option
         # whose default is null), means the option's default, as null does in JSON.
         if name == URL_FIELD or value in FORM_NULLS:
+            continue
+        if name in FORM_ITEM_FIELDS:
+            fields[FORM_ITEM_FIELDS[name]] = form.getlist(name)
             continue
         if name in FORM_JSON_FIELDS:
             try:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask
 from pydantic import TypeAdapter
 
+from api.bodies import FORM_ITEM_FIELDS
 from api.schemas import ErrorDetail
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -148,6 +149,13 @@ def _form_schema(model: Any, upload: Upload) -> dict[str, Any]:
         "default": [],
         "description": "Image URLs (images.urls)",
     }
+    for part, listed in FORM_ITEM_FIELDS.items():
+        if listed in options:  # sent as one part per item: the form names the part
+            item = options.pop(listed)
+            options[part] = {
+                **item,
+                "description": f"One part per item of {listed}: {item.get('description', '')}",
+            }
     return {"type": "object", "properties": {upload.field: files, "urls": urls, **options}}
 
 

@@ -419,6 +419,8 @@ def job_state_body(state: JobState) -> JobStateBody:
         except FaceRestError as exc:  # api_ver 1: one bad image fails the request
             body["status"] = JobStatus.FAILED.value
             body["error"] = error_detail(exc.info())
+    if state.progress is not None:
+        body["progress"] = {"done": state.progress[0], "total": state.progress[1]}
     if state.callback is not None:
         callback = state.callback
         body["callback"] = {

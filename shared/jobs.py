@@ -259,6 +259,16 @@ class JobState:
     sent: bool = False
     callback: CallbackState | None = None  # None: the job has no callback URL
     callback_url: str | None = None
+    progress: tuple[int, int] | None = None  # (done, total) as a long job last reported it
+
+
+# A running job's progress, written only while it runs: a late report never recreates an expired
+# job's key (without a TTL) nor touches a finished one.
+PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+    redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+end
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +324,7 @@ class JobStore:
         self._take_back = client.register_script(TAKE_BACK)
         self._create = client.register_script(CREATE)
         self._unfinished = client.register_script(UNFINISHED)
+        self._progress = client.register_script(PROGRESS)
 
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
@@ -438,6 +449,23 @@ class JobStore:
             self._key(job_id),
             mapping={"status": JobStatus.RUNNING, "started": time.time(), "worker": worker},
         )
+
+    def progress(self, job_id: str, done: int, total: int) -> None:
+        """A running job's progress, shown by GET /results while it runs (and after)."""
+        self._progress(keys=[self._key(job_id)], args=[f"{done}/{total}"])
+
+    def progress_reporter(self, job_id: str, every_s: float = 0.5) -> Callable[[int, int], None]:
+        """``progress`` for a loop that may call it per step: at most one write per ``every_s``,
+        and always the first and the last (done == total)."""
+        last = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done in (0, total) or now - last[0] >= every_s:
+                last[0] = now
+                self.progress(job_id, done, total)
+
+        return report
 
     def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool:
         """Record the result or the job's error, drop the input, release ``worker``'s claim and wake
@@ -568,6 +596,7 @@ class JobStore:
             sent=b"sent" in raw,
             callback=_callback_state(raw),
             callback_url=raw[b"callback"].decode() if b"callback" in raw else None,
+            progress=_progress(raw.get(b"progress")),
         )
 
     def wait(self, job_id: str, timeout_s: float, owner: str | None = None) -> JobState:
@@ -587,6 +616,13 @@ class JobStore:
             moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
             if moved is not None:
                 return self.state(job_id, owner)
+
+
+def _progress(raw: bytes | None) -> tuple[int, int] | None:
+    if raw is None:
+        return None
+    done, total = raw.decode().split("/")
+    return int(done), int(total)
 
 
 def _callback_state(raw: dict[bytes, bytes]) -> CallbackState | None:

@@ -23,7 +23,7 @@ written back by the caller; nothing here reads a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,11 +140,20 @@ class Clustering:
 
     # -- incremental clustering ------------------------------------------------------------------
 
-    def add_photo(self, vectors: FloatArray, quality: Sequence[float], photo: str) -> list[int]:
+    def add_photo(
+        self, vectors: FloatArray, quality: Sequence[float], photo: str, attach: Sequence[int] = ()
+    ) -> list[int]:
         """Add one photo's faces and cluster them: their row numbers (``cluster[row]`` says where
-        each went; a new cluster may also have taken faces of the pool)."""
+        each went; a new cluster may also have taken faces of the pool). ``attach``, row for row
+        (NONE: no): clusters the faces go to as they are (they matched the cluster's enrolled
+        subject); the pool is swept into them and the others are clustered around them."""
         rows = self._append(vectors, quality, [photo] * len(vectors))
-        self._place(rows)
+        attached = [(row, label) for row, label in zip(rows, attach, strict=False) if label != NONE]
+        for row, label in attached:
+            self.cluster[row] = label
+        self._place([row for row in rows if self.cluster[row] == NONE])
+        for row, label in attached:
+            self._sweep(label, [row])
         return rows
 
     def _place(self, rows: Sequence[int]) -> None:
@@ -333,7 +342,7 @@ class Clustering:
     def keep_apart(self, a: int, b: int) -> None:
         self.apart.add(frozenset((a, b)))
 
-    def recluster(self, fixed: set[int]) -> None:
+    def recluster(self, fixed: set[int], progress: Callable[[int, int], None] | None = None) -> None:
         """Cluster every face again, best photos first, keeping the clusters in ``fixed`` (named
         by a person), every cluster a person acted on (kept apart, moved a face out of), and
         every pinned face where they are."""
@@ -344,8 +353,12 @@ class Clustering:
         for i in np.flatnonzero(~keep):
             photos.setdefault(int(self.photo_code[i]), []).append(int(i))
         order = sorted(photos.values(), key=lambda rows: -float(self.quality[rows].max()))
-        for rows in order:
+        for done, rows in enumerate(order):
+            if progress is not None:
+                progress(done, len(order))
             self._place(rows)
+        if progress is not None:
+            progress(len(order), len(order))
 
 
 def _words(dimension: int) -> int:

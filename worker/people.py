@@ -10,7 +10,7 @@ starts from it as it is (a photo costs its own faces' work, not a reload); other
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +26,8 @@ class NewPhoto:
     photo_id: str
     sha256: str
     faces: list[NewPeopleFace]
+    # Face for face: the gallery subject it matched at the open-set threshold (None: none).
+    subjects: Sequence[str | None] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,10 @@ class Discovery:
                 stored, seqs = writer.add_photo(photo.photo_id, photo.sha256, photo.faces)
                 if photo.faces:
                     vectors = np.stack([face.vec for face in photo.faces]).astype(np.float32)
-                    rows = clustering.add_photo(vectors, [f.quality for f in photo.faces], photo.photo_id)
+                    attach = [self._subject_cluster(writer, clustering, s) for s in photo.subjects]
+                    rows = clustering.add_photo(
+                        vectors, [f.quality for f in photo.faces], photo.photo_id, attach
+                    )
                     loaded.seqs.extend(seqs)
                     loaded.rows.update(zip(stored.face_ids, rows, strict=True))
                 out.append(stored)
@@ -108,20 +113,35 @@ class Discovery:
         return [self._answer(loaded, p) for p in out]
 
     @staticmethod
+    def _subject_cluster(writer: Writer, clustering: Clustering, subject: str | None) -> int:
+        """The cluster named ``subject`` (made if none is), where a face that matched it goes."""
+        if subject is None:
+            return NONE
+        named = writer.cluster_of_subject(subject)
+        if named is not None:
+            return named
+        made = clustering.next_id
+        clustering.next_id += 1
+        writer.set_meta(made, subject=subject)
+        return made
+
+    @staticmethod
     def _answer(loaded: _Loaded, photo: StoredPhoto) -> IngestedPhoto:
         cluster = loaded.clustering.cluster
         return IngestedPhoto(
             photo.photo_id, photo.face_ids, [int(cluster[loaded.rows[f]]) for f in photo.face_ids], photo.new
         )
 
-    def recluster(self, collection: str, dimension: int) -> tuple[int, int]:
+    def recluster(
+        self, collection: str, dimension: int, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[int, int]:
         """Cluster the collection again from scratch, keeping what a person decided; the clusters
-        and faces after it."""
+        and faces after it. ``progress`` hears (photos clustered, photos to cluster)."""
         with self.store.writing(collection, dimension) as writer:
             loaded = self._load(writer, dimension)
             clustering = loaded.clustering
             before = clustering.cluster[: clustering.count].copy()
-            clustering.recluster(writer.fixed_clusters())
+            clustering.recluster(writer.fixed_clusters(), progress)
             after = clustering.cluster[: clustering.count]
             writer.set_clusters(
                 {loaded.seqs[i]: int(after[i]) for i in np.flatnonzero(after != before).tolist()}

@@ -8,8 +8,8 @@ itself (docs/recognition.md).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import msgspec
@@ -275,6 +275,7 @@ class Recognition:
                 for face in image.faces
             ]
             photos.append(NewPhoto(photo_id or digest[:32], digest, new_faces))
+        photos = self._enrolled(job.collection, photos)
         stored = iter(self.discovery.ingest(job.collection, self.recognizer.dimension, photos))
         names = self.discovery.store.subjects(job.collection) if photos else {}
         answered: list[IngestedPhoto] = []
@@ -302,12 +303,34 @@ class Recognition:
             answered.append(IngestedPhoto(photo.photo_id, "ok", faces, photo.new))
         return IngestResult(job.collection, answered, self.name, _ms_since(start), done.recognizer)
 
-    def recluster(self, job: ReclusterJob, start: float) -> ReclusterResult:
+    def _enrolled(self, collection: str, photos: list[NewPhoto]) -> list[NewPhoto]:
+        """The photos with, face for face, the subject enrolled in the collection's gallery each
+        face is, as recognize would say it (the recognizer's default open-set threshold, one
+        subject per face of a photo). One search for the whole job; none when the gallery has no
+        such collection."""
+        faces = [face for photo in photos for face in photo.faces]
+        if not faces or self.gallery.recognizer_of(collection) is None:
+            return photos
+        queries = np.stack([face.vec for face in faces]).astype(np.float32)
+        # As many candidates as the largest photo has faces: the same-photo rule may need each
+        # face's next-best subject.
+        candidates = self.gallery.search(collection, queries, max(len(photo.faces) for photo in photos))
+        threshold = default_threshold(self.recognizer.key)
+        out, at = [], 0
+        for photo in photos:
+            chosen = assign(candidates[at : at + len(photo.faces)], threshold)
+            at += len(photo.faces)
+            out.append(replace(photo, subjects=[None if pick is None else pick.subject for pick in chosen]))
+        return out
+
+    def recluster(
+        self, job: ReclusterJob, start: float, progress: Callable[[int, int], None] | None = None
+    ) -> ReclusterResult:
         if self.discovery is None:
             raise InvalidRequest("this worker serves no people discovery")
         if self.discovery.store.version(job.collection) < 0:
             raise CollectionNotFound(f"no photos were ingested into collection {job.collection!r}")
-        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension)
+        clusters, faces = self.discovery.recluster(job.collection, self.recognizer.dimension, progress)
         return ReclusterResult(job.collection, clusters, faces, self.name, _ms_since(start))
 
     def compact(self, job: CompactJob, start: float) -> CompactResult:

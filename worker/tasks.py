@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +45,8 @@ class Store(Protocol):
     def mark_running(self, job_id: str, worker: str) -> None: ...
 
     def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool: ...
+
+    def progress_reporter(self, job_id: str, every_s: float = 0.5) -> Callable[[int, int], None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ class WorkerRuntime:
                 case IngestJob():
                     return self._recognition().ingest(job, start)
                 case ReclusterJob():
-                    return self._recognition().recluster(job, start)
+                    return self._recognition().recluster(job, start, self.store.progress_reporter(job_id))
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)

@@ -384,6 +384,7 @@ def delete_subject(collection: str, subject: str) -> Response:
     deleted = ctx.gallery.delete_subject(collection, subject)
     if not deleted:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
+    ctx.people.subject_deleted(collection, subject)  # discovery's name for it follows (docs/people.md)
     body: DeletedBody = {"deleted": deleted}
     return encode(body, wants_msgpack(request))
 
@@ -417,6 +418,7 @@ def rename_subject(collection: str, subject: str) -> Response:
         faces = ctx.gallery.rename_subject(collection, subject, new_name)
     if not faces:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
+    ctx.people.subject_renamed(collection, subject, new_name)
     body: RenamedBody = {"subject": new_name, "faces": faces}
     return encode(body, wants_msgpack(request))
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api.bodies import Body, parse, wire_of
 from api.collection_access import all_or_none, check_face_id, check_workers, collection_access, images_of
-from api.context import context
+from api.context import ApiContext, context
 from api.openapi import Operation, Reply, documented
 from api.render import encode, wants_msgpack
 from api.routes.collections import COLLECTION_JOB_BODY, read_collection_job
@@ -35,8 +35,9 @@ from api.submit import (
     queued_operation,
     submit,
 )
-from shared.contract import IngestJob, ReclusterJob, RenderSettings
-from shared.errors import CollectionNotFound, FaceNotFound, InvalidField
+from shared.contract import IngestJob, ReclusterJob, RecognizerInfo, RenderSettings
+from shared.errors import CollectionNotFound, FaceNotFound, InvalidField, ServiceUnavailable
+from shared.gallery import check_recognizer
 from shared.gallery.people import (
     ClusterFace,
     ignore_cluster,
@@ -45,6 +46,7 @@ from shared.gallery.people import (
     move_face,
     name_cluster,
 )
+from shared.gallery.people_subjects import sync
 
 bp = Blueprint("people", __name__)
 
@@ -99,6 +101,14 @@ DECISION_REPLIES = {
     404: Reply("collection_not_found, face_not_found", ErrorDetail),
     415: Reply(UNSUPPORTED_MEDIA_TYPE, ErrorDetail),
     422: Reply("Invalid field, name, face id or cluster id", ErrorDetail),
+}
+# Decisions the gallery follows (name, merge, move): its recognizer is needed first.
+SUBJECT_DECISION_REPLIES = {
+    **DECISION_REPLIES,
+    409: Reply("recognizer_mismatch: the online workers run another recognizer", ErrorDetail),
+    503: Reply(
+        "No worker online and no face enrolled: the recognizer is unknown", ErrorDetail, retry_after=True
+    ),
 }
 # Cluster ids are positive 63-bit integers in both databases.
 MAX_CLUSTER_ID = 2**53
@@ -177,6 +187,24 @@ def thumbnail(collection: str, face_id: str) -> Response:
     return Response(crop, mimetype="image/jpeg")
 
 
+def _recognizer(ctx: ApiContext, collection: str) -> RecognizerInfo:
+    """The recognizer of the collection's vectors: the gallery's, or (none enrolled yet) the one
+    every online worker runs, which made the discovered faces' vectors."""
+    stored = ctx.gallery.recognizer_of(collection)
+    workers = ctx.workers.online()
+    if stored is None and not workers:
+        raise ServiceUnavailable("no worker online: the recognizer of the collection's faces is unknown")
+    running = stored or workers[0].recognizer
+    for worker in workers:
+        check_recognizer(collection, running, worker.recognizer)
+    return running
+
+
+def _to_gallery(ctx: ApiContext, collection: str, recognizer: RecognizerInfo, faces: list[str]) -> None:
+    """The gallery (who a subject is) follows the decision for the faces it touched."""
+    sync(ctx.gallery, ctx.people, collection, recognizer, faces)
+
+
 def _body(model: type[ModelT]) -> ModelT:
     raw: Any = parse(request.get_data(), wire_of(request.mimetype))
     return model.model_validate(raw)
@@ -192,22 +220,31 @@ def _decided(collection: str, cluster: int | None) -> Response:
     Operation(
         summary="Name a cluster: its faces become the subject's",
         request=NameClusterRequest,
-        replies=DECISION_REPLIES,
+        replies=SUBJECT_DECISION_REPLIES,
     )
 )
 def name(collection: str, cluster: int) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     subject = _body(NameClusterRequest).subject
-    return _decided(collection, name_cluster(ctx.people, collection, _cluster(cluster), subject))
+    recognizer = _recognizer(ctx, collection)  # first: a refusal leaves nothing decided
+    named = name_cluster(ctx.people, collection, _cluster(cluster), subject)
+    _to_gallery(ctx, collection, recognizer, ctx.people.face_ids(collection, cluster=named))
+    return _decided(collection, named)
 
 
 @bp.post("/collections/<collection>/clusters/<int:cluster>/merge")
-@documented(Operation(summary="Merge clusters into this one", request=MergeRequest, replies=DECISION_REPLIES))
+@documented(
+    Operation(summary="Merge clusters into this one", request=MergeRequest, replies=SUBJECT_DECISION_REPLIES)
+)
 def merge(collection: str, cluster: int) -> Response:
     ctx = context()
     collection_access(ctx, collection)
-    merge_clusters(ctx.people, collection, _cluster(cluster), _body(MergeRequest).clusters)
+    others = _body(MergeRequest).clusters
+    recognizer = _recognizer(ctx, collection)
+    touched = [face for c in [cluster, *others] for face in ctx.people.face_ids(collection, cluster=c)]
+    merge_clusters(ctx.people, collection, _cluster(cluster), others)
+    _to_gallery(ctx, collection, recognizer, touched)
     return _decided(collection, cluster)
 
 
@@ -274,7 +311,7 @@ def recluster(collection: str) -> Response:
     Operation(
         summary="Move a face to a cluster or subject, or out of any (it is never pulled back)",
         request=MoveFaceRequest,
-        replies=DECISION_REPLIES,
+        replies=SUBJECT_DECISION_REPLIES,
     )
 )
 def move(collection: str, face_id: str) -> Response:
@@ -282,5 +319,8 @@ def move(collection: str, face_id: str) -> Response:
     collection_access(ctx, collection)
     check_face_id(face_id)
     req = _body(MoveFaceRequest)
+    recognizer = _recognizer(ctx, collection)
     target = move_face(ctx.people, collection, face_id, req.cluster, req.subject)
+    # The photo's other faces too: one may have left the target (one face per photo there).
+    _to_gallery(ctx, collection, recognizer, ctx.people.face_ids(collection, photo_of=face_id))
     return _decided(collection, None if target < 0 else target)

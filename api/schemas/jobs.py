@@ -40,6 +40,14 @@ class CallbackBody(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class ProgressBody(TypedDict):
+    """How far a long job is (a re-cluster: photos clustered of those it clusters again)."""
+
+    done: int
+    total: int
+
+
+@with_config(ConfigDict(extra="forbid"))
 class JobStateBody(TypedDict):
     id: str
     status: JobStatusName
@@ -56,3 +64,12 @@ class JobStateBody(TypedDict):
     ]
     error: NotRequired[ErrorDetail]
     callback: NotRequired[CallbackBody]
+    progress: NotRequired[
+        Annotated[
+            ProgressBody,
+            Field(
+                description="Jobs that report it (a re-cluster), from when they start running: updated "
+                "about twice a second, done == total when the work is done"
+            ),
+        ]
+    ]

@@ -33,7 +33,13 @@ class IngestedFaceBody(TypedDict):
         Field(description="Original-image px; zeros for a photo stored before"),
     ]
     quality: Annotated[float, Field(description="docs/recognition.md#face-quality")]
-    subject: Annotated[str | None, Field(description="The name a person gave the face's cluster")]
+    subject: Annotated[
+        str | None,
+        Field(
+            description="The gallery subject of the face's cluster: one it matched at the recognizer's "
+            "open-set threshold, or the name a person gave the cluster"
+        ),
+    ]
     cluster: Annotated[int | None, Field(description="null: in no cluster yet")]
 
 

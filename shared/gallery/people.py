@@ -82,6 +82,15 @@ CREATE TABLE IF NOT EXISTS people_decisions (
     created DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS people_decisions_by_collection ON people_decisions (collection, kind);
+CREATE TABLE IF NOT EXISTS people_enrolled (
+    -- A discovered face a person made a subject's, and its copy in the gallery (its face id there):
+    -- taking the face out of the subject deletes that copy.
+    collection TEXT NOT NULL REFERENCES people_collections(name) ON DELETE CASCADE,
+    face TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    gallery_face TEXT NOT NULL,
+    PRIMARY KEY (collection, face)
+);
 """
 
 
@@ -145,6 +154,24 @@ class Cluster:
     faces: list[ClusterFace]  # best quality first; the first is the cover
     subject: str | None
     ignored: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollableFace:
+    """A discovered face as the gallery enrolls it (shared/gallery/people_subjects.py)."""
+
+    face_id: str
+    sha256: str  # its photo's
+    faces_in_photo: int
+    bbox: tuple[float, float, float, float]
+    vec: Vectors
+    crop: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectState:
+    wanted: str | None  # the subject of the face's cluster
+    enrolled: tuple[str, str] | None  # (subject, gallery face id) of its copy in the gallery
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +309,103 @@ class PeopleStore:
             ).fetchone()
             return None if row is None else bytes(row[0])
 
+    def face_ids(self, collection: str, cluster: int | None = None, photo_of: str | None = None) -> list[str]:
+        """The faces of a cluster, or of the photo of face ``photo_of``."""
+        sql = "SELECT id FROM people_faces WHERE collection = ? AND "
+        with self._plain() as db:
+            if cluster is not None:
+                rows = self._q(db, sql + "cluster = ?", (collection, cluster)).fetchall()
+            else:
+                rows = self._q(
+                    db,
+                    sql + "photo_id = (SELECT photo_id FROM people_faces WHERE collection = ? AND id = ?)",
+                    (collection, collection, photo_of),
+                ).fetchall()
+            return [r[0] for r in rows]
+
+    def subject_state(self, collection: str, face_ids: Sequence[str]) -> dict[str, SubjectState]:
+        """Per face: the subject of its cluster, and the gallery copy it has."""
+        if not face_ids:
+            return {}
+        with self._plain() as db:
+            rows = self._q(
+                db,
+                "SELECT f.id, c.subject, e.subject, e.gallery_face FROM people_faces f "
+                "LEFT JOIN people_clusters c ON c.collection = f.collection AND c.id = f.cluster "
+                "LEFT JOIN people_enrolled e ON e.collection = f.collection AND e.face = f.id "
+                f"WHERE f.collection = ? AND f.id IN ({', '.join('?' for _ in face_ids)})",
+                (collection, *face_ids),
+            ).fetchall()
+        return {r[0]: SubjectState(r[1], None if r[3] is None else (r[2], r[3])) for r in rows}
+
+    def enrollable(self, collection: str, face_ids: Sequence[str]) -> list[EnrollableFace]:
+        """These faces, as the gallery enrolls them."""
+        if not face_ids:
+            return []
+        with self._plain() as db:
+            rows = self._q(
+                db,
+                "SELECT f.id, p.sha256, p.faces, f.bbox, f.vec, f.crop FROM people_faces f "
+                "JOIN people_photos p ON p.collection = f.collection AND p.photo_id = f.photo_id "
+                f"WHERE f.collection = ? AND f.id IN ({', '.join('?' for _ in face_ids)}) ORDER BY f.seq",
+                (collection, *face_ids),
+            ).fetchall()
+        return [
+            EnrollableFace(
+                r[0], r[1], int(r[2]), _bbox(r[3]), np.frombuffer(bytes(r[4]), np.float32), bytes(r[5])
+            )
+            for r in rows
+        ]
+
+    def link(self, collection: str, subject: str, links: Sequence[tuple[str, str]]) -> None:
+        """(discovered face id, gallery face id) pairs: that face is enrolled as ``subject``."""
+        with self._plain() as db:
+            for face, gallery_face in links:
+                self._q(
+                    db,
+                    "INSERT INTO people_enrolled (collection, face, subject, gallery_face) "
+                    "VALUES (?, ?, ?, ?)",
+                    (collection, face, subject, gallery_face),
+                )
+
+    def unlink(self, collection: str, face_id: str) -> None:
+        with self._plain() as db:
+            self._q(
+                db, "DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (collection, face_id)
+            )
+
+    def subject_renamed(self, collection: str, old: str, new: str) -> None:
+        """The gallery renamed a subject: its cluster and links carry the new name."""
+        with self._plain() as db:
+            for table in ("people_clusters", "people_enrolled"):
+                self._q(
+                    db,
+                    f"UPDATE {table} SET subject = ? WHERE collection = ? AND subject = ?",
+                    (new, collection, old),
+                )
+
+    def subject_deleted(self, collection: str, subject: str) -> None:
+        """The gallery deleted a subject: its cluster stays (a person's grouping) without the name,
+        and its faces' links to the deleted gallery faces go."""
+        with self._plain() as db:
+            self._q(
+                db,
+                "UPDATE people_clusters SET subject = NULL WHERE collection = ? AND subject = ?",
+                (collection, subject),
+            )
+            self._q(
+                db, "DELETE FROM people_enrolled WHERE collection = ? AND subject = ?", (collection, subject)
+            )
+
     def delete_collection(self, collection: str) -> bool:
         with self._plain() as db:
-            for table in ("people_decisions", "people_clusters", "people_faces", "people_photos"):
+            for table in (
+                "people_enrolled",
+                "people_decisions",
+                "people_clusters",
+                "people_faces",
+                "people_photos",
+            ):
                 self._q(db, f"DELETE FROM {table} WHERE collection = ?", (collection,))
             cursor = self._q(db, "DELETE FROM people_collections WHERE name = ?", (collection,))
             return bool(cursor.rowcount)

@@ -94,6 +94,25 @@ def test_a_job_is_claimed_by_one_live_worker_and_finished_once(
     assert not late.granted and late.finished
 
 
+def test_progress_shows_while_a_job_runs_and_never_outlives_it(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    store, _, _ = parts
+    job = new_job(store)
+    store.progress(job, 1, 4)  # queued: not recorded
+    assert store.state(job).progress is None
+    store.mark_running(job, "w1")
+    report = store.progress_reporter(job, every_s=60)
+    report(0, 4)
+    report(2, 4)  # within every_s of the last: skipped
+    assert store.state(job).progress == (0, 4)
+    report(4, 4)  # the last always goes through
+    assert store.state(job).progress == (4, 4)
+    assert store.finish(job, RESULT, "w1")
+    store.progress(job, 1, 4)  # finished: stays as it was
+    assert store.state(job).progress == (4, 4)
+
+
 def test_a_dead_holders_job_is_taken_back_by_exactly_one_reaper(
     client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
 ) -> None:

@@ -13,7 +13,7 @@ import requests
 from facerest_client.cli import main as cli_main
 
 from tests.client import b64
-from tests.integration.test_recognition import T1, TIMEOUT, YAO, mirrored
+from tests.integration.test_recognition import T1, TIMEOUT, YAO, enroll, mirrored, recognize
 
 COLLECTION = "library"
 
@@ -30,6 +30,8 @@ def clusters(api: str) -> dict[str, Any]:
 
 
 def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
+    # Yao Ming is enrolled in the collection's gallery: his face is attached to him at ingest.
+    assert enroll(api, COLLECTION, "yao", [mirrored(YAO, 0.9)]).status_code == 201
     photos = [T1.read_bytes(), mirrored(T1, 0.8), YAO.read_bytes(), mirrored(T1, 0.6)]
     reply = ingest(api, photos, photo_ids=["t1", "t1-mirrored", "yao", "t1-small"])
     assert reply.status_code == 200, reply.text
@@ -37,10 +39,14 @@ def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
     assert [p["photo_id"] for p in answered] == ["t1", "t1-mirrored", "yao", "t1-small"]
     assert [len(p["faces"]) for p in answered] == [6, 6, 1, 6]
     assert all(p["new"] for p in answered)
-    # Six people of three photos each: six clusters, one face of each photo in each.
+    assert answered[2]["faces"][0]["subject"] == "yao" and answered[2]["faces"][0]["cluster"] is not None
+    assert all(f["subject"] is None for p in answered if p["photo_id"] != "yao" for f in p["faces"])
+    # Six people of three photos each: six clusters, one face of each photo in each; Yao's.
     listed = clusters(api)
-    assert sorted(c["size"] for c in listed["clusters"]) == [3] * 6
-    assert listed["unclustered"] == 1 and listed["pending"] == 0
+    assert sorted(c["size"] for c in listed["clusters"]) == [1] + [3] * 6
+    assert [c["subject"] for c in listed["clusters"] if c["size"] == 1] == ["yao"]
+    listed["clusters"] = [c for c in listed["clusters"] if c["size"] == 3]
+    assert listed["unclustered"] == 0 and listed["pending"] == 0
     for cluster in listed["clusters"]:
         assert sorted(f["photo_id"] for f in cluster["faces"]) == ["t1", "t1-mirrored", "t1-small"]
         assert cluster["cover"] == cluster["faces"][0] and cluster["subject"] is None
@@ -52,19 +58,30 @@ def test_a_library_s_faces_become_people_and_a_name_sticks(api: str) -> None:
         f"{api}/collections/{COLLECTION}/clusters/{named['id']}/name", json={"subject": "ann"}, timeout=10
     )
     assert done.status_code == 200 and done.json()["cluster"] == named["id"], done.text
+    # ann is the gallery's now: recognize finds her (her three faces are enrolled).
+    seen = recognize(api, COLLECTION, [mirrored(T1, 0.7)])["data"][0]["faces"]
+    assert sorted(f["subject"] or "" for f in seen) == ["", "", "", "", "", "ann"]
+    ann_face = named["faces"][0]["face_id"]
     later = ingest(api, [mirrored(T1, 0.7)], photo_ids=["t1-later"]).json()["photos"][0]["faces"]
     assert sorted((f["subject"] or "") for f in later) == ["", "", "", "", "", "ann"]
     # The same bytes again, under another id: answered as stored, nothing added.
     again = ingest(api, [T1.read_bytes()], photo_ids=["t1-copy"]).json()["photos"][0]
     assert again["photo_id"] == "t1" and again["new"] is False
-    assert sum(c["size"] for c in clusters(api)["clusters"]) == 24
-    # A full re-cluster (a job) keeps the name and finds the same people.
+    assert sum(c["size"] for c in clusters(api)["clusters"]) == 25
+    # Taking a face out of ann takes it out of the gallery's ann too.
+    moved = requests.post(f"{api}/collections/{COLLECTION}/photos/faces/{ann_face}/move", json={}, timeout=10)
+    assert moved.status_code == 200 and moved.json()["cluster"] is None, moved.text
+    enrolled = requests.get(f"{api}/collections/{COLLECTION}/subjects/ann", timeout=10).json()
+    assert len(enrolled["faces"]) == 2
+    # A full re-cluster (a job) keeps the names and finds the same people.
     queued = requests.post(f"{api}/collections/{COLLECTION}/clusters/recluster", json={}, timeout=10)
     assert queued.status_code == 202, queued.text
     state = requests.get(f"{api}{queued.json()['status_url']}?wait=30", timeout=40).json()
-    assert state["status"] == "done" and state["result"]["clusters"] == 6 and state["result"]["faces"] == 25
+    assert state["status"] == "done" and state["result"]["clusters"] == 7 and state["result"]["faces"] == 25
+    # Its progress, in photos clustered again: all of them by now (the named clusters' are kept).
+    assert state["progress"]["done"] == state["progress"]["total"] > 0
     after = clusters(api)["clusters"]
-    assert sorted(c["size"] for c in after) == [4] * 6
+    assert sorted(c["size"] for c in after) == [1, 3] + [4] * 5
     assert [c["subject"] for c in after if c["id"] == named["id"]] == ["ann"]
     # Deleting the collection deletes what discovery stored.
     assert requests.delete(f"{api}/collections/{COLLECTION}", timeout=10).status_code == 200

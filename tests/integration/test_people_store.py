@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.contract import RecognizerInfo
+from shared.gallery import Gallery, NewFace, open_gallery
 from shared.gallery.people import (
     NO_CLUSTER,
     NewPeopleFace,
@@ -22,6 +24,7 @@ from shared.gallery.people import (
     name_cluster,
     open_people,
 )
+from shared.gallery.people_subjects import sync
 from testkit.postgres import fresh_database
 from tests.unit.test_discovery import DIM, GOOD, people, photo_of
 from worker.people import Discovery, NewPhoto
@@ -39,6 +42,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PeopleStor
     opened.delete_collection("album")  # one server per module: start each test empty
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def gallery(store: PeopleStore, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Gallery]:
+    """The recognition gallery in the same database as ``store``."""
+    url = "" if store.dialect.name == "sqlite" else request.getfixturevalue("postgres_url")
+    opened = open_gallery(url, tmp_path)
+    opened.delete_collection("album")
+    yield opened
+    opened.close()
+
+
+RECOGNIZER = RecognizerInfo("arcface", "w600k_mbf", "1", "research", DIM)
 
 
 def photo(name: str, vectors: np.ndarray, quality: float = GOOD) -> NewPhoto:
@@ -109,3 +125,51 @@ def test_decisions_hold_through_later_ingests_and_a_recluster(store: PeopleStore
     assert moved in {f.face_id for f in {c.id: c for c in store.listing("album").clusters}[ann].faces}
     merge_clusters(store, "album", ann, [cid])
     assert cid not in {c.id for c in store.listing("album").clusters}
+
+
+def test_the_gallery_s_subjects_are_who_a_discovered_face_is(store: PeopleStore, gallery: Gallery) -> None:
+    rng = np.random.default_rng(14)
+    centres = people(3, rng)
+    discovery = Discovery(store)
+    done = discovery.ingest("album", DIM, [photo(f"x{n}", photo_of(centres, rng)) for n in range(3)])
+    ann, bob, _ = done[0].clusters
+    # Naming a cluster enrolls its faces as the subject: the gallery's search finds ann.
+    assert name_cluster(store, "album", ann, "ann") == ann
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=ann))
+    assert len(gallery.faces("album", "ann")) == 3
+    query = photo_of(centres[:1], rng)
+    assert gallery.search("album", query, 1)[0][0].subject == "ann"
+    # bob, enrolled by hand: a face that matched him at ingest is attached to a cluster named bob.
+    hand = NewFace("hand", (0.0, 0.0, 9.0, 9.0), 0.9, 1, photo_of(centres[1:2], rng)[0], b"jpeg")
+    gallery.enroll("album", RECOGNIZER, "bob", [hand])
+    later = photo("later", photo_of(centres, rng))
+    attached = discovery.ingest(
+        "album", DIM, [NewPhoto(later.photo_id, later.sha256, later.faces, ["ann", "bob", None])]
+    )
+    named = store.subjects("album")
+    assert named[attached[0].clusters[0]] == "ann" and attached[0].clusters[0] == ann
+    bob_cluster = attached[0].clusters[1]
+    assert named[bob_cluster] == "bob" and bob_cluster != bob
+    # Naming the discovered bob cluster "bob" merges it into bob's: all five are bob's in the gallery.
+    assert name_cluster(store, "album", bob, "bob") == bob_cluster
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=bob_cluster))
+    assert len(gallery.faces("album", "bob")) == 1 + 4
+    # Taking a face out of ann removes it from the gallery's ann; the others stay.
+    out = done[1].face_ids[0]
+    move_face(store, "album", out, None, None)
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", photo_of=out))
+    assert len(gallery.faces("album", "ann")) == 2
+    # A face moved into a subject by hand is enrolled there, and bob's face of the same photo
+    # leaves bob (one face per photo), in the gallery too.
+    move_face(store, "album", out, None, "bob")
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", photo_of=out))
+    assert len(gallery.faces("album", "ann")) == 2 and len(gallery.faces("album", "bob")) == 5
+    assert store.subject_state("album", [done[1].face_ids[1]])[done[1].face_ids[1]].enrolled is None
+    # The gallery renames bob, then deletes him: discovery's cluster follows, and keeps its faces.
+    assert gallery.rename_subject("album", "bob", "robert") == 5
+    store.subject_renamed("album", "bob", "robert")
+    assert store.subjects("album")[bob_cluster] == "robert"
+    gallery.delete_subject("album", "robert")
+    store.subject_deleted("album", "robert")
+    assert bob_cluster not in store.subjects("album")
+    assert len({c.id: c for c in store.listing("album").clusters}[bob_cluster].faces) == 4

@@ -24,6 +24,7 @@ from api.schemas import (
     VerifyRequest,
     max_size_pair,
 )
+from api.schemas.people import IngestRequest
 from shared.contract import DEFAULT_THRESHOLD
 from shared.errors import InvalidRequest
 from shared.settings import ResponseFormat
@@ -130,6 +131,30 @@ def test_multipart_files_and_text_options() -> None:
     assert req.threshold == 0.5 and req.return_landmarks == "106" and req.extract_ga is True
     assert max_size_pair(req.max_size) == (640, 480)
     assert req.img_req_headers == {"Cookie": "a=b"}
+
+
+def test_multipart_photo_id_parts_are_the_photo_ids_in_order() -> None:
+    def form(photo_ids: list[str]) -> dict[str, Any]:
+        return {
+            "file": [(io.BytesIO(JPEG), "a.jpg"), (io.BytesIO(JPEG + b"2"), "b.jpg")],
+            "photo_id": photo_ids,
+        }
+
+    with APP.test_request_context(
+        "/photos", method="POST", data=form(["trip/a.jpg", "trip/b.jpg"]), content_type="multipart/form-data"
+    ):
+        req = read_body(IngestRequest).request
+    assert req.images.data == [JPEG, JPEG + b"2"] and req.photo_ids == ["trip/a.jpg", "trip/b.jpg"]
+    with (
+        APP.test_request_context(
+            "/photos",
+            method="POST",
+            data=form(["ok", "bad id!"]),
+            content_type="multipart/form-data",
+        ),
+        pytest.raises(ValidationError, match="photo_ids"),
+    ):
+        read_body(IngestRequest)
 
 
 def test_multipart_draw_options_as_insightface_rest_sends_them() -> None:

@@ -90,6 +90,21 @@ def test_a_face_moved_away_is_never_pulled_back() -> None:
     assert (0, label) in clustering.forbidden
 
 
+def test_a_recluster_reports_its_progress_per_photo_and_finds_the_same_people() -> None:
+    rng = np.random.default_rng(7)
+    centres = people(3, rng)
+    clustering = Clustering(DIM)
+    for n in range(4):
+        clustering.add_photo(photo_of(centres, rng), [GOOD] * 3, f"group-{n}")
+    before = clustering.cluster[: clustering.count].reshape(4, 3).copy()
+    heard: list[tuple[int, int]] = []
+    clustering.recluster(fixed=set(), progress=lambda done, total: heard.append((done, total)))
+    assert heard == [(done, 4) for done in range(5)]  # before each photo, and once done
+    after = clustering.cluster[: clustering.count].reshape(4, 3)
+    assert len(set(before[0].tolist())) == 3 and (before == before[0]).all()
+    assert len(set(after[0].tolist())) == 3 and (after == after[0]).all()
+
+
 def test_clusters_kept_apart_stay_apart_through_a_recluster() -> None:
     rng = np.random.default_rng(5)
     centre = people(1, rng)
@@ -136,3 +151,18 @@ def test_the_sign_code_shortlist_clusters_as_the_exact_scan_does() -> None:
     # The same partition (cluster ids may differ in number): each exact cluster is one shortlisted one.
     pairs = set(zip(exact.tolist(), shortlisted.tolist(), strict=True))
     assert len(pairs) == len(set(exact.tolist())) == len(set(shortlisted.tolist()))
+
+
+def test_a_face_attached_to_a_subject_s_cluster_stays_and_sweeps_its_pool_faces_in() -> None:
+    rng = np.random.default_rng(8)
+    ann, bob = people(2, rng)
+    clustering = Clustering(DIM)
+    # One photo of ann alone: in the pool, no cluster to join or seed with.
+    (waiting,) = clustering.add_photo(photo_of(ann[None], rng), [GOOD], "ann-old")
+    assert clustering.cluster[waiting] == NONE
+    # A later photo whose first face matched ann, enrolled in the gallery, and bob unknown.
+    label = clustering.next_id
+    clustering.next_id += 1
+    rows = clustering.add_photo(photo_of(np.stack([ann, bob]), rng), [GOOD, GOOD], "pair", [label, NONE])
+    assert clustering.cluster[rows[0]] == label and clustering.cluster[waiting] == label
+    assert clustering.cluster[rows[1]] == NONE  # bob: no cluster of his, no pool face like him

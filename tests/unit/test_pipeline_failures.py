@@ -3,7 +3,7 @@ as an internal_error naming the request, with the traceback in the worker log.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -110,6 +110,9 @@ class OneJobStore:
     def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool:
         self.finished.append(outcome)
         return True
+
+    def progress_reporter(self, job_id: str, every_s: float = 0.5) -> Callable[[int, int], None]:
+        return lambda done, total: None
 
 
 def test_a_job_checks_its_models_once_and_names_the_ones_that_answered(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -47,6 +47,9 @@ class Store:
     def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo, worker: str = "") -> bool:
         self.finished.append(outcome)
         return len(self.finished) == 1
+
+    def progress_reporter(self, job_id: str, every_s: float = 0.5) -> Callable[[int, int], None]:
+        return lambda done, total: None
 
 
 @dataclass

@@ -1,0 +1,50 @@
+"""Who a discovered face is: the gallery's subjects are the one source of truth (docs/people.md).
+
+A discovery cluster's ``subject`` names a gallery subject. When a person decides (names a
+cluster, merges into a named one, moves a face into or out of a subject), ``sync`` makes the
+gallery agree for the faces the decision touched: a face in a named cluster is enrolled as that
+subject (so /recognize finds it), a face taken out has its gallery copy deleted. Faces that only
+joined a named cluster by clustering, or by matching the subject at ingest, are not copied: a
+person did not confirm them, and those that matched are recognized already.
+
+The decision and the gallery are two transactions: if the gallery write fails after the decision
+held, the next ``sync`` of those faces (any later decision on them) repairs it, as it compares
+states rather than replaying steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.contract import RecognizerInfo
+from shared.gallery import Gallery, NewFace
+from shared.gallery.people import PeopleStore
+
+
+def sync(
+    gallery: Gallery,
+    people: PeopleStore,
+    collection: str,
+    recognizer: RecognizerInfo,
+    face_ids: Sequence[str],
+) -> None:
+    """Make the gallery hold each of these faces as its cluster's subject, or not at all."""
+    enroll: dict[str, list[str]] = {}
+    for face, state in people.subject_state(collection, face_ids).items():
+        if state.enrolled is not None and state.enrolled[0] != state.wanted:
+            gallery.delete_face(collection, state.enrolled[1])
+            people.unlink(collection, face)
+        elif state.enrolled is not None:
+            continue
+        if state.wanted is not None:
+            enroll.setdefault(state.wanted, []).append(face)
+    for subject, faces in enroll.items():
+        rows = people.enrollable(collection, faces)
+        # prob 0: discovery keeps no detection score; faces_in_image is the photo's face count.
+        new = [NewFace(r.sha256, r.bbox, 0.0, r.faces_in_photo, r.vec, r.crop) for r in rows]
+        stored = gallery.enroll(collection, recognizer, subject, new)
+        # A photo this subject already had (enrolled by hand) is not linked: taking the discovered
+        # face out must not delete what a person enrolled.
+        people.link(
+            collection, subject, [(r.face_id, s.id) for r, s in zip(rows, stored, strict=True) if s.new]
+        )
