@@ -168,6 +168,15 @@ def _predictions(predictions: list[dict[str, Any]], result: JobResult) -> Respon
     return answer(predictions=predictions, count=count, message=message, **_timing(result))
 
 
+def _userid() -> str:
+    """The person a register or delete names: DeepStack's ``userid`` field, a facerest subject name."""
+    userid = request.form.get("userid", "")
+    if not userid:
+        raise InvalidRequest("userid not specified")
+    check_name("subject", userid)
+    return userid
+
+
 def _body(req: ExtractRequest) -> Body[ExtractRequest]:
     return Body(req, "multipart", "")
 
@@ -177,10 +186,7 @@ def _body(req: ExtractRequest) -> Body[ExtractRequest]:
 def register() -> Response:
     ctx = context()
     collection = home_collection(ctx)
-    userid = request.form.get("userid", "")
-    if not userid:
-        raise InvalidRequest("userid not specified")
-    check_name("subject", userid)
+    userid = _userid()
     # Every image adds a face: a person's earlier faces stay (CodeProject.AI replaces them).
     req = images_request(EnrollRequest, _numbered_images())
 
@@ -257,10 +263,7 @@ def list_faces() -> Response:
 def delete() -> Response:
     ctx = context()
     collection = home_collection(ctx)
-    userid = request.form.get("userid", "")
-    if not userid:
-        raise InvalidRequest("userid not specified")
-    check_name("subject", userid)
+    userid = _userid()
     # DeepStack answers success for a name it does not know, as for one it deleted.
     deleted = ctx.gallery.delete_subject(collection, userid) if ctx.gallery.recognizer_of(collection) else 0
     return answer(count=deleted)
