@@ -1,6 +1,6 @@
 """The GPU start-up check's parts that run without a GPU: a CUDA session that ONNX Runtime
 quietly starts on the CPU is refused, and the device comparison passes real CPU runs and fails on
-mismatched embeddings or face counts. On a GPU: ``python -m worker.gpucheck`` (docs/deployment.md)."""
+mismatched embeddings or faces. On a GPU: ``python -m worker.gpucheck`` (docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -47,8 +47,11 @@ def test_the_comparison_passes_the_same_models_and_fails_on_other_faces() -> Non
     shuffled = dataclasses.replace(second, embeddings=np.roll(second.embeddings, 1, axis=0))
     with pytest.raises(GpuCheckFailed, match="differ from the CPU's"):
         compare(first, shuffled)
-    with pytest.raises(GpuCheckFailed, match="faces on cpu"):
-        compare(dataclasses.replace(first, faces=first.faces - 1), second)
+    sure = int(np.argmax(second.probs))
+    moved = second.boxes.copy()
+    moved[sure] += 200  # a sure face the other device did not find where this one did
+    with pytest.raises(GpuCheckFailed, match=r"1 faces found on cpu \(score >= 0.7\) are not on cpu"):
+        compare(first, dataclasses.replace(second, boxes=moved))
 
 
 def test_main_refuses_a_cpu_device(
