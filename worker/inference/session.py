@@ -55,6 +55,10 @@ def providers_for(device: Device) -> list[str | tuple[str, dict[str, Any]]]:
             f"device {device} requested but ONNX Runtime has no CUDAExecutionProvider "
             f"(available: {', '.join(available)}); install the 'gpu' extra (onnxruntime-gpu)"
         )
+    # The `gpu` extra's CUDA and cuDNN libraries are wheels in site-packages/nvidia, which the
+    # dynamic linker does not search: ONNX Runtime's own loader opens them first (on a host without
+    # the wheels, from the default paths). The GPU image also lists them in ld.so.cache.
+    ort.preload_dlls()
     cuda_options = {"device_id": device.index, "cudnn_conv_algo_search": "HEURISTIC"}
     return [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
 
