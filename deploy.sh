@@ -70,6 +70,9 @@ write_gpu_override() {
     build:
       context: .
       dockerfile: docker/worker-gpu.Dockerfile
+      # The same Python base as the other images (the CUDA libraries are PyPI wheels).
+      args:
+        PYTHON_IMAGE: \${PYTHON_IMAGE:-python:3.11-slim-bookworm}
     image: facerest-worker-gpu:latest
     env_file: \${FACEREST_ENV_FILE:-facerest.env}
     environment:

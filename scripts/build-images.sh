@@ -2,8 +2,9 @@
 # Builds facerest's images with podman (make test-images runs it; usable by hand as well):
 # facerest-api and facerest-worker-cpu from docker/Dockerfile, on the local Debian base of
 # scripts/podman-base.sh (no registry needed), or with IMAGE_BASE=official on
-# python:3.11-slim-bookworm. With GPU=1 also facerest-worker-gpu (docker/worker-gpu.Dockerfile,
-# which needs its CUDA and uv images: CUDA_IMAGE=..., UV_IMAGE=...).
+# python:3.11-slim-bookworm. With GPU=1 also facerest-worker-gpu (docker/worker-gpu.Dockerfile) on
+# the same base: its CUDA and cuDNN libraries are PyPI wheels, so it builds without a GPU or an
+# NVIDIA registry (about 4.6 GB; make test-images leaves it out).
 # Layers are cached by podman: a rebuild after a code change reinstalls no dependency.
 # Prints the image names and their sizes; writes the base images' names to var/images/base.env
 # for compose (REDIS_IMAGE, HAPROXY_IMAGE, PYTHON_IMAGE).
@@ -48,9 +49,6 @@ build localhost/facerest-api:latest -f docker/Dockerfile --target api --build-ar
 build localhost/facerest-worker-cpu:latest -f docker/Dockerfile --target worker-cpu \
   --build-arg "PYTHON_IMAGE=$python_image"
 if [ "${GPU:-0}" = 1 ]; then
-  gpu_args=()
-  [ -z "${CUDA_IMAGE:-}" ] || gpu_args+=(--build-arg "CUDA_IMAGE=$CUDA_IMAGE")
-  [ -z "${UV_IMAGE:-}" ] || gpu_args+=(--build-arg "UV_IMAGE=$UV_IMAGE")
-  build localhost/facerest-worker-gpu:latest -f docker/worker-gpu.Dockerfile "${gpu_args[@]}"
+  build localhost/facerest-worker-gpu:latest -f docker/worker-gpu.Dockerfile --build-arg "PYTHON_IMAGE=$python_image"
 fi
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^localhost/facerest-' | sort

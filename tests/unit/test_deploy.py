@@ -296,6 +296,8 @@ def test_deploy_sh_builds_and_starts_only_the_gpu_workers_it_runs(tmp_path: Path
         assert service["init"] is True
         # The gallery the API writes: a GPU worker must recognize what the API enrolled and deleted.
         assert "gallery-data:/data" in service["volumes"] and "gallery-data:/data" in api["volumes"]
+        # The other images' base (a local one where no registry is reachable, as here).
+        assert service["build"]["args"] == compose_services()["worker-cpu"]["build"]["args"]
     # The settings file was created from the example with a Flower password and an API key, for
     # its owner's eyes only, and HAProxy rendered from it, not the shell.
     created = (copy / "facerest.env").read_text()
@@ -458,18 +460,39 @@ def test_api_and_shared_import_no_worker_only_module() -> None:
 
 def test_the_gpu_image_states_its_cuda_and_driver_as_the_docs_do() -> None:
     dockerfile = (ROOT / "docker" / "worker-gpu.Dockerfile").read_text()
-    image = re.search(r"^ARG CUDA_IMAGE=(nvidia/cuda:(\d+)\.(\d+)\.\d+-\S+)$", dockerfile, re.MULTILINE)
-    assert image is not None
-    cuda = f"{image.group(2)}.{image.group(3)}"
-    label = re.search(r'org\.facerest\.cuda="([\d.]+)" org\.facerest\.nvidia-driver=">=(\d+)"', dockerfile)
-    assert label is not None and label.group(1) == cuda
-    driver = label.group(2)
+    label = re.search(
+        r'org\.facerest\.cuda="(\d+)\.(\d+)" org\.facerest\.nvidia-driver=">=(\d+)"', dockerfile
+    )
+    assert label is not None
+    major, cuda, driver = label.group(1), f"{label.group(1)}.{label.group(2)}", label.group(3)
+    # The container toolkit's driver check, as the CUDA base images set it.
+    assert f'NVIDIA_REQUIRE_CUDA="cuda>={cuda}"' in dockerfile
     assert f"CUDA {cuda} and an NVIDIA driver >= {driver}" in dockerfile
     docs = (ROOT / "docs" / "deployment.md").read_text()
-    assert f"`{image.group(1)}`" in docs
     assert f"CUDA {cuda} and an NVIDIA driver >= {driver}" in docs
-    # The onnxruntime-gpu wheel is built for this CUDA major version (pyproject's comment).
-    assert f"(CUDA {image.group(2)})" in (ROOT / "pyproject.toml").read_text()
+    # The onnxruntime-gpu wheel is built for this CUDA major version (pyproject's comment), and
+    # the CUDA libraries the gpu extra pins are of that major version: no CUDA base image.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f"(CUDA {major})" in pyproject
+    gpu = tomllib.loads(pyproject)["project"]["optional-dependencies"]["gpu"]
+    assert gpu[0].startswith("onnxruntime-gpu[cuda,cudnn]==")
+    assert f"nvidia-cuda-runtime=={major}." in " ".join(gpu) and f"nvidia-cudnn-cu{major}==" in " ".join(gpu)
+    assert all("==" in requirement for requirement in gpu)
+    assert "FROM ${PYTHON_IMAGE} AS worker-gpu" in dockerfile and "nvidia/cuda" not in dockerfile
+
+
+def test_the_gpu_image_runs_its_checks_at_build_and_ships_its_gpu_check() -> None:
+    stages = dockerfile_stages(ROOT / "docker" / "worker-gpu.Dockerfile")
+    runtime = " ".join(stages["worker-gpu"])
+    # The checks that need no GPU run in the runtime stage, on what ships.
+    assert "ldconfig" in runtime and "gpu-image-check" in runtime
+    assert runtime.index("gpu-image-check") < runtime.index("USER facerest")
+    check = (ROOT / "docker" / "gpu-image-check.sh").read_text()
+    for needed in ("CUDAExecutionProvider", "ldd", "libcuda\\.so\\.1", "python -m worker.weights"):
+        assert needed in check, needed
+    assert "!docker/gpu-image-check.sh" in (ROOT / ".dockerignore").read_text().splitlines()
+    assert (ROOT / "worker" / "gpucheck.py").exists()
+    assert "python -m worker.gpucheck" in (ROOT / "docs" / "deployment.md").read_text()
 
 
 def test_pytorch_is_left_out_of_the_worker_images_and_the_docs_say_how_to_add_it() -> None:

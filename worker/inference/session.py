@@ -55,6 +55,10 @@ def providers_for(device: Device) -> list[str | tuple[str, dict[str, Any]]]:
             f"device {device} requested but ONNX Runtime has no CUDAExecutionProvider "
             f"(available: {', '.join(available)}); install the 'gpu' extra (onnxruntime-gpu)"
         )
+    # The `gpu` extra's CUDA and cuDNN libraries are wheels in site-packages/nvidia, which the
+    # dynamic linker does not search: ONNX Runtime's own loader opens them first (on a host without
+    # the wheels, from the default paths). The GPU image also lists them in ld.so.cache.
+    ort.preload_dlls()
     cuda_options = {"device_id": device.index, "cudnn_conv_algo_search": "HEURISTIC"}
     return [("CUDAExecutionProvider", cuda_options), "CPUExecutionProvider"]
 
@@ -166,10 +170,18 @@ def create_session(
     # Fixed-shape models (face crops, GPU canvases) keep the arena: it never grows past one shape.
     options.enable_cpu_mem_arena = not dynamic_shapes
     source = model if isinstance(model, bytes) else str(model)
-    session: ModelSession = ort.InferenceSession(
-        source, sess_options=options, providers=providers_for(device)
-    )
-    return session
+    session = ort.InferenceSession(source, sess_options=options, providers=providers_for(device))
+    # ONNX Runtime falls back to the CPU with only a logged error when the CUDA provider cannot
+    # start (a CUDA or cuDNN library missing, no driver): a "GPU" worker would then run every
+    # model on the CPU. Fail at load instead (python -m worker.gpucheck relies on it too).
+    if device.kind == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        raise DeviceUnavailable(
+            f"device {device} requested but ONNX Runtime could not start CUDAExecutionProvider "
+            f"(the session runs on {', '.join(session.get_providers())}): check the NVIDIA driver "
+            "and the CUDA 13 / cuDNN 9 libraries (the `gpu` extra)"
+        )
+    checked: ModelSession = session
+    return checked
 
 
 def torch_device(device: Device) -> str:
