@@ -289,6 +289,13 @@ class Settings(BaseSettings):
             raise ValueError("gallery_url must be empty, sqlite:///<path> or postgresql://...")
         return value
 
+    @field_validator("api_keys_file", mode="before")
+    @classmethod
+    def _empty_api_keys_file_is_none(cls, value: object) -> object:
+        # The env example's `FACEREST_API_KEYS_FILE=` line, uncommented as it stands, means no
+        # file (as an empty FACEREST_API_KEYS means no keys), not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_keys_file")
     @classmethod
     def _check_api_keys_file(cls, value: Path | None) -> Path | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from deploy.envfile import EXAMPLE
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -27,6 +28,23 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEREST_MAX_IMAGES", "8")
     settings = load_settings()
     assert settings.device == "cuda:1" and settings.max_images == 8
+
+
+def test_every_line_of_the_env_example_uncommented_as_it_stands_is_valid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docker/facerest.env.example shows each default on a commented line; uncommenting one must
+    # not change anything (an empty FACEREST_API_KEYS_FILE= once read as the directory ".").
+    defaults = load_settings()
+    for line in EXAMPLE.read_text().splitlines():
+        if line.startswith("# FACEREST_") and "=" in line:
+            name, _, value = line.removeprefix("# ").partition("=")
+            monkeypatch.setenv(name, value.split("   ")[0].strip())
+    settings = load_settings()
+    assert settings.api_keys_file is None and settings.load_api_keys() == ()
+    # The profile's models, named instead of derived: the same lists.
+    named = {"detectors", "recognizer", "attributes"}
+    assert settings.model_dump(exclude=named) == defaults.model_dump(exclude=named)
 
 
 @pytest.mark.parametrize(
