@@ -2,7 +2,8 @@
 # Installs the system packages facerest needs (Debian): redis-server, haproxy; with --browser
 # (make lint, make test) also chromium, which the browser tests of the web page drive, and node
 # and npm, which run its eslint and unit tests; with --images (make test-images) podman, runc
-# (docker/podman/containers.conf picks it) and debootstrap (the local base image). Idempotent.
+# (docker/podman/containers.conf picks it), debootstrap (the local base image), and the
+# container network and init that compose.yaml needs. Idempotent.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -13,9 +14,19 @@ if [ "${1:-}" = "--browser" ]; then
   command -v npm >/dev/null || missing+=(npm)
 fi
 if [ "${1:-}" = "--images" ]; then
-  command -v podman >/dev/null || missing+=(podman)
-  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
-  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+  if command -v dpkg-query >/dev/null; then
+    # Named one by one, since they are podman's Recommends, which --no-install-recommends below
+    # leaves out: netavark and aardvark-dns give compose's containers their network and each
+    # other's names (HAProxy finds the API replicas by name), catatonit is `init: true`'s PID 1.
+    for package in podman runc debootstrap netavark aardvark-dns catatonit; do
+      dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$package")
+    done
+  else
+    command -v podman >/dev/null || missing+=(podman)
+    command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+    command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+  fi
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
