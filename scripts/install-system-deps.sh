@@ -17,8 +17,9 @@ if [ "${1:-}" = "--images" ]; then
   if command -v dpkg-query >/dev/null; then
     # Named one by one, since they are podman's Recommends, which --no-install-recommends below
     # leaves out: netavark and aardvark-dns give compose's containers their network and each
-    # other's names (HAProxy finds the API replicas by name), catatonit is `init: true`'s PID 1.
-    for package in podman runc debootstrap netavark aardvark-dns catatonit; do
+    # other's names (HAProxy finds the API replicas by name), catatonit is `init: true`'s PID 1;
+    # netavark sets up the containers' networks with iptables.
+    for package in podman runc debootstrap netavark aardvark-dns catatonit iptables; do
       dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
         missing+=("$package")
     done
