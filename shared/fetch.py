@@ -32,26 +32,34 @@ CHUNK_BYTES = 64 * 1024
 CONTENT_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
-def describe_failure(exc: urllib3.exceptions.HTTPError, timeout_s: float) -> str:
-    """What went wrong with a fetch, in our words: urllib3's and OpenSSL's texts carry object
-    reprs and source lines (``(_ssl.c:1000)``) that mean nothing to a client."""
+def describe_failure(
+    exc: urllib3.exceptions.HTTPError,
+    timeout_s: float,
+    *,
+    peer: str = "server",
+    timeout_setting: str = "url_timeout_s",
+    action: str = "fetch",
+) -> str:
+    """What went wrong with a request to ``peer`` (an image URL's server, a webhook's receiver),
+    in our words: urllib3's and OpenSSL's texts carry object reprs and source lines
+    (``(_ssl.c:1000)``) that mean nothing to a client."""
     if isinstance(exc, urllib3.exceptions.SSLError):
         reason = exc.args[0] if exc.args else None
         if isinstance(reason, ssl.SSLCertVerificationError):
             # OpenSSL's verdict on the certificate ("self-signed certificate", "certificate has
             # expired", a host-name mismatch): short, and what the client must fix.
-            return f"TLS: the server's certificate is not trusted ({reason.verify_message})"
+            return f"TLS: the {peer}'s certificate is not trusted ({reason.verify_message})"
         if isinstance(reason, CertificateError):  # urllib3's own check of the URL's host name
-            return "TLS: the server's certificate is not trusted (it is not valid for the URL's host name)"
-        return "TLS: the handshake with the server failed"
+            return f"TLS: the {peer}'s certificate is not trusted (it is not valid for the URL's host name)"
+        return f"TLS: the handshake with the {peer} failed"
     # Before the timeouts: urllib3 2 makes NewConnectionError a ConnectTimeoutError too.
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "cannot connect to the server (connection refused, or the address is unreachable)"
+        return f"cannot connect to the {peer} (connection refused, or the address is unreachable)"
     if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return f"took longer than url_timeout_s={timeout_s}"
+        return f"took longer than {timeout_setting}={timeout_s}"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return "the connection broke off (the server closed it, or its answer is not HTTP)"
-    return f"the fetch failed ({type(exc).__name__})"
+        return f"the connection broke off (the {peer} closed it, or its answer is not HTTP)"
+    return f"the {action} failed ({type(exc).__name__})"
 
 
 def system_resolver(host: str, port: int) -> list[str]:

@@ -32,7 +32,7 @@ import redis
 import urllib3
 
 from shared.errors import UrlFetchFailed, UrlRefused
-from shared.fetch import UrlPolicy, host_header, open_pool
+from shared.fetch import UrlPolicy, describe_failure, host_header, open_pool
 
 SIGNATURE_HEADER = "X-Facerest-Signature"
 TIMESTAMP_HEADER = "X-Facerest-Timestamp"
@@ -102,24 +102,16 @@ def post(policy: UrlPolicy, url: str, body: bytes, headers: dict[str, str], time
             "POST", hop.target, body=body, headers=sent, redirect=False, retries=False, assert_same_host=False
         )
     except urllib3.exceptions.HTTPError as exc:
-        raise DeliveryFailed(_describe(exc, timeout_s)) from None
+        raise DeliveryFailed(
+            describe_failure(
+                exc, timeout_s, peer="receiver", timeout_setting="webhook_timeout_s", action="delivery"
+            )
+        ) from None
     finally:
         pool.close()
     if not 200 <= response.status < 300:
         raise DeliveryFailed(f"the receiver answered HTTP {response.status}")
     return response.status
-
-
-def _describe(exc: urllib3.exceptions.HTTPError, timeout_s: float) -> str:
-    if isinstance(exc, urllib3.exceptions.SSLError):
-        return "TLS: the receiver's certificate is not trusted, or the handshake failed"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "cannot connect to the receiver (connection refused, or the address is unreachable)"
-    if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return f"no answer within webhook_timeout_s={timeout_s}"
-    if isinstance(exc, urllib3.exceptions.ProtocolError):
-        return "the connection broke off (the receiver closed it, or its answer is not HTTP)"
-    return f"the delivery failed ({type(exc).__name__})"
 
 
 # Redis's clock inside a script.

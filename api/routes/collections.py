@@ -361,6 +361,11 @@ def thumbnail(collection: str, face_id: str) -> Response:
     collection_access(ctx, collection)
     check_face_id(face_id)
     crop = ctx.gallery.crop(collection, face_id) if ctx.gallery.recognizer_of(collection) else None
+    return crop_response(crop, collection, face_id)
+
+
+def crop_response(crop: bytes | None, collection: str, face_id: str) -> Response:
+    """A face's stored crop as the JPEG it is (enrolled faces here, discovered ones in people)."""
     if crop is None:
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
     return Response(crop, mimetype="image/jpeg")

@@ -14,7 +14,7 @@ from api.collection_access import all_or_none, check_face_id, check_workers, col
 from api.context import ApiContext, context
 from api.openapi import Operation, Reply, documented
 from api.render import encode, wants_msgpack
-from api.routes.collections import COLLECTION_JOB_BODY, read_collection_job
+from api.routes.collections import COLLECTION_JOB_BODY, crop_response, read_collection_job
 from api.schemas import ErrorDetail, JobAccepted
 from api.schemas.people import (
     ApartRequest,
@@ -36,7 +36,7 @@ from api.submit import (
     submit,
 )
 from shared.contract import IngestJob, ReclusterJob, RecognizerInfo, RenderSettings
-from shared.errors import CollectionNotFound, FaceNotFound, InvalidField, ServiceUnavailable
+from shared.errors import CollectionNotFound, InvalidField, ServiceUnavailable
 from shared.gallery import check_recognizer
 from shared.gallery.people import (
     ClusterFace,
@@ -181,10 +181,7 @@ def thumbnail(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     check_face_id(face_id)
-    crop = ctx.people.crop(collection, face_id)
-    if crop is None:
-        raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
-    return Response(crop, mimetype="image/jpeg")
+    return crop_response(ctx.people.crop(collection, face_id), collection, face_id)
 
 
 def _recognizer(ctx: ApiContext, collection: str) -> RecognizerInfo:
