@@ -6,6 +6,7 @@ sending it new requests while gunicorn finishes the ones in flight.
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import version
 from typing import Any
 
@@ -23,6 +24,7 @@ from shared.queue import queue_depth, queue_lanes
 from shared.settings import Backend, Settings
 
 bp = Blueprint("status", __name__)
+log = logging.getLogger("facerest.api")
 
 # What FACEREST_*_BACKEND=auto picks on a CPU (each registry entry's cpu_backend in
 # worker/inference/registry.py, measured in bench/runtimes.py); the API does not import the
@@ -43,7 +45,7 @@ READY_DOC = Operation(
     open=True,
     replies={
         200: Reply("Ready", ReadyBody),
-        503: Reply("No worker, or this process drains", ReadyBody, retry_after=True),
+        503: Reply("No worker, Redis unreadable, or this process drains", ReadyBody, retry_after=True),
     },
 )
 INFO_DOC = Operation(
@@ -84,7 +86,14 @@ def ready() -> Response:
     if ctx.lifecycle.draining:
         body = {"ready": False, "draining": True}
         return _unavailable(body)
-    workers = ctx.workers.online()
+    try:
+        workers = ctx.workers.online()
+    except redis.RedisError as exc:
+        # Any Redis error, not only an unreachable one: a Redis still loading its data or
+        # refusing writes answers errors (ResponseError) a probe must read as "not ready", not 500.
+        log.warning("readiness: Redis answered %r", exc)
+        body = {"ready": False, "redis": f"error: {exc}"}
+        return _unavailable(body)
     body = {"ready": bool(workers), "workers": len(workers)}
     return encode(body, False) if workers else _unavailable(body)
 

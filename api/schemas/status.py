@@ -19,6 +19,7 @@ class ReadyBody(TypedDict):
     ready: bool
     workers: NotRequired[int]
     draining: NotRequired[bool]
+    redis: NotRequired[str]  # why Redis could not be read
 
 
 class InfoModels(TypedDict):

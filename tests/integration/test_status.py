@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import redis
 import requests
 
 from deploy.launcher import Stack, wait_until
@@ -36,6 +37,16 @@ def test_ready_is_503_without_workers(system: Stack) -> None:
         response = requests.get(f"{alone.url}/ready", timeout=10)
         assert response.status_code == 503
         assert response.json() == {"ready": False, "workers": 0}
+        # Redis answers an error (here WRONGTYPE: the workers' hash is a string): still a 503
+        # a probe reads as "not ready", never a 500.
+        client = redis.Redis.from_url(system.redis_url)
+        client.set("facerest-no-workers:workers", "not a hash")
+        try:
+            broken = requests.get(f"{alone.url}/ready", timeout=10)
+        finally:
+            client.delete("facerest-no-workers:workers")
+        assert broken.status_code == 503 and broken.headers["Retry-After"]
+        assert broken.json()["ready"] is False and "WRONGTYPE" in broken.json()["redis"]
     finally:
         alone.stop()
 
