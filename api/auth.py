@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Sequence
 
 from flask import g, request
 
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The word of a key entry that gives the key's default webhook URL.
 CALLBACK_OPTION = "callback="
@@ -153,9 +156,36 @@ def request_owner(keys: ApiKeys) -> str:
     return keys.scope(request_key())
 
 
-def share_owner(keys: ApiKeys) -> str:
+def share_owner(keys: ApiKeys, trusted: Sequence[Network]) -> str:
     """Whose share of the queue a request takes (api/submit.py): its API key's digest, or with
-    keys off its client's address. The address is the TCP peer's: no proxy header is trusted (a
-    client could forge one), so behind HAProxy without keys all clients share the proxy's."""
+    keys off its client's address (client_address)."""
     owner = request_owner(keys)
-    return owner if owner else f"addr:{request.remote_addr or ''}"
+    return owner if owner else f"addr:{client_address(request.remote_addr or '', _forwarded(), trusted)}"
+
+
+def _forwarded() -> list[str]:
+    """X-Forwarded-For's hops, nearest last, across repeated headers (in their order)."""
+    return [hop.strip() for value in request.headers.getlist("X-Forwarded-For") for hop in value.split(",")]
+
+
+def client_address(peer: str, forwarded: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The client's address: the TCP peer's, unless the peer is a trusted proxy
+    (FACEREST_TRUSTED_PROXIES); then the nearest X-Forwarded-For hop that is not one. Each proxy
+    appends the address it got the request from, so the hops left of the first untrusted one are
+    the client's to write: never read. A hop that is no address ends the walk at the proxy."""
+
+    def is_trusted(address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in network for network in trusted)
+
+    address = peer
+    try:
+        if not is_trusted(address):
+            return address
+        for hop in reversed(forwarded):
+            if not is_trusted(hop):
+                return str(ipaddress.ip_address(hop))
+            address = hop
+    except ValueError:
+        pass
+    return address

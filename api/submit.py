@@ -252,7 +252,7 @@ def submit(
     # in the same step, so concurrent requests of one owner cannot together pass its caps.
     claimed = None if key is None else (key, got.digest)
     settings = ctx.settings
-    sharer = share_owner(ctx.api_keys)
+    sharer = share_owner(ctx.api_keys, settings.trusted_networks)
     share = Share(sharer, settings.max_queued_per_key, settings.max_images_in_flight_per_key)
     # The owner's lane: its flood queues behind its own jobs, not the other owners'.
     lane = lane_for(settings, sharer)

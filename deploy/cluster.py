@@ -87,8 +87,13 @@ class Cluster:
                 opts.api_base_port + i if opts.api_base_port else 0,
                 name=f"api{i + 1}",
                 processes=opts.api_processes,
-                # The page links to Flower on the port it learns from /info (0: none).
-                extra_env={"FACEREST_FLOWER_PORT": str(opts.flower_port or 0)},
+                # The page links to Flower on the port it learns from /info (0: none). HAProxy
+                # reaches the replicas from loopback: its X-Forwarded-For names the client whose
+                # share a request takes with keys off (docs/security.md).
+                extra_env={
+                    "FACEREST_FLOWER_PORT": str(opts.flower_port or 0),
+                    "FACEREST_TRUSTED_PROXIES": stack.env.get("FACEREST_TRUSTED_PROXIES", "127.0.0.1/32"),
+                },
                 wait=False,
             )
             for i in range(opts.api)

@@ -94,6 +94,11 @@ SECTIONS = (
                 "A file of keys, one a line, as the container sees it (mount it into the api service).",
             ),
             Line(
+                "trusted_proxies",
+                "With keys off each client address owns a share of the queue: the proxies whose "
+                "X-Forwarded-For names the client (CIDRs). compose: the network's subnet, if keys are off.",
+            ),
+            Line(
                 "url_allow",
                 "Private networks or hosts that URL input may reach (comma-separated CIDRs and host names).",
             ),

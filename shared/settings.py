@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # URL input (images.urls): private, loopback, link-local and multicast addresses are refused
     # unless listed here (comma-separated CIDRs or host names).
     url_allow: str = ""
+    # Proxies whose X-Forwarded-For is believed (comma-separated CIDRs), for the client address
+    # that owns a share of the queue with API keys off (docs/security.md). Empty: the TCP peer's.
+    trusted_proxies: str = ""
     url_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     url_max_redirects: Annotated[int, Field(ge=0, le=20)] = 3
 
@@ -265,6 +268,20 @@ class Settings(BaseSettings):
                 if not HOST_PATTERN.match(entry.lower()):
                     raise ValueError(f"{entry!r} is neither a CIDR nor a host name") from None
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for entry in _split(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not a CIDR or an address") from None
+        return value
+
+    @property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(entry, strict=False) for entry in _split(self.trusted_proxies)]
 
     @model_validator(mode="after")
     def _check_webhooks(self) -> Settings:

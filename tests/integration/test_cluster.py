@@ -8,6 +8,7 @@ replica is killed as a crash kills it, its gunicorn master alone: its workers mu
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import requests
 
 from deploy.launcher import ROOT, wait_until
 from shared.contract import worker_id
+from shared.queue import lane_for
 from shared.settings import Settings
 from testkit.photos import GROUP_PHOTOS
 from tests.client import b64
@@ -200,6 +202,26 @@ def check_lost_jobs(url: str, victim: str, killed_at: float, finished_at: dict[s
     back_s = max(at - killed_at for at in finished_at.values())
     assert back_s < DEFAULTS.heartbeat_ttl_s + 3 * DEFAULTS.heartbeat_s, back_s
     return back_s
+
+
+def test_haproxy_names_the_client_whose_share_and_lane_a_request_takes(cluster: RunningCluster) -> None:
+    """Keys off: each client address owns a share and a lane. Through HAProxy the replicas see
+    the proxy's address; its X-Forwarded-For, trusted from loopback only, names the client.
+    Clients on other loopback addresses (all of 127/8 is this host) get their own lanes."""
+    own = lane_for(DEFAULTS, "addr:127.0.0.1")
+    client = next(f"127.0.0.{n}" for n in range(2, 64) if lane_for(DEFAULTS, f"addr:127.0.0.{n}") != own)
+    port = int(cluster.url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(client, 0))
+    # A forged hop left of the proxy's is the client's to write: never read.
+    body = json.dumps({"images": {"data": [b64(PHOTO.read_bytes())]}, "async": True})
+    headers = {"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"}
+    connection.request("POST", "/extract", body=body, headers=headers)
+    reply = connection.getresponse()
+    assert reply.status == 202, reply.read()
+    job_id = json.loads(reply.read())["id"]
+    connection.close()
+    lane = cluster.redis().hget(f"facerest:job:{job_id}", "queue")
+    assert lane == lane_for(DEFAULTS, f"addr:{client}").encode()
 
 
 def test_killing_a_replica_and_a_worker_mid_stream_loses_no_request_and_no_job(

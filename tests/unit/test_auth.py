@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
 from flask import Flask, g
 
-from api.auth import PROTOCOL_KEY, ApiKeys, presented_key, request_key, request_owner
+from api.auth import PROTOCOL_KEY, ApiKeys, client_address, presented_key, request_key, request_owner
 from shared.errors import InvalidApiKey, MissingApiKey
 from shared.settings import SettingsError, load_settings
 
@@ -110,3 +111,47 @@ def test_home_collection_is_a_keys_first_collection_else_the_default() -> None:
     assert keys.home_collection("every", "default") == "default"
     assert keys.home_collection("bare", "default") == "default"
     assert ApiKeys([]).home_collection("anything", "default") == "default"
+
+
+LOOPBACK = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        # No trusted proxy in between: the peer, whatever the header says.
+        ("192.0.2.7", ["203.0.113.9"], "192.0.2.7"),
+        # Through one trusted proxy: the hop it appended.
+        ("127.0.0.1", ["192.0.2.7"], "192.0.2.7"),
+        # A forged hop left of the real one is never read.
+        ("127.0.0.1", ["203.0.113.9", "192.0.2.7"], "192.0.2.7"),
+        # Two trusted proxies: the nearest untrusted hop.
+        ("127.0.0.1", ["192.0.2.7", "10.1.2.3"], "192.0.2.7"),
+        # Only trusted hops: the farthest of them.
+        ("127.0.0.1", ["10.1.2.3"], "10.1.2.3"),
+        # No header: the proxy's own address.
+        ("127.0.0.1", [], "127.0.0.1"),
+        # A hop that is no address ends the walk at the proxy that sent it.
+        ("127.0.0.1", ["192.0.2.7", "unknown"], "127.0.0.1"),
+        ("127.0.0.1", ["2001:db8::1"], "2001:db8::1"),
+        # A peer that is no IP address (a unix socket) is kept as it is.
+        ("", ["192.0.2.7"], ""),
+    ],
+)
+def test_client_address_believes_forwarded_hops_from_trusted_proxies_only(
+    peer: str, forwarded: list[str], client: str
+) -> None:
+    assert client_address(peer, forwarded, LOOPBACK) == client
+
+
+def test_client_address_without_trusted_proxies_is_the_peer() -> None:
+    assert client_address("127.0.0.1", ["192.0.2.7"], []) == "127.0.0.1"
+
+
+def test_trusted_proxies_must_be_networks() -> None:
+    assert [str(n) for n in load_settings(trusted_proxies="127.0.0.1, 10.0.0.0/8").trusted_networks] == [
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+    ]
+    with pytest.raises(SettingsError, match="haproxy"):
+        load_settings(trusted_proxies="haproxy")
