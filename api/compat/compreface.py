@@ -89,6 +89,7 @@ from shared.errors import (
     TooManyJobs,
 )
 from shared.gallery import StoredFace
+from shared.gallery.people_subjects import delete_enrolled_face
 from shared.recognition import MAX_LIMIT, confidence
 
 bp = Blueprint("compreface", __name__, url_prefix="/api/v1")
@@ -384,7 +385,7 @@ def delete_face(image_id: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
     subject = _enrolled_face(ctx, collection, image_id).subject
-    if not ctx.gallery.delete_face(collection, image_id):
+    if not delete_enrolled_face(ctx.gallery, ctx.people, collection, image_id):
         raise FaceNotFound(f"no face {image_id!r}")
     return _json({"image_id": image_id, "subject": subject})
 

@@ -68,6 +68,7 @@ from shared.errors import (
     SubjectNotFound,
 )
 from shared.gallery import CollectionInfo
+from shared.gallery.people_subjects import delete_enrolled_face
 
 bp = Blueprint("collections", __name__)
 
@@ -429,13 +430,23 @@ def rename_subject(collection: str, subject: str) -> Response:
 
 
 @bp.delete("/collections/<collection>/faces/<face_id>")
-@documented(Operation(summary="Delete one enrolled face", replies=DELETE_REPLIES))
+@documented(
+    Operation(
+        summary="Delete one enrolled face",
+        replies=DELETE_REPLIES,
+        description=(
+            "A face people discovery enrolled (a named cluster's) is taken out of that subject "
+            "there too: its discovered face leaves the cluster and is not brought back."
+        ),
+    )
+)
 def delete_face(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     check_face_id(face_id)
     existing(ctx, collection)
-    if not ctx.gallery.delete_face(collection, face_id):
+    # A face discovery enrolled leaves its subject's cluster too (docs/people.md).
+    if not delete_enrolled_face(ctx.gallery, ctx.people, collection, face_id):
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
     body: DeletedBody = {"deleted": 1}
     return encode(body, wants_msgpack(request))

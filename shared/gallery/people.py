@@ -374,6 +374,16 @@ class PeopleStore:
                 db, "DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (collection, face_id)
             )
 
+    def linked_to(self, collection: str, gallery_face: str) -> str | None:
+        """The discovered face whose gallery copy is ``gallery_face``, if any."""
+        with self._plain() as db:
+            row = self._q(
+                db,
+                "SELECT face FROM people_enrolled WHERE collection = ? AND gallery_face = ?",
+                (collection, gallery_face),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
     def subject_renamed(self, collection: str, old: str, new: str) -> None:
         """The gallery renamed a subject: its cluster and links carry the new name."""
         with self._plain() as db:
@@ -590,6 +600,17 @@ class Writer:
         ).fetchall()
         return [(r[0], int(r[1])) for r in moved], [(int(r[0]), int(r[1])) for r in apart]
 
+    def unlink_copy(self, gallery_face: str) -> str | None:
+        """Drop the link to the gallery face ``gallery_face``; the discovered face it held, if any."""
+        row = self._q(
+            "SELECT face FROM people_enrolled WHERE collection = ? AND gallery_face = ?",
+            (self.collection, gallery_face),
+        ).fetchone()
+        if row is None:
+            return None
+        self._q("DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (self.collection, row[0]))
+        return str(row[0])
+
     def rename_cluster_refs(self, old: int, new: int) -> None:
         """After a merge: decisions about ``old`` now speak of ``new``."""
         self._q(
@@ -677,6 +698,25 @@ def move_face(
         writer.place(seq, target)
         writer.record("move", face=face_id, cluster=target, other=old)
         return target
+
+
+def enrolled_copy_deleted(store: PeopleStore, collection: str, gallery_face: str) -> str | None:
+    """A person deleted the gallery face ``gallery_face`` (DELETE /collections/{c}/faces/{id}): if
+    it was a discovered face's copy, that face loses its link and is taken out of its subject, as
+    by ``move_face(..., None, None)``: pinned out, never pulled back, never enrolled again by a
+    later sync. The discovered face's id, or None when the gallery face was no copy."""
+    if store.linked_to(collection, gallery_face) is None:  # most gallery faces: no lock taken
+        return None
+    with store.deciding(collection) as writer:
+        face = writer.unlink_copy(gallery_face)
+        if face is None:  # unlinked meanwhile
+            return None
+        seq, old, _ = writer.face(face)
+        if old != NO_CLUSTER:
+            writer.record("moved_out", face=face, cluster=old)
+        writer.place(seq, NO_CLUSTER)
+        writer.record("enrolled_copy_deleted", face=face, cluster=old, detail=gallery_face)
+        return face
 
 
 def ignore_cluster(store: PeopleStore, collection: str, cluster: int, ignored: bool = True) -> None:

@@ -9,7 +9,8 @@ person did not confirm them, and those that matched are recognized already.
 
 The decision and the gallery are two transactions: if the gallery write fails after the decision
 held, the next ``sync`` of those faces (any later decision on them) repairs it, as it compares
-states rather than replaying steps.
+states rather than replaying steps. The other way round, a person deleting an enrolled face that
+discovery copied (``delete_enrolled_face``) takes the discovered face out of the subject.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from shared.contract import RecognizerInfo
 from shared.gallery import Gallery, NewFace
-from shared.gallery.people import PeopleStore
+from shared.gallery.people import PeopleStore, enrolled_copy_deleted
 
 
 def sync(
@@ -48,3 +49,13 @@ def sync(
         people.link(
             collection, subject, [(r.face_id, s.id) for r, s in zip(rows, stored, strict=True) if s.new]
         )
+
+
+def delete_enrolled_face(gallery: Gallery, people: PeopleStore, collection: str, face_id: str) -> bool:
+    """Delete one enrolled face (False: none such); if discovery made it, its discovered face is
+    taken out of the subject too, so that no link is left to a deleted face and no later sync
+    enrolls it again."""
+    if not gallery.delete_face(collection, face_id):
+        return False
+    enrolled_copy_deleted(people, collection, face_id)
+    return True

@@ -24,7 +24,7 @@ from shared.gallery.people import (
     name_cluster,
     open_people,
 )
-from shared.gallery.people_subjects import sync
+from shared.gallery.people_subjects import delete_enrolled_face, sync
 from testkit.postgres import fresh_database
 from tests.unit.test_discovery import DIM, GOOD, people, photo_of
 from worker.people import Discovery, NewPhoto
@@ -173,3 +173,39 @@ def test_the_gallery_s_subjects_are_who_a_discovered_face_is(store: PeopleStore,
     store.subject_deleted("album", "robert")
     assert bob_cluster not in store.subjects("album")
     assert len({c.id: c for c in store.listing("album").clusters}[bob_cluster].faces) == 4
+
+
+def test_deleting_an_enrolled_copy_takes_its_discovered_face_out_of_the_subject(
+    store: PeopleStore, gallery: Gallery
+) -> None:
+    rng = np.random.default_rng(15)
+    centres = people(2, rng)
+    discovery = Discovery(store)
+    done = discovery.ingest("album", DIM, [photo(f"d{n}", photo_of(centres, rng)) for n in range(3)])
+    ann = done[0].clusters[0]
+    name_cluster(store, "album", ann, "ann")
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=ann))
+    face = done[1].face_ids[0]
+    copy = store.subject_state("album", [face])[face].enrolled
+    assert copy is not None and copy[0] == "ann"
+    hand = NewFace("hand", (0.0, 0.0, 9.0, 9.0), 0.9, 1, photo_of(centres[:1], rng)[0], b"jpeg")
+    by_hand = gallery.enroll("album", RECOGNIZER, "ann", [hand])[0].id
+    assert len(gallery.faces("album", "ann")) == 4
+
+    assert delete_enrolled_face(gallery, store, "album", copy[1])
+    assert len(gallery.faces("album", "ann")) == 3 and store.linked_to("album", copy[1]) is None
+    assert store.subject_state("album", [face])[face].enrolled is None
+    clusters = {c.id: c for c in store.listing("album").clusters}
+    assert face not in {f.face_id for f in clusters[ann].faces} and len(clusters[ann].faces) == 2
+    # A person's decision: a later sync, ingest or re-cluster never brings it back.
+    sync(gallery, store, "album", RECOGNIZER, [*store.face_ids("album", cluster=ann), face])
+    assert len(gallery.faces("album", "ann")) == 3
+    discovery.ingest("album", DIM, [photo("d-later", photo_of(centres, rng))])
+    discovery.recluster("album", DIM)
+    after = {c.id: c for c in store.listing("album").clusters}
+    assert face not in {f.face_id for c in after.values() for f in c.faces}
+    assert len(after[ann].faces) == 3
+    # A face enrolled by hand is no copy: deleting it touches no discovered face.
+    assert delete_enrolled_face(gallery, store, "album", by_hand)
+    assert len({c.id: c for c in store.listing("album").clusters}[ann].faces) == 3
+    assert not delete_enrolled_face(gallery, store, "album", by_hand)
