@@ -199,7 +199,9 @@ COMPACT_DOC = Operation(
         "A delete removes a face from every search at once. In PostgreSQL its row, crop and vector "
         "stay in the database's files (dead tuples, the index, the WAL) until vacuum reuses the "
         "space; a compaction rewrites the collection's table and its indexes (VACUUM FULL: the "
-        "collection's searches and writes wait meanwhile) and flushes the WAL. "
+        "collection's searches and writes wait meanwhile), then people discovery's tables, "
+        "which every collection shares (every collection's ingest waits meanwhile; a deleted "
+        "collection's discovered photos go too), and flushes the WAL. "
         "SQLite zeroes deleted faces at once; there it only gives the free space back. " + COLLECTION_JOB_BODY
     ),
     replies=REINDEX_DOC.replies,

@@ -94,6 +94,17 @@ CREATE TABLE IF NOT EXISTS people_enrolled (
 """
 
 
+# Every table of the store, each collection's rows before the collection's own (its last).
+PEOPLE_TABLES = (
+    "people_enrolled",
+    "people_decisions",
+    "people_clusters",
+    "people_faces",
+    "people_photos",
+    "people_collections",
+)
+
+
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
@@ -107,6 +118,9 @@ class Dialect:
     blob: str
     connect: Callable[[], Connection]
     transaction: Callable[[Connection, str], Any]  # a context manager: the collection's lock held
+    # Rewrite the people tables' files without their deleted rows (PeopleStore.compact); whether
+    # the database's log was flushed too.
+    compact: Callable[[Connection], bool]
 
     def sql(self, text: str) -> str:
         return text if self.name == "sqlite" else text.replace("?", "%s")
@@ -406,16 +420,23 @@ class PeopleStore:
             self._q(
                 db, "DELETE FROM people_enrolled WHERE collection = ? AND subject = ?", (collection, subject)
             )
+            # The log keeps that a cluster was named, not the name of a subject that was erased.
+            self._q(
+                db,
+                "UPDATE people_decisions SET detail = '' "
+                "WHERE collection = ? AND kind = 'name' AND detail = ?",
+                (collection, subject),
+            )
+
+    def compact(self) -> bool:
+        """Leave no deleted row in the people tables' files (a deleted collection's photos, faces
+        and crops; a deleted subject's name): the tables are shared by every collection, so one
+        compaction reaches them all. True when the database's log went too (docs/people.md)."""
+        return self.dialect.compact(self._connections.get())
 
     def delete_collection(self, collection: str) -> bool:
         with self._plain() as db:
-            for table in (
-                "people_enrolled",
-                "people_decisions",
-                "people_clusters",
-                "people_faces",
-                "people_photos",
-            ):
+            for table in PEOPLE_TABLES[:-1]:
                 self._q(db, f"DELETE FROM {table} WHERE collection = ?", (collection,))
             cursor = self._q(db, "DELETE FROM people_collections WHERE name = ?", (collection,))
             return bool(cursor.rowcount)
@@ -753,6 +774,14 @@ def _sqlite_transaction(db: Connection, collection: str) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _sqlite_compact(db: Connection) -> bool:
+    # secure_delete zeroed every deleted row in the database file as it went: only the WAL may
+    # still hold the pages as they were, until this checkpoint empties it. (The gallery's
+    # compaction VACUUMs the same file, which gives the free pages back.)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return True
+
+
 def sqlite_dialect(path: Path) -> Dialect:
     path.parent.mkdir(parents=True, exist_ok=True)
     return Dialect(
@@ -761,6 +790,7 @@ def sqlite_dialect(path: Path) -> Dialect:
         "BLOB",
         lambda: _sqlite_connect(path),
         _sqlite_transaction,
+        _sqlite_compact,
     )
 
 
@@ -775,12 +805,25 @@ def postgres_dialect(url: str) -> Dialect:
             db.execute("SELECT pg_advisory_xact_lock(1885695856, hashtext(%s))", (collection,))
             yield
 
+    def compact(db: Connection) -> bool:
+        assert isinstance(db, psycopg.Connection)
+        from shared.gallery.postgres import flush_wal
+
+        # A DELETE or UPDATE leaves the old row in the table's files (a dead tuple; a crop in the
+        # TOAST table) and in the WAL: VACUUM FULL writes the live rows to new files (table, TOAST,
+        # indexes) and truncates the old ones, as the gallery's compaction does for its table.
+        # Each table is locked meanwhile: every collection's ingest and decisions wait.
+        for table in PEOPLE_TABLES:
+            db.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        return flush_wal(db)
+
     return Dialect(
         "postgres",
         "BIGSERIAL PRIMARY KEY",
         "BYTEA",
         lambda: psycopg.connect(url, autocommit=True),
         transaction,
+        compact,
     )
 
 

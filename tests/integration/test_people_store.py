@@ -25,7 +25,7 @@ from shared.gallery.people import (
     open_people,
 )
 from shared.gallery.people_subjects import delete_enrolled_face, sync
-from testkit.postgres import fresh_database
+from testkit.postgres import files_holding, fresh_database, postgres_data_dir
 from tests.unit.test_discovery import DIM, GOOD, people, photo_of
 from worker.people import Discovery, NewPhoto
 
@@ -209,3 +209,33 @@ def test_deleting_an_enrolled_copy_takes_its_discovered_face_out_of_the_subject(
     assert delete_enrolled_face(gallery, store, "album", by_hand)
     assert len({c.id: c for c in store.listing("album").clusters}[ann].faces) == 3
     assert not delete_enrolled_face(gallery, store, "album", by_hand)
+
+
+def test_compaction_leaves_no_deleted_photo_or_subject_name_in_the_database_files(
+    store: PeopleStore, gallery: Gallery, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    postgres = store.dialect.name == "postgres"
+    root = postgres_data_dir(request.getfixturevalue("postgres_url")) if postgres else tmp_path
+    rng = np.random.default_rng(16)
+    centres = people(2, rng)
+    discovery = Discovery(store)
+    secret_crop = b"\xff\xd8" + rng.bytes(6000)  # incompressible: PostgreSQL's TOAST table
+    gone = NewPeopleFace((1.0, 2.0, 50.0, 60.0), GOOD, photo_of(centres[:1], rng)[0], secret_crop)
+    discovery.ingest("album-gone", DIM, [NewPhoto("secret", "sha-secret", [gone])])
+    done = discovery.ingest("album", DIM, [photo(f"e{n}", photo_of(centres, rng)) for n in range(3)])
+    name = "erase-me-subject-5f2a"
+    named = name_cluster(store, "album", done[0].clusters[0], name)
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=named))
+    needles = (secret_crop[100:164], name.encode())
+    assert len(files_holding(root, *needles)) > 0
+
+    assert store.delete_collection("album-gone")
+    assert gallery.delete_subject("album", name) == 3
+    store.subject_deleted("album", name)
+    if postgres:  # dead tuples and WAL: a DELETE alone leaves them (SQLite zeroes them, secure_delete)
+        assert len(files_holding(root, *needles)) > 0
+    # What the compact job does: the gallery's collection, then discovery's shared tables.
+    assert gallery.compact("album").log_flushed
+    assert store.compact()  # the test servers' user may checkpoint
+    assert files_holding(root, *needles) == []
+    assert sorted(len(c.faces) for c in store.listing("album").clusters) == [3, 3]
