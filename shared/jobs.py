@@ -237,11 +237,11 @@ if n == 0 then
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 else
   local ids = {}
+  local fields = {unpack(ARGV, 12 + 3 * n, 11 + 3 * n + m)}
   for i = 0, n - 1 do
     local id = ARGV[11 + 3 * i]
     local key = ARGV[9] .. id
     redis.call('SET', key .. ':input', ARGV[12 + 3 * i], 'EX', ARGV[2])
-    local fields = {unpack(ARGV, 12 + 3 * n, 11 + 3 * n + m)}
     redis.call('HSET', key, 'parent', ARGV[4], 'images', ARGV[13 + 3 * i], unpack(fields))
     redis.call('EXPIRE', key, ARGV[2])
     redis.call('ZADD', KEYS[3], ARGV[5], id)
@@ -424,7 +424,7 @@ class JobStore:
         ``callback``: the URL its envelope is POSTed to when it ends (shared/webhooks.py).
         ``children``: a request split in several jobs (shared/split.py), each child's id and job.
         ``job`` is then the whole request, kept only as the parent's record (no input, no message):
-        the children are the queued jobs, each to be sent on its own (``messages``); the parent
+        the children are the queued jobs, each sent as its own message; the parent
         ends when its last child does, and ``state`` gathers them.
         """
         created = time.time()
@@ -565,11 +565,6 @@ class JobStore:
                 return True
             case _:
                 return False
-
-    def messages(self, job_id: str) -> list[str]:
-        """The queue messages a job is sent as: its children's ids for a split request, else its own."""
-        children = cast(bytes | None, self._redis.hget(self._key(job_id), "children"))
-        return children.decode().split(",") if children else [job_id]
 
     def unfinished(self) -> list[str]:
         """Every job queued or running, oldest first (forgetting the ones that expired)."""

@@ -484,7 +484,6 @@ def test_a_split_request_is_one_job_gathered_from_its_children_and_one_slot_of_i
     assert [job_images(part) for _, part in children] == [2, 2, 1]
     assert store.create("p", _ingest(5), RENDER, share=share, queue="q0", children=children) is None
     # The children are the queued jobs (the reaper's and the queue's); the parent is one slot.
-    assert store.messages("p") == ["c0", "c1", "c2"] and store.messages("c0") == ["c0"]
     assert store.unfinished() == ["c0", "c1", "c2"] and store.share_jobs("o") == ["p"]
     assert store.queue_of("c1") == "q0" and store.load_input("p") is None
     assert store.create("other", _images(1), RENDER, share=share) is None
