@@ -67,8 +67,7 @@ from shared.errors import (
     FaceNotFound,
     SubjectNotFound,
 )
-from shared.gallery import CollectionInfo
-from shared.gallery.people_subjects import delete_enrolled_face
+from shared.gallery import CollectionInfo, people_subjects
 
 bp = Blueprint("collections", __name__)
 
@@ -389,10 +388,10 @@ def delete_subject(collection: str, subject: str) -> Response:
     collection_access(ctx, collection)
     check_name("subject", subject)
     existing(ctx, collection)
-    deleted = ctx.gallery.delete_subject(collection, subject)
+    # Discovery's cluster of the subject follows (docs/people.md).
+    deleted = people_subjects.delete_subject(ctx.gallery, ctx.people, collection, subject)
     if not deleted:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
-    ctx.people.subject_deleted(collection, subject)  # discovery's name for it follows (docs/people.md)
     body: DeletedBody = {"deleted": deleted}
     return encode(body, wants_msgpack(request))
 
@@ -423,10 +422,9 @@ def rename_subject(collection: str, subject: str) -> Response:
     if new_name == subject:
         faces = len(ctx.gallery.faces(collection, subject))
     else:
-        faces = ctx.gallery.rename_subject(collection, subject, new_name)
+        faces = people_subjects.rename_subject(ctx.gallery, ctx.people, collection, subject, new_name)
     if not faces:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
-    ctx.people.subject_renamed(collection, subject, new_name)
     body: RenamedBody = {"subject": new_name, "faces": faces}
     return encode(body, wants_msgpack(request))
 
@@ -448,7 +446,7 @@ def delete_face(collection: str, face_id: str) -> Response:
     check_face_id(face_id)
     existing(ctx, collection)
     # A face discovery enrolled leaves its subject's cluster too (docs/people.md).
-    if not delete_enrolled_face(ctx.gallery, ctx.people, collection, face_id):
+    if not people_subjects.delete_enrolled_face(ctx.gallery, ctx.people, collection, face_id):
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
     body: DeletedBody = {"deleted": 1}
     return encode(body, wants_msgpack(request))

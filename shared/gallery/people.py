@@ -428,6 +428,17 @@ class PeopleStore:
                 (collection, subject),
             )
 
+    def all_subjects_deleted(self, collection: str) -> None:
+        """The gallery deleted every subject of the collection: ``subject_deleted`` for each."""
+        with self._plain() as db:
+            self._q(db, "UPDATE people_clusters SET subject = NULL WHERE collection = ?", (collection,))
+            self._q(db, "DELETE FROM people_enrolled WHERE collection = ?", (collection,))
+            self._q(
+                db,
+                "UPDATE people_decisions SET detail = '' WHERE collection = ? AND kind = 'name'",
+                (collection,),
+            )
+
     def compact(self) -> bool:
         """Leave no deleted row in the people tables' files (a deleted collection's photos, faces
         and crops; a deleted subject's name): the tables are shared by every collection, so one

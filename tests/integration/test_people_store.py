@@ -24,7 +24,13 @@ from shared.gallery.people import (
     name_cluster,
     open_people,
 )
-from shared.gallery.people_subjects import delete_enrolled_face, sync
+from shared.gallery.people_subjects import (
+    delete_enrolled_face,
+    delete_gallery,
+    delete_subject,
+    rename_subject,
+    sync,
+)
 from testkit.postgres import files_holding, fresh_database, postgres_data_dir
 from tests.unit.test_discovery import DIM, GOOD, people, photo_of
 from worker.people import Discovery, NewPhoto
@@ -166,11 +172,9 @@ def test_the_gallery_s_subjects_are_who_a_discovered_face_is(store: PeopleStore,
     assert len(gallery.faces("album", "ann")) == 2 and len(gallery.faces("album", "bob")) == 5
     assert store.subject_state("album", [done[1].face_ids[1]])[done[1].face_ids[1]].enrolled is None
     # The gallery renames bob, then deletes him: discovery's cluster follows, and keeps its faces.
-    assert gallery.rename_subject("album", "bob", "robert") == 5
-    store.subject_renamed("album", "bob", "robert")
+    assert rename_subject(gallery, store, "album", "bob", "robert") == 5
     assert store.subjects("album")[bob_cluster] == "robert"
-    gallery.delete_subject("album", "robert")
-    store.subject_deleted("album", "robert")
+    assert delete_subject(gallery, store, "album", "robert") == 5
     assert bob_cluster not in store.subjects("album")
     assert len({c.id: c for c in store.listing("album").clusters}[bob_cluster].faces) == 4
 
@@ -209,6 +213,15 @@ def test_deleting_an_enrolled_copy_takes_its_discovered_face_out_of_the_subject(
     assert delete_enrolled_face(gallery, store, "album", by_hand)
     assert len({c.id: c for c in store.listing("album").clusters}[ann].faces) == 3
     assert not delete_enrolled_face(gallery, store, "album", by_hand)
+    # Deleting every subject (CompreFace's "delete all") unnames every cluster; none loses a face.
+    (bob,) = (c.id for c in store.listing("album").clusters if c.id != ann)
+    name_cluster(store, "album", bob, "bob")
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=bob))
+    assert len(gallery.faces("album", "bob")) == 4
+    assert delete_gallery(gallery, store, "album") and store.subjects("album") == {}
+    kept = store.face_ids("album", cluster=ann) + store.face_ids("album", cluster=bob)
+    assert all(state.enrolled is None for state in store.subject_state("album", kept).values())
+    assert sorted(len(c.faces) for c in store.listing("album").clusters) == [3, 4]
 
 
 def test_compaction_leaves_no_deleted_photo_or_subject_name_in_the_database_files(
