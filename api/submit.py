@@ -1,7 +1,7 @@
 """What every queued endpoint shares (/extract, /draw_detections, the collection routes and
 /verify): the request's owner, its Idempotency-Key, the queue's depth, reading the body (one
-decoder: api/bodies.py), queueing the one job, waiting for it and answering from it (also for a
-retry with the same key)."""
+decoder: api/bodies.py), queueing the job (a large ingest as several: shared/split.py), waiting
+for it and answering from it (also for a retry with the same key)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
@@ -53,6 +53,7 @@ from shared.errors import (
 from shared.jobs import FINISHED, JobStatus, Share, ShareFull
 from shared.queue import EXTRACT_TASK, lane_for, queue_depth, queue_lanes, resend_lane
 from shared.settings import Settings
+from shared.split import split_job
 
 log = logging.getLogger("facerest.api")
 
@@ -247,6 +248,10 @@ def submit(
     submission = prepare(got.request, owner)
     job = limit_cost(ctx.settings, submission.job)
     job_id = uuid.uuid4().hex
+    # A large request is several jobs (shared/split.py) under this id, one message each, so that
+    # several workers take it at once; one that fits is its own one job.
+    parts = split_job(job, ctx.settings.ingest_job_photos)
+    children = [(uuid.uuid4().hex, part) for part in parts] if len(parts) > 1 else []
     # The key is recorded with the job, atomically: a concurrent request with the same key that
     # got there first made the job, and this one answers from it. The owner's share is counted
     # in the same step, so concurrent requests of one owner cannot together pass its caps.
@@ -257,7 +262,15 @@ def submit(
     # The owner's lane: its flood queues behind its own jobs, not the other owners'.
     lane = lane_for(settings, sharer)
     existing = ctx.store.create(
-        job_id, job, submission.render, claimed, route=_route(), share=share, queue=lane, callback=callback
+        job_id,
+        job,
+        submission.render,
+        claimed,
+        route=_route(),
+        share=share,
+        queue=lane,
+        callback=callback,
+        children=children,
     )
     if isinstance(existing, ShareFull):
         raise TooManyJobs(
@@ -269,7 +282,7 @@ def submit(
         )
     if existing is not None:
         return _replay(ctx, existing, key, got.digest, got.flags, started, status, finish)
-    send(ctx, job_id, lane, idempotent=claimed is not None)
+    send(ctx, job_id, lane, idempotent=claimed is not None, messages=[child for child, _ in children])
     as_msgpack = wants_msgpack(request, got.flags.msgpack)
     if got.flags.run_async:
         accepted: JobAccepted = {"id": job_id, "status": "queued", "status_url": f"/results/{job_id}"}
@@ -308,16 +321,18 @@ def _replicate(ctx: ApiContext, job_id: str) -> None:
         log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
 
 
-def send(ctx: ApiContext, job_id: str, lane: str, idempotent: bool) -> None:
-    """Queue a stored job in ``lane`` (one of shared/queue.py's queue_lanes). One task runs every
-    job kind: the worker reads the kind from the job."""
-    ctx.celery.send_task(
-        EXTRACT_TASK,
-        args=[job_id],
-        task_id=job_id,
-        queue=lane,
-        headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
-    )
+def send(ctx: ApiContext, job_id: str, lane: str, idempotent: bool, messages: Sequence[str] = ()) -> None:
+    """Queue a stored job in ``lane`` (one of shared/queue.py's queue_lanes): one message, or
+    one per child of a split request (``messages``: their ids). One task runs every job kind: the
+    worker reads the kind from the job."""
+    for message in messages or [job_id]:
+        ctx.celery.send_task(
+            EXTRACT_TASK,
+            args=[message],
+            task_id=message,
+            queue=lane,
+            headers={"request_id": g.request_id},  # for the worker's log lines (TaskContextFilter)
+        )
     if idempotent:
         ctx.store.mark_sent(job_id)
     if ctx.settings.replicated:
@@ -353,7 +368,8 @@ def _replay(
         # The request that made the job died before queueing it (or is just queueing it: a second
         # message is harmless, the copy that comes second is dropped by the worker's claim).
         log.warning("job %s: queued again by a retry with its Idempotency-Key", state.id)
-        send(ctx, state.id, resend_lane(ctx.settings, ctx.store.queue_of(state.id)), idempotent=True)
+        lane = resend_lane(ctx.settings, ctx.store.queue_of(state.id))
+        send(ctx, state.id, lane, idempotent=True, messages=state.children)
     if flags.run_async:
         accepted: JobAccepted = {
             "id": state.id,
@@ -377,7 +393,7 @@ def wait_result(
     # A job with a callback keeps its full TTL: its webhook, retried for up to
     # webhook_retry_for_s, sends the job's state.
     if state.status in FINISHED and state.callback is None:
-        ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key)
+        ctx.store.delivered(job_id, ctx.settings.sync_result_ttl_s, idempotency_key, state.children)
     if state.error is not None:
         raise from_info(state.error)
     if state.result is None:

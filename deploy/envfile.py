@@ -164,6 +164,11 @@ SECTIONS = (
                 "Each API key's (with keys off, each client address's) share: 429 past either.",
             ),
             Line("max_images_in_flight_per_key"),
+            Line(
+                "ingest_job_photos",
+                "POST /collections/{c}/photos with more photos than this is split into jobs of this "
+                "many, which several workers take at once (docs/people.md).",
+            ),
             Line("retry_after_s"),
             Line(
                 "response_format",

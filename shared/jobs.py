@@ -7,7 +7,12 @@ either expires or has a bounded size:
                       cb_status, cb_attempts, cb_error (its delivery: shared/webhooks.py),
                       render (RenderSettings, with the owner: the creator's API key digest),
                       error (ErrorInfo), result (JobResult); TTL result_ttl_s, cut to
-                      sync_result_ttl_s once a synchronous request delivered it
+                      sync_result_ttl_s once a synchronous request delivered it.
+                      A request split in several jobs (shared/split.py) is a parent hash with
+                      children (their ids, in request order), left (how many have not ended) and
+                      images, and no input, result or message of its own; each child is a job
+                      with parent (its id) and images, queued on its own. The parent ends with
+                      its last child (FINISH), and ``state`` gathers it from them.
   {p}:job:{id}:input  the Job (raw image bytes); TTL result_ttl_s, deleted when the job finishes
   {p}:job:{id}:done   list holding one token once the job ended, for blocking waits; TTL result_ttl_s.
                       Waiters rotate it (BLMOVE onto itself) and never empty it, so it keeps its TTL.
@@ -41,8 +46,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import cast
 
@@ -71,6 +76,7 @@ from shared.contract import (
 )
 from shared.errors import JobNotFound
 from shared.redis_files import rewrite
+from shared.split import merge_results
 from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, outbox_key
 
 # Redis's clock, in seconds, inside a script (TIME is allowed in scripts since Redis 5's effects
@@ -102,9 +108,11 @@ return {'claimed', tostring(redis.call('HINCRBY', KEYS[1], 'attempts', 1))}
 )
 
 # KEYS: job hash, input, done list, running hash, pending set, webhook outbox. ARGV: job id, worker,
-# ttl, outcome field, outcome, status, finished time, the outbox's hand-off grace. The first outcome
-# wins: a job is finished once. A job with a callback enters the outbox in the same step, so that
-# its delivery cannot be lost between the two. -> 2 (finished, with a callback) | 1 | 0
+# ttl, outcome field, outcome, status, finished time, the outbox's hand-off grace, the job key
+# prefix ("{p}:job:"). The first outcome wins: a job is finished once. A job with a callback enters
+# the outbox in the same step, so that its delivery cannot be lost between the two; so does the
+# parent of a split request when its last child finishes here.
+# -> {2, the job (or parent) that entered the outbox} | {1, ''} (finished) | 0
 FINISH = (
     _NOW
     + _ALIVE
@@ -121,9 +129,32 @@ redis.call('RPUSH', KEYS[3], '1')
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
   redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), ARGV[1])
-  return 2
+  return {2, ARGV[1]}
 end
-return 1
+local parent = redis.call('HGET', KEYS[1], 'parent')
+if not parent then return {1, ''} end
+-- A split request's child: its parent ends with its last child, failed if any child failed.
+local pkey = ARGV[9] .. parent
+if redis.call('EXISTS', pkey) == 0 or redis.call('HINCRBY', pkey, 'left', -1) > 0 then return {1, ''} end
+if finished(redis.call('HGET', pkey, 'status')) then return {1, ''} end
+local status = 'done'
+for id in string.gmatch(redis.call('HGET', pkey, 'children'), '[^,]+') do
+  if redis.call('HGET', ARGV[9] .. id, 'status') == 'failed' then status = 'failed' end
+  -- The children hold the parent's result: they expire with it, not before.
+  redis.call('EXPIRE', ARGV[9] .. id, ARGV[3])
+  redis.call('EXPIRE', ARGV[9] .. id .. ':done', ARGV[3])
+end
+redis.call('HSET', pkey, 'status', status, 'finished', ARGV[7])
+redis.call('EXPIRE', pkey, ARGV[3])
+local pshare = redis.call('HGET', pkey, 'share')
+if pshare then redis.call('ZREM', pshare, parent) end
+redis.call('RPUSH', pkey .. ':done', '1')
+redis.call('EXPIRE', pkey .. ':done', ARGV[3])
+if redis.call('HEXISTS', pkey, 'callback') == 1 then
+  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[8]), parent)
+  return {2, parent}
+end
+return {1, ''}
 """
 )
 
@@ -156,8 +187,12 @@ return 0
 
 # KEYS: input, job hash, pending set, idempotency record, owner's share set. ARGV: input, ttl,
 # record ('' without an Idempotency-Key), job id, created time, the share's job cap (0: none),
-# its image cap, this job's images, the job key prefix ("{p}:job:"), then the job's fields and
-# values. The record and the job are made together: a key never names a job that was not stored.
+# its image cap, this job's images, the job key prefix ("{p}:job:"), the number n of children
+# (0: a plain job), n triples (child id, its input, its images), the number m of the children's
+# field tokens and those m tokens, then the job's fields and values. A split request's parent has
+# no input and no queue message: its children are queued jobs (in the pending set) that name it,
+# and it lists them. The record and the job are made together: a key never names a job that was
+# not stored. The share counts the parent alone, with all its images: one request, one slot.
 # The share set holds the owner's unfinished jobs, scored by when they expire: entries of jobs
 # that finished (FINISH removes them), expired or outlived their deadline are dropped here, so a
 # lost worker or a job that never finished cannot hold a slot for longer than result_ttl_s.
@@ -192,11 +227,29 @@ if cap > 0 then
   redis.call('EXPIRE', KEYS[5], ARGV[2])
 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[2]) end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 10))
-if cap > 0 then redis.call('HSET', KEYS[2], 'share', KEYS[5], 'images', ARGV[8]) end
+local n = tonumber(ARGV[10])
+local m = tonumber(ARGV[11 + 3 * n])
+redis.call('HSET', KEYS[2], unpack(ARGV, 12 + 3 * n + m))
+if cap > 0 then redis.call('HSET', KEYS[2], 'share', KEYS[5]) end
+if cap > 0 or n > 0 then redis.call('HSET', KEYS[2], 'images', ARGV[8]) end
+if n == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+else
+  local ids = {}
+  local fields = {unpack(ARGV, 12 + 3 * n, 11 + 3 * n + m)}
+  for i = 0, n - 1 do
+    local id = ARGV[11 + 3 * i]
+    local key = ARGV[9] .. id
+    redis.call('SET', key .. ':input', ARGV[12 + 3 * i], 'EX', ARGV[2])
+    redis.call('HSET', key, 'parent', ARGV[4], 'images', ARGV[13 + 3 * i], unpack(fields))
+    redis.call('EXPIRE', key, ARGV[2])
+    redis.call('ZADD', KEYS[3], ARGV[5], id)
+    table.insert(ids, id)
+  end
+  redis.call('HSET', KEYS[2], 'children', table.concat(ids, ','), 'left', n)
+end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 return {'created'}
 """
 )
@@ -260,6 +313,8 @@ class JobState:
     callback: CallbackState | None = None  # None: the job has no callback URL
     callback_url: str | None = None
     progress: tuple[int, int] | None = None  # (done, total) as a long job last reported it
+    children: tuple[str, ...] = ()  # a split request's jobs (shared/split.py), in request order
+    images: int = 0  # the images it carries, as counted in its owner's share (and a child's)
 
 
 # A running job's progress, written only while it runs: a late report never recreates an expired
@@ -354,6 +409,7 @@ class JobStore:
         share: Share | None = None,
         queue: str = "",
         callback: str = "",
+        children: Sequence[tuple[str, Job]] = (),
     ) -> IdempotencyRecord | ShareFull | None:
         """Store the input and the queued state atomically, before the task is sent; None once done.
 
@@ -366,6 +422,10 @@ class JobStore:
         ``queue``: the lane its message goes to (shared/queue.py lane_for), recorded so that a job
         sent again (``queue_of``) waits in the same lane.
         ``callback``: the URL its envelope is POSTed to when it ends (shared/webhooks.py).
+        ``children``: a request split in several jobs (shared/split.py), each child's id and job.
+        ``job`` is then the whole request, kept only as the parent's record (no input, no message):
+        the children are the queued jobs, each sent as its own message; the parent
+        ends when its last child does, and ``state`` gathers them.
         """
         created = time.time()
         state: list[str | float | bytes] = [
@@ -381,6 +441,7 @@ class JobStore:
             state += ["collection", collection]
         if queue:
             state += ["queue", queue]
+        inherited = list(state)  # a child's own fields: never the callback, share or key
         if callback:
             state += ["callback", callback, "cb_status", CallbackStatus.PENDING.value, "cb_attempts", 0]
         record = b""
@@ -390,8 +451,11 @@ class JobStore:
         share_key = self.share_key(share.owner) if share is not None else self._key(job_id, ":share-unused")
         caps = (share.max_jobs, share.max_images) if share is not None else (0, 0)
         keys = [self._key(job_id, ":input"), self._key(job_id), self._pending, idem_key, share_key]
-        args: list[str | float | bytes] = [encode(job), self._ttl_s, record, job_id, created, *caps]
-        args += [job_images(job), self._key(""), *state]
+        args: list[str | float | bytes] = [b"" if children else encode(job), self._ttl_s, record, job_id]
+        args += [created, *caps, job_images(job), self._key(""), len(children)]
+        for child_id, child in children:
+            args += [child_id, encode(child), job_images(child)]
+        args += [len(inherited), *inherited, *state]
         outcome = cast(list[bytes | int], self._create(keys=keys, args=args))
         match outcome:
             case [b"exists", bytes(existing)]:
@@ -492,10 +556,15 @@ class JobStore:
             time.time(),
             HANDOFF_GRACE_S,
         ]
-        finished = int(cast(int, self._finish(keys=keys, args=args)))
-        if finished == 2 and self._handoff is not None:
-            self._handoff(job_id)
-        return finished > 0
+        args.append(self._key(""))
+        match cast(list[int | bytes] | int, self._finish(keys=keys, args=args)):
+            case [2, bytes(ended)] if self._handoff is not None:
+                self._handoff(ended.decode())  # this job, or the split request it ended
+                return True
+            case [_, _]:
+                return True
+            case _:
+                return False
 
     def unfinished(self) -> list[str]:
         """Every job queued or running, oldest first (forgetting the ones that expired)."""
@@ -525,13 +594,19 @@ class JobStore:
         keys = [self._key(job_id), self._running, self._workers]
         return bool(self._take_back(keys=keys, args=[job_id, holder, "1" if orphan else "0"]))
 
-    def delivered(self, job_id: str, ttl_s: int, idempotency_key: str | None = None) -> None:
+    def delivered(
+        self, job_id: str, ttl_s: int, idempotency_key: str | None = None, children: Sequence[str] = ()
+    ) -> None:
         """A synchronous request handed the job's outcome over: keep it (and the Idempotency-Key
-        that names it) at most ``ttl_s`` more, for a retry; never lengthens a shorter TTL."""
+        that names it, and a split request's ``children``, which hold its result) at most
+        ``ttl_s`` more, for a retry; never lengthens a shorter TTL."""
         pipe = self._redis.pipeline(transaction=False)
         for key in (self._key(job_id), self._key(job_id, ":done"), idempotency_key):
             if key is not None:
                 pipe.expire(key, ttl_s, lt=True)
+        for child in children:
+            pipe.expire(self._key(child), ttl_s, lt=True)
+            pipe.expire(self._key(child, ":done"), ttl_s, lt=True)
         pipe.execute()
 
     def forget_collection(self, collection: str) -> int:
@@ -570,34 +645,27 @@ class JobStore:
 
     def state(self, job_id: str, owner: str | None = None) -> JobState:
         """The job's state; JobNotFound when it is unknown, expired or, with ``owner`` (an API key
-        digest), another's: the same answer, so that ids cannot be probed."""
+        digest), another's: the same answer, so that ids cannot be probed. A split request's is
+        gathered from its children (``_gather``)."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(job_id)))
         not_found = JobNotFound(f"no job with id {job_id!r} (unknown or expired)")
         if not raw:
             raise not_found
-        render = decode_render(raw[b"render"]) if b"render" in raw else None
-        if owner is not None and (render.owner if render is not None else "") != owner:
+        state = _job_state(job_id, raw)
+        if owner is not None and (state.render.owner if state.render is not None else "") != owner:
             raise not_found
-
-        def num(name: bytes) -> float | None:
-            return float(raw[name]) if name in raw else None
-
-        return JobState(
-            id=job_id,
-            status=JobStatus(raw[b"status"].decode()),
-            created=float(raw.get(b"created", b"0")),
-            started=num(b"started"),
-            finished=num(b"finished"),
-            worker=raw[b"worker"].decode() if b"worker" in raw else None,
-            attempts=int(raw.get(b"attempts", b"0")),
-            error=decode_error(raw[b"error"]) if b"error" in raw else None,
-            result=decode_result(raw[b"result"]) if b"result" in raw else None,
-            render=render,
-            sent=b"sent" in raw,
-            callback=_callback_state(raw),
-            callback_url=raw[b"callback"].decode() if b"callback" in raw else None,
-            progress=_progress(raw.get(b"progress")),
-        )
+        if not state.children:
+            return state
+        pipe = self._redis.pipeline(transaction=False)
+        for child in state.children:
+            pipe.hgetall(self._key(child))
+        children = [
+            _job_state(child, raw) if raw else None
+            for child, raw in zip(state.children, pipe.execute(), strict=True)
+        ]
+        if state.status in FINISHED and None in children:
+            raise JobNotFound(f"job {job_id!r}: a part of it expired")
+        return _gather(state, children)
 
     def wait(self, job_id: str, timeout_s: float, owner: str | None = None) -> JobState:
         """Block until the job has finished or the timeout passes; return its latest state."""
@@ -616,6 +684,58 @@ class JobStore:
             moved = self._redis.blmove(done, done, timeout, "LEFT", "RIGHT")  # type: ignore[arg-type]
             if moved is not None:
                 return self.state(job_id, owner)
+
+
+def _job_state(job_id: str, raw: dict[bytes, bytes]) -> JobState:
+    """A job's state as its hash holds it."""
+
+    def num(name: bytes) -> float | None:
+        return float(raw[name]) if name in raw else None
+
+    return JobState(
+        id=job_id,
+        status=JobStatus(raw[b"status"].decode()),
+        created=float(raw.get(b"created", b"0")),
+        started=num(b"started"),
+        finished=num(b"finished"),
+        worker=raw[b"worker"].decode() if b"worker" in raw else None,
+        attempts=int(raw.get(b"attempts", b"0")),
+        error=decode_error(raw[b"error"]) if b"error" in raw else None,
+        result=decode_result(raw[b"result"]) if b"result" in raw else None,
+        render=decode_render(raw[b"render"]) if b"render" in raw else None,
+        sent=b"sent" in raw,
+        callback=_callback_state(raw),
+        callback_url=raw[b"callback"].decode() if b"callback" in raw else None,
+        progress=_progress(raw.get(b"progress")),
+        children=tuple(raw[b"children"].decode().split(",")) if b"children" in raw else (),
+        images=int(raw.get(b"images", b"0")),
+    )
+
+
+def _gather(parent: JobState, children: Sequence[JobState | None]) -> JobState:
+    """A split request's state from its children's (None: expired), in request order. Its status
+    is its own once it ended (FINISH ends it with its last child: failed if any child failed),
+    before that running as soon as a child started. Its error is the first failed child's, its
+    result the children's merged (shared/split.py); progress counts the images of the children
+    that finished; worker and started are its first started child's."""
+    known = [child for child in children if child is not None]
+    begun = sorted((c for c in known if c.started is not None), key=lambda c: c.started or 0.0)
+    status = parent.status
+    if status not in FINISHED and (begun or any(c.status in FINISHED for c in known)):
+        status = JobStatus.RUNNING
+    error = next((c.error for c in known if c.error is not None), None)
+    results = [c.result for c in known if c.result is not None]
+    done = sum(c.images for c in known if c.status in FINISHED)
+    return replace(
+        parent,
+        status=status,
+        started=begun[0].started if begun else None,
+        worker=begun[0].worker if begun else None,
+        attempts=max((c.attempts for c in known), default=0),
+        error=error if status is JobStatus.FAILED else None,
+        result=merge_results(results) if status is JobStatus.DONE and results else None,
+        progress=(done, parent.images),
+    )
 
 
 def _progress(raw: bytes | None) -> tuple[int, int] | None:

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     # flood leaves room, and little wait, for the others' jobs.
     max_queued_per_key: Annotated[int, Field(gt=0)] = 16
     max_images_in_flight_per_key: Annotated[int, Field(gt=0)] = 128
+    # An ingest of more photos than this is split into jobs of this many (shared/split.py), one
+    # queue message each, so that several workers (and a worker's threads) take it at once.
+    ingest_job_photos: Annotated[int, Field(gt=0)] = 8
     # The answer format of /extract when a request sets no api_ver (docs/compatibility.md):
     # auto: the bare list for 2020-style requests, the envelope for today's InsightFace-REST client
     # (a MessagePack or multipart body, or its fields msgpack/img_req_headers/detect_masks);

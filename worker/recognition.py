@@ -337,12 +337,14 @@ class Recognition:
         # No model involved: any worker may run it. It can take long (PostgreSQL rewrites the
         # collection's table), which is why it is a job and not an API request.
         done = self.gallery.compact(job.collection)
+        # Discovery's tables hold photos, crops and subject names too; they are shared by every
+        # collection, so this also erases what deleted collections left there (docs/people.md).
+        people_flushed = self.discovery.store.compact() if self.discovery is not None else True
         # Photos and names crossed Redis in this collection's jobs: drop the finished ones and
         # rewrite Redis's files, which still hold what was deleted.
         rewritten = self.jobs.erase_collection(job.collection)
-        return CompactResult(
-            job.collection, done.faces, done.log_flushed, self.name, _ms_since(start), rewritten
-        )
+        flushed = done.log_flushed and people_flushed
+        return CompactResult(job.collection, done.faces, flushed, self.name, _ms_since(start), rewritten)
 
     def reindex(self, job: ReindexJob, start: float) -> ReindexResult:
         if self.gallery.recognizer_of(job.collection) is None:

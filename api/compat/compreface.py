@@ -88,7 +88,7 @@ from shared.errors import (
     SubjectNotFound,
     TooManyJobs,
 )
-from shared.gallery import StoredFace
+from shared.gallery import StoredFace, people_subjects
 from shared.recognition import MAX_LIMIT, confidence
 
 bp = Blueprint("compreface", __name__, url_prefix="/api/v1")
@@ -363,9 +363,11 @@ def delete_faces() -> Response:
         return _json({"deleted": 0})
     if subject:
         check_name("subject", subject)
-        return _json({"deleted": ctx.gallery.delete_subject(collection, subject)})
+        return _json(
+            {"deleted": people_subjects.delete_subject(ctx.gallery, ctx.people, collection, subject)}
+        )
     info = ctx.gallery.collection(collection)
-    ctx.gallery.delete_collection(collection)
+    people_subjects.delete_gallery(ctx.gallery, ctx.people, collection)
     return _json({"deleted": 0 if info is None else info.faces})
 
 
@@ -384,7 +386,7 @@ def delete_face(image_id: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
     subject = _enrolled_face(ctx, collection, image_id).subject
-    if not ctx.gallery.delete_face(collection, image_id):
+    if not people_subjects.delete_enrolled_face(ctx.gallery, ctx.people, collection, image_id):
         raise FaceNotFound(f"no face {image_id!r}")
     return _json({"image_id": image_id, "subject": subject})
 
@@ -474,7 +476,9 @@ def rename_subject(subject: str) -> Response:
     check_name("subject", new_name)
     if ctx.gallery.recognizer_of(collection) is None:
         raise SubjectNotFound(f"no subject {subject!r}")
-    if new_name != subject and not ctx.gallery.rename_subject(collection, subject, new_name):
+    if new_name != subject and not people_subjects.rename_subject(
+        ctx.gallery, ctx.people, collection, subject, new_name
+    ):
         raise SubjectNotFound(f"no subject {subject!r}")
     return _json({"updated": True})
 
@@ -485,7 +489,8 @@ def delete_subject(subject: str) -> Response:
     ctx = context()
     collection = _collection(ctx)
     check_name("subject", subject)
-    deleted = ctx.gallery.delete_subject(collection, subject) if ctx.gallery.recognizer_of(collection) else 0
+    known = ctx.gallery.recognizer_of(collection) is not None
+    deleted = people_subjects.delete_subject(ctx.gallery, ctx.people, collection, subject) if known else 0
     if not deleted:
         raise SubjectNotFound(f"no subject {subject!r}")
     return _json({"subject": subject})
@@ -499,7 +504,7 @@ def delete_subjects() -> Response:
     info = ctx.gallery.collection(collection)
     if info is None:
         return _json({"deleted": 0})
-    ctx.gallery.delete_collection(collection)
+    people_subjects.delete_gallery(ctx.gallery, ctx.people, collection)
     return _json({"deleted": info.subjects})
 
 

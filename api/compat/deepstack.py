@@ -56,6 +56,7 @@ from shared.errors import (
     Overloaded,
     ResultTimeout,
 )
+from shared.gallery.people_subjects import delete_subject
 from shared.recognition import MATCH_CONFIDENCE, confidence, similarity_for
 
 bp = Blueprint("deepstack", __name__, url_prefix="/v1/vision/face")
@@ -265,7 +266,8 @@ def delete() -> Response:
     collection = home_collection(ctx)
     userid = _userid()
     # DeepStack answers success for a name it does not know, as for one it deleted.
-    deleted = ctx.gallery.delete_subject(collection, userid) if ctx.gallery.recognizer_of(collection) else 0
+    known = ctx.gallery.recognizer_of(collection) is not None
+    deleted = delete_subject(ctx.gallery, ctx.people, collection, userid) if known else 0
     return answer(count=deleted)
 
 

@@ -67,7 +67,7 @@ from shared.errors import (
     FaceNotFound,
     SubjectNotFound,
 )
-from shared.gallery import CollectionInfo
+from shared.gallery import CollectionInfo, people_subjects
 
 bp = Blueprint("collections", __name__)
 
@@ -198,7 +198,9 @@ COMPACT_DOC = Operation(
         "A delete removes a face from every search at once. In PostgreSQL its row, crop and vector "
         "stay in the database's files (dead tuples, the index, the WAL) until vacuum reuses the "
         "space; a compaction rewrites the collection's table and its indexes (VACUUM FULL: the "
-        "collection's searches and writes wait meanwhile) and flushes the WAL. "
+        "collection's searches and writes wait meanwhile), then people discovery's tables, "
+        "which every collection shares (every collection's ingest waits meanwhile; a deleted "
+        "collection's discovered photos go too), and flushes the WAL. "
         "SQLite zeroes deleted faces at once; there it only gives the free space back. " + COLLECTION_JOB_BODY
     ),
     replies=REINDEX_DOC.replies,
@@ -386,10 +388,10 @@ def delete_subject(collection: str, subject: str) -> Response:
     collection_access(ctx, collection)
     check_name("subject", subject)
     existing(ctx, collection)
-    deleted = ctx.gallery.delete_subject(collection, subject)
+    # Discovery's cluster of the subject follows (docs/people.md).
+    deleted = people_subjects.delete_subject(ctx.gallery, ctx.people, collection, subject)
     if not deleted:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
-    ctx.people.subject_deleted(collection, subject)  # discovery's name for it follows (docs/people.md)
     body: DeletedBody = {"deleted": deleted}
     return encode(body, wants_msgpack(request))
 
@@ -420,22 +422,31 @@ def rename_subject(collection: str, subject: str) -> Response:
     if new_name == subject:
         faces = len(ctx.gallery.faces(collection, subject))
     else:
-        faces = ctx.gallery.rename_subject(collection, subject, new_name)
+        faces = people_subjects.rename_subject(ctx.gallery, ctx.people, collection, subject, new_name)
     if not faces:
         raise SubjectNotFound(f"no subject {subject!r} in collection {collection!r}")
-    ctx.people.subject_renamed(collection, subject, new_name)
     body: RenamedBody = {"subject": new_name, "faces": faces}
     return encode(body, wants_msgpack(request))
 
 
 @bp.delete("/collections/<collection>/faces/<face_id>")
-@documented(Operation(summary="Delete one enrolled face", replies=DELETE_REPLIES))
+@documented(
+    Operation(
+        summary="Delete one enrolled face",
+        replies=DELETE_REPLIES,
+        description=(
+            "A face people discovery enrolled (a named cluster's) is taken out of that subject "
+            "there too: its discovered face leaves the cluster and is not brought back."
+        ),
+    )
+)
 def delete_face(collection: str, face_id: str) -> Response:
     ctx = context()
     collection_access(ctx, collection)
     check_face_id(face_id)
     existing(ctx, collection)
-    if not ctx.gallery.delete_face(collection, face_id):
+    # A face discovery enrolled leaves its subject's cluster too (docs/people.md).
+    if not people_subjects.delete_enrolled_face(ctx.gallery, ctx.people, collection, face_id):
         raise FaceNotFound(f"no face {face_id[:64]!r} in collection {collection!r}")
     body: DeletedBody = {"deleted": 1}
     return encode(body, wants_msgpack(request))

@@ -4,6 +4,7 @@ store's lock: shared/gallery/people.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, request
@@ -52,16 +53,29 @@ bp = Blueprint("people", __name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-INGEST_DOC = queued_operation(
-    "Ingest photos for people discovery: every face is stored (vector, crop, box, quality) and clustered",
-    IngestRequest,
-    {
-        200: Reply("Per photo: its faces with their cluster and subject", IngestBody, msgpack=True),
-        400: Reply("Malformed request", ErrorDetail),
-        403: Reply("collection_forbidden", ErrorDetail),
-        409: Reply("recognizer_mismatch", ErrorDetail),
-        422: Reply("Invalid field, name, photo id or image", ErrorDetail),
-    },
+INGEST_DOC = dataclasses.replace(
+    queued_operation(
+        "Ingest photos for people discovery: every face is stored (vector, crop, box, quality) and clustered",
+        IngestRequest,
+        {
+            200: Reply(
+                "Per photo, in request order: its faces with their cluster and subject",
+                IngestBody,
+                msgpack=True,
+            ),
+            400: Reply("Malformed request", ErrorDetail),
+            403: Reply("collection_forbidden", ErrorDetail),
+            409: Reply("recognizer_mismatch", ErrorDetail),
+            422: Reply("Invalid field, name, photo id or image", ErrorDetail),
+        },
+    ),
+    description=(
+        "More photos than ingest_job_photos (8) are split into jobs of that many, which several "
+        "workers run at once, under one job id: the answer, /results (with progress in photos), "
+        "webhooks and the Idempotency-Key treat them as one job. If one of those jobs fails, the "
+        "request fails with its error once all ended, and the other jobs' photos are stored "
+        "(sending it again answers them as stored). A face's cluster is as its own job left it."
+    ),
 )
 
 

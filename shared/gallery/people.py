@@ -94,6 +94,17 @@ CREATE TABLE IF NOT EXISTS people_enrolled (
 """
 
 
+# Every table of the store, each collection's rows before the collection's own (its last).
+PEOPLE_TABLES = (
+    "people_enrolled",
+    "people_decisions",
+    "people_clusters",
+    "people_faces",
+    "people_photos",
+    "people_collections",
+)
+
+
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
@@ -107,6 +118,9 @@ class Dialect:
     blob: str
     connect: Callable[[], Connection]
     transaction: Callable[[Connection, str], Any]  # a context manager: the collection's lock held
+    # Rewrite the people tables' files without their deleted rows (PeopleStore.compact); whether
+    # the database's log was flushed too.
+    compact: Callable[[Connection], bool]
 
     def sql(self, text: str) -> str:
         return text if self.name == "sqlite" else text.replace("?", "%s")
@@ -374,6 +388,16 @@ class PeopleStore:
                 db, "DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (collection, face_id)
             )
 
+    def linked_to(self, collection: str, gallery_face: str) -> str | None:
+        """The discovered face whose gallery copy is ``gallery_face``, if any."""
+        with self._plain() as db:
+            row = self._q(
+                db,
+                "SELECT face FROM people_enrolled WHERE collection = ? AND gallery_face = ?",
+                (collection, gallery_face),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
     def subject_renamed(self, collection: str, old: str, new: str) -> None:
         """The gallery renamed a subject: its cluster and links carry the new name."""
         with self._plain() as db:
@@ -396,16 +420,34 @@ class PeopleStore:
             self._q(
                 db, "DELETE FROM people_enrolled WHERE collection = ? AND subject = ?", (collection, subject)
             )
+            # The log keeps that a cluster was named, not the name of a subject that was erased.
+            self._q(
+                db,
+                "UPDATE people_decisions SET detail = '' "
+                "WHERE collection = ? AND kind = 'name' AND detail = ?",
+                (collection, subject),
+            )
+
+    def all_subjects_deleted(self, collection: str) -> None:
+        """The gallery deleted every subject of the collection: ``subject_deleted`` for each."""
+        with self._plain() as db:
+            self._q(db, "UPDATE people_clusters SET subject = NULL WHERE collection = ?", (collection,))
+            self._q(db, "DELETE FROM people_enrolled WHERE collection = ?", (collection,))
+            self._q(
+                db,
+                "UPDATE people_decisions SET detail = '' WHERE collection = ? AND kind = 'name'",
+                (collection,),
+            )
+
+    def compact(self) -> bool:
+        """Leave no deleted row in the people tables' files (a deleted collection's photos, faces
+        and crops; a deleted subject's name): the tables are shared by every collection, so one
+        compaction reaches them all. True when the database's log went too (docs/people.md)."""
+        return self.dialect.compact(self._connections.get())
 
     def delete_collection(self, collection: str) -> bool:
         with self._plain() as db:
-            for table in (
-                "people_enrolled",
-                "people_decisions",
-                "people_clusters",
-                "people_faces",
-                "people_photos",
-            ):
+            for table in PEOPLE_TABLES[:-1]:
                 self._q(db, f"DELETE FROM {table} WHERE collection = ?", (collection,))
             cursor = self._q(db, "DELETE FROM people_collections WHERE name = ?", (collection,))
             return bool(cursor.rowcount)
@@ -590,6 +632,17 @@ class Writer:
         ).fetchall()
         return [(r[0], int(r[1])) for r in moved], [(int(r[0]), int(r[1])) for r in apart]
 
+    def unlink_copy(self, gallery_face: str) -> str | None:
+        """Drop the link to the gallery face ``gallery_face``; the discovered face it held, if any."""
+        row = self._q(
+            "SELECT face FROM people_enrolled WHERE collection = ? AND gallery_face = ?",
+            (self.collection, gallery_face),
+        ).fetchone()
+        if row is None:
+            return None
+        self._q("DELETE FROM people_enrolled WHERE collection = ? AND face = ?", (self.collection, row[0]))
+        return str(row[0])
+
     def rename_cluster_refs(self, old: int, new: int) -> None:
         """After a merge: decisions about ``old`` now speak of ``new``."""
         self._q(
@@ -679,6 +732,25 @@ def move_face(
         return target
 
 
+def enrolled_copy_deleted(store: PeopleStore, collection: str, gallery_face: str) -> str | None:
+    """A person deleted the gallery face ``gallery_face`` (DELETE /collections/{c}/faces/{id}): if
+    it was a discovered face's copy, that face loses its link and is taken out of its subject, as
+    by ``move_face(..., None, None)``: pinned out, never pulled back, never enrolled again by a
+    later sync. The discovered face's id, or None when the gallery face was no copy."""
+    if store.linked_to(collection, gallery_face) is None:  # most gallery faces: no lock taken
+        return None
+    with store.deciding(collection) as writer:
+        face = writer.unlink_copy(gallery_face)
+        if face is None:  # unlinked meanwhile
+            return None
+        seq, old, _ = writer.face(face)
+        if old != NO_CLUSTER:
+            writer.record("moved_out", face=face, cluster=old)
+        writer.place(seq, NO_CLUSTER)
+        writer.record("enrolled_copy_deleted", face=face, cluster=old, detail=gallery_face)
+        return face
+
+
 def ignore_cluster(store: PeopleStore, collection: str, cluster: int, ignored: bool = True) -> None:
     with store.deciding(collection) as writer:
         _check_cluster(writer, cluster)
@@ -713,6 +785,14 @@ def _sqlite_transaction(db: Connection, collection: str) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _sqlite_compact(db: Connection) -> bool:
+    # secure_delete zeroed every deleted row in the database file as it went: only the WAL may
+    # still hold the pages as they were, until this checkpoint empties it. (The gallery's
+    # compaction VACUUMs the same file, which gives the free pages back.)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return True
+
+
 def sqlite_dialect(path: Path) -> Dialect:
     path.parent.mkdir(parents=True, exist_ok=True)
     return Dialect(
@@ -721,6 +801,7 @@ def sqlite_dialect(path: Path) -> Dialect:
         "BLOB",
         lambda: _sqlite_connect(path),
         _sqlite_transaction,
+        _sqlite_compact,
     )
 
 
@@ -735,12 +816,25 @@ def postgres_dialect(url: str) -> Dialect:
             db.execute("SELECT pg_advisory_xact_lock(1885695856, hashtext(%s))", (collection,))
             yield
 
+    def compact(db: Connection) -> bool:
+        assert isinstance(db, psycopg.Connection)
+        from shared.gallery.postgres import flush_wal
+
+        # A DELETE or UPDATE leaves the old row in the table's files (a dead tuple; a crop in the
+        # TOAST table) and in the WAL: VACUUM FULL writes the live rows to new files (table, TOAST,
+        # indexes) and truncates the old ones, as the gallery's compaction does for its table.
+        # Each table is locked meanwhile: every collection's ingest and decisions wait.
+        for table in PEOPLE_TABLES:
+            db.execute(f"VACUUM (FULL, ANALYZE) {table}")
+        return flush_wal(db)
+
     return Dialect(
         "postgres",
         "BIGSERIAL PRIMARY KEY",
         "BYTEA",
         lambda: psycopg.connect(url, autocommit=True),
         transaction,
+        compact,
     )
 
 

@@ -9,7 +9,10 @@ person did not confirm them, and those that matched are recognized already.
 
 The decision and the gallery are two transactions: if the gallery write fails after the decision
 held, the next ``sync`` of those faces (any later decision on them) repairs it, as it compares
-states rather than replaying steps.
+states rather than replaying steps. The other way round, a gallery change goes through here so
+that discovery follows it, from every protocol (the collections API, CompreFace, DeepStack): a
+renamed or deleted subject renames or unnames its cluster, and a person deleting an enrolled
+face that discovery copied (``delete_enrolled_face``) takes the discovered face out of the subject.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 
 from shared.contract import RecognizerInfo
 from shared.gallery import Gallery, NewFace
-from shared.gallery.people import PeopleStore
+from shared.gallery.people import PeopleStore, enrolled_copy_deleted
 
 
 def sync(
@@ -48,3 +51,39 @@ def sync(
         people.link(
             collection, subject, [(r.face_id, s.id) for r, s in zip(rows, stored, strict=True) if s.new]
         )
+
+
+def delete_enrolled_face(gallery: Gallery, people: PeopleStore, collection: str, face_id: str) -> bool:
+    """Delete one enrolled face (False: none such); if discovery made it, its discovered face is
+    taken out of the subject too, so that no link is left to a deleted face and no later sync
+    enrolls it again."""
+    if not gallery.delete_face(collection, face_id):
+        return False
+    enrolled_copy_deleted(people, collection, face_id)
+    return True
+
+
+def rename_subject(gallery: Gallery, people: PeopleStore, collection: str, old: str, new: str) -> int:
+    """Rename a subject in the gallery (its faces; 0: no such subject); its cluster and links
+    carry the new name."""
+    faces = gallery.rename_subject(collection, old, new)
+    if faces:
+        people.subject_renamed(collection, old, new)
+    return faces
+
+
+def delete_subject(gallery: Gallery, people: PeopleStore, collection: str, subject: str) -> int:
+    """Delete a subject from the gallery (its faces; 0: no such subject); its cluster keeps its
+    faces, as a person grouped them, without the name."""
+    deleted = gallery.delete_subject(collection, subject)
+    if deleted:
+        people.subject_deleted(collection, subject)
+    return deleted
+
+
+def delete_gallery(gallery: Gallery, people: PeopleStore, collection: str) -> bool:
+    """Delete every subject of the collection's gallery (CompreFace's "delete all"), not the
+    photos discovery holds: every cluster keeps its faces without a name."""
+    deleted = gallery.delete_collection(collection)
+    people.all_subjects_deleted(collection)
+    return deleted

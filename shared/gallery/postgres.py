@@ -454,16 +454,16 @@ class PostgresGallery:
         table = self._table(db, collection)
         db.execute(f"VACUUM (FULL, ANALYZE) {table}")
         counted = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-        return Compaction(0 if counted is None else counted[0], self._flush_log(db))
+        return Compaction(0 if counted is None else counted[0], flush_wal(db))
 
-    @staticmethod
-    def _flush_log(db: psycopg.Connection[Any]) -> bool:
-        """Close the WAL segment that holds the old rows and checkpoint: the server then removes
-        the segments before it (with wal_recycle off; on, it renames them for reuse and overwrites
-        them as new WAL comes). Needs superuser or pg_checkpoint rights: False without them."""
-        try:
-            db.execute("SELECT pg_switch_wal()")
-            db.execute("CHECKPOINT")
-        except psycopg.errors.InsufficientPrivilege:
-            return False
-        return True
+
+def flush_wal(db: psycopg.Connection[Any]) -> bool:
+    """Close the WAL segment that holds the old rows and checkpoint: the server then removes
+    the segments before it (with wal_recycle off; on, it renames them for reuse and overwrites
+    them as new WAL comes). Needs superuser or pg_checkpoint rights: False without them."""
+    try:
+        db.execute("SELECT pg_switch_wal()")
+        db.execute("CHECKPOINT")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True

@@ -23,15 +23,20 @@ from shared.contract import (
     ExtractResult,
     IdempotencyRecord,
     ImageResult,
+    IngestedPhoto,
+    IngestJob,
+    IngestResult,
+    Job,
     ModelRef,
     RecognizerInfo,
     RenderSettings,
     WorkerInfo,
 )
 from shared.errors import JobNotFound
-from shared.jobs import CallbackState, JobStatus, JobStore, Share, ShareFull, WorkerRegistry
+from shared.jobs import CallbackState, JobStatus, JobStore, Share, ShareFull, WorkerRegistry, job_images
 from shared.queue import EXTRACT_TASK, create_celery, gather_stray_lanes, queue_lanes, waiting_jobs
 from shared.settings import load_settings
+from shared.split import split_job
 from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, Due, Outbox
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
@@ -459,3 +464,82 @@ def test_a_job_with_a_callback_enters_the_outbox_as_it_ends_and_each_attempt_run
     client.delete("hooks:job:gone")
     client.zadd(outbox.key, {"gone": 0})
     assert outbox.take_due(30) == [] and outbox.due_at("gone") is None
+
+
+def _ingest(photos: int) -> IngestJob:
+    return IngestJob([b"x"] * photos, "lib", [f"p{i}" for i in range(photos)], AnalysisOptions(), "r", photos)
+
+
+def _ingested(job: Job) -> IngestResult:
+    assert isinstance(job, IngestJob)
+    return IngestResult("lib", [IngestedPhoto(p, "ok") for p in job.photo_ids], "w1", 2.0, MODEL)
+
+
+def test_a_split_request_is_one_job_gathered_from_its_children_and_one_slot_of_its_owners_share(
+    client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
+) -> None:
+    store, registry, sent = parts
+    share = Share("o", max_jobs=2, max_images=100)
+    children = [(f"c{i}", part) for i, part in enumerate(split_job(_ingest(5), 2))]
+    assert [job_images(part) for _, part in children] == [2, 2, 1]
+    assert store.create("p", _ingest(5), RENDER, share=share, queue="q0", children=children) is None
+    # The children are the queued jobs (the reaper's and the queue's); the parent is one slot.
+    assert store.unfinished() == ["c0", "c1", "c2"] and store.share_jobs("o") == ["p"]
+    assert store.queue_of("c1") == "q0" and store.load_input("p") is None
+    assert store.create("other", _images(1), RENDER, share=share) is None
+    assert store.create("full", _images(1), RENDER, share=share) == ShareFull(2, 6)
+    state = store.state("p")
+    assert (
+        state.status is JobStatus.QUEUED and state.progress == (0, 5) and state.children == ("c0", "c1", "c2")
+    )
+
+    # A child lost with a dead worker is taken back and run again like any job.
+    registry.beat(info("dead"), 0.3)
+    registry.beat(info("w1"), 60)
+    assert store.claim("c1", "dead").granted
+    store.mark_running("c1", "dead")
+    assert store.state("p").status is JobStatus.RUNNING
+    time.sleep(0.5)
+    sent += ["c0", "c2", "other"]  # waiting in the queue
+    assert Reaper(store, registry, sent.append, waiting=lambda: sent).reap() == ["c1"]
+    # Finished out of order, answered in request order.
+    for child in ("c2", "c1", "c0"):
+        assert store.claim(child, "w1").granted
+        store.mark_running(child, "w1")
+        job = store.load_input(child)
+        assert job is not None
+        done = store.state("p")
+        assert done.status is JobStatus.RUNNING and done.result is None
+        assert store.finish(child, _ingested(job), "w1")
+    assert done.progress == (3, 5), "c2 and c1 had finished before c0"
+    done = store.wait("p", 0.1)
+    assert done.status is JobStatus.DONE and done.progress == (5, 5) and done.error is None
+    assert isinstance(done.result, IngestResult) and done.result.took_ms == 6.0
+    assert [photo.photo_id for photo in done.result.photos] == ["p0", "p1", "p2", "p3", "p4"]
+    assert store.share_jobs("o") == ["other"] and store.unfinished() == ["other"]
+    # The children hold the result: they expire with the parent, and a delivery shortens both.
+    assert client.ttl("facerest:job:c2") > TTL_S - 5 and client.ttl("facerest:job:p") > TTL_S - 5
+    store.delivered("p", 30, children=done.children)
+    assert all(0 < client.ttl(f"facerest:job:{job}") <= 30 for job in ("p", "c0", "c1", "c2"))
+
+
+def test_a_split_request_whose_child_failed_fails_once_every_child_ended_and_calls_back_once(
+    client: redis.Redis,
+) -> None:
+    handed: list[str] = []
+    store = JobStore(client, "hooks", TTL_S, handoff=handed.append)
+    outbox = Outbox(client, "hooks")
+    children = [(f"f{i}", part) for i, part in enumerate(split_job(_ingest(4), 2))]
+    store.create("fp", _ingest(4), RENDER, callback="https://hooks.example/in", children=children)
+    assert store.state("f0").callback is None, "the callback is the parent's"
+    assert store.finish("f0", ErrorInfo("internal_error", "boom"))
+    running = store.state("fp")
+    assert running.status is JobStatus.RUNNING and running.error is None and running.progress == (2, 4)
+    assert handed == [] and outbox.due_at("fp") is None, "not before every child ended"
+    job = store.load_input("f1")
+    assert job is not None and store.finish("f1", _ingested(job))
+    assert not store.finish("f1", _ingested(job)), "finished once"
+    failed = store.state("fp")
+    assert failed.status is JobStatus.FAILED and failed.error == ErrorInfo("internal_error", "boom")
+    assert failed.result is None and failed.progress == (4, 4)
+    assert handed == ["fp"] and outbox.due_at("fp") is not None and outbox.due_at("f1") is None

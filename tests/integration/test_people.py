@@ -1,10 +1,12 @@
 """People discovery through the API, the queue and a worker with the real models: the six people of
 t1.jpg in three photos (the photo, and mirrored copies at two scales) become six clusters, Yao
 Ming's one photo stays alone, a named cluster names the faces of a later photo, and a photo sent
-again is answered as stored; the command line ingests a folder tree once."""
+again is answered as stored; the command line ingests a folder tree once; a large ingest is split
+into jobs that run at once and answer as one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,15 +14,27 @@ import pytest
 import requests
 from facerest_client.cli import main as cli_main
 
+from deploy.launcher import Service, Stack
+from shared.jobs import JobStatus, JobStore
 from tests.client import b64
 from tests.integration.test_recognition import T1, TIMEOUT, YAO, enroll, mirrored, recognize
 
 COLLECTION = "library"
 
 
-def ingest(api: str, images: list[bytes], **fields: Any) -> requests.Response:
+def ingest(
+    api: str,
+    images: list[bytes],
+    headers: dict[str, str] | None = None,
+    collection: str = COLLECTION,
+    run_async: bool = False,
+    **fields: Any,
+) -> requests.Response:
     body = {"images": {"data": [b64(data) for data in images]}, **fields}
-    return requests.post(f"{api}/collections/{COLLECTION}/photos", json=body, timeout=TIMEOUT)
+    if run_async:
+        body["async"] = True
+    url = f"{api}/collections/{collection}/photos"
+    return requests.post(url, json=body, headers=headers, timeout=TIMEOUT)
 
 
 def clusters(api: str) -> dict[str, Any]:
@@ -112,3 +126,48 @@ def test_the_cli_ingests_a_tree_once_by_content(
     assert sorted(c["size"] for c in listed["clusters"]) == [3] * 6
     photo_ids = {f["photo_id"] for c in listed["clusters"] for f in c["faces"]}
     assert photo_ids == {"t1.jpg", "trip/t1-mirrored.jpg", "trip/day2/t1-small.jpg"}
+
+
+@pytest.fixture(scope="module")
+def split_api(system: Stack) -> Iterator[str]:
+    """An API that splits an ingest into jobs of two photos."""
+    api: Service = system.start_api(extra_env={"FACEREST_INGEST_JOB_PHOTOS": "2"})
+    yield api.url
+    api.stop()
+
+
+def test_a_large_ingest_is_split_into_jobs_that_run_at_once_and_answer_as_one(
+    split_api: str, system: Stack
+) -> None:
+    photos = [T1.read_bytes(), mirrored(T1, 0.8), YAO.read_bytes(), mirrored(T1, 0.6), mirrored(YAO, 0.7)]
+    ids = ["s-t1", "s-mirrored", "s-yao", "s-small", "s-yao-mirrored"]
+    key = {"Idempotency-Key": "split-ingest"}
+    reply = ingest(split_api, photos, headers=key, photo_ids=ids, collection="split")
+    assert reply.status_code == 200, reply.text
+    answered = reply.json()["photos"]
+    assert [p["photo_id"] for p in answered] == ids, "in request order"
+    assert [len(p["faces"]) for p in answered] == [6, 6, 1, 6, 1] and all(p["new"] for p in answered)
+    # The seven people: one cluster each, although three jobs stored them. (A face's cluster in
+    # the answer is as its own job left it: Yao's first photo may have been stored alone.)
+    listed = requests.get(f"{split_api}/collections/split/clusters", timeout=10).json()
+    assert sorted(c["size"] for c in listed["clusters"]) == [2] + [3] * 6 and listed["unclustered"] == 0
+    # A retry with the key answers from the same request, without storing anything again.
+    again = ingest(split_api, photos, headers=key, photo_ids=ids, collection="split")
+    assert again.status_code == 200 and again.json()["photos"] == answered
+    # Async: one id, one state gathered from its two jobs (two photos each).
+    queued = ingest(split_api, photos[:4], collection="split", run_async=True, photo_ids=ids[:4])
+    assert queued.status_code == 202, queued.text
+    job = queued.json()["id"]
+    state = requests.get(f"{split_api}/results/{job}?wait=30", timeout=40).json()
+    assert state["status"] == "done" and state["progress"] == {"done": 4, "total": 4}, state
+    assert [p["photo_id"] for p in state["result"]["photos"]] == ids[:4]
+    assert not any(p["new"] for p in state["result"]["photos"]), "stored by the first request"
+    with system.client() as client:
+        store = JobStore(client, "facerest", 60)
+        parent = store.state(job)
+        children = [store.state(child) for child in parent.children]
+    assert [c.status for c in children] == [JobStatus.DONE] * 2 and len(parent.children) == 2
+    first, second = children
+    assert first.started is not None and second.started is not None
+    assert first.finished is not None and second.finished is not None
+    assert second.started < first.finished and first.started < second.finished, "they ran at once"

@@ -24,8 +24,14 @@ from shared.gallery.people import (
     name_cluster,
     open_people,
 )
-from shared.gallery.people_subjects import sync
-from testkit.postgres import fresh_database
+from shared.gallery.people_subjects import (
+    delete_enrolled_face,
+    delete_gallery,
+    delete_subject,
+    rename_subject,
+    sync,
+)
+from testkit.postgres import files_holding, fresh_database, postgres_data_dir
 from tests.unit.test_discovery import DIM, GOOD, people, photo_of
 from worker.people import Discovery, NewPhoto
 
@@ -166,10 +172,83 @@ def test_the_gallery_s_subjects_are_who_a_discovered_face_is(store: PeopleStore,
     assert len(gallery.faces("album", "ann")) == 2 and len(gallery.faces("album", "bob")) == 5
     assert store.subject_state("album", [done[1].face_ids[1]])[done[1].face_ids[1]].enrolled is None
     # The gallery renames bob, then deletes him: discovery's cluster follows, and keeps its faces.
-    assert gallery.rename_subject("album", "bob", "robert") == 5
-    store.subject_renamed("album", "bob", "robert")
+    assert rename_subject(gallery, store, "album", "bob", "robert") == 5
     assert store.subjects("album")[bob_cluster] == "robert"
-    gallery.delete_subject("album", "robert")
-    store.subject_deleted("album", "robert")
+    assert delete_subject(gallery, store, "album", "robert") == 5
     assert bob_cluster not in store.subjects("album")
     assert len({c.id: c for c in store.listing("album").clusters}[bob_cluster].faces) == 4
+
+
+def test_deleting_an_enrolled_copy_takes_its_discovered_face_out_of_the_subject(
+    store: PeopleStore, gallery: Gallery
+) -> None:
+    rng = np.random.default_rng(15)
+    centres = people(2, rng)
+    discovery = Discovery(store)
+    done = discovery.ingest("album", DIM, [photo(f"d{n}", photo_of(centres, rng)) for n in range(3)])
+    ann = done[0].clusters[0]
+    name_cluster(store, "album", ann, "ann")
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=ann))
+    face = done[1].face_ids[0]
+    copy = store.subject_state("album", [face])[face].enrolled
+    assert copy is not None and copy[0] == "ann"
+    hand = NewFace("hand", (0.0, 0.0, 9.0, 9.0), 0.9, 1, photo_of(centres[:1], rng)[0], b"jpeg")
+    by_hand = gallery.enroll("album", RECOGNIZER, "ann", [hand])[0].id
+    assert len(gallery.faces("album", "ann")) == 4
+
+    assert delete_enrolled_face(gallery, store, "album", copy[1])
+    assert len(gallery.faces("album", "ann")) == 3 and store.linked_to("album", copy[1]) is None
+    assert store.subject_state("album", [face])[face].enrolled is None
+    clusters = {c.id: c for c in store.listing("album").clusters}
+    assert face not in {f.face_id for f in clusters[ann].faces} and len(clusters[ann].faces) == 2
+    # A person's decision: a later sync, ingest or re-cluster never brings it back.
+    sync(gallery, store, "album", RECOGNIZER, [*store.face_ids("album", cluster=ann), face])
+    assert len(gallery.faces("album", "ann")) == 3
+    discovery.ingest("album", DIM, [photo("d-later", photo_of(centres, rng))])
+    discovery.recluster("album", DIM)
+    after = {c.id: c for c in store.listing("album").clusters}
+    assert face not in {f.face_id for c in after.values() for f in c.faces}
+    assert len(after[ann].faces) == 3
+    # A face enrolled by hand is no copy: deleting it touches no discovered face.
+    assert delete_enrolled_face(gallery, store, "album", by_hand)
+    assert len({c.id: c for c in store.listing("album").clusters}[ann].faces) == 3
+    assert not delete_enrolled_face(gallery, store, "album", by_hand)
+    # Deleting every subject (CompreFace's "delete all") unnames every cluster; none loses a face.
+    (bob,) = (c.id for c in store.listing("album").clusters if c.id != ann)
+    name_cluster(store, "album", bob, "bob")
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=bob))
+    assert len(gallery.faces("album", "bob")) == 4
+    assert delete_gallery(gallery, store, "album") and store.subjects("album") == {}
+    kept = store.face_ids("album", cluster=ann) + store.face_ids("album", cluster=bob)
+    assert all(state.enrolled is None for state in store.subject_state("album", kept).values())
+    assert sorted(len(c.faces) for c in store.listing("album").clusters) == [3, 4]
+
+
+def test_compaction_leaves_no_deleted_photo_or_subject_name_in_the_database_files(
+    store: PeopleStore, gallery: Gallery, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    postgres = store.dialect.name == "postgres"
+    root = postgres_data_dir(request.getfixturevalue("postgres_url")) if postgres else tmp_path
+    rng = np.random.default_rng(16)
+    centres = people(2, rng)
+    discovery = Discovery(store)
+    secret_crop = b"\xff\xd8" + rng.bytes(6000)  # incompressible: PostgreSQL's TOAST table
+    gone = NewPeopleFace((1.0, 2.0, 50.0, 60.0), GOOD, photo_of(centres[:1], rng)[0], secret_crop)
+    discovery.ingest("album-gone", DIM, [NewPhoto("secret", "sha-secret", [gone])])
+    done = discovery.ingest("album", DIM, [photo(f"e{n}", photo_of(centres, rng)) for n in range(3)])
+    name = "erase-me-subject-5f2a"
+    named = name_cluster(store, "album", done[0].clusters[0], name)
+    sync(gallery, store, "album", RECOGNIZER, store.face_ids("album", cluster=named))
+    needles = (secret_crop[100:164], name.encode())
+    assert len(files_holding(root, *needles)) > 0
+
+    assert store.delete_collection("album-gone")
+    assert gallery.delete_subject("album", name) == 3
+    store.subject_deleted("album", name)
+    if postgres:  # dead tuples and WAL: a DELETE alone leaves them (SQLite zeroes them, secure_delete)
+        assert len(files_holding(root, *needles)) > 0
+    # What the compact job does: the gallery's collection, then discovery's shared tables.
+    assert gallery.compact("album").log_flushed
+    assert store.compact()  # the test servers' user may checkpoint
+    assert files_holding(root, *needles) == []
+    assert sorted(len(c.faces) for c in store.listing("album").clusters) == [3, 3]

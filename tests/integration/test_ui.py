@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -397,7 +397,7 @@ def test_enroll_a_face_recognize_it_in_another_photo_verify_rename_and_delete(ui
     assert ui.console_errors == []
 
 
-def test_people_found_groups_a_library_and_keeps_the_decisions_made_by_clicking(
+def test_people_found_groups_a_library_and_keeps_the_decisions_made_by_clicking_and_dragging(
     ui: Watched, api: str
 ) -> None:
     page = ui.page
@@ -437,6 +437,24 @@ def test_people_found_groups_a_library_and_keeps_the_decisions_made_by_clicking(
     expect(clusters).to_have_count(FACES_IN["t1.jpg"] - 1)
     others.first.get_by_role("button", name="Not a person").click()
     expect(page.locator("#clusters .cluster.ignored")).to_have_count(1)
+
+    # Drag a group by its title onto another: merged into the one it was dropped on.
+    dragged, onto = (others.nth(i).get_attribute("data-cluster") for i in (1, 2))
+    group = page.locator(f'#clusters .cluster[data-cluster="{dragged}"]')
+    group.locator(".cluster-title").drag_to(page.locator(f'#clusters .cluster[data-cluster="{onto}"]'))
+    expect(clusters).to_have_count(FACES_IN["t1.jpg"] - 2)
+    merges = ui.posts(f"/collections/ui-library/clusters/{onto}/merge")
+    assert [_body(post) for post in merges] == [{"clusters": [int(cast(str, dragged))]}]
+    # Drag a face onto another group: it moves there (that group's face of its photo leaves).
+    source, target = (others.nth(i).get_attribute("data-cluster") for i in (0, 1))
+    source_group = page.locator(f'#clusters .cluster[data-cluster="{source}"]')
+    face = source_group.locator(".face").first
+    face_id = face.get_attribute("data-face")
+    face.drag_to(page.locator(f'#clusters .cluster[data-cluster="{target}"]'))
+    expect(source_group.locator(".cluster-title strong")).to_have_text("Unnamed (2 faces)")
+    expect(
+        page.locator(f'#clusters .cluster[data-cluster="{target}"] .face[data-face="{face_id}"]')
+    ).to_have_count(1)
 
     listed = requests.get(f"{api}/collections/ui-library/clusters", timeout=10).json()
     assert [(c["subject"], c["size"]) for c in listed["clusters"] if c["subject"]] == [("ann", 2)]

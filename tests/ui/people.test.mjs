@@ -2,7 +2,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { clusterTitle, ingestBody, mergePlan, moveBody, photoId } from "../../api/ui/js/people.js";
+import {
+  DRAGGED_CLUSTER,
+  DRAGGED_FACE,
+  clusterTitle,
+  dragData,
+  dropPlan,
+  ingestBody,
+  mergePlan,
+  moveBody,
+  photoId,
+} from "../../api/ui/js/people.js";
 
 test("an ingest sends the photos with their file names as photo ids", () => {
   assert.deepEqual(ingestBody(["AAA", "BBB"], ["a.jpg", "holiday 2024/b.JPG"]), {
@@ -33,4 +43,22 @@ test("a move goes to a cluster, a subject, or out of any cluster", () => {
 test("a merge needs two clusters and goes into the first", () => {
   assert.equal(mergePlan([4]), null);
   assert.deepEqual(mergePlan([4, 9, 2]), { into: 4, body: { clusters: [9, 2] } });
+});
+
+test("a group dropped on another merges into the one it was dropped on; on itself, nothing", () => {
+  assert.deepEqual(dropPlan({ cluster: 9 }, 4), { kind: "merge", into: 4, body: { clusters: [9] } });
+  assert.equal(dropPlan({ cluster: 4 }, 4), null);
+  assert.equal(dropPlan(null, 4), null);
+});
+
+test("a face dropped on a group moves into it", () => {
+  assert.deepEqual(dropPlan({ face: "f1" }, 4), { kind: "move", face: "f1", body: { cluster: 4 } });
+});
+
+test("a drop carries a group id or a face id, and nothing else of another page's", () => {
+  const carrying = (data) => (type) => data[type] ?? "";
+  assert.deepEqual(dragData(carrying({ [DRAGGED_CLUSTER]: "12" })), { cluster: 12 });
+  assert.deepEqual(dragData(carrying({ [DRAGGED_FACE]: "abc" })), { face: "abc" });
+  assert.equal(dragData(carrying({ [DRAGGED_CLUSTER]: "12; DROP" })), null);
+  assert.equal(dragData(carrying({ "text/plain": "12" })), null);
 });

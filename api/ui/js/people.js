@@ -1,7 +1,8 @@
 // "People found": a collection's photos grouped into people by the service (docs/people.md).
 // Ingest photos, see each cluster as a grid of faces, and decide: name a cluster, merge the
-// selected clusters, move the selected faces into a cluster or out of any, mark a cluster as
-// not a person. Every decision is one request; the grid is then read again from the API.
+// selected clusters (or drag one group's title onto another), move the selected faces into a
+// cluster or out of any (or drag a face onto a group), mark a cluster as not a person. Every
+// decision is one request; the grid is then read again from the API.
 
 import { blobUrl, call, fileBase64, path, run } from "./api.js";
 import { element } from "./helpers.js";
@@ -34,6 +35,28 @@ export function moveBody(target) {
 export function mergePlan(selected) {
   const ids = [...selected];
   return ids.length < 2 ? null : { into: ids[0], body: { clusters: ids.slice(1) } };
+}
+
+// What is dragged: a cluster (by its title) or one face; the drop target is a cluster.
+export const DRAGGED_CLUSTER = "application/x-facerest-cluster";
+export const DRAGGED_FACE = "application/x-facerest-face";
+
+// A drop onto cluster `onto`: the request it makes, or null (a cluster dropped on itself, or
+// nothing of ours dragged). `dragged`: {cluster: id} or {face: id}, as dragData read it.
+export function dropPlan(dragged, onto) {
+  if (dragged && Number.isInteger(dragged.cluster)) {
+    return dragged.cluster === onto ? null : { kind: "merge", ...mergePlan([onto, dragged.cluster]) };
+  }
+  if (dragged && dragged.face) return { kind: "move", face: dragged.face, body: moveBody(onto) };
+  return null;
+}
+
+// What a drop carries, read from its DataTransfer (getData: type -> string, "" when absent).
+export function dragData(getData) {
+  const cluster = getData(DRAGGED_CLUSTER);
+  if (cluster !== "" && /^\d+$/.test(cluster)) return { cluster: Number(cluster) };
+  const face = getData(DRAGGED_FACE);
+  return face ? { face } : null;
 }
 
 export class PeopleFound {
@@ -105,7 +128,13 @@ export class PeopleFound {
 
   clusterItem(collection, cluster) {
     const li = element("li", { class: `cluster${cluster.ignored ? " ignored" : ""}`, "data-cluster": cluster.id });
-    const head = element("div", { class: "cluster-title" });
+    // Only the title drags (the name field inside the group must stay selectable with the mouse).
+    const head = element("div", { class: "cluster-title", draggable: "true", title: "Drag onto another group to merge" });
+    head.addEventListener("dragstart", (event) => {
+      event.dataTransfer.setData(DRAGGED_CLUSTER, String(cluster.id));
+      event.dataTransfer.effectAllowed = "move";
+    });
+    this.dropTarget(collection, li, cluster.id);
     const pick = element("input", { type: "checkbox", "aria-label": `Select cluster ${cluster.id}` });
     pick.addEventListener("change", () => {
       this.selectedClusters = pick.checked
@@ -134,13 +163,42 @@ export class PeopleFound {
     return li;
   }
 
+  // A group takes a dragged group (merged into it) or face (moved into it).
+  dropTarget(collection, li, clusterId) {
+    const ours = (event) => [DRAGGED_CLUSTER, DRAGGED_FACE].some((type) => event.dataTransfer.types.includes(type));
+    li.addEventListener("dragover", (event) => {
+      if (!ours(event)) return;
+      event.preventDefault(); // this element takes the drop
+      li.classList.add("drop");
+    });
+    li.addEventListener("dragleave", (event) => {
+      if (!li.contains(event.relatedTarget)) li.classList.remove("drop");
+    });
+    li.addEventListener("drop", (event) => {
+      li.classList.remove("drop");
+      if (!ours(event)) return;
+      event.preventDefault();
+      const plan = dropPlan(dragData((type) => event.dataTransfer.getData(type)), clusterId);
+      if (plan?.kind === "merge") {
+        this.decide(path("collections", collection, "clusters", plan.into, "merge"), plan.body);
+      } else if (plan?.kind === "move") {
+        this.decide(path("collections", collection, "photos", "faces", plan.face, "move"), plan.body);
+      }
+    });
+  }
+
   faceButton(face) {
     const button = element("button", {
       type: "button",
       class: "face",
+      draggable: "true",
       "data-face": face.face_id,
       "aria-pressed": "false",
       title: `${face.photo_id} (quality ${Number(face.quality).toFixed(2)})`,
+    });
+    button.addEventListener("dragstart", (event) => {
+      event.dataTransfer.setData(DRAGGED_FACE, face.face_id);
+      event.dataTransfer.effectAllowed = "move";
     });
     button.addEventListener("click", () => {
       const on = !this.selectedFaces.has(face.face_id);
