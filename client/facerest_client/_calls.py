@@ -125,14 +125,16 @@ class VideoOptions(TypedDict, total=False):
 
     fps: float  # frames analysed per second of video (default 2); 0: every frame
     collection: str  # identify each track against this collection's subjects
-    similarity_threshold: float  # to name a subject; default: the recognizer's calibrated one
-    max_size: tuple[int, int] | int  # as extract's
-    threshold: float  # detection score, as extract's
+    recognition_threshold: float  # similarity to name a subject; default: the recognizer's
+    embedding: bool  # each track's embedding
+    # /extract's options that apply to a video's frames.
+    max_size: tuple[int, int] | int
+    threshold: float  # detection score
+    limit_faces: int
     min_face_size: int
     detector: str
     flip: bool
-    extract_embedding: bool  # each track's embedding
-    callback_url: str  # POST the video's state here when it ends, signed (docs/webhooks.md)
+    callback_url: str  # POST the finished video's result here, signed (docs/webhooks.md)
 
 
 class Endpoint(Generic[T]):

@@ -327,7 +327,7 @@ def _video_options(args: argparse.Namespace) -> VideoOptions:
     if args.fps is not None:
         options["fps"] = args.fps
     if args.threshold is not None:
-        options["similarity_threshold"] = args.threshold
+        options["recognition_threshold"] = args.threshold
     return options
 
 

@@ -99,7 +99,7 @@ def test_upload_streams_the_file_with_options_as_form_fields_and_retries_it_whol
         "http://facerest.test", transport=httpx.MockTransport(service(seen, [], refuse_first=1)), retry=retry
     ) as client:
         submitted = client.submit_video(
-            tmp_path / "door.mp4", fps=0.5, collection="staff", extract_embedding=True, max_size=(640, 640)
+            tmp_path / "door.mp4", fps=0.5, collection="staff", embedding=True, max_size=(640, 640)
         )
     assert submitted.id == VIDEO_ID and submitted.status_url == f"/videos/{VIDEO_ID}"
     assert [r.url.path for r in seen] == ["/videos", "/videos"]
@@ -109,7 +109,7 @@ def test_upload_streams_the_file_with_options_as_form_fields_and_retries_it_whol
         assert fields == {
             "fps": "0.5",
             "collection": "staff",
-            "extract_embedding": "true",
+            "embedding": "true",
             "max_size": "640,640",
         }
     assert len({r.headers["Idempotency-Key"] for r in seen}) == 1
