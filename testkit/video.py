@@ -350,3 +350,86 @@ def not_a_video(path: Path) -> Path:
 
 def boxes_of(faces: Sequence[FaceTruth]) -> NDArray[np.float64]:
     return np.array([face.box for face in faces], np.float64).reshape(-1, 4)
+
+
+@dataclass(frozen=True)
+class FoundTrack:
+    """What a tracker reported for one track (the service's track, in these terms)."""
+
+    start_s: float
+    end_s: float
+    best_time_s: float
+    best_box: Box  # display px, at best_time_s
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackingScore:
+    """A tracker's tracks against the truth's, each found track matched by its best frame (the
+    truth face its best box overlaps most, IoU >= MATCH_IOU, at that time).
+
+    ``fragments``: tracks beyond the first for a truth track (a person split in pieces);
+    ``switches``: tracks that run past their truth track's span by more than the tolerance (they
+    followed another face, or across a cut); ``misnamed``: tracks named as someone else (with a
+    collection whose subjects carry the labels as names)."""
+
+    truth_tracks: int
+    found_tracks: int
+    matched: dict[str, int]  # "label@first frame" -> found tracks matched to it
+    fragments: int
+    missed: int
+    switches: int
+    false_tracks: int
+    named: int
+    misnamed: int
+
+    @property
+    def tracks_per_person(self) -> float:
+        """Found tracks per truth track seen at all (1.0: each person once per shot)."""
+        seen = [count for count in self.matched.values() if count]
+        return sum(seen) / len(seen) if seen else 0.0
+
+
+MATCH_IOU = 0.5
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def score_tracks(truth: VideoTruth, found: Sequence[FoundTrack], tolerance_s: float) -> TrackingScore:
+    """How ``found`` tracks ``truth``; ``tolerance_s``: how far a track's ends may pass its truth
+    track's (one analysed frame's interval: the tracker sees only those frames)."""
+    truth_tracks = truth.tracks()
+    matched = {f"{t.label}@{t.first}": 0 for t in truth_tracks}
+    switches = false_tracks = named = misnamed = 0
+    for track in found:
+        frame = truth.frame_at(track.best_time_s)
+        overlaps = [(_iou(track.best_box, face.box), face.label) for face in truth.faces[frame]]
+        iou, label = max(overlaps, default=(0.0, ""))
+        if iou < MATCH_IOU:
+            false_tracks += 1
+            continue
+        (own,) = [t for t in truth_tracks if t.label == label and t.first <= frame <= t.last]
+        matched[f"{own.label}@{own.first}"] += 1
+        end_s = (own.last + 1) / own.fps  # the last frame lasts until the next one
+        if track.start_s < own.start_s - tolerance_s or track.end_s > end_s + tolerance_s:
+            switches += 1
+        if track.subject is not None:
+            named += 1
+            misnamed += track.subject != label
+    return TrackingScore(
+        truth_tracks=len(truth_tracks),
+        found_tracks=len(found),
+        matched=matched,
+        fragments=sum(max(0, count - 1) for count in matched.values()),
+        missed=sum(1 for count in matched.values() if count == 0),
+        switches=switches,
+        false_tracks=false_tracks,
+        named=named,
+        misnamed=misnamed,
+    )

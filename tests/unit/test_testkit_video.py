@@ -16,6 +16,7 @@ from shared.settings import load_settings
 from testkit.photos import encode
 from testkit.video import (
     PEOPLE,
+    FoundTrack,
     Scene,
     VideoTruth,
     boxes_of,
@@ -26,6 +27,7 @@ from testkit.video import (
     not_a_video,
     portrait,
     render,
+    score_tracks,
     truncated_copy,
 )
 from worker.inference.session import Device
@@ -170,3 +172,40 @@ def test_scene_that_leaves_the_frame_is_refused() -> None:
     far = Scene((320, 240), 10, (default_scene().shots[0],))
     with pytest.raises(AssertionError, match="leaves the 320x240 frame"):
         list(render(far))
+
+
+def test_tracks_are_scored_against_the_truth_by_their_best_frame(
+    default_video: tuple[Path, VideoTruth],
+) -> None:
+    _, truth = default_video
+    perfect = [
+        FoundTrack(t.start_s, t.end_s, t.start_s, truth.faces[t.first][i].box, t.label)
+        for t in truth.tracks()
+        for i, face in enumerate(truth.faces[t.first])
+        if face.label == t.label
+    ]
+    score = score_tracks(truth, perfect, tolerance_s=0.5)
+    assert (score.truth_tracks, score.found_tracks, score.tracks_per_person) == (7, 7, 1.0)
+    assert (score.fragments, score.missed, score.switches, score.false_tracks, score.misnamed) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+    # t1-0 of the first shot split in two, t1-3 named as yaoming, t1-5's track run on into the
+    # next shot (a switch across the cut), yaoming's lost, one track on the background.
+    first, t1_3, t1_5 = perfect[0], perfect[1], perfect[2]
+    worse = [
+        FoundTrack(0.0, 0.7, 0.0, first.best_box, "t1-0"),
+        FoundTrack(0.8, 1.4, 1.4, truth.faces[14][0].box, None),
+        FoundTrack(t1_3.start_s, t1_3.end_s, t1_3.best_time_s, t1_3.best_box, "yaoming"),
+        FoundTrack(t1_5.start_s, 3.5, t1_5.best_time_s, t1_5.best_box, "t1-5"),
+        *[t for t in perfect[3:] if t.subject != "yaoming"],
+        FoundTrack(0.0, 1.0, 0.5, (0, 0, 20, 20), None),
+    ]
+    score = score_tracks(truth, worse, tolerance_s=0.5)
+    assert score.matched["t1-0@0"] == 2 and score.matched["yaoming@25"] == 0
+    assert (score.fragments, score.missed, score.switches, score.false_tracks) == (1, 1, 1, 1)
+    assert (score.named, score.misnamed) == (6, 1)
+    assert score.tracks_per_person == pytest.approx(7 / 6)
