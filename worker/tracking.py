@@ -31,8 +31,8 @@ SAME_FACE = 0.45
 OVERLAP_IOU = 0.3
 OVERLAP_SIMILARITY = 0.2
 BEST_FRAMES = 5
-# A face missing from this many analysed frames in a row ends its track (at fps 2: 1.5 s)...
-MISSED_FRAMES = 3
+# A face missing from this many analysed frames in a row ends its track (at fps 2: 1 s)...
+MISSED_FRAMES = 2
 # ... but never less than this long (at high fps, or every frame, a blink of occlusion is
 # several frames).
 MIN_GAP_S = 1.0
