@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 from celery import Celery, current_task
 
 from shared.contract import (
@@ -26,6 +27,7 @@ from shared.contract import (
     VerifyJob,
     VideoJob,
     VideoSegmentJob,
+    VideoSegmentResult,
     worker_id,
 )
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
@@ -132,6 +134,9 @@ class WorkerRuntime:
                 log.info("job %s: its video was deleted, result dropped", job_id, extra=ids)
                 return
             self._video().record(job, outcome)
+            if isinstance(outcome, VideoSegmentResult):
+                # Its tracks live with the video now; the job keeps the counts, not a second copy.
+                outcome = msgspec.structs.replace(outcome, tracks=[])
         if not self.store.finish(job_id, outcome, self.name):
             # Taken for dead (missed heartbeats) and run elsewhere meanwhile: the first result stays.
             log.warning("job %s: finished elsewhere first, this result is dropped", job_id, extra=ids)
