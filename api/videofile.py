@@ -84,6 +84,7 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
                 if packet.is_keyframe:
                     keyframes.append(time_s)
             rate = float(stream.average_rate or stream.guessed_rate or 0)
+            declared = stream.frames  # from the container's index; 0 where it keeps none
         rotation = _first_frame_rotation(path)
     except av.FFmpegError as exc:
         raise InvalidVideo(f"the file is not a video FFmpeg can read ({type(exc).__name__})") from None
@@ -91,6 +92,8 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
     _check_duration(duration_s, limits)
     if frames == 0 or not keyframes:
         raise InvalidVideo("the video stream has no frames")
+    if declared and frames < declared:
+        raise InvalidVideo(f"the file is truncated: its index lists {declared} frames, {frames} are in it")
     upright = (height, width) if rotation % 180 else (width, height)
     return VideoInfo(*upright, round(duration_s, 3), frames, rate, rotation, tuple(keyframes))
 
@@ -127,27 +130,31 @@ def analysed_frames(info: VideoInfo, fps: float) -> int:
     return min(info.frames, math.ceil(info.duration_s * fps))
 
 
-def cut_segments(path: Path, segments: list[Segment]) -> Iterator[bytes]:
-    """Each segment's packets remuxed into a file of its own, in order, one in memory at a time.
-    A packet belongs to the segment whose start its demux position has passed (a segment starts
+def cut_segments(path: Path, segments: list[Segment]) -> Iterator[tuple[bytes, int]]:
+    """Each segment's packets remuxed into a file of its own, in order, one in memory at a time,
+    with its count of packets (frames: a worker that decodes fewer found the data corrupt). A
+    packet belongs to the segment whose start its demux position has passed (a segment starts
     at its keyframe packet)."""
     starts = {segment.start_s for segment in segments[1:]}
     try:
         with av.open(str(path)) as source:
             stream = source.streams.video[0]
             buffer, output, copy = _open_segment(stream)
+            packets = 0
             for packet in source.demux(stream):
                 time_s = _seconds(packet.pts, packet.time_base)
                 if time_s is None:
                     continue
                 if packet.is_keyframe and round(time_s, 6) in starts:
                     output.close()
-                    yield buffer.getvalue()
+                    yield buffer.getvalue(), packets
                     buffer, output, copy = _open_segment(stream)
+                    packets = 0
                 packet.stream = copy
                 output.mux(packet)
+                packets += 1
             output.close()
-            yield buffer.getvalue()
+            yield buffer.getvalue(), packets
     except av.FFmpegError as exc:
         raise InvalidVideo(f"the video could not be cut into segments ({type(exc).__name__})") from None
 

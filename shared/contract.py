@@ -177,6 +177,7 @@ class VideoSegmentJob(msgspec.Struct, frozen=True, tag="video_segment"):
     data: bytes
     start_s: float  # where the segment starts in the video (its first keyframe)
     end_s: float  # where the next segment starts (the video's duration for the last one)
+    frames: int  # the frames (packets) in ``data``: a decoder that returns fewer met corrupt data
     fps: float
     rotation: int  # degrees clockwise to turn decoded frames upright (the display matrix)
     options: AnalysisOptions

@@ -88,11 +88,14 @@ def sampled_frames(data: bytes, job: VideoSegmentJob, max_pixels: int) -> Iterat
     next_s = job.start_s
     if job.fps > 0:
         next_s = np.ceil(job.start_s * job.fps - EPSILON_S) / job.fps
+    where = f"segment {job.index} ({job.start_s:.1f} s to {job.end_s:.1f} s)"
+    decoded = 0
     try:
         with av.open(io.BytesIO(data), "r") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
+                decoded += 1
                 if frame.time is None:
                     continue
                 time_s = float(frame.time)
@@ -108,9 +111,11 @@ def sampled_frames(data: bytes, job: VideoSegmentJob, max_pixels: int) -> Iterat
                 yield time_s, upright(pixels, job.rotation)
     except av.FFmpegError as exc:
         raise InvalidVideo(
-            f"segment {job.index} ({job.start_s:.1f} s to {job.end_s:.1f} s) does not decode: "
-            f"the file is corrupt or truncated ({type(exc).__name__})"
+            f"{where} does not decode: the file is corrupt or truncated ({type(exc).__name__})"
         ) from None
+    # FFmpeg's decoders skip what they cannot read: fewer frames than packets is corrupt data.
+    if decoded < job.frames:
+        raise InvalidVideo(f"{where} is corrupt or truncated: {decoded} of its {job.frames} frames decode")
 
 
 def thumbnail(pixels: RGBImage, box: tuple[float, float, float, float]) -> bytes:

@@ -200,13 +200,14 @@ def _queue(
     options = body.options(settings.max_faces)
     queued = [video_id]
     try:
-        for segment, data in zip(plan, cut_segments(path, plan), strict=True):
+        for segment, (data, packets) in zip(plan, cut_segments(path, plan), strict=True):
             segment_job = VideoSegmentJob(
                 video_id=video_id,
                 index=segment.index,
                 data=data,
                 start_s=segment.start_s,
                 end_s=segment.end_s,
+                frames=packets,
                 fps=body.fps,
                 rotation=info.rotation,
                 options=options,
