@@ -10,7 +10,10 @@ from typing import Any, cast
 
 import pytest
 import requests
+from pydantic import TypeAdapter
 
+from api.schemas import JobStateBody
+from api.schemas.videos import VideoBody
 from deploy.launcher import Service, Stack, wait_until
 from testkit.video import (
     FoundTrack,
@@ -96,9 +99,12 @@ def test_a_video_is_split_tracked_and_its_tracks_identified_against_an_enrolled_
     assert named["yaoming"]["similarity"] > 0.5
     thumbnail = requests.get(f"{video_api}{named['yaoming']['best']['thumbnail_url']}", timeout=TIMEOUT)
     assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
+    # Every field sent is in the documented types (they forbid unknown keys).
+    TypeAdapter(VideoBody).validate_python(body, strict=False)
     # /results shows the same job, as its webhook would send it.
-    result = requests.get(f"{video_api}/results/{accepted['id']}", timeout=TIMEOUT).json()["result"]
-    assert len(result["tracks"]) == 7 and result["segments"] == 5
+    state = requests.get(f"{video_api}/results/{accepted['id']}", timeout=TIMEOUT).json()
+    TypeAdapter(JobStateBody).validate_python(state, strict=False)
+    assert len(state["result"]["tracks"]) == 7 and state["result"]["segments"] == 5
 
 
 def test_a_rotated_video_is_analysed_upright(video_api: str, tmp_path: Path) -> None:
