@@ -109,7 +109,7 @@ def test_a_video_is_split_tracked_and_its_tracks_identified_against_an_enrolled_
 
 def test_a_rotated_video_is_analysed_upright(video_api: str, tmp_path: Path) -> None:
     truth = make_video(tmp_path / "rotated.mp4", default_scene(rotation=90))
-    accepted = upload(video_api, tmp_path / "rotated.mp4", fps=5).json()
+    accepted = upload(video_api, tmp_path / "rotated.mp4", fps=2).json()
     body = finished(video_api, accepted["id"])
     score = score_tracks(truth, found(body), tolerance_s=0.3)
     assert score.missed == 0 and score.false_tracks == 0, body["tracks"]
@@ -129,6 +129,20 @@ def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: 
     assert too_big.status_code == 413 and "max_video_bytes" in too_big.json()["message"], too_big.text
     # Nothing of them is left in the data directory.
     assert requests.get(f"{video_api}/videos/{'0' * 32}", timeout=TIMEOUT).status_code == 404
+
+
+def test_a_video_whose_segment_does_not_decode_fails_alone(video_api: str, tmp_path: Path) -> None:
+    # Its index and packets intact (the probe passes), the data of its second segment overwritten.
+    make_video(tmp_path / "scene.mp4", dataclasses.replace(default_scene(), keyframe_every=KEYFRAME_EVERY))
+    data = bytearray((tmp_path / "scene.mp4").read_bytes())
+    start, end = int(len(data) * 0.45), int(len(data) * 0.55)
+    data[start:end] = b"\xff" * (end - start)
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(data))
+    accepted = upload(video_api, tmp_path / "corrupt.mp4", fps=2)
+    assert accepted.status_code == 202, accepted.text
+    body = finished(video_api, accepted.json()["id"])
+    assert body["status"] == "failed" and body["error"]["code"] == "invalid_video", body
+    assert body["error"]["message"].startswith("segment 1 (1.5 s to 3.2 s) does not decode")
 
 
 def test_deleting_a_video_cancels_its_segments_and_erases_it(
@@ -154,7 +168,8 @@ def test_a_worker_killed_mid_video_costs_one_segment_and_the_video_completes(
     system: Stack, video_api: str, tmp_path: Path
 ) -> None:
     before = system.worker_names()
-    extra = system.start_worker()
+    # SCRFD alone (the segments' detector) loads in a fraction of the session worker's time.
+    extra = system.start_worker(extra_env={"FACEREST_DETECTORS": "scrfd"})
     (extra_name,) = system.worker_names() - before
     redis = system.client()
     try:
