@@ -27,7 +27,7 @@ from api.openapi import Operation, Query, Reply, Upload, documented
 from api.query import seconds_arg
 from api.render import encode, error_detail, render_tracks, wants_msgpack
 from api.schemas import ErrorDetail
-from api.schemas.videos import VideoAccepted, VideoBody, VideoRequest
+from api.schemas.videos import VideoAccepted, VideoBody, VideoDeleted, VideoRequest
 from api.submit import callback_url, send
 from api.videofile import VideoInfo, VideoLimits, analysed_frames, cut_segments, plan_segments, probe
 from shared.contract import RenderSettings, Track, VideoJob, VideoResult, VideoSegmentJob, segment_job_id
@@ -51,7 +51,7 @@ POST_DOC = Operation(
     request=VideoRequest,
     upload=Upload(field=UPLOAD_FIELD, multiple=False),
     replies={
-        202: Reply("Queued", VideoAccepted),
+        202: Reply("Queued", VideoAccepted, msgpack=True),
         400: Reply("invalid_request: no file in the multipart field 'file' (or more than one)", ErrorDetail),
         403: Reply("collection_forbidden: this API key may not use the collection", ErrorDetail),
         413: Reply(
@@ -310,7 +310,7 @@ def get_video(video_id: str) -> Response:
 @documented(
     Operation(
         summary="Cancel a video and erase it: its queued segments, its results, its progress",
-        replies={200: Reply("Deleted", None), 404: NOT_FOUND},
+        replies={200: Reply("Deleted", VideoDeleted, msgpack=True), 404: NOT_FOUND},
     )
 )
 def delete_video(video_id: str) -> Response:
@@ -327,7 +327,8 @@ def delete_video(video_id: str) -> Response:
     # find no job. The video's hash goes last, so a segment recording meanwhile finds no video.
     ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])
     ctx.videos.delete(video_id)
-    return encode({"id": video_id, "deleted": True}, wants_msgpack(request))
+    deleted: VideoDeleted = {"id": video_id, "deleted": True}
+    return encode(deleted, wants_msgpack(request))
 
 
 @bp.get("/videos/<video_id>/tracks/<int:track>/thumbnail")

@@ -81,6 +81,12 @@ class VideoAccepted(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class VideoDeleted(TypedDict):
+    id: str
+    deleted: Literal[True]
+
+
+@with_config(ConfigDict(extra="forbid"))
 class VideoProgressBody(TypedDict):
     segments_done: int
     segments: int

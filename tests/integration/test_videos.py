@@ -26,6 +26,8 @@ from testkit.video import (
     truncated_copy,
 )
 from tests.client import b64
+from tests.localserver import LocalServer
+from tests.localserver import body as answer_with
 
 TIMEOUT = 60
 # Small enough that the 6 s test video is several segments, with borders inside its shots.
@@ -115,6 +117,22 @@ def test_a_rotated_video_is_analysed_upright(video_api: str, tmp_path: Path) -> 
     assert score.missed == 0 and score.false_tracks == 0, body["tracks"]
     width, height = truth.scene.size  # display size: 360 x 640
     assert all(t["best"]["bbox"][2] <= width and t["best"]["bbox"][3] <= height for t in body["tracks"])
+
+
+def test_a_video_url_is_fetched_under_the_image_url_rules(
+    api: str, allowing_api: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    with LocalServer() as server:
+        server.routes["/scene.mp4"] = answer_with((tmp_path / "scene.mp4").read_bytes())
+        refused = requests.post(f"{api}/videos", json={"url": server.url("/scene.mp4")}, timeout=TIMEOUT)
+        assert refused.status_code == 422 and refused.json()["code"] == "url_refused", refused.text
+        accepted = requests.post(
+            f"{allowing_api}/videos", json={"url": server.url("/scene.mp4"), "fps": 1}, timeout=TIMEOUT
+        )
+        assert accepted.status_code == 202, accepted.text
+    done = finished(allowing_api, accepted.json()["id"])
+    assert done["status"] == "done" and done["progress"]["frames_done"] == 6 and done["tracks"], done
 
 
 def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: str, tmp_path: Path) -> None:
