@@ -35,7 +35,7 @@ from shared.contract import (
 from shared.errors import InvalidVideo, LimitExceeded
 from shared.gallery import Gallery, check_recognizer
 from shared.recognition import default_threshold
-from shared.videos import VideoStore
+from shared.videos import VideoProgress
 from worker.imaging.decode import RGBImage
 from worker.tracking import Observation, Tracker, join_segments, max_gap_s
 
@@ -71,6 +71,26 @@ class VideoJobs(Protocol):
     def finish(self, job_id: str, outcome: JobResult | ErrorInfo, worker: str = "") -> bool: ...
 
     def mark_started(self, job_id: str, worker: str) -> None: ...
+
+
+class Videos(Protocol):
+    """What a segment needs of shared/videos.py's VideoStore."""
+
+    def exists(self, video_id: str) -> bool: ...
+
+    def record(self, result: VideoSegmentResult) -> int: ...
+
+    def fail(self, video_id: str, error: ErrorInfo) -> None: ...
+
+    def may_publish(self, video_id: str, every_s: float) -> bool: ...
+
+    def publish(self, video_id: str, joined_from: int, tracks: list[Track]) -> None: ...
+
+    def segment_results(self, video_id: str) -> list[VideoSegmentResult]: ...
+
+    def progress(self, video_id: str) -> VideoProgress | None: ...
+
+    def finished(self, video_id: str) -> None: ...
 
 
 class Cancelled(Exception):
@@ -176,7 +196,7 @@ class VideoWork:
     """One worker's share of videos: its segments and the settling of the videos they belong to."""
 
     analyzer: FrameAnalyzer
-    videos: VideoStore
+    videos: Videos
     jobs: VideoJobs
     name: str
     max_pixels: int
