@@ -37,6 +37,7 @@ from shared.gallery import Gallery, check_recognizer
 from shared.recognition import default_threshold
 from shared.videos import VideoProgress
 from worker.imaging.decode import RGBImage
+from worker.recognition import assign
 from worker.tracking import Observation, Tracker, join_segments, max_gap_s
 
 log = logging.getLogger("facerest.worker")
@@ -166,9 +167,29 @@ def observations(time_s: float, pixels: RGBImage, image: ImageResult) -> list[Ob
     return found
 
 
+def overlapping(tracks: Sequence[Track]) -> list[list[int]]:
+    """The tracks (their indexes) in groups that overlap in time, chained: two faces on screen
+    together are two people."""
+    groups: list[list[int]] = []
+    end = -1.0
+    for index in sorted(range(len(tracks)), key=lambda i: tracks[i].start_s):
+        if not groups or tracks[index].start_s > end:
+            groups.append([])
+            end = tracks[index].end_s
+        groups[-1].append(index)
+        end = max(end, tracks[index].end_s)
+    return groups
+
+
+# Candidates searched per track: enough for the one-subject-per-face rule among the tracks that
+# overlap it (each may need its next-best subject).
+MAX_CANDIDATES = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Identify:
-    """Names tracks from a collection of the gallery, as /recognize names faces."""
+    """Names tracks from a collection of the gallery, as /recognize names the faces of a photo:
+    tracks on screen together get different subjects (the best assignment, worker/recognition.py)."""
 
     gallery: Gallery
     recognizer: RecognizerInfo
@@ -181,13 +202,20 @@ class Identify:
             return tracks  # no collection (yet): nobody to name
         check_recognizer(collection, stored, self.recognizer)
         cut = default_threshold(self.recognizer.key) if threshold is None else threshold
+        groups = overlapping(tracks)
+        limit = min(MAX_CANDIDATES, max(len(group) for group in groups))
         queries = np.stack([np.frombuffer(track.vec, np.float32) for track in tracks])
-        named = []
-        for track, matches in zip(tracks, self.gallery.search(collection, queries, 1), strict=True):
-            best = matches[0] if matches else None
-            subject = best.subject if best is not None and best.similarity >= cut else None
-            similarity = None if best is None else round(best.similarity, 5)
-            named.append(msgspec.structs.replace(track, subject=subject, similarity=similarity))
+        candidates = self.gallery.search(collection, queries, limit)
+        named = list(tracks)
+        for group in groups:
+            chosen = assign([candidates[i] for i in group], cut)
+            for index, pick in zip(group, chosen, strict=True):
+                best = pick or (candidates[index][0] if candidates[index] else None)
+                named[index] = msgspec.structs.replace(
+                    tracks[index],
+                    subject=None if pick is None else pick.subject,
+                    similarity=None if best is None else round(best.similarity, 5),
+                )
         return named
 
 
