@@ -21,6 +21,8 @@ either expires or has a bounded size:
   {p}:primary         the run id of the Redis server that served the last reaper (fixed size)
   {p}:webhooks        sorted set: job id -> when its callback is due (Redis's clock): the outbox
                       (shared/webhooks.py); an entry leaves once delivered, failed or expired
+A video is one job (VideoJob) and one per segment ("{id}.{n}"); its progress and partial tracks
+are shared/videos.py's {p}:video:{id}.
 
 Erasure: a collection's compaction deletes its finished jobs (``forget_collection``: their results
 name subjects) and rewrites Redis's files (shared/redis_files.py), so that no photo or name of a
