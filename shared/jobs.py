@@ -278,11 +278,17 @@ end
 """
 
 
-# KEYS: job hash. ARGV: worker, time. A video's job turns running with its first segment; never
-# recreates a deleted job's key, nor touches a finished one.
+# KEYS: job hash, input. ARGV: worker, time, ttl. A video's job turns running with its first
+# segment, and each segment gives it result_ttl_s more (a long video outlives one TTL while it
+# runs); never recreates a deleted job's key, nor touches a finished one.
 STARTED = """
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
     redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[2], 'worker', ARGV[1])
+end
+if status == 'queued' or status == 'running' then
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 """
 
@@ -468,8 +474,11 @@ class JobStore:
         )
 
     def mark_started(self, job_id: str, worker: str) -> None:
-        """A queued job that no task runs (a video: its segments run) has started."""
-        self._started(keys=[self._key(job_id)], args=[worker, time.time()])
+        """A queued job that no task runs (a video: its segments run) has started, or goes on:
+        it expires result_ttl_s from now."""
+        self._started(
+            keys=[self._key(job_id), self._key(job_id, ":input")], args=[worker, time.time(), self._ttl_s]
+        )
 
     def erase(self, job_ids: list[str]) -> None:
         """Delete jobs, finished or not (a cancelled video and its segments): a queued copy is

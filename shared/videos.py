@@ -8,7 +8,8 @@ have delivered so far lives here, in one hash per video:
                    frames_done (counted once per segment); seg:{index} (its VideoSegmentResult);
                    failed (the ErrorInfo of the first segment that failed); tracks (the joined
                    tracks so far, a TrackList) and tracks_from (how many segments they join);
-                   TTL result_ttl_s, like the job's
+                   TTL result_ttl_s, like the job's: from the upload, again from each segment
+                   recorded, and from the end
 
 Every write after the upload is a script that does nothing once the hash is gone, so a segment
 that finishes after its video was deleted (cancelled) or expired recreates nothing.
@@ -24,11 +25,13 @@ import redis
 
 from shared.contract import ErrorInfo, Track, VideoSegmentResult, decode_error, encode
 
-# KEYS: video hash. ARGV: index, the segment's result, its frames. Counts a segment once, however
-# often it is recorded (a re-run after its worker died), never once all are in.
+# KEYS: video hash. ARGV: index, the segment's result, its frames, ttl. Counts a segment once,
+# however often it is recorded (a re-run after its worker died), never once all are in; each
+# segment gives the video result_ttl_s more (as the video's job gets at each segment's start).
 # -> segments done, -1 when the video is gone
 RECORD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 local done = tonumber(redis.call('HGET', KEYS[1], 'segments_done'))
 if done >= tonumber(redis.call('HGET', KEYS[1], 'segments')) then return done end
 if redis.call('HSETNX', KEYS[1], 'seg:' .. ARGV[1], ARGV[2]) == 1 then
@@ -103,7 +106,7 @@ class VideoStore:
 
     def record(self, result: VideoSegmentResult) -> int:
         """Keep a segment's result (once); the segments done, -1 when the video is gone."""
-        args: list[int | bytes] = [result.index, encode(result), result.frames]
+        args: list[int | bytes] = [result.index, encode(result), result.frames, self._ttl_s]
         return int(cast(int, self._record(keys=[self._key(result.video_id)], args=args)))
 
     def fail(self, video_id: str, error: ErrorInfo) -> None:

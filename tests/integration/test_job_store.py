@@ -28,6 +28,7 @@ from shared.contract import (
     RenderSettings,
     Track,
     TrackFace,
+    VideoJob,
     VideoSegmentResult,
     WorkerInfo,
 )
@@ -477,7 +478,9 @@ def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_a
 
     videos.create("v1", segments=2, frames=20, duration_s=2.0)
     assert 0 < client.ttl("vid:video:v1") <= TTL_S
+    client.expire("vid:video:v1", 5)
     assert videos.record(segment(1, 10)) == 1
+    assert client.ttl("vid:video:v1") > 5  # each segment gives the video its TTL again
     assert videos.record(segment(1, 10)) == 1  # the same segment run again: counted once
     videos.publish("v1", 1, [track])
     videos.publish("v1", 0, [])  # joined from fewer segments: older, not kept
@@ -498,3 +501,19 @@ def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_a
     videos.fail("v1", ErrorInfo("invalid_video", "late"))
     videos.publish("v1", 5, [track])
     assert not client.exists("vid:video:v1") and videos.progress("v1") is None
+
+
+def test_a_video_job_runs_from_its_first_segment_and_each_segment_extends_its_life(
+    client: redis.Redis,
+) -> None:
+    jobs = JobStore(client, "vidjob", TTL_S)
+    video = VideoJob(2, 2.0, 10, 2.0, None, None, False, "r")
+    assert jobs.create("v2", video, RENDER) is None
+    client.expire("vidjob:job:v2", 5)
+    jobs.mark_started("v2", "w1")
+    state = jobs.state("v2")
+    assert state.status is JobStatus.RUNNING and state.worker == "w1"
+    assert client.ttl("vidjob:job:v2") > 5 and client.ttl("vidjob:job:v2:input") > 5
+    jobs.erase(["v2"])
+    jobs.mark_started("v2", "w1")  # a segment starting after its video was deleted
+    assert not client.exists("vidjob:job:v2") and not client.exists("vidjob:job:v2:input")
