@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
 from api.auth import request_owner, share_owner
-from api.collection_access import collection_access
+from api.collection_access import collection_access, existing
 from api.context import ApiContext, context
 from api.openapi import Operation, Query, Reply, Upload, documented
 from api.query import seconds_arg
@@ -54,6 +54,7 @@ POST_DOC = Operation(
         202: Reply("Queued", VideoAccepted, msgpack=True),
         400: Reply("invalid_request: no file in the multipart field 'file' (or more than one)", ErrorDetail),
         403: Reply("collection_forbidden: this API key may not use the collection", ErrorDetail),
+        404: Reply("collection_not_found: no such collection to identify against", ErrorDetail),
         413: Reply(
             "limit_exceeded: max_video_bytes, max_video_duration_s, max_video_pixels or "
             "max_video_frames (the message names it)",
@@ -162,6 +163,7 @@ def post_video() -> Response:
         body = _receive(ctx, path)
         if body.collection is not None:
             collection_access(ctx, body.collection)
+            existing(ctx, body.collection)  # as /recognize: 404 before any work, not tracks unnamed
         callback = callback_url(ctx, body.callback_url)
         info = probe(path, _limits(ctx))
         _queue(ctx, video_id, owner, body, info, path, callback)

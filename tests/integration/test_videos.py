@@ -138,6 +138,8 @@ def test_a_video_url_is_fetched_under_the_image_url_rules(
 def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: str, tmp_path: Path) -> None:
     refused = upload(video_api, not_a_video(tmp_path / "text.mp4"))
     assert refused.status_code == 422 and refused.json()["code"] == "invalid_video", refused.text
+    nobody = upload(video_api, tmp_path / "text.mp4", collection="nobody-here")
+    assert nobody.status_code == 404 and nobody.json()["code"] == "collection_not_found", nobody.text
     make_video(tmp_path / "whole.mp4")
     cut = upload(video_api, truncated_copy(tmp_path / "whole.mp4", tmp_path / "cut.mp4"))
     assert cut.status_code == 422 and cut.json()["code"] == "invalid_video", cut.text
