@@ -23,7 +23,7 @@ from shared.gallery.people import open_people
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
-from shared.queue import create_celery, queue_lanes
+from shared.queue import create_celery, queue_lanes, video_lane
 from shared.redisconn import connect
 from shared.settings import Settings, SettingsError, load_settings, warn_unknown_settings
 from shared.videos import VideoStore
@@ -85,7 +85,7 @@ def base_app(
         webhook_policy=UrlPolicy(settings.webhook_allow_list, setting="FACEREST_WEBHOOK_ALLOW"),
         api_keys=api_keys,
         metrics=observability.ApiMetrics(
-            observability.QueueCollector(client, queue_lanes(settings), workers)
+            observability.QueueCollector(client, queue_lanes(settings), workers, video_lane(settings))
         ),
         openapi=openapi,
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
