@@ -26,6 +26,7 @@ from shared.logs import configure_logging
 from shared.queue import create_celery, queue_lanes
 from shared.redisconn import connect
 from shared.settings import Settings, SettingsError, load_settings, warn_unknown_settings
+from shared.videos import VideoStore
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -89,6 +90,7 @@ def base_app(
         openapi=openapi,
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
         people=open_people(settings.gallery_url.get_secret_value(), settings.data_dir),
+        videos=VideoStore(client, settings.key_prefix, settings.result_ttl_s),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     # Before authentication: preflights carry no key.
