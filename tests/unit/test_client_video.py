@@ -110,7 +110,7 @@ def test_upload_streams_the_file_with_options_as_form_fields_and_retries_it_whol
             "fps": "0.5",
             "collection": "staff",
             "embedding": "true",
-            "max_size": "640,640",
+            "max_size": "[640, 640]",
         }
     assert len({r.headers["Idempotency-Key"] for r in seen}) == 1
 
