@@ -64,6 +64,9 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
             if not container.streams.video:
                 raise InvalidVideo("the file has no video stream")
             stream = container.streams.video[0]
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise InvalidVideo(f"a still image ({stream.codec_context.name}), not a video")
+            _check_segment_codec(stream)
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > limits.max_pixels:
                 raise LimitExceeded(
@@ -96,6 +99,15 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
         raise InvalidVideo(f"the file is truncated: its index lists {declared} frames, {frames} are in it")
     upright = (height, width) if rotation % 180 else (width, height)
     return VideoInfo(*upright, round(duration_s, 3), frames, rate, rotation, tuple(keyframes))
+
+
+def _check_segment_codec(stream: av.video.stream.VideoStream) -> None:
+    """The stream's codec must fit a segment's container (Matroska holds nearly all)."""
+    try:
+        _, output, _ = _open_segment(stream)
+    except ValueError:
+        raise InvalidVideo(f"video codec {stream.codec_context.name!r} cannot be cut into segments") from None
+    output.close()
 
 
 def _check_duration(duration_s: float, limits: VideoLimits) -> None:

@@ -113,6 +113,13 @@ class VideoStore:
         """The tracks joined from ``joined_from`` segments, shown while the video runs."""
         self._publish(keys=[self._key(video_id)], args=[joined_from, encode(TrackList(tracks))])
 
+    def may_publish(self, video_id: str, every_s: float) -> bool:
+        """True for one caller per ``every_s`` per video: joining reads every segment done so
+        far, so partial tracks of a long video are joined at this pace, not once per segment
+        (which would read the video's tracks once per segment: quadratic in its length)."""
+        key = f"{self._key(video_id)}:publish"
+        return bool(self._redis.set(key, 1, nx=True, px=max(1, round(every_s * 1000))))
+
     def segment_results(self, video_id: str) -> list[VideoSegmentResult]:
         """The segments done, by index."""
         raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(video_id)))
@@ -148,4 +155,4 @@ class VideoStore:
         pipe.execute()
 
     def delete(self, video_id: str) -> None:
-        self._redis.delete(self._key(video_id))
+        self._redis.delete(self._key(video_id), f"{self._key(video_id)}:publish")

@@ -49,6 +49,8 @@ THUMBNAIL_MARGIN = 0.25
 THUMBNAIL_SIDE = 160
 # How often a running segment asks whether its video still exists (a cancellation).
 CANCEL_CHECK_S = 1.0
+# Partial tracks are joined at most this often per video (each join reads every segment done).
+PUBLISH_EVERY_S = 1.0
 # Times are compared with this slack: frame times are rationals printed as floats.
 EPSILON_S = 1e-6
 
@@ -230,6 +232,9 @@ class VideoWork:
         if progress.failed is not None:
             self.jobs.finish(video_id, progress.failed, self.name)
             return
+        complete = progress.segments_done >= video.segments
+        if not complete and not self.videos.may_publish(video_id, PUBLISH_EVERY_S):
+            return  # another worker joins the partial tracks now; the next segment, or the last, shows these
         results = self.videos.segment_results(video_id)
         tracks = join_segments([(r.start_s, r.tracks) for r in results], max_gap_s(video.fps))
         if video.collection is not None and self.identify is not None:

@@ -52,6 +52,7 @@ POST_DOC = Operation(
     upload=Upload(field=UPLOAD_FIELD, multiple=False),
     replies={
         202: Reply("Queued", VideoAccepted),
+        400: Reply("invalid_request: no file in the multipart field 'file' (or more than one)", ErrorDetail),
         403: Reply("collection_forbidden: this API key may not use the collection", ErrorDetail),
         413: Reply(
             "limit_exceeded: max_video_bytes, max_video_duration_s, max_video_pixels or "
@@ -63,7 +64,12 @@ POST_DOC = Operation(
             "url_fetch_failed",
             ErrorDetail,
         ),
-        429: Reply("too_many_jobs: this API key has max_queued_per_key jobs unfinished", ErrorDetail),
+        429: Reply(
+            "too_many_jobs: this API key has max_queued_per_key jobs unfinished",
+            ErrorDetail,
+            retry_after=True,
+        ),
+        503: Reply("Redis unavailable: retry after Retry-After seconds", ErrorDetail, retry_after=True),
     },
 )
 WAIT_QUERY = Query(

@@ -26,12 +26,16 @@ from shared.contract import (
     ModelRef,
     RecognizerInfo,
     RenderSettings,
+    Track,
+    TrackFace,
+    VideoSegmentResult,
     WorkerInfo,
 )
 from shared.errors import JobNotFound
 from shared.jobs import CallbackState, JobStatus, JobStore, Share, ShareFull, WorkerRegistry
 from shared.queue import EXTRACT_TASK, create_celery, gather_stray_lanes, queue_lanes, waiting_jobs
 from shared.settings import load_settings
+from shared.videos import VideoStore
 from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, Due, Outbox
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
@@ -459,3 +463,38 @@ def test_a_job_with_a_callback_enters_the_outbox_as_it_ends_and_each_attempt_run
     client.delete("hooks:job:gone")
     client.zadd(outbox.key, {"gone": 0})
     assert outbox.take_due(30) == [] and outbox.due_at("gone") is None
+
+
+def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_again(
+    client: redis.Redis,
+) -> None:
+    videos = VideoStore(client, "vid", TTL_S)
+    face = TrackFace(0.5, (1.0, 2.0, 3.0, 4.0), 0.9, 0.5, b"jpeg")
+    track = Track(0.0, 1.0, 3, face, b"\0" * 8, (1.0, 2.0, 3.0, 4.0), (1.0, 2.0, 3.0, 4.0))
+
+    def segment(index: int, frames: int) -> VideoSegmentResult:
+        return VideoSegmentResult("v1", index, float(index), frames, [track], "w1", 1.0)
+
+    videos.create("v1", segments=2, frames=20, duration_s=2.0)
+    assert 0 < client.ttl("vid:video:v1") <= TTL_S
+    assert videos.record(segment(1, 10)) == 1
+    assert videos.record(segment(1, 10)) == 1  # the same segment run again: counted once
+    videos.publish("v1", 1, [track])
+    videos.publish("v1", 0, [])  # joined from fewer segments: older, not kept
+    progress = videos.progress("v1")
+    assert progress is not None and (progress.segments_done, progress.frames_done) == (1, 10)
+    assert progress.tracks == [track] and progress.failed is None
+    assert videos.record(segment(0, 9)) == 2
+    assert videos.record(segment(0, 9)) == 2  # all in: nothing more counts
+    assert [r.index for r in videos.segment_results("v1")] == [0, 1]
+    videos.fail("v1", ErrorInfo("invalid_video", "first"))
+    videos.fail("v1", ErrorInfo("invalid_video", "second"))
+    failed = videos.progress("v1")
+    assert failed is not None and failed.failed == ErrorInfo("invalid_video", "first")
+    videos.finished("v1")
+    assert videos.segment_results("v1") == [] and videos.progress("v1") is not None
+    videos.delete("v1")
+    assert videos.record(segment(0, 9)) == -1
+    videos.fail("v1", ErrorInfo("invalid_video", "late"))
+    videos.publish("v1", 5, [track])
+    assert not client.exists("vid:video:v1") and videos.progress("v1") is None

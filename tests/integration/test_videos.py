@@ -10,7 +10,10 @@ from typing import Any, cast
 
 import pytest
 import requests
+from pydantic import TypeAdapter
 
+from api.schemas import JobStateBody
+from api.schemas.videos import VideoBody
 from deploy.launcher import Service, Stack, wait_until
 from testkit.video import (
     FoundTrack,
@@ -96,14 +99,17 @@ def test_a_video_is_split_tracked_and_its_tracks_identified_against_an_enrolled_
     assert named["yaoming"]["similarity"] > 0.5
     thumbnail = requests.get(f"{video_api}{named['yaoming']['best']['thumbnail_url']}", timeout=TIMEOUT)
     assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff"
+    # Every field sent is in the documented types (they forbid unknown keys).
+    TypeAdapter(VideoBody).validate_python(body, strict=False)
     # /results shows the same job, as its webhook would send it.
-    result = requests.get(f"{video_api}/results/{accepted['id']}", timeout=TIMEOUT).json()["result"]
-    assert len(result["tracks"]) == 7 and result["segments"] == 5
+    state = requests.get(f"{video_api}/results/{accepted['id']}", timeout=TIMEOUT).json()
+    TypeAdapter(JobStateBody).validate_python(state, strict=False)
+    assert len(state["result"]["tracks"]) == 7 and state["result"]["segments"] == 5
 
 
 def test_a_rotated_video_is_analysed_upright(video_api: str, tmp_path: Path) -> None:
     truth = make_video(tmp_path / "rotated.mp4", default_scene(rotation=90))
-    accepted = upload(video_api, tmp_path / "rotated.mp4", fps=5).json()
+    accepted = upload(video_api, tmp_path / "rotated.mp4", fps=2).json()
     body = finished(video_api, accepted["id"])
     score = score_tracks(truth, found(body), tolerance_s=0.3)
     assert score.missed == 0 and score.false_tracks == 0, body["tracks"]
@@ -125,6 +131,20 @@ def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: 
     assert requests.get(f"{video_api}/videos/{'0' * 32}", timeout=TIMEOUT).status_code == 404
 
 
+def test_a_video_whose_segment_does_not_decode_fails_alone(video_api: str, tmp_path: Path) -> None:
+    # Its index and packets intact (the probe passes), the data of its second segment overwritten.
+    make_video(tmp_path / "scene.mp4", dataclasses.replace(default_scene(), keyframe_every=KEYFRAME_EVERY))
+    data = bytearray((tmp_path / "scene.mp4").read_bytes())
+    start, end = int(len(data) * 0.45), int(len(data) * 0.55)
+    data[start:end] = b"\xff" * (end - start)
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(data))
+    accepted = upload(video_api, tmp_path / "corrupt.mp4", fps=2)
+    assert accepted.status_code == 202, accepted.text
+    body = finished(video_api, accepted.json()["id"])
+    assert body["status"] == "failed" and body["error"]["code"] == "invalid_video", body
+    assert body["error"]["message"].startswith("segment 1 (1.5 s to 3.2 s) does not decode")
+
+
 def test_deleting_a_video_cancels_its_segments_and_erases_it(
     system: Stack, video_api: str, tmp_path: Path
 ) -> None:
@@ -138,8 +158,12 @@ def test_deleting_a_video_cancels_its_segments_and_erases_it(
     assert requests.get(f"{video_api}/videos/{video_id}", timeout=TIMEOUT).status_code == 404
     assert requests.delete(f"{video_api}/videos/{video_id}", timeout=TIMEOUT).status_code == 404
     redis = system.client()
-    # The segment running when it was deleted may still finish: it writes nothing back.
-    wait_until(lambda: not redis.hexists("facerest:running", f"{video_id}.1"), 30, "running segment")
+    # The segments running when it was deleted stop at their next batch: they write nothing back.
+    wait_until(
+        lambda: not any(job.startswith(video_id.encode()) for job in redis.hkeys("facerest:running")),
+        30,
+        "running segments",
+    )
     assert not list(redis.scan_iter(match=f"facerest:*{video_id}*"))
     assert not list((Path(system.env["FACEREST_DATA_DIR"]) / "videos").glob("*"))
 
@@ -148,7 +172,8 @@ def test_a_worker_killed_mid_video_costs_one_segment_and_the_video_completes(
     system: Stack, video_api: str, tmp_path: Path
 ) -> None:
     before = system.worker_names()
-    extra = system.start_worker()
+    # SCRFD alone (the segments' detector) loads in a fraction of the session worker's time.
+    extra = system.start_worker(extra_env={"FACEREST_DETECTORS": "scrfd"})
     (extra_name,) = system.worker_names() - before
     redis = system.client()
     try:

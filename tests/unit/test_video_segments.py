@@ -11,6 +11,7 @@ import pytest
 from api.videofile import VideoLimits, analysed_frames, cut_segments, plan_segments, probe
 from shared.contract import AnalysisOptions, VideoSegmentJob
 from shared.errors import InvalidVideo, LimitExceeded
+from testkit.photos import GROUP_PHOTOS
 from testkit.video import default_scene, make_video, not_a_video, truncated_copy
 from worker.video import sampled_frames
 
@@ -78,6 +79,8 @@ def test_limits_and_files_that_are_not_videos_are_refused_by_name(tmp_path: Path
             probe(tmp_path / "scene.mp4", limits)
     with pytest.raises(InvalidVideo):
         probe(not_a_video(tmp_path / "text.mp4"), LIMITS)
+    with pytest.raises(InvalidVideo, match="still image"):  # FFmpeg reads a photo as one frame
+        probe(GROUP_PHOTOS["yaoming.jpg"], LIMITS)
     with pytest.raises(InvalidVideo):
         probe(truncated_copy(tmp_path / "scene.mp4", tmp_path / "cut.mp4"), LIMITS)
 
