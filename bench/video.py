@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from facerest_client import FaceRest, Video, VideoOptions
 
 from bench.memory import RssSampler
@@ -70,14 +71,42 @@ class Run:
     segments: int
     tracks: int
     status: str
+    worker_cpu_s: list[float]  # CPU seconds each worker spent meanwhile (user + system)
+    api_cpu_s: float  # and the API's processes (receiving, probing and cutting the upload)
 
     @property
     def frames_per_s(self) -> float:
         return self.frames / self.seconds
 
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000 * sum(self.worker_cpu_s) / self.frames
 
-def analyse(client: FaceRest, path: Path, options: VideoOptions, on_state: Any = None) -> tuple[Run, Video]:
-    """Upload ``path``, follow it to the end; ``on_state`` sees each state as it comes."""
+
+def cpu_s(pids: list[int]) -> list[float]:
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return [t.user + t.system for t in times]
+
+
+def tree_cpu_s(pid: int) -> float:
+    """A process's CPU seconds and its children's (gunicorn's master and its workers)."""
+    root = psutil.Process(pid)
+    return float(
+        sum(t.user + t.system for t in (p.cpu_times() for p in [root, *root.children(recursive=True)]))
+    )
+
+
+def analyse(
+    client: FaceRest,
+    path: Path,
+    options: VideoOptions,
+    workers: list[int],
+    api: int,
+    on_state: Any = None,
+) -> tuple[Run, Video]:
+    """Upload ``path``, follow it to the end; ``on_state`` sees each state as it comes;
+    ``workers``, ``api``: the processes whose CPU time to count."""
+    cpu_before, api_before = cpu_s(workers), tree_cpu_s(api)
     start = time.perf_counter()
     first_segment: list[float] = []
     first_track: list[float] = []
@@ -94,6 +123,8 @@ def analyse(client: FaceRest, path: Path, options: VideoOptions, on_state: Any =
     submitted = client.submit_video(path, **options)
     video = client.wait_video(submitted.id, progress=seen, interval_s=POLL_S)
     seconds = time.perf_counter() - start
+    cpu = [after - before for before, after in zip(cpu_before, cpu_s(workers), strict=True)]
+    api_cpu = tree_cpu_s(api) - api_before
     client.cancel_video(submitted.id)  # the results are read: free the service's disk and Redis
     run = Run(
         seconds=seconds,
@@ -103,6 +134,8 @@ def analyse(client: FaceRest, path: Path, options: VideoOptions, on_state: Any =
         segments=video.progress.segments,
         tracks=len(video.tracks),
         status=video.status,
+        worker_cpu_s=cpu,
+        api_cpu_s=api_cpu,
     )
     return run, video
 
@@ -110,40 +143,60 @@ def analyse(client: FaceRest, path: Path, options: VideoOptions, on_state: Any =
 def throughput(
     running: Stack, client: FaceRest, path: Path, fps: float, rounds: int, worker_env: dict[str, str]
 ) -> dict[str, Any]:
-    """One worker, two, one again: ``rounds`` videos each."""
+    """One worker, two, one again: ``rounds`` videos each. Besides frames/s, the workers' CPU
+    time per frame and its split between them: where the machine has no free core for a second
+    worker (a shared one), the split shows whether the work would spread, and the CPU per frame
+    whether it costs more spread."""
     results: dict[str, list[Run]] = {"1 worker": [], "2 workers": [], "1 worker again": []}
     options: VideoOptions = {"fps": fps}
-    analyse(client, path, options)  # warm-up: the models' first batches, the API's first upload
+    first, api = running.service("worker"), running.service("api").pid
+    analyse(client, path, options, [first.pid], api)  # warm-up: the models' first batches
+    workers = [first.pid]
     for label, runs in results.items():
         if label == "2 workers":
             second = running.start_worker(extra_env=worker_env)
+            workers = [first.pid, second.pid]
+            analyse(client, path, options, workers, api)  # the second worker's warm-up
         if label == "1 worker again":
             second.stop()
             wait_for_workers(running, 1)
+            workers = [first.pid]
         for _ in range(rounds):
-            run, _ = analyse(client, path, options)
+            run, _ = analyse(client, path, options, workers, api)
             assert run.status == "done", run
             runs.append(run)
+            split = "/".join(f"{c:.1f}" for c in run.worker_cpu_s)
             print(
                 f"  {label:15s} {run.frames} frames in {run.seconds:6.1f} s: "
-                f"{run.frames_per_s:6.1f} frames/s; first segment {run.first_segment_s:.1f} s, "
-                f"first track {run.first_track_s:.1f} s"
+                f"{run.frames_per_s:6.1f} frames/s, worker CPU {split} s "
+                f"({run.cpu_ms_per_frame:.0f} ms/frame), API CPU {run.api_cpu_s:.1f} s; "
+                f"first segment {run.first_segment_s:.1f} s, first track {run.first_track_s:.1f} s"
             )
     one = statistics.mean(r.frames_per_s for r in results["1 worker"] + results["1 worker again"])
     two = statistics.mean(r.frames_per_s for r in results["2 workers"])
     added = (two - one) / one
+    cpu_one = statistics.mean(r.cpu_ms_per_frame for r in results["1 worker"] + results["1 worker again"])
+    cpu_two = statistics.mean(r.cpu_ms_per_frame for r in results["2 workers"])
+    share = statistics.mean(min(r.worker_cpu_s) / sum(r.worker_cpu_s) for r in results["2 workers"])
     print(
-        f"  frames/s: one worker {one:.1f}, two {two:.1f}: "
-        f"the second adds {added:.2f}x the first's (target >= 0.8)"
+        f"  frames/s: one worker {one:.1f}, two {two:.1f}: the second adds {added:.2f}x the first's "
+        f"(target >= 0.8); CPU per frame {cpu_one:.0f} ms with one, {cpu_two:.0f} ms with two, "
+        f"the lesser worker's share {share:.2f} (0.5: even)"
     )
     return {
         "runs": {
-            label: [asdict(r) | {"frames_per_s": r.frames_per_s} for r in runs]
+            label: [
+                asdict(r) | {"frames_per_s": r.frames_per_s, "cpu_ms_per_frame": r.cpu_ms_per_frame}
+                for r in runs
+            ]
             for label, runs in results.items()
         },
         "one_worker_fps": one,
         "two_workers_fps": two,
         "second_worker_adds": added,
+        "cpu_ms_per_frame_one": cpu_one,
+        "cpu_ms_per_frame_two": cpu_two,
+        "lesser_worker_share": share,
         "first_segment_s": statistics.median(r.first_segment_s or 0 for rs in results.values() for r in rs),
         "first_track_s": statistics.median(r.first_track_s or 0 for rs in results.values() for r in rs),
     }
@@ -156,13 +209,15 @@ def wait_for_workers(running: Stack, count: int, timeout_s: float = 60) -> None:
         time.sleep(0.2)
 
 
-def quality(client: FaceRest, path: Path, truth: VideoTruth, fps: float) -> dict[str, Any]:
+def quality(
+    client: FaceRest, path: Path, truth: VideoTruth, fps: float, pids: tuple[int, int]
+) -> dict[str, Any]:
     """The test scene at every frame and at ``fps``, against the people's portraits."""
     for label in PEOPLE:
         client.enroll(COLLECTION, label, [portrait(label)])
     report = {}
     for analysed in (0.0, fps):
-        run, video = analyse(client, path, {"fps": analysed, "collection": COLLECTION})
+        run, video = analyse(client, path, {"fps": analysed, "collection": COLLECTION}, [pids[0]], pids[1])
         assert run.status == "done", run
         found = [FoundTrack(t.start_s, t.end_s, t.best.time_s, t.best.bbox, t.subject) for t in video.tracks]
         interval = 1 / (analysed or truth.scene.fps)
@@ -188,23 +243,27 @@ def memory(client: FaceRest, running: Stack, path: Path, fps: float) -> dict[str
         marks.append((video.progress.fraction, sampler.now()))
 
     with sampler.running():
-        run, _ = analyse(client, path, {"fps": fps}, on_state=note)
+        run, _ = analyse(client, path, {"fps": fps}, [worker.pid], running.service("api").pid, on_state=note)
     assert run.status == "done", run
-    early = [mib for fraction, mib in marks if 0.1 <= fraction <= 0.2]
-    late = [mib for fraction, mib in marks if fraction >= 0.9]
+    # The RSS at each tenth of the segments done (the median of the samples in it): flat, or growing?
+    deciles = [
+        statistics.median(
+            [mib for fraction, mib in marks if tenth / 10 <= fraction < (tenth + 1) / 10] or [0.0]
+        )
+        for tenth in range(10)
+    ] + [marks[-1][1]]
     report = {
         "frames": run.frames,
         "segments": run.segments,
         "seconds": run.seconds,
-        "rss_at_10_20pct_mib": statistics.median(early) if early else None,
-        "rss_at_90_100pct_mib": statistics.median(late) if late else None,
-        "peak_mib": sampler.peak(),
         "start_mib": sampler.samples[0][1],
+        "rss_by_tenth_mib": deciles,
+        "peak_mib": sampler.peak(),
     }
     print(
         f"  {run.frames} frames in {run.segments} segments, {run.seconds:.0f} s: worker RSS "
-        f"{report['start_mib']:.0f} MiB at the start, {report['rss_at_10_20pct_mib']:.0f} MiB at 10-20%, "
-        f"{report['rss_at_90_100pct_mib']:.0f} MiB at 90-100%, peak {report['peak_mib']:.0f} MiB"
+        f"{report['start_mib']:.0f} MiB at the start; by tenth of the segments done "
+        f"{' '.join(f'{mib:.0f}' for mib in deciles)} MiB; peak {report['peak_mib']:.0f} MiB"
     )
     return report
 
@@ -220,7 +279,9 @@ def main() -> None:
     parser.add_argument("--long-s", type=float, default=600, help="the memory run's video length; 0: skip")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs in flight per worker")
+    parser.add_argument("--parts", default="throughput,quality,memory", help="which parts to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     worker_env = {
         "FACEREST_INTRA_OP_THREADS": str(args.threads),
         "FACEREST_CONCURRENCY": str(args.concurrency),
@@ -233,24 +294,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         started = time.perf_counter()
-        scene = long_scene(args.seconds, keyframe_every_s=args.segment_s)
-        make_video(workdir / "throughput.mp4", scene)
+        if "throughput" in parts:
+            make_video(workdir / "throughput.mp4", long_scene(args.seconds, keyframe_every_s=args.segment_s))
         truth = make_video(workdir / "scene.mp4", default_scene())
         long_path = workdir / "long.mp4"
-        if args.long_s:
+        if "memory" in parts and args.long_s:
             make_video(long_path, long_scene(args.long_s, keyframe_every_s=args.segment_s))
         print(f"videos made in {time.perf_counter() - started:.1f} s")
         with stack(workdir / "stack", video_segment_s=str(args.segment_s)) as running:
             running.start_worker(extra_env=worker_env)
             running.start_api()
             with FaceRest(running.api_url, timeout_s=600) as client:
-                print(f"1-2. throughput and first results: {args.seconds:g} s video at {args.fps:g} fps")
-                report["throughput"] = throughput(
-                    running, client, workdir / "throughput.mp4", args.fps, args.rounds, worker_env
-                )
-                print("3. tracking quality on the test scene")
-                report["quality"] = quality(client, workdir / "scene.mp4", truth, args.fps)
-                if args.long_s:
+                if "throughput" in parts:
+                    print(f"1-2. throughput and first results: {args.seconds:g} s video at {args.fps:g} fps")
+                    report["throughput"] = throughput(
+                        running, client, workdir / "throughput.mp4", args.fps, args.rounds, worker_env
+                    )
+                if "quality" in parts:
+                    print("3. tracking quality on the test scene")
+                    pids = (running.service("worker").pid, running.service("api").pid)
+                    report["quality"] = quality(client, workdir / "scene.mp4", truth, args.fps, pids)
+                if "memory" in parts and args.long_s:
                     print(f"4. memory of one worker over a {args.long_s:g} s video at {args.fps:g} fps")
                     report["memory"] = memory(client, running, long_path, args.fps)
     report["load_at_end"] = os.getloadavg()

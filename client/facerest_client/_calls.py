@@ -229,17 +229,12 @@ def _video(video_id: str) -> str:
 
 
 def _form(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Options as multipart text fields, as the service parses them: booleans as true/false,
-    max_size as W,H."""
-    form = {}
-    for name, value in _fields(fields).items():
-        if isinstance(value, bool):
-            form[name] = "true" if value else "false"
-        elif isinstance(value, list):
-            form[name] = ",".join(str(v) for v in value)
-        else:
-            form[name] = str(value)
-    return form
+    """Options as multipart text fields, as POST /videos reads them: JSON where a field is not
+    text (booleans, numbers, max_size's [W, H]), text as it is."""
+    return {
+        name: value if isinstance(value, str) else json.dumps(value)
+        for name, value in _fields(fields).items()
+    }
 
 
 def _renamed(body: Mapping[str, Any]) -> str:

@@ -110,7 +110,7 @@ def test_upload_streams_the_file_with_options_as_form_fields_and_retries_it_whol
             "fps": "0.5",
             "collection": "staff",
             "embedding": "true",
-            "max_size": "640,640",
+            "max_size": "[640, 640]",
         }
     assert len({r.headers["Idempotency-Key"] for r in seen}) == 1
 
@@ -224,3 +224,20 @@ def test_clock_reads_as_a_player_shows_time() -> None:
         "1:15.2",
         "1:02:05.0",
     ]
+
+
+def test_async_client_streams_an_upload_from_disk_too(tmp_path: Path) -> None:
+    (tmp_path / "door.mp4").write_bytes(MP4)
+    bodies: list[bytes] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(await request.aread())
+        return httpx.Response(202, json={"id": VIDEO_ID, "status_url": f"/videos/{VIDEO_ID}"})
+
+    async def upload() -> str:
+        async with AsyncFaceRest("http://facerest.test", transport=httpx.MockTransport(answer)) as client:
+            return (await client.submit_video(tmp_path / "door.mp4", fps=1)).id
+
+    assert asyncio.run(upload()) == VIDEO_ID
+    (body,) = bodies
+    assert MP4 in body and b'name="fps"\r\n\r\n1\r\n' in body

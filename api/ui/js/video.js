@@ -179,8 +179,10 @@ export class VideoView {
       class: "track-bar",
       title,
       "aria-label": `${label}, ${title}: play from here`,
-      style: `left: ${left.toFixed(3)}%; width: ${width.toFixed(3)}%`,
     });
+    // Through the CSSOM: the page's policy (style-src 'self') refuses style attributes.
+    bar.style.left = `${left.toFixed(3)}%`;
+    bar.style.width = `${width.toFixed(3)}%`;
     bar.addEventListener("click", (event) => {
       const box = bar.getBoundingClientRect();
       // A click from the keyboard has no pointer position: the track's start.
