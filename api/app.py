@@ -23,9 +23,10 @@ from shared.gallery.people import open_people
 from shared.images import configure_pillow
 from shared.jobs import JobStore, WorkerRegistry
 from shared.logs import configure_logging
-from shared.queue import create_celery, queue_lanes
+from shared.queue import create_celery, queue_lanes, video_lane
 from shared.redisconn import connect
 from shared.settings import Settings, SettingsError, load_settings, warn_unknown_settings
+from shared.videos import VideoStore
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -84,11 +85,12 @@ def base_app(
         webhook_policy=UrlPolicy(settings.webhook_allow_list, setting="FACEREST_WEBHOOK_ALLOW"),
         api_keys=api_keys,
         metrics=observability.ApiMetrics(
-            observability.QueueCollector(client, queue_lanes(settings), workers)
+            observability.QueueCollector(client, queue_lanes(settings), workers, video_lane(settings))
         ),
         openapi=openapi,
         gallery=open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir),
         people=open_people(settings.gallery_url.get_secret_value(), settings.data_dir),
+        videos=VideoStore(client, settings.key_prefix, settings.result_ttl_s),
     )
     observability.install(app, app.extensions[EXTENSION_KEY].metrics)
     # Before authentication: preflights carry no key.

@@ -31,7 +31,7 @@ from typing import Any, Generic, Literal, TypeVar
 import msgpack
 import orjson
 from flask import request
-from werkzeug.datastructures import FileStorage, ImmutableMultiDict
+from werkzeug.datastructures import FileStorage, ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import UnsupportedMediaType
 
 from api.context import ApiContext
@@ -190,12 +190,26 @@ def form_fields(
     form: ImmutableMultiDict[str, str], files: ImmutableMultiDict[str, FileStorage]
 ) -> dict[str, Any]:
     """A multipart form as the request map: ``file`` fields are images.data, ``urls`` fields
-    images.urls, ``max_size`` may be ``W,H``; other fields stay text for pydantic's conversions."""
+    images.urls, the others as ``option_fields`` reads them."""
+    fields = option_fields(form, skip=(URL_FIELD,))
+    fields["images"] = {
+        "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
+        "urls": [url for url in form.getlist(URL_FIELD) if url],
+    }
+    if not fields["images"]["data"] and not fields["images"]["urls"]:
+        raise InvalidRequest(_no_image(form, files))
+    return fields
+
+
+def option_fields(form: MultiDict[str, str], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A multipart form's option fields as a request map: ``max_size`` may be ``W,H`` or
+    ``[W, H]``; the JSON fields are parsed; other fields stay text for pydantic's conversions
+    (a collection named 2024 stays a name)."""
     fields: dict[str, Any] = {}
     for name, value in form.items(multi=False):
         # An empty field, or the text null (what Swagger UI's Try it out sends for an option
         # whose default is null), means the option's default, as null does in JSON.
-        if name == URL_FIELD or value in FORM_NULLS:
+        if name in skip or value in FORM_NULLS:
             continue
         if name in FORM_ITEM_FIELDS:
             fields[FORM_ITEM_FIELDS[name]] = form.getlist(name)
@@ -209,12 +223,6 @@ def form_fields(
             fields[name] = [part.strip() for part in value.strip("[]").split(",")]
         else:
             fields[name] = value
-    fields["images"] = {
-        "data": [upload.read() for upload in files.getlist(FILE_FIELD)],
-        "urls": [url for url in form.getlist(URL_FIELD) if url],
-    }
-    if not fields["images"]["data"] and not fields["images"]["urls"]:
-        raise InvalidRequest(_no_image(form, files))
     return fields
 
 

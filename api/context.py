@@ -16,6 +16,7 @@ from shared.gallery import Gallery
 from shared.gallery.people import PeopleStore
 from shared.jobs import JobStore, WorkerRegistry
 from shared.settings import Settings
+from shared.videos import VideoStore
 
 EXTENSION_KEY = "facerest"
 
@@ -35,6 +36,7 @@ class ApiContext:
     openapi: bytes  # the OpenAPI document, built once at start
     gallery: Gallery  # collections: read and deleted here, searched and written by the workers
     people: PeopleStore  # people discovery: listed and decided here, ingested by the workers
+    videos: VideoStore  # what a video's segments delivered so far (docs/video.md)
 
 
 def context() -> ApiContext:

@@ -22,6 +22,7 @@ from shared.errors import (
     InvalidField,
     InvalidImage,
     InvalidRequest,
+    InvalidVideo,
     JobFailed,
     JobNotFound,
     LimitExceeded,
@@ -44,6 +45,7 @@ log = logging.getLogger("facerest.api")
 STATUS_BY_ERROR: dict[type[FaceRestError], int] = {
     InvalidRequest: 400,
     InvalidImage: 422,
+    InvalidVideo: 422,
     InvalidField: 422,
     UrlRefused: 422,
     UrlFetchFailed: 422,

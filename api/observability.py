@@ -50,7 +50,10 @@ class RequestIdFilter(logging.Filter):
 class QueueCollector(Collector):
     """Queue depth and online workers, read from Redis at scrape time (the same in every process)."""
 
-    def __init__(self, client: redis.Redis, queues: tuple[str, ...], workers: WorkerRegistry) -> None:
+    def __init__(
+        self, client: redis.Redis, queues: tuple[str, ...], workers: WorkerRegistry, video_queue: str = ""
+    ) -> None:
+        self._video_queue = video_queue
         self._redis = client
         self._queues = queues
         self._workers = workers
@@ -58,13 +61,18 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("facerest_queue_depth", "Jobs waiting in the queue (all its lanes)")
         workers = GaugeMetricFamily("facerest_workers_online", "Workers with a live heartbeat")
+        videos = GaugeMetricFamily("facerest_video_queue_depth", "Video segments waiting in their lane")
         try:
             depth.add_metric([], float(queue_depth(self._redis, self._queues)))
+            if self._video_queue:
+                videos.add_metric([], float(queue_depth(self._redis, (self._video_queue,))))
             workers.add_metric([], float(len(self._workers.online())))
         except redis.RedisError:
             return
         yield depth
         yield workers
+        if self._video_queue:
+            yield videos
 
 
 class ApiMetrics:

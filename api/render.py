@@ -32,6 +32,7 @@ from api.schemas import (
     TookV2,
 )
 from api.schemas.people import IngestBody, IngestedPhotoBody, ReclusterBody
+from api.schemas.videos import TrackBody, VideoResultBody, VideoSegmentBody
 from shared.contract import (
     CompactResult,
     EnrollResult,
@@ -49,7 +50,10 @@ from shared.contract import (
     RecognizeResult,
     ReindexResult,
     RenderSettings,
+    Track,
     VerifyResult,
+    VideoResult,
+    VideoSegmentResult,
     worker_id,
 )
 from shared.errors import FaceRestError, from_info
@@ -311,7 +315,9 @@ def render_recognize(render: RenderSettings, result: RecognizeResult, total_ms: 
 
 def render_result(
     render: RenderSettings, result: JobResult, total_ms: float
-) -> ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody:
+) -> (
+    ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody | VideoResultBody | VideoSegmentBody
+):
     """The body of a finished job of any kind (a synchronous answer, or /results' "result")."""
     match result:
         case ExtractResult():
@@ -370,6 +376,52 @@ def render_result(
                 "faces": result.faces,
                 "took": took(total_ms, result.took_ms),
             }
+        case VideoResult():
+            return {
+                "video_id": result.video_id,
+                "duration_s": result.duration_s,
+                "segments": result.segments,
+                "frames": result.frames,
+                "tracks": render_tracks(result.video_id, result.tracks, result.embedding),
+                "collection": result.collection,
+            }
+        case VideoSegmentResult():
+            return {
+                "video_id": result.video_id,
+                "index": result.index,
+                "frames": result.frames,
+                "tracks": render_tracks(result.video_id, result.tracks, False),
+            }
+
+
+def track_thumbnail_url(video_id: str, track: int) -> str:
+    return f"/videos/{video_id}/tracks/{track}/thumbnail"
+
+
+def render_tracks(video_id: str, tracks: Sequence[Track], embedding: bool) -> list[TrackBody]:
+    """A video's tracks as GET /videos answers them, numbered in their order (by start)."""
+    bodies: list[TrackBody] = []
+    for number, track in enumerate(tracks):
+        best = track.best
+        body: TrackBody = {
+            "track": number,
+            "start_s": track.start_s,
+            "end_s": track.end_s,
+            "frames": track.frames,
+            "best": {
+                "time_s": best.time_s,
+                "bbox": best.bbox,
+                "prob": best.prob,
+                "quality": best.quality,
+                "thumbnail_url": track_thumbnail_url(video_id, number),
+            },
+            "subject": track.subject,
+            "similarity": track.similarity,
+        }
+        if embedding:
+            body["embedding"] = np.frombuffer(track.vec, np.float32).tolist()
+        bodies.append(body)
+    return bodies
 
 
 def render_ingest(result: IngestResult, total_ms: float) -> IngestBody:

@@ -38,6 +38,7 @@ from shared.contract import (
     ReindexJob,
     RenderSettings,
     VerifyJob,
+    VideoJob,
 )
 from shared.errors import (
     IdempotencyConflict,
@@ -198,7 +199,7 @@ def limit_cost(settings: Settings, job: Job) -> Job:
     """Bound what one job may cost a worker: the faces across its images (max_faces_per_request,
     checked by the worker as it detects), and for recognition the lowest detection score
     (min_det_threshold: below it detectors turn texture into thousands of "faces")."""
-    if isinstance(job, ReindexJob | CompactJob | ReclusterJob):
+    if isinstance(job, ReindexJob | CompactJob | ReclusterJob | VideoJob):
         return job
     floor = settings.min_det_threshold
     if isinstance(job, EnrollJob | RecognizeJob | VerifyJob | IngestJob) and job.options.threshold < floor:

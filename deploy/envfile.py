@@ -171,6 +171,17 @@ SECTIONS = (
             ),
             Line("retry_after_s"),
             Line(
+                "max_video_bytes",
+                "Videos (docs/video.md): an upload's bytes (also HAProxy's limit on POST /videos, and "
+                "the Redis memory its segments take until analysed), its duration, a frame's pixels, "
+                "its frames; the segment length; a video URL's download time.",
+            ),
+            Line("max_video_duration_s"),
+            Line("max_video_pixels"),
+            Line("max_video_frames"),
+            Line("video_segment_s"),
+            Line("video_url_timeout_s"),
+            Line(
                 "response_format",
                 "/extract's answer when a request sets no api_ver: auto (the bare list for "
                 "2020-style requests, "

@@ -59,6 +59,7 @@ class ProxyOptions:
     stats_bind: str
     max_body_bytes: int
     server_timeout_s: int
+    max_video_bytes: int = 256 * 1024 * 1024  # POST /videos' body (with room for its form)
     check_inter_ms: int = 2000
     maxconn: int = 2000
     bufsize: int = 256 * 1024
@@ -71,6 +72,7 @@ class ProxyOptions:
             bind=bind,
             stats_bind=stats_bind,
             max_body_bytes=settings.max_body_bytes,
+            max_video_bytes=settings.max_video_bytes + (1 << 20),
             # The API gives up on a synchronous job after sync_timeout_s and answers 504 itself.
             server_timeout_s=int(settings.sync_timeout_s) + 15,
             check_inter_ms=check_inter_ms,
@@ -128,6 +130,7 @@ def render(options: ProxyOptions, servers: str, resolvers: str = "", template: s
         "bind": options.bind,
         "stats_bind": options.stats_bind,
         "max_body_bytes": str(options.max_body_bytes),
+        "max_video_bytes": str(options.max_video_bytes),
         "server_timeout_s": str(options.server_timeout_s),
         "check_inter_ms": str(options.check_inter_ms),
         "check_fastinter_ms": str(max(100, options.check_inter_ms // 4)),

@@ -152,8 +152,56 @@ class ReclusterJob(msgspec.Struct, frozen=True, tag="recluster"):
     request_id: str
 
 
+class VideoJob(msgspec.Struct, frozen=True, tag="video"):
+    """A whole video (docs/video.md): never run itself. Its segments are VideoSegmentJobs with
+    the ids ``segment_job_id(video id, index)``; the worker that records the last of them joins
+    their tracks and finishes this job with a VideoResult. A delivered copy (the reaper sends
+    unfinished jobs again) only settles it: finishes it if every segment is in, else nothing."""
+
+    segments: int
+    duration_s: float
+    frames: int  # frames to analyse, estimated from the duration, the frame rate and fps
+    fps: float  # frames analysed per second of video; 0: every frame
+    collection: str | None  # identify tracks against it; None: no identification
+    threshold: float | None  # the open-set threshold; None: the recognizer's default
+    embedding: bool  # return each track's embedding
+    request_id: str
+
+
+class VideoSegmentJob(msgspec.Struct, frozen=True, tag="video_segment"):
+    """One segment of a video, cut at keyframes and remuxed (no re-encoding) into a small file
+    of its own: a worker decodes only these bytes. Times in seconds of the whole video."""
+
+    video_id: str
+    index: int
+    data: bytes
+    start_s: float  # where the segment starts in the video (its first keyframe)
+    end_s: float  # where the next segment starts (the video's duration for the last one)
+    frames: int  # the frames (packets) in ``data``: a decoder that returns fewer met corrupt data
+    fps: float
+    rotation: int  # degrees clockwise to turn decoded frames upright (the display matrix)
+    options: AnalysisOptions
+    request_id: str
+
+
 # Every job kind a worker runs: one ``case`` each in worker/tasks.py.
-Job = ExtractJob | EnrollJob | RecognizeJob | VerifyJob | ReindexJob | CompactJob | IngestJob | ReclusterJob
+Job = (
+    ExtractJob
+    | EnrollJob
+    | RecognizeJob
+    | VerifyJob
+    | ReindexJob
+    | CompactJob
+    | IngestJob
+    | ReclusterJob
+    | VideoJob
+    | VideoSegmentJob
+)
+
+
+def segment_job_id(video_id: str, index: int) -> str:
+    """The job id of a video's segment: derived, so a cancellation finds every one."""
+    return f"{video_id}.{index}"
 
 
 class FaceQuality(msgspec.Struct, frozen=True):
@@ -324,8 +372,67 @@ class ReclusterResult(msgspec.Struct, frozen=True, tag="recluster"):
     took_ms: float
 
 
+class TrackFace(msgspec.Struct, frozen=True):
+    """A track's best face: the frame where quality x prob is highest. ``bbox`` in upright
+    frame px; ``thumbnail`` a JPEG of the face with a margin."""
+
+    time_s: float
+    bbox: tuple[float, float, float, float]
+    prob: float
+    quality: float
+    thumbnail: bytes
+
+
+class Track(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A face followed across analysed frames (worker/tracking.py). ``vec``: float32 bytes,
+    L2-normalised, the mean of its best frames' embeddings (identity from several frames, not
+    one). ``first_box``/``last_box`` let tracks cut at a segment border be joined."""
+
+    start_s: float
+    end_s: float
+    frames: int
+    best: TrackFace
+    vec: bytes
+    first_box: tuple[float, float, float, float]
+    last_box: tuple[float, float, float, float]
+    # Weight of ``vec``: the summed quality x prob of the frames in it, for joining means.
+    weight: float = 1.0
+    subject: str | None = None
+    similarity: float | None = None
+
+
+class VideoSegmentResult(msgspec.Struct, frozen=True, tag="video_segment"):
+    """One segment analysed: its tracks, and the frames it analysed."""
+
+    video_id: str
+    index: int
+    start_s: float
+    frames: int
+    tracks: list[Track]
+    worker: str
+    took_ms: float
+
+
+class VideoResult(msgspec.Struct, frozen=True, tag="video"):
+    """A finished video: its segments' tracks joined, in order of start, identified against
+    the collection when it named one."""
+
+    video_id: str
+    tracks: list[Track]
+    segments: int
+    frames: int
+    duration_s: float
+    collection: str | None
+    threshold: float | None
+    embedding: bool  # the request asked for each track's embedding
+    worker: str
+    took_ms: float  # the segments' analysis, summed over workers
+
+
 JobResult = (
-    ExtractResult
+    VideoResult
+    | VideoSegmentResult
+    | ExtractResult
     | EnrollResult
     | RecognizeResult
     | VerifyResult

@@ -47,6 +47,12 @@ class InvalidField(FaceRestError):
     code = "validation_error"
 
 
+class InvalidVideo(FaceRestError):
+    """The bytes are not a video FFmpeg decodes (not a video, corrupt, truncated, no video stream)."""
+
+    code = "invalid_video"
+
+
 class UrlRefused(FaceRestError):
     """An image URL is not allowed: its scheme, or an address it resolves or redirects to."""
 
@@ -92,6 +98,10 @@ class IdempotencyConflict(FaceRestError):
 
 class JobNotFound(FaceRestError):
     code = "job_not_found"
+
+
+class VideoNotFound(JobNotFound):
+    code = "video_not_found"
 
 
 class ResultTimeout(FaceRestError):
@@ -209,6 +219,7 @@ ERRORS: Mapping[str, type[FaceRestError]] = MappingProxyType(
         for kind in (
             InvalidRequest,
             InvalidImage,
+            InvalidVideo,
             LimitExceeded,
             InvalidField,
             UrlRefused,

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -199,20 +200,27 @@ class UrlFetcher:
         max_bytes: int = 16 * 1024 * 1024,
         resolver: Resolver = system_resolver,
         ca_certs: str | None = None,
+        limit_name: str = "max_image_bytes",
     ) -> None:
-        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA)."""
+        """``ca_certs``: a PEM file of CAs to trust instead of the system's (a private CA);
+        ``limit_name``: the setting ``max_bytes`` comes from, named in the error past it."""
+        self._limit_name = limit_name
         self._policy = UrlPolicy(allow, resolver)
         self._timeout_s = timeout_s
         self._max_redirects = max_redirects
         self._max_bytes = max_bytes
         self._ca_certs = ca_certs
 
-    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
+    def fetch(
+        self, url: str, headers: Mapping[str, str] | None = None, sink: BinaryIO | None = None
+    ) -> bytes:
         """The body of ``url`` after at most ``max_redirects`` redirects; raises a domain error.
 
         ``headers`` (a client's ``img_req_headers``: a cookie, a token) go to the URL's own
         origin only: a redirect elsewhere must not carry a client's credentials to a third host.
         The fetcher's own Host and Accept-Encoding always win (api/schemas/images.py refuses them).
+        With ``sink`` the body is written there as it arrives (a video, never whole in memory)
+        and b"" returned.
         """
         deadline = time.monotonic() + self._timeout_s
         current = url
@@ -235,7 +243,7 @@ class UrlFetcher:
                     continue
                 if response.status != 200:
                     raise UrlFetchFailed(f"{where}HTTP status {response.status}")
-                return self._read(response, deadline, where)
+                return self._read(response, deadline, where, sink)
             finally:
                 # Closed, not only released: a body left unread (a refused length, a redirect)
                 # would otherwise keep its socket open until garbage collection. The pool is
@@ -273,7 +281,9 @@ class UrlFetcher:
         finally:
             pool.close()
 
-    def _read(self, response: urllib3.BaseHTTPResponse, deadline: float, where: str) -> bytes:
+    def _read(
+        self, response: urllib3.BaseHTTPResponse, deadline: float, where: str, sink: BinaryIO | None
+    ) -> bytes:
         length = response.headers.get("Content-Length")
         if length is not None:
             # ASCII digits only: isdigit() passes "²", which int() refuses, and int() reads
@@ -281,17 +291,20 @@ class UrlFetcher:
             if not CONTENT_LENGTH.fullmatch(length):
                 raise UrlFetchFailed(f"{where}malformed Content-Length header {length[:20]!r}")
             if int(length) > self._max_bytes:
-                raise LimitExceeded(f"{where}{length} bytes, more than max_image_bytes={self._max_bytes}")
+                raise LimitExceeded(f"{where}{length} bytes, more than {self._limit_name}={self._max_bytes}")
         chunks: list[bytes] = []
         size = 0
         try:
             while chunk := response.read1(CHUNK_BYTES, decode_content=False):
                 size += len(chunk)
                 if size > self._max_bytes:
-                    raise LimitExceeded(f"{where}more than max_image_bytes={self._max_bytes}")
+                    raise LimitExceeded(f"{where}more than {self._limit_name}={self._max_bytes}")
                 if time.monotonic() > deadline:
                     raise UrlFetchFailed(f"{where}took longer than url_timeout_s={self._timeout_s}")
-                chunks.append(chunk)
+                if sink is None:
+                    chunks.append(chunk)
+                else:
+                    sink.write(chunk)
         except urllib3.exceptions.HTTPError as exc:
             raise UrlFetchFailed(where + describe_failure(exc, self._timeout_s)) from None
         return b"".join(chunks)

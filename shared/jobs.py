@@ -26,6 +26,8 @@ either expires or has a bounded size:
   {p}:primary         the run id of the Redis server that served the last reaper (fixed size)
   {p}:webhooks        sorted set: job id -> when its callback is due (Redis's clock): the outbox
                       (shared/webhooks.py); an entry leaves once delivered, failed or expired
+A video is one job (VideoJob) and one per segment ("{id}.{n}"); its progress and partial tracks
+are shared/videos.py's {p}:video:{id}.
 
 Erasure: a collection's compaction deletes its finished jobs (``forget_collection``: their results
 name subjects) and rewrites Redis's files (shared/redis_files.py), so that no photo or name of a
@@ -64,6 +66,8 @@ from shared.contract import (
     ReclusterJob,
     ReindexJob,
     RenderSettings,
+    VideoJob,
+    VideoSegmentJob,
     WorkerInfo,
     decode_error,
     decode_heartbeat,
@@ -271,8 +275,11 @@ return unfinished
 
 
 def job_images(job: Job) -> int:
-    """The images a job carries (a reindex, compact or re-cluster carries none), for its owner's share."""
-    return 0 if isinstance(job, ReindexJob | CompactJob | ReclusterJob) else len(job.images)
+    """The images a job carries (a reindex, compact, re-cluster or video carries none), for its
+    owner's share."""
+    if isinstance(job, ReindexJob | CompactJob | ReclusterJob | VideoJob | VideoSegmentJob):
+        return 0
+    return len(job.images)
 
 
 class JobStatus(StrEnum):
@@ -322,6 +329,21 @@ class JobState:
 PROGRESS = """
 if redis.call('HGET', KEYS[1], 'status') == 'running' then
     redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+end
+"""
+
+
+# KEYS: job hash, input. ARGV: worker, time, ttl. A video's job turns running with its first
+# segment, and each segment gives it result_ttl_s more (a long video outlives one TTL while it
+# runs); never recreates a deleted job's key, nor touches a finished one.
+STARTED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+    redis.call('HSET', KEYS[1], 'status', 'running', 'started', ARGV[2], 'worker', ARGV[1])
+end
+if status == 'queued' or status == 'running' then
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 """
 
@@ -380,6 +402,7 @@ class JobStore:
         self._create = client.register_script(CREATE)
         self._unfinished = client.register_script(UNFINISHED)
         self._progress = client.register_script(PROGRESS)
+        self._started = client.register_script(STARTED)
 
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
@@ -513,6 +536,23 @@ class JobStore:
             self._key(job_id),
             mapping={"status": JobStatus.RUNNING, "started": time.time(), "worker": worker},
         )
+
+    def mark_started(self, job_id: str, worker: str) -> None:
+        """A queued job that no task runs (a video: its segments run) has started, or goes on:
+        it expires result_ttl_s from now."""
+        self._started(
+            keys=[self._key(job_id), self._key(job_id, ":input")], args=[worker, time.time(), self._ttl_s]
+        )
+
+    def erase(self, job_ids: list[str]) -> None:
+        """Delete jobs, finished or not (a cancelled video and its segments): a queued copy is
+        then dropped at its claim, a running one's result at its finish (both find no job)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.delete(self._key(job_id), self._key(job_id, ":input"), self._key(job_id, ":done"))
+        if job_ids:
+            pipe.zrem(self._pending, *job_ids)
+        pipe.execute()
 
     def progress(self, job_id: str, done: int, total: int) -> None:
         """A running job's progress, shown by GET /results while it runs (and after)."""
@@ -757,7 +797,7 @@ def _callback_state(raw: dict[bytes, bytes]) -> CallbackState | None:
 
 def collection_of(job: Job) -> str | None:
     """The collection a job works on, if any (a verify of two images has none)."""
-    return None if isinstance(job, ExtractJob) else job.collection
+    return None if isinstance(job, ExtractJob | VideoSegmentJob) else job.collection
 
 
 def _glob(text: str) -> str:

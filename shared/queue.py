@@ -33,6 +33,18 @@ def queue_lanes(settings: Settings) -> tuple[str, ...]:
     return (settings.queue, *(f"{settings.queue}.{lane}" for lane in range(1, settings.queue_lanes)))
 
 
+def video_lane(settings: Settings) -> str:
+    """The queue of video segments (docs/video.md): one lane more that the workers take from in
+    turn with the others, and that admission (max_queue_depth) does not count, so that a long
+    video's hundreds of segments neither refuse nor starve other owners' image requests."""
+    return f"{settings.queue}.video"
+
+
+def worker_queues(settings: Settings) -> tuple[str, ...]:
+    """Every queue a worker consumes: the lanes, then the video lane."""
+    return (*queue_lanes(settings), video_lane(settings))
+
+
 def webhook_queue(settings: Settings) -> str:
     """The courier's queue of deliver messages (shared/webhooks.py); no worker consumes it."""
     return f"{settings.queue}.webhooks"
@@ -46,9 +58,10 @@ def lane_for(settings: Settings, owner: str) -> str:
 
 
 def resend_lane(settings: Settings, recorded: str | None) -> str:
-    """Where to send a job again: the lane recorded with it, or lane 0 when it has none (made
-    before lanes were kept) or one the workers no longer consume (queue_lanes was lowered)."""
-    lanes = queue_lanes(settings)
+    """Where to send a job again: the lane recorded with it (the video lane included), or lane 0
+    when it has none (made before lanes were kept) or one the workers no longer consume
+    (queue_lanes was lowered)."""
+    lanes = worker_queues(settings)
     return recorded if recorded in lanes else lanes[0]
 
 

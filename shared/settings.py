@@ -184,6 +184,19 @@ class Settings(BaseSettings):
     # none by default: no Access-Control-* headers, preflights get no allow.
     cors_origins: str = ""
 
+    # Videos (POST /videos, docs/video.md): the upload's bytes, its duration, one frame's
+    # pixels and its frames at most (413 past any; checked from the container's header, then
+    # again as segments are cut), and the length a segment is cut at (at the next keyframe after
+    # it). Every segment's bytes wait in Redis as its job's input until it is analysed, so
+    # max_video_bytes also bounds the Redis memory one video takes.
+    max_video_bytes: Annotated[int, Field(gt=0)] = 256 * 1024 * 1024
+    max_video_duration_s: Annotated[float, Field(gt=0)] = 2 * 3600.0
+    max_video_pixels: Annotated[int, Field(gt=0)] = 3840 * 2160
+    max_video_frames: Annotated[int, Field(gt=0)] = 300_000
+    video_segment_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    # A video URL's download, whole (image URLs have url_timeout_s).
+    video_url_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
     log_format: Literal["json", "text"] = "json"
 
     # Where the service keeps its files: the embedded gallery (gallery.sqlite3) among them.

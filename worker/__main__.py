@@ -27,9 +27,11 @@ from shared.queue import (
     resend_lane,
     waiting_jobs,
     webhook_queue,
+    worker_queues,
 )
 from shared.redisconn import connect
 from shared.settings import SettingsError, load_settings, warn_unknown_settings
+from shared.videos import VideoStore
 from worker.analyzer import FaceAnalyzer
 from worker.heartbeat import Heartbeat
 from worker.inference.files import ModelIntegrityError
@@ -39,6 +41,7 @@ from worker.people import Discovery
 from worker.reaper import Reaper
 from worker.recognition import Recognition
 from worker.tasks import TaskContextFilter, WorkerRuntime, register_tasks
+from worker.video import Identify, VideoWork
 
 log = logging.getLogger("facerest.worker")
 
@@ -104,11 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     gallery = open_gallery(settings.gallery_url.get_secret_value(), settings.data_dir)
     people = open_people(settings.gallery_url.get_secret_value(), settings.data_dir)
     recognition = Recognition(analyzer, gallery, info.recognizer, name, store, Discovery(people))
-    runtime = WorkerRuntime(name, analyzer, store, settings.max_attempts, recognition=recognition)
+    videos = VideoStore(client, settings.key_prefix, settings.result_ttl_s)
+    identify = Identify(gallery, info.recognizer)
+    video = VideoWork(analyzer, videos, store, name, settings.max_video_pixels, identify)
+    runtime = WorkerRuntime(
+        name, analyzer, store, settings.max_attempts, recognition=recognition, video=video
+    )
     register_tasks(app, runtime)
     registry = WorkerRegistry(client, settings.key_prefix)
 
     lanes = queue_lanes(settings)
+    consumed = worker_queues(settings)
     try:
         if moved := gather_stray_lanes(client, settings):
             log.warning(
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         info,
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
-        Reaper(store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, lanes)),
+        Reaper(store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, consumed)),
     )
     worker_init.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--concurrency={settings.concurrency}",
                 f"--hostname={name}",
                 # Every lane; the transport pops the non-empty ones in turn (round robin).
-                f"--queues={','.join(lanes)}",
+                f"--queues={','.join(consumed)}",
                 f"--loglevel={args.loglevel}",
                 "--task-events",
                 "--without-gossip",

@@ -10,6 +10,7 @@ from shared.contract import AnalysisOptions, ImageResult
 from shared.memory import trim_heap
 from worker.analysis import Analysis
 from worker.batched import BatchedModels
+from worker.imaging.decode import RGBImage
 from worker.models.base import LoadedModels
 from worker.pipeline import AnalyzedImage, Pipeline
 from worker.records import image_result
@@ -52,6 +53,16 @@ class FaceAnalyzer:
             self.loaded.detectors[detector].spec.to_ref(),
             self.loaded.recognizer.spec.to_ref(),
         )
+
+    def run_frames(
+        self, frames: Sequence[RGBImage], options: AnalysisOptions, request_id: str = ""
+    ) -> list[ImageResult]:
+        """``run`` for a video's decoded, upright frames: one result per frame, in order."""
+        check_models(options, list(self.loaded.detectors), self.loaded.attribute_keys())
+        detector = options.detector or next(iter(self.loaded.detectors))
+        with self.models.job():
+            outcomes = self._pipeline.run_frames(frames, options, detector, request_id)
+        return [image_result(outcome, options) for outcome in outcomes]
 
     def analyze(
         self, images: Sequence[bytes], options: AnalysisOptions, request_id: str = ""

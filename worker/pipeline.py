@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -149,12 +149,40 @@ class Pipeline:
         image's error: a FaceRestError as itself, anything else an internal_error naming
         ``request_id``. A failed embedding call fails the images whose faces it carried.
         """
+        return self._run_each(
+            len(images),
+            lambda index, start: self._prepare(images[index], options, detector, start),
+            options,
+            request_id,
+        )
+
+    def run_frames(
+        self, frames: Sequence[RGBImage], options: AnalysisOptions, detector: str, request_id: str = ""
+    ) -> list[ImageOutcome]:
+        """``run`` for decoded frames (a video's): upright RGB pixels, each its own full size."""
+
+        def prepare(index: int, start: float) -> _Prepared:
+            pixels = frames[index]
+            decoded = DecodedImage(pixels, pixels.shape[1], pixels.shape[0])
+            item = self._detect(decoded, options, detector, {"decode_ms": 0.0})
+            item.took_ms = _ms_since(start)
+            return item
+
+        return self._run_each(len(frames), prepare, options, request_id)
+
+    def _run_each(
+        self,
+        count: int,
+        prepare: Callable[[int, float], _Prepared],
+        options: AnalysisOptions,
+        request_id: str,
+    ) -> list[ImageOutcome]:
         prepared: list[_Prepared | FailedImage] = []
         found = 0
-        for index, data in enumerate(images):
+        for index in range(count):
             start = time.perf_counter()
             try:
-                item = self._prepare(data, options, detector, start)
+                item = prepare(index, start)
             except FaceRestError as exc:
                 prepared.append(FailedImage(exc, _ms_since(start)))
                 continue
@@ -164,7 +192,7 @@ class Pipeline:
                 continue
             prepared.append(item)
             found += len(item.found)
-            check_total_faces(found, index + 1, len(images), options.max_faces_total)
+            check_total_faces(found, index + 1, count, options.max_faces_total)
         return self._embed(prepared, options, request_id)
 
     def _prepare(self, data: bytes, options: AnalysisOptions, detector: str, start: float) -> _Prepared:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
 from celery import Celery, current_task
 
 from shared.contract import (
@@ -24,6 +25,9 @@ from shared.contract import (
     RecognizeJob,
     ReindexJob,
     VerifyJob,
+    VideoJob,
+    VideoSegmentJob,
+    VideoSegmentResult,
     worker_id,
 )
 from shared.errors import FaceRestError, InternalError, TooManyAttempts
@@ -31,6 +35,10 @@ from shared.jobs import Claim
 from shared.queue import EXTRACT_TASK
 from worker.analysis import Analyzer
 from worker.recognition import Recognition
+from worker.video import Cancelled, VideoWork
+
+# The outcome of a segment whose video was deleted while it ran: dropped, never stored.
+CANCELLED = "cancelled"
 
 log = logging.getLogger("facerest.worker")
 
@@ -59,6 +67,8 @@ class WorkerRuntime:
     max_attempts: int = 3
     # Enroll, recognize, verify, reindex; None in a worker built without a gallery (unit tests).
     recognition: Recognition | None = None
+    # Video segments and the settling of their videos; None: this worker takes no videos.
+    video: VideoWork | None = None
 
     # The jobs this process runs now: a second delivery of one of them (after a Redis restart the
     # broker may hand out a message again) is dropped here, as the claim is already ours.
@@ -89,6 +99,11 @@ class WorkerRuntime:
             )
             return
         ids = {"job_id": job_id, "request_id": job.request_id}
+        if isinstance(job, VideoJob):
+            # A video runs as its segments; a copy of its own job (the reaper sends every
+            # unfinished job again after a failover) only settles it.
+            self._video().settle(job_id)
+            return
         # Only one worker runs a job: a copy redelivered (the visibility timeout ran out on a long
         # job, or after its dead worker's jobs were re-queued) is acknowledged and dropped. The
         # claim counts the delivery, before the work: a job that kills its worker every time is
@@ -105,12 +120,23 @@ class WorkerRuntime:
                 "its worker crashed or was lost each time; giving up"
             )
             log.error("job %s: %s", job_id, message, extra=ids)
-            self.store.finish(job_id, TooManyAttempts(message).info(), self.name)
+            gave_up = TooManyAttempts(message).info()
+            if isinstance(job, VideoSegmentJob):
+                self._video().record(job, gave_up)
+            self.store.finish(job_id, gave_up, self.name)
             return
         start = time.perf_counter()
         self.store.mark_running(job_id, self.name)
         log.info("job %s started (attempt %d, %s)", job_id, attempts, _describe(job), extra=ids)
         outcome = self._run(job_id, job, ids, start)
+        if isinstance(job, VideoSegmentJob):
+            if isinstance(outcome, ErrorInfo) and outcome.code == CANCELLED:
+                log.info("job %s: its video was deleted, result dropped", job_id, extra=ids)
+                return
+            self._video().record(job, outcome)
+            if isinstance(outcome, VideoSegmentResult):
+                # Its tracks live with the video now; the job keeps the counts, not a second copy.
+                outcome = msgspec.structs.replace(outcome, tracks=[])
         if not self.store.finish(job_id, outcome, self.name):
             # Taken for dead (missed heartbeats) and run elsewhere meanwhile: the first result stays.
             log.warning("job %s: finished elsewhere first, this result is dropped", job_id, extra=ids)
@@ -136,6 +162,12 @@ class WorkerRuntime:
                     return self._recognition().ingest(job, start)
                 case ReclusterJob():
                     return self._recognition().recluster(job, start, self.store.progress_reporter(job_id))
+                case VideoSegmentJob():
+                    return self._video().segment(job, start)
+                case VideoJob():  # settled before the claim, never run
+                    raise RuntimeError("a video job is settled, not run")
+        except Cancelled:
+            return ErrorInfo(CANCELLED, "the video was deleted")
         except FaceRestError as exc:
             # The job asks for something this worker cannot do (a model it has not loaded).
             log.info("job %s refused: %s", job_id, exc.message, extra=ids)
@@ -147,6 +179,11 @@ class WorkerRuntime:
             return InternalError(
                 f"internal error in worker {worker_id(self.name)}; request id {job.request_id}"
             ).info()
+
+    def _video(self) -> VideoWork:
+        if self.video is None:
+            raise RuntimeError("this worker runtime was built without videos")
+        return self.video
 
     def _recognition(self) -> Recognition:
         if self.recognition is None:
@@ -166,6 +203,10 @@ def _describe(job: Job) -> str:
         return f"compact {job.collection}"
     if isinstance(job, ReclusterJob):
         return f"recluster {job.collection}"
+    if isinstance(job, VideoSegmentJob):
+        return f"segment {job.index} of video {job.video_id}, {job.start_s:.1f} s to {job.end_s:.1f} s"
+    if isinstance(job, VideoJob):
+        return f"video, {job.segments} segments"
     return f"{type(job).__name__}, {len(job.images)} images"
 
 

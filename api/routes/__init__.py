@@ -15,6 +15,7 @@ from api.routes import (
     status,
     ui,
     verify,
+    videos,
     webhooks,
 )
 
@@ -24,6 +25,7 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     collections.bp,
     people.bp,
     verify.bp,
+    videos.bp,
     results.bp,
     webhooks.bp,
     status.bp,

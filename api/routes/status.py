@@ -20,7 +20,7 @@ from api.openapi import Operation, Reply, documented
 from api.render import encode
 from api.schemas import HealthBody, InfoBody, InfoModels, ReadyBody
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, WorkerInfo
-from shared.queue import queue_depth, queue_lanes
+from shared.queue import queue_depth, queue_lanes, video_lane
 from shared.settings import Backend, Settings
 
 bp = Blueprint("status", __name__)
@@ -180,10 +180,15 @@ def info() -> Response:
             "max_queue_depth": settings.max_queue_depth,
             "url_timeout_s": settings.url_timeout_s,
             "url_max_redirects": settings.url_max_redirects,
+            "max_video_bytes": settings.max_video_bytes,
+            "max_video_duration_s": settings.max_video_duration_s,
+            "max_video_pixels": settings.max_video_pixels,
+            "max_video_frames": settings.max_video_frames,
         },
         # Whether keys are required; the keys themselves are never shown.
         "api_keys": ctx.api_keys.enabled,
         "queue_depth": queue_depth(ctx.redis, queue_lanes(settings)),
+        "video_queue_depth": queue_depth(ctx.redis, (video_lane(settings),)),
         "flower_port": settings.flower_port,
     }
     return encode(body, False)

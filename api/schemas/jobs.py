@@ -15,6 +15,7 @@ from api.schemas.common import ErrorDetail
 from api.schemas.extract import ExtractV1, ExtractV2
 from api.schemas.people import IngestBody, ReclusterBody
 from api.schemas.recognition import RecognitionBody
+from api.schemas.videos import VideoResultBody, VideoSegmentBody
 
 JobStatusName = Literal["queued", "running", "done", "failed"]
 
@@ -58,7 +59,13 @@ class JobStateBody(TypedDict):
     attempts: Annotated[int, Field(description="Deliveries to a worker so far (more than one after a crash)")]
     result: NotRequired[
         Annotated[
-            ExtractV1 | ExtractV2 | RecognitionBody | IngestBody | ReclusterBody,
+            ExtractV1
+            | ExtractV2
+            | RecognitionBody
+            | IngestBody
+            | ReclusterBody
+            | VideoResultBody
+            | VideoSegmentBody,
             Field(description="When done: what the synchronous request returns"),
         ]
     ]

@@ -63,4 +63,7 @@ class InfoBody(TypedDict):
     limits: dict[str, float]
     api_keys: Annotated[bool, Field(description="Whether keys are required; the keys are never shown")]
     queue_depth: Annotated[int, Field(description="Jobs queued and not yet taken by a worker")]
+    video_queue_depth: Annotated[
+        int, Field(description="Video segments queued (their own lane, not counted in queue_depth)")
+    ]
     flower_port: Annotated[int, Field(description="Flower's port on this host, for the page's link; 0: none")]

@@ -3,9 +3,10 @@
 MessagePack by default (images travel as raw bytes), JSON with ``use_msgpack=False``; retries
 on 429, 503 and 504 honour ``Retry-After`` and resend the same ``Idempotency-Key``; answers come
 as frozen dataclasses (``ExtractResult``, ``Face``, ``Job``, ``ServerInfo``; for recognition
-``Enrollment``, ``Recognition``, ``Verification``, ``Collection``, ``SubjectPage``). Names and
+``Enrollment``, ``Recognition``, ``Verification``, ``Collection``, ``SubjectPage``; for videos
+``Video`` and its ``Track``s). Names and
 ids the service would refuse raise ``InvalidName`` (a ValueError) before anything is sent. The
-``facerest`` command (enroll a folder, recognize, verify) is ``facerest_client.cli``.
+``facerest`` command (enroll a folder, recognize, verify, video) is ``facerest_client.cli``.
 """
 
 from facerest_client._calls import (
@@ -15,6 +16,7 @@ from facerest_client._calls import (
     RecognitionOptions,
     RecognizeOptions,
     VerifyOptions,
+    VideoOptions,
 )
 from facerest_client._wire import RetryPolicy
 from facerest_client.aio import AsyncFaceRest
@@ -47,7 +49,12 @@ from facerest_client.types import (
     Subject,
     SubjectFaces,
     SubjectPage,
+    Track,
+    TrackFace,
     Verification,
+    Video,
+    VideoProgress,
+    VideoSubmitted,
 )
 
 __all__ = [
@@ -87,6 +94,12 @@ __all__ = [
     "Subject",
     "SubjectFaces",
     "SubjectPage",
+    "Track",
+    "TrackFace",
     "Verification",
     "VerifyOptions",
+    "Video",
+    "VideoOptions",
+    "VideoProgress",
+    "VideoSubmitted",
 ]

@@ -12,6 +12,7 @@ import json
 import typing
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -23,6 +24,7 @@ from typing import (
     TypedDict,
     TypeVar,
     Unpack,
+    cast,
     overload,
 )
 from urllib.parse import quote
@@ -40,6 +42,9 @@ from facerest_client.types import (
     SubjectFaces,
     SubjectPage,
     Verification,
+    Video,
+    VideoSubmitted,
+    cancelled_from_wire,
     collections_from_wire,
     deleted_from_wire,
 )
@@ -113,6 +118,23 @@ class RecognizeOptions(RecognitionOptions, total=False):
 
 class VerifyOptions(RecognitionOptions, total=False):
     threshold: float  # similarity; default: the recognizer's calibrated one
+
+
+class VideoOptions(TypedDict, total=False):
+    """POST /videos' options (the service's docs/video.md); left out: the service's default."""
+
+    fps: float  # frames analysed per second of video (default 2); 0: every frame
+    collection: str  # identify each track against this collection's subjects
+    recognition_threshold: float  # similarity to name a subject; default: the recognizer's
+    embedding: bool  # each track's embedding
+    # /extract's options that apply to a video's frames.
+    max_size: tuple[int, int] | int
+    threshold: float  # detection score
+    limit_faces: int
+    min_face_size: int
+    detector: str
+    flip: bool
+    callback_url: str  # POST the finished video's result here, signed (docs/webhooks.md)
 
 
 class Endpoint(Generic[T]):
@@ -200,6 +222,19 @@ def _face(face_id: str) -> str:
 
 def _job(job_id: str) -> str:
     return _segment(check_id("job", job_id))
+
+
+def _video(video_id: str) -> str:
+    return _segment(check_id("video", video_id))
+
+
+def _form(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Options as multipart text fields, as POST /videos reads them: JSON where a field is not
+    text (booleans, numbers, max_size's [W, H]), text as it is."""
+    return {
+        name: value if isinstance(value, str) else json.dumps(value)
+        for name, value in _fields(fields).items()
+    }
 
 
 def _renamed(body: Mapping[str, Any]) -> str:
@@ -345,6 +380,47 @@ class Endpoints:
         """Erase deleted faces from the gallery's files (a job: ``result`` is ``Compacted``;
         ``callback_url``: a signed webhook when it ends)."""
         return _collection_job(collection, "compact", callback_url)
+
+    @client_method
+    def submit_video(
+        self, video: ImageInput | None = None, *, url: str | None = None, **opts: Unpack[VideoOptions]
+    ) -> Endpoint[VideoSubmitted]:
+        """Upload a video file (a path, streamed from disk, or bytes), or have the service fetch
+        ``url``; returns at once. ``video(id)`` or ``wait_video(id)`` follow it."""
+        if (video is None) == (url is None):
+            raise ValueError("submit_video takes a video file or a url, one of them")
+        if "collection" in opts:
+            check_name("collection", opts["collection"])
+        # A retry (503, 429) sends the same key: the service makes one video of both attempts.
+        headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex, "Accept": "application/json"}
+        if url is not None:
+            content = json.dumps({"url": url, **_fields(opts)}).encode()
+            call = Call(
+                "POST", "/videos", content=content, headers=headers | {"Content-Type": "application/json"}
+            )
+        else:
+            upload = video if isinstance(video, bytes) else Path(cast(str | Path, video))
+            call = Call("POST", "/videos", headers=headers, upload=upload, form=_form(opts))
+        return Endpoint(call, VideoSubmitted.from_wire)
+
+    @client_method
+    def video(self, video_id: str, wait_s: float = 0) -> Endpoint[Video]:
+        """A video's state, progress and tracks so far; ``wait_s``: wait up to that long for it
+        to finish (long poll)."""
+        params = {"wait": wait_s} if wait_s else {}
+        return Endpoint(Call("GET", f"/videos/{_video(video_id)}", params=params), Video.from_wire)
+
+    @client_method
+    def cancel_video(self, video_id: str) -> Endpoint[None]:
+        """Stop analysing a video and erase its upload and results."""
+        return Endpoint(Call("DELETE", f"/videos/{_video(video_id)}"), cancelled_from_wire)
+
+    @client_method
+    def video_thumbnail(self, thumbnail_url: str) -> Endpoint[bytes]:
+        """A track's thumbnail (JPEG), from its ``best.thumbnail_url``."""
+        if not thumbnail_url.startswith("/videos/"):
+            raise ValueError(f"not a video thumbnail's path: {thumbnail_url!r}")
+        return Endpoint(Call("GET", thumbnail_url), _bytes)
 
     @client_method
     def collections(self) -> Endpoint[tuple[Collection, ...]]:

@@ -13,7 +13,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,28 @@ class Call:
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
-    files: Sequence[tuple[str, tuple[str, bytes, str]]] | None = None
-    data: Mapping[str, str] | None = None
+    # A multipart upload instead of ``content``: one file (its bytes, or a path streamed from
+    # disk, never read whole) and text fields.
+    upload: bytes | Path | None = None
+    form: Mapping[str, str] = field(default_factory=dict)
     retry_safe: bool = True
+
+
+UPLOAD_FIELD = "file"
+
+
+@contextmanager
+def request_args(call: Call) -> Iterator[dict[str, Any]]:
+    """httpx's ``request`` arguments for one attempt of ``call``. An upload's file is opened for
+    each attempt, so that a retry sends it again from its start; httpx reads it in chunks."""
+    common = {"headers": call.headers, "params": call.params}
+    if call.upload is None:
+        yield {"content": call.content, **common}
+    elif isinstance(call.upload, bytes):
+        yield {"files": {UPLOAD_FIELD: ("upload", call.upload)}, "data": dict(call.form), **common}
+    else:
+        with call.upload.open("rb") as stream:
+            yield {"files": {UPLOAD_FIELD: (call.upload.name, stream)}, "data": dict(call.form), **common}
 
 
 def image_bytes(image: ImageInput) -> bytes:

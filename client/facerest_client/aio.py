@@ -4,6 +4,7 @@ paths are read with a blocking read (small files); pass bytes where that matters
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -17,7 +18,9 @@ from facerest_client._wire import (
     Call,
     RetryPolicy,
     decode,
+    request_args,
 )
+from facerest_client.types import Video
 
 T = TypeVar("T")
 
@@ -51,9 +54,8 @@ class AsyncFaceRest(Endpoints):
         for attempt in range(self._retry.attempts):
             last = attempt == self._retry.attempts - 1
             try:
-                response = await self._http.request(
-                    call.method, call.path, content=call.content, headers=call.headers, params=call.params
-                )
+                with request_args(call) as args:
+                    response = await self._http.request(call.method, call.path, **args)
             except httpx.TransportError:
                 if last or not call.retry_safe:
                     raise
@@ -63,6 +65,22 @@ class AsyncFaceRest(Endpoints):
                 return response
             await asyncio.sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def wait_video(
+        self,
+        video_id: str,
+        progress: Callable[[Video], object] | None = None,
+        interval_s: float = 1.0,
+    ) -> Video:
+        """Follow a video until it is done or failed: ``progress`` gets its state (progress,
+        tracks so far) about every ``interval_s`` (the service's long poll waits that long, and
+        answers at once when the video ends)."""
+        while True:
+            video = await self.video(video_id, wait_s=interval_s)
+            if progress is not None:
+                progress(video)
+            if video.finished:
+                return video
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -1,6 +1,11 @@
 """``facerest enroll DIR --collection C`` / ``facerest ingest DIR --collection C`` /
-``facerest recognize PHOTO --collection C`` / ``facerest verify A B``, against a running facerest
-(``--url``, default http://127.0.0.1:18081).
+``facerest recognize PHOTO --collection C`` / ``facerest verify A B`` /
+``facerest video FILE [--collection C]``, against a running facerest (``--url``, default
+http://127.0.0.1:18081).
+
+video: uploads the file (streamed, never read whole) or has the service fetch a URL, shows a
+progress bar on stderr while the workers analyse its segments, and prints each track at the end:
+when it starts and ends, how long, and who (the collection's subject and similarity, or unknown).
 
 ingest: people discovery. Every image under DIR (recursive) is sent, ``--batch`` per request,
 its path under DIR as its photo id; each face is stored and clustered by the service. Resumable
@@ -31,11 +36,11 @@ from pathlib import Path
 
 import httpx
 
-from facerest_client._calls import RecognizeOptions, VerifyOptions
+from facerest_client._calls import RecognizeOptions, VerifyOptions, VideoOptions
 from facerest_client.client import FaceRest
 from facerest_client.errors import FaceRestError, InvalidName
 from facerest_client.names import check_name
-from facerest_client.types import Recognition, Verification
+from facerest_client.types import Recognition, Verification, Video
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 DEFAULT_URL = "http://127.0.0.1:18081"
@@ -45,9 +50,11 @@ API_KEY_VARIABLE = "FACEREST_API_KEY"
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_STATUS = """exit status:
   0  done; verify: the same person
   1  verify: different people
+  130  video: stopped by Ctrl-C (the video is cancelled on the service)
   2  an error: bad arguments (a collection name the service would refuse included), an error
      answer from the service, no connection, an image that cannot be read; enroll: an image
      that failed (listed on stderr; a folder whose name is no subject name fails its images)"""
@@ -206,6 +213,69 @@ def ingest(client: FaceRest, root: Path, collection: str, batch: int, concurrenc
     return EXIT_ERROR if failures else EXIT_OK
 
 
+def clock(seconds: float) -> str:
+    """A time in a video as m:ss.s (h:mm:ss.s past an hour)."""
+    minutes, rest = divmod(round(max(seconds, 0.0), 1), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
+
+
+def video_progress_line(video: Video, width: int = 30) -> str:
+    """The progress bar of ``facerest video``: segments done, frames analysed, tracks so far."""
+    progress = video.progress
+    filled = round(width * progress.fraction)
+    bar = "#" * filled + "." * (width - filled)
+    return (
+        f"[{bar}] {progress.segments_done}/{progress.segments} segments  "
+        f"{progress.frames_done}/{progress.frames} frames  {len(video.tracks)} tracks"
+    )
+
+
+def track_lines(video: Video) -> list[str]:
+    """Who appears, when and for how long: one line per track, in order of appearance."""
+    lines = []
+    for track in sorted(video.tracks, key=lambda t: (t.start_s, t.track)):
+        who = "unknown" if track.subject is None else track.subject
+        if track.similarity is not None:
+            who += f" ({track.similarity:.2f})"
+        lines.append(
+            f"{clock(track.start_s)} - {clock(track.end_s)}  {track.duration_s:6.1f} s  "
+            f"track {track.track:<4d} {who}"
+        )
+    return lines
+
+
+def video(client: FaceRest, source: str, options: VideoOptions, interval_s: float) -> int:
+    """Upload (or have the service fetch) a video, show its progress, print its tracks. Ctrl-C
+    cancels it on the service too."""
+    if source.startswith(("http://", "https://")):
+        submitted = client.submit_video(url=source, **options)
+    else:
+        submitted = client.submit_video(Path(source), **options)
+    print(f"video {submitted.id}", file=sys.stderr)
+
+    def show(state: Video) -> None:
+        print(f"\r{video_progress_line(state)}", end="", file=sys.stderr, flush=True)
+
+    try:
+        done = client.wait_video(submitted.id, progress=show, interval_s=interval_s)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        client.cancel_video(submitted.id)
+        print(f"facerest: cancelled video {submitted.id}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(file=sys.stderr)
+    if done.status == "failed":
+        problem = "failed" if done.error is None else f"{done.error.message} ({done.error.code})"
+        print(f"facerest: video {done.id}: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    duration = "?" if done.duration_s is None else clock(done.duration_s)
+    print(f"{len(done.tracks)} tracks in {duration}")
+    for line in track_lines(done):
+        print(line)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facerest",
@@ -239,7 +309,26 @@ def _parser() -> argparse.ArgumentParser:
     p_verify.add_argument("a", type=Path)
     p_verify.add_argument("b", type=Path)
     p_verify.add_argument("--threshold", type=float)
+    p_video = commands.add_parser(
+        "video", help="who appears in a video file (or URL), when and for how long; Ctrl-C cancels it"
+    )
+    p_video.add_argument("file", help="a video file, or an http(s) URL the service fetches")
+    p_video.add_argument("--collection", help="name the faces from this collection's subjects")
+    p_video.add_argument("--fps", type=float, help="frames analysed per second (service default 2; 0: all)")
+    p_video.add_argument("--threshold", type=float, help="similarity to name a subject")
+    p_video.add_argument("--interval", type=float, default=1.0, help="seconds between progress updates")
     return parser
+
+
+def _video_options(args: argparse.Namespace) -> VideoOptions:
+    options: VideoOptions = {}
+    if args.collection is not None:
+        options["collection"] = args.collection
+    if args.fps is not None:
+        options["fps"] = args.fps
+    if args.threshold is not None:
+        options["recognition_threshold"] = args.threshold
+    return options
 
 
 def _print(answer: Recognition | Verification) -> None:
@@ -261,6 +350,8 @@ def run(client: FaceRest, args: argparse.Namespace) -> int:
                 options["limit"] = args.limit
             _print(client.recognize(args.collection, [args.photo], **options))
             return EXIT_OK
+        if args.command == "video":
+            return video(client, args.file, _video_options(args), args.interval)
         verify: VerifyOptions = {} if args.threshold is None else {"threshold": args.threshold}
         answer = client.verify([args.a, args.b], **verify)
         _print(answer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -16,7 +17,9 @@ from facerest_client._wire import (
     Call,
     RetryPolicy,
     decode,
+    request_args,
 )
+from facerest_client.types import Video
 
 T = TypeVar("T")
 
@@ -50,9 +53,8 @@ class FaceRest(Endpoints):
         for attempt in range(self._retry.attempts):
             last = attempt == self._retry.attempts - 1
             try:
-                response = self._http.request(
-                    call.method, call.path, content=call.content, headers=call.headers, params=call.params
-                )
+                with request_args(call) as args:
+                    response = self._http.request(call.method, call.path, **args)
             except httpx.TransportError:
                 if last or not call.retry_safe:
                     raise
@@ -62,6 +64,22 @@ class FaceRest(Endpoints):
                 return response
             time.sleep(self._retry.delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def wait_video(
+        self,
+        video_id: str,
+        progress: Callable[[Video], object] | None = None,
+        interval_s: float = 1.0,
+    ) -> Video:
+        """Follow a video until it is done or failed: ``progress`` gets its state (progress,
+        tracks so far) about every ``interval_s`` (the service's long poll waits that long, and
+        answers at once when the video ends)."""
+        while True:
+            video = self.video(video_id, wait_s=interval_s)
+            if progress is not None:
+                progress(video)
+            if video.finished:
+                return video
 
     def close(self) -> None:
         self._http.close()

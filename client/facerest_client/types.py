@@ -525,3 +525,125 @@ class ServerInfo:
             limits=body.get("limits", {}),
             raw=body,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSubmitted:
+    """POST /videos' answer: the video's id and where to follow it."""
+
+    id: str
+    status_url: str
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> VideoSubmitted:
+        return cls(body["id"], body["status_url"])
+
+
+@dataclass(frozen=True, slots=True)
+class TrackFace:
+    """A track's best frame: where and when its face was seen best. ``bbox`` in px of the
+    upright frame (the video's rotation applied); ``thumbnail_url`` a path on the API (send the
+    API key to fetch it)."""
+
+    time_s: float
+    bbox: Box
+    prob: float
+    quality: float
+    thumbnail_url: str
+
+    @classmethod
+    def from_wire(cls, best: Mapping[str, Any]) -> TrackFace:
+        return cls(
+            float(best["time_s"]),
+            _box(best["bbox"]),
+            float(best["prob"]),
+            float(best["quality"]),
+            best["thumbnail_url"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One face followed across a video's frames. ``subject``: who it is in the collection the
+    video was matched against (None: nobody, or no collection); ``embedding`` with
+    ``embedding=True`` at upload."""
+
+    track: int
+    start_s: float
+    end_s: float
+    frames: int  # frames analysed in which it was seen
+    best: TrackFace
+    subject: str | None = None
+    similarity: float | None = None
+    embedding: tuple[float, ...] | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @classmethod
+    def from_wire(cls, track: Mapping[str, Any]) -> Track:
+        embedding = track.get("embedding")
+        similarity = track.get("similarity")
+        return cls(
+            track=int(track["track"]),
+            start_s=float(track["start_s"]),
+            end_s=float(track["end_s"]),
+            frames=int(track["frames"]),
+            best=TrackFace.from_wire(track["best"]),
+            subject=track.get("subject"),
+            similarity=None if similarity is None else float(similarity),
+            embedding=None if embedding is None else tuple(float(v) for v in embedding),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VideoProgress:
+    segments_done: int
+    segments: int
+    frames_done: int
+    frames: int  # frames to analyse (an estimate until the video is done)
+
+    @property
+    def fraction(self) -> float:
+        """0 to 1, by segments (frames are estimated from the header until each segment is read)."""
+        return self.segments_done / self.segments if self.segments else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Video:
+    """A video's state (GET /videos/{id}): its tracks so far while it runs (partial results),
+    all of them once ``status`` is "done"."""
+
+    id: str
+    status: JobStatus
+    progress: VideoProgress
+    duration_s: float | None
+    tracks: tuple[Track, ...]
+    error: ImageError | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Video:
+        progress = body.get("progress") or {}
+        duration = body.get("duration_s")
+        return cls(
+            id=body["id"],
+            status=body["status"],
+            progress=VideoProgress(
+                segments_done=int(progress.get("segments_done", 0)),
+                segments=int(progress.get("segments", 0)),
+                frames_done=int(progress.get("frames_done", 0)),
+                frames=int(progress.get("frames", 0)),
+            ),
+            duration_s=None if duration is None else float(duration),
+            tracks=tuple(Track.from_wire(track) for track in body.get("tracks") or ()),
+            error=_error(body.get("error")),
+        )
+
+
+def cancelled_from_wire(body: Any) -> None:
+    """DELETE /videos/{id}: nothing to read (the video, its upload and its results are gone)."""

@@ -30,6 +30,10 @@ from shared.contract import (
     ModelRef,
     RecognizerInfo,
     RenderSettings,
+    Track,
+    TrackFace,
+    VideoJob,
+    VideoSegmentResult,
     WorkerInfo,
 )
 from shared.errors import JobNotFound
@@ -37,6 +41,7 @@ from shared.jobs import CallbackState, JobStatus, JobStore, Share, ShareFull, Wo
 from shared.queue import EXTRACT_TASK, create_celery, gather_stray_lanes, queue_lanes, waiting_jobs
 from shared.settings import load_settings
 from shared.split import split_job
+from shared.videos import VideoStore
 from shared.webhooks import HANDOFF_GRACE_S, CallbackStatus, Due, Outbox
 from testkit.systems import redis_files_holding
 from worker.reaper import Reaper
@@ -543,3 +548,56 @@ def test_a_split_request_whose_child_failed_fails_once_every_child_ended_and_cal
     assert failed.status is JobStatus.FAILED and failed.error == ErrorInfo("internal_error", "boom")
     assert failed.result is None and failed.progress == (4, 4)
     assert handed == ["fp"] and outbox.due_at("fp") is not None and outbox.due_at("f1") is None
+
+
+def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_again(
+    client: redis.Redis,
+) -> None:
+    videos = VideoStore(client, "vid", TTL_S)
+    face = TrackFace(0.5, (1.0, 2.0, 3.0, 4.0), 0.9, 0.5, b"jpeg")
+    track = Track(0.0, 1.0, 3, face, b"\0" * 8, (1.0, 2.0, 3.0, 4.0), (1.0, 2.0, 3.0, 4.0))
+
+    def segment(index: int, frames: int) -> VideoSegmentResult:
+        return VideoSegmentResult("v1", index, float(index), frames, [track], "w1", 1.0)
+
+    videos.create("v1", segments=2, frames=20, duration_s=2.0)
+    assert 0 < client.ttl("vid:video:v1") <= TTL_S
+    client.expire("vid:video:v1", 5)
+    assert videos.record(segment(1, 10)) == 1
+    assert client.ttl("vid:video:v1") > 5  # each segment gives the video its TTL again
+    assert videos.record(segment(1, 10)) == 1  # the same segment run again: counted once
+    videos.publish("v1", 1, [track])
+    videos.publish("v1", 0, [])  # joined from fewer segments: older, not kept
+    progress = videos.progress("v1")
+    assert progress is not None and (progress.segments_done, progress.frames_done) == (1, 10)
+    assert progress.tracks == [track] and progress.failed is None
+    assert videos.record(segment(0, 9)) == 2
+    assert videos.record(segment(0, 9)) == 2  # all in: nothing more counts
+    assert [r.index for r in videos.segment_results("v1")] == [0, 1]
+    videos.fail("v1", ErrorInfo("invalid_video", "first"))
+    videos.fail("v1", ErrorInfo("invalid_video", "second"))
+    failed = videos.progress("v1")
+    assert failed is not None and failed.failed == ErrorInfo("invalid_video", "first")
+    videos.finished("v1")
+    assert videos.segment_results("v1") == [] and videos.progress("v1") is not None
+    videos.delete("v1")
+    assert videos.record(segment(0, 9)) == -1
+    videos.fail("v1", ErrorInfo("invalid_video", "late"))
+    videos.publish("v1", 5, [track])
+    assert not client.exists("vid:video:v1") and videos.progress("v1") is None
+
+
+def test_a_video_job_runs_from_its_first_segment_and_each_segment_extends_its_life(
+    client: redis.Redis,
+) -> None:
+    jobs = JobStore(client, "vidjob", TTL_S)
+    video = VideoJob(2, 2.0, 10, 2.0, None, None, False, "r")
+    assert jobs.create("v2", video, RENDER) is None
+    client.expire("vidjob:job:v2", 5)
+    jobs.mark_started("v2", "w1")
+    state = jobs.state("v2")
+    assert state.status is JobStatus.RUNNING and state.worker == "w1"
+    assert client.ttl("vidjob:job:v2") > 5 and client.ttl("vidjob:job:v2:input") > 5
+    jobs.erase(["v2"])
+    jobs.mark_started("v2", "w1")  # a segment starting after its video was deleted
+    assert not client.exists("vidjob:job:v2") and not client.exists("vidjob:job:v2:input")

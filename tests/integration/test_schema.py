@@ -51,6 +51,8 @@ RUNS = [(label, GenerationMode.POSITIVE) for label in sorted(OPERATIONS)] + [
 
 
 def _loopback_only(body: Any) -> None:
+    if isinstance(body, dict) and isinstance(body.get("url"), str):  # POST /videos
+        body["url"] = LOOPBACK_URLS[len(body["url"]) % len(LOOPBACK_URLS)]
     images = body.get("images") if isinstance(body, dict) else None
     if isinstance(images, dict) and isinstance(images.get("urls"), list):
         urls = images["urls"]

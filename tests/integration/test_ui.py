@@ -37,6 +37,7 @@ from playwright.sync_api import (
 
 from deploy.launcher import Stack, stack
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
+from testkit.video import default_scene, make_video, portrait
 from tests.client import b64, extract
 from tests.faces import FACES_IN
 from tests.localserver import LocalServer, Route
@@ -459,6 +460,66 @@ def test_people_found_groups_a_library_and_keeps_the_decisions_made_by_clicking_
     listed = requests.get(f"{api}/collections/ui-library/clusters", timeout=10).json()
     assert [(c["subject"], c["size"]) for c in listed["clusters"] if c["subject"]] == [("ann", 2)]
     assert sum(c["ignored"] for c in listed["clusters"]) == 1
+    assert ui.console_errors == []
+
+
+PLAYER_TIME = "() => document.querySelector('#video-player').currentTime"
+
+
+def test_a_video_s_tracks_show_on_a_timeline_and_a_click_plays_it_from_that_moment(
+    ui: Watched, api: str, tmp_path: Path
+) -> None:
+    """The test scene (testkit/video.py: 7 tracks of 6 people), t1-5 enrolled: uploaded from the
+    page, its tracks drawn with their thumbnails, t1-5's named, and clicks seek the player."""
+    truth = make_video(tmp_path / "scene.mp4", default_scene())
+    enrolled = requests.post(
+        f"{api}/collections/ui-video/subjects/t1-5/faces",
+        json={"images": {"data": [b64(portrait("t1-5"))]}},
+        timeout=60,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    page = ui.page
+    page.set_input_files(
+        "#video-file",
+        {"name": "scene.mp4", "mimeType": "video/mp4", "buffer": (tmp_path / "scene.mp4").read_bytes()},
+    )
+    page.fill("#video-fps", "2")
+    page.fill("#video-collection", "ui-video")
+    page.click("#video-form button[type=submit]")
+    timeline = page.locator("#video-timeline")
+    expect(timeline).to_have_attribute("data-status", "done")
+    rows = timeline.locator(".track")
+    expect(rows).to_have_count(len(truth.tracks()))
+    expect(timeline.locator(".track-face img")).to_have_count(len(truth.tracks()))
+    known = timeline.locator(".track-who.known")
+    expect(known).to_have_count(1)
+    expect(known).to_contain_text("t1-5 (")
+    (post,) = ui.posts("/videos")
+    assert post.headers["content-type"].startswith("multipart/form-data")
+    # The options reached the service (the browser's multipart body is not readable here).
+    answer = post.response()
+    assert answer is not None and answer.status == 202
+    video = requests.get(f"{api}/videos/{answer.json()['id']}", timeout=10).json()
+    assert video["collection"] == "ui-video" and video["progress"]["frames"] == 12  # 6 s at 2 fps
+
+    # t1-5's face: the player jumps to its best frame, inside its shot (1.5 s to 2.5 s).
+    timeline.locator(".track", has=page.locator(".track-who.known")).locator(".track-face").click()
+    player = page.locator("#video-player")
+    best = float(player.get_attribute("data-seeked-to") or "nan")
+    assert 1.5 <= best < 2.5
+    assert best <= page.evaluate(PLAYER_TIME) < best + 0.5  # it plays on from there
+    # The last track's bar (4.0 s to 5.5 s at 2 fps), clicked at three quarters of its width.
+    bar = rows.last.locator(".track-bar")
+    box, lane = bar.bounding_box(), rows.last.locator(".track-lane").bounding_box()
+    assert box is not None and lane is not None
+    # The bar spans its track's share of the video's length: 4.0 s to 5.5 s of 6 s.
+    assert box["x"] - lane["x"] == pytest.approx(lane["width"] * 4 / 6, abs=2)
+    assert box["width"] == pytest.approx(lane["width"] * 1.5 / 6, abs=2)
+    bar.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})
+    moment = float(player.get_attribute("data-seeked-to") or "nan")
+    assert 4.9 < moment < 5.3, moment
+    assert moment <= page.evaluate(PLAYER_TIME) < moment + 0.5
+    ui.screenshot("video.png")
     assert ui.console_errors == []
 
 

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import requests
 
 from deploy.launcher import Service, Stack, free_port, wait_until
 from testkit.photos import GROUP_PHOTOS, encode
+from testkit.video import make_video
 from tests.client import b64
 from tests.localserver import LocalServer, Posted
 
@@ -249,3 +251,30 @@ def test_a_whole_collection_job_takes_a_callback_in_its_optional_body(
     until(hooks.url, job_id, lambda body: body["callback"]["status"] == "delivered", "the delivery")
     (posted,) = posts_of(receiver, job_id)
     assert posted.path == "/recluster" and json.loads(posted.body)["status"] == "done"
+
+
+def test_a_finished_video_posts_its_envelope_and_is_its_key_s_alone(
+    hooks: Hooks, receiver: LocalServer, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    with (tmp_path / "scene.mp4").open("rb") as file:
+        reply = requests.post(
+            f"{hooks.url}/videos",
+            files={"file": file},
+            data={"fps": "1", "callback_url": receiver.url("/video")},
+            headers={"X-API-Key": PLAIN_KEY},
+            timeout=60,
+        )
+    assert reply.status_code == 202, reply.text
+    video_id = reply.json()["id"]
+    final = until(hooks.url, video_id, lambda body: body["callback"]["status"] == "delivered", "the delivery")
+    (posted,) = posts_of(receiver, video_id)
+    sent = json.loads(posted.body)
+    assert sent["status"] == "done" and sent["result"] == final["result"]
+    assert sent["result"]["video_id"] == video_id and sent["result"]["tracks"]
+    # Another key's video is answered like an unknown one, and cannot be deleted by it.
+    other = {"X-API-Key": DEFAULT_KEY}
+    assert requests.get(f"{hooks.url}/videos/{video_id}", headers=other, timeout=10).status_code == 404
+    assert requests.delete(f"{hooks.url}/videos/{video_id}", headers=other, timeout=10).status_code == 404
+    mine = requests.get(f"{hooks.url}/videos/{video_id}", headers={"X-API-Key": PLAIN_KEY}, timeout=10)
+    assert mine.status_code == 200 and mine.json()["status"] == "done"

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from api.schemas import DrawRequest, EnrollRequest, ExtractRequest, RecognizeRequest, VerifyRequest
 from api.schemas.people import IngestRequest
+from api.schemas.videos import VideoRequest
 
 # Each method that sends a request body: the server's model of that body, and the method's
 # parameters that are not body fields (the images, which become "images", and path segments).
@@ -27,6 +28,7 @@ BODIES: dict[str, tuple[type[BaseModel], frozenset[str]]] = {
     "ingest": (IngestRequest, frozenset({"collection", "images", "urls"})),
     "recognize": (RecognizeRequest, frozenset({"collection", "images", "urls"})),
     "verify": (VerifyRequest, frozenset({"images", "urls"})),
+    "submit_video": (VideoRequest, frozenset({"video"})),
 }
 # Server fields deliberately not options of the client, and why.
 NOT_OPTIONS = {

@@ -12,8 +12,10 @@ from shared import contract
 from shared.contract import AnalysisOptions, ErrorInfo, ExtractJob, ExtractResult, ModelRef, worker_id
 from shared.errors import ModelNotLoaded
 from shared.jobs import Claim
+from shared.videos import VideoProgress
 from worker.analysis import Analysis
 from worker.tasks import WorkerRuntime
+from worker.video import VideoWork
 
 DETECTOR = ModelRef("scrfd", "scrfd_500m_bnkps", "1", "research")
 RECOGNIZER = ModelRef("arcface", "w600k_mbf", "1", "research")
@@ -114,3 +116,88 @@ def test_a_copy_of_a_finished_job_is_dropped() -> None:
     runtime.run_job("j")
     runtime.run_job("j")  # redelivered after it finished
     assert len(store.finished) == 1 and store.claims == ["w1"]
+
+
+@dataclass
+class Videos:
+    """shared/videos.py's VideoStore for one video of two segments, in memory."""
+
+    segments: int = 2
+    results: dict[int, contract.VideoSegmentResult] = field(default_factory=dict)
+    failed: ErrorInfo | None = None
+    gone: bool = False
+
+    def exists(self, video_id: str) -> bool:
+        return not self.gone
+
+    def record(self, result: contract.VideoSegmentResult) -> int:
+        self.results.setdefault(result.index, result)
+        return len(self.results)
+
+    def fail(self, video_id: str, error: ErrorInfo) -> None:
+        self.failed = self.failed or error
+
+    def may_publish(self, video_id: str, every_s: float) -> bool:
+        return True
+
+    def publish(self, video_id: str, joined_from: int, tracks: list[contract.Track]) -> None:
+        pass
+
+    def segment_results(self, video_id: str) -> list[contract.VideoSegmentResult]:
+        return [self.results[i] for i in sorted(self.results)]
+
+    def progress(self, video_id: str) -> VideoProgress | None:
+        done = len(self.results)
+        return None if self.gone else VideoProgress(self.segments, done, 10, done * 5, 2.0, [], self.failed)
+
+    def finished(self, video_id: str) -> None:
+        pass
+
+
+VIDEO = contract.VideoJob(2, 2.0, 10, 2.0, None, None, False, "req-v")
+SEGMENT = contract.VideoSegmentJob("v", 1, b"", 1.0, 2.0, 5, 2.0, 0, AnalysisOptions(), "req-v")
+
+
+@dataclass
+class VideoJobs(Store):
+    """The job store holding the video's job and its segment's, by id."""
+
+    video: contract.Job | None = VIDEO
+    video_outcomes: list[contract.JobResult | ErrorInfo] = field(default_factory=list)
+
+    def load_input(self, job_id: str) -> contract.Job | None:
+        return self.video if job_id == "v" else self.job
+
+    def finish(self, job_id: str, outcome: contract.JobResult | ErrorInfo, worker: str = "") -> bool:
+        if job_id == "v":
+            self.video_outcomes.append(outcome)
+            self.video = None  # a finished job's input is dropped
+            return len(self.video_outcomes) == 1
+        return super().finish(job_id, outcome, worker)
+
+    def mark_started(self, job_id: str, worker: str) -> None:
+        pass
+
+
+def video_runtime(store: VideoJobs, videos: Videos) -> WorkerRuntime:
+    work = VideoWork(Analyzer(), videos, store, "w1", 10_000)  # type: ignore[arg-type]
+    return WorkerRuntime("w1", Analyzer(), store, max_attempts=2, video=work)
+
+
+def test_a_segment_delivered_too_often_fails_its_video() -> None:
+    store, videos = VideoJobs(job=SEGMENT, attempts=2), Videos()
+    video_runtime(store, videos).run_job("v.1")
+    (gave_up,) = store.finished
+    assert isinstance(gave_up, ErrorInfo) and gave_up.code == "too_many_attempts"
+    assert videos.failed == gave_up and store.video_outcomes == [gave_up]
+
+
+def test_a_delivered_video_job_only_settles_and_finishes_once_every_segment_is_in() -> None:
+    store, videos = VideoJobs(job=VIDEO), Videos()
+    videos.record(contract.VideoSegmentResult("v", 0, 0.0, 5, [], "w1", 1.0))
+    video_runtime(store, videos).run_job("v")
+    assert store.claims == [] and store.video_outcomes == []  # never claimed, nothing to finish yet
+    videos.record(contract.VideoSegmentResult("v", 1, 1.0, 5, [], "w1", 1.0))
+    video_runtime(store, videos).run_job("v")
+    (done,) = store.video_outcomes
+    assert isinstance(done, contract.VideoResult) and (done.segments, done.frames) == (2, 10)

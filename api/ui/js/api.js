@@ -66,12 +66,15 @@ async function readBody(response) {
 }
 
 // One call: {status, data}; throws ApiError. onWait(seconds) hears about each Retry-After wait.
+// body: a JSON value, or FormData (a file upload).
 export async function call(method, path, body = undefined, { onWait = null } = {}) {
   const headers = { Accept: "application/json" };
   const key = apiKey.get();
   if (key) headers["X-API-Key"] = key;
   const init = { method, headers, cache: "no-store" };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets the boundary and streams the files
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -1,12 +1,13 @@
 // Wires the page: the API key, the options, photos from files, drops, pastes and the webcam,
-// the status panel and the recognition panels. The one module that finds elements by id: it
-// gives each view its own.
+// the status panel, the recognition panels and the video view. The one module that finds
+// elements by id: it gives each view its own.
 
 import { apiKey, call } from "./api.js";
 import { PeopleFound } from "./people.js";
 import { PhotoList } from "./photos.js";
 import { Recognition } from "./recognition.js";
 import { flowerUrl, renderStatus } from "./status.js";
+import { VideoView } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
 const STATUS_EVERY_MS = 10_000;
@@ -199,6 +200,18 @@ const peopleFound = new PeopleFound({
   takeOut: $("people-take-out"),
   state: $("people-state"),
   clusters: $("clusters"),
+});
+
+new VideoView({
+  form: $("video-form"),
+  file: $("video-file"),
+  fps: $("video-fps"),
+  collection: $("video-collection"),
+  cancel: $("video-cancel"),
+  state: $("video-state"),
+  progress: $("video-progress"),
+  player: $("video-player"),
+  timeline: $("video-timeline"),
 });
 
 function start() {

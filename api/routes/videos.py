@@ -1,0 +1,342 @@
+"""POST /videos, GET /videos/{id}, DELETE /videos/{id}, a track's thumbnail (docs/video.md).
+
+The upload streams to the data directory; the API probes it, cuts it into segments at keyframes
+(api/videofile.py) and queues one job per segment in the video lane, each segment's bytes its
+job's input; the file is deleted once cut. The video itself is one more job (VideoJob) that the
+worker recording the last segment finishes: its state, owner, webhook and expiry are the job
+store's, its progress and partial tracks shared/videos.py's.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import uuid
+from pathlib import Path
+from typing import IO
+
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
+
+from api.auth import request_owner, share_owner
+from api.bodies import option_fields
+from api.collection_access import collection_access, existing
+from api.context import ApiContext, context
+from api.openapi import Operation, Query, Reply, Upload, documented
+from api.query import seconds_arg
+from api.render import encode, error_detail, render_tracks, wants_msgpack
+from api.schemas import ErrorDetail
+from api.schemas.videos import VideoAccepted, VideoBody, VideoDeleted, VideoRequest
+from api.submit import callback_url, send
+from api.videofile import VideoInfo, VideoLimits, analysed_frames, cut_segments, plan_segments, probe
+from shared.contract import RenderSettings, Track, VideoJob, VideoResult, VideoSegmentJob, segment_job_id
+from shared.errors import InvalidField, InvalidRequest, JobNotFound, LimitExceeded, TooManyJobs, VideoNotFound
+from shared.fetch import UrlFetcher
+from shared.jobs import JobState, Share, ShareFull
+from shared.queue import video_lane
+
+bp = Blueprint("videos", __name__)
+VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_FIELD = "file"
+# Room for the multipart envelope and the option fields around the file.
+FORM_OVERHEAD_BYTES = 1 << 20
+
+NOT_FOUND = Reply("Unknown, deleted or expired video, or (with API keys) another key's", ErrorDetail)
+
+POST_DOC = Operation(
+    summary="Find, track and identify every face in a video (queued as segments)",
+    description="A multipart upload (the video in `file`, options as form fields) or JSON with "
+    "`url`. Answers 202 at once; GET status_url for progress and tracks (docs/video.md).",
+    request=VideoRequest,
+    upload=Upload(field=UPLOAD_FIELD, multiple=False),
+    replies={
+        202: Reply("Queued", VideoAccepted, msgpack=True),
+        400: Reply("invalid_request: no file in the multipart field 'file' (or more than one)", ErrorDetail),
+        403: Reply("collection_forbidden: this API key may not use the collection", ErrorDetail),
+        404: Reply("collection_not_found: no such collection to identify against", ErrorDetail),
+        413: Reply(
+            "limit_exceeded: max_video_bytes, max_video_duration_s, max_video_pixels or "
+            "max_video_frames (the message names it)",
+            ErrorDetail,
+        ),
+        422: Reply(
+            "invalid_video (not a video, corrupt, truncated), validation_error, url_refused, "
+            "url_fetch_failed",
+            ErrorDetail,
+        ),
+        429: Reply(
+            "too_many_jobs: this API key has max_queued_per_key jobs unfinished",
+            ErrorDetail,
+            retry_after=True,
+        ),
+        503: Reply("Redis unavailable: retry after Retry-After seconds", ErrorDetail, retry_after=True),
+    },
+)
+WAIT_QUERY = Query(
+    "wait",
+    "Long-poll: answer as soon as the video has finished, or after this many seconds (at most "
+    "sync_timeout_s) with its state then.",
+    {"type": "number", "minimum": 0},
+)
+
+
+def _limits(ctx: ApiContext) -> VideoLimits:
+    settings = ctx.settings
+    return VideoLimits(settings.max_video_duration_s, settings.max_video_pixels, settings.max_video_frames)
+
+
+def _receive_upload(ctx: ApiContext, path: Path) -> VideoRequest:
+    """The multipart body's file streamed into ``path`` (werkzeug writes it chunk by chunk), its
+    other fields as the options."""
+    limit = ctx.settings.max_video_bytes
+    opened: list[IO[bytes]] = []
+
+    def stream_factory(
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        # The first file goes to the data directory; any other is kept aside, then refused.
+        sink: IO[bytes] = path.open("wb+") if not opened else tempfile.TemporaryFile()  # noqa: SIM115
+        opened.append(sink)
+        return sink
+
+    try:
+        _, form, files = parse_form_data(
+            request.environ, stream_factory=stream_factory, max_content_length=limit + FORM_OVERHEAD_BYTES
+        )
+    except RequestEntityTooLarge:
+        raise LimitExceeded(f"the upload is larger than max_video_bytes={limit}") from None
+    finally:
+        for sink in opened:
+            sink.close()
+    if UPLOAD_FIELD not in files or len(opened) != 1:
+        raise InvalidRequest(f"send the video as one file in the multipart field {UPLOAD_FIELD!r}")
+    if path.stat().st_size > limit:
+        raise LimitExceeded(f"the upload is larger than max_video_bytes={limit}")
+    return VideoRequest.model_validate(option_fields(form))
+
+
+def _receive(ctx: ApiContext, path: Path) -> VideoRequest:
+    """The request's options, with the video written to ``path``."""
+    if request.mimetype == "multipart/form-data":
+        return _receive_upload(ctx, path)
+    if request.mimetype != "application/json":
+        raise InvalidRequest("send the video as multipart/form-data (field 'file'), or JSON with 'url'")
+    body = VideoRequest.model_validate_json(request.get_data())
+    if body.url is None:
+        raise InvalidField("url: a JSON body names the video's URL (or upload it as multipart/form-data)")
+    settings = ctx.settings
+    fetcher = UrlFetcher(
+        allow=settings.url_allow_list,
+        timeout_s=settings.video_url_timeout_s,
+        max_redirects=settings.url_max_redirects,
+        max_bytes=settings.max_video_bytes,
+        limit_name="max_video_bytes",
+    )
+    with path.open("wb") as sink:
+        fetcher.fetch(body.url, sink=sink)
+    return body
+
+
+@bp.post("/videos")
+@documented(POST_DOC)
+def post_video() -> Response:
+    ctx = context()
+    settings = ctx.settings
+    owner = request_owner(ctx.api_keys)
+    video_id = uuid.uuid4().hex
+    folder = settings.data_dir / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{video_id}.upload"
+    try:
+        body = _receive(ctx, path)
+        if body.collection is not None:
+            collection_access(ctx, body.collection)
+            existing(ctx, body.collection)  # as /recognize: 404 before any work, not tracks unnamed
+        callback = callback_url(ctx, body.callback_url)
+        info = probe(path, _limits(ctx))
+        _queue(ctx, video_id, owner, body, info, path, callback)
+    finally:
+        path.unlink(missing_ok=True)  # cut into segments (or refused): the upload is not kept
+    accepted: VideoAccepted = {"id": video_id, "status": "queued", "status_url": f"/videos/{video_id}"}
+    return encode(accepted, wants_msgpack(request), status=202)
+
+
+def _queue(
+    ctx: ApiContext, video_id: str, owner: str, body: VideoRequest, info: VideoInfo, path: Path, callback: str
+) -> None:
+    """Store the video's job and progress, then cut and queue its segments one by one (the first
+    runs while the others are cut); a segment that cannot be cut erases all and refuses the video."""
+    settings = ctx.settings
+    plan = plan_segments(info.keyframes, info.duration_s, settings.video_segment_s)
+    frames = analysed_frames(info, body.fps)
+    job = VideoJob(
+        segments=len(plan),
+        duration_s=info.duration_s,
+        frames=frames,
+        fps=body.fps,
+        collection=body.collection,
+        threshold=body.recognition_threshold,
+        embedding=body.embedding,
+        request_id=g.request_id,
+    )
+    render = RenderSettings(api_ver="2", landmarks=False, data_count=0, owner=owner)
+    lane = video_lane(settings)
+    share = Share(
+        share_owner(ctx.api_keys, settings.trusted_networks),
+        settings.max_queued_per_key,
+        settings.max_images_in_flight_per_key,
+    )
+    ctx.videos.create(video_id, len(plan), frames, info.duration_s)
+    made = ctx.store.create(video_id, job, render, share=share, queue=lane, callback=callback)
+    if isinstance(made, ShareFull):
+        ctx.videos.delete(video_id)
+        raise TooManyJobs(
+            f"this API key (or client address, with keys off) has {made.jobs} unfinished jobs; "
+            f"max_queued_per_key={settings.max_queued_per_key}; retry in {settings.retry_after_s} s",
+            settings.retry_after_s,
+        )
+    options = body.options(settings.max_faces)
+    queued = [video_id]
+    try:
+        for segment, (data, packets) in zip(plan, cut_segments(path, plan), strict=True):
+            segment_job = VideoSegmentJob(
+                video_id=video_id,
+                index=segment.index,
+                data=data,
+                start_s=segment.start_s,
+                end_s=segment.end_s,
+                frames=packets,
+                fps=body.fps,
+                rotation=info.rotation,
+                options=options,
+                request_id=g.request_id,
+            )
+            job_id = segment_job_id(video_id, segment.index)
+            ctx.store.create(job_id, segment_job, render, queue=lane)
+            queued.append(job_id)
+            send(ctx, job_id, lane, idempotent=False)
+    except BaseException:
+        ctx.store.erase(queued)
+        ctx.videos.delete(video_id)
+        raise
+
+
+def _video_state(ctx: ApiContext, video_id: str, wait_s: float | None = None) -> JobState:
+    """The video's job, for its owner only; VideoNotFound for any other id."""
+    if not VIDEO_ID.fullmatch(video_id):
+        raise VideoNotFound("no such video: a video id is 32 lowercase hex digits")
+    owner = request_owner(ctx.api_keys)
+    try:
+        return ctx.store.state(video_id, owner) if not wait_s else ctx.store.wait(video_id, wait_s, owner)
+    except JobNotFound:
+        raise VideoNotFound(f"no video with id {video_id!r} (unknown, deleted or expired)") from None
+
+
+def _tracks(ctx: ApiContext, state: JobState) -> tuple[list[Track], bool]:
+    """The video's tracks (all once done, those joined so far while it runs) and whether its
+    request asked for their embeddings."""
+    if isinstance(state.result, VideoResult):
+        return state.result.tracks, state.result.embedding
+    progress = ctx.videos.progress(state.id)
+    if progress is None:
+        raise VideoNotFound(f"no video with id {state.id!r} (unknown, deleted or expired)")
+    job = ctx.store.load_input(state.id)
+    return progress.tracks, isinstance(job, VideoJob) and job.embedding
+
+
+def video_body(ctx: ApiContext, state: JobState) -> VideoBody:
+    result = state.result if isinstance(state.result, VideoResult) else None
+    progress = ctx.videos.progress(state.id)
+    if result is None and progress is None:
+        raise VideoNotFound(f"no video with id {state.id!r} (unknown, deleted or expired)")
+    tracks, embedding = _tracks(ctx, state)
+    if result is not None:
+        counts = (result.segments, result.segments, result.frames, result.frames)
+        duration_s, collection = result.duration_s, result.collection
+    else:
+        assert progress is not None
+        counts = (progress.segments_done, progress.segments, progress.frames_done, progress.frames)
+        job = ctx.store.load_input(state.id)
+        duration_s = progress.duration_s
+        collection = job.collection if isinstance(job, VideoJob) else None
+    body: VideoBody = {
+        "id": state.id,
+        "status": state.status.value,
+        "created": state.created,
+        "finished": state.finished,
+        "duration_s": duration_s,
+        "progress": {
+            "segments_done": counts[0],
+            "segments": counts[1],
+            "frames_done": counts[2],
+            "frames": counts[3],
+        },
+        "tracks": render_tracks(state.id, tracks, embedding),
+        "collection": collection,
+    }
+    if state.error is not None:
+        body["error"] = error_detail(state.error)
+    return body
+
+
+@bp.get("/videos/<video_id>")
+@documented(
+    Operation(
+        summary="A video's progress and tracks (partial while it runs)",
+        query=(WAIT_QUERY,),
+        replies={
+            200: Reply("The video", VideoBody, msgpack=True),
+            404: NOT_FOUND,
+            422: Reply("wait is not a number of seconds from 0 to sync_timeout_s", ErrorDetail),
+        },
+    )
+)
+def get_video(video_id: str) -> Response:
+    ctx = context()
+    wait_s = seconds_arg("wait", ctx.settings.sync_timeout_s)
+    state = _video_state(ctx, video_id, wait_s)
+    return encode(video_body(ctx, state), wants_msgpack(request))
+
+
+@bp.delete("/videos/<video_id>")
+@documented(
+    Operation(
+        summary="Cancel a video and erase it: its queued segments, its results, its progress",
+        replies={200: Reply("Deleted", VideoDeleted, msgpack=True), 404: NOT_FOUND},
+    )
+)
+def delete_video(video_id: str) -> Response:
+    ctx = context()
+    state = _video_state(ctx, video_id)
+    progress = ctx.videos.progress(video_id)
+    if isinstance(state.result, VideoResult):
+        segments = state.result.segments
+    elif progress is not None:
+        segments = progress.segments
+    else:
+        raise VideoNotFound(f"no video with id {video_id!r} (unknown, deleted or expired)")
+    # Queued segments are dropped at their claim, running ones' results at their finish: both
+    # find no job. The video's hash goes last, so a segment recording meanwhile finds no video.
+    ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])
+    ctx.videos.delete(video_id)
+    deleted: VideoDeleted = {"id": video_id, "deleted": True}
+    return encode(deleted, wants_msgpack(request))
+
+
+@bp.get("/videos/<video_id>/tracks/<int:track>/thumbnail")
+@documented(
+    Operation(
+        summary="A track's best face, as a JPEG",
+        replies={200: Reply("The thumbnail", None, media_type="image/jpeg"), 404: NOT_FOUND},
+    )
+)
+def track_thumbnail(video_id: str, track: int) -> Response:
+    ctx = context()
+    tracks, _ = _tracks(ctx, _video_state(ctx, video_id))
+    if track >= len(tracks):
+        raise VideoNotFound(f"video {video_id!r} has no track {track} (it has {len(tracks)})")
+    return Response(tracks[track].best.thumbnail, mimetype="image/jpeg")

@@ -1,0 +1,161 @@
+"""A video's progress in Redis, beside its job in the job store (shared/jobs.py; docs/video.md).
+
+A video is one job of kind VideoJob (its state, owner, webhook, expiry and final VideoResult are
+the job store's) and one job per segment (VideoSegmentJob, in the video lane). What the segments
+have delivered so far lives here, in one hash per video:
+
+  {p}:video:{id}   hash: segments, frames, duration_s (set at upload); segments_done,
+                   frames_done (counted once per segment); seg:{index} (its VideoSegmentResult);
+                   failed (the ErrorInfo of the first segment that failed); tracks (the joined
+                   tracks so far, a TrackList) and tracks_from (how many segments they join);
+                   TTL result_ttl_s, like the job's: from the upload, again from each segment
+                   recorded, and from the end
+
+Every write after the upload is a script that does nothing once the hash is gone, so a segment
+that finishes after its video was deleted (cancelled) or expired recreates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import msgspec
+import redis
+
+from shared.contract import ErrorInfo, Track, VideoSegmentResult, decode_error, encode
+
+# KEYS: video hash. ARGV: index, the segment's result, its frames, ttl. Counts a segment once,
+# however often it is recorded (a re-run after its worker died), never once all are in; each
+# segment gives the video result_ttl_s more (as the video's job gets at each segment's start).
+# -> segments done, -1 when the video is gone
+RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local done = tonumber(redis.call('HGET', KEYS[1], 'segments_done'))
+if done >= tonumber(redis.call('HGET', KEYS[1], 'segments')) then return done end
+if redis.call('HSETNX', KEYS[1], 'seg:' .. ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'frames_done', ARGV[3])
+  return redis.call('HINCRBY', KEYS[1], 'segments_done', 1)
+end
+return tonumber(redis.call('HGET', KEYS[1], 'segments_done'))
+"""
+
+# KEYS: video hash. ARGV: the ErrorInfo. The first failure stays. -> 1 | 0 (gone or failed before)
+FAIL = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'failed', ARGV[1])
+"""
+
+# KEYS: video hash. ARGV: segments joined, the TrackList. Two workers publishing at once: tracks
+# joined from more segments win (of equal counts the sets are equal: segments only accumulate).
+PUBLISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'tracks_from') or '-1') > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'tracks_from', ARGV[1], 'tracks', ARGV[2])
+return 1
+"""
+
+
+class TrackList(msgspec.Struct, frozen=True):
+    tracks: list[Track]
+
+
+_SEGMENT = msgspec.msgpack.Decoder(VideoSegmentResult)
+_TRACKS = msgspec.msgpack.Decoder(TrackList)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoProgress:
+    """What a video's segments delivered so far."""
+
+    segments: int
+    segments_done: int
+    frames: int
+    frames_done: int
+    duration_s: float
+    tracks: list[Track]  # joined from the segments done so far
+    failed: ErrorInfo | None
+
+
+class VideoStore:
+    """Typed access to the video hashes; one instance per process."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._record = client.register_script(RECORD)
+        self._fail = client.register_script(FAIL)
+        self._publish = client.register_script(PUBLISH)
+
+    def _key(self, video_id: str) -> str:
+        return f"{self._prefix}:video:{video_id}"
+
+    def create(self, video_id: str, segments: int, frames: int, duration_s: float) -> None:
+        key = self._key(video_id)
+        pipe = self._redis.pipeline(transaction=True)
+        fields = (("segments", segments), ("frames", frames), ("duration_s", duration_s))
+        for name, value in (*fields, ("segments_done", 0), ("frames_done", 0)):
+            pipe.hset(key, name, value)
+        pipe.expire(key, self._ttl_s)
+        pipe.execute()
+
+    def exists(self, video_id: str) -> bool:
+        return bool(self._redis.exists(self._key(video_id)))
+
+    def record(self, result: VideoSegmentResult) -> int:
+        """Keep a segment's result (once); the segments done, -1 when the video is gone."""
+        args: list[int | bytes] = [result.index, encode(result), result.frames, self._ttl_s]
+        return int(cast(int, self._record(keys=[self._key(result.video_id)], args=args)))
+
+    def fail(self, video_id: str, error: ErrorInfo) -> None:
+        self._fail(keys=[self._key(video_id)], args=[encode(error)])
+
+    def publish(self, video_id: str, joined_from: int, tracks: list[Track]) -> None:
+        """The tracks joined from ``joined_from`` segments, shown while the video runs."""
+        self._publish(keys=[self._key(video_id)], args=[joined_from, encode(TrackList(tracks))])
+
+    def may_publish(self, video_id: str, every_s: float) -> bool:
+        """True for one caller per ``every_s`` per video: joining reads every segment done so
+        far, so partial tracks of a long video are joined at this pace, not once per segment
+        (which would read the video's tracks once per segment: quadratic in its length)."""
+        key = f"{self._key(video_id)}:publish"
+        return bool(self._redis.set(key, 1, nx=True, px=max(1, round(every_s * 1000))))
+
+    def segment_results(self, video_id: str) -> list[VideoSegmentResult]:
+        """The segments done, by index."""
+        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(video_id)))
+        found = [_SEGMENT.decode(value) for name, value in raw.items() if name.startswith(b"seg:")]
+        return sorted(found, key=lambda result: result.index)
+
+    def progress(self, video_id: str) -> VideoProgress | None:
+        """None when the video is unknown, deleted or expired."""
+        fields = ("segments", "segments_done", "frames", "frames_done", "duration_s", "tracks", "failed")
+        values = cast(list[bytes | None], self._redis.hmget(self._key(video_id), fields))
+        if values[0] is None:
+            return None
+        segments, done, frames, frames_done, duration, tracks, failed = values
+        return VideoProgress(
+            segments=int(segments or 0),
+            segments_done=int(done or 0),
+            frames=int(frames or 0),
+            frames_done=int(frames_done or 0),
+            duration_s=float(duration or 0),
+            tracks=[] if tracks is None else _TRACKS.decode(tracks).tracks,
+            failed=None if failed is None else decode_error(failed),
+        )
+
+    def finished(self, video_id: str) -> None:
+        """The video's job has its VideoResult: drop the segments' results, keep the counts for
+        the job's lifetime (result_ttl_s from now, as the job store gave the job)."""
+        key = self._key(video_id)
+        names = [name for name in cast(list[bytes], self._redis.hkeys(key)) if name.startswith(b"seg:")]
+        pipe = self._redis.pipeline(transaction=False)
+        if names:
+            pipe.hdel(key, *names, b"tracks")
+        pipe.expire(key, self._ttl_s)
+        pipe.execute()
+
+    def delete(self, video_id: str) -> None:
+        self._redis.delete(self._key(video_id), f"{self._key(video_id)}:publish")
