@@ -62,7 +62,7 @@ class ModelSelection:
 
 
 # insightface: the InsightFace models (non-commercial research use only) and the CC0 gender/age.
-# permissive: only weights whose licenses allow commercial use (MIT, CC0).
+# permissive: only weights whose licenses allow commercial use (MIT, CC0, Apache-2.0).
 PROFILES: Mapping[str, ModelSelection] = MappingProxyType(
     {
         "insightface": ModelSelection(("scrfd",), "arcface", ("genderage", "landmarks106")),

@@ -59,7 +59,7 @@ def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known
     cases = [
         ("FACEREST_DETECTORS", "scrfd,yolo", "known: scrfd, retinaface, mtcnn"),
         ("FACEREST_DETECTORS", "arcface", "'arcface' is a recognizer, not a detector"),
-        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, arcface_int8, dlib"),
+        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, arcface_int8, dlib, sface"),
         ("FACEREST_ATTRIBUTES", "emotion", "known: genderage, landmarks106"),
     ]
     for variable, value, known in cases:
