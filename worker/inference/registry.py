@@ -304,6 +304,8 @@ RECOGNIZERS: Mapping[str, ModelEntry[Recognizer]] = MappingProxyType(
                 Backend.OPENVINO,
             ),
             ModelEntry[Recognizer]((DLIB_RESNET,), _dlib, None),
+            # SFace on OpenVINO: 2x ONNX Runtime per face (13 against 30 ms one at a time, 24 against
+            # 48 in batches of 16; 2-core AMD EPYC, load average 7; docs/models.md).
             ModelEntry[Recognizer]((SFACE,), _sface, Backend.OPENVINO),
         )
     }
