@@ -29,10 +29,10 @@ FACE_ID_RULE = "32 lowercase hex digits"
 # "nobody we know". Measured on CFP's frontal photos (python -m bench.calibrate_recognition,
 # docs/calibration.md): each is the lowest value at which about 1 in a million comparisons of two
 # different people is accepted (about 1 % of unknown queries against 10,000 people). True-accept
-# rate there: arcface 94.8 %, arcface_int8 94.8 %, dlib 39.1 % (dlib 0.943 keeps 81 % for galleries
-# of ~100 people). Requests override with "threshold".
+# rate there: arcface 94.8 %, arcface_int8 94.8 %, sface 89.2 %, dlib 39.1 % (sface 0.396 keeps 96.9 %
+# and dlib 0.943 81 % for galleries of ~100 people). Requests override with "threshold".
 DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType(
-    {"arcface": 0.392, "arcface_int8": 0.390, "dlib": 0.962}
+    {"arcface": 0.392, "arcface_int8": 0.390, "sface": 0.497, "dlib": 0.962}
 )
 FALLBACK_THRESHOLD = 0.5  # a recognizer not in the table (none: tests/unit/test_recognition.py)
 
@@ -43,7 +43,7 @@ MAX_LIMIT = 100
 # The threshold per recognizer key at a per-comparison FAR of 1e-3 (docs/calibration.md's
 # operating points, same run as DEFAULT_THRESHOLDS): 1 impostor pair in 1,000 scores above it.
 LOOSE_THRESHOLDS: Mapping[str, float] = MappingProxyType(
-    {"arcface": 0.243, "arcface_int8": 0.243, "dlib": 0.927}
+    {"arcface": 0.243, "arcface_int8": 0.243, "sface": 0.335, "dlib": 0.927}
 )
 
 # The calibrated confidence (0 ... 1) that foreign protocols report instead of a cosine (api/compat/):

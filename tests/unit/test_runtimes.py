@@ -156,6 +156,7 @@ def test_auto_runs_each_model_on_its_measured_fastest_runtime() -> None:
         "mtcnn": None,  # PyTorch
         "arcface": Backend.OPENVINO,
         "arcface_int8": Backend.OPENVINO,
+        "sface": Backend.OPENVINO,
         "dlib": None,  # dlib
         "genderage": Backend.ONNXRUNTIME,
         "landmarks106": Backend.ONNXRUNTIME,

