@@ -21,9 +21,9 @@ from worker.batched import BatchedModels
 from worker.frames import canvas_to_decoded, decoded_to_full_size, points_decoded_to_full_size
 from worker.imaging.align import warp_to_template
 from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
-from worker.imaging.resize import coarse_levels, fit_scale, letterbox
+from worker.imaging.resize import coarse_levels, enlarged, face_window, fit_scale, letterbox
 from worker.models.base import Detections, GenderAge
-from worker.models.postprocess import merge_passes
+from worker.models.postprocess import box_iou, has_free_square, merge_passes
 from worker.quality import face_quality
 
 # The smallest faces SCRFD finds span about this many pixels of its input canvas.
@@ -31,6 +31,15 @@ SMALLEST_DETECTED_FACE = 16
 # Faces of two detection passes overlapping more than this are one face (SCRFD's and
 # RetinaFace's own NMS threshold).
 PASS_MERGE_IOU = 0.4
+# A face found by a coarse pass, or wider than the detector's reach, is detected again where it
+# spans this many px (well inside SCRFD's 16-340 px), in a window of this many times its size (a
+# 320 px canvas: one input shape); that detection replaces it where their boxes overlap this much.
+REFINE_FACE_SIDE = 160
+REFINE_CONTEXT = 2.0
+REFINE_MIN_IOU = 0.5
+# A photo small enough for no coarse pass, where the main pass found no face, is detected again
+# at this many times its scale.
+FINE_STEP = 2
 
 log = logging.getLogger("facerest.worker")
 
@@ -252,11 +261,14 @@ class Pipeline:
         return item
 
     def _find_faces(self, image: RGBImage, options: AnalysisOptions, detector: str) -> Detections:
-        """Faces in decoded px: the pass over the canvas ``max_size`` gives, and when a face
-        filling the image would be too large for the detector there, coarse passes over smaller
-        copies of that canvas (all of them one batched call), merged.
+        """Faces in decoded px: the pass over the canvas ``max_size`` gives; where a face filling
+        the image would be too large for the detector there and the faces found leave room for
+        one, coarse passes over smaller copies of that canvas (one batched call), merged; where
+        the canvas is small enough for no coarse pass and nothing was found, a pass at twice its
+        scale. Faces taken from a coarse pass, or wider than the detector's reach on the main
+        canvas, are detected again at a size the detector handles well (``_refine``).
 
-        Where the coarse passes find nothing new the result is the main pass's own
+        Where no other pass runs or finds anything new, the result is the main pass's own
         (insightface's): its faces win every overlap, a coarse face only counts where none of
         them overlaps it. A face wider than the detector's reach on its canvas is left to the
         next, coarser pass, which sees it at a size it handles: that large, the detector also
@@ -265,9 +277,28 @@ class Pipeline:
         limits = self._models.limits
         reach = self._models.loaded.detectors[detector].full_frame_side
         boxed = letterbox(image, options.max_size, limits.static_shapes, limits.max_detect_pixels)
-        passes = [boxed, *coarse_levels(boxed, reach, limits.static_shapes)]
-        found = self._models.detect(detector, [level.canvas for level in passes], options.threshold)
-        main = canvas_to_decoded(found[0], boxed)
+        levels = coarse_levels(boxed, reach, limits.static_shapes)
+        (first,) = self._models.detect(detector, [boxed.canvas], options.threshold)
+        main = canvas_to_decoded(first, boxed)
+        if not levels:
+            if not len(first) and reach:
+                # A face filling a small photo (CFP: 11 of 5,476 photos of 58 to 269 px) is
+                # missed at its own scale and found at twice it (9 of the 11), as insightface's
+                # fixed 640 px canvas, which enlarges small photos, finds it.
+                larger = enlarged(image, boxed, FINE_STEP, limits.static_shapes)
+                (again,) = self._models.detect(detector, [larger.canvas], options.threshold)
+                return canvas_to_decoded(again, larger)
+            return main
+        # A face the main pass cannot see is wider than its reach (CFP: every face that only
+        # the coarse pass found spanned 321 px or more of a 640 px canvas), so it covers a
+        # square of that side (or the frame's height) that no face found overlaps; without one
+        # the coarse passes have nothing to add, and are not run.
+        side = min(reach, boxed.width, boxed.height)
+        if not has_free_square(first.boxes, boxed.width, boxed.height, side):
+            wide = first.boxes[:, 2] - first.boxes[:, 0] > reach
+            return self._refine(image, main, wide, detector, options.threshold)
+        passes = [boxed, *levels]
+        found = [first, *self._models.detect(detector, [level.canvas for level in levels], options.threshold)]
         if not any(len(coarse) for coarse in found[1:]):
             return main
         kept = [
@@ -284,7 +315,35 @@ class Pipeline:
         keep = merge_passes(merged.boxes, merged.scores, ranks, PASS_MERGE_IOU)
         if len(kept[0]) == len(main) and np.array_equal(np.sort(keep), np.arange(len(main))):
             return main  # nothing dropped or added: keep the main pass's own order
-        return merged.take(keep)
+        return self._refine(image, merged.take(keep), ranks[keep] > 0, detector, options.threshold)
+
+    def _refine(
+        self, image: RGBImage, found: Detections, again: NDArray[np.bool_], detector: str, threshold: float
+    ) -> Detections:
+        """The faces marked ``again`` (found by a coarse pass, or wider than the detector's reach)
+        detected again on a window of the decoded image around each, where the face spans
+        REFINE_FACE_SIDE px: box and landmarks from a canvas 4 or 16 times coarser, or from the
+        edge of the detector's range, are less precise, and the landmarks decide the alignment
+        (CFP: docs/accuracy.md). Where the window shows no face overlapping it, a face stays."""
+        indices = np.flatnonzero(again)
+        if not len(indices):
+            return found
+        windows = [face_window(image, found.boxes[i], REFINE_FACE_SIDE, REFINE_CONTEXT) for i in indices]
+        redone = self._models.detect(detector, [w.canvas for w in windows], threshold)
+        boxes, scores, keypoints = found.boxes.copy(), found.scores.copy(), found.keypoints.copy()
+        for index, window, faces in zip(indices, windows, redone, strict=True):
+            if not len(faces):
+                continue
+            offset = np.array([window.left, window.top], np.float32)
+            in_decoded = faces.scaled(1.0 / window.scale)
+            in_boxes = in_decoded.boxes + np.tile(offset, 2)
+            overlap = box_iou(in_boxes, boxes[index : index + 1])[:, 0]
+            best = int(overlap.argmax())
+            if overlap[best] < REFINE_MIN_IOU:
+                continue
+            boxes[index], scores[index] = in_boxes[best], in_decoded.scores[best]
+            keypoints[index] = in_decoded.keypoints[best] + offset
+        return Detections(boxes, scores, keypoints)
 
     def _embed_crops(self, crops: list[NDArray[np.uint8]], flip: bool) -> list[NDArray[np.float32]]:
         """Raw embeddings; with ``flip`` the mean of each crop's and its mirror image's, both in

@@ -3,23 +3,29 @@ passes), and the coarse passes change nothing where the main pass finds every fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
 from testkit.coarse import main_pass_only
-from testkit.photos import GROUP_PHOTOS, encode, pasted_face
+from testkit.photos import GROUP_PHOTOS, encode, pasted_face, read_rgb
 from worker.analyzer import FaceAnalyzer
+from worker.batched import BatchedModels
+from worker.inference.files import ModelSpec
 from worker.inference.session import Device
 from worker.loader import load_analyzer
+from worker.models.base import Detections, Detector
 from worker.models.postprocess import box_iou
 
 pytestmark = pytest.mark.slow
 DEFAULT = AnalysisOptions()
 NO_RESIZE = AnalysisOptions(max_size=(0, 0))
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +111,61 @@ def test_retinaface_gets_the_coarse_passes_too() -> None:
         analyzer.close()
     assert len(result.faces) == 1
     assert box_iou(_boxes(result), box[None]).max() >= 0.5
+
+
+@dataclass
+class Recording:
+    """The real detector, remembering the canvas shapes of each call."""
+
+    inner: Detector
+    spec: ModelSpec
+    full_frame_side: int
+    shapes: list[tuple[int, ...]] = field(default_factory=list)
+
+    def detect_batch(
+        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
+    ) -> list[Detections]:
+        self.shapes += [canvas.shape for canvas in canvases]
+        return self.inner.detect_batch(canvases, thresholds)
+
+
+def _recording(full: FaceAnalyzer) -> tuple[FaceAnalyzer, Recording]:
+    inner = full.models.loaded.detectors["scrfd"]
+    recording = Recording(inner, inner.spec, inner.full_frame_side)
+    loaded = replace(full.models.loaded, detectors={"scrfd": recording})
+    return FaceAnalyzer(BatchedModels(loaded, full.models.limits), MAX_IMAGE_PIXELS), recording
+
+
+def test_coarse_passes_run_only_where_a_face_too_large_for_the_main_pass_fits(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """t1.jpg's six faces leave no 320 px square of the 640 px canvas free: one detector call;
+    a face filling a 1280 px canvas (max_size 0), which the main pass misses: the coarse pass
+    too (the 240 px image padded to 256), then the window around its face (320 px)."""
+    full, _ = analyzers
+    recorded, recording = _recording(full)
+    try:
+        (group,) = recorded.analyze([GROUP_PHOTOS["t1.jpg"].read_bytes()], DEFAULT)
+        assert len(group.faces) == 6
+        assert recording.shapes == [(448, 640, 3)]
+        recording.shapes.clear()
+        image, box = pasted_face((1280, 960), 960)
+        (portrait,) = recorded.analyze([encode(image)], NO_RESIZE)
+        assert recording.shapes == [(960, 1280, 3), (256, 320, 3), (320, 320, 3)]
+        assert len(portrait.faces) == 1 and box_iou(_boxes(portrait), box[None]).max() >= 0.5
+    finally:
+        recorded.close()
+
+
+def test_a_face_filling_a_small_photo_is_found_at_twice_its_scale(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """A 30x44 px crop around a face of gdp.jpg: nothing at its own scale, the face at 2x."""
+    full, main_only = analyzers
+    crop = np.ascontiguousarray(read_rgb(GROUP_PHOTOS["gdp.jpg"])[275:319, 0:30])
+    (alone,) = main_only.analyze([encode(crop)], DEFAULT)
+    assert not alone.faces
+    (result,) = full.analyze([encode(crop)], DEFAULT)
+    assert len(result.faces) == 1 and result.faces[0].vec is not None
+    face_box = np.array([1, 4, 28, 40], np.float32)  # SCRFD's box in the whole photo, shifted
+    assert box_iou(_boxes(result), face_box[None]).max() >= 0.5

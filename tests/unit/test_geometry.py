@@ -11,8 +11,23 @@ from worker.imaging.align import (
     estimate_similarity,
     warp_to_template,
 )
-from worker.imaging.resize import DETECTOR_STRIDE, capped_size, coarse_levels, fit_scale, letterbox, shrink
-from worker.models.postprocess import anchor_centers, box_iou, distance_to_boxes, merge_passes, nms
+from worker.imaging.resize import (
+    DETECTOR_STRIDE,
+    capped_size,
+    coarse_levels,
+    face_window,
+    fit_scale,
+    letterbox,
+    shrink,
+)
+from worker.models.postprocess import (
+    anchor_centers,
+    box_iou,
+    distance_to_boxes,
+    has_free_square,
+    merge_passes,
+    nms,
+)
 
 
 def test_similarity_recovers_a_known_transform() -> None:
@@ -116,3 +131,39 @@ def test_merge_keeps_the_first_pass_face_where_passes_overlap_and_adds_the_rest(
     ranks = np.array([0, 0, 1, 1])
     # The coarse face at (2, 2) scores higher but overlaps the main pass's: the main pass's stays.
     assert merge_passes(boxes, scores, ranks, 0.4).tolist() == [3, 0, 1]
+
+
+def test_free_square_is_found_beside_below_or_between_boxes_and_not_where_none_fits() -> None:
+    none = np.zeros((0, 4), np.float32)
+    assert has_free_square(none, 640, 480, 320)
+    assert not has_free_square(none, 640, 300, 320)  # the frame itself is too low
+    # One face in the middle of a 640x480 frame leaves no 320 px square free ...
+    middle = np.array([[200, 100, 440, 380]], np.float32)
+    assert not has_free_square(middle, 640, 480, 320)
+    # ... at the left edge it leaves the right side: 640 - 300 = 340 px wide.
+    left = np.array([[0, 100, 300, 380]], np.float32)
+    assert has_free_square(left, 640, 480, 320)
+    assert not has_free_square(left, 640, 480, 341)
+    # A row of small faces across the middle (a group photo): none above or below fits 320 px.
+    row = np.array([[x, 200, x + 60, 270] for x in range(0, 640, 100)], np.float32)
+    assert not has_free_square(row, 640, 480, 320)
+    assert has_free_square(row, 640, 480, 200)  # 0..200 above the row is free
+    # Two faces leaving a gap between them exactly one square wide.
+    pair = np.array([[0, 0, 100, 480], [420, 0, 640, 480]], np.float32)
+    assert has_free_square(pair, 640, 480, 320)
+    assert not has_free_square(pair, 640, 480, 321)
+
+
+def test_face_window_maps_canvas_px_back_to_image_px() -> None:
+    image = np.zeros((400, 300, 3), np.uint8)
+    image[100:300, 50:250] = 255  # a 200 px "face"
+    box = np.array([50, 100, 250, 300], np.float32)
+    window = face_window(image, box, 160, 2.0)
+    assert window.canvas.shape == (320, 320, 3)
+    assert window.scale == 320 / 400
+    # The face sits in the middle of the canvas, at 160 px; the rest (outside the image) is zero.
+    corners = np.array([[50, 100], [250, 300]], np.float32)
+    on_canvas = (corners - [window.left, window.top]) * window.scale
+    np.testing.assert_allclose(on_canvas, [[80, 80], [240, 240]])
+    assert window.canvas[160, 160].tolist() == [255, 255, 255]
+    assert window.canvas[10, 10].tolist() == [0, 0, 0]

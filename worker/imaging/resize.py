@@ -98,6 +98,21 @@ def shrink(boxed: Letterbox, factor: int, fill_canvas: bool = False) -> Letterbo
     return Letterbox(canvas, boxed.scale * new_h / boxed.height, new_w, new_h)
 
 
+def enlarged(image: NDArray[np.uint8], boxed: Letterbox, factor: int, fill_canvas: bool = False) -> Letterbox:
+    """``image`` at ``factor`` times the scale of its letterbox ``boxed``, padded to the stride
+    (resized as ``letterbox`` does); ``fill_canvas``: at least ``boxed``'s canvas (one shape)."""
+    height, width = image.shape[:2]
+    scale = boxed.scale * factor
+    new_w, new_h = max(1, int(width * scale + 1e-6)), max(1, int(height * scale + 1e-6))
+    old_h, old_w = boxed.canvas.shape[:2]
+    canvas_w, canvas_h = (max(new_w, old_w), max(new_h, old_h)) if fill_canvas else (new_w, new_h)
+    canvas = np.zeros(
+        (_round_up(canvas_h, DETECTOR_STRIDE), _round_up(canvas_w, DETECTOR_STRIDE), 3), np.uint8
+    )
+    canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h))
+    return Letterbox(canvas, new_h / height, new_w, new_h)
+
+
 def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = False) -> list[Letterbox]:
     """Smaller copies of a detector canvas for the faces too large for it: each COARSE_STEP times
     smaller than the one before, until a face filling the whole image fits the detector
@@ -108,3 +123,33 @@ def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = Fa
         current = shrink(current, COARSE_STEP, fill_canvas)
         levels.append(current)
     return levels
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A square of an image, resized: ``canvas`` px = (image px - (left, top)) * scale."""
+
+    canvas: NDArray[np.uint8]
+    scale: float
+    left: int
+    top: int
+
+
+def face_window(image: NDArray[np.uint8], box: NDArray[np.float32], face_side: int, context: float) -> Window:
+    """The square of ``image`` centred on ``box``, ``context`` times its longer side, resized so
+    that the box's longer side spans about ``face_side`` canvas px (area-averaged when it
+    shrinks); where the square leaves the image, zeros (as the letterbox's padding)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    region = max(1, round(max(x2 - x1, y2 - y1) * context))
+    left, top = round((x1 + x2 - region) / 2), round((y1 + y2 - region) / 2)
+    height, width = image.shape[:2]
+    square = np.zeros((region, region, 3), np.uint8)
+    inside_x, inside_y = (max(0, left), min(width, left + region)), (max(0, top), min(height, top + region))
+    if inside_x[0] < inside_x[1] and inside_y[0] < inside_y[1]:
+        square[inside_y[0] - top : inside_y[1] - top, inside_x[0] - left : inside_x[1] - left] = image[
+            inside_y[0] : inside_y[1], inside_x[0] : inside_x[1]
+        ]
+    side = _round_up(round(face_side * context), DETECTOR_STRIDE)
+    shrinking = side < region
+    canvas = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return Window(np.asarray(canvas, np.uint8), side / region, left, top)

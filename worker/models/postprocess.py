@@ -130,3 +130,25 @@ def box_iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.floa
     area_b = (b64[..., 2] - b64[..., 0]) * (b64[..., 3] - b64[..., 1])
     result: NDArray[np.float64] = inter / np.maximum(area_a + area_b - inter, 1e-9)
     return result
+
+
+def has_free_square(boxes: NDArray[np.floating], width: float, height: float, side: float) -> bool:
+    """Whether a ``side`` x ``side`` square fits in the width x height frame without
+    overlapping any of ``boxes`` (x1, y1, x2, y2 in that frame)."""
+    if side > width or side > height:
+        return False
+    # A free square slid left, then up, until it meets a box or the frame's edge stays free and
+    # has its left edge at 0 or at a box's right edge, its top at 0 or at a box's bottom edge.
+    lefts = np.concatenate([[0.0], boxes[:, 2]])
+    tops = np.concatenate([[0.0], boxes[:, 3]])
+    lefts, tops = lefts[lefts + side <= width], tops[tops + side <= height]
+    for left in lefts:
+        for top in tops:
+            if not np.any(
+                (boxes[:, 0] < left + side)
+                & (boxes[:, 2] > left)
+                & (boxes[:, 1] < top + side)
+                & (boxes[:, 3] > top)
+            ):
+                return True
+    return False
