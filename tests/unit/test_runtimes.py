@@ -24,7 +24,13 @@ from worker.inference.registry import (
     all_entries,
     select,
 )
-from worker.inference.session import Device, DeviceUnavailable, create_session, resolve_backend
+from worker.inference.session import (
+    Device,
+    DeviceUnavailable,
+    OpenVinoSession,
+    create_session,
+    resolve_backend,
+)
 from worker.loader import load_analyzer
 from worker.models.arcface import ArcFace
 from worker.models.postprocess import box_iou
@@ -62,6 +68,15 @@ def test_openvino_embeddings_match_onnxruntime_on_every_face(faces: list[tuple[s
     a, b = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in vectors.values())
     cosine = (a * b).sum(axis=1)
     assert cosine.min() >= 0.99, cosine.min()
+
+
+def test_openvino_leaves_threads_unpinned_so_workers_on_one_machine_use_every_core() -> None:
+    # Pinned (OpenVINO's default on Linux), every process's inference thread went to the same
+    # core: two workers took turns on it (bench/video.py, docs/performance.md).
+    session = create_session(locate(ARCFACE_MBF), CPU, 1, Backend.OPENVINO)
+    assert isinstance(session, OpenVinoSession)
+    assert session.setting("ENABLE_CPU_PINNING") is False
+    assert session.setting("INFERENCE_NUM_THREADS") == 1
 
 
 # arcface_int8 against fp32 on the package photos' 68 faces (34 and their mirror images). The mean

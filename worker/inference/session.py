@@ -95,7 +95,15 @@ class OpenVinoSession:
         )
         if quantization is not None:  # an int8 network: the fp32 file plus its ranges
             model = quantize(model, Ranges.parse(quantization))
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        # No CPU pinning: OpenVINO pins its inference threads to cores by default, the same cores
+        # in every process, so two workers on one machine ran their recognizers on one core in
+        # turns (bench/video.py: a second worker added 0.3x the first's frames/s; two processes
+        # of 40 ArcFace batches took 8.2 s each pinned, 3.8-4.1 s unpinned, 4.0 s alone).
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+            "ENABLE_CPU_PINNING": False,
+        }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self._compiled = core.compile_model(model, "CPU", config)
@@ -107,6 +115,10 @@ class OpenVinoSession:
         self._outputs = [
             TensorInfo(p.get_any_name(), _dims(p.get_partial_shape())) for p in self._compiled.outputs
         ]
+
+    def setting(self, name: str) -> object:
+        """A property of the compiled model as OpenVINO applied it (``ENABLE_CPU_PINNING``, ...)."""
+        return self._compiled.get_property(name)
 
     def get_inputs(self) -> list[TensorInfo]:
         return self._inputs
