@@ -280,6 +280,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker")
     parser.add_argument("--concurrency", type=int, default=1, help="jobs in flight per worker")
     parser.add_argument("--parts", default="throughput,quality,memory", help="which parts to run")
+    parser.add_argument(
+        "--profile", default="insightface", help="the workers' model profile (permissive: SFace's vectors)"
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     worker_env = {
@@ -301,7 +304,8 @@ def main() -> None:
         if "memory" in parts and args.long_s:
             make_video(long_path, long_scene(args.long_s, keyframe_every_s=args.segment_s))
         print(f"videos made in {time.perf_counter() - started:.1f} s")
-        with stack(workdir / "stack", video_segment_s=str(args.segment_s)) as running:
+        settings = {"video_segment_s": str(args.segment_s), "profile": args.profile}
+        with stack(workdir / "stack", **settings) as running:
             running.start_worker(extra_env=worker_env)
             running.start_api()
             with FaceRest(running.api_url, timeout_s=600) as client:
