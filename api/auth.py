@@ -10,9 +10,7 @@ from collections.abc import Iterable, Sequence
 from flask import g, request
 
 from shared.errors import InvalidApiKey, MissingApiKey
-from shared.settings import SettingsError
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from shared.settings import Network, SettingsError
 
 # The word of a key entry that gives the key's default webhook URL.
 CALLBACK_OPTION = "callback="

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.recognition import NAME_PATTERN
 from shared.redisconn import is_sentinel, parse_sentinel
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ENV_PREFIX = "FACEREST_"
 # FACEREST_ variables that are not settings: compose's env-file path, gunicorn_conf's marker, the
@@ -290,16 +293,13 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_trusted_proxies(cls, value: str) -> str:
-        for entry in _split(value):
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"trusted_proxies: {entry!r} is not a CIDR or an address") from None
+        _networks(value)  # raises ValueError naming the entry
         return value
 
-    @property
-    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(entry, strict=False) for entry in _split(self.trusted_proxies)]
+    @cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """trusted_proxies parsed once (every queued request reads it)."""
+        return _networks(self.trusted_proxies)
 
     @model_validator(mode="after")
     def _check_webhooks(self) -> Settings:
@@ -397,6 +397,13 @@ class Settings(BaseSettings):
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in _split(value))
+    except ValueError as exc:
+        raise ValueError(f"trusted_proxies: {exc}") from None
 
 
 def load_settings(**overrides: object) -> Settings:
