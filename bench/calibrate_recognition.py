@@ -244,6 +244,22 @@ def equal_error_rate(scores: Scores) -> float:
     return float((fars[at] + frrs[at]) / 2)
 
 
+def operating_points(scores: Scores) -> list[dict[str, float]]:
+    """The threshold, the false-accept rate it gives, and the true-accept rate at each FAR_POINTS."""
+    points = []
+    for far in FAR_POINTS:
+        threshold = scores.score_at_far(far)
+        points.append(
+            {
+                "far": far,
+                "threshold": threshold,
+                "actual_far": scores.far(threshold),
+                "tar": scores.tar(threshold),
+            }
+        )
+    return points
+
+
 def extrapolated(far: float, size: int) -> float:
     """Per-query FAR against ``size`` independent impostors, each passing with ``far``."""
     return float(-math.expm1(size * math.log1p(-far)))
@@ -287,15 +303,7 @@ def calibrate(embedded: Embedded, target_far: float, trials: int, repeats: int) 
         "rank1_open_set": open_rank1,
         "identification_repeats": repeats,
         "eer": equal_error_rate(scores),
-        "operating_points": [
-            {
-                "far": f,
-                "threshold": (t := scores.score_at_far(f)),
-                "actual_far": scores.far(t),
-                "tar": scores.tar(t),
-            }
-            for f in FAR_POINTS
-        ],
+        "operating_points": operating_points(scores),
         "curve": [
             {"threshold": round(float(t), 2), "far": scores.far(float(t)), "tar": scores.tar(float(t))}
             for t in np.arange(0.0, 1.0, 0.01)

@@ -41,13 +41,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.calibrate_recognition import (
-    FAR_POINTS,
     Embedded,
     cached_embeddings,
     calibrate,
     cpu_name,
     distinct,
     equal_error_rate,
+    operating_points,
     pair_scores,
 )
 from bench.cfp import DEFAULT_OUT, Photo, photos
@@ -174,15 +174,7 @@ def evaluate(
         "impostor_pairs": len(scores.impostor),
         "tar_pairs": scores.tar(threshold),
         "eer": equal_error_rate(scores),
-        "operating_points": [
-            {
-                "far": f,
-                "threshold": (t := scores.score_at_far(f)),
-                "actual_far": scores.far(t),
-                "tar": scores.tar(t),
-            }
-            for f in FAR_POINTS
-        ],
+        "operating_points": operating_points(scores),
     }
 
 
