@@ -129,13 +129,18 @@ class VideoStore:
         found = [_SEGMENT.decode(value) for name, value in raw.items() if name.startswith(b"seg:")]
         return sorted(found, key=lambda result: result.index)
 
-    def progress(self, video_id: str) -> VideoProgress | None:
-        """None when the video is unknown, deleted or expired."""
-        fields = ("segments", "segments_done", "frames", "frames_done", "duration_s", "tracks", "failed")
-        values = cast(list[bytes | None], self._redis.hmget(self._key(video_id), fields))
+    def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
+        """None when the video is unknown, deleted or expired. ``with_tracks=False`` leaves out
+        the partial tracks (thumbnails included, they grow with the video): for the counts."""
+        fields = ("segments", "segments_done", "frames", "frames_done", "duration_s", "failed")
+        values = cast(
+            list[bytes | None],
+            self._redis.hmget(self._key(video_id), [*fields, *(("tracks",) if with_tracks else ())]),
+        )
         if values[0] is None:
             return None
-        segments, done, frames, frames_done, duration, tracks, failed = values
+        segments, done, frames, frames_done, duration, failed = values[: len(fields)]
+        tracks = values[len(fields)] if with_tracks else None
         return VideoProgress(
             segments=int(segments or 0),
             segments_done=int(done or 0),

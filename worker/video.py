@@ -89,7 +89,7 @@ class Videos(Protocol):
 
     def segment_results(self, video_id: str) -> list[VideoSegmentResult]: ...
 
-    def progress(self, video_id: str) -> VideoProgress | None: ...
+    def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None: ...
 
     def finished(self, video_id: str) -> None: ...
 
@@ -274,7 +274,7 @@ class VideoWork:
         """Publish the tracks joined so far; finish the video once every segment is in (or one
         failed). Safe to run by any worker, any number of times."""
         video = self.jobs.load_input(video_id)
-        progress = self.videos.progress(video_id)
+        progress = self.videos.progress(video_id, with_tracks=False)
         if not isinstance(video, VideoJob) or progress is None:
             return  # finished (its input is dropped then), deleted or expired
         if progress.failed is not None:

@@ -35,6 +35,7 @@ from shared.errors import InvalidField, InvalidRequest, JobNotFound, LimitExceed
 from shared.fetch import UrlFetcher
 from shared.jobs import JobState, Share, ShareFull
 from shared.queue import video_lane
+from shared.videos import VideoProgress
 
 bp = Blueprint("videos", __name__)
 VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -236,33 +237,36 @@ def _video_state(ctx: ApiContext, video_id: str, wait_s: float | None = None) ->
         raise VideoNotFound(f"no video with id {video_id!r} (unknown, deleted or expired)") from None
 
 
-def _tracks(ctx: ApiContext, state: JobState) -> tuple[list[Track], bool]:
-    """The video's tracks (all once done, those joined so far while it runs) and whether its
-    request asked for their embeddings."""
-    if isinstance(state.result, VideoResult):
-        return state.result.tracks, state.result.embedding
-    progress = ctx.videos.progress(state.id)
+def _running(
+    ctx: ApiContext, state: JobState, with_tracks: bool = True
+) -> tuple[VideoProgress, VideoJob | None]:
+    """A video without its result yet: its progress (the tracks joined so far) and its job."""
+    progress = ctx.videos.progress(state.id, with_tracks)
     if progress is None:
         raise VideoNotFound(f"no video with id {state.id!r} (unknown, deleted or expired)")
     job = ctx.store.load_input(state.id)
-    return progress.tracks, isinstance(job, VideoJob) and job.embedding
+    return progress, job if isinstance(job, VideoJob) else None
+
+
+def _tracks(ctx: ApiContext, state: JobState) -> list[Track]:
+    """The video's tracks: all once done, those joined so far while it runs."""
+    if isinstance(state.result, VideoResult):
+        return state.result.tracks
+    return _running(ctx, state)[0].tracks
 
 
 def video_body(ctx: ApiContext, state: JobState) -> VideoBody:
+    # Each read once: the partial tracks carry a thumbnail each and grow with the video.
     result = state.result if isinstance(state.result, VideoResult) else None
-    progress = ctx.videos.progress(state.id)
-    if result is None and progress is None:
-        raise VideoNotFound(f"no video with id {state.id!r} (unknown, deleted or expired)")
-    tracks, embedding = _tracks(ctx, state)
     if result is not None:
+        tracks, embedding = result.tracks, result.embedding
         counts = (result.segments, result.segments, result.frames, result.frames)
         duration_s, collection = result.duration_s, result.collection
     else:
-        assert progress is not None
+        progress, job = _running(ctx, state)
+        tracks, embedding = progress.tracks, job is not None and job.embedding
         counts = (progress.segments_done, progress.segments, progress.frames_done, progress.frames)
-        job = ctx.store.load_input(state.id)
-        duration_s = progress.duration_s
-        collection = job.collection if isinstance(job, VideoJob) else None
+        duration_s, collection = progress.duration_s, None if job is None else job.collection
     body: VideoBody = {
         "id": state.id,
         "status": state.status.value,
@@ -312,13 +316,10 @@ def get_video(video_id: str) -> Response:
 def delete_video(video_id: str) -> Response:
     ctx = context()
     state = _video_state(ctx, video_id)
-    progress = ctx.videos.progress(video_id)
     if isinstance(state.result, VideoResult):
         segments = state.result.segments
-    elif progress is not None:
-        segments = progress.segments
     else:
-        raise VideoNotFound(f"no video with id {video_id!r} (unknown, deleted or expired)")
+        segments = _running(ctx, state, with_tracks=False)[0].segments
     # Queued segments are dropped at their claim, running ones' results at their finish: both
     # find no job. The video's hash goes last, so a segment recording meanwhile finds no video.
     ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])
@@ -336,7 +337,7 @@ def delete_video(video_id: str) -> Response:
 )
 def track_thumbnail(video_id: str, track: int) -> Response:
     ctx = context()
-    tracks, _ = _tracks(ctx, _video_state(ctx, video_id))
+    tracks = _tracks(ctx, _video_state(ctx, video_id))
     if track >= len(tracks):
         raise VideoNotFound(f"video {video_id!r} has no track {track} (it has {len(tracks)})")
     return Response(tracks[track].best.thumbnail, mimetype="image/jpeg")

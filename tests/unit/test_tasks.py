@@ -146,7 +146,7 @@ class Videos:
     def segment_results(self, video_id: str) -> list[contract.VideoSegmentResult]:
         return [self.results[i] for i in sorted(self.results)]
 
-    def progress(self, video_id: str) -> VideoProgress | None:
+    def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
         done = len(self.results)
         return None if self.gone else VideoProgress(self.segments, done, 10, done * 5, 2.0, [], self.failed)
 
