@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shared.contract import Track, TrackFace
+from worker.models.postprocess import box_iou
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2, upright frame px
 
@@ -59,14 +60,9 @@ def max_gap_s(fps: float) -> float:
     return max(MIN_GAP_S, MISSED_FRAMES / fps) if fps > 0 else MIN_GAP_S
 
 
-def iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+def _overlaps(a: Sequence[Box], b: Sequence[Box]) -> NDArray[np.float64]:
+    """IoU of every box of ``a`` with every box of ``b`` (the detectors' own box_iou)."""
+    return box_iou(np.array(a, np.float64).reshape(-1, 4), np.array(b, np.float64).reshape(-1, 4))
 
 
 def same_face(similarity: float, overlap: float) -> float | None:
@@ -149,10 +145,11 @@ class Tracker:
         self._closed += [t for t in self._open if time_s - t.last.time_s > self._gap_s]
         self._open = still
         scores = []
+        overlaps = _overlaps([t.last.box for t in self._open], [face.box for face in faces])
         for a, track in enumerate(self._open):
             mean = _normalised(track.total)
             for b, face in enumerate(faces):
-                score = same_face(float(mean @ face.vec), iou(track.last.box, face.box))
+                score = same_face(float(mean @ face.vec), float(overlaps[a, b]))
                 if score is not None:
                     scores.append((score, a, b))
         matched = set()
@@ -199,12 +196,13 @@ def join_segments(segments: Sequence[tuple[float, Sequence[Track]]], gap_s: floa
         ending = [i for i, t in enumerate(joined) if border - gap_s <= t.end_s < border]
         starting = [j for j, t in enumerate(tracks) if border <= t.start_s <= border + gap_s]
         scores = []
-        for i in ending:
+        overlaps = _overlaps([joined[i].last_box for i in ending], [tracks[j].first_box for j in starting])
+        for row, i in enumerate(ending):
             a = joined[i]
-            for j in starting:
+            for column, j in enumerate(starting):
                 b = tracks[j]
                 similarity = float(np.frombuffer(a.vec, np.float32) @ np.frombuffer(b.vec, np.float32))
-                score = same_face(similarity, iou(a.last_box, b.first_box))
+                score = same_face(similarity, float(overlaps[row, column]))
                 if score is not None and b.start_s - a.end_s <= gap_s:
                     scores.append((score, i, j))
         continued = set()
