@@ -3,23 +3,18 @@ passes), and the coarse passes change nothing where the main pass finds every fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
-from testkit.coarse import main_pass_only
+from testkit.coarse import Recording, main_pass_only, recorded
 from testkit.photos import GROUP_PHOTOS, encode, pasted_face, read_rgb
 from worker.analyzer import FaceAnalyzer
-from worker.batched import BatchedModels
-from worker.inference.files import ModelSpec
 from worker.inference.session import Device
 from worker.loader import load_analyzer
-from worker.models.base import Detections, Detector
 from worker.models.postprocess import box_iou
 
 pytestmark = pytest.mark.slow
@@ -113,27 +108,9 @@ def test_retinaface_gets_the_coarse_passes_too() -> None:
     assert box_iou(_boxes(result), box[None]).max() >= 0.5
 
 
-@dataclass
-class Recording:
-    """The real detector, remembering the canvas shapes of each call."""
-
-    inner: Detector
-    spec: ModelSpec
-    full_frame_side: int
-    shapes: list[tuple[int, ...]] = field(default_factory=list)
-
-    def detect_batch(
-        self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
-    ) -> list[Detections]:
-        self.shapes += [canvas.shape for canvas in canvases]
-        return self.inner.detect_batch(canvases, thresholds)
-
-
 def _recording(full: FaceAnalyzer) -> tuple[FaceAnalyzer, Recording]:
-    inner = full.models.loaded.detectors["scrfd"]
-    recording = Recording(inner, inner.spec, inner.full_frame_side)
-    loaded = replace(full.models.loaded, detectors={"scrfd": recording})
-    return FaceAnalyzer(BatchedModels(loaded, full.models.limits), MAX_IMAGE_PIXELS), recording
+    models, recording = recorded(full.models, "scrfd")
+    return FaceAnalyzer(models, MAX_IMAGE_PIXELS), recording
 
 
 def test_coarse_passes_run_only_where_a_face_too_large_for_the_main_pass_fits(

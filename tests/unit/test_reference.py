@@ -156,28 +156,10 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
     """t1.jpg blown up 4x (5120x3544, 18 MP) with max_size 0: the detector's canvas is scaled
     down to FACEREST_MAX_DETECT_PIXELS, yet the six faces of the small photo come back, in
     full-size coordinates (the small photo's boxes times 4), with the same identities."""
-    from collections.abc import Sequence
-    from dataclasses import dataclass, field, replace
-
     import msgspec
 
+    from testkit.coarse import recorded
     from testkit.photos import encode
-    from worker.batched import BatchedModels
-    from worker.inference.files import ModelSpec
-    from worker.models.base import Detections, Detector
-
-    @dataclass
-    class Recording:
-        inner: Detector
-        spec: ModelSpec
-        full_frame_side: int
-        shapes: list[tuple[int, ...]] = field(default_factory=list)
-
-        def detect_batch(
-            self, canvases: Sequence[NDArray[np.uint8]], thresholds: Sequence[float]
-        ) -> list[Detections]:
-            self.shapes += [canvas.shape for canvas in canvases]
-            return self.inner.detect_batch(canvases, thresholds)
 
     cap = load_settings().max_detect_pixels
     assert analyzer.models.limits.max_detect_pixels == cap
@@ -185,10 +167,8 @@ def test_photo_over_the_canvas_cap_gives_the_faces_of_the_small_one_in_full_size
     size = (small.shape[1] * 4, small.shape[0] * 4)
     assert size[0] * size[1] > 2 * cap
     big = encode(np.asarray(cv2.resize(small, size, interpolation=cv2.INTER_CUBIC), np.uint8))
-    scrfd = analyzer.loaded.detectors["scrfd"]
-    recording = Recording(scrfd, scrfd.spec, scrfd.full_frame_side)
-    loaded = replace(analyzer.loaded, detectors={"scrfd": recording})
-    capped = FaceAnalyzer(BatchedModels(loaded, analyzer.models.limits), 40_000_000)
+    models, recording = recorded(analyzer.models, "scrfd")
+    capped = FaceAnalyzer(models, 40_000_000)
 
     # 0.6: at 0.5 the 3488 px canvas also holds a 0.52 "face" of 43 px the small photo lacks.
     options = AnalysisOptions(return_landmarks=True, threshold=0.6)
