@@ -30,8 +30,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -109,6 +110,27 @@ class Progress:
             )
 
 
+def _run_all(
+    calls: list[Callable[[], None]],
+    concurrency: int,
+    state_file: Path,
+    done: dict[str, str],
+    failures: list[str],
+) -> None:
+    """Run ``calls`` on ``concurrency`` threads (httpx.Client is safe to share between threads:
+    one connection pool for all of them); the photos ``done`` are recorded in ``state_file``
+    even when a call raises or the run is interrupted, so that the next run resumes."""
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in as_completed([pool.submit(call) for call in calls]):
+                future.result()
+    finally:
+        state_file.write_text(json.dumps(done, indent=0, sort_keys=True))
+    print(file=sys.stderr)
+    for line in failures:
+        print(f"failed: {line}", file=sys.stderr)
+
+
 def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> int:
     # Before the name makes a file name; a bad folder name fails its images only (below).
     check_name("collection", collection)
@@ -132,16 +154,7 @@ def enroll(client: FaceRest, root: Path, collection: str, concurrency: int) -> i
             done[str(path.relative_to(root))] = _stamp(path)
         progress.step(True)
 
-    try:
-        # httpx.Client is safe to share between threads: one connection pool for all of them.
-        with ThreadPoolExecutor(concurrency) as pool:
-            for future in as_completed([pool.submit(one, s, p) for s, p in todo]):
-                future.result()
-    finally:
-        state_file.write_text(json.dumps(done, indent=0, sort_keys=True))
-    print(file=sys.stderr)
-    for line in failures:
-        print(f"failed: {line}", file=sys.stderr)
+    _run_all([partial(one, s, p) for s, p in todo], concurrency, state_file, done, failures)
     print(f"enrolled {len(todo) - len(failures)}, skipped {skipped} (done before), failed {len(failures)}")
     return EXIT_ERROR if failures else EXIT_OK
 
@@ -197,15 +210,7 @@ def ingest(client: FaceRest, root: Path, collection: str, batch: int, concurrenc
             progress.step(photo.ok)
 
     chunks = [todo[i : i + batch] for i in range(0, len(todo), batch)]
-    try:
-        with ThreadPoolExecutor(concurrency) as pool:
-            for future in as_completed([pool.submit(one, chunk) for chunk in chunks]):
-                future.result()
-    finally:
-        state_file.write_text(json.dumps(done, indent=0, sort_keys=True))
-    print(file=sys.stderr)
-    for line in failures:
-        print(f"failed: {line}", file=sys.stderr)
+    _run_all([partial(one, chunk) for chunk in chunks], concurrency, state_file, done, failures)
     print(
         f"ingested {len(todo) - len(failures)} photos ({faces} faces), skipped {len(photos) - len(todo)} "
         f"(ingested before, or the same bytes twice), failed {len(failures)}"
