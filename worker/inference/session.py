@@ -97,8 +97,8 @@ class OpenVinoSession:
             model = quantize(model, Ranges.parse(quantization))
         # No CPU pinning: OpenVINO pins its inference threads to cores by default, the same cores
         # in every process, so two workers on one machine ran their recognizers on one core in
-        # turns (bench/video.py: a second worker added 0.3x the first's frames/s; two processes
-        # of 40 ArcFace batches took 8.2 s each pinned, 3.8-4.1 s unpinned, 4.0 s alone).
+        # turns (bench/video.py: a second worker added 0.3x the first's frames/s; bench/pinning.py:
+        # two processes of 40 ArcFace batches took 7.8 s each pinned, 3.8 s unpinned, 3.6 s alone).
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
