@@ -96,3 +96,18 @@ def pasted_face(canvas: tuple[int, int], face_height: float) -> tuple[NDArray[np
     ] = True
     image[~inside] = PASTE_BACKGROUND
     return image, box
+
+
+def tilted_crop(
+    photo: NDArray[np.uint8], box: NDArray[np.float32], degrees: float, side: int, margin: float
+) -> tuple[NDArray[np.uint8], NDArray[np.float64]]:
+    """A ``side`` px square crop of ``photo`` around a face's ``box`` (``margin`` times its longer
+    side), turned ``degrees`` counter-clockwise about the face's centre (the photo reflected at its
+    edges). Returns the crop and the 2x3 affine map from the photo's px to the crop's."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+    region = max(x2 - x1, y2 - y1) * margin
+    matrix = cv2.getRotationMatrix2D(centre, degrees, side / region)
+    matrix[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+    image = cv2.warpAffine(photo, matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
+    return np.asarray(image, np.uint8), np.asarray(matrix, np.float64)

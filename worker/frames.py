@@ -15,13 +15,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from worker.imaging.decode import DecodedImage
-from worker.imaging.resize import Letterbox
+from worker.imaging.resize import Letterbox, Turned
 from worker.models.base import Detections
 
 
 def canvas_to_decoded(found: Detections, boxed: Letterbox) -> Detections:
     """Detections in detector canvas px -> decoded px."""
     return found.scaled(1.0 / boxed.scale)
+
+
+def turned_to_decoded(found: Detections, turned: Turned) -> Detections:
+    """Detections on a turned canvas -> decoded px: the keypoints turned back (alignment then
+    undoes the tilt); each box turned back about its centre, so it keeps the face's size."""
+    if not len(found):
+        return found
+    linear, shift = turned.to_image[:, :2], turned.to_image[:, 2]
+    keypoints = found.keypoints @ linear.T + shift
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2 @ linear.T + shift
+    halves = (found.boxes[:, 2:] - found.boxes[:, :2]) / (2 * turned.scale)
+    boxes = np.concatenate([centres - halves, centres + halves], axis=1)
+    return Detections(boxes.astype(np.float32), found.scores, keypoints.astype(np.float32))
 
 
 def decoded_to_full_size(found: Detections, decoded: DecodedImage) -> Detections:

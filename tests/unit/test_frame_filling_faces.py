@@ -11,7 +11,7 @@ import pytest
 from shared.contract import AnalysisOptions, ImageResult
 from shared.settings import load_settings
 from testkit.coarse import Recording, main_pass_only, recorded
-from testkit.photos import GROUP_PHOTOS, encode, pasted_face, read_rgb
+from testkit.photos import GROUP_PHOTOS, T1_FACE_BOX, encode, pasted_face, read_rgb, tilted_crop
 from worker.analyzer import FaceAnalyzer
 from worker.inference.session import Device
 from worker.loader import load_analyzer
@@ -146,3 +146,31 @@ def test_a_face_filling_a_small_photo_is_found_at_twice_its_scale(
     assert len(result.faces) == 1 and result.faces[0].vec is not None
     face_box = np.array([1, 4, 28, 40], np.float32)  # SCRFD's box in the whole photo, shifted
     assert box_iou(_boxes(result), face_box[None]).max() >= 0.5
+
+
+def test_a_tilted_face_in_a_small_photo_is_found_on_turned_copies(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """t1.jpg's first face turned 80 degrees in a 96 px crop: missed at its own scale and at
+    twice it, found on the copies turned 45 degrees either way (one call of two canvases), with
+    its landmarks where the turned face's are and the upright face's embedding."""
+    full, _ = analyzers
+    photo = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    face_box = np.array(T1_FACE_BOX, np.float32)
+    (group,) = full.analyze([encode(photo)], DEFAULT)
+    upright = group.faces[int(box_iou(_boxes(group), face_box[None])[:, 0].argmax())]
+    image, to_crop = tilted_crop(photo, face_box, -80, 96, 1.4)
+    truth = np.array(upright.landmarks) @ to_crop[:, :2].T + to_crop[:, 2]
+    recorded, recording = _recording(full)
+    try:
+        (result,) = recorded.analyze([encode(image, ".png")], DEFAULT)
+    finally:
+        recorded.close()
+    assert recording.shapes == [(96, 96, 3), (192, 192, 3), (192, 192, 3), (192, 192, 3)]
+    assert len(result.faces) == 1
+    (found,) = result.faces
+    side = max(found.bbox[2] - found.bbox[0], found.bbox[3] - found.bbox[1])
+    assert np.linalg.norm(np.array(found.landmarks) - truth, axis=1).mean() < 0.08 * side
+    assert found.vec is not None and upright.vec is not None
+    similarity = np.frombuffer(found.vec, np.float32) @ np.frombuffer(upright.vec, np.float32)
+    assert similarity > 0.8

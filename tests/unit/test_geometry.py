@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from worker.frames import turned_to_decoded
 from worker.imaging.align import (
     ARCFACE_DST,
     ARCFACE_SIZE,
@@ -19,7 +20,9 @@ from worker.imaging.resize import (
     fit_scale,
     letterbox,
     shrink,
+    turned,
 )
+from worker.models.base import Detections
 from worker.models.postprocess import (
     anchor_centers,
     box_iou,
@@ -167,3 +170,30 @@ def test_face_window_maps_canvas_px_back_to_image_px() -> None:
     np.testing.assert_allclose(on_canvas, [[80, 80], [240, 240]])
     assert window.canvas[160, 160].tolist() == [255, 255, 255]
     assert window.canvas[10, 10].tolist() == [0, 0, 0]
+
+
+def test_turned_copy_holds_the_whole_photo_and_maps_detections_back() -> None:
+    """A 120x80 photo turned 45 degrees at sqrt(2) its scale spans (120 + 80) px each way, padded
+    to the stride; a point on the canvas maps back to where it came from, and a box keeps its
+    centre and its size over the turn's scale."""
+    image = np.zeros((80, 120, 3), np.uint8)
+    image[10:20, 100:110] = 255  # a marked square near the top-right corner
+    boxed = letterbox(image, (640, 640))
+    copy = turned(image, boxed, 45)
+    assert copy.canvas.shape == (224, 224, 3) and copy.scale == np.sqrt(2)
+    ys, xs = np.nonzero(copy.canvas[..., 0] > 128)
+    centre = np.array([xs.mean(), ys.mean()], np.float32)
+    found = Detections(
+        np.array([[*(centre - 7), *(centre + 7)]], np.float32),
+        np.array([0.9], np.float32),
+        np.tile(centre, (1, 5, 1)).astype(np.float32),
+    )
+    back = turned_to_decoded(found, copy)
+    assert np.allclose(back.keypoints[0], [104.5, 14.5], atol=1.0)
+    assert np.allclose(
+        back.boxes[0],
+        [104.5 - 7 / np.sqrt(2), 14.5 - 7 / np.sqrt(2), 104.5 + 7 / np.sqrt(2), 14.5 + 7 / np.sqrt(2)],
+        atol=1.0,
+    )
+    still = letterbox(image, (640, 640), fill_max_size=True)
+    assert turned(image, still, -45, fill_canvas=True).canvas.shape == still.canvas.shape
