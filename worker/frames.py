@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from worker.imaging.decode import DecodedImage
-from worker.imaging.resize import Letterbox, Turned
+from worker.imaging.resize import Letterbox, Warped
 from worker.models.base import Detections
 
 
@@ -24,15 +24,16 @@ def canvas_to_decoded(found: Detections, boxed: Letterbox) -> Detections:
     return found.scaled(1.0 / boxed.scale)
 
 
-def turned_to_decoded(found: Detections, turned: Turned) -> Detections:
-    """Detections on a turned canvas -> decoded px: the keypoints turned back (alignment then
-    undoes the tilt); each box turned back about its centre, so it keeps the face's size."""
+def warped_to_decoded(found: Detections, warped: Warped) -> Detections:
+    """Detections on a warped canvas (a turned copy, a face's window) -> decoded px: the
+    keypoints mapped back (alignment then undoes any turn); each box's centre mapped back and
+    its sides divided by the scale, so that a turned face's box keeps the face's size."""
     if not len(found):
         return found
-    linear, shift = turned.to_image[:, :2], turned.to_image[:, 2]
+    linear, shift = warped.to_image[:, :2], warped.to_image[:, 2]
     keypoints = found.keypoints @ linear.T + shift
     centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2 @ linear.T + shift
-    halves = (found.boxes[:, 2:] - found.boxes[:, :2]) / (2 * turned.scale)
+    halves = (found.boxes[:, 2:] - found.boxes[:, :2]) / (2 * warped.scale)
     boxes = np.concatenate([centres - halves, centres + halves], axis=1)
     return Detections(boxes.astype(np.float32), found.scores, keypoints.astype(np.float32))
 

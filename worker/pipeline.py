@@ -22,9 +22,9 @@ from worker.frames import (
     canvas_to_decoded,
     decoded_to_full_size,
     points_decoded_to_full_size,
-    turned_to_decoded,
+    warped_to_decoded,
 )
-from worker.imaging.align import warp_to_template
+from worker.imaging.align import roll_degrees, warp_to_template
 from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
 from worker.imaging.resize import (
     TURN_DEGREES,
@@ -54,6 +54,11 @@ REFINE_MIN_IOU = 0.5
 # A photo small enough for no coarse pass, where the main pass found no face, is detected again
 # at this many times its scale.
 FINE_STEP = 2
+# A face turned further than this in the image plane (its landmarks say) is detected again
+# upright in its window (``_refine``): SCRFD finds most faces at any tilt, but places the
+# landmarks of a lying face worse (bench/tilted.py: median error 0.083 of the face's side at
+# 75 to 90 degrees, 0.013 upright in the window). At 30 degrees two faces of t1.jpg would be.
+REFINE_MIN_ROLL = 45.0
 
 log = logging.getLogger("facerest.worker")
 
@@ -275,13 +280,23 @@ class Pipeline:
         return item
 
     def _find_faces(self, image: RGBImage, options: AnalysisOptions, detector: str) -> Detections:
-        """Faces in decoded px: the pass over the canvas ``max_size`` gives; where a face filling
-        the image would be too large for the detector there and the faces found leave room for
-        one, coarse passes over smaller copies of that canvas (one batched call), merged; where
-        the canvas is small enough for no coarse pass and nothing was found, a pass at twice its
-        scale, then over the photo turned (``_turned``). Faces taken from a coarse pass, or wider
-        than the detector's reach on the main canvas, are detected again at a size the detector
-        handles well (``_refine``).
+        """Faces in decoded px: the detection passes (``_passes``), then the faces whose box and
+        landmarks came from a coarse canvas, from the edge of the detector's range, or from a
+        face turned far from upright, detected again on a window around each (``_refine``)."""
+        found, coarse = self._passes(image, options, detector)
+        tilted = np.abs(roll_degrees(found.keypoints)) > REFINE_MIN_ROLL
+        return self._refine(image, found, coarse | tilted, detector, options.threshold)
+
+    def _passes(
+        self, image: RGBImage, options: AnalysisOptions, detector: str
+    ) -> tuple[Detections, NDArray[np.bool_]]:
+        """Faces in decoded px, and which of them to refine: the pass over the canvas ``max_size``
+        gives; where a face filling the image would be too large for the detector there and the
+        faces found leave room for one, coarse passes over smaller copies of that canvas (one
+        batched call), merged; where the canvas is small enough for no coarse pass and nothing
+        was found, a pass at twice its scale, then over the photo turned (``_turned``). Faces
+        taken from a coarse pass, or wider than the detector's reach on the main canvas, are
+        marked to be detected again at a size the detector handles well.
 
         Where no other pass runs or finds anything new, the result is the main pass's own
         (insightface's): its faces win every overlap, a coarse face only counts where none of
@@ -295,6 +310,7 @@ class Pipeline:
         levels = coarse_levels(boxed, reach, limits.static_shapes)
         (first,) = self._models.detect(detector, [boxed.canvas], options.threshold)
         main = canvas_to_decoded(first, boxed)
+        none = np.zeros(len(main), bool)
         if not levels:
             if not len(first) and reach:
                 # A face filling a small photo (CFP: 11 of 5,476 photos of 58 to 269 px) is
@@ -302,22 +318,24 @@ class Pipeline:
                 # fixed 640 px canvas, which enlarges small photos, finds it.
                 larger = enlarged(image, boxed, FINE_STEP, limits.static_shapes)
                 (again,) = self._models.detect(detector, [larger.canvas], options.threshold)
-                if len(again):
-                    return canvas_to_decoded(again, larger)
-                return self._turned(image, boxed, detector, options.threshold)
-            return main
+                small = (
+                    canvas_to_decoded(again, larger)
+                    if len(again)
+                    else self._turned(image, boxed, detector, options.threshold)
+                )
+                return small, np.zeros(len(small), bool)
+            return main, none
         # A face the main pass cannot see is wider than its reach (CFP: every face that only
         # the coarse pass found spanned 321 px or more of a 640 px canvas), so it covers a
         # square of that side (or the frame's height) that no face found overlaps; without one
         # the coarse passes have nothing to add, and are not run.
         side = min(reach, boxed.width, boxed.height)
         if not has_free_square(first.boxes, boxed.width, boxed.height, side):
-            wide = first.boxes[:, 2] - first.boxes[:, 0] > reach
-            return self._refine(image, main, wide, detector, options.threshold)
+            return main, first.boxes[:, 2] - first.boxes[:, 0] > reach
         passes = [boxed, *levels]
         found = [first, *self._models.detect(detector, [level.canvas for level in levels], options.threshold)]
         if not any(len(coarse) for coarse in found[1:]):
-            return main
+            return main, none
         kept = [
             f if index == len(found) - 1 else f.take(np.flatnonzero(f.boxes[:, 2] - f.boxes[:, 0] <= reach))
             for index, f in enumerate(found)
@@ -331,49 +349,54 @@ class Pipeline:
         ranks = np.concatenate([np.full(len(f), index) for index, f in enumerate(in_decoded)])
         keep = merge_passes(merged.boxes, merged.scores, ranks, PASS_MERGE_IOU)
         if len(kept[0]) == len(main) and np.array_equal(np.sort(keep), np.arange(len(main))):
-            return main  # nothing dropped or added: keep the main pass's own order
-        return self._refine(image, merged.take(keep), ranks[keep] > 0, detector, options.threshold)
+            return main, none  # nothing dropped or added: keep the main pass's own order
+        return merged.take(keep), ranks[keep] > 0
 
     def _turned(self, image: RGBImage, boxed: Letterbox, detector: str, threshold: float) -> Detections:
         """Faces of a small photo where none was found upright: the photo turned TURN_DEGREES
         either way (one call of two canvases), the turn with the best face kept, its faces
         turned back. CFP: the last 2 of its 7,000 photos without a face (heads thrown back or
         bowed); bench/tilted.py: 42 of the 44 faces tilted 45 to 90 degrees in 1,200 crops of
-        80 to 300 px that the passes before missed, their landmarks closer than those of the
-        tilted faces found upright; 2 detections more in 1,000 small crops of faceless photos."""
+        80 to 300 px that the passes before missed; 2 detections more in 1,000 small crops of
+        faceless photos."""
         copies = [
             turned(image, boxed, sign * TURN_DEGREES, self._models.limits.static_shapes) for sign in (1, -1)
         ]
         found = self._models.detect(detector, [copy.canvas for copy in copies], threshold)
         best = max(range(len(copies)), key=lambda i: float(found[i].scores.max(initial=0.0)))
-        return turned_to_decoded(found[best], copies[best])
+        return warped_to_decoded(found[best], copies[best])
 
     def _refine(
         self, image: RGBImage, found: Detections, again: NDArray[np.bool_], detector: str, threshold: float
     ) -> Detections:
-        """The faces marked ``again`` (found by a coarse pass, or wider than the detector's reach)
-        detected again on a window of the decoded image around each, where the face spans
-        REFINE_FACE_SIDE px: box and landmarks from a canvas 4 or 16 times coarser, or from the
-        edge of the detector's range, are less precise, and the landmarks decide the alignment
-        (CFP: docs/accuracy.md). Where the window shows no face overlapping it, a face stays."""
+        """The faces marked ``again`` detected again on a window of the decoded image around
+        each, where the face spans REFINE_FACE_SIDE px, upright: box and landmarks from a canvas
+        4 or 16 times coarser, from the edge of the detector's range, or of a face lying on its
+        side, are less precise, and the landmarks decide the alignment (CFP, bench/tilted.py:
+        docs/accuracy.md). Where the window shows no face overlapping it, a face stays."""
         indices = np.flatnonzero(again)
         if not len(indices):
             return found
-        windows = [face_window(image, found.boxes[i], REFINE_FACE_SIDE, REFINE_CONTEXT) for i in indices]
+        rolls = roll_degrees(found.keypoints[indices])
+        windows = [
+            face_window(
+                image, found.boxes[i], REFINE_FACE_SIDE, REFINE_CONTEXT,
+                -float(roll) if abs(roll) > REFINE_MIN_ROLL else 0.0,
+            )
+            for i, roll in zip(indices, rolls, strict=True)
+        ]  # fmt: skip
         redone = self._models.detect(detector, [w.canvas for w in windows], threshold)
         boxes, scores, keypoints = found.boxes.copy(), found.scores.copy(), found.keypoints.copy()
         for index, window, faces in zip(indices, windows, redone, strict=True):
-            if not len(faces):
+            in_decoded = warped_to_decoded(faces, window)
+            if not len(in_decoded):
                 continue
-            offset = np.array([window.left, window.top], np.float32)
-            in_decoded = faces.scaled(1.0 / window.scale)
-            in_boxes = in_decoded.boxes + np.tile(offset, 2)
-            overlap = box_iou(in_boxes, boxes[index : index + 1])[:, 0]
+            overlap = box_iou(in_decoded.boxes, boxes[index : index + 1])[:, 0]
             best = int(overlap.argmax())
             if overlap[best] < REFINE_MIN_IOU:
                 continue
-            boxes[index], scores[index] = in_boxes[best], in_decoded.scores[best]
-            keypoints[index] = in_decoded.keypoints[best] + offset
+            boxes[index], scores[index] = in_decoded.boxes[best], in_decoded.scores[best]
+            keypoints[index] = in_decoded.keypoints[best]
         return Detections(boxes, scores, keypoints)
 
     def _embed_crops(self, crops: list[NDArray[np.uint8]], flip: bool) -> list[NDArray[np.float32]]:

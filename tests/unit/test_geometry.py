@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
-from worker.frames import turned_to_decoded
+from worker.frames import warped_to_decoded
 from worker.imaging.align import (
     ARCFACE_DST,
     ARCFACE_SIZE,
     arcface_template,
     estimate_similarity,
+    roll_degrees,
     warp_to_template,
 )
 from worker.imaging.resize import (
@@ -165,11 +168,30 @@ def test_face_window_maps_canvas_px_back_to_image_px() -> None:
     assert window.canvas.shape == (320, 320, 3)
     assert window.scale == 320 / 400
     # The face sits in the middle of the canvas, at 160 px; the rest (outside the image) is zero.
-    corners = np.array([[50, 100], [250, 300]], np.float32)
-    on_canvas = (corners - [window.left, window.top]) * window.scale
-    np.testing.assert_allclose(on_canvas, [[80, 80], [240, 240]])
+    back = np.array([[80, 80, 1], [240, 240, 1]], np.float32) @ window.to_image.T
+    np.testing.assert_allclose(back, [[50, 100], [250, 300]], atol=1e-4)
     assert window.canvas[160, 160].tolist() == [255, 255, 255]
     assert window.canvas[10, 10].tolist() == [0, 0, 0]
+
+
+def test_turned_face_window_sets_a_lying_face_upright() -> None:
+    """A face lying on its side (its left eye above its right one, the mouth to their left: a face
+    turned 90 degrees clockwise): roll_degrees says -90, and the window turned back by it puts
+    the eyes level, left to right, above the mouth."""
+    keypoints = np.array([[[200, 80], [200, 120], [180, 100], [160, 80], [160, 120]]], np.float32)
+    assert roll_degrees(keypoints)[0] == pytest.approx(-90.0)
+    image = np.zeros((300, 300, 3), np.uint8)
+    for x, y in keypoints[0].astype(int):
+        image[y - 2 : y + 3, x - 2 : x + 3] = 255
+    box = np.array([150, 60, 230, 140], np.float32)
+    window = face_window(image, box, 160, 2.0, degrees=90.0)
+    assert window.canvas.shape == (320, 320, 3) and window.scale == pytest.approx(2.0)
+    to_canvas = cv2.invertAffineTransform(window.to_image)
+    on_canvas = keypoints[0] @ to_canvas[:, :2].T + to_canvas[:, 2]
+    assert roll_degrees(on_canvas[None])[0] == pytest.approx(0.0, abs=1e-3)
+    assert on_canvas[0, 0] < on_canvas[1, 0] and on_canvas[0, 1] == pytest.approx(on_canvas[1, 1], abs=1e-3)
+    assert on_canvas[3, 1] > on_canvas[0, 1] and on_canvas[3, 0] < on_canvas[4, 0]
+    assert window.canvas[round(on_canvas[2, 1]), round(on_canvas[2, 0])].tolist() == [255, 255, 255]
 
 
 def test_turned_copy_holds_the_whole_photo_and_maps_detections_back() -> None:
@@ -188,7 +210,7 @@ def test_turned_copy_holds_the_whole_photo_and_maps_detections_back() -> None:
         np.array([0.9], np.float32),
         np.tile(centre, (1, 5, 1)).astype(np.float32),
     )
-    back = turned_to_decoded(found, copy)
+    back = warped_to_decoded(found, copy)
     assert np.allclose(back.keypoints[0], [104.5, 14.5], atol=1.0)
     assert np.allclose(
         back.boxes[0],

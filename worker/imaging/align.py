@@ -90,3 +90,13 @@ def warp_mirrored_to_template(
     matrix = estimate_similarity(mirrored, template) @ flip
     crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
     return np.asarray(crop, dtype=np.uint8)
+
+
+def roll_degrees(keypoints: NDArray[np.float32]) -> NDArray[np.float32]:
+    """How far each face (keypoints (n, 5, 2): eyes, nose, mouth corners) is turned in the image
+    plane, counter-clockwise as seen, in degrees (-180 to 180; 0: upright): the direction from
+    the eyes' midpoint to the mouth's, which a profile face's landmarks still give (its eye line
+    does not: the far eye sits next to the near one)."""
+    down = keypoints[:, 3:5].mean(axis=1) - keypoints[:, 0:2].mean(axis=1)
+    roll: NDArray[np.float32] = np.degrees(np.arctan2(down[:, 0], down[:, 1])).astype(np.float32)
+    return roll

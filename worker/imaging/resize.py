@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -121,16 +122,26 @@ TURN_DEGREES = 45.0
 
 
 @dataclass(frozen=True, slots=True)
-class Turned:
-    """An image turned about its centre and scaled onto a square canvas; ``to_image`` is the 2x3
-    affine map from canvas px back to the image's px, ``scale`` the canvas px per image px."""
+class Warped:
+    """Pixels of an image placed on a detector canvas by an affine map (turned, scaled, moved);
+    ``to_image`` is the 2x3 map from canvas px back to the image's px, ``scale`` the canvas px
+    per image px."""
 
     canvas: NDArray[np.uint8]
     to_image: NDArray[np.float32]
     scale: float
 
+    @classmethod
+    def by(cls, image: NDArray[np.uint8], to_canvas: NDArray[Any], size: tuple[int, int]) -> Warped:
+        """``image`` warped by the 2x3 map ``to_canvas`` onto a canvas of ``size`` (width, height);
+        outside the image, zeros (as the letterbox's padding)."""
+        canvas = cv2.warpAffine(image, to_canvas, size)
+        scale = float(np.sqrt(abs(np.linalg.det(to_canvas[:, :2]))))
+        back = cv2.invertAffineTransform(to_canvas)
+        return cls(np.asarray(canvas, np.uint8), np.asarray(back, np.float32), scale)
 
-def turned(image: NDArray[np.uint8], boxed: Letterbox, degrees: float, fill_canvas: bool = False) -> Turned:
+
+def turned(image: NDArray[np.uint8], boxed: Letterbox, degrees: float, fill_canvas: bool = False) -> Warped:
     """``image`` turned by ``degrees`` (counter-clockwise) about its centre, at sqrt(2) times the
     scale of its letterbox ``boxed``, whole on a square canvas (a w x h photo turned 45 degrees
     spans (w + h) / sqrt(2) each way), padded to the stride. ``fill_canvas``: ``boxed``'s canvas,
@@ -148,9 +159,7 @@ def turned(image: NDArray[np.uint8], boxed: Letterbox, degrees: float, fill_canv
         canvas_w = canvas_h = side
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
     matrix[:, 2] += (canvas_w / 2 - width / 2, canvas_h / 2 - height / 2)
-    canvas = cv2.warpAffine(image, matrix, (canvas_w, canvas_h))
-    back = cv2.invertAffineTransform(matrix)
-    return Turned(np.asarray(canvas, np.uint8), np.asarray(back, np.float32), scale)
+    return Warped.by(image, matrix, (canvas_w, canvas_h))
 
 
 def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = False) -> list[Letterbox]:
@@ -165,22 +174,21 @@ def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = Fa
     return levels
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A square of an image, resized: ``canvas`` px = (image px - (left, top)) * scale."""
-
-    canvas: NDArray[np.uint8]
-    scale: float
-    left: int
-    top: int
-
-
-def face_window(image: NDArray[np.uint8], box: NDArray[np.float32], face_side: int, context: float) -> Window:
+def face_window(
+    image: NDArray[np.uint8], box: NDArray[np.float32], face_side: int, context: float, degrees: float = 0.0
+) -> Warped:
     """The square of ``image`` centred on ``box``, ``context`` times its longer side, resized so
     that the box's longer side spans about ``face_side`` canvas px (area-averaged when it
-    shrinks); where the square leaves the image, zeros (as the letterbox's padding)."""
+    shrinks); where the square leaves the image, zeros (as the letterbox's padding).
+    ``degrees``: the square turned that much (counter-clockwise) about the box's centre."""
     x1, y1, x2, y2 = (float(v) for v in box)
     region = max(1, round(max(x2 - x1, y2 - y1) * context))
+    side = _round_up(round(face_side * context), DETECTOR_STRIDE)
+    if degrees:
+        centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+        matrix = cv2.getRotationMatrix2D(centre, degrees, side / region)
+        matrix[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+        return Warped.by(image, matrix, (side, side))
     left, top = round((x1 + x2 - region) / 2), round((y1 + y2 - region) / 2)
     height, width = image.shape[:2]
     square = np.zeros((region, region, 3), np.uint8)
@@ -189,7 +197,8 @@ def face_window(image: NDArray[np.uint8], box: NDArray[np.float32], face_side: i
         square[inside_y[0] - top : inside_y[1] - top, inside_x[0] - left : inside_x[1] - left] = image[
             inside_y[0] : inside_y[1], inside_x[0] : inside_x[1]
         ]
-    side = _round_up(round(face_side * context), DETECTOR_STRIDE)
     shrinking = side < region
     canvas = cv2.resize(square, (side, side), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return Window(np.asarray(canvas, np.uint8), side / region, left, top)
+    scale = side / region
+    back = np.array([[1 / scale, 0, left], [0, 1 / scale, top]], np.float32)
+    return Warped(np.asarray(canvas, np.uint8), back, scale)
