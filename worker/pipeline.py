@@ -57,7 +57,8 @@ FINE_STEP = 2
 # A face turned further than this in the image plane (its landmarks say) is detected again
 # upright in its window (``_refine``): SCRFD finds most faces at any tilt, but places the
 # landmarks of a lying face worse (bench/tilted.py: median error 0.083 of the face's side at
-# 75 to 90 degrees, 0.013 upright in the window). At 30 degrees two faces of t1.jpg would be.
+# 75 to 90 degrees, 0.013 upright in the window). At 30 degrees two of t1.jpg's faces would be,
+# and the package photos' results would no longer equal the reference's (test_reference.py).
 REFINE_MIN_ROLL = 45.0
 
 log = logging.getLogger("facerest.worker")
