@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from bench.mirror import extract_folder
 
 PEOPLE = 500
 PER_PERSON = {"frontal": 10, "profile": 4}
@@ -65,24 +65,7 @@ def check(root: Path) -> None:
 
 def extract(source: Path, out: Path) -> None:
     """Write the data set under ``out`` from the copy at ``source``."""
-    out.mkdir(parents=True, exist_ok=True)
-    if (source / PREFIX).is_dir():
-        # A checkout: its folder as is (cp keeps the tree; no git needed).
-        subprocess.run(["cp", "-R", f"{source / PREFIX}/.", str(out)], check=True)
-    else:
-        git_dir = next((d for d in (source, source / ".git") if (d / "objects").is_dir()), None)
-        if git_dir is None:
-            raise SystemExit(f"{source} is neither a checkout with {PREFIX}/ nor a git directory")
-        command = ["git", f"--git-dir={git_dir}", "archive", "--format=tar", "HEAD", PREFIX]
-        with subprocess.Popen(command, stdout=subprocess.PIPE) as process:
-            assert process.stdout is not None
-            with tarfile.open(fileobj=process.stdout, mode="r|") as archive:
-                for member in archive:
-                    if member.isfile() and member.name.startswith(f"{PREFIX}/"):
-                        member.name = member.name.removeprefix(f"{PREFIX}/")
-                        archive.extract(member, out, filter="data")
-        if process.returncode != 0:
-            raise SystemExit(f"git archive failed in {git_dir} (exit {process.returncode})")
+    extract_folder(source, PREFIX, out)
     check(out)
 
 
