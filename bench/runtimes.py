@@ -54,7 +54,7 @@ def main() -> None:
                 partial(detector.detect_batch, [canvas], [0.5]), args.runs
             )
         }
-        for n in (1, 8, 32):
+        for n in (1, 8, 16, 32):
             per_call = median_ms(partial(recognizer.embed, crops[:n]), args.runs)
             row[f"ArcFace MBF batch {n}, per face"] = per_call / n
         rows[backend.value] = row
