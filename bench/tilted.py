@@ -1,10 +1,12 @@
-"""Small photos of tilted faces, and small photos of no face: what the turned passes add.
+"""Small photos of tilted faces, and small photos of no face: what the turned copies and the
+upright refinement of lying faces add.
 
     python -m bench.tilted [--root /work/data/cfp] [--people 30] [--tilts 25 45 60 75 90] [--seed 1]
 
 The pipeline detects a small photo where no face was found upright (at its own scale, then at
-twice it) again turned 45 degrees either way (worker/pipeline.py: ``_turned``). This bench
-measures, on images it builds from package photos:
+twice it) again turned 45 degrees either way (worker/pipeline.py: ``_turned``), and detects a
+face whose landmarks lie more than 45 degrees from upright again in its window turned upright
+(``_refine``). This bench measures, on crops it builds from CFP and package photos:
 
 - **tilted faces**: the face of each frontal CFP photo of the first ``--people`` (bench/cfp.py
   rebuilds CFP), cut out as a square crop 80 to 300 px wide (never enlarged) around the face
@@ -50,7 +52,7 @@ MAX_IMAGE_PIXELS = 40_000_000
 
 @dataclass(frozen=True, slots=True)
 class Face:
-    """A face of a group photo, as the pipeline found it upright."""
+    """The face of a frontal CFP photo, as the pipeline found it upright."""
 
     photo: NDArray[np.uint8]
     box: NDArray[np.float32]
