@@ -174,24 +174,29 @@ def test_face_window_maps_canvas_px_back_to_image_px() -> None:
     assert window.canvas[10, 10].tolist() == [0, 0, 0]
 
 
-def test_turned_face_window_sets_a_lying_face_upright() -> None:
+@pytest.mark.parametrize("zoom", [1, 10])
+def test_turned_face_window_sets_a_lying_face_upright(zoom: int) -> None:
     """A face lying on its side (its left eye above its right one, the mouth to their left: a face
     turned 90 degrees clockwise): roll_degrees says -90, and the window turned back by it puts
-    the eyes level, left to right, above the mouth."""
-    keypoints = np.array([[[200, 80], [200, 120], [180, 100], [160, 80], [160, 120]]], np.float32)
+    the eyes level, left to right, above the mouth, and its nose mark where the nose maps to.
+    zoom 1: an 80 px face, enlarged to 160 px; zoom 10: an 800 px one, shrunk (area-averaged
+    first, then turned)."""
+    keypoints = np.array([[[200, 80], [200, 120], [180, 100], [160, 80], [160, 120]]], np.float32) * zoom
     assert roll_degrees(keypoints)[0] == pytest.approx(-90.0)
-    image = np.zeros((300, 300, 3), np.uint8)
+    image = np.zeros((300 * zoom, 300 * zoom, 3), np.uint8)
     for x, y in keypoints[0].astype(int):
-        image[y - 2 : y + 3, x - 2 : x + 3] = 255
-    box = np.array([150, 60, 230, 140], np.float32)
+        image[y - 2 * zoom : y + 3 * zoom, x - 2 * zoom : x + 3 * zoom] = 255
+    box = np.array([150, 60, 230, 140], np.float32) * zoom
     window = face_window(image, box, 160, 2.0, degrees=90.0)
-    assert window.canvas.shape == (320, 320, 3) and window.scale == pytest.approx(2.0)
+    assert window.canvas.shape == (320, 320, 3) and window.scale == pytest.approx(2.0 / zoom)
     to_canvas = cv2.invertAffineTransform(window.to_image)
     on_canvas = keypoints[0] @ to_canvas[:, :2].T + to_canvas[:, 2]
     assert roll_degrees(on_canvas[None])[0] == pytest.approx(0.0, abs=1e-3)
     assert on_canvas[0, 0] < on_canvas[1, 0] and on_canvas[0, 1] == pytest.approx(on_canvas[1, 1], abs=1e-3)
     assert on_canvas[3, 1] > on_canvas[0, 1] and on_canvas[3, 0] < on_canvas[4, 0]
-    assert window.canvas[round(on_canvas[2, 1]), round(on_canvas[2, 0])].tolist() == [255, 255, 255]
+    centre = np.array([190, 100], np.float32) * zoom  # the box's, in the middle of the window
+    np.testing.assert_allclose(centre @ to_canvas[:, :2].T + to_canvas[:, 2], [160, 160], atol=2.0)
+    assert window.canvas[round(on_canvas[2, 1]), round(on_canvas[2, 0])].min() > 200
 
 
 def test_turned_copy_holds_the_whole_photo_and_maps_detections_back() -> None:

@@ -184,6 +184,17 @@ def face_window(
     x1, y1, x2, y2 = (float(v) for v in box)
     region = max(1, round(max(x2 - x1, y2 - y1) * context))
     side = _round_up(round(face_side * context), DETECTOR_STRIDE)
+    if degrees and side < region:
+        # Shrinking: the square that holds the turned one's corners, area-averaged first (a turn
+        # alone would sample the face sparsely and alias), then turned at its new scale.
+        wide = face_window(image, box, face_side, context * math.sqrt(2))
+        width = wide.canvas.shape[1]
+        turn = cv2.getRotationMatrix2D((width / 2, width / 2), degrees, side / region / wide.scale)
+        turn[:, 2] += np.array([side / 2 - width / 2, side / 2 - width / 2])
+        inner = Warped.by(wide.canvas, turn, (side, side))
+        linear, shift = wide.to_image[:, :2], wide.to_image[:, 2]
+        back = np.hstack([linear @ inner.to_image[:, :2], (linear @ inner.to_image[:, 2] + shift)[:, None]])
+        return Warped(inner.canvas, np.asarray(back, np.float32), side / region)
     if degrees:
         centre = ((x1 + x2) / 2, (y1 + y2) / 2)
         matrix = cv2.getRotationMatrix2D(centre, degrees, side / region)
