@@ -3,7 +3,8 @@
 Keys (``{p}`` is the configured prefix); every value is a shared/contract.py type, and every key
 either expires or has a bounded size:
   {p}:job:{id}        hash: status, created, started, finished, worker, attempts, sent, collection
-                      (plain fields; collection for the jobs of one), callback (its URL),
+                      (plain fields; collection for the jobs of one), requeued_at (when a reaper
+                      last took it back from a dead worker), callback (its URL),
                       cb_status, cb_attempts, cb_error (its delivery: shared/webhooks.py),
                       render (RenderSettings, with the owner: the creator's API key digest),
                       error (ErrorInfo), result (JobResult); TTL result_ttl_s, cut to
@@ -164,7 +165,8 @@ return {1, ''}
 
 # KEYS: job hash, running hash, workers hash. ARGV: job id, the holder the reaper saw dead, '1'
 # when the holder is the caller itself (alive, but no longer running the job). Takes the claim
-# and marks the job queued again. -> 1 (re-queue it) | 0
+# and marks the job queued again, noting when (``requeued_at``: the caller sends it next, so
+# another reaper looking for lost jobs leaves it alone a while). -> 1 (re-queue it) | 0
 TAKE_BACK = (
     _NOW
     + _ALIVE
@@ -173,7 +175,7 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] ~= '1' and alive(KEYS[3], ARGV[2], now) then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if finished(redis.call('HGET', KEYS[1], 'status')) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'queued')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'requeued_at', tostring(now))
 redis.call('HDEL', KEYS[1], 'worker', 'started')
 return 1
 """
@@ -633,6 +635,18 @@ class JobStore:
         exactly one caller, which must queue it again."""
         keys = [self._key(job_id), self._running, self._workers]
         return bool(self._take_back(keys=keys, args=[job_id, holder, "1" if orphan else "0"]))
+
+    def requeued_since(self, job_ids: Sequence[str], since: float) -> set[str]:
+        """The jobs of ``job_ids`` that a reaper took back (``take_back``) at ``since`` or later."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self._key(job_id), "requeued_at")
+        stamps = cast(list[bytes | None], pipe.execute()) if job_ids else []
+        return {
+            job_id
+            for job_id, at in zip(job_ids, stamps, strict=True)
+            if at is not None and float(at) >= since
+        }
 
     def delivered(
         self, job_id: str, ttl_s: int, idempotency_key: str | None = None, children: Sequence[str] = ()

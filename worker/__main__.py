@@ -136,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         info,
         settings.heartbeat_s,
         settings.heartbeat_ttl_s,
-        Reaper(store, registry, requeue, name, runtime.in_flight, lambda: waiting_jobs(client, consumed)),
+        Reaper(
+            store,
+            registry,
+            requeue,
+            name,
+            runtime.in_flight,
+            lambda: waiting_jobs(client, consumed),
+            sending_s=settings.heartbeat_s,
+        ),
     )
     worker_init.connect(lambda **_: heartbeat.start(), weak=False)
     worker_shutting_down.connect(lambda **_: heartbeat.drain(), weak=False)

@@ -33,6 +33,11 @@ class Reaper:
     running_here: Callable[[], Collection[str]] = frozenset
     # The jobs whose messages wait in the broker's queue (shared/queue.py waiting_jobs).
     waiting: Callable[[], Collection[str]] = frozenset
+    # A job another reaper took back this long ago or less is on its way to the queue: that
+    # reaper sends it (between its take_back and its send, the job is neither held nor waiting).
+    # Shorter than a heartbeat's lifetime, so that a job whose reaper died before sending it is
+    # sent by the one that forgets that reaper's worker.
+    sending_s: float = 2.0
 
     def recover(self) -> list[str]:
         """After a Redis failover or restart, send every unfinished job again (once, by the first
@@ -60,19 +65,24 @@ class Reaper:
             if beat.expires_at <= now and name not in holding:
                 forgot |= self.registry.forget(name)
         if forgot:
-            requeued += self.resend_lost(just_sent=requeued)
+            requeued += self.resend_lost(just_sent=requeued, now=now)
         return requeued
 
-    def resend_lost(self, just_sent: Collection[str] = ()) -> list[str]:
-        """Send again the unfinished jobs that no worker holds and that do not wait in the queue
-        (nor were ``just_sent``): their messages were taken by a worker that died before claiming
-        them (or are on their way to a live one, which then drops the copy at its claim); the ids
-        sent."""
+    def resend_lost(self, just_sent: Collection[str] = (), now: float | None = None) -> list[str]:
+        """Send again the unfinished jobs that no worker holds, that do not wait in the queue
+        (nor were ``just_sent``) and that no reaper took back in the last ``sending_s`` (``now``:
+        Redis's time, read if not given): their messages were taken by a worker that died before
+        claiming them (or are on their way to a live one, which then drops the copy at its
+        claim); the ids sent."""
+        if now is None:
+            now = self.registry.snapshot()[0]
         unfinished = self.store.unfinished()
         holders = self.store.holders()
         waiting = self.waiting()  # read last: a job moving from queue to claim is seen, or resent
         known = {*holders, *waiting, *just_sent}
-        return self._send([job_id for job_id in unfinished if job_id not in known])
+        lost = [job_id for job_id in unfinished if job_id not in known]
+        being_sent = self.store.requeued_since(lost, now - self.sending_s)
+        return self._send([job_id for job_id in lost if job_id not in being_sent])
 
     def _send(self, job_ids: list[str]) -> list[str]:
         for job_id in job_ids:

@@ -123,6 +123,26 @@ def test_progress_shows_while_a_job_runs_and_never_outlives_it(
     assert store.state(job).progress == (4, 4)
 
 
+def test_a_job_another_reaper_is_sending_is_not_sent_again_unless_that_reaper_died(
+    parts: tuple[JobStore, WorkerRegistry, list[str]],
+) -> None:
+    """Between a reaper's take_back and its send the job is neither held nor waiting: a second
+    reaper that forgets the dead worker then leaves it to the first. If the first died before
+    sending it, the job is sent once ``sending_s`` has passed (by whoever forgets that one)."""
+    store, registry, sent = parts
+    registry.beat(info("dead"), 0.2)
+    job = new_job(store)
+    assert store.claim(job, "dead").granted
+    store.mark_running(job, "dead")
+    time.sleep(0.3)
+    assert store.take_back(job, "dead")  # the first reaper, about to send it
+    second = Reaper(store, registry, sent.append, waiting=lambda: sent, sending_s=0.5)
+    assert second.reap() == [] and sent == []
+    assert set(registry.snapshot()[1]) == set()  # the dead worker forgotten all the same
+    time.sleep(0.6)  # the first reaper never sent it
+    assert second.resend_lost() == [job] and sent == [job]
+
+
 def test_a_dead_holders_job_is_taken_back_by_exactly_one_reaper(
     client: redis.Redis, parts: tuple[JobStore, WorkerRegistry, list[str]]
 ) -> None:
