@@ -69,20 +69,22 @@ class Reaper:
         return requeued
 
     def resend_lost(self, just_sent: Collection[str] = (), now: float | None = None) -> list[str]:
-        """Send again the unfinished jobs that no worker holds, that do not wait in the queue
-        (nor were ``just_sent``) and that no reaper took back in the last ``sending_s`` (``now``:
-        Redis's time, read if not given): their messages were taken by a worker that died before
+        """Send again the unfinished jobs that no worker holds and that do not wait in the queue
+        (nor were ``just_sent``): their messages were taken by a worker that died before
         claiming them (or are on their way to a live one, which then drops the copy at its
-        claim); the ids sent."""
-        if now is None:
-            now = self.registry.snapshot()[0]
+        claim); the ids sent. With ``now`` (Redis's time: a reaper that just forgot a dead
+        worker), not those another reaper took back in the last ``sending_s``: it sends them.
+        Without (a worker starting in its dead predecessor's place), those too: a copy too many
+        is dropped at its claim, a job left unsent would be lost."""
         unfinished = self.store.unfinished()
         holders = self.store.holders()
         waiting = self.waiting()  # read last: a job moving from queue to claim is seen, or resent
         known = {*holders, *waiting, *just_sent}
         lost = [job_id for job_id in unfinished if job_id not in known]
-        being_sent = self.store.requeued_since(lost, now - self.sending_s)
-        return self._send([job_id for job_id in lost if job_id not in being_sent])
+        if now is not None:
+            being_sent = self.store.requeued_since(lost, now - self.sending_s)
+            lost = [job_id for job_id in lost if job_id not in being_sent]
+        return self._send(lost)
 
     def _send(self, job_ids: list[str]) -> list[str]:
         for job_id in job_ids:
