@@ -31,20 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cfp_verify import (
-    THRESHOLD,
-    Missing,
-    chosen_vectors,
-    reference_runner,
-    run_cached,
-    service_runner,
-    verification_accuracy,
-)
+from bench.cfp_verify import Missing, chosen_vectors, run_cached, variant_runner, verification_accuracy
 from bench.mirror import extract_folder
-from shared.contract import AnalysisOptions
-from shared.settings import load_settings
-from worker.inference.session import Device
-from worker.loader import load_analyzer
 
 FOLDER = "FaceDetection/FaceDetection/data/Pic"
 FOLDS = 10
@@ -115,16 +103,7 @@ def main() -> None:
     missing: Missing = args.missing
     report: dict[str, dict[str, float]] = {}
     for name in args.variants:
-        if name.startswith("service"):
-            settings = load_settings(
-                profile="insightface", detectors="scrfd", recognizer="arcface", attributes=""
-            )
-            runner = service_runner(
-                load_analyzer(settings, Device("cpu")), AnalysisOptions(threshold=THRESHOLD)
-            )
-        else:
-            runner = reference_runner(None if name == "ref-native" else (640, 640))
-        found = run_cached(name, runner, paths, args.cache, set(), [])
+        found = run_cached(name, variant_runner(name), paths, args.cache, set(), [])
         row: dict[str, float] = {
             "no_face_young": sum(not len(f.scores) for f, y in zip(found, young, strict=True) if y),
             "no_face_adult": sum(not len(f.scores) for f, y in zip(found, young, strict=True) if not y),

@@ -159,6 +159,17 @@ def reference_runner(size: tuple[int, int] | None) -> Runner:
     return run
 
 
+def variant_runner(name: str) -> Runner:
+    """A variant by its name: ``service...`` (any suffix: a cache of its own), ``ref-native``
+    or ``ref-640``."""
+    if name.startswith("service"):
+        settings = load_settings(
+            profile="insightface", detectors="scrfd", recognizer="arcface", attributes=""
+        )
+        return service_runner(load_analyzer(settings, Device("cpu")), AnalysisOptions(threshold=THRESHOLD))
+    return reference_runner(None if name == "ref-native" else (640, 640))
+
+
 def pick_face(photo: PhotoFaces, pick: Pick) -> int:
     """The index of the face that stands for the photo (CFP photos show one person)."""
     boxes = photo.boxes
@@ -264,15 +275,7 @@ def main() -> None:
         only |= {i for i, path in enumerate(paths) if max(_size(path)) > args.larger_than}
     report: dict[str, dict[str, float]] = {}
     for name in args.variants:
-        if name.startswith("service"):
-            analyzer = load_analyzer(
-                load_settings(profile="insightface", detectors="scrfd", recognizer="arcface", attributes=""),
-                Device("cpu"),
-            )
-            runner = service_runner(analyzer, AnalysisOptions(threshold=THRESHOLD))
-        else:
-            runner = reference_runner(None if name == "ref-native" else (640, 640))
-        photos = run_cached(name, runner, paths, args.cache, only, args.base)
+        photos = run_cached(name, variant_runner(name), paths, args.cache, only, args.base)
         row: dict[str, float] = {
             "no_face_frontal": sum(not len(p.scores) for p in photos[: len(frontal)]),
             "no_face_profile": sum(not len(p.scores) for p in photos[len(frontal) :]),
