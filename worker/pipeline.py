@@ -285,8 +285,10 @@ class Pipeline:
         landmarks came from a coarse canvas, from the edge of the detector's range, or from a
         face turned far from upright, detected again on a window around each (``_refine``)."""
         found, coarse = self._passes(image, options, detector)
-        tilted = np.abs(roll_degrees(found.keypoints)) > REFINE_MIN_ROLL
-        return self._refine(image, found, coarse | tilted, detector, options.threshold)
+        rolls = roll_degrees(found.keypoints)
+        # The turn that sets a lying face upright in its window; 0 for the others.
+        turns = np.where(np.abs(rolls) > REFINE_MIN_ROLL, -rolls, 0.0)
+        return self._refine(image, found, coarse | (turns != 0), turns, detector, options.threshold)
 
     def _passes(
         self, image: RGBImage, options: AnalysisOptions, detector: str
@@ -368,24 +370,27 @@ class Pipeline:
         return warped_to_decoded(found[best], copies[best])
 
     def _refine(
-        self, image: RGBImage, found: Detections, again: NDArray[np.bool_], detector: str, threshold: float
+        self,
+        image: RGBImage,
+        found: Detections,
+        again: NDArray[np.bool_],
+        turns: NDArray[np.floating],
+        detector: str,
+        threshold: float,
     ) -> Detections:
         """The faces marked ``again`` detected again on a window of the decoded image around
-        each, where the face spans REFINE_FACE_SIDE px, upright: box and landmarks from a canvas
-        4 or 16 times coarser, from the edge of the detector's range, or of a face lying on its
-        side, are less precise, and the landmarks decide the alignment (CFP, bench/tilted.py:
-        docs/accuracy.md). Where the window shows no face overlapping it, a face stays."""
+        each, where the face spans REFINE_FACE_SIDE px, turned by its ``turns`` (upright): box
+        and landmarks from a canvas 4 or 16 times coarser, from the edge of the detector's range,
+        or of a face lying on its side, are less precise, and the landmarks decide the alignment
+        (CFP, bench/tilted.py: docs/accuracy.md). Where the window shows no face overlapping
+        it, a face stays."""
         indices = np.flatnonzero(again)
         if not len(indices):
             return found
-        rolls = roll_degrees(found.keypoints[indices])
         windows = [
-            face_window(
-                image, found.boxes[i], REFINE_FACE_SIDE, REFINE_CONTEXT,
-                -float(roll) if abs(roll) > REFINE_MIN_ROLL else 0.0,
-            )
-            for i, roll in zip(indices, rolls, strict=True)
-        ]  # fmt: skip
+            face_window(image, found.boxes[i], REFINE_FACE_SIDE, REFINE_CONTEXT, float(turns[i]))
+            for i in indices
+        ]
         redone = self._models.detect(detector, [w.canvas for w in windows], threshold)
         boxes, scores, keypoints = found.boxes.copy(), found.scores.copy(), found.keypoints.copy()
         for index, window, faces in zip(indices, windows, redone, strict=True):

@@ -142,13 +142,10 @@ def has_free_square(boxes: NDArray[np.floating], width: float, height: float, si
     lefts = np.concatenate([[0.0], boxes[:, 2]])
     tops = np.concatenate([[0.0], boxes[:, 3]])
     lefts, tops = lefts[lefts + side <= width], tops[tops + side <= height]
+    # Per left edge, every top edge against every box at once (a tops x boxes array).
+    beside_rows = (boxes[None, :, 1] < tops[:, None] + side) & (boxes[None, :, 3] > tops[:, None])
     for left in lefts:
-        for top in tops:
-            if not np.any(
-                (boxes[:, 0] < left + side)
-                & (boxes[:, 2] > left)
-                & (boxes[:, 1] < top + side)
-                & (boxes[:, 3] > top)
-            ):
-                return True
+        in_column = (boxes[:, 0] < left + side) & (boxes[:, 2] > left)
+        if not (beside_rows & in_column[None, :]).any(axis=1).all():
+            return True
     return False
