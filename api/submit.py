@@ -314,7 +314,7 @@ def raw_digest() -> str:
     return hashlib.sha256(request.get_data(cache=True)).hexdigest()
 
 
-def _replicate(ctx: ApiContext, job_id: str) -> None:
+def wait_for_replica(ctx: ApiContext, job_id: str) -> None:
     """With Sentinel, answer only once a replica holds the job: a failover then cannot lose a
     job whose 200 or 202 was sent. Without a replica in time the answer goes out anyway."""
     acked = ctx.store.replicate(job_id, 1, REPLICA_WAIT_MS)
@@ -322,10 +322,18 @@ def _replicate(ctx: ApiContext, job_id: str) -> None:
         log.warning("job %s: no Redis replica acknowledged it within %d ms", job_id, REPLICA_WAIT_MS)
 
 
-def send(ctx: ApiContext, job_id: str, lane: str, idempotent: bool, messages: Sequence[str] = ()) -> None:
+def send(
+    ctx: ApiContext,
+    job_id: str,
+    lane: str,
+    idempotent: bool,
+    messages: Sequence[str] = (),
+    replicate: bool = True,
+) -> None:
     """Queue a stored job in ``lane`` (one of shared/queue.py's queue_lanes): one message, or
     one per child of a split request (``messages``: their ids). One task runs every job kind: the
-    worker reads the kind from the job."""
+    worker reads the kind from the job. ``replicate``: with Sentinel, wait for a replica (a
+    caller sending many jobs in turn waits once, after the last: ``wait_for_replica``)."""
     for message in messages or [job_id]:
         ctx.celery.send_task(
             EXTRACT_TASK,
@@ -336,8 +344,8 @@ def send(ctx: ApiContext, job_id: str, lane: str, idempotent: bool, messages: Se
         )
     if idempotent:
         ctx.store.mark_sent(job_id)
-    if ctx.settings.replicated:
-        _replicate(ctx, job_id)
+    if replicate and ctx.settings.replicated:
+        wait_for_replica(ctx, job_id)
 
 
 def _replay(

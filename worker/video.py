@@ -42,7 +42,8 @@ from worker.tracking import Observation, Tracker, join_segments, max_gap_s
 
 log = logging.getLogger("facerest.worker")
 
-# Frames analysed in one call of the models (batched detection and embedding).
+# Frames analysed together: their faces are embedded in one batched call (each frame is
+# detected on its own).
 FRAMES_PER_CALL = 8
 # A thumbnail: the face's box grown by this share of its size on each side, at most this many
 # px on its longer side.

@@ -28,7 +28,7 @@ from api.query import seconds_arg
 from api.render import encode, error_detail, render_tracks, wants_msgpack
 from api.schemas import ErrorDetail
 from api.schemas.videos import VideoAccepted, VideoBody, VideoDeleted, VideoRequest
-from api.submit import callback_url, send
+from api.submit import callback_url, send, wait_for_replica
 from api.videofile import VideoInfo, VideoLimits, analysed_frames, cut_segments, plan_segments, probe
 from shared.contract import RenderSettings, Track, VideoJob, VideoResult, VideoSegmentJob, segment_job_id
 from shared.errors import InvalidField, InvalidRequest, JobNotFound, LimitExceeded, TooManyJobs, VideoNotFound
@@ -219,11 +219,15 @@ def _queue(
             job_id = segment_job_id(video_id, segment.index)
             ctx.store.create(job_id, segment_job, render, queue=lane)
             queued.append(job_id)
-            send(ctx, job_id, lane, idempotent=False)
+            # Each segment goes out as soon as it is cut; one wait for a replica at the end
+            # covers them all (a replica that acknowledged a write holds every earlier one).
+            send(ctx, job_id, lane, idempotent=False, replicate=False)
     except BaseException:
         ctx.store.erase(queued)
         ctx.videos.delete(video_id)
         raise
+    if ctx.settings.replicated:
+        wait_for_replica(ctx, queued[-1])
 
 
 def _video_state(ctx: ApiContext, video_id: str, wait_s: float | None = None) -> JobState:
@@ -237,22 +241,19 @@ def _video_state(ctx: ApiContext, video_id: str, wait_s: float | None = None) ->
         raise VideoNotFound(f"no video with id {video_id!r} (unknown, deleted or expired)") from None
 
 
-def _running(
-    ctx: ApiContext, state: JobState, with_tracks: bool = True
-) -> tuple[VideoProgress, VideoJob | None]:
-    """A video without its result yet: its progress (the tracks joined so far) and its job."""
+def _progress(ctx: ApiContext, state: JobState, with_tracks: bool = True) -> VideoProgress:
+    """A video without its result yet: its progress (with the tracks joined so far)."""
     progress = ctx.videos.progress(state.id, with_tracks)
     if progress is None:
         raise VideoNotFound(f"no video with id {state.id!r} (unknown, deleted or expired)")
-    job = ctx.store.load_input(state.id)
-    return progress, job if isinstance(job, VideoJob) else None
+    return progress
 
 
 def _tracks(ctx: ApiContext, state: JobState) -> list[Track]:
     """The video's tracks: all once done, those joined so far while it runs."""
     if isinstance(state.result, VideoResult):
         return state.result.tracks
-    return _running(ctx, state)[0].tracks
+    return _progress(ctx, state).tracks
 
 
 def video_body(ctx: ApiContext, state: JobState) -> VideoBody:
@@ -263,7 +264,8 @@ def video_body(ctx: ApiContext, state: JobState) -> VideoBody:
         counts = (result.segments, result.segments, result.frames, result.frames)
         duration_s, collection = result.duration_s, result.collection
     else:
-        progress, job = _running(ctx, state)
+        progress, stored = _progress(ctx, state), ctx.store.load_input(state.id)
+        job = stored if isinstance(stored, VideoJob) else None
         tracks, embedding = progress.tracks, job is not None and job.embedding
         counts = (progress.segments_done, progress.segments, progress.frames_done, progress.frames)
         duration_s, collection = progress.duration_s, None if job is None else job.collection
@@ -319,7 +321,7 @@ def delete_video(video_id: str) -> Response:
     if isinstance(state.result, VideoResult):
         segments = state.result.segments
     else:
-        segments = _running(ctx, state, with_tracks=False)[0].segments
+        segments = _progress(ctx, state, with_tracks=False).segments
     # Queued segments are dropped at their claim, running ones' results at their finish: both
     # find no job. The video's hash goes last, so a segment recording meanwhile finds no video.
     ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])

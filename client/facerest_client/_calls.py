@@ -391,7 +391,8 @@ class Endpoints:
             raise ValueError("submit_video takes a video file or a url, one of them")
         if "collection" in opts:
             check_name("collection", opts["collection"])
-        # A retry (503, 429) sends the same key: the service makes one video of both attempts.
+        # A retry (503, 429) sends the same key. POST /videos does not honour it yet
+        # (docs/video.md): a retried upload the service had accepted makes a second video.
         headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex, "Accept": "application/json"}
         if url is not None:
             content = json.dumps({"url": url, **_fields(opts)}).encode()
