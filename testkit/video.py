@@ -25,6 +25,7 @@ from av.video.frame import PictureType
 from numpy.typing import NDArray
 
 from testkit.photos import GROUP_PHOTOS, encode, read_rgb
+from worker.models.postprocess import box_iou
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 
@@ -393,14 +394,6 @@ class TrackingScore:
 MATCH_IOU = 0.5
 
 
-def _iou(a: Box, b: Box) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def score_tracks(truth: VideoTruth, found: Sequence[FoundTrack], tolerance_s: float) -> TrackingScore:
     """How ``found`` tracks ``truth``; ``tolerance_s``: how far a track's ends may pass its truth
     track's (one analysed frame's interval: the tracker sees only those frames)."""
@@ -409,7 +402,9 @@ def score_tracks(truth: VideoTruth, found: Sequence[FoundTrack], tolerance_s: fl
     switches = false_tracks = named = misnamed = 0
     for track in found:
         frame = truth.frame_at(track.best_time_s)
-        overlaps = [(_iou(track.best_box, face.box), face.label) for face in truth.faces[frame]]
+        faces = truth.faces[frame]
+        ious = box_iou(np.array([track.best_box], np.float64), boxes_of(faces))[0]
+        overlaps = [(float(iou), face.label) for iou, face in zip(ious, faces, strict=True)]
         iou, label = max(overlaps, default=(0.0, ""))
         if iou < MATCH_IOU:
             false_tracks += 1
