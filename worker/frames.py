@@ -24,16 +24,25 @@ def canvas_to_decoded(found: Detections, boxed: Letterbox) -> Detections:
     return found.scaled(1.0 / boxed.scale)
 
 
+# tan(46 degrees): a box on a canvas turned further than this from upright swaps its sides.
+SWAP_RATIO = 1.0355
+
+
 def warped_to_decoded(found: Detections, warped: Warped) -> Detections:
-    """Detections on a warped canvas (a turned copy, a face's window) -> decoded px: the
-    keypoints mapped back (alignment then undoes any turn); each box's centre mapped back and
-    its sides divided by the scale, so that a turned face's box keeps the face's size."""
+    """Detections on a warped canvas (a turned copy, a face's window, a photo turned upright) ->
+    decoded px: the keypoints mapped back (alignment then undoes any turn); each box's centre
+    mapped back and its sides divided by the scale, so that a turned face's box keeps the face's
+    size, its width and height swapped where the canvas is turned nearer a quarter turn than
+    upright (a face found upright there lies across in the image)."""
     if not len(found):
         return found
     linear, shift = warped.to_image[:, :2], warped.to_image[:, 2]
     keypoints = found.keypoints @ linear.T + shift
     centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2 @ linear.T + shift
     halves = (found.boxes[:, 2:] - found.boxes[:, :2]) / (2 * warped.scale)
+    # Turned by more than 45 degrees (by at least 46: a 45 degree turn keeps its sides).
+    if abs(linear[0, 1]) > abs(linear[0, 0]) * SWAP_RATIO:
+        halves = halves[:, ::-1]
     boxes = np.concatenate([centres - halves, centres + halves], axis=1)
     return Detections(boxes.astype(np.float32), found.scores, keypoints.astype(np.float32))
 

@@ -24,7 +24,7 @@ from worker.frames import (
     points_decoded_to_full_size,
     warped_to_decoded,
 )
-from worker.imaging.align import roll_degrees, warp_to_template
+from worker.imaging.align import roll_degrees, upright_quarters, warp_to_template
 from worker.imaging.decode import DecodedImage, RGBImage, ScaleRule, decode_image
 from worker.imaging.resize import (
     TURN_DEGREES,
@@ -34,6 +34,7 @@ from worker.imaging.resize import (
     face_window,
     fit_scale,
     letterbox,
+    quarter_turned,
     turned,
 )
 from worker.models.base import Detections, GenderAge
@@ -60,6 +61,10 @@ FINE_STEP = 2
 # 75 to 90 degrees, 0.013 upright in the window). At 30 degrees two of t1.jpg's faces would be,
 # and the package photos' results would no longer equal the reference's (test_reference.py).
 REFINE_MIN_ROLL = 45.0
+# A photo whose faces found lie on their side is detected again turned upright only where those
+# faces cover less than this share of it: more room than a face crop (one face, margins of
+# about 40 % of its side: half the crop) leaves.
+SIDEWAYS_MAX_COVER = 0.25
 
 log = logging.getLogger("facerest.worker")
 
@@ -148,6 +153,15 @@ def check_total_faces(found: int, searched: int, images: int, limit: int) -> Non
             f"max_faces_per_request={limit}; raise the detection threshold or send fewer images "
             "per request"
         )
+
+
+def _room_for_more(found: Detections, image: RGBImage) -> bool:
+    """Whether the faces ``found`` leave room in ``image`` for more of their size: their boxes
+    cover less than SIDEWAYS_MAX_COVER of it. A photo one lying face fills (a face crop) has none:
+    its face is set upright in its window alone (``_refine``)."""
+    sides = found.boxes[:, 2:] - found.boxes[:, :2]
+    covered = float(np.prod(sides, axis=1).sum())
+    return covered < SIDEWAYS_MAX_COVER * float(image.shape[0] * image.shape[1])
 
 
 def _ms_since(start: float) -> float:
@@ -283,12 +297,40 @@ class Pipeline:
     def _find_faces(self, image: RGBImage, options: AnalysisOptions, detector: str) -> Detections:
         """Faces in decoded px: the detection passes (``_passes``), then the faces whose box and
         landmarks came from a coarse canvas, from the edge of the detector's range, or from a
-        face turned far from upright, detected again on a window around each (``_refine``)."""
+        face turned far from upright, detected again on a window around each (``_refine``).
+
+        A photo turned on its side or upside down (its EXIF orientation lost or never set)
+        shows SCRFD a few of its faces, lying the same way: where most of the faces found lie
+        more than 45 degrees from upright, and they leave room in the photo for more faces, the
+        passes run again on the photo turned upright, whose faces are kept where they are more
+        (t1.jpg and gdp.jpg turned a quarter either way: 1 or 2 faces found as they are, all 6
+        and 5 upright)."""
         found, coarse = self._passes(image, options, detector)
         rolls = roll_degrees(found.keypoints)
+        quarters = upright_quarters(rolls, found.scores)
+        if quarters and _room_for_more(found, image):
+            upright = quarter_turned(image, quarters)
+            again, again_coarse = self._passes(upright.canvas, options, detector)
+            if len(again) > len(found):
+                faces = self._refined(upright.canvas, again, again_coarse, detector, options.threshold)
+                return warped_to_decoded(faces, upright)
+        return self._refined(image, found, coarse, detector, options.threshold, rolls)
+
+    def _refined(
+        self,
+        image: RGBImage,
+        found: Detections,
+        coarse: NDArray[np.bool_],
+        detector: str,
+        threshold: float,
+        rolls: NDArray[np.float32] | None = None,
+    ) -> Detections:
+        """``_refine`` of the faces from a coarse pass (``coarse``) and of those lying on their
+        side (``rolls``: ``roll_degrees`` of their landmarks, when already known)."""
+        rolls = roll_degrees(found.keypoints) if rolls is None else rolls
         # The turn that sets a lying face upright in its window; 0 for the others.
         turns = np.where(np.abs(rolls) > REFINE_MIN_ROLL, -rolls, 0.0)
-        return self._refine(image, found, coarse | (turns != 0), turns, detector, options.threshold)
+        return self._refine(image, found, coarse | (turns != 0), turns, detector, threshold)
 
     def _passes(
         self, image: RGBImage, options: AnalysisOptions, detector: str

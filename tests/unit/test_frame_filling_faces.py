@@ -13,6 +13,7 @@ from shared.settings import load_settings
 from testkit.coarse import Recording, main_pass_only, recorded
 from testkit.photos import GROUP_PHOTOS, T1_FACE_BOX, encode, pasted_face, read_rgb, tilted_crop
 from worker.analyzer import FaceAnalyzer
+from worker.imaging.resize import letterbox
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.models.postprocess import box_iou
@@ -177,22 +178,79 @@ def test_a_tilted_face_in_a_small_photo_is_found_on_turned_copies(
     assert similarity > 0.8
 
 
+# (crop side px, crop side / face side, detector inputs): a face filling its crop (its box covers
+# half of it) is set upright in its 320 px window alone; where it leaves room for more faces, the
+# crop turned upright is detected first, and then shows no more faces than the one found.
+LYING_CROPS = [
+    (300, 1.4, [(320, 320, 3), (320, 320, 3)]),
+    (640, 3.0, [(640, 640, 3), (640, 640, 3), (320, 320, 3)]),
+]
+
+
+@pytest.mark.parametrize(("side", "margin", "calls"), LYING_CROPS)
 def test_a_face_lying_on_its_side_is_detected_again_upright(
-    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+    side: int, margin: float, calls: list[tuple[int, int, int]], analyzers: tuple[FaceAnalyzer, FaceAnalyzer]
 ) -> None:
-    """t1.jpg turned 90 degrees clockwise: the face SCRFD finds lying on its side (its landmarks
-    say so) is detected again in a 320 px window turned upright, and then embeds as the same
-    face of the upright photo (0.90; 0.28 from the landmarks of the first detection)."""
+    """t1.jpg's first face turned 90 degrees clockwise in a crop: the face SCRFD finds lying on its
+    side (its landmarks say so) is detected again in its 320 px window turned upright; its
+    landmarks are then where the turned face's are, and it embeds as the upright face."""
+    full, _ = analyzers
+    photo = read_rgb(GROUP_PHOTOS["t1.jpg"])
+    face_box = np.array(T1_FACE_BOX, np.float32)
+    (group,) = full.analyze([encode(photo)], DEFAULT)
+    upright = group.faces[int(box_iou(_boxes(group), face_box[None])[:, 0].argmax())]
+    image, to_crop = tilted_crop(photo, face_box, -90, side, margin)
+    truth = np.array(upright.landmarks) @ to_crop[:, :2].T + to_crop[:, 2]
+    recorded, recording = _recording(full)
+    try:
+        (lying,) = recorded.analyze([encode(image, ".png")], DEFAULT)
+    finally:
+        recorded.close()
+    assert recording.shapes == calls
+    (found,) = lying.faces
+    face_side = max(found.bbox[2] - found.bbox[0], found.bbox[3] - found.bbox[1])
+    assert np.linalg.norm(np.array(found.landmarks) - truth, axis=1).mean() < 0.05 * face_side
+    assert found.vec is not None and upright.vec is not None
+    assert np.frombuffer(found.vec, np.float32) @ np.frombuffer(upright.vec, np.float32) > 0.8
+
+
+# The upright photo's box (x1, y1, x2, y2), w x h px, in the photo turned by np.rot90 (1: a
+# quarter counter-clockwise: the top-right corner goes to the top-left; -1: clockwise).
+TURNED_BOX = {
+    1: lambda b, w, h: (b[1], w - b[2], b[3], w - b[0]),
+    -1: lambda b, w, h: (h - b[3], b[0], h - b[1], b[2]),
+}
+
+
+@pytest.mark.parametrize("quarters", [1, -1])
+def test_a_photo_on_its_side_is_detected_again_turned_upright(
+    quarters: int, analyzers: tuple[FaceAnalyzer, FaceAnalyzer]
+) -> None:
+    """t1.jpg turned a quarter either way (no EXIF orientation to undo it): SCRFD finds 1 of its 6
+    faces, lying; the photo turned upright shows all 6. Each comes back in the turned photo's px,
+    on the upright photo's face turned the same way, with its embedding."""
     full, _ = analyzers
     photo = read_rgb(GROUP_PHOTOS["t1.jpg"])
     (upright,) = full.analyze([encode(photo)], DEFAULT)
-    vectors = np.stack([np.frombuffer(face.vec or b"", np.float32) for face in upright.faces])
+    sideways = np.ascontiguousarray(np.rot90(photo, quarters))
+    (as_it_is,) = full.models.detect(
+        "scrfd", [letterbox(sideways, DEFAULT.max_size).canvas], DEFAULT.threshold
+    )
     recorded, recording = _recording(full)
     try:
-        (lying,) = recorded.analyze([encode(np.ascontiguousarray(np.rot90(photo, -1)))], DEFAULT)
+        (result,) = recorded.analyze([encode(sideways)], DEFAULT)
     finally:
         recorded.close()
-    assert recording.shapes[-1] == (320, 320, 3)
-    assert lying.faces and all(face.vec is not None for face in lying.faces)
-    best = max(float((np.frombuffer(face.vec or b"", np.float32) @ vectors.T).max()) for face in lying.faces)
-    assert best > 0.7
+    assert recording.shapes == [(640, 448, 3), (160, 128, 3), (448, 640, 3)]  # as it is, coarse, upright
+    assert len(upright.faces) == 6 and len(as_it_is) == 1 and len(result.faces) == 6
+    height, width = photo.shape[:2]
+    expected = np.array(
+        [TURNED_BOX[quarters](face.bbox, width, height) for face in upright.faces], np.float32
+    )
+    overlap = box_iou(expected, _boxes(result))
+    matched = overlap.argmax(axis=1)
+    assert sorted(matched.tolist()) == list(range(6)) and overlap.max(axis=1).min() > 0.9
+    for face, index in zip(upright.faces, matched, strict=True):
+        found = result.faces[int(index)]
+        assert face.vec is not None and found.vec is not None
+        assert np.frombuffer(face.vec, np.float32) @ np.frombuffer(found.vec, np.float32) > 0.95

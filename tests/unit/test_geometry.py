@@ -13,6 +13,7 @@ from worker.imaging.align import (
     arcface_template,
     estimate_similarity,
     roll_degrees,
+    upright_quarters,
     warp_to_template,
 )
 from worker.imaging.resize import (
@@ -22,6 +23,7 @@ from worker.imaging.resize import (
     face_window,
     fit_scale,
     letterbox,
+    quarter_turned,
     shrink,
     turned,
 )
@@ -224,3 +226,33 @@ def test_turned_copy_holds_the_whole_photo_and_maps_detections_back() -> None:
     )
     still = letterbox(image, (640, 640), fill_max_size=True)
     assert turned(image, still, -45, fill_canvas=True).canvas.shape == still.canvas.shape
+
+
+@pytest.mark.parametrize("quarters", [0, 1, 2, 3, -1])
+def test_quarter_turned_photo_maps_each_pixel_and_box_back_exactly(quarters: int) -> None:
+    """A 120x80 photo turned by np.rot90: a marked pixel's centre maps back to its own, and a box
+    around a 10x20 (wide x tall) mark maps back onto it, its sides swapped by an odd turn."""
+    image = np.zeros((80, 120, 3), np.uint8)
+    image[30:50, 90:100] = 255  # x 90-100, y 30-50
+    image[5, 7] = 128  # one pixel: x 7, y 5
+    copy = quarter_turned(image, quarters)
+    np.testing.assert_array_equal(copy.canvas, np.rot90(image, quarters))
+    assert copy.scale == 1.0
+    (y,), (x,) = np.nonzero(copy.canvas[..., 0] == 128)
+    np.testing.assert_allclose(np.array([x + 0.5, y + 0.5, 1.0]) @ copy.to_image.T, [7.5, 5.5])
+    ys, xs = np.nonzero(copy.canvas[..., 0] == 255)
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+    found = Detections(box, np.array([0.9], np.float32), np.zeros((1, 5, 2), np.float32))
+    np.testing.assert_allclose(warped_to_decoded(found, copy).boxes[0], [90, 30, 100, 50], atol=1e-4)
+
+
+def test_upright_quarters_turns_a_photo_whose_faces_mostly_lie_the_same_way() -> None:
+    """The quarter turns (np.rot90's count) that set most of the faces upright, by score."""
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    assert upright_quarters(np.array([80, 95, 70], np.float32), scores) == 3  # lying left: turn clockwise
+    assert upright_quarters(np.array([-80, -95, -60], np.float32), scores) == 1
+    assert upright_quarters(np.array([178, -170, 175], np.float32), scores) == 2
+    assert upright_quarters(np.array([10, -40, 44], np.float32), scores) == 0  # within 45: upright
+    assert upright_quarters(np.array([10, 85, 85], np.float32), np.array([0.9, 0.4, 0.4], np.float32)) == 0
+    assert upright_quarters(np.array([10, 85, 85], np.float32), scores) == 3
+    assert upright_quarters(np.zeros(0, np.float32), np.zeros(0, np.float32)) == 0

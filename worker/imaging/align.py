@@ -100,3 +100,15 @@ def roll_degrees(keypoints: NDArray[np.float32]) -> NDArray[np.float32]:
     down = keypoints[:, 3:5].mean(axis=1) - keypoints[:, 0:2].mean(axis=1)
     roll: NDArray[np.float32] = np.degrees(np.arctan2(down[:, 0], down[:, 1])).astype(np.float32)
     return roll
+
+
+def upright_quarters(rolls: NDArray[np.float32], scores: NDArray[np.float32]) -> int:
+    """The quarter turns (counter-clockwise, as ``np.rot90`` counts them: 0 to 3) that would set
+    the faces of ``rolls`` (``roll_degrees``) upright, where most of them (weighed by their
+    detection ``scores``) lie the same way more than 45 degrees from upright; else 0."""
+    if not len(rolls):
+        return 0
+    quarters = np.round(-rolls.astype(np.float64) / 90).astype(np.intp) % 4
+    weights = np.bincount(quarters, weights=scores.astype(np.float64), minlength=4)
+    most = int(weights.argmax())
+    return most if weights[most] > weights.sum() / 2 else 0

@@ -162,6 +162,22 @@ def turned(image: NDArray[np.uint8], boxed: Letterbox, degrees: float, fill_canv
     return Warped.by(image, matrix, (canvas_w, canvas_h))
 
 
+def quarter_turned(image: NDArray[np.uint8], quarters: int) -> Warped:
+    """``image`` turned by ``quarters`` quarter turns counter-clockwise (as ``np.rot90`` counts
+    them), at its own scale: every pixel moved, none resampled."""
+    height, width = image.shape[:2]
+    # Where a canvas point (x, y) lies in the image, per quarter turn: the top-right corner of
+    # the image is the top-left of the canvas turned once.
+    to_image = {
+        0: [[1, 0, 0], [0, 1, 0]],
+        1: [[0, -1, width], [1, 0, 0]],
+        2: [[-1, 0, width], [0, -1, height]],
+        3: [[0, 1, 0], [-1, 0, height]],
+    }[quarters % 4]
+    canvas = np.ascontiguousarray(np.rot90(image, quarters % 4))
+    return Warped(canvas, np.asarray(to_image, np.float32), 1.0)
+
+
 def coarse_levels(boxed: Letterbox, full_frame_side: int, fill_canvas: bool = False) -> list[Letterbox]:
     """Smaller copies of a detector canvas for the faces too large for it: each COARSE_STEP times
     smaller than the one before, until a face filling the whole image fits the detector
