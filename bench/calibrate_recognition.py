@@ -34,7 +34,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -339,13 +339,18 @@ def print_table(results: dict[str, dict[str, object]]) -> None:
             f"| {q['10000_extrapolated']:.2%} | {r['tar_pairs']:.4f} | {r['rank1_closed_set']:.4f} "
             f"| {r['rank1_open_set']:.4f} |"
         )
+    print_operating_points(results)
+
+
+def print_operating_points(results: Mapping[str, Mapping[str, object]]) -> None:
+    """The table of each recognizer's ``operating_points``: threshold and TAR at each FAR."""
     print("\n| recognizer | FAR | threshold | TAR |\n|---|---|---|---|")
     for key, r in results.items():
         points = r["operating_points"]
         assert isinstance(points, list)
         for p in points:
             actual = f"{p['far']:.0e} (actual {p['actual_far']:.1e})"
-            print(f"| {key} | {actual} | {p['threshold']:.3f} | {p['tar']:.4f} |")
+            print(f"| {key} | {actual} | {p['threshold']:.3f} | {p['tar']:.2%} |")
 
 
 def main() -> None:

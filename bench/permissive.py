@@ -49,6 +49,7 @@ from bench.calibrate_recognition import (
     equal_error_rate,
     operating_points,
     pair_scores,
+    print_operating_points,
 )
 from bench.cfp import DEFAULT_OUT, Photo, photos
 from bench.cfp_detection import load_list, load_pairs, verification_accuracy
@@ -297,15 +298,7 @@ def print_tables(report: dict[str, dict[str, object]]) -> None:
             f"| {r['threshold']:.3f} ({r['impostor_pairs_accepted']} of {r['impostor_pairs']:,}) "
             f"| {r['tar_pairs']:.2%} | {r.get('rank1_closed_set', math.nan):.2%} |"
         )
-    print("\n| recognizer | FAR | threshold | TAR |\n|---|---|---|---|")
-    for key, r in report.items():
-        points = r["operating_points"]
-        assert isinstance(points, list)
-        for p in points:
-            print(
-                f"| {key} | {p['far']:.0e} (actual {p['actual_far']:.1e}) | {p['threshold']:.3f} "
-                f"| {p['tar']:.2%} |"
-            )
+    print_operating_points(report)
 
 
 if __name__ == "__main__":

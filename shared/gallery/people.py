@@ -408,35 +408,21 @@ class PeopleStore:
                     (new, collection, old),
                 )
 
-    def subject_deleted(self, collection: str, subject: str) -> None:
-        """The gallery deleted a subject: its cluster stays (a person's grouping) without the name,
-        and its faces' links to the deleted gallery faces go."""
+    def subject_deleted(self, collection: str, subject: str | None = None) -> None:
+        """The gallery deleted a subject (None: every subject of the collection): its cluster
+        stays (a person's grouping) without the name, and its faces' links to the deleted
+        gallery faces go."""
+        params = (collection,) if subject is None else (collection, subject)
+        which = "" if subject is None else " AND subject = ?"
         with self._plain() as db:
-            self._q(
-                db,
-                "UPDATE people_clusters SET subject = NULL WHERE collection = ? AND subject = ?",
-                (collection, subject),
-            )
-            self._q(
-                db, "DELETE FROM people_enrolled WHERE collection = ? AND subject = ?", (collection, subject)
-            )
+            self._q(db, f"UPDATE people_clusters SET subject = NULL WHERE collection = ?{which}", params)
+            self._q(db, f"DELETE FROM people_enrolled WHERE collection = ?{which}", params)
             # The log keeps that a cluster was named, not the name of a subject that was erased.
+            named = "" if subject is None else " AND detail = ?"
             self._q(
                 db,
-                "UPDATE people_decisions SET detail = '' "
-                "WHERE collection = ? AND kind = 'name' AND detail = ?",
-                (collection, subject),
-            )
-
-    def all_subjects_deleted(self, collection: str) -> None:
-        """The gallery deleted every subject of the collection: ``subject_deleted`` for each."""
-        with self._plain() as db:
-            self._q(db, "UPDATE people_clusters SET subject = NULL WHERE collection = ?", (collection,))
-            self._q(db, "DELETE FROM people_enrolled WHERE collection = ?", (collection,))
-            self._q(
-                db,
-                "UPDATE people_decisions SET detail = '' WHERE collection = ? AND kind = 'name'",
-                (collection,),
+                f"UPDATE people_decisions SET detail = '' WHERE collection = ? AND kind = 'name'{named}",
+                params,
             )
 
     def compact(self) -> bool:
