@@ -255,9 +255,11 @@ def post_video() -> Response:
         record = None if key is None else ctx.store.idempotency(key)
         if record is not None:
             return _replay(ctx, record, got.digest)
+        # A URL's request is whole without its video: checked before the download (up to
+        # max_video_bytes, for up to video_url_timeout_s). An upload's options come in its form.
+        callback = _check(ctx, got.body)
         if not upload:
             _fetch(ctx, cast(str, got.body.url), path)
-        callback = _check(ctx, got.body)
         info = probe(path, _limits(ctx))
         claim = None if key is None else (key, got.digest)
         made = _queue(ctx, video_id, owner, got.body, info, path, callback, claim)

@@ -198,6 +198,18 @@ def test_a_url_retried_with_its_idempotency_key_is_not_fetched_again(
         assert len(server.hosts) == 1
 
 
+def test_a_url_naming_an_unknown_collection_is_refused_before_it_is_fetched(
+    allowing_api: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    with LocalServer() as server:
+        server.routes["/scene.mp4"] = answer_with((tmp_path / "scene.mp4").read_bytes())
+        body = {"url": server.url("/scene.mp4"), "collection": "nobody-here"}
+        nobody = requests.post(f"{allowing_api}/videos", json=body, timeout=TIMEOUT)
+        assert nobody.status_code == 404 and nobody.json()["code"] == "collection_not_found", nobody.text
+        assert server.hosts == []
+
+
 def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: str, tmp_path: Path) -> None:
     refused = upload(video_api, not_a_video(tmp_path / "text.mp4"))
     assert refused.status_code == 422 and refused.json()["code"] == "invalid_video", refused.text
