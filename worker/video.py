@@ -142,8 +142,9 @@ def sampled_frames(data: bytes, job: VideoSegmentJob, max_pixels: int) -> Iterat
         raise InvalidVideo(f"{where} is corrupt or truncated: {decoded} of its {job.frames} frames decode")
 
 
-def thumbnail(pixels: RGBImage, box: tuple[float, float, float, float]) -> bytes:
-    """A JPEG of the face in ``box`` (frame px) with a margin, at most THUMBNAIL_SIDE px."""
+def face_crop(pixels: RGBImage, box: tuple[float, float, float, float]) -> RGBImage:
+    """The face in ``box`` (frame px) with a margin, at most THUMBNAIL_SIDE px: a copy, never a
+    view (a view would keep its whole frame alive as long as its track keeps the crop)."""
     x1, y1, x2, y2 = box
     grow_x, grow_y = (x2 - x1) * THUMBNAIL_MARGIN, (y2 - y1) * THUMBNAIL_MARGIN
     height, width = pixels.shape[:2]
@@ -151,9 +152,14 @@ def thumbnail(pixels: RGBImage, box: tuple[float, float, float, float]) -> bytes
     right, bottom = min(width, int(x2 + grow_x) + 1), min(height, int(y2 + grow_y) + 1)
     crop = pixels[top:bottom, left:right]
     scale = THUMBNAIL_SIDE / max(crop.shape[:2])
-    if scale < 1:
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
+    if scale >= 1:
+        return crop.copy()
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def thumbnail(crop: RGBImage) -> bytes:
+    """A face crop as the JPEG a track shows: encoded once per track, for its best frame only."""
     return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(crop), quality=85, colorspace="RGB"))
 
 
@@ -164,7 +170,7 @@ def observations(time_s: float, pixels: RGBImage, image: ImageResult) -> list[Ob
             continue
         vec: NDArray[np.float32] = np.frombuffer(face.vec, np.float32)
         quality = 0.0 if face.quality is None else face.quality.quality
-        found.append(Observation(time_s, face.bbox, face.prob, quality, vec, thumbnail(pixels, face.bbox)))
+        found.append(Observation(time_s, face.bbox, face.prob, quality, vec, face_crop(pixels, face.bbox)))
     return found
 
 
@@ -234,7 +240,7 @@ class VideoWork:
     def segment(self, job: VideoSegmentJob, start: float) -> VideoSegmentResult:
         """Analyse a segment; InvalidVideo when it does not decode, Cancelled once its video is gone."""
         self.jobs.mark_started(job.video_id, self.name)
-        tracker = Tracker(max_gap_s(job.fps))
+        tracker = Tracker(max_gap_s(job.fps), thumbnail)
         options = msgspec.structs.replace(job.options, extract_embedding=True, return_quality=True)
         batch: list[tuple[float, RGBImage]] = []
         frames = 0
