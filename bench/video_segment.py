@@ -89,13 +89,13 @@ class NoStore:
     def publish(self, video_id: str, joined_from: int, tracks: list[Track]) -> None:
         pass
 
-    def segment_results(self, video_id: str) -> list[VideoSegmentResult]:
+    def segment_results(self, video_id: str, segments: int) -> list[VideoSegmentResult]:
         return []
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
         return None
 
-    def finished(self, video_id: str) -> None:
+    def finished(self, video_id: str, segments: int) -> None:
         pass
 
 

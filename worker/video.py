@@ -88,11 +88,11 @@ class Videos(Protocol):
 
     def publish(self, video_id: str, joined_from: int, tracks: list[Track]) -> None: ...
 
-    def segment_results(self, video_id: str) -> list[VideoSegmentResult]: ...
+    def segment_results(self, video_id: str, segments: int) -> list[VideoSegmentResult]: ...
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None: ...
 
-    def finished(self, video_id: str) -> None: ...
+    def finished(self, video_id: str, segments: int) -> None: ...
 
 
 class Cancelled(Exception):
@@ -290,7 +290,7 @@ class VideoWork:
         complete = progress.segments_done >= video.segments
         if not complete and not self.videos.may_publish(video_id, PUBLISH_EVERY_S):
             return  # another worker joins the partial tracks now; the next segment, or the last, shows these
-        results = self.videos.segment_results(video_id)
+        results = self.videos.segment_results(video_id, progress.segments)
         tracks = join_segments([(r.start_s, r.tracks) for r in results], max_gap_s(video.fps))
         if video.collection is not None and self.identify is not None:
             tracks = self.identify(tracks, video.collection, video.threshold)
@@ -312,7 +312,7 @@ class VideoWork:
             took,
         )
         if self.jobs.finish(video_id, done, self.name):
-            self.videos.finished(video_id)
+            self.videos.finished(video_id, progress.segments)
             log.info(
                 "video %s done: %d segments, %d frames, %d tracks",
                 video_id,

@@ -598,13 +598,24 @@ def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_a
     assert progress.tracks == [track] and progress.failed is None
     assert videos.record(segment(0, 9)) == 2
     assert videos.record(segment(0, 9)) == 2  # all in: nothing more counts
-    assert [r.index for r in videos.segment_results("v1")] == [0, 1]
+    assert [r.index for r in videos.segment_results("v1", 2)] == [0, 1]
     videos.fail("v1", ErrorInfo("invalid_video", "first"))
     videos.fail("v1", ErrorInfo("invalid_video", "second"))
     failed = videos.progress("v1")
     assert failed is not None and failed.failed == ErrorInfo("invalid_video", "first")
-    videos.finished("v1")
-    assert videos.segment_results("v1") == [] and videos.progress("v1") is not None
+    videos.finished("v1", 2)
+    assert videos.segment_results("v1", 2) == [] and videos.progress("v1") is not None
+    # The segments' results and the partial tracks are gone, the counts stay.
+    counts = {
+        b"segments",
+        b"frames",
+        b"duration_s",
+        b"segments_done",
+        b"frames_done",
+        b"failed",
+        b"tracks_from",
+    }
+    assert set(client.hkeys("vid:video:v1")) == counts
     videos.delete("v1")
     assert videos.record(segment(0, 9)) == -1
     videos.fail("v1", ErrorInfo("invalid_video", "late"))

@@ -143,14 +143,14 @@ class Videos:
     def publish(self, video_id: str, joined_from: int, tracks: list[contract.Track]) -> None:
         pass
 
-    def segment_results(self, video_id: str) -> list[contract.VideoSegmentResult]:
+    def segment_results(self, video_id: str, segments: int) -> list[contract.VideoSegmentResult]:
         return [self.results[i] for i in sorted(self.results)]
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
         done = len(self.results)
         return None if self.gone else VideoProgress(self.segments, done, 10, done * 5, 2.0, [], self.failed)
 
-    def finished(self, video_id: str) -> None:
+    def finished(self, video_id: str, segments: int) -> None:
         pass
 
 
