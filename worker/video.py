@@ -300,16 +300,16 @@ class VideoWork:
         frames = sum(result.frames for result in results)
         took = sum(result.took_ms for result in results)
         done = VideoResult(
-            video_id,
-            tracks,
-            video.segments,
-            frames,
-            progress.duration_s,
-            video.collection,
-            video.threshold,
-            video.embedding,
-            self.name,
-            took,
+            video_id=video_id,
+            tracks=tracks,
+            segments=video.segments,
+            frames=frames,
+            duration_s=progress.duration_s,
+            collection=video.collection,
+            embedding=video.embedding,
+            worker=self.name,
+            took_ms=took,
+            threshold=video.threshold,
         )
         if self.jobs.finish(video_id, done, self.name):
             self.videos.finished(video_id, progress.segments)

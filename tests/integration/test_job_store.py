@@ -627,7 +627,7 @@ def test_a_video_job_runs_from_its_first_segment_and_each_segment_extends_its_li
     client: redis.Redis,
 ) -> None:
     jobs = JobStore(client, "vidjob", TTL_S)
-    video = VideoJob(2, 2.0, 10, 2.0, None, None, False, "r")
+    video = VideoJob(2, 2.0, None, None, False, "r", duration_s=2.0, frames=10)
     assert jobs.create("v2", video, RENDER) is None
     client.expire("vidjob:job:v2", 5)
     jobs.mark_started("v2", "w1")

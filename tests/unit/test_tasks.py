@@ -154,7 +154,7 @@ class Videos:
         pass
 
 
-VIDEO = contract.VideoJob(2, 2.0, 10, 2.0, None, None, False, "req-v")
+VIDEO = contract.VideoJob(2, 2.0, None, None, False, "req-v", duration_s=2.0, frames=10)
 SEGMENT = contract.VideoSegmentJob("v", 1, b"", 1.0, 2.0, 5, 2.0, 0, AnalysisOptions(), "req-v")
 
 
