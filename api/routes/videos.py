@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import tempfile
 import uuid
@@ -60,6 +61,7 @@ from shared.jobs import JobState, JobStatus, Share, ShareFull
 from shared.queue import video_lane
 from shared.videos import VideoProgress
 
+log = logging.getLogger("facerest.api")
 bp = Blueprint("videos", __name__)
 VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_FIELD = "file"
@@ -266,6 +268,9 @@ def post_video() -> Response:
     finally:
         path.unlink(missing_ok=True)  # cut into segments (or refused): the upload is not kept
     if made is not None:  # a concurrent retry with the same key made the video first
+        log.info(
+            "video %s: its Idempotency-Key made video %s first; this upload is dropped", video_id, made.job_id
+        )
         return _replay(ctx, made, got.digest)
     return _accepted(video_id)
 
