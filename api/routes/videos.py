@@ -243,7 +243,6 @@ def post_video() -> Response:
     ctx = context()
     settings = ctx.settings
     owner = request_owner(ctx.api_keys)
-    key = idempotency_key(ctx, owner)
     video_id = uuid.uuid4().hex
     folder = settings.data_dir / "videos"
     folder.mkdir(parents=True, exist_ok=True)
@@ -254,6 +253,8 @@ def post_video() -> Response:
         # its digest covers the file).
         upload = request.mimetype == "multipart/form-data"
         got = _receive_upload(ctx, path) if upload else _read_json()
+        # After the body: a refusal sent before an upload was read would reset the connection.
+        key = idempotency_key(ctx, owner)
         record = None if key is None else ctx.store.idempotency(key)
         if record is not None:
             return _replay(ctx, record, got.digest)

@@ -171,6 +171,10 @@ def test_an_upload_retried_with_its_idempotency_key_makes_one_video(
         timeout=TIMEOUT,
     )
     assert extract.status_code == 409 and "POST /videos" in extract.json()["message"], extract.text
+    # A key that is not one is refused with an answer (after the upload is read), no video made.
+    bad = upload(api, tmp_path / "scene.mp4", "two words", fps=0.5)
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["message"], bad.text
+    assert video_hashes(system) - before == ids
     body = finished(api, next(iter(ids)))
     assert body["status"] == "done" and body["progress"]["frames_done"] == 3, body
     assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["status"] == "done"
