@@ -231,6 +231,13 @@ def test_an_idempotency_key_is_stored_with_its_job_or_returns_the_first(
     assert isinstance(again, IdempotencyRecord) and (again.job_id, again.body_digest) == ("j1", "d1")
     assert not client.exists("facerest:job:j2") and 0 < client.ttl(key) <= TTL_S
     assert store.idempotency_key("scope", "abc") != key
+    # Released (its job erased before it was whole: a video refused while cut) only by its own
+    # record: a later job's record under the same key stays.
+    store.release(key, IdempotencyRecord("j2", "d2"))
+    assert store.idempotency(key) == again
+    store.release(key, again)
+    assert store.idempotency(key) is None
+    assert store.create("j3", job, RENDER, (key, "d3")) is None
 
 
 def test_another_owner_gets_the_answer_of_an_unknown_job(
