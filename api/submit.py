@@ -161,7 +161,7 @@ def idempotency_key(ctx: ApiContext, owner: str) -> str | None:
     return ctx.store.idempotency_key(owner, value)
 
 
-def _route() -> str:
+def request_route() -> str:
     """The request's method and path, which an Idempotency-Key is bound to besides its body."""
     return f"{request.method} {request.path}"
 
@@ -267,7 +267,7 @@ def submit(
         job,
         submission.render,
         claimed,
-        route=_route(),
+        route=request_route(),
         share=share,
         queue=lane,
         callback=callback,
@@ -348,6 +348,23 @@ def send(
         wait_for_replica(ctx, job_id)
 
 
+def check_retry(record: IdempotencyRecord, digest: str) -> None:
+    """IdempotencyConflict unless the request is a retry of the one whose Idempotency-Key made
+    ``record``'s job: the same route, a body of the same ``digest``."""
+    # The key names one request: sent to another route it would answer with another
+    # collection's or endpoint's job (records stored before routes were kept have none).
+    if record.route and record.route != request_route():
+        raise IdempotencyConflict(
+            f"this {IDEMPOTENCY_HEADER} was sent before to {record.route} (job {record.job_id}), "
+            f"not {request_route()}; use a new key for a new request"
+        )
+    if record.body_digest != digest:
+        raise IdempotencyConflict(
+            f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
+            "use a new key for a new request"
+        )
+
+
 def _replay(
     ctx: ApiContext,
     record: IdempotencyRecord,
@@ -359,18 +376,7 @@ def _replay(
     finish: Callable[[JobResult], Response] | None,
 ) -> Response:
     """Answer a request whose Idempotency-Key made a job before, from that job."""
-    # The key names one request: sent to another route it would answer with another
-    # collection's or endpoint's job (records stored before routes were kept have none).
-    if record.route and record.route != _route():
-        raise IdempotencyConflict(
-            f"this {IDEMPOTENCY_HEADER} was sent before to {record.route} (job {record.job_id}), "
-            f"not {_route()}; use a new key for a new request"
-        )
-    if record.body_digest != digest:
-        raise IdempotencyConflict(
-            f"this {IDEMPOTENCY_HEADER} was sent before with a different body (job {record.job_id}); "
-            "use a new key for a new request"
-        )
+    check_retry(record, digest)
     as_msgpack = wants_msgpack(request, flags.msgpack)
     state = ctx.store.state(record.job_id)
     if state.status is JobStatus.QUEUED and not state.sent:

@@ -40,7 +40,6 @@ class VideoInfo:
     height: int
     duration_s: float
     frames: int  # the stream's frames (its packets)
-    frame_rate: float
     rotation: int  # degrees counterclockwise to turn decoded frames upright (PyAV's frame.rotation)
     keyframes: tuple[float, ...]  # seconds, in demux order
 
@@ -86,7 +85,6 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
                 end_s = max(end_s, time_s + (_seconds(packet.duration, packet.time_base) or 0.0))
                 if packet.is_keyframe:
                     keyframes.append(time_s)
-            rate = float(stream.average_rate or stream.guessed_rate or 0)
             declared = stream.frames  # from the container's index; 0 where it keeps none
         rotation = _first_frame_rotation(path)
     except av.FFmpegError as exc:
@@ -98,7 +96,7 @@ def probe(path: Path, limits: VideoLimits) -> VideoInfo:
     if declared and frames < declared:
         raise InvalidVideo(f"the file is truncated: its index lists {declared} frames, {frames} are in it")
     upright = (height, width) if rotation % 180 else (width, height)
-    return VideoInfo(*upright, round(duration_s, 3), frames, rate, rotation, tuple(keyframes))
+    return VideoInfo(*upright, round(duration_s, 3), frames, rotation, tuple(keyframes))
 
 
 def _check_segment_codec(stream: av.video.stream.VideoStream) -> None:

@@ -159,13 +159,17 @@ class VideoJob(msgspec.Struct, frozen=True, tag="video"):
     unfinished jobs again) only settles it: finishes it if every segment is in, else nothing."""
 
     segments: int
-    duration_s: float
-    frames: int  # frames to analyse, estimated from the duration, the frame rate and fps
     fps: float  # frames analysed per second of video; 0: every frame
     collection: str | None  # identify tracks against it; None: no identification
     threshold: float | None  # the open-set threshold; None: the recognizer's default
     embedding: bool  # return each track's embedding
     request_id: str
+    # Never read (the video's hash, shared/videos.py, holds the counts shown). Still written:
+    # the previous version's workers and APIs require them to decode this job (a keyed map:
+    # fields missing, not fields added, fail) while a rolling upgrade runs both. With defaults
+    # here, the next version may stop writing them, and then drop them.
+    duration_s: float = 0.0
+    frames: int = 0
 
 
 class VideoSegmentJob(msgspec.Struct, frozen=True, tag="video_segment"):
@@ -423,10 +427,11 @@ class VideoResult(msgspec.Struct, frozen=True, tag="video"):
     frames: int
     duration_s: float
     collection: str | None
-    threshold: float | None
     embedding: bool  # the request asked for each track's embedding
     worker: str
     took_ms: float  # the segments' analysis, summed over workers
+    # Never read; written for the previous version's APIs, as VideoJob's duration_s and frames.
+    threshold: float | None = None
 
 
 JobResult = (

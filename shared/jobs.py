@@ -260,6 +260,12 @@ return {'created'}
 """
 )
 
+# KEYS: idempotency record. ARGV: the record as stored. Deletes it only if it is (still) that one.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: pending set. ARGV: the job key prefix ("{p}:job:"). Drops entries whose job expired.
 # -> the ids of unfinished jobs
 UNFINISHED = """
@@ -405,6 +411,7 @@ class JobStore:
         self._unfinished = client.register_script(UNFINISHED)
         self._progress = client.register_script(PROGRESS)
         self._started = client.register_script(STARTED)
+        self._release = client.register_script(RELEASE)
 
     def _key(self, job_id: str, suffix: str = "") -> str:
         return f"{self._prefix}:job:{job_id}{suffix}"
@@ -489,6 +496,11 @@ class JobStore:
                 return ShareFull(jobs, images)
             case _:
                 return None
+
+    def release(self, key: str, record: IdempotencyRecord) -> None:
+        """Forget an Idempotency-Key whose job was erased before it was whole (a video refused
+        while it was cut): a retry then makes the job anew. Only ``record``: never a later one."""
+        self._release(keys=[key], args=[encode(record)])
 
     def idempotency(self, key: str) -> IdempotencyRecord | None:
         data = self._redis.get(key)

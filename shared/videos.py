@@ -57,6 +57,11 @@ return 1
 """
 
 
+def _segment_field(index: int) -> str:
+    """The hash field of a segment's result (RECORD writes 'seg:' .. index)."""
+    return f"seg:{index}"
+
+
 class TrackList(msgspec.Struct, frozen=True):
     tracks: list[Track]
 
@@ -123,11 +128,15 @@ class VideoStore:
         key = f"{self._key(video_id)}:publish"
         return bool(self._redis.set(key, 1, nx=True, px=max(1, round(every_s * 1000))))
 
-    def segment_results(self, video_id: str) -> list[VideoSegmentResult]:
-        """The segments done, by index."""
-        raw = cast(dict[bytes, bytes], self._redis.hgetall(self._key(video_id)))
-        found = [_SEGMENT.decode(value) for name, value in raw.items() if name.startswith(b"seg:")]
-        return sorted(found, key=lambda result: result.index)
+    def segment_results(self, video_id: str, segments: int) -> list[VideoSegmentResult]:
+        """The segments done of the video's ``segments`` (its hash's count), by index: their
+        fields alone, not the published tracks beside them (a thumbnail each, and they grow
+        with the video)."""
+        if segments <= 0:
+            return []
+        names = [_segment_field(index) for index in range(segments)]
+        values = cast(list[bytes | None], self._redis.hmget(self._key(video_id), names))
+        return [_SEGMENT.decode(value) for value in values if value is not None]
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
         """None when the video is unknown, deleted or expired. ``with_tracks=False`` leaves out
@@ -151,14 +160,13 @@ class VideoStore:
             failed=None if failed is None else decode_error(failed),
         )
 
-    def finished(self, video_id: str) -> None:
-        """The video's job has its VideoResult: drop the segments' results, keep the counts for
-        the job's lifetime (result_ttl_s from now, as the job store gave the job)."""
+    def finished(self, video_id: str, segments: int) -> None:
+        """The video's job has its VideoResult: drop its ``segments``' results and the partial
+        tracks, keep the counts for the job's lifetime (result_ttl_s from now, as the job store
+        gave the job). One round trip: the fields are known by name."""
         key = self._key(video_id)
-        names = [name for name in cast(list[bytes], self._redis.hkeys(key)) if name.startswith(b"seg:")]
         pipe = self._redis.pipeline(transaction=False)
-        if names:
-            pipe.hdel(key, *names, b"tracks")
+        pipe.hdel(key, "tracks", *(_segment_field(index) for index in range(segments)))
         pipe.expire(key, self._ttl_s)
         pipe.execute()
 

@@ -15,7 +15,7 @@ face, several good ones rarely all are.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +25,7 @@ from shared.contract import Track, TrackFace
 from worker.models.postprocess import box_iou
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2, upright frame px
+Thumbnail = Callable[[NDArray[np.uint8]], bytes]  # a face crop -> the bytes a track shows
 
 # ArcFace-family cosines: the same person across frames of one video is 0.6 ... 0.95, two
 # people rarely above 0.3 (docs/recognition.md's calibration); the margin either side is wide.
@@ -48,7 +49,9 @@ class Observation:
     prob: float
     quality: float  # 0 ... 1 (worker/quality.py)
     vec: NDArray[np.float32]  # L2-normalised
-    thumbnail: bytes  # JPEG of the face, shown for the track if this is its best frame
+    # The face's pixels (a small copy, RGB), turned into the track's thumbnail if this is its
+    # best frame: only then, once per track, not for every face of every frame.
+    crop: NDArray[np.uint8]
 
     @property
     def score(self) -> float:
@@ -95,7 +98,7 @@ class _Open:
         if len(self.best) > BEST_FRAMES:
             heapq.heappop(self.best)
 
-    def track(self) -> Track:
+    def track(self, thumbnail: Thumbnail) -> Track:
         kept = [face for _, _, face in self.best]
         weights = np.array([max(face.score, 1e-6) for face in kept], np.float32)
         vec = _normalised(np.sum([w * face.vec for w, face in zip(weights, kept, strict=True)], axis=0))
@@ -109,7 +112,7 @@ class _Open:
                 tuple(round(v, 1) for v in top.box),  # type: ignore[arg-type]
                 round(top.prob, 4),
                 round(top.quality, 4),
-                top.thumbnail,
+                thumbnail(top.crop),
             ),
             vec=vec.tobytes(),
             first_box=self.first.box,
@@ -132,10 +135,12 @@ def _pairs(scores: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
 
 
 class Tracker:
-    """Follows the faces of one segment's analysed frames, fed in time order."""
+    """Follows the faces of one segment's analysed frames, fed in time order; ``thumbnail``
+    turns a track's best face crop into its thumbnail (worker/video.py: a JPEG)."""
 
-    def __init__(self, gap_s: float) -> None:
+    def __init__(self, gap_s: float, thumbnail: Thumbnail) -> None:
         self._gap_s = gap_s
+        self._thumbnail = thumbnail
         self._open: list[_Open] = []
         self._closed: list[_Open] = []
         self._order = 0
@@ -166,7 +171,8 @@ class Tracker:
 
     def tracks(self) -> list[Track]:
         """Every track so far, by start time."""
-        return sorted((t.track() for t in self._closed + self._open), key=lambda t: (t.start_s, t.end_s))
+        tracks = (t.track(self._thumbnail) for t in self._closed + self._open)
+        return sorted(tracks, key=lambda t: (t.start_s, t.end_s))
 
 
 def _merge(a: Track, b: Track) -> Track:

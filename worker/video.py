@@ -88,11 +88,11 @@ class Videos(Protocol):
 
     def publish(self, video_id: str, joined_from: int, tracks: list[Track]) -> None: ...
 
-    def segment_results(self, video_id: str) -> list[VideoSegmentResult]: ...
+    def segment_results(self, video_id: str, segments: int) -> list[VideoSegmentResult]: ...
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None: ...
 
-    def finished(self, video_id: str) -> None: ...
+    def finished(self, video_id: str, segments: int) -> None: ...
 
 
 class Cancelled(Exception):
@@ -142,8 +142,9 @@ def sampled_frames(data: bytes, job: VideoSegmentJob, max_pixels: int) -> Iterat
         raise InvalidVideo(f"{where} is corrupt or truncated: {decoded} of its {job.frames} frames decode")
 
 
-def thumbnail(pixels: RGBImage, box: tuple[float, float, float, float]) -> bytes:
-    """A JPEG of the face in ``box`` (frame px) with a margin, at most THUMBNAIL_SIDE px."""
+def face_crop(pixels: RGBImage, box: tuple[float, float, float, float]) -> RGBImage:
+    """The face in ``box`` (frame px) with a margin, at most THUMBNAIL_SIDE px: a copy, never a
+    view (a view would keep its whole frame alive as long as its track keeps the crop)."""
     x1, y1, x2, y2 = box
     grow_x, grow_y = (x2 - x1) * THUMBNAIL_MARGIN, (y2 - y1) * THUMBNAIL_MARGIN
     height, width = pixels.shape[:2]
@@ -151,9 +152,14 @@ def thumbnail(pixels: RGBImage, box: tuple[float, float, float, float]) -> bytes
     right, bottom = min(width, int(x2 + grow_x) + 1), min(height, int(y2 + grow_y) + 1)
     crop = pixels[top:bottom, left:right]
     scale = THUMBNAIL_SIDE / max(crop.shape[:2])
-    if scale < 1:
-        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
+    if scale >= 1:
+        return crop.copy()
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def thumbnail(crop: RGBImage) -> bytes:
+    """A face crop as the JPEG a track shows: encoded once per track, for its best frame only."""
     return bytes(simplejpeg.encode_jpeg(np.ascontiguousarray(crop), quality=85, colorspace="RGB"))
 
 
@@ -164,7 +170,7 @@ def observations(time_s: float, pixels: RGBImage, image: ImageResult) -> list[Ob
             continue
         vec: NDArray[np.float32] = np.frombuffer(face.vec, np.float32)
         quality = 0.0 if face.quality is None else face.quality.quality
-        found.append(Observation(time_s, face.bbox, face.prob, quality, vec, thumbnail(pixels, face.bbox)))
+        found.append(Observation(time_s, face.bbox, face.prob, quality, vec, face_crop(pixels, face.bbox)))
     return found
 
 
@@ -234,7 +240,7 @@ class VideoWork:
     def segment(self, job: VideoSegmentJob, start: float) -> VideoSegmentResult:
         """Analyse a segment; InvalidVideo when it does not decode, Cancelled once its video is gone."""
         self.jobs.mark_started(job.video_id, self.name)
-        tracker = Tracker(max_gap_s(job.fps))
+        tracker = Tracker(max_gap_s(job.fps), thumbnail)
         options = msgspec.structs.replace(job.options, extract_embedding=True, return_quality=True)
         batch: list[tuple[float, RGBImage]] = []
         frames = 0
@@ -284,7 +290,7 @@ class VideoWork:
         complete = progress.segments_done >= video.segments
         if not complete and not self.videos.may_publish(video_id, PUBLISH_EVERY_S):
             return  # another worker joins the partial tracks now; the next segment, or the last, shows these
-        results = self.videos.segment_results(video_id)
+        results = self.videos.segment_results(video_id, progress.segments)
         tracks = join_segments([(r.start_s, r.tracks) for r in results], max_gap_s(video.fps))
         if video.collection is not None and self.identify is not None:
             tracks = self.identify(tracks, video.collection, video.threshold)
@@ -294,19 +300,19 @@ class VideoWork:
         frames = sum(result.frames for result in results)
         took = sum(result.took_ms for result in results)
         done = VideoResult(
-            video_id,
-            tracks,
-            video.segments,
-            frames,
-            progress.duration_s,
-            video.collection,
-            video.threshold,
-            video.embedding,
-            self.name,
-            took,
+            video_id=video_id,
+            tracks=tracks,
+            segments=video.segments,
+            frames=frames,
+            duration_s=progress.duration_s,
+            collection=video.collection,
+            embedding=video.embedding,
+            worker=self.name,
+            took_ms=took,
+            threshold=video.threshold,
         )
         if self.jobs.finish(video_id, done, self.name):
-            self.videos.finished(video_id)
+            self.videos.finished(video_id, progress.segments)
             log.info(
                 "video %s done: %d segments, %d frames, %d tracks",
                 video_id,

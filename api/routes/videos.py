@@ -9,13 +9,19 @@ store's, its progress and partial tracks shared/videos.py's.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
 import re
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
+import orjson
 from flask import Blueprint, Response, g, request
+from typing_extensions import Buffer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
@@ -28,15 +34,34 @@ from api.query import seconds_arg
 from api.render import encode, error_detail, render_tracks, wants_msgpack
 from api.schemas import ErrorDetail
 from api.schemas.videos import VideoAccepted, VideoBody, VideoDeleted, VideoRequest
-from api.submit import callback_url, send, wait_for_replica
+from api.submit import (
+    IDEMPOTENCY_DOC,
+    IDEMPOTENCY_HEADER,
+    QUEUED_REPLIES,
+    callback_url,
+    check_retry,
+    idempotency_key,
+    request_route,
+    send,
+    wait_for_replica,
+)
 from api.videofile import VideoInfo, VideoLimits, analysed_frames, cut_segments, plan_segments, probe
-from shared.contract import RenderSettings, Track, VideoJob, VideoResult, VideoSegmentJob, segment_job_id
+from shared.contract import (
+    IdempotencyRecord,
+    RenderSettings,
+    Track,
+    VideoJob,
+    VideoResult,
+    VideoSegmentJob,
+    segment_job_id,
+)
 from shared.errors import InvalidField, InvalidRequest, JobNotFound, LimitExceeded, TooManyJobs, VideoNotFound
 from shared.fetch import UrlFetcher
-from shared.jobs import JobState, Share, ShareFull
+from shared.jobs import JobState, JobStatus, Share, ShareFull
 from shared.queue import video_lane
 from shared.videos import VideoProgress
 
+log = logging.getLogger("facerest.api")
 bp = Blueprint("videos", __name__)
 VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_FIELD = "file"
@@ -51,11 +76,21 @@ POST_DOC = Operation(
     "`url`. Answers 202 at once; GET status_url for progress and tracks (docs/video.md).",
     request=VideoRequest,
     upload=Upload(field=UPLOAD_FIELD, multiple=False),
+    headers=(IDEMPOTENCY_DOC,),
     replies={
-        202: Reply("Queued", VideoAccepted, msgpack=True),
+        202: Reply(
+            "Queued (a retry with the same Idempotency-Key: the video it made, its status now)",
+            VideoAccepted,
+            msgpack=True,
+        ),
         400: Reply("invalid_request: no file in the multipart field 'file' (or more than one)", ErrorDetail),
         403: Reply("collection_forbidden: this API key may not use the collection", ErrorDetail),
-        404: Reply("collection_not_found: no such collection to identify against", ErrorDetail),
+        404: Reply(
+            "collection_not_found: no such collection to identify against; video_not_found: the "
+            "video this Idempotency-Key made was deleted or expired",
+            ErrorDetail,
+        ),
+        409: QUEUED_REPLIES[409],
         413: Reply(
             "limit_exceeded: max_video_bytes, max_video_duration_s, max_video_pixels or "
             "max_video_frames (the message names it)",
@@ -87,11 +122,34 @@ def _limits(ctx: ApiContext) -> VideoLimits:
     return VideoLimits(settings.max_video_duration_s, settings.max_video_pixels, settings.max_video_frames)
 
 
-def _receive_upload(ctx: ApiContext, path: Path) -> VideoRequest:
+class _HashingFile(io.BufferedRandom):
+    """A file that hashes what is written to it: the upload's digest as it streams in, with no
+    second read of up to max_video_bytes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "w+"))
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: Buffer, /) -> int:
+        self.sha256.update(data)
+        return super().write(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A request's options, and the digest an Idempotency-Key's retry must match."""
+
+    body: VideoRequest
+    digest: str
+
+
+def _receive_upload(ctx: ApiContext, path: Path) -> _Received:
     """The multipart body's file streamed into ``path`` (werkzeug writes it chunk by chunk), its
-    other fields as the options."""
+    other fields as the options. The digest covers the file's bytes and the option fields, not
+    the multipart envelope (whose boundary a client draws anew for each attempt)."""
     limit = ctx.settings.max_video_bytes
     opened: list[IO[bytes]] = []
+    upload: list[_HashingFile] = []
 
     def stream_factory(
         total_content_length: int | None,
@@ -100,7 +158,12 @@ def _receive_upload(ctx: ApiContext, path: Path) -> VideoRequest:
         content_length: int | None = None,
     ) -> IO[bytes]:
         # The first file goes to the data directory; any other is kept aside, then refused.
-        sink: IO[bytes] = path.open("wb+") if not opened else tempfile.TemporaryFile()  # noqa: SIM115
+        sink: IO[bytes]
+        if not opened:
+            upload.append(_HashingFile(path))
+            sink = upload[0]
+        else:
+            sink = tempfile.TemporaryFile()  # noqa: SIM115
         opened.append(sink)
         return sink
 
@@ -117,18 +180,25 @@ def _receive_upload(ctx: ApiContext, path: Path) -> VideoRequest:
         raise InvalidRequest(f"send the video as one file in the multipart field {UPLOAD_FIELD!r}")
     if path.stat().st_size > limit:
         raise LimitExceeded(f"the upload is larger than max_video_bytes={limit}")
-    return VideoRequest.model_validate(option_fields(form))
+    body = VideoRequest.model_validate(option_fields(form))
+    options = sorted(form.items(multi=True))
+    digest = hashlib.sha256(orjson.dumps([upload[0].sha256.hexdigest(), options])).hexdigest()
+    return _Received(body, digest)
 
 
-def _receive(ctx: ApiContext, path: Path) -> VideoRequest:
-    """The request's options, with the video written to ``path``."""
-    if request.mimetype == "multipart/form-data":
-        return _receive_upload(ctx, path)
+def _read_json() -> _Received:
+    """A JSON body's options (its video is still at its URL); the digest is of its bytes."""
     if request.mimetype != "application/json":
         raise InvalidRequest("send the video as multipart/form-data (field 'file'), or JSON with 'url'")
-    body = VideoRequest.model_validate_json(request.get_data())
+    raw = request.get_data()
+    body = VideoRequest.model_validate_json(raw)
     if body.url is None:
         raise InvalidField("url: a JSON body names the video's URL (or upload it as multipart/form-data)")
+    return _Received(body, hashlib.sha256(raw).hexdigest())
+
+
+def _fetch(ctx: ApiContext, url: str, path: Path) -> None:
+    """The video at ``url`` written to ``path``, under the image URLs' address rules."""
     settings = ctx.settings
     fetcher = UrlFetcher(
         allow=settings.url_allow_list,
@@ -138,8 +208,33 @@ def _receive(ctx: ApiContext, path: Path) -> VideoRequest:
         limit_name="max_video_bytes",
     )
     with path.open("wb") as sink:
-        fetcher.fetch(body.url, sink=sink)
-    return body
+        fetcher.fetch(url, sink=sink)
+
+
+def _check(ctx: ApiContext, body: VideoRequest) -> str:
+    """Refuse the request before any work on its video: its collection (access, existence: as
+    /recognize, 404 before any work, not tracks unnamed) and its callback URL, which it returns."""
+    if body.collection is not None:
+        collection_access(ctx, body.collection)
+        existing(ctx, body.collection)
+    return callback_url(ctx, body.callback_url)
+
+
+def _accepted(video_id: str, status: JobStatus = JobStatus.QUEUED) -> Response:
+    accepted: VideoAccepted = {"id": video_id, "status": status.value, "status_url": f"/videos/{video_id}"}
+    return encode(accepted, wants_msgpack(request), status=202)
+
+
+def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str) -> Response:
+    """A retry with an Idempotency-Key that made a video: that video, its status now."""
+    check_retry(record, digest)
+    try:
+        state = ctx.store.state(record.job_id)
+    except JobNotFound:
+        raise VideoNotFound(
+            f"this {IDEMPOTENCY_HEADER} made video {record.job_id!r}, which was deleted or expired"
+        ) from None
+    return _accepted(state.id, state.status)
 
 
 @bp.post("/videos")
@@ -153,24 +248,49 @@ def post_video() -> Response:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{video_id}.upload"
     try:
-        body = _receive(ctx, path)
-        if body.collection is not None:
-            collection_access(ctx, body.collection)
-            existing(ctx, body.collection)  # as /recognize: 404 before any work, not tracks unnamed
-        callback = callback_url(ctx, body.callback_url)
+        # A retry is answered from the video its key made before anything else is done: before
+        # a URL is fetched, before an upload is probed or cut (an upload is read whole first:
+        # its digest covers the file).
+        upload = request.mimetype == "multipart/form-data"
+        got = _receive_upload(ctx, path) if upload else _read_json()
+        # After the body: a refusal sent before an upload was read would reset the connection.
+        key = idempotency_key(ctx, owner)
+        record = None if key is None else ctx.store.idempotency(key)
+        if record is not None:
+            return _replay(ctx, record, got.digest)
+        # A URL's request is whole without its video: checked before the download (up to
+        # max_video_bytes, for up to video_url_timeout_s). An upload's options come in its form.
+        callback = _check(ctx, got.body)
+        if not upload:
+            _fetch(ctx, cast(str, got.body.url), path)
         info = probe(path, _limits(ctx))
-        _queue(ctx, video_id, owner, body, info, path, callback)
+        claim = None if key is None else (key, got.digest)
+        made = _queue(ctx, video_id, owner, got.body, info, path, callback, claim)
     finally:
         path.unlink(missing_ok=True)  # cut into segments (or refused): the upload is not kept
-    accepted: VideoAccepted = {"id": video_id, "status": "queued", "status_url": f"/videos/{video_id}"}
-    return encode(accepted, wants_msgpack(request), status=202)
+    if made is not None:  # a concurrent retry with the same key made the video first
+        log.info(
+            "video %s: its Idempotency-Key made video %s first; this upload is dropped", video_id, made.job_id
+        )
+        return _replay(ctx, made, got.digest)
+    return _accepted(video_id)
 
 
 def _queue(
-    ctx: ApiContext, video_id: str, owner: str, body: VideoRequest, info: VideoInfo, path: Path, callback: str
-) -> None:
+    ctx: ApiContext,
+    video_id: str,
+    owner: str,
+    body: VideoRequest,
+    info: VideoInfo,
+    path: Path,
+    callback: str,
+    claim: tuple[str, str] | None,
+) -> IdempotencyRecord | None:
     """Store the video's job and progress, then cut and queue its segments one by one (the first
-    runs while the others are cut); a segment that cannot be cut erases all and refuses the video."""
+    runs while the others are cut); a segment that cannot be cut erases all and refuses the video.
+    ``claim``: the Idempotency-Key (its Redis key, the request's digest), recorded with the job
+    unless a concurrent request with that key made its video first: then nothing is queued and
+    that video's record is returned."""
     settings = ctx.settings
     plan = plan_segments(info.keyframes, info.duration_s, settings.video_segment_s)
     frames = analysed_frames(info, body.fps)
@@ -192,14 +312,20 @@ def _queue(
         settings.max_images_in_flight_per_key,
     )
     ctx.videos.create(video_id, len(plan), frames, info.duration_s)
-    made = ctx.store.create(video_id, job, render, share=share, queue=lane, callback=callback)
+    route = request_route()
+    made = ctx.store.create(
+        video_id, job, render, claim, route=route, share=share, queue=lane, callback=callback
+    )
+    if made is not None:
+        ctx.videos.delete(video_id)  # this request's own progress hash: the other video's stays
     if isinstance(made, ShareFull):
-        ctx.videos.delete(video_id)
         raise TooManyJobs(
             f"this API key (or client address, with keys off) has {made.jobs} unfinished jobs; "
             f"max_queued_per_key={settings.max_queued_per_key}; retry in {settings.retry_after_s} s",
             settings.retry_after_s,
         )
+    if made is not None:
+        return made
     options = body.options(settings.max_faces)
     queued = [video_id]
     try:
@@ -225,9 +351,12 @@ def _queue(
     except BaseException:
         ctx.store.erase(queued)
         ctx.videos.delete(video_id)
+        if claim is not None:  # a retry makes the video anew, not answers with an erased one
+            ctx.store.release(claim[0], IdempotencyRecord(video_id, claim[1], route))
         raise
     if ctx.settings.replicated:
         wait_for_replica(ctx, queued[-1])
+    return None
 
 
 def _video_state(ctx: ApiContext, video_id: str, wait_s: float | None = None) -> JobState:

@@ -23,6 +23,7 @@ from api.schemas.collections import (
 from api.schemas.common import (
     ErrorBody,
     ErrorDetail,
+    JobStatusName,
     ModelV2,
     Point,
     QualityBody,
@@ -58,7 +59,6 @@ from api.schemas.jobs import (
     CallbackBody,
     JobAccepted,
     JobStateBody,
-    JobStatusName,
 )
 from api.schemas.recognition import (
     CompactBody,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     ConfigDict,
@@ -27,6 +27,8 @@ Vector = Annotated[
 
 
 Point = tuple[float, float]
+# A job's (and a video's) status as answered.
+JobStatusName = Literal["queued", "running", "done", "failed"]
 
 
 @with_config(ConfigDict(extra="forbid"))

@@ -11,13 +11,11 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from api.schemas.common import ErrorDetail
+from api.schemas.common import ErrorDetail, JobStatusName
 from api.schemas.extract import ExtractV1, ExtractV2
 from api.schemas.people import IngestBody, ReclusterBody
 from api.schemas.recognition import RecognitionBody
 from api.schemas.videos import VideoResultBody, VideoSegmentBody
-
-JobStatusName = Literal["queued", "running", "done", "failed"]
 
 
 @with_config(ConfigDict(extra="forbid"))

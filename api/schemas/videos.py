@@ -7,7 +7,7 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
 
-from api.schemas.common import ErrorDetail, Vector
+from api.schemas.common import ErrorDetail, JobStatusName, Vector
 from api.schemas.images import CALLBACK_URL, check_max_size, max_size_pair
 from shared.contract import DEFAULT_MAX_SIZE, DEFAULT_THRESHOLD, AnalysisOptions
 
@@ -76,7 +76,8 @@ class VideoRequest(BaseModel):
 @with_config(ConfigDict(extra="forbid"))
 class VideoAccepted(TypedDict):
     id: str
-    status: Literal["queued"]
+    # "queued" for a new video; a retry with the same Idempotency-Key gets the video's state now.
+    status: JobStatusName
     status_url: Annotated[str, Field(description="GET it for progress and tracks (/videos/{id})")]
 
 

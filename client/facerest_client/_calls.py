@@ -391,8 +391,8 @@ class Endpoints:
             raise ValueError("submit_video takes a video file or a url, one of them")
         if "collection" in opts:
             check_name("collection", opts["collection"])
-        # A retry (503, 429) sends the same key. POST /videos does not honour it yet
-        # (docs/video.md): a retried upload the service had accepted makes a second video.
+        # A retry (503, 429, a lost connection) sends the same key and the same file and fields:
+        # the service answers it with the video the first attempt made (docs/video.md).
         headers = {IDEMPOTENCY_HEADER: uuid.uuid4().hex, "Accept": "application/json"}
         if url is not None:
             content = json.dumps({"url": url, **_fields(opts)}).encode()

@@ -231,6 +231,13 @@ def test_an_idempotency_key_is_stored_with_its_job_or_returns_the_first(
     assert isinstance(again, IdempotencyRecord) and (again.job_id, again.body_digest) == ("j1", "d1")
     assert not client.exists("facerest:job:j2") and 0 < client.ttl(key) <= TTL_S
     assert store.idempotency_key("scope", "abc") != key
+    # Released (its job erased before it was whole: a video refused while cut) only by its own
+    # record: a later job's record under the same key stays.
+    store.release(key, IdempotencyRecord("j2", "d2"))
+    assert store.idempotency(key) == again
+    store.release(key, again)
+    assert store.idempotency(key) is None
+    assert store.create("j3", job, RENDER, (key, "d3")) is None
 
 
 def test_another_owner_gets_the_answer_of_an_unknown_job(
@@ -598,13 +605,24 @@ def test_a_video_counts_each_segment_once_and_a_deleted_video_is_never_written_a
     assert progress.tracks == [track] and progress.failed is None
     assert videos.record(segment(0, 9)) == 2
     assert videos.record(segment(0, 9)) == 2  # all in: nothing more counts
-    assert [r.index for r in videos.segment_results("v1")] == [0, 1]
+    assert [r.index for r in videos.segment_results("v1", 2)] == [0, 1]
     videos.fail("v1", ErrorInfo("invalid_video", "first"))
     videos.fail("v1", ErrorInfo("invalid_video", "second"))
     failed = videos.progress("v1")
     assert failed is not None and failed.failed == ErrorInfo("invalid_video", "first")
-    videos.finished("v1")
-    assert videos.segment_results("v1") == [] and videos.progress("v1") is not None
+    videos.finished("v1", 2)
+    assert videos.segment_results("v1", 2) == [] and videos.progress("v1") is not None
+    # The segments' results and the partial tracks are gone, the counts stay.
+    counts = {
+        b"segments",
+        b"frames",
+        b"duration_s",
+        b"segments_done",
+        b"frames_done",
+        b"failed",
+        b"tracks_from",
+    }
+    assert set(client.hkeys("vid:video:v1")) == counts
     videos.delete("v1")
     assert videos.record(segment(0, 9)) == -1
     videos.fail("v1", ErrorInfo("invalid_video", "late"))
@@ -616,7 +634,7 @@ def test_a_video_job_runs_from_its_first_segment_and_each_segment_extends_its_li
     client: redis.Redis,
 ) -> None:
     jobs = JobStore(client, "vidjob", TTL_S)
-    video = VideoJob(2, 2.0, 10, 2.0, None, None, False, "r")
+    video = VideoJob(2, 2.0, None, None, False, "r", duration_s=2.0, frames=10)
     assert jobs.create("v2", video, RENDER) is None
     client.expire("vidjob:job:v2", 5)
     jobs.mark_started("v2", "w1")

@@ -4,7 +4,9 @@ photos (testkit/video.py, with known truth), a real Redis, real workers, real mo
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,10 +50,19 @@ def video_api(system: Stack) -> Iterator[str]:
     api.stop()
 
 
-def upload(api: str, path: Path, **fields: Any) -> requests.Response:
+def upload(api: str, path: Path, key: str | None = None, **fields: Any) -> requests.Response:
+    headers = {} if key is None else {"Idempotency-Key": key}
     with path.open("rb") as file:
         data = {name: str(value) for name, value in fields.items()}
-        return requests.post(f"{api}/videos", files={"file": file}, data=data, timeout=TIMEOUT)
+        return requests.post(
+            f"{api}/videos", files={"file": file}, data=data, headers=headers, timeout=TIMEOUT
+        )
+
+
+def video_hashes(system: Stack) -> set[str]:
+    """The ids of the videos the video store holds."""
+    keys = (key.decode() for key in system.client().scan_iter(match="facerest:video:*"))
+    return {key.removeprefix("facerest:video:") for key in keys if key.count(":") == 2}
 
 
 def video(api: str, video_id: str, wait: float = 0) -> dict[str, Any]:
@@ -133,6 +144,74 @@ def test_a_video_url_is_fetched_under_the_image_url_rules(
         assert accepted.status_code == 202, accepted.text
     done = finished(allowing_api, accepted.json()["id"])
     assert done["status"] == "done" and done["progress"]["frames_done"] == 6 and done["tracks"], done
+
+
+def test_an_upload_retried_with_its_idempotency_key_makes_one_video(
+    system: Stack, api: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    before = video_hashes(system)
+    key = uuid.uuid4().hex
+    # Two at once (both read and probe the file; the claim stored with the job picks one), then
+    # one after the first answered (answered from the stored key, before any cut).
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: upload(api, tmp_path / "scene.mp4", key, fps=0.5), range(2)))
+    answers.append(upload(api, tmp_path / "scene.mp4", key, fps=0.5))
+    assert [answer.status_code for answer in answers] == [202, 202, 202], [a.text for a in answers]
+    ids = {answer.json()["id"] for answer in answers}
+    assert len(ids) == 1 and answers[2].json()["status_url"] == f"/videos/{next(iter(ids))}"
+    assert video_hashes(system) - before == ids
+    # The key names that request: other options, or another route, conflict.
+    other = upload(api, tmp_path / "scene.mp4", key, fps=1)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict", other.text
+    extract = requests.post(
+        f"{api}/extract",
+        json={"images": {"data": [b64(portrait("yaoming"))]}},
+        headers={"Idempotency-Key": key},
+        timeout=TIMEOUT,
+    )
+    assert extract.status_code == 409 and "POST /videos" in extract.json()["message"], extract.text
+    # A key that is not one is refused with an answer (after the upload is read), no video made.
+    bad = upload(api, tmp_path / "scene.mp4", "two words", fps=0.5)
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["message"], bad.text
+    assert video_hashes(system) - before == ids
+    body = finished(api, next(iter(ids)))
+    assert body["status"] == "done" and body["progress"]["frames_done"] == 3, body
+    assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["status"] == "done"
+
+
+def test_a_url_retried_with_its_idempotency_key_is_not_fetched_again(
+    allowing_api: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    with LocalServer() as server:
+        server.routes["/scene.mp4"] = answer_with((tmp_path / "scene.mp4").read_bytes())
+        body = {"url": server.url("/scene.mp4"), "fps": 0.5}
+        first, again = (
+            requests.post(f"{allowing_api}/videos", json=body, headers=headers, timeout=TIMEOUT)
+            for _ in range(2)
+        )
+        assert first.status_code == again.status_code == 202, (first.text, again.text)
+        assert first.json()["id"] == again.json()["id"]
+        assert len(server.hosts) == 1  # one download
+        other = requests.post(
+            f"{allowing_api}/videos", json={**body, "fps": 1}, headers=headers, timeout=TIMEOUT
+        )
+        assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict", other.text
+        assert len(server.hosts) == 1
+
+
+def test_a_url_naming_an_unknown_collection_is_refused_before_it_is_fetched(
+    allowing_api: str, tmp_path: Path
+) -> None:
+    make_video(tmp_path / "scene.mp4")
+    with LocalServer() as server:
+        server.routes["/scene.mp4"] = answer_with((tmp_path / "scene.mp4").read_bytes())
+        body = {"url": server.url("/scene.mp4"), "collection": "nobody-here"}
+        nobody = requests.post(f"{allowing_api}/videos", json=body, timeout=TIMEOUT)
+        assert nobody.status_code == 404 and nobody.json()["code"] == "collection_not_found", nobody.text
+        assert server.hosts == []
 
 
 def test_a_file_that_is_not_a_video_or_is_truncated_is_refused_alone(video_api: str, tmp_path: Path) -> None:

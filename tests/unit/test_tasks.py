@@ -143,18 +143,18 @@ class Videos:
     def publish(self, video_id: str, joined_from: int, tracks: list[contract.Track]) -> None:
         pass
 
-    def segment_results(self, video_id: str) -> list[contract.VideoSegmentResult]:
+    def segment_results(self, video_id: str, segments: int) -> list[contract.VideoSegmentResult]:
         return [self.results[i] for i in sorted(self.results)]
 
     def progress(self, video_id: str, with_tracks: bool = True) -> VideoProgress | None:
         done = len(self.results)
         return None if self.gone else VideoProgress(self.segments, done, 10, done * 5, 2.0, [], self.failed)
 
-    def finished(self, video_id: str) -> None:
+    def finished(self, video_id: str, segments: int) -> None:
         pass
 
 
-VIDEO = contract.VideoJob(2, 2.0, 10, 2.0, None, None, False, "req-v")
+VIDEO = contract.VideoJob(2, 2.0, None, None, False, "req-v", duration_s=2.0, frames=10)
 SEGMENT = contract.VideoSegmentJob("v", 1, b"", 1.0, 2.0, 5, 2.0, 0, AnalysisOptions(), "req-v")
 
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+import simplejpeg
 
 from api.videofile import VideoLimits, analysed_frames, cut_segments, plan_segments, probe
 from shared.contract import AnalysisOptions, VideoSegmentJob
 from shared.errors import InvalidVideo, LimitExceeded
 from testkit.photos import GROUP_PHOTOS
 from testkit.video import default_scene, make_video, not_a_video, truncated_copy
-from worker.video import sampled_frames
+from worker.video import THUMBNAIL_SIDE, face_crop, sampled_frames, thumbnail
 
 LIMITS = VideoLimits(max_duration_s=60, max_pixels=1920 * 1080, max_frames=1000)
 
@@ -101,3 +103,21 @@ def test_a_truncated_file_with_its_index_first_is_refused_and_a_truncated_segmen
     broken = piece[: len(piece) // 3]
     with pytest.raises(InvalidVideo, match="segment 0"):
         list(sampled_frames(broken, segment_job(broken, 0, 0.0, 6.0, 0, frames=packets), LIMITS.max_pixels))
+
+
+def test_a_face_crop_is_a_small_copy_of_its_frame_and_its_thumbnail_a_jpeg_of_it() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    # A small face: the crop is the box with a quarter of its size as margin, its pixels copied
+    # (a view would keep the whole frame alive with the track).
+    small = face_crop(frame, (100.0, 200.0, 140.0, 240.0))
+    assert small.shape == (61, 61, 3) and not np.shares_memory(small, frame)
+    assert np.array_equal(small, frame[190:251, 90:151])
+    # A face across a narrow frame: whole rows, a contiguous slice of it, still copied.
+    narrow = np.ascontiguousarray(frame[:120, :100])
+    rows = face_crop(narrow, (0.0, 10.0, 99.0, 30.0))
+    assert rows.shape == (31, 100, 3) and not np.shares_memory(rows, narrow)
+    # A large face is shrunk to THUMBNAIL_SIDE on its longer side.
+    large = face_crop(frame, (300.0, 100.0, 700.0, 600.0))
+    assert max(large.shape[:2]) == THUMBNAIL_SIDE and not np.shares_memory(large, frame)
+    decoded = simplejpeg.decode_jpeg(thumbnail(large))
+    assert decoded.shape == large.shape
