@@ -8,6 +8,8 @@ have delivered so far lives here, in one hash per video:
                    frames_done (counted once per segment); seg:{index} (its VideoSegmentResult);
                    failed (the ErrorInfo of the first segment that failed); tracks (the joined
                    tracks so far, a TrackList) and tracks_from (how many segments they join);
+                   cut_until (while the API cuts the upload into segments: Redis's clock, in
+                   ms, past which a cut not extended again died with its API process);
                    TTL result_ttl_s, like the job's: from the upload, again from each segment
                    recorded, and from the end
 
@@ -57,6 +59,29 @@ return 1
 """
 
 
+# KEYS: video hash. ARGV: ms the cut may take from now before it counts as dead; '' once it is
+# whole. Redis's clock, so that API replicas' clocks need not agree. -> 1 | 0 (the video is gone)
+CUTTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('HDEL', KEYS[1], 'cut_until')
+else
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'cut_until', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
+end
+return 1
+"""
+
+# KEYS: video hash. -> 1 when its cut stopped before it was whole (cut_until has passed), else 0
+CUT_DIED = """
+local deadline = redis.call('HGET', KEYS[1], 'cut_until')
+if not deadline then return 0 end
+local now = redis.call('TIME')
+if now[1] * 1000 + math.floor(now[2] / 1000) > tonumber(deadline) then return 1 end
+return 0
+"""
+
+
 def _segment_field(index: int) -> str:
     """The hash field of a segment's result (RECORD writes 'seg:' .. index)."""
     return f"seg:{index}"
@@ -93,11 +118,15 @@ class VideoStore:
         self._record = client.register_script(RECORD)
         self._fail = client.register_script(FAIL)
         self._publish = client.register_script(PUBLISH)
+        self._cutting = client.register_script(CUTTING)
+        self._cut_died = client.register_script(CUT_DIED)
 
     def _key(self, video_id: str) -> str:
         return f"{self._prefix}:video:{video_id}"
 
-    def create(self, video_id: str, segments: int, frames: int, duration_s: float) -> None:
+    def create(self, video_id: str, segments: int, frames: int, duration_s: float, cut_s: float) -> None:
+        """A video about to be cut into ``segments``; its cut counts as dead ``cut_s`` from now
+        unless ``cutting`` extends it, or ``cut_whole`` ends it."""
         key = self._key(video_id)
         pipe = self._redis.pipeline(transaction=True)
         fields = (("segments", segments), ("frames", frames), ("duration_s", duration_s))
@@ -105,6 +134,20 @@ class VideoStore:
             pipe.hset(key, name, value)
         pipe.expire(key, self._ttl_s)
         pipe.execute()
+        self.cutting(video_id, cut_s)
+
+    def cutting(self, video_id: str, cut_s: float) -> None:
+        """The cut goes on: it counts as dead ``cut_s`` from now (nothing once the video is gone)."""
+        self._cutting(keys=[self._key(video_id)], args=[max(1, round(cut_s * 1000))])
+
+    def cut_whole(self, video_id: str) -> None:
+        """Every segment of the video is queued: its cut can no longer die."""
+        self._cutting(keys=[self._key(video_id)], args=[""])
+
+    def cut_died(self, video_id: str) -> bool:
+        """Whether the video's cut stopped before every segment was queued (its API process died
+        meanwhile): the video would never finish."""
+        return bool(self._cut_died(keys=[self._key(video_id)]))
 
     def exists(self, video_id: str) -> bool:
         return bool(self._redis.exists(self._key(video_id)))

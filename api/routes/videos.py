@@ -67,6 +67,11 @@ VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_FIELD = "file"
 # Room for the multipart envelope and the option fields around the file.
 FORM_OVERHEAD_BYTES = 1 << 20
+# A cut into segments that has not queued its next segment for this long died with its API
+# process (cutting a segment is a remux: well under a second for a 10 s segment). A retry with
+# the Idempotency-Key of such a video makes it anew instead of answering a video that would
+# never finish.
+CUT_LEASE_S = 60.0
 
 NOT_FOUND = Reply("Unknown, deleted or expired video, or (with API keys) another key's", ErrorDetail)
 
@@ -256,7 +261,7 @@ def post_video() -> Response:
         # After the body: a refusal sent before an upload was read would reset the connection.
         key = idempotency_key(ctx, owner)
         record = None if key is None else ctx.store.idempotency(key)
-        if record is not None:
+        if record is not None and key is not None and not _cut_died(ctx, key, record, got.digest):
             return _replay(ctx, record, got.digest)
         # A URL's request is whole without its video: checked before the download (up to
         # max_video_bytes, for up to video_url_timeout_s). An upload's options come in its form.
@@ -274,6 +279,29 @@ def post_video() -> Response:
         )
         return _replay(ctx, made, got.digest)
     return _accepted(video_id)
+
+
+def _cut_died(ctx: ApiContext, key: str, record: IdempotencyRecord, digest: str) -> bool:
+    """Whether the video this retry's Idempotency-Key made died while it was cut (its API
+    process stopped before every segment was queued): then the video is erased and the key
+    released, and the retry makes the video anew (two such retries at once: the claim in
+    ``_queue`` picks one)."""
+    check_retry(record, digest)
+    if not ctx.videos.cut_died(record.job_id):
+        return False
+    progress = ctx.videos.progress(record.job_id, with_tracks=False)
+    _erase(ctx, record.job_id, 0 if progress is None else progress.segments)
+    ctx.store.release(key, record)
+    log.warning("video %s died while it was cut; a retry with its key makes it anew", record.job_id)
+    return True
+
+
+def _erase(ctx: ApiContext, video_id: str, segments: int) -> None:
+    """A video's jobs and progress. Queued segments are dropped at their claim, running ones'
+    results at their finish: both find no job. The video's hash goes last, so a segment
+    recording meanwhile finds no video."""
+    ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])
+    ctx.videos.delete(video_id)
 
 
 def _queue(
@@ -311,7 +339,7 @@ def _queue(
         settings.max_queued_per_key,
         settings.max_images_in_flight_per_key,
     )
-    ctx.videos.create(video_id, len(plan), frames, info.duration_s)
+    ctx.videos.create(video_id, len(plan), frames, info.duration_s, CUT_LEASE_S)
     route = request_route()
     made = ctx.store.create(
         video_id, job, render, claim, route=route, share=share, queue=lane, callback=callback
@@ -348,6 +376,8 @@ def _queue(
             # Each segment goes out as soon as it is cut; one wait for a replica at the end
             # covers them all (a replica that acknowledged a write holds every earlier one).
             send(ctx, job_id, lane, idempotent=False, replicate=False)
+            ctx.videos.cutting(video_id, CUT_LEASE_S)
+        ctx.videos.cut_whole(video_id)
     except BaseException:
         ctx.store.erase(queued)
         ctx.videos.delete(video_id)
@@ -451,10 +481,7 @@ def delete_video(video_id: str) -> Response:
         segments = state.result.segments
     else:
         segments = _progress(ctx, state, with_tracks=False).segments
-    # Queued segments are dropped at their claim, running ones' results at their finish: both
-    # find no job. The video's hash goes last, so a segment recording meanwhile finds no video.
-    ctx.store.erase([video_id, *(segment_job_id(video_id, i) for i in range(segments))])
-    ctx.videos.delete(video_id)
+    _erase(ctx, video_id, segments)
     deleted: VideoDeleted = {"id": video_id, "deleted": True}
     return encode(deleted, wants_msgpack(request))
 

@@ -180,6 +180,33 @@ def test_an_upload_retried_with_its_idempotency_key_makes_one_video(
     assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["status"] == "done"
 
 
+def test_a_retry_of_a_video_whose_cut_died_makes_it_anew(system: Stack, api: str, tmp_path: Path) -> None:
+    """An API process that dies while it cuts an upload into segments leaves a video that would
+    never finish. Played here by the state such a cut leaves in the video's hash: a cut_until
+    deadline long past. A retry with the Idempotency-Key then erases that video and makes it
+    anew; while the cut's deadline is ahead, a retry answers the video being cut."""
+    make_video(tmp_path / "scene.mp4")
+    key = uuid.uuid4().hex
+    first = upload(api, tmp_path / "scene.mp4", key, fps=0.5)
+    assert first.status_code == 202, first.text
+    video_id = first.json()["id"]
+    hash_key = f"facerest:video:{video_id}"
+    client = system.client()
+    client.hset(hash_key, "cut_until", 2**52)  # a cut still going on
+    assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["id"] == video_id
+    client.hset(hash_key, "cut_until", 1)  # a cut that stopped long ago
+    again = upload(api, tmp_path / "scene.mp4", key, fps=0.5)
+    assert again.status_code == 202, again.text
+    remade = again.json()["id"]
+    assert remade != video_id
+    gone = requests.get(f"{api}/videos/{video_id}", timeout=TIMEOUT)
+    assert gone.status_code == 404 and gone.json()["code"] == "video_not_found", gone.text
+    assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["id"] == remade
+    body = finished(api, remade)
+    assert body["status"] == "done" and body["progress"]["frames_done"] == 3, body
+    assert client.hget(f"facerest:video:{remade}", "cut_until") is None  # its cut was whole
+
+
 def test_a_url_retried_with_its_idempotency_key_is_not_fetched_again(
     allowing_api: str, tmp_path: Path
 ) -> None:
