@@ -9,7 +9,8 @@ have delivered so far lives here, in one hash per video:
                    failed (the ErrorInfo of the first segment that failed); tracks (the joined
                    tracks so far, a TrackList) and tracks_from (how many segments they join);
                    cut_until (while the API cuts the upload into segments: Redis's clock, in
-                   ms, past which a cut not extended again died with its API process);
+                   ms, past which a cut not extended again died with its API process; "dead"
+                   once found so);
                    TTL result_ttl_s, like the job's: from the upload, again from each segment
                    recorded, and from the end
 
@@ -20,7 +21,7 @@ that finishes after its video was deleted (cancelled) or expired recreates nothi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 import msgspec
 import redis
@@ -59,27 +60,49 @@ return 1
 """
 
 
-# KEYS: video hash. ARGV: ms the cut may take from now before it counts as dead; '' once it is
-# whole. Redis's clock, so that API replicas' clocks need not agree. -> 1 | 0 (the video is gone)
-CUTTING = """
+# Redis's clock in ms (scripts use it so that API replicas' clocks need not agree).
+_NOW_MS = (
+    "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+)
+
+# KEYS: video hash. ARGV: ms the cut may go on from now, or '' once it is whole; '1' to start
+# it. A cut whose deadline has passed is dead (marked so: neither it nor a retry can revive
+# it); one that is whole cannot be extended again. -> 1 | 0 (the video is gone, or its cut was
+# found dead or is whole)
+CUTTING = (
+    _NOW_MS
+    + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == '' then
-  redis.call('HDEL', KEYS[1], 'cut_until')
-else
-  local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'cut_until', now[1] * 1000 + math.floor(now[2] / 1000) + tonumber(ARGV[1]))
+local deadline = redis.call('HGET', KEYS[1], 'cut_until')
+if deadline == 'dead' or (not deadline and ARGV[2] ~= '1') then return 0 end
+if deadline and now > tonumber(deadline) then
+  redis.call('HSET', KEYS[1], 'cut_until', 'dead')
+  return 0
 end
+if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'cut_until')
+else redis.call('HSET', KEYS[1], 'cut_until', now + tonumber(ARGV[1])) end
 return 1
 """
+)
 
-# KEYS: video hash. -> 1 when its cut stopped before it was whole (cut_until has passed), else 0
-CUT_DIED = """
+# KEYS: video hash. -> 'gone', 'whole' (every segment queued), 'cutting', or 'dead' (the cut
+# stopped before it was whole: marked so at its first sight past the deadline)
+CUT_STATE = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local deadline = redis.call('HGET', KEYS[1], 'cut_until')
-if not deadline then return 0 end
-local now = redis.call('TIME')
-if now[1] * 1000 + math.floor(now[2] / 1000) > tonumber(deadline) then return 1 end
-return 0
+if not deadline then return 'whole' end
+if deadline == 'dead' then return 'dead' end
+if now > tonumber(deadline) then
+  redis.call('HSET', KEYS[1], 'cut_until', 'dead')
+  return 'dead'
+end
+return 'cutting'
 """
+)
+
+CutState = Literal["gone", "whole", "cutting", "dead"]
 
 
 def _segment_field(index: int) -> str:
@@ -119,14 +142,14 @@ class VideoStore:
         self._fail = client.register_script(FAIL)
         self._publish = client.register_script(PUBLISH)
         self._cutting = client.register_script(CUTTING)
-        self._cut_died = client.register_script(CUT_DIED)
+        self._cut_state = client.register_script(CUT_STATE)
 
     def _key(self, video_id: str) -> str:
         return f"{self._prefix}:video:{video_id}"
 
     def create(self, video_id: str, segments: int, frames: int, duration_s: float, cut_s: float) -> None:
-        """A video about to be cut into ``segments``; its cut counts as dead ``cut_s`` from now
-        unless ``cutting`` extends it, or ``cut_whole`` ends it."""
+        """A video about to be cut into ``segments``; its cut is dead ``cut_s`` from now unless
+        ``cutting`` extends it, or ``cut_whole`` ends it."""
         key = self._key(video_id)
         pipe = self._redis.pipeline(transaction=True)
         fields = (("segments", segments), ("frames", frames), ("duration_s", duration_s))
@@ -134,20 +157,20 @@ class VideoStore:
             pipe.hset(key, name, value)
         pipe.expire(key, self._ttl_s)
         pipe.execute()
-        self.cutting(video_id, cut_s)
+        self._cutting(keys=[key], args=[max(1, round(cut_s * 1000)), "1"])
 
-    def cutting(self, video_id: str, cut_s: float) -> None:
-        """The cut goes on: it counts as dead ``cut_s`` from now (nothing once the video is gone)."""
-        self._cutting(keys=[self._key(video_id)], args=[max(1, round(cut_s * 1000))])
+    def cutting(self, video_id: str, cut_s: float) -> bool:
+        """The cut goes on, until ``cut_s`` from now; False when the video is gone or its cut was
+        found dead meanwhile (a retry may have erased it and made it anew): stop cutting."""
+        return bool(self._cutting(keys=[self._key(video_id)], args=[max(1, round(cut_s * 1000)), "0"]))
 
-    def cut_whole(self, video_id: str) -> None:
-        """Every segment of the video is queued: its cut can no longer die."""
-        self._cutting(keys=[self._key(video_id)], args=[""])
+    def cut_whole(self, video_id: str) -> bool:
+        """Every segment of the video is queued; False as ``cutting``."""
+        return bool(self._cutting(keys=[self._key(video_id)], args=["", "0"]))
 
-    def cut_died(self, video_id: str) -> bool:
-        """Whether the video's cut stopped before every segment was queued (its API process died
-        meanwhile): the video would never finish."""
-        return bool(self._cut_died(keys=[self._key(video_id)]))
+    def cut_state(self, video_id: str) -> CutState:
+        """Where the video's cut into segments stands (``CUT_STATE``)."""
+        return cast(CutState, cast(bytes, self._cut_state(keys=[self._key(video_id)])).decode())
 
     def exists(self, video_id: str) -> bool:
         return bool(self._redis.exists(self._key(video_id)))

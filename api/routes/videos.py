@@ -14,6 +14,8 @@ import io
 import logging
 import re
 import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +57,19 @@ from shared.contract import (
     VideoSegmentJob,
     segment_job_id,
 )
-from shared.errors import InvalidField, InvalidRequest, JobNotFound, LimitExceeded, TooManyJobs, VideoNotFound
+from shared.errors import (
+    InvalidField,
+    InvalidRequest,
+    JobNotFound,
+    LimitExceeded,
+    ServiceUnavailable,
+    TooManyJobs,
+    VideoNotFound,
+)
 from shared.fetch import UrlFetcher
 from shared.jobs import JobState, JobStatus, Share, ShareFull
 from shared.queue import video_lane
-from shared.videos import VideoProgress
+from shared.videos import VideoProgress, VideoStore
 
 log = logging.getLogger("facerest.api")
 bp = Blueprint("videos", __name__)
@@ -67,11 +77,13 @@ VIDEO_ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOAD_FIELD = "file"
 # Room for the multipart envelope and the option fields around the file.
 FORM_OVERHEAD_BYTES = 1 << 20
-# A cut into segments that has not queued its next segment for this long died with its API
-# process (cutting a segment is a remux: well under a second for a 10 s segment). A retry with
-# the Idempotency-Key of such a video makes it anew instead of answering a video that would
-# never finish.
-CUT_LEASE_S = 60.0
+# The cut of an upload into segments holds a lease in the video's hash (shared/videos.py:
+# cut_until), pushed this far ahead every quarter of it by a thread while the cut runs. An API
+# process that dies mid-cut stops pushing it, and within this time the video counts as dead: a
+# retry with its Idempotency-Key (the client's come within seconds) waits up to this long for
+# that verdict, then makes the video anew instead of answering one that would never finish.
+CUT_LEASE_S = 10.0
+CUT_POLL_S = 0.1
 
 NOT_FOUND = Reply("Unknown, deleted or expired video, or (with API keys) another key's", ErrorDetail)
 
@@ -230,12 +242,15 @@ def _accepted(video_id: str, status: JobStatus = JobStatus.QUEUED) -> Response:
     return encode(accepted, wants_msgpack(request), status=202)
 
 
-def _replay(ctx: ApiContext, record: IdempotencyRecord, digest: str) -> Response:
-    """A retry with an Idempotency-Key that made a video: that video, its status now."""
-    check_retry(record, digest)
+def _replay(ctx: ApiContext, key: str, record: IdempotencyRecord) -> Response:
+    """A retry with an Idempotency-Key that made a video: that video, its status now (or, where
+    that video died while it was cut and a concurrent retry made it anew, the new one)."""
     try:
         state = ctx.store.state(record.job_id)
     except JobNotFound:
+        now = ctx.store.idempotency(key)
+        if now is not None and now.job_id != record.job_id:
+            return _replay(ctx, key, now)
         raise VideoNotFound(
             f"this {IDEMPOTENCY_HEADER} made video {record.job_id!r}, which was deleted or expired"
         ) from None
@@ -261,8 +276,10 @@ def post_video() -> Response:
         # After the body: a refusal sent before an upload was read would reset the connection.
         key = idempotency_key(ctx, owner)
         record = None if key is None else ctx.store.idempotency(key)
-        if record is not None and key is not None and not _cut_died(ctx, key, record, got.digest):
-            return _replay(ctx, record, got.digest)
+        if key is not None and record is not None:
+            check_retry(record, got.digest)
+            if not _cut_died(ctx, key, record):
+                return _replay(ctx, key, record)
         # A URL's request is whole without its video: checked before the download (up to
         # max_video_bytes, for up to video_url_timeout_s). An upload's options come in its form.
         callback = _check(ctx, got.body)
@@ -273,27 +290,71 @@ def post_video() -> Response:
         made = _queue(ctx, video_id, owner, got.body, info, path, callback, claim)
     finally:
         path.unlink(missing_ok=True)  # cut into segments (or refused): the upload is not kept
-    if made is not None:  # a concurrent retry with the same key made the video first
+    if key is not None and made is not None:  # a concurrent retry with the same key made the video first
         log.info(
             "video %s: its Idempotency-Key made video %s first; this upload is dropped", video_id, made.job_id
         )
-        return _replay(ctx, made, got.digest)
+        check_retry(made, got.digest)
+        return _replay(ctx, key, made)
     return _accepted(video_id)
 
 
-def _cut_died(ctx: ApiContext, key: str, record: IdempotencyRecord, digest: str) -> bool:
+def _cut_died(ctx: ApiContext, key: str, record: IdempotencyRecord) -> bool:
     """Whether the video this retry's Idempotency-Key made died while it was cut (its API
-    process stopped before every segment was queued): then the video is erased and the key
-    released, and the retry makes the video anew (two such retries at once: the claim in
-    ``_queue`` picks one)."""
-    check_retry(record, digest)
-    if not ctx.videos.cut_died(record.job_id):
+    process stopped before every segment was queued). A cut still under way is waited for, at
+    most one lease: a live one keeps its lease, a dead one's lapses. A dead video is erased and
+    its key released, and the retry makes the video anew (two such retries at once: the claim in
+    ``_queue`` picks one, the other answers its video)."""
+    waited_until = time.monotonic() + CUT_LEASE_S + 1
+    state = ctx.videos.cut_state(record.job_id)
+    while state == "cutting" and time.monotonic() < waited_until:
+        time.sleep(CUT_POLL_S)
+        state = ctx.videos.cut_state(record.job_id)
+    if state != "dead":
         return False
     progress = ctx.videos.progress(record.job_id, with_tracks=False)
     _erase(ctx, record.job_id, 0 if progress is None else progress.segments)
     ctx.store.release(key, record)
     log.warning("video %s died while it was cut; a retry with its key makes it anew", record.job_id)
     return True
+
+
+class CutLease:
+    """Keeps a video's cut alive from a thread while it runs (``VideoStore.cutting`` every
+    quarter lease); ``lost`` is set once the video is gone or its cut was found dead (a stall
+    past the lease: a retry may have made the video anew), and the cut must stop."""
+
+    def __init__(self, videos: VideoStore, video_id: str, lease_s: float = CUT_LEASE_S) -> None:
+        self._videos = videos
+        self._video_id = video_id
+        self._lease_s = lease_s
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"cut-{video_id}", daemon=True)
+
+    def __enter__(self) -> CutLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._lease_s / 4):
+            if not self._videos.cutting(self._video_id, self._lease_s):
+                self.lost.set()
+                return
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise self.given_up()
+
+    def given_up(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"video {self._video_id}: its cut into segments stalled past {self._lease_s:g} s, or the "
+            "video was deleted meanwhile, and was given up (a retry with its Idempotency-Key makes it anew)"
+        )
 
 
 def _erase(ctx: ApiContext, video_id: str, segments: int) -> None:
@@ -356,28 +417,32 @@ def _queue(
         return made
     options = body.options(settings.max_faces)
     queued = [video_id]
+    lease = CutLease(ctx.videos, video_id)
     try:
-        for segment, (data, packets) in zip(plan, cut_segments(path, plan), strict=True):
-            segment_job = VideoSegmentJob(
-                video_id=video_id,
-                index=segment.index,
-                data=data,
-                start_s=segment.start_s,
-                end_s=segment.end_s,
-                frames=packets,
-                fps=body.fps,
-                rotation=info.rotation,
-                options=options,
-                request_id=g.request_id,
-            )
-            job_id = segment_job_id(video_id, segment.index)
-            ctx.store.create(job_id, segment_job, render, queue=lane)
-            queued.append(job_id)
-            # Each segment goes out as soon as it is cut; one wait for a replica at the end
-            # covers them all (a replica that acknowledged a write holds every earlier one).
-            send(ctx, job_id, lane, idempotent=False, replicate=False)
-            ctx.videos.cutting(video_id, CUT_LEASE_S)
-        ctx.videos.cut_whole(video_id)
+        with lease:
+            for segment, (data, packets) in zip(plan, cut_segments(path, plan), strict=True):
+                segment_job = VideoSegmentJob(
+                    video_id=video_id,
+                    index=segment.index,
+                    data=data,
+                    start_s=segment.start_s,
+                    end_s=segment.end_s,
+                    frames=packets,
+                    fps=body.fps,
+                    rotation=info.rotation,
+                    options=options,
+                    request_id=g.request_id,
+                )
+                job_id = segment_job_id(video_id, segment.index)
+                ctx.store.create(job_id, segment_job, render, queue=lane)
+                queued.append(job_id)
+                # Each segment goes out as soon as it is cut; one wait for a replica at the end
+                # covers them all (a replica that acknowledged a write holds every earlier one).
+                send(ctx, job_id, lane, idempotent=False, replicate=False)
+                lease.check()
+        # The lease's thread has stopped: nothing extends the cut after it is whole.
+        if not ctx.videos.cut_whole(video_id):
+            raise lease.given_up()
     except BaseException:
         ctx.store.erase(queued)
         ctx.videos.delete(video_id)

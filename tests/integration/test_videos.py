@@ -4,6 +4,7 @@ photos (testkit/video.py, with known truth), a real Redis, real workers, real mo
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -184,7 +185,7 @@ def test_a_retry_of_a_video_whose_cut_died_makes_it_anew(system: Stack, api: str
     """An API process that dies while it cuts an upload into segments leaves a video that would
     never finish. Played here by the state such a cut leaves in the video's hash: a cut_until
     deadline long past. A retry with the Idempotency-Key then erases that video and makes it
-    anew; while the cut's deadline is ahead, a retry answers the video being cut."""
+    anew; while the cut's deadline is ahead, a retry waits for it to end, then answers it."""
     make_video(tmp_path / "scene.mp4")
     key = uuid.uuid4().hex
     first = upload(api, tmp_path / "scene.mp4", key, fps=0.5)
@@ -192,9 +193,12 @@ def test_a_retry_of_a_video_whose_cut_died_makes_it_anew(system: Stack, api: str
     video_id = first.json()["id"]
     hash_key = f"facerest:video:{video_id}"
     client = system.client()
-    client.hset(hash_key, "cut_until", 2**52)  # a cut still going on
+    # A cut under way, which ends half a second later: the retry waits for it, then answers it.
+    client.hset(hash_key, "cut_until", 2**52)
+    threading.Timer(0.5, client.hdel, (hash_key, "cut_until")).start()
     assert upload(api, tmp_path / "scene.mp4", key, fps=0.5).json()["id"] == video_id
-    client.hset(hash_key, "cut_until", 1)  # a cut that stopped long ago
+    assert client.hget(hash_key, "cut_until") is None
+    client.hset(hash_key, "cut_until", 1)  # a cut whose lease lapsed long ago: dead
     again = upload(api, tmp_path / "scene.mp4", key, fps=0.5)
     assert again.status_code == 202, again.text
     remade = again.json()["id"]
