@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -24,8 +26,10 @@ def canvas_to_decoded(found: Detections, boxed: Letterbox) -> Detections:
     return found.scaled(1.0 / boxed.scale)
 
 
-# tan(46 degrees): a box on a canvas turned further than this from upright swaps its sides.
-SWAP_RATIO = 1.0355
+# A box on a canvas turned more than 46 degrees from upright swaps its sides: a face window's
+# turn sets a face lying more than REFINE_MIN_ROLL = 45 upright; the turned copies' own 45
+# degrees (TURN_DEGREES) keep them, within float noise.
+SWAP_RATIO = math.tan(math.radians(46))
 
 
 def warped_to_decoded(found: Detections, warped: Warped) -> Detections:

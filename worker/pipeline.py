@@ -156,9 +156,9 @@ def check_total_faces(found: int, searched: int, images: int, limit: int) -> Non
 
 
 def _room_for_more(found: Detections, image: RGBImage) -> bool:
-    """Whether the faces ``found`` leave room in ``image`` for more of their size: their boxes
-    cover less than SIDEWAYS_MAX_COVER of it. A photo one lying face fills (a face crop) has none:
-    its face is set upright in its window alone (``_refine``)."""
+    """Whether the faces ``found`` leave room in ``image`` for more faces: their boxes cover less
+    than SIDEWAYS_MAX_COVER of it. A photo one lying face fills (a face crop) has none: its face
+    is set upright in its window alone (``_refine``)."""
     sides = found.boxes[:, 2:] - found.boxes[:, :2]
     covered = float(np.prod(sides, axis=1).sum())
     return covered < SIDEWAYS_MAX_COVER * float(image.shape[0] * image.shape[1])
@@ -207,7 +207,8 @@ class Pipeline:
         def prepare(index: int, start: float) -> _Prepared:
             pixels = frames[index]
             decoded = DecodedImage(pixels, pixels.shape[1], pixels.shape[0])
-            item = self._detect(decoded, options, detector, {"decode_ms": 0.0})
+            # Turned upright by the container's rotation already: no sideways pass per frame.
+            item = self._detect(decoded, options, detector, {"decode_ms": 0.0}, sideways=False)
             item.took_ms = _ms_since(start)
             return item
 
@@ -265,12 +266,18 @@ class Pipeline:
         return np.asarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), np.uint8)
 
     def _detect(
-        self, decoded: DecodedImage, options: AnalysisOptions, detector: str, timings: dict[str, float]
+        self,
+        decoded: DecodedImage,
+        options: AnalysisOptions,
+        detector: str,
+        timings: dict[str, float],
+        sideways: bool = True,
     ) -> _Prepared:
-        """Detect, then run the per-face models on the decoded pixels."""
+        """Detect, then run the per-face models on the decoded pixels (``sideways``: as
+        ``_find_faces``)."""
         step = time.perf_counter()
         image = decoded.pixels
-        in_decoded = self._find_faces(image, options, detector)
+        in_decoded = self._find_faces(image, options, detector, sideways)
         in_full_size = decoded_to_full_size(in_decoded, decoded)
         keep = select_faces(in_full_size, options)
         in_decoded = in_decoded.take(keep)
@@ -294,26 +301,39 @@ class Pipeline:
         timings["align_ms"] = _ms_since(step)
         return item
 
-    def _find_faces(self, image: RGBImage, options: AnalysisOptions, detector: str) -> Detections:
+    def _find_faces(
+        self, image: RGBImage, options: AnalysisOptions, detector: str, sideways: bool = True
+    ) -> Detections:
         """Faces in decoded px: the detection passes (``_passes``), then the faces whose box and
         landmarks came from a coarse canvas, from the edge of the detector's range, or from a
         face turned far from upright, detected again on a window around each (``_refine``).
 
-        A photo turned on its side or upside down (its EXIF orientation lost or never set)
-        shows SCRFD a few of its faces, lying the same way: where most of the faces found lie
-        more than 45 degrees from upright, and they leave room in the photo for more faces, the
-        passes run again on the photo turned upright, whose faces are kept where they are more
-        (t1.jpg and gdp.jpg turned a quarter either way: 1 or 2 faces found as they are, all 6
-        and 5 upright)."""
+        With ``sideways`` (a photo: a video's frames come upright), a photo turned on its side
+        or upside down (its EXIF orientation lost or never set) shows SCRFD a few of its faces,
+        lying the same way: where most of the faces found lie more than 45 degrees from
+        upright, and their boxes cover less than SIDEWAYS_MAX_COVER of it, the passes run again
+        on the photo turned upright. Where those find more faces, they are kept, with the faces
+        found as the photo is that none of them overlaps (bench/sideways.py: t1.jpg and gdp.jpg
+        turned a quarter either way, 1 or 2 faces found before, all 6 and 5 now)."""
         found, coarse = self._passes(image, options, detector)
         rolls = roll_degrees(found.keypoints)
-        quarters = upright_quarters(rolls, found.scores)
+        quarters = upright_quarters(rolls, found.scores) if sideways else 0
         if quarters and _room_for_more(found, image):
             upright = quarter_turned(image, quarters)
             again, again_coarse = self._passes(upright.canvas, options, detector)
             if len(again) > len(found):
-                faces = self._refined(upright.canvas, again, again_coarse, detector, options.threshold)
-                return warped_to_decoded(faces, upright)
+                refined = self._refined(upright.canvas, again, again_coarse, detector, options.threshold)
+                turned_back = warped_to_decoded(refined, upright)
+                # A face found as the photo is that the upright pass did not (one upright in the
+                # photo as sent, where SCRFD sees it lying) stays.
+                overlap = box_iou(found.boxes, turned_back.boxes).max(axis=1, initial=0.0)
+                alone = np.flatnonzero(overlap < PASS_MERGE_IOU)
+                if not len(alone):
+                    return turned_back
+                rest = self._refined(
+                    image, found.take(alone), coarse[alone], detector, options.threshold, rolls[alone]
+                )
+                return Detections.joined([turned_back, rest])
         return self._refined(image, found, coarse, detector, options.threshold, rolls)
 
     def _refined(
@@ -386,11 +406,7 @@ class Pipeline:
             for index, f in enumerate(found)
         ]
         in_decoded = [canvas_to_decoded(f, level) for f, level in zip(kept, passes, strict=True)]
-        merged = Detections(
-            np.concatenate([f.boxes for f in in_decoded]),
-            np.concatenate([f.scores for f in in_decoded]),
-            np.concatenate([f.keypoints for f in in_decoded]),
-        )
+        merged = Detections.joined(in_decoded)
         ranks = np.concatenate([np.full(len(f), index) for index, f in enumerate(in_decoded)])
         keep = merge_passes(merged.boxes, merged.scores, ranks, PASS_MERGE_IOU)
         if len(kept[0]) == len(main) and np.array_equal(np.sort(keep), np.arange(len(main))):

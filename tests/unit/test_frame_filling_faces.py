@@ -254,3 +254,29 @@ def test_a_photo_on_its_side_is_detected_again_turned_upright(
         found = result.faces[int(index)]
         assert face.vec is not None and found.vec is not None
         assert np.frombuffer(face.vec, np.float32) @ np.frombuffer(found.vec, np.float32) > 0.95
+    # A video's frames come upright (the container's rotation applied): not turned again.
+    (frame,) = full.run_frames([sideways], DEFAULT)
+    assert len(frame.faces) == 1
+
+
+def test_a_face_upright_in_a_photo_on_its_side_is_kept_with_the_faces_turned_upright(
+    analyzers: tuple[FaceAnalyzer, FaceAnalyzer],
+) -> None:
+    """gdp.jpg turned a quarter, with t1.jpg's first face pasted upright into its top-right
+    corner: most faces found lie, so the photo is detected again turned upright (its 5 faces),
+    and the pasted face, found as the photo is and by none of those, stays beside them."""
+    full, _ = analyzers
+    photo = np.ascontiguousarray(np.rot90(read_rgb(GROUP_PHOTOS["gdp.jpg"]), 1))
+    x1, y1, x2, y2 = (int(v) for v in T1_FACE_BOX)
+    left, top, right, bottom = x1 - 25, y1 - 30, x2 + 25, y2 + 20
+    at_x = photo.shape[1] - (right - left)
+    photo[: bottom - top, at_x:] = read_rgb(GROUP_PHOTOS["t1.jpg"])[top:bottom, left:right]
+    pasted = np.array(T1_FACE_BOX, np.float32) + np.array([at_x - left, -top] * 2, np.float32)
+    recorded, recording = _recording(full)
+    try:
+        (result,) = recorded.analyze([encode(photo)], DEFAULT)
+    finally:
+        recorded.close()
+    assert recording.shapes[2] == (640, 512, 3)  # the photo turned upright
+    assert len(result.faces) == 6
+    assert box_iou(_boxes(result), pasted[None])[:, 0].max() > 0.7

@@ -36,6 +36,15 @@ class Detections:
         return Detections(self.boxes[index], self.scores[index], self.keypoints[index])
 
     @classmethod
+    def joined(cls, parts: Sequence[Detections]) -> Detections:
+        """The faces of ``parts``, one after the other (each part's order kept)."""
+        return cls(
+            np.concatenate([part.boxes for part in parts]),
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.keypoints for part in parts]),
+        )
+
+    @classmethod
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
 
