@@ -14,6 +14,7 @@ face, several good ones rarely all are.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,8 +51,9 @@ class Observation:
     quality: float  # 0 ... 1 (worker/quality.py)
     vec: NDArray[np.float32]  # L2-normalised
     # The face's pixels (a small copy, RGB), turned into the track's thumbnail if this is its
-    # best frame: only then, once per track, not for every face of every frame.
-    crop: NDArray[np.uint8]
+    # best frame: only then, once per track, not for every face of every frame. A track keeps
+    # the crop of its best face alone (``_Open``).
+    crop: NDArray[np.uint8] | None
 
     @property
     def score(self) -> float:
@@ -82,19 +84,29 @@ def _normalised(vec: NDArray[np.float32]) -> NDArray[np.float32]:
 
 @dataclass(slots=True)
 class _Open:
-    """A track being followed."""
+    """A track being followed. Its observations are kept without their crops, but for ``top``:
+    a crowd's tracks would otherwise hold several raw crops each until the segment ends."""
 
+    top: Observation  # its best face so far, with its crop
     first: Observation
     last: Observation
     frames: int
     total: NDArray[np.float32]  # the sum of every frame's vector: what the next face is matched to
     best: list[tuple[float, int, Observation]] = field(default_factory=list)  # a min-heap by score
 
+    @classmethod
+    def of(cls, face: Observation, order: int) -> _Open:
+        bare = dataclasses.replace(face, crop=None)
+        return cls(face, bare, bare, 1, face.vec.copy(), [(face.score, order, bare)])
+
     def add(self, face: Observation, order: int) -> None:
-        self.last = face
+        if face.score > self.top.score:
+            self.top = face
+        bare = dataclasses.replace(face, crop=None)
+        self.last = bare
         self.frames += 1
         self.total = self.total + face.vec
-        heapq.heappush(self.best, (face.score, order, face))
+        heapq.heappush(self.best, (face.score, order, bare))
         if len(self.best) > BEST_FRAMES:
             heapq.heappop(self.best)
 
@@ -102,7 +114,8 @@ class _Open:
         kept = [face for _, _, face in self.best]
         weights = np.array([max(face.score, 1e-6) for face in kept], np.float32)
         vec = _normalised(np.sum([w * face.vec for w, face in zip(weights, kept, strict=True)], axis=0))
-        top = max(kept, key=lambda face: face.score)
+        top = self.top
+        assert top.crop is not None  # the one observation that keeps its crop
         return Track(
             start_s=round(self.first.time_s, 3),
             end_s=round(self.last.time_s, 3),
@@ -165,9 +178,7 @@ class Tracker:
         for b, face in enumerate(faces):
             if b not in matched:
                 self._order += 1
-                opened = _Open(face, face, 0, np.zeros_like(face.vec))
-                opened.add(face, self._order)
-                self._open.append(opened)
+                self._open.append(_Open.of(face, self._order))
 
     def tracks(self) -> list[Track]:
         """Every track so far, by start time."""
