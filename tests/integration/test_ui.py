@@ -491,6 +491,9 @@ PLAYER_TIME = "() => document.querySelector('#video-player').currentTime"
 # Chromium reports a media element's currentTime in whole microseconds: a seek to 5.122244489
 # reads back as 5.122244.
 PLAYER_TICK = 1e-5
+# How far the player may have played on from a seek when the test reads it (a loaded CI machine
+# can take a second to answer), well short of any other moment the test clicks.
+PLAYED_ON_S = 2.0
 
 
 def test_a_video_s_tracks_show_on_a_timeline_and_a_click_plays_it_from_that_moment(
@@ -534,7 +537,7 @@ def test_a_video_s_tracks_show_on_a_timeline_and_a_click_plays_it_from_that_mome
     player = page.locator("#video-player")
     best = float(player.get_attribute("data-seeked-to") or "nan")
     assert 1.5 <= best < 2.5
-    assert best - PLAYER_TICK <= page.evaluate(PLAYER_TIME) < best + 0.5  # it plays on from there
+    assert best - PLAYER_TICK <= page.evaluate(PLAYER_TIME) < best + PLAYED_ON_S  # it plays on from there
     # The last track's bar (4.0 s to 5.5 s at 2 fps), clicked at three quarters of its width.
     bar = rows.last.locator(".track-bar")
     box, lane = bar.bounding_box(), rows.last.locator(".track-lane").bounding_box()
@@ -545,7 +548,7 @@ def test_a_video_s_tracks_show_on_a_timeline_and_a_click_plays_it_from_that_mome
     bar.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})
     moment = float(player.get_attribute("data-seeked-to") or "nan")
     assert 4.9 < moment < 5.3, moment
-    assert moment - PLAYER_TICK <= page.evaluate(PLAYER_TIME) < moment + 0.5
+    assert moment - PLAYER_TICK <= page.evaluate(PLAYER_TIME) < moment + PLAYED_ON_S
     ui.screenshot("video.png")
     assert ui.console_errors == []
 
