@@ -198,7 +198,7 @@ def _receive_upload(ctx: ApiContext, path: Path) -> _Received:
     if path.stat().st_size > limit:
         raise LimitExceeded(f"the upload is larger than max_video_bytes={limit}")
     body = VideoRequest.model_validate(option_fields(form))
-    options = sorted(form.items(multi=True))
+    options = sorted(form.items(multi=True), key=lambda item: item[0])  # a name's values keep their order
     digest = hashlib.sha256(orjson.dumps([upload[0].sha256.hexdigest(), options])).hexdigest()
     return _Received(body, digest)
 

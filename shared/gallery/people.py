@@ -408,7 +408,7 @@ class PeopleStore:
                     (new, collection, old),
                 )
 
-    def subject_deleted(self, collection: str, subject: str | None = None) -> None:
+    def subject_deleted(self, collection: str, subject: str | None) -> None:
         """The gallery deleted a subject (None: every subject of the collection): its cluster
         stays (a person's grouping) without the name, and its faces' links to the deleted
         gallery faces go."""

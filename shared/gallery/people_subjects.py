@@ -85,5 +85,5 @@ def delete_gallery(gallery: Gallery, people: PeopleStore, collection: str) -> bo
     """Delete every subject of the collection's gallery (CompreFace's "delete all"), not the
     photos discovery holds: every cluster keeps its faces without a name."""
     deleted = gallery.delete_collection(collection)
-    people.subject_deleted(collection)
+    people.subject_deleted(collection, None)  # every subject
     return deleted
