@@ -103,11 +103,12 @@ class BatchedModels:
         return None if model is None else self._locked(partial(model.predict, image, keypoints))
 
     def landmarks106(
-        self, image: NDArray[np.uint8], boxes: NDArray[np.float32]
+        self, image: NDArray[np.uint8], boxes: NDArray[np.float32], turns: NDArray[np.floating] | None = None
     ) -> NDArray[np.float32] | None:
-        """106 landmarks in ``image``'s frame for boxes in it; None where the model is not loaded."""
+        """106 landmarks in ``image``'s frame for boxes in it (``turns``: Landmarks106's); None
+        where the model is not loaded."""
         model = self.loaded.landmarks106
-        return None if model is None else self._locked(partial(model.landmarks, image, boxes))
+        return None if model is None else self._locked(partial(model.landmarks, image, boxes, turns))
 
     def _locked(self, call: Callable[[], Output]) -> Output:
         with self._device_lock:

@@ -155,6 +155,14 @@ def check_total_faces(found: int, searched: int, images: int, limit: int) -> Non
         )
 
 
+def upright_turns(found: Detections, rolls: NDArray[np.float32] | None = None) -> NDArray[np.float64]:
+    """The turn (degrees, counter-clockwise) that sets each face lying more than REFINE_MIN_ROLL
+    upright; 0 for the others. ``rolls``: ``roll_degrees`` of their keypoints, when known."""
+    rolls = roll_degrees(found.keypoints) if rolls is None else rolls
+    turns: NDArray[np.float64] = np.where(np.abs(rolls) > REFINE_MIN_ROLL, -rolls.astype(np.float64), 0.0)
+    return turns
+
+
 def _room_for_more(found: Detections, image: RGBImage) -> bool:
     """Whether the faces ``found`` leave room in ``image`` for more faces: their boxes cover less
     than SIDEWAYS_MAX_COVER of it. A photo one lying face fills (a face crop) has none: its face
@@ -288,7 +296,7 @@ class Pipeline:
             if options.extract_ga:
                 item.genderage = self._models.gender_age(image, in_decoded.keypoints)
             if options.return_landmarks106:
-                landmarks = self._models.landmarks106(image, in_decoded.boxes)
+                landmarks = self._models.landmarks106(image, in_decoded.boxes, upright_turns(in_decoded))
                 item.landmarks106 = (
                     None if landmarks is None else points_decoded_to_full_size(landmarks, decoded)
                 )
@@ -347,9 +355,7 @@ class Pipeline:
     ) -> Detections:
         """``_refine`` of the faces from a coarse pass (``coarse``) and of those lying on their
         side (``rolls``: ``roll_degrees`` of their landmarks, when already known)."""
-        rolls = roll_degrees(found.keypoints) if rolls is None else rolls
-        # The turn that sets a lying face upright in its window; 0 for the others.
-        turns = np.where(np.abs(rolls) > REFINE_MIN_ROLL, -rolls, 0.0)
+        turns = upright_turns(found, rolls)
         return self._refine(image, found, coarse | (turns != 0), turns, detector, threshold)
 
     def _passes(

@@ -96,8 +96,11 @@ class LandmarkModel(Protocol):
     spec: ModelSpec
     points: int
 
-    def landmarks(self, image: NDArray[np.uint8], boxes: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Dense landmarks (N, points, 2) in image pixels for the faces in boxes (N, 4)."""
+    def landmarks(
+        self, image: NDArray[np.uint8], boxes: NDArray[np.float32], turns: NDArray[np.floating] | None = None
+    ) -> NDArray[np.float32]:
+        """Dense landmarks (N, points, 2) in image pixels for the faces in boxes (N, 4); ``turns``:
+        the degrees (counter-clockwise) that set each face upright, or None."""
         ...
 
 
