@@ -15,6 +15,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.imaging.align import turn_onto
+
 
 def package_dir(package: str) -> Path:
     """An installed package's folder, found without importing it (importing insightface pulls in
@@ -107,7 +109,6 @@ def tilted_crop(
     x1, y1, x2, y2 = (float(v) for v in box)
     centre = ((x1 + x2) / 2, (y1 + y2) / 2)
     region = max(x2 - x1, y2 - y1) * margin
-    matrix = cv2.getRotationMatrix2D(centre, degrees, side / region)
-    matrix[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+    matrix = turn_onto(centre, degrees, side / region, (side / 2, side / 2))
     image = cv2.warpAffine(photo, matrix, (side, side), borderMode=cv2.BORDER_REFLECT)
-    return np.asarray(image, np.uint8), np.asarray(matrix, np.float64)
+    return np.asarray(image, np.uint8), matrix

@@ -112,3 +112,13 @@ def upright_quarters(rolls: NDArray[np.float32], scores: NDArray[np.float32]) ->
     weights = np.bincount(quarters, weights=scores.astype(np.float64), minlength=4)
     most = int(weights.argmax())
     return most if weights[most] > weights.sum() / 2 else 0
+
+
+def turn_onto(
+    centre: tuple[float, float], degrees: float, scale: float, target: tuple[float, float]
+) -> NDArray[np.float64]:
+    """The 2x3 map that turns image px ``degrees`` counter-clockwise about ``centre``, scales
+    them by ``scale`` and puts ``centre`` at ``target`` (a canvas's middle)."""
+    matrix = np.asarray(cv2.getRotationMatrix2D(centre, degrees, scale), np.float64)
+    matrix[:, 2] += np.array([target[0] - centre[0], target[1] - centre[1]])
+    return matrix

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.imaging.align import turn_onto
+
 DETECTOR_STRIDE = 32  # SCRFD and RetinaFace inputs must be multiples of their largest stride
 # Side ratio between a detector canvas and its next coarse level. SCRFD-500M finds faces from
 # about 16 to 340 canvas px wide (bench/coarse.py), so a step of 4 leaves the levels' ranges
@@ -157,8 +159,7 @@ def turned(image: NDArray[np.uint8], boxed: Letterbox, degrees: float, fill_canv
     else:
         side = _round_up(math.ceil(max(span_w, span_h) * scale - 1e-6), DETECTOR_STRIDE)
         canvas_w = canvas_h = side
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
-    matrix[:, 2] += (canvas_w / 2 - width / 2, canvas_h / 2 - height / 2)
+    matrix = turn_onto((width / 2, height / 2), degrees, scale, (canvas_w / 2, canvas_h / 2))
     return Warped.by(image, matrix, (canvas_w, canvas_h))
 
 
@@ -205,16 +206,14 @@ def face_window(
         # alone would sample the face sparsely and alias), then turned at its new scale.
         wide = face_window(image, box, face_side, context * math.sqrt(2))
         width = wide.canvas.shape[1]
-        turn = cv2.getRotationMatrix2D((width / 2, width / 2), degrees, side / region / wide.scale)
-        turn[:, 2] += np.array([side / 2 - width / 2, side / 2 - width / 2])
+        turn = turn_onto((width / 2, width / 2), degrees, side / region / wide.scale, (side / 2, side / 2))
         inner = Warped.by(wide.canvas, turn, (side, side))
         linear, shift = wide.to_image[:, :2], wide.to_image[:, 2]
         back = np.hstack([linear @ inner.to_image[:, :2], (linear @ inner.to_image[:, 2] + shift)[:, None]])
         return Warped(inner.canvas, np.asarray(back, np.float32), side / region)
     if degrees:
         centre = ((x1 + x2) / 2, (y1 + y2) / 2)
-        matrix = cv2.getRotationMatrix2D(centre, degrees, side / region)
-        matrix[:, 2] += np.array([side / 2 - centre[0], side / 2 - centre[1]])
+        matrix = turn_onto(centre, degrees, side / region, (side / 2, side / 2))
         return Warped.by(image, matrix, (side, side))
     left, top = round((x1 + x2 - region) / 2), round((y1 + y2 - region) / 2)
     height, width = image.shape[:2]

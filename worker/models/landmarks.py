@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.imaging.align import turn_onto
 from worker.inference.files import ModelSpec
 from worker.inference.session import ModelSession
 
@@ -25,9 +26,7 @@ def box_crop_matrix(
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     if not degrees:
         return np.array([[scale, 0.0, size / 2 - cx * scale], [0.0, scale, size / 2 - cy * scale]])
-    matrix = np.asarray(cv2.getRotationMatrix2D((cx, cy), degrees, scale), np.float64)
-    matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
-    return matrix
+    return turn_onto((cx, cy), degrees, scale, (size / 2, size / 2))
 
 
 class Landmarks106:
