@@ -330,7 +330,7 @@ class Pipeline:
             upright = quarter_turned(image, quarters)
             again, again_coarse = self._passes(upright.canvas, options, detector)
             if len(again) > len(found):
-                refined = self._refined(upright.canvas, again, again_coarse, detector, options.threshold)
+                refined = self._refine(upright.canvas, again, again_coarse, detector, options.threshold)
                 turned_back = warped_to_decoded(refined, upright)
                 # A face found as the photo is that the upright pass did not (one upright in the
                 # photo as sent, where SCRFD sees it lying) stays.
@@ -338,25 +338,11 @@ class Pipeline:
                 alone = np.flatnonzero(overlap < PASS_MERGE_IOU)
                 if not len(alone):
                     return turned_back
-                rest = self._refined(
+                rest = self._refine(
                     image, found.take(alone), coarse[alone], detector, options.threshold, rolls[alone]
                 )
                 return Detections.joined([turned_back, rest])
-        return self._refined(image, found, coarse, detector, options.threshold, rolls)
-
-    def _refined(
-        self,
-        image: RGBImage,
-        found: Detections,
-        coarse: NDArray[np.bool_],
-        detector: str,
-        threshold: float,
-        rolls: NDArray[np.float32] | None = None,
-    ) -> Detections:
-        """``_refine`` of the faces from a coarse pass (``coarse``) and of those lying on their
-        side (``rolls``: ``roll_degrees`` of their landmarks, when already known)."""
-        turns = upright_turns(found, rolls)
-        return self._refine(image, found, coarse | (turns != 0), turns, detector, threshold)
+        return self._refine(image, found, coarse, detector, options.threshold, rolls)
 
     def _passes(
         self, image: RGBImage, options: AnalysisOptions, detector: str
@@ -437,18 +423,20 @@ class Pipeline:
         self,
         image: RGBImage,
         found: Detections,
-        again: NDArray[np.bool_],
-        turns: NDArray[np.floating],
+        coarse: NDArray[np.bool_],
         detector: str,
         threshold: float,
+        rolls: NDArray[np.float32] | None = None,
     ) -> Detections:
-        """The faces marked ``again`` detected again on a window of the decoded image around
-        each, where the face spans REFINE_FACE_SIDE px, turned by its ``turns`` (upright): box
-        and landmarks from a canvas 4 or 16 times coarser, from the edge of the detector's range,
-        or of a face lying on its side, are less precise, and the landmarks decide the alignment
-        (CFP, bench/tilted.py: docs/accuracy.md). Where the window shows no face overlapping
-        it, a face stays."""
-        indices = np.flatnonzero(again)
+        """The faces marked ``coarse`` (``_passes``), and those lying more than REFINE_MIN_ROLL
+        on their side (``rolls``: ``roll_degrees`` of their keypoints, when already known),
+        detected again on a window of the decoded image around each, where the face spans
+        REFINE_FACE_SIDE px, turned upright: box and landmarks from a canvas 4 or 16 times
+        coarser, from the edge of the detector's range, or of a face lying on its side, are less
+        precise, and the landmarks decide the alignment (CFP, bench/tilted.py: docs/accuracy.md).
+        Where the window shows no face overlapping it, a face stays."""
+        turns = upright_turns(found, rolls)
+        indices = np.flatnonzero(coarse | (turns != 0))
         if not len(indices):
             return found
         windows = [
