@@ -65,40 +65,32 @@ _NOW_MS = (
     "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 )
 
-# KEYS: video hash. ARGV: ms the cut may go on from now, or '' once it is whole; '1' to start
-# it. A cut whose deadline has passed is dead (marked so: neither it nor a retry can revive
-# it); one that is whole cannot be extended again. -> 1 | 0 (the video is gone, or its cut was
-# found dead or is whole)
-CUTTING = (
-    _NOW_MS
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local deadline = redis.call('HGET', KEYS[1], 'cut_until')
-if deadline == 'dead' or (not deadline and ARGV[2] ~= '1') then return 0 end
-if deadline and now > tonumber(deadline) then
-  redis.call('HSET', KEYS[1], 'cut_until', 'dead')
-  return 0
-end
-if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'cut_until')
-else redis.call('HSET', KEYS[1], 'cut_until', now + tonumber(ARGV[1])) end
-return 1
-"""
-)
-
-# KEYS: video hash. -> 'gone', 'whole' (every segment queued), 'cutting', or 'dead' (the cut
-# stopped before it was whole: marked so at its first sight past the deadline)
-CUT_STATE = (
+# KEYS: video hash. ARGV: what to do with the video's cut into segments: 'state' (only read
+# it), 'start' or 'extend' (with ARGV[2]: the ms it may go on from now), 'whole' (every segment
+# queued). A cut past its deadline is dead, marked so at its first sight: neither it nor a
+# retry can revive it; a whole one is not extended again. -> the state after: 'gone',
+# 'whole', 'cutting' or 'dead'
+CUT = (
     _NOW_MS
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
 local deadline = redis.call('HGET', KEYS[1], 'cut_until')
-if not deadline then return 'whole' end
-if deadline == 'dead' then return 'dead' end
-if now > tonumber(deadline) then
+local state = 'cutting'
+if not deadline then state = 'whole'
+elseif deadline == 'dead' then state = 'dead'
+elseif now > tonumber(deadline) then
   redis.call('HSET', KEYS[1], 'cut_until', 'dead')
-  return 'dead'
+  state = 'dead'
 end
-return 'cutting'
+if ARGV[1] == 'start' or (ARGV[1] == 'extend' and state == 'cutting') then
+  redis.call('HSET', KEYS[1], 'cut_until', now + tonumber(ARGV[2]))
+  return 'cutting'
+end
+if ARGV[1] == 'whole' and state == 'cutting' then
+  redis.call('HDEL', KEYS[1], 'cut_until')
+  return 'whole'
+end
+return state
 """
 )
 
@@ -141,8 +133,7 @@ class VideoStore:
         self._record = client.register_script(RECORD)
         self._fail = client.register_script(FAIL)
         self._publish = client.register_script(PUBLISH)
-        self._cutting = client.register_script(CUTTING)
-        self._cut_state = client.register_script(CUT_STATE)
+        self._cut = client.register_script(CUT)
 
     def _key(self, video_id: str) -> str:
         return f"{self._prefix}:video:{video_id}"
@@ -157,20 +148,24 @@ class VideoStore:
             pipe.hset(key, name, value)
         pipe.expire(key, self._ttl_s)
         pipe.execute()
-        self._cutting(keys=[key], args=[max(1, round(cut_s * 1000)), "1"])
+        self._cut_step(video_id, "start", cut_s)
 
     def cutting(self, video_id: str, cut_s: float) -> bool:
         """The cut goes on, until ``cut_s`` from now; False when the video is gone or its cut was
         found dead meanwhile (a retry may have erased it and made it anew): stop cutting."""
-        return bool(self._cutting(keys=[self._key(video_id)], args=[max(1, round(cut_s * 1000)), "0"]))
+        return self._cut_step(video_id, "extend", cut_s) == "cutting"
 
     def cut_whole(self, video_id: str) -> bool:
         """Every segment of the video is queued; False as ``cutting``."""
-        return bool(self._cutting(keys=[self._key(video_id)], args=["", "0"]))
+        return self._cut_step(video_id, "whole") == "whole"
 
     def cut_state(self, video_id: str) -> CutState:
-        """Where the video's cut into segments stands (``CUT_STATE``)."""
-        return cast(CutState, cast(bytes, self._cut_state(keys=[self._key(video_id)])).decode())
+        """Where the video's cut into segments stands (``CUT``)."""
+        return self._cut_step(video_id, "state")
+
+    def _cut_step(self, video_id: str, step: str, cut_s: float = 0.0) -> CutState:
+        answer = self._cut(keys=[self._key(video_id)], args=[step, max(1, round(cut_s * 1000))])
+        return cast(CutState, cast(bytes, answer).decode())
 
     def exists(self, video_id: str) -> bool:
         return bool(self._redis.exists(self._key(video_id)))
