@@ -42,7 +42,7 @@ from worker.imaging.decode import RGBImage
 from worker.inference.session import Device
 from worker.loader import load_analyzer
 from worker.tracking import Tracker, max_gap_s
-from worker.video import VideoWork, observations, sampled_frames, thumbnail
+from worker.video import VideoWork, follow, sampled_frames, thumbnail
 
 LIMITS = VideoLimits(max_duration_s=3600, max_pixels=3840 * 2160, max_frames=100_000)
 
@@ -129,12 +129,11 @@ def timed_ms(work: VideoWork, job: VideoSegmentJob, runs: int) -> tuple[float, V
     return statistics.median(times), result
 
 
-def follow(frames: list[tuple[float, RGBImage]], results: list[ImageResult], gap_s: float) -> list[Track]:
-    """What a segment does with its frames' results: observations (the faces' thumbnails among
-    them) and tracking, to the tracks it records."""
+def tracked(frames: list[tuple[float, RGBImage]], results: list[ImageResult], gap_s: float) -> list[Track]:
+    """What a segment does with its frames' results (worker/video.py: ``follow``): observations
+    (the faces' crops among them), tracking, and the tracks it records (a thumbnail each)."""
     tracker = Tracker(gap_s, thumbnail)
-    for (time_s, pixels), image in zip(frames, results, strict=True):
-        tracker.add_frame(time_s, observations(time_s, pixels, image))
+    follow(tracker, frames, results)
     return tracker.tracks()
 
 
@@ -159,7 +158,7 @@ def main() -> None:
     stages = alternating_ms(
         {
             "decode": lambda: list(sampled_frames(job.data, job, LIMITS.max_pixels)),
-            "follow": lambda: follow(frames, results, max_gap_s(job.fps)),
+            "follow": lambda: tracked(frames, results, max_gap_s(job.fps)),
         },
         runs=args.runs,
     )

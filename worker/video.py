@@ -174,6 +174,14 @@ def observations(time_s: float, pixels: RGBImage, image: ImageResult) -> list[Ob
     return found
 
 
+def follow(
+    tracker: Tracker, frames: Sequence[tuple[float, RGBImage]], results: Sequence[ImageResult]
+) -> None:
+    """Feed ``tracker`` the faces of analysed frames (time, pixels), in time order."""
+    for (time_s, pixels), image in zip(frames, results, strict=True):
+        tracker.add_frame(time_s, observations(time_s, pixels, image))
+
+
 def overlapping(tracks: Sequence[Track]) -> list[list[int]]:
     """The tracks (their indexes) in groups that overlap in time, chained: two faces on screen
     together are two people."""
@@ -247,9 +255,11 @@ class VideoWork:
         checked = time.monotonic()
 
         def analyse() -> None:
-            results = self.analyzer.run_frames([pixels for _, pixels in batch], options, job.request_id)
-            for (time_s, pixels), image in zip(batch, results, strict=True):
-                tracker.add_frame(time_s, observations(time_s, pixels, image))
+            follow(
+                tracker,
+                batch,
+                self.analyzer.run_frames([pixels for _, pixels in batch], options, job.request_id),
+            )
             batch.clear()
 
         for sample in sampled_frames(job.data, job, self.max_pixels):
