@@ -165,8 +165,7 @@ def _receive_upload(ctx: ApiContext, path: Path) -> _Received:
     other fields as the options. The digest covers the file's bytes and the option fields, not
     the multipart envelope (whose boundary a client draws anew for each attempt)."""
     limit = ctx.settings.max_video_bytes
-    opened: list[IO[bytes]] = []
-    upload: list[_HashingFile] = []
+    opened: list[IO[bytes]] = []  # the upload (a _HashingFile), then any other file
 
     def stream_factory(
         total_content_length: int | None,
@@ -175,12 +174,7 @@ def _receive_upload(ctx: ApiContext, path: Path) -> _Received:
         content_length: int | None = None,
     ) -> IO[bytes]:
         # The first file goes to the data directory; any other is kept aside, then refused.
-        sink: IO[bytes]
-        if not opened:
-            upload.append(_HashingFile(path))
-            sink = upload[0]
-        else:
-            sink = tempfile.TemporaryFile()  # noqa: SIM115
+        sink: IO[bytes] = _HashingFile(path) if not opened else tempfile.TemporaryFile()  # noqa: SIM115
         opened.append(sink)
         return sink
 
@@ -199,7 +193,8 @@ def _receive_upload(ctx: ApiContext, path: Path) -> _Received:
         raise LimitExceeded(f"the upload is larger than max_video_bytes={limit}")
     body = VideoRequest.model_validate(option_fields(form))
     options = sorted(form.items(multi=True), key=lambda item: item[0])  # a name's values keep their order
-    digest = hashlib.sha256(orjson.dumps([upload[0].sha256.hexdigest(), options])).hexdigest()
+    upload = cast(_HashingFile, opened[0])
+    digest = hashlib.sha256(orjson.dumps([upload.sha256.hexdigest(), options])).hexdigest()
     return _Received(body, digest)
 
 
