@@ -4,6 +4,7 @@ passes), and the coarse passes change nothing where the main pass finds every fa
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -109,9 +110,15 @@ def test_retinaface_gets_the_coarse_passes_too() -> None:
     assert box_iou(_boxes(result), box[None]).max() >= 0.5
 
 
-def _recording(full: FaceAnalyzer) -> tuple[FaceAnalyzer, Recording]:
+@contextmanager
+def _recording(full: FaceAnalyzer) -> Iterator[tuple[FaceAnalyzer, Recording]]:
+    """``full``'s models in an analyzer that records every detector input's shape."""
     models, recording = recorded(full.models, "scrfd")
-    return FaceAnalyzer(models, MAX_IMAGE_PIXELS), recording
+    analyzer = FaceAnalyzer(models, MAX_IMAGE_PIXELS)
+    try:
+        yield analyzer, recording
+    finally:
+        analyzer.close()
 
 
 def test_coarse_passes_run_only_where_a_face_too_large_for_the_main_pass_fits(
@@ -121,8 +128,7 @@ def test_coarse_passes_run_only_where_a_face_too_large_for_the_main_pass_fits(
     a face filling a 1280 px canvas (max_size 0), which the main pass misses: the coarse pass
     too (the 240 px image padded to 256), then the window around its face (320 px)."""
     full, _ = analyzers
-    recorded, recording = _recording(full)
-    try:
+    with _recording(full) as (recorded, recording):
         (group,) = recorded.analyze([GROUP_PHOTOS["t1.jpg"].read_bytes()], DEFAULT)
         assert len(group.faces) == 6
         assert recording.shapes == [(448, 640, 3)]
@@ -131,8 +137,6 @@ def test_coarse_passes_run_only_where_a_face_too_large_for_the_main_pass_fits(
         (portrait,) = recorded.analyze([encode(image)], NO_RESIZE)
         assert recording.shapes == [(960, 1280, 3), (256, 320, 3), (320, 320, 3)]
         assert len(portrait.faces) == 1 and box_iou(_boxes(portrait), box[None]).max() >= 0.5
-    finally:
-        recorded.close()
 
 
 def test_a_face_filling_a_small_photo_is_found_at_twice_its_scale(
@@ -163,11 +167,8 @@ def test_a_tilted_face_in_a_small_photo_is_found_on_turned_copies(
     upright = group.faces[int(box_iou(_boxes(group), face_box[None])[:, 0].argmax())]
     image, to_crop = tilted_crop(photo, face_box, -80, 96, 1.4)
     truth = np.array(upright.landmarks) @ to_crop[:, :2].T + to_crop[:, 2]
-    recorded, recording = _recording(full)
-    try:
+    with _recording(full) as (recorded, recording):
         (result,) = recorded.analyze([encode(image, ".png")], DEFAULT)
-    finally:
-        recorded.close()
     assert recording.shapes == [(96, 96, 3), (192, 192, 3), (192, 192, 3), (192, 192, 3), (320, 320, 3)]
     assert len(result.faces) == 1
     (found,) = result.faces
@@ -201,11 +202,8 @@ def test_a_face_lying_on_its_side_is_detected_again_upright(
     upright = group.faces[int(box_iou(_boxes(group), face_box[None])[:, 0].argmax())]
     image, to_crop = tilted_crop(photo, face_box, -90, side, margin)
     truth = np.array(upright.landmarks) @ to_crop[:, :2].T + to_crop[:, 2]
-    recorded, recording = _recording(full)
-    try:
+    with _recording(full) as (recorded, recording):
         (lying,) = recorded.analyze([encode(image, ".png")], DEFAULT)
-    finally:
-        recorded.close()
     assert recording.shapes == calls
     (found,) = lying.faces
     face_side = max(found.bbox[2] - found.bbox[0], found.bbox[3] - found.bbox[1])
@@ -236,11 +234,8 @@ def test_a_photo_on_its_side_is_detected_again_turned_upright(
     (as_it_is,) = full.models.detect(
         "scrfd", [letterbox(sideways, DEFAULT.max_size).canvas], DEFAULT.threshold
     )
-    recorded, recording = _recording(full)
-    try:
+    with _recording(full) as (recorded, recording):
         (result,) = recorded.analyze([encode(sideways)], DEFAULT)
-    finally:
-        recorded.close()
     assert recording.shapes == [(640, 448, 3), (160, 128, 3), (448, 640, 3)]  # as it is, coarse, upright
     assert len(upright.faces) == 6 and len(as_it_is) == 1 and len(result.faces) == 6
     height, width = photo.shape[:2]
@@ -272,11 +267,8 @@ def test_a_face_upright_in_a_photo_on_its_side_is_kept_with_the_faces_turned_upr
     at_x = photo.shape[1] - (right - left)
     photo[: bottom - top, at_x:] = read_rgb(GROUP_PHOTOS["t1.jpg"])[top:bottom, left:right]
     pasted = np.array(T1_FACE_BOX, np.float32) + np.array([at_x - left, -top] * 2, np.float32)
-    recorded, recording = _recording(full)
-    try:
+    with _recording(full) as (recorded, recording):
         (result,) = recorded.analyze([encode(photo)], DEFAULT)
-    finally:
-        recorded.close()
     assert recording.shapes[2] == (640, 512, 3)  # the photo turned upright
     assert len(result.faces) == 6
     assert box_iou(_boxes(result), pasted[None])[:, 0].max() > 0.7
